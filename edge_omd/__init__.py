@@ -1,0 +1,19 @@
+"""edge-omd: on-device personalization by one-pass online reward modeling.
+
+    >>> from edge_omd import RewardModel
+    >>> model = RewardModel(384, budget_bytes=2 << 20)
+    >>> model.learn_pair(phi_chosen, phi_rejected)      # doctest: +SKIP
+
+Imports numpy, scipy and numba only; the feature head needs onnxruntime + tokenizers (extra
+`head`); the exporter (extra `export`) is the only part that needs torch.
+"""
+from edge_omd.errors import (BudgetError, ConfigError, EdgeOMDError, ExportError, HeadError,
+                             HeadMismatchError, InvalidInputError, NumericalError,
+                             StateFormatError, StoreError)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EdgeOMDError", "InvalidInputError", "ConfigError", "BudgetError", "StateFormatError",
+    "HeadMismatchError", "HeadError", "ExportError", "StoreError", "NumericalError",
+]

@@ -1,0 +1,45 @@
+"""Typed errors of the SDK: everything raised on purpose derives from `EdgeOMDError`.
+
+Catch `EdgeOMDError` to handle any SDK failure; the subclasses say what went wrong.
+Input errors also derive from `ValueError` so generic callers keep working.
+"""
+
+
+class EdgeOMDError(Exception):
+    """Base class of every error the SDK raises on purpose."""
+
+
+class InvalidInputError(EdgeOMDError, ValueError):
+    """An argument to a verb was malformed (shape, dtype, NaN/inf, range). Nothing was changed."""
+
+
+class ConfigError(EdgeOMDError, ValueError):
+    """A constructor argument or a combination of them is not supported."""
+
+
+class BudgetError(ConfigError):
+    """The memory budget is below the smallest state that can represent the model."""
+
+
+class StateFormatError(EdgeOMDError, ValueError):
+    """A serialised state is corrupt, truncated, of an unknown version, or inconsistent."""
+
+
+class HeadMismatchError(EdgeOMDError):
+    """A reward-model state was learned on another feature head (fingerprint, dim or format differ)."""
+
+
+class HeadError(EdgeOMDError):
+    """A feature-head folder cannot be used (missing or corrupt manifest, graph or tokenizer)."""
+
+
+class ExportError(EdgeOMDError):
+    """A checkpoint cannot be exported (unsupported architecture, missing files, failed parity)."""
+
+
+class StoreError(EdgeOMDError):
+    """A state store cannot read or write a user's state."""
+
+
+class NumericalError(EdgeOMDError, ArithmeticError):
+    """An update would have produced a non-finite state; the state was left unchanged."""
