@@ -17,3 +17,15 @@ __all__ = [
     "EdgeOMDError", "InvalidInputError", "ConfigError", "BudgetError", "StateFormatError",
     "HeadMismatchError", "HeadError", "ExportError", "StoreError", "NumericalError",
 ]
+
+from edge_omd.reward_model import RewardModel  # noqa: E402
+
+__all__ += ["RewardModel"]
+
+
+def __getattr__(name):
+    # The feature head pulls in onnxruntime + tokenizers: import it only when asked for.
+    if name == "FeatureHead":
+        from edge_omd.feature_head import FeatureHead
+        return FeatureHead
+    raise AttributeError(f"module 'edge_omd' has no attribute {name!r}")

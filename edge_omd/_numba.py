@@ -12,7 +12,7 @@ import os
 
 import numba
 
-FASTMATH = frozenset({"reassoc", "contract"})
+FASTMATH = {"reassoc", "contract"}
 # Caching writes beside the sources unless NUMBA_CACHE_DIR is set; we only cache when it is.
 CACHE = bool(os.environ.get("NUMBA_CACHE_DIR"))
 JIT_DISABLED = bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0"))

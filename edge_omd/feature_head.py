@@ -1,0 +1,240 @@
+"""`FeatureHead`: phi(x, a) from an exported ONNX feature head, without torch.
+
+    >>> head = FeatureHead.open("heads/minilm")                      # doctest: +SKIP
+    >>> phi = head.features("How do I boil an egg?", ["Boil it.", "Fry it."])   # (2, head.dim)
+    >>> head.check(reward_model)      # refuses a state learned on another head
+
+phi(x, a) is whatever the exporter put inside the graph (see the manifest): for decoders the
+last-layer hidden state at the last non-padding token, for encoders the masked mean of the
+last layer, optionally L2-normalised. The runner only tokenizes (`tokenizers`), pads and runs
+the graph (`onnxruntime`), so Python, Android and every execution provider get the same vector.
+
+Dependencies: numpy + stdlib at import time; onnxruntime and tokenizers are imported in `open`
+so that `import edge_omd` works without the `head` extra.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+from typing import Sequence
+
+import numpy as np
+
+from edge_omd._head_manifest import graph_fingerprint, load_manifest
+from edge_omd._head_tokenize import TextEncoder, load_tokenizer
+from edge_omd.errors import HeadError, HeadMismatchError, InvalidInputError
+
+#: Execution providers in order of preference; the first one available (and that accepts the
+#: graph) runs it, CPU always last.
+PROVIDER_PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "QNNExecutionProvider",
+    "CoreMLExecutionProvider",
+    "XnnpackExecutionProvider",
+    "CPUExecutionProvider",
+)
+
+
+def _provider_entry(name: str):
+    # QNN needs its backend library named; HTP is the NPU backend the QDQ variant targets.
+    if name == "QNNExecutionProvider":
+        return (name, {"backend_path": "libQnnHtp.so" if os.name != "nt" else "QnnHtp.dll"})
+    return name
+
+
+def _make_session(graph_path: str, wanted: Sequence[str]):
+    """Create an InferenceSession on the preferred providers, falling back to CPU.
+
+    onnxruntime itself silently drops a provider whose libraries are missing (e.g. the CUDA
+    build on a machine without a GPU); a provider that raises is dropped here and the next tried.
+    """
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    chain = [p for p in wanted if p in available]
+    if "CPUExecutionProvider" not in chain:
+        chain.append("CPUExecutionProvider")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3  # errors only: a missing GPU is expected on most devices
+    last_err = None
+    while chain:
+        try:
+            sess = ort.InferenceSession(graph_path, sess_options=so,
+                                        providers=[_provider_entry(p) for p in chain])
+            return sess
+        except Exception as e:  # onnxruntime raises its own pybind exception types
+            last_err = e
+            if chain == ["CPUExecutionProvider"]:
+                break
+            chain = chain[1:]
+    raise HeadError(f"onnxruntime cannot load the graph {graph_path} ({last_err}); the file is "
+                    "corrupt or was exported for a newer onnxruntime; re-export the head")
+
+
+class FeatureHead:
+    """An exported feature head: tokenizer + ONNX graph + manifest. Build with `open`."""
+
+    def __init__(self, folder: str, manifest: dict, session, encoder: TextEncoder,
+                 fingerprint: bytes, batch_size: int):
+        self._folder = folder
+        self._manifest = manifest
+        self._session = session
+        self._encoder = encoder
+        self._fingerprint = fingerprint
+        self._batch_size = batch_size
+        self.last_truncated = 0  # how many pairs of the last call were truncated
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def open(cls, folder: str | os.PathLike, providers: Sequence[str] | None = None, *,
+             padding_side: str | None = None, batch_size: int = 16,
+             verify: bool = True) -> "FeatureHead":
+        """Load `folder` (written by `edge-omd export`).
+
+        providers: preference list of onnxruntime execution provider names; None means
+            `PROVIDER_PREFERENCE`. Unavailable ones are skipped; CPU is the fallback.
+            `head.provider` says which one actually runs.
+        padding_side: override the manifest's side ("left"/"right"); the features do not change.
+        batch_size: rows per graph call in `features_batch` (memory vs speed).
+        verify: recompute the graph's SHA-256 and compare it with the manifest (detects a
+            corrupt or swapped graph; costs one read of the graph files).
+        """
+        folder = os.fspath(folder)
+        m = load_manifest(folder)
+        if providers is not None and (isinstance(providers, str)
+                                      or not all(isinstance(p, str) for p in providers)):
+            raise InvalidInputError("providers must be a list of provider names such as "
+                                    "['CUDAExecutionProvider', 'CPUExecutionProvider']")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+        for name in m["graph_files"]:
+            if not os.path.isfile(os.path.join(folder, name)):
+                raise HeadError(f"feature head {folder}: graph file {name!r} is missing; "
+                                "re-export the head")
+        fp = bytes.fromhex(m["graph_sha256"])
+        if verify and not hmac.compare_digest(graph_fingerprint(folder, m["graph_files"]), fp):
+            raise HeadError(f"feature head {folder}: the graph does not match the manifest's "
+                            "graph_sha256 (corrupt or replaced file); re-export the head")
+        tok = load_tokenizer(os.path.join(folder, m["tokenizer_file"]))
+        encoder = TextEncoder(tok, m["template"], m["max_length"], m["add_special_tokens"],
+                              m["pad_token_id"], padding_side or m["padding_side"])
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise HeadError("the feature head needs onnxruntime: pip install 'edge-omd[head]'") from e
+        session = _make_session(os.path.join(folder, m["graph_files"][0]),
+                                list(providers) if providers is not None else PROVIDER_PREFERENCE)
+        names = [i.name for i in session.get_inputs()]
+        if names != m["inputs"] or session.get_outputs()[0].name != m["output"]:
+            raise HeadError(f"feature head {folder}: graph inputs {names} / output "
+                            f"{session.get_outputs()[0].name!r} do not match the manifest")
+        return cls(folder, m, session, encoder, fp, batch_size)
+
+    # ------------------------------------------------------------------ read-only facts
+    @property
+    def dim(self) -> int:
+        """Feature dimension d."""
+        return int(self._manifest["d"])
+
+    @property
+    def fingerprint(self) -> bytes:
+        """32-byte SHA-256 of the graph file(s): the identity a reward-model state binds to."""
+        return self._fingerprint
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that actually runs the graph (first one onnxruntime kept)."""
+        return self._session.get_providers()[0]
+
+    @property
+    def manifest(self) -> dict:
+        """A copy of the manifest (architecture, pooling, dtype, template, parity, ...)."""
+        import copy
+        return copy.deepcopy(self._manifest)
+
+    @property
+    def max_length(self) -> int:
+        return self._encoder.max_length
+
+    def __repr__(self) -> str:
+        m = self._manifest
+        return (f"FeatureHead({self._folder!r}, {m['architecture']}, d={self.dim}, "
+                f"dtype={m['dtype']}, provider={self.provider})")
+
+    # ------------------------------------------------------------------ features
+    def features(self, prompt: str, responses: Sequence[str], *, truncate: bool = True) -> np.ndarray:
+        """phi(prompt, a) for each response a: float32 array (len(responses), d)."""
+        if not isinstance(prompt, str):
+            raise InvalidInputError(f"prompt must be a str, got {type(prompt).__name__}")
+        if isinstance(responses, str):
+            raise InvalidInputError("responses must be a list of str, not one str; "
+                                    "wrap it: features(prompt, [response])")
+        responses = list(responses)
+        if not responses:
+            raise InvalidInputError("responses is empty; pass at least one response")
+        return self.features_batch([(prompt, r) for r in responses], truncate=truncate)
+
+    def features_batch(self, items: Sequence[tuple[str, str]], *, truncate: bool = True) -> np.ndarray:
+        """phi for each (prompt, response) pair: float32 array (len(items), d).
+
+        Over-long pairs are truncated keeping the response end (`truncate=True`, the count is in
+        `self.last_truncated`) or refused with `InvalidInputError` (`truncate=False`).
+        """
+        items = list(items)
+        if not items:
+            raise InvalidInputError("items is empty; pass at least one (prompt, response) pair")
+        for k, it in enumerate(items):
+            if (not isinstance(it, (tuple, list)) or len(it) != 2
+                    or not isinstance(it[0], str) or not isinstance(it[1], str)):
+                raise InvalidInputError(f"items[{k}] must be a (prompt: str, response: str) pair")
+        static = self._manifest.get("static_shape")
+        if static:
+            bs, pad_to = static
+        else:
+            bs, pad_to = self._batch_size, None
+        # Rows of similar length share a call, so little compute goes to padding.
+        lengths = [len(p) + len(r) for p, r in items]
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        self.last_truncated = 0
+        for s in range(0, len(items), bs):
+            idx = order[s:s + bs]
+            ids, mask, n_trunc = self._encoder.encode_batch([items[i] for i in idx], truncate, pad_to)
+            self.last_truncated += n_trunc
+            if static and len(idx) < bs:   # static graphs take exactly `bs` rows
+                ids = np.concatenate([ids, np.repeat(ids[-1:], bs - len(idx), 0)])
+                mask = np.concatenate([mask, np.repeat(mask[-1:], bs - len(idx), 0)])
+            (feats,) = self._session.run([self._manifest["output"]],
+                                         {"input_ids": ids, "attention_mask": mask})
+            out[idx] = feats[:len(idx)].astype(np.float32, copy=False)
+        if not np.all(np.isfinite(out)):
+            raise HeadError("the graph returned non-finite features (fp16 overflow or a corrupt "
+                            "graph); use the fp32 variant of this head")
+        return out
+
+    # ------------------------------------------------------------------ binding
+    def check(self, model) -> None:
+        """Refuse a reward-model state learned on another head; bind an unbound one.
+
+        `model` needs attributes `dim` (int) and `head_fingerprint` (32 bytes or None) and a
+        method `bind_head(fingerprint)`. Raises `HeadMismatchError` when the dims differ or
+        the model is bound to another fingerprint (features of different heads live in
+        different spaces, so the learned weights would be meaningless).
+        """
+        dim = getattr(model, "dim", None)
+        if dim is None or not hasattr(model, "head_fingerprint"):
+            raise InvalidInputError("check(model) needs an object with `dim` and `head_fingerprint`")
+        if int(dim) != self.dim:
+            raise HeadMismatchError(f"the reward model has dim {dim} but this head produces "
+                                    f"d={self.dim}; use the head the state was learned on")
+        fp = model.head_fingerprint
+        if fp is None:
+            model.bind_head(self.fingerprint)
+            return
+        if not isinstance(fp, (bytes, bytearray)) or not hmac.compare_digest(bytes(fp), self.fingerprint):
+            got = bytes(fp).hex()[:16] if isinstance(fp, (bytes, bytearray)) else repr(fp)
+            raise HeadMismatchError(f"the reward-model state was learned on head {got}... but this "
+                                    f"head is {self.fingerprint.hex()[:16]}...; features from "
+                                    "different heads are not comparable: open the original head "
+                                    "or start a new state")

@@ -1,0 +1,149 @@
+"""Small Numba kernels shared by the solvers: dot products, the logistic link, Cholesky
+rank-one updates, triangular solves and a textbook conjugate gradient.
+
+All arrays are C-contiguous and of one float dtype F (float32 or float64); every scalar and
+every reduction is carried in float64 so a float32 state loses no more than its storage
+precision. Nothing here allocates.
+"""
+import math
+
+from edge_omd._numba import both, kernel
+
+
+@kernel(both("f8(F[::1], F[::1])"))
+def dot(a, b):
+    """sum_i a_i b_i, accumulated in float64."""
+    acc = 0.0
+    for i in range(a.shape[0]):
+        acc += float(a[i]) * float(b[i])
+    return acc
+
+
+@kernel(["f8(f8)"])
+def sigmoid(m):
+    """sigma(m) = 1 / (1 + exp(-m)), without overflow for large |m|."""
+    if m >= 0.0:
+        return 1.0 / (1.0 + math.exp(-m))
+    e = math.exp(m)
+    return e / (1.0 + e)
+
+
+@kernel(["f8(f8)"])
+def dsigmoid(m):
+    """sigma'(m) = sigma(m) (1 - sigma(m)), the logistic curvature."""
+    s = sigmoid(m)
+    return s * (1.0 - s)
+
+
+@kernel(both("void(F[:, ::1], F[::1])"))
+def chol_update_upper(U, x):
+    """In place: U^T U <- U^T U + x x^T for upper-triangular U (row-major). x is destroyed.
+
+    LINPACK's dchud recurrence (Givens rotations row by row): stable, keeps U's diagonal
+    positive, O(d^2) and touches only the upper triangle.
+    """
+    d = U.shape[0]
+    for k in range(d):
+        ukk = float(U[k, k])
+        xk = float(x[k])
+        if xk == 0.0:
+            continue
+        r = math.sqrt(ukk * ukk + xk * xk)
+        c = r / ukk
+        s = xk / ukk
+        U[k, k] = r
+        inv_c = 1.0 / c
+        for j in range(k + 1, d):
+            ukj = (float(U[k, j]) + s * float(x[j])) * inv_c
+            U[k, j] = ukj
+            x[j] = c * float(x[j]) - s * ukj
+
+
+@kernel(both("f8(F[:, ::1], F[::1], F[::1])"))
+def solve_upper_t(U, b, out):
+    """out = U^{-T} b (forward substitution with U^T lower); returns ||out||^2 = b^T (U^T U)^{-1} b."""
+    d = U.shape[0]
+    for i in range(d):
+        out[i] = b[i]
+    acc = 0.0
+    for j in range(d):
+        oj = float(out[j]) / float(U[j, j])
+        out[j] = oj
+        acc += oj * oj
+        for k in range(j + 1, d):
+            out[k] -= oj * U[j, k]
+    return acc
+
+
+@kernel(both("void(F[:, ::1], F[::1], F[::1])"))
+def solve_upper(U, b, out):
+    """out = U^{-1} b (back substitution)."""
+    d = U.shape[0]
+    for i in range(d - 1, -1, -1):
+        acc = float(b[i])
+        for k in range(i + 1, d):
+            acc -= float(U[i, k]) * float(out[k])
+        out[i] = acc / float(U[i, i])
+
+
+@kernel(both("void(F[:, ::1], F[::1], f8, F[::1])"))
+def symv_plus(S, v, lam, out):
+    """out = (S + lam I) v for a full symmetric S."""
+    d = S.shape[0]
+    for i in range(d):
+        acc = lam * float(v[i])
+        for k in range(d):
+            acc += float(S[i, k]) * float(v[k])
+        out[i] = acc
+
+
+@kernel(both("void(F[:, ::1], f8, f8, F[::1])"))
+def syr_scaled(S, gamma, c, z):
+    """In place: S <- gamma S + c z z^T (full symmetric storage, stays exactly symmetric)."""
+    d = S.shape[0]
+    for i in range(d):
+        czi = c * float(z[i])
+        for k in range(d):
+            S[i, k] = gamma * float(S[i, k]) + czi * float(z[k])
+
+
+@kernel(both("i8(F[:, ::1], f8, F[::1], f8, F[::1], F[::1], F[::1], F[::1], F[::1], i8, f8)"))
+def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
+    """Conjugate gradient for (S + lam I + a z z^T) x = b, from x0 = 0.
+
+    Textbook CG: alpha = r.r / p.Ap, Fletcher-Reeves beta = r_new.r_new / r_old.r_old, stops
+    after `max_steps` steps or when ||r|| <= tol ||b||. Returns the number of steps taken.
+    """
+    d = b.shape[0]
+    bb = 0.0
+    for i in range(d):
+        x[i] = 0.0
+        r[i] = b[i]
+        p[i] = b[i]
+        bb += float(b[i]) * float(b[i])
+    rr = bb
+    stop = tol * tol * bb
+    steps = 0
+    while steps < max_steps and rr > stop:
+        symv_plus(S, p, lam, Ap)
+        zp = dot(z, p)
+        pAp = 0.0
+        for i in range(d):
+            api = float(Ap[i]) + a * float(z[i]) * zp
+            Ap[i] = api
+            pAp += float(p[i]) * api
+        if pAp <= 0.0:
+            break
+        alpha = rr / pAp
+        rr_new = 0.0
+        for i in range(d):
+            x[i] += alpha * float(p[i])
+            ri = float(r[i]) - alpha * float(Ap[i])
+            r[i] = ri
+            rr_new += ri * ri
+        beta = rr_new / rr
+        for i in range(d):
+            p[i] = float(r[i]) + beta * float(p[i])
+        rr = rr_new
+        steps += 1
+    return steps

@@ -1,0 +1,454 @@
+"""RewardModel: one user's linear Bradley-Terry reward, learned by one-pass online mirror
+descent with a second-order local norm (Algorithm 1 of Li, Qian, Zhao, Zhou, NeurIPS 2025),
+inside a fixed memory budget.
+
+Per observation (z, y) with weight w, at the old iterate theta_t (g = w (sigma(theta.z) - y) z):
+    1. tilde_H = cal_H_t + eta w sigma'(theta_t.z) z z^T
+    2. theta'  = theta_t - eta tilde_H^{-1} g
+    3. theta_{t+1} = argmin_{||theta|| <= radius} ||theta - theta'||_{tilde_H}     (if radius set)
+    4. cal_H_{t+1} = forget cal_H_t + (1 - forget) lam I + w sigma'(theta_{t+1}.z) z z^T
+The sample is then discarded: time and memory per update are O(1) in t.
+
+    >>> import numpy as np
+    >>> from edge_omd import RewardModel
+    >>> m = RewardModel(4, dtype="float64")
+    >>> m.learn_pair(np.array([1., 0, 0, 0]), np.array([0., 1, 0, 0]))
+    >>> float(m.reward(np.eye(4))[0]) > float(m.reward(np.eye(4))[1])
+    True
+
+This class is the checked front: it validates every argument, converts it into fixed buffers,
+and calls the solver's Numba kernels (edge_omd/solvers/), which never allocate.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from edge_omd import state_format
+from edge_omd.errors import (BudgetError, ConfigError, HeadMismatchError, InvalidInputError,
+                             NumericalError, StateFormatError)
+from edge_omd.projection import project_to_ball
+from edge_omd.solvers.cg import CGSolver
+from edge_omd.solvers.diagonal import DiagonalSolver
+from edge_omd.solvers.exact import ExactSolver
+from edge_omd.solvers.sketch import SketchSolver
+
+SOLVERS = {"exact": ExactSolver, "cg": CGSolver, "sketch": SketchSolver, "diagonal": DiagonalSolver}
+DTYPES = {"float32": np.float32, "float64": np.float64}
+# Inputs beyond this magnitude are refused: the model expects L2-normalised features (|z_i| <= 2),
+# and anything near float32's range would overflow the curvature terms.
+MAX_ABS_INPUT = 1e6
+MAX_WEIGHT = 1e6
+
+
+def _front_bytes(d, itemsize):
+    # The front's own buffers: the input z (d), theta before the step (d), and the counter.
+    return 2 * d * itemsize + 8
+
+
+class RewardModel:
+    """A per-user reward model r(phi) = theta^T phi with a constant-size state.
+
+    Parameters (hyperparameters only here; all keyword-only after `dim`):
+        dim: feature dimension d.
+        budget_bytes: upper bound on the WHOLE state (theta, local norm, buffers, counters).
+            None = unlimited. With solver="auto": the exact d x d state if it fits, else the
+            largest Frequent-Directions sketch that fits, else the diagonal; below the diagonal
+            floor a BudgetError is raised.
+        eta: OMD step size (paper: eta = log(2)/2 + B L + 1 in theory; tuned in practice).
+            Default 1.0, with lam 1.0, tuned on L2-normalised features (bench/runtime.py).
+        lam: prior / damping: cal_H_1 = lam I.
+        radius: B of the projection onto ||theta||_2 <= B in the tilde_H norm; None skips it
+            (as the paper's experiments do). The projection is the rare, slower path.
+        forget: in (0, 1]; 1.0 is the paper. < 1 discounts old curvature geometrically while
+            keeping the prior lam I (users whose taste drifts). Not available with "exact",
+            whose Cholesky factor cannot absorb a full-rank discount in O(d^2).
+        dtype: "float32" (default, on-device) or "float64" for the large arrays; scalars and
+            reductions are always float64.
+        solver: "auto", "exact", "cg" (the paper's practical variant: CG with `cg_steps` steps
+            and lambda_t = lam min(1, t / lam_warmup)), "sketch", "diagonal".
+        cg_steps, lam_warmup, cg_tol: the cg solver's K, T and relative residual test.
+        sketch_rank: force the sketch rank ell (else chosen from budget_bytes).
+        head_fingerprint: 32-byte SHA-256 of the feature head this state belongs to.
+    """
+
+    def __init__(self, dim, *, budget_bytes=None, eta=1.0, lam=1.0, radius=None, forget=1.0,
+                 dtype="float32", solver="auto", cg_steps=3, lam_warmup=0, cg_tol=1e-6,
+                 sketch_rank=None, head_fingerprint=None):
+        d = _int_param("dim", dim, 1, state_format.MAX_DIM)
+        eta = _pos_param("eta", eta)
+        lam = _pos_param("lam", lam)
+        radius = None if radius is None else _pos_param("radius", radius)
+        forget = _float_param("forget", forget)
+        if not 0.0 < forget <= 1.0:
+            raise ConfigError(f"forget must be in (0, 1], got {forget}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if solver != "auto" and solver not in SOLVERS:
+            raise ConfigError(f"solver must be 'auto' or one of {sorted(SOLVERS)}, got {solver!r}")
+        cg_steps = _int_param("cg_steps", cg_steps, 1, 1 << 20)
+        lam_warmup = _int_param("lam_warmup", lam_warmup, 0, 1 << 62)
+        cg_tol = _float_param("cg_tol", cg_tol)
+        if not 0.0 <= cg_tol < 1.0:
+            raise ConfigError(f"cg_tol must be in [0, 1), got {cg_tol}")
+        if budget_bytes is not None:
+            budget_bytes = _int_param("budget_bytes", budget_bytes, 1, 1 << 62)
+        if sketch_rank is not None:
+            sketch_rank = _int_param("sketch_rank", sketch_rank, 1, d)
+        fingerprint = None if head_fingerprint is None else _fingerprint(head_fingerprint)
+
+        itemsize = np.dtype(DTYPES[dtype]).itemsize
+        name, rank = _choose_solver(solver, d, itemsize, budget_bytes, forget, sketch_rank)
+        cls = SOLVERS[name]
+        if forget != 1.0 and not cls.supports_forget:
+            raise ConfigError(f"forget < 1 is not available with solver {name!r} (its Cholesky "
+                              "factor cannot absorb a full-rank discount in O(d^2)); use 'cg', "
+                              "'sketch' or 'diagonal'")
+        self._hyper = dict(eta=eta, lam=lam, radius=radius, forget=forget, dtype=dtype,
+                           cg_steps=cg_steps, lam_warmup=lam_warmup, cg_tol=cg_tol,
+                           budget_bytes=budget_bytes)
+        self._d, self._dtype, self._rank = d, np.dtype(DTYPES[dtype]), rank
+        self._solver = cls(d, self._dtype, lam, rank=rank, cg_steps=cg_steps,
+                           lam_warmup=lam_warmup, cg_tol=cg_tol)
+        self._z = np.zeros(d, self._dtype)           # the current observation, converted once
+        self._theta_prev = np.zeros(d, self._dtype)  # theta before the step (rollback on failure)
+        self._t = np.zeros(1, np.int64)
+        self._fingerprint = fingerprint
+        assert self.nbytes == self.state_bytes(d, name, dtype, rank)
+
+    # ------------------------------------------------------------------ sizes and properties
+    @staticmethod
+    def state_bytes(dim, solver, dtype="float32", rank=None):
+        """Bytes of the whole state of a model with these settings (equals `model.nbytes`)."""
+        if solver not in SOLVERS:
+            raise ConfigError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+        if solver == "sketch" and rank is None:
+            raise ConfigError("the sketch's size depends on its rank: pass rank=")
+        itemsize = np.dtype(DTYPES[dtype]).itemsize
+        return SOLVERS[solver].state_bytes(dim, itemsize, rank) + _front_bytes(dim, itemsize)
+
+    @property
+    def nbytes(self):
+        """True size of the state in bytes; fixed at construction, never grows."""
+        arrays = list(self._solver.state) + [self._z, self._theta_prev, self._t]
+        return int(sum(a.nbytes for a in arrays))
+
+    @property
+    def theta(self):
+        """theta_t as a read-only float64 copy."""
+        out = self._solver.state.theta.astype(np.float64)
+        out.flags.writeable = False
+        return out
+
+    @property
+    def t(self):
+        """Number of observations absorbed."""
+        return int(self._t[0])
+
+    @property
+    def dim(self):
+        return self._d
+
+    @property
+    def dtype(self):
+        return self._dtype.name
+
+    @property
+    def solver(self):
+        """The representation in use: 'exact', 'cg', 'sketch' or 'diagonal'."""
+        return self._solver.name
+
+    @property
+    def rank(self):
+        """Sketch rank ell, or None for the other solvers."""
+        return self._rank
+
+    @property
+    def hyperparameters(self):
+        return dict(self._hyper)
+
+    @property
+    def head_fingerprint(self):
+        """32-byte fingerprint of the feature head this state belongs to, or None."""
+        return self._fingerprint
+
+    def bind_head(self, fingerprint):
+        """Attach the state to a feature head; a state bound to another head is refused."""
+        fp = _fingerprint(fingerprint)
+        if self._fingerprint is not None and self._fingerprint != fp:
+            raise HeadMismatchError(
+                f"this state was learned on feature head {self._fingerprint.hex()[:16]}..., not "
+                f"{fp.hex()[:16]}...; features of different heads are not comparable. Use a new "
+                "RewardModel (or reset()) for the new head")
+        self._fingerprint = fp
+
+    def __repr__(self):
+        rank = f", rank={self._rank}" if self._rank else ""
+        return (f"RewardModel(dim={self._d}, solver={self.solver!r}{rank}, dtype={self.dtype!r}, "
+                f"t={self.t}, nbytes={self.nbytes})")
+
+    # ------------------------------------------------------------------ learning verbs
+    def learn_one(self, z, y, weight=1.0):
+        """One logistic-GLM observation: P(y = 1) = sigma(theta^T z); y in [0, 1] (soft ok)."""
+        z = self._vector(z, "z")
+        y = _label(y)
+        w = _weight(weight)
+        np.copyto(self._z, z, casting="unsafe")
+        self._update(y, w)
+
+    def learn_pair(self, phi_chosen, phi_rejected, weight=1.0):
+        """One preference: phi_chosen preferred to phi_rejected (z = difference, y = 1)."""
+        a = self._vector(phi_chosen, "phi_chosen")
+        b = self._vector(phi_rejected, "phi_rejected")
+        w = _weight(weight)
+        np.subtract(a, b, out=self._z, casting="unsafe")
+        self._update(1.0, w)
+
+    def learn_thumb(self, phi, up, weight=1.0):
+        """One thumbs up (up=True) or down on a single response: z = phi, y = up.
+
+        The same GLM as a comparison against a neutral reference whose reward is 0.
+        """
+        phi = self._vector(phi, "phi")
+        if not isinstance(up, (bool, np.bool_)):
+            raise InvalidInputError(f"up must be a bool, got {type(up).__name__}")
+        w = _weight(weight)
+        np.copyto(self._z, phi, casting="unsafe")
+        self._update(1.0 if up else 0.0, w)
+
+    def fantasize(self, z, weight=1.0):
+        """Add the curvature w sigma'(theta.z) z z^T of a hypothetical observation to the local
+        norm without moving theta or t (greedy, non-redundant active selection on a copy)."""
+        z = self._vector(z, "z")
+        w = _weight(weight)
+        np.copyto(self._z, z, casting="unsafe")
+        self._solver.absorb(self._z, w, 1.0, self.t)
+
+    def reset(self):
+        """Forget everything learned: theta = 0, cal_H = lam I, t = 0 (settings kept)."""
+        self._solver.reset()
+        self._t[0] = 0
+
+    def _update(self, y, w):
+        solver, h = self._solver, self._hyper
+        theta = solver.state.theta
+        np.copyto(self._theta_prev, theta)
+        a = solver.step(self._z, y, w, h["eta"], self.t)
+        if not np.isfinite(theta).all():
+            np.copyto(theta, self._theta_prev)
+            raise NumericalError("the update produced a non-finite theta; the state was left "
+                                 "unchanged (check the feature scale and eta)")
+        if h["radius"] is not None and float(np.linalg.norm(theta)) > h["radius"]:
+            z64 = self._z.astype(np.float64)
+            t = self.t
+
+            def tilde(v):  # tilde_H v = cal_H v + a z (z.v)
+                return solver.matvec(v, t) + a * z64 * (z64 @ v)
+
+            theta[:] = project_to_ball(theta.astype(np.float64), tilde, h["radius"])
+        solver.absorb(self._z, w, h["forget"], self.t)
+        self._t[0] += 1
+
+    # ------------------------------------------------------------------ scoring
+    def reward(self, Phi):
+        """r(phi) = theta^T phi for each row of Phi ((n, d) or (d,)); returns (n,) float64."""
+        P = self._matrix(Phi, "Phi")
+        return P @ self._solver.state.theta.astype(np.float64)
+
+    def width(self, Phi, ref=None):
+        """||phi - ref||_{cal_H^{-1}} for each row (ref: (d,) or None); returns (n,) float64.
+
+        The confidence width of the paper: the pessimistic ranking subtracts beta times it, the
+        deployment rule adds 2 beta times it, active selection maximises it.
+        """
+        P = self._matrix(Phi, "Phi")
+        if ref is not None:
+            P = P - self._vector(ref, "ref")
+        V = np.ascontiguousarray(P, dtype=self._dtype)
+        out = np.empty(V.shape[0], np.float64)
+        self._solver.widths(V, out, self.t)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self):
+        """Serialise the state (format documented in edge_omd/state_format.py, docs/STATE_FORMAT.md)."""
+        h = self._hyper
+        meta = dict(solver_code=self._solver.code, itemsize=self._dtype.itemsize, dim=self._d,
+                    rank=self._rank, cg_steps=h["cg_steps"], t=self.t, lam_warmup=h["lam_warmup"],
+                    budget=h["budget_bytes"], eta=h["eta"], lam=h["lam"], radius=h["radius"],
+                    forget=h["forget"], cg_tol=h["cg_tol"], fingerprint=self._fingerprint)
+        return state_format.encode(meta, self._solver.payload())
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Rebuild a model from `to_bytes()` output; StateFormatError if anything is off."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"from_bytes needs bytes, got {type(data).__name__}")
+        meta, arrays = state_format.decode(data)
+        for a in arrays:
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise StateFormatError("state holds non-finite values")
+        try:
+            model = cls(meta["dim"], budget_bytes=meta["budget"], eta=meta["eta"], lam=meta["lam"],
+                        radius=meta["radius"], forget=meta["forget"],
+                        dtype="float32" if meta["itemsize"] == 4 else "float64",
+                        solver=meta["solver"], cg_steps=meta["cg_steps"],
+                        lam_warmup=meta["lam_warmup"], cg_tol=meta["cg_tol"],
+                        sketch_rank=meta["rank"], head_fingerprint=meta["fingerprint"])
+        except ConfigError as e:
+            raise StateFormatError(f"state holds invalid settings: {e}") from e
+        if model._solver.name == "sketch":
+            rows, alpha = int(arrays[4][0]), float(arrays[3][0])
+            if not 0 <= rows <= 2 * model._rank or not alpha > 0:
+                raise StateFormatError(f"sketch rows {rows} / alpha {alpha} out of range")
+        for dst, src in zip(model._solver.payload(), arrays):
+            dst[...] = src
+        model._t[0] = meta["t"]
+        return model
+
+    def save(self, path):
+        """Write the state to `path` atomically (temp file + fsync + rename)."""
+        state_format.write_file_atomic(path, self.to_bytes())
+
+    @classmethod
+    def load(cls, path):
+        """Read a state written by `save`; checks header and size before reading the payload."""
+        return cls.from_bytes(state_format.read_file(path))
+
+    def copy(self):
+        return type(self).from_bytes(self.to_bytes())
+
+    def __eq__(self, other):
+        return isinstance(other, RewardModel) and self.to_bytes() == other.to_bytes()
+
+    __hash__ = None
+
+    # ------------------------------------------------------------------ input checks
+    def _vector(self, x, name):
+        a = _real_array(x, name)
+        if a.shape != (self._d,):
+            raise InvalidInputError(f"{name} must have shape ({self._d},), got {a.shape}")
+        _check_finite(a, name)
+        return a
+
+    def _matrix(self, X, name):
+        a = _real_array(X, name)
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2 or a.shape[1] != self._d:
+            raise InvalidInputError(f"{name} must have shape (n, {self._d}) or ({self._d},), got {a.shape}")
+        _check_finite(a, name)
+        return a.astype(np.float64, copy=False)
+
+
+def _choose_solver(solver, d, itemsize, budget, forget, sketch_rank):
+    """Pick (solver name, sketch rank) for the budget; BudgetError when nothing fits."""
+    front = _front_bytes(d, itemsize)
+
+    def fits(name, rank=None):
+        return budget is None or SOLVERS[name].state_bytes(d, itemsize, rank) + front <= budget
+
+    def sketch_rank_for_budget():
+        if sketch_rank is not None:
+            return sketch_rank if fits("sketch", sketch_rank) else 0
+        if budget is None:
+            return min(d, 64)
+        return SketchSolver.max_rank(d, itemsize, budget - front)
+
+    if solver == "auto":
+        full = "exact" if forget == 1.0 else "cg"
+        if fits(full):
+            return full, None
+        rank = sketch_rank_for_budget()
+        if rank >= 2:
+            return "sketch", rank
+        if fits("diagonal"):
+            return "diagonal", None
+        raise BudgetError(f"budget_bytes={budget} is below the smallest state for d={d} "
+                          f"(diagonal: {DiagonalSolver.state_bytes(d, itemsize) + front} bytes)")
+    if solver == "sketch":
+        rank = sketch_rank_for_budget()
+        if rank < 1:
+            raise BudgetError(f"budget_bytes={budget} holds no sketch for d={d} (rank 1 needs "
+                              f"{SketchSolver.state_bytes(d, itemsize, 1) + front} bytes)")
+        return "sketch", rank
+    if not fits(solver):
+        need = SOLVERS[solver].state_bytes(d, itemsize) + front
+        raise BudgetError(f"solver {solver!r} needs {need} bytes for d={d}, budget_bytes={budget}")
+    return solver, None
+
+
+def _real_array(x, name):
+    try:
+        a = np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise InvalidInputError(f"{name} is not an array of numbers: {e}") from e
+    if a.dtype.kind not in "fiu":
+        raise InvalidInputError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    return a
+
+
+def _check_finite(a, name):
+    if not np.isfinite(a).all():
+        raise InvalidInputError(f"{name} contains NaN or inf")
+    if a.size and float(np.abs(a).max()) > MAX_ABS_INPUT:
+        raise InvalidInputError(f"{name} has entries above {MAX_ABS_INPUT:g} in magnitude; "
+                                "features are expected L2-normalised")
+
+
+def _scalar(x, name):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise InvalidInputError(f"{name} must be a real number, got {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise InvalidInputError(f"{name} must be finite, got {x}")
+    return x
+
+
+def _label(y):
+    if isinstance(y, (bool, np.bool_)):
+        return float(y)
+    y = _scalar(y, "y")
+    if not 0.0 <= y <= 1.0:
+        raise InvalidInputError(f"y must be in [0, 1], got {y}")
+    return y
+
+
+def _weight(w):
+    w = _scalar(w, "weight")
+    if not 0.0 < w <= MAX_WEIGHT:
+        raise InvalidInputError(f"weight must be in (0, {MAX_WEIGHT:g}], got {w}")
+    return w
+
+
+def _config_number(name, x):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real) or not math.isfinite(float(x)):
+        raise ConfigError(f"{name} must be a finite real number, got {x!r}")
+    return x
+
+
+def _float_param(name, x):
+    return float(_config_number(name, x))
+
+
+def _pos_param(name, x):
+    x = _float_param(name, x)
+    if x <= 0:
+        raise ConfigError(f"{name} must be > 0, got {x}")
+    return x
+
+
+def _int_param(name, x, lo, hi):
+    x = _config_number(name, x)
+    if not isinstance(x, numbers.Integral):
+        raise ConfigError(f"{name} must be an integer, got {x!r}")
+    x = int(x)
+    if not lo <= x <= hi:
+        raise ConfigError(f"{name} must be in [{lo}, {hi}], got {x}")
+    return x
+
+
+def _fingerprint(fp):
+    if not isinstance(fp, (bytes, bytearray)) or len(fp) != 32:
+        raise InvalidInputError("a head fingerprint is 32 bytes (SHA-256 digest)")
+    return bytes(fp)

@@ -1,0 +1,255 @@
+"""Sketched local norm: robust Frequent Directions (Luo et al., "Robust Frequent Directions",
+and the sketched online Newton of Luo et al. 2016), rank ell chosen from the memory budget.
+
+    cal_H ~ alpha I + B^T B,     B: up to 2*ell rows of sqrt(w sigma') z,  alpha starts at lam
+
+Each absorbed curvature row is appended to B. When the 2*ell-row buffer is full, B is shrunk
+(Frequent Directions): with B B^T = Q diag(s) Q^T, s descending, delta = s[ell] (the ell+1-th
+largest), the rows become sqrt(max(s_i - delta, 0)) times the i-th right singular vector, i < ell,
+and the shrinkage mass is added back to the diagonal: alpha <- alpha + delta / 2 (the "robust"
+part). Without that compensation the sketch under-estimates the local norm in every direction it
+shrank, steps grow too large and accuracy collapses (measured in bench/runtime.py).
+
+Solves use Woodbury through the small matrix K = alpha I_m + B B^T (m = rows in use), kept as
+its Cholesky factor L (float64, extended by one row per append in O(m^2)):
+    cal_H^{-1} z = (z - B^T K^{-1} B z) / alpha
+With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
+Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from edge_omd import linalg
+from edge_omd._numba import both, kernel
+
+CHUNK = 256  # columns per block of the in-place shrink transform (bounds its scratch buffer)
+
+
+class SketchState(NamedTuple):
+    theta: np.ndarray    # (d,)           reward parameter
+    B: np.ndarray        # (2 ell, d)     sketch rows; rows[0] of them in use
+    L: np.ndarray        # (2 ell, 2 ell) float64, lower Cholesky factor of alpha I + B B^T
+    alpha: np.ndarray    # (1,)           float64, diagonal mass (lam + robust FD compensation)
+    rows: np.ndarray     # (1,)           int64, rows of B in use
+    bz: np.ndarray       # (2 ell,)       float64 work: B z
+    c: np.ndarray        # (2 ell,)       float64 work: K^{-1} B z
+    v: np.ndarray        # (d,)           work: cal_H^{-1} z
+    W: np.ndarray        # (2 ell, 2 ell) float64 work: Gram matrix for shrink / refactor
+    scratch: np.ndarray  # (ell, CHUNK)   work: one column block of the shrink transform
+
+
+@kernel(both("f8(F[:, ::1], f8[:, ::1], i8, f8, F[::1], f8[::1], f8[::1], F[::1])"))
+def _solve(B, L, m, alpha, z, bz, c, v):
+    """v = cal_H^{-1} z by Woodbury; returns z^T cal_H^{-1} z."""
+    d = z.shape[0]
+    for i in range(m):
+        bz[i] = linalg.dot(B[i], z)
+    for i in range(m):  # L y = bz
+        acc = bz[i]
+        for k in range(i):
+            acc -= L[i, k] * c[k]
+        c[i] = acc / L[i, i]
+    for i in range(m - 1, -1, -1):  # L^T c = y
+        acc = c[i]
+        for k in range(i + 1, m):
+            acc -= L[k, i] * c[k]
+        c[i] = acc / L[i, i]
+    for j in range(d):
+        v[j] = z[j]
+    for i in range(m):
+        ci = c[i]
+        for j in range(d):
+            v[j] -= ci * float(B[i, j])
+    inv_a = 1.0 / alpha
+    q = 0.0
+    for j in range(d):
+        vj = float(v[j]) * inv_a
+        v[j] = vj
+        q += vj * float(z[j])
+    return q
+
+
+@kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8[::1], F[::1], f8, f8, f8)"))
+def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta):
+    m = linalg.dot(theta, z)
+    q = _solve(B, L, rows[0], alpha[0], z, bz, c, v)
+    s = linalg.sigmoid(m)
+    a = eta * w * s * (1.0 - s)
+    coef = eta * w * (s - y) / (1.0 + a * q)
+    for i in range(theta.shape[0]):
+        theta[i] -= coef * float(v[i])
+    return a
+
+
+@kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8)"))
+def _append(theta, B, L, alpha, rows, z, g, w):
+    """Append the row sqrt(w sigma'(theta.z)) z to B and extend L by one row. Needs rows < 2 ell."""
+    cw = w * linalg.dsigmoid(linalg.dot(theta, z))
+    sc = np.sqrt(cw)
+    m = rows[0]
+    d = z.shape[0]
+    zz = 0.0
+    for j in range(d):
+        bj = sc * float(z[j])
+        B[m, j] = bj
+    for j in range(d):
+        zz += float(B[m, j]) * float(B[m, j])
+    for i in range(m):  # g = B_m b_new
+        g[i] = linalg.dot(B[i], B[m])
+    ll = 0.0
+    for i in range(m):  # L[m, :m] = L^{-1} g
+        acc = g[i]
+        for k in range(i):
+            acc -= L[i, k] * L[m, k]
+        li = acc / L[i, i]
+        L[m, i] = li
+        ll += li * li
+    L[m, m] = np.sqrt(max(alpha[0] + zz - ll, alpha[0] * 1e-12))
+    rows[0] = m + 1
+    return cw
+
+
+@kernel(both("void(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], f8[:, ::1], f8, f8)"))
+def _forget(B, L, alpha, rows, W, gamma, lam):
+    """alpha <- gamma alpha + (1 - gamma) lam, B <- sqrt(gamma) B, L <- chol(alpha I + B B^T)."""
+    m = rows[0]
+    a_old = alpha[0]
+    a_new = gamma * a_old + (1.0 - gamma) * lam
+    sg = np.sqrt(gamma)
+    for i in range(m):
+        for j in range(B.shape[1]):
+            B[i, j] = sg * float(B[i, j])
+    for i in range(m):  # W = gamma (L L^T - a_old I) + a_new I   (lower triangle)
+        for k in range(i + 1):
+            acc = 0.0
+            for j in range(k + 1):
+                acc += L[i, j] * L[k, j]
+            if i == k:
+                acc -= a_old
+            W[i, k] = gamma * acc + (a_new if i == k else 0.0)
+    for i in range(m):  # Cholesky of W into L
+        for k in range(i + 1):
+            acc = W[i, k]
+            for j in range(k):
+                acc -= L[i, j] * L[k, j]
+            if i == k:
+                L[i, i] = np.sqrt(max(acc, a_new * 1e-12))
+            else:
+                L[i, k] = acc / L[k, k]
+    alpha[0] = a_new
+
+
+@kernel(both("void(F[:, ::1], f8[:, ::1], f8, i8, F[:, ::1], f8[::1], f8[::1], f8[::1])"))
+def _widths(B, L, alpha, m, V, bz, c, out):
+    for n in range(V.shape[0]):
+        vv = linalg.dot(V[n], V[n])
+        for i in range(m):
+            bz[i] = linalg.dot(B[i], V[n])
+        acc = 0.0
+        for i in range(m):  # ||L^{-1} B v||^2
+            t = bz[i]
+            for k in range(i):
+                t -= L[i, k] * c[k]
+            t /= L[i, i]
+            c[i] = t
+            acc += t * t
+        out[n] = np.sqrt(max(vv - acc, 0.0) / alpha)
+
+
+class SketchSolver:
+    name = "sketch"
+    code = 3
+    supports_forget = True
+
+    @staticmethod
+    def state_bytes(d, itemsize, rank):
+        m = 2 * rank
+        return (d + m * d + d + rank * min(d, CHUNK)) * itemsize + (2 * m * m + 2 * m + 2) * 8
+
+    @staticmethod
+    def max_rank(d, itemsize, budget):
+        """Largest ell <= d whose state fits `budget` bytes (0 if not even ell = 1)."""
+        lo, hi = 0, d
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if SketchSolver.state_bytes(d, itemsize, mid) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def __init__(self, d, dtype, lam, rank, **_):
+        self.lam = float(lam)
+        self.rank = int(rank)
+        m = 2 * self.rank
+        f8, i8 = np.float64, np.int64
+        self.state = SketchState(
+            theta=np.zeros(d, dtype), B=np.zeros((m, d), dtype), L=np.zeros((m, m), f8),
+            alpha=np.zeros(1, f8), rows=np.zeros(1, i8), bz=np.zeros(m, f8), c=np.zeros(m, f8),
+            v=np.zeros(d, dtype), W=np.zeros((m, m), f8),
+            scratch=np.zeros((self.rank, min(d, CHUNK)), dtype))
+        self.reset()
+
+    def reset(self):
+        for a in self.state:
+            a.fill(0)
+        self.state.alpha[0] = self.lam
+
+    def step(self, z, y, w, eta, t):
+        st = self.state
+        return _step(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, st.c, st.v, y, w, eta)
+
+    def absorb(self, z, w, forget, t):
+        st = self.state
+        if forget != 1.0:
+            _forget(st.B, st.L, st.alpha, st.rows, st.W, forget, self.lam)
+        if st.rows[0] == st.B.shape[0]:
+            self.shrink()
+        return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w)
+
+    def shrink(self):
+        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD).
+
+        Amortised O(ell d) per update. The eigendecomposition allocates O(ell^2) transient
+        memory; the d-sized work happens in place, one CHUNK-column block at a time.
+        """
+        st, ell = self.state, self.rank
+        m = int(st.rows[0])
+        alpha = float(st.alpha[0])
+        np.matmul(st.L[:m, :m], st.L[:m, :m].T, out=st.W[:m, :m])  # B B^T = L L^T - alpha I
+        st.W[:m, :m].flat[:: m + 1] -= alpha
+        s, Q = np.linalg.eigh(st.W[:m, :m])
+        s, Q = s[::-1], Q[:, ::-1]                                 # descending
+        delta = max(float(s[ell]), 0.0) if m > ell else 0.0
+        keep = s[:ell] > delta
+        scale = np.zeros(ell)
+        scale[keep] = np.sqrt((s[:ell][keep] - delta) / s[:ell][keep])
+        Mt = np.ascontiguousarray((Q[:, :ell] * scale).T, dtype=st.B.dtype)  # (ell, m)
+        d = st.B.shape[1]
+        for j in range(0, d, CHUNK):
+            cols = slice(j, min(j + CHUNK, d))
+            blk = st.scratch[:, : cols.stop - j]
+            np.matmul(Mt, st.B[:m, cols], out=blk)
+            st.B[:ell, cols] = blk
+        st.B[ell:m] = 0
+        st.alpha[0] = alpha + delta / 2.0
+        st.L.fill(0)
+        lk = np.zeros(ell)
+        lk[keep] = s[:ell][keep] - delta
+        st.L.flat[: ell * (st.L.shape[0] + 1): st.L.shape[0] + 1] = np.sqrt(st.alpha[0] + lk)
+        st.rows[0] = ell
+
+    def matvec(self, vec, t):
+        st = self.state
+        m = int(st.rows[0])
+        Bm = st.B[:m].astype(np.float64)
+        return st.alpha[0] * vec + Bm.T @ (Bm @ vec)
+
+    def widths(self, V, out, t):
+        st = self.state
+        _widths(st.B, st.L, float(st.alpha[0]), int(st.rows[0]), V, st.bz, st.c, out)
+
+    def payload(self):
+        st = self.state
+        return [st.theta, st.B, st.L, st.alpha, st.rows]
