@@ -1,0 +1,129 @@
+"""Slow, obviously correct float64 twins of the runtime's fast paths (stumpy's tests/naive.py).
+
+Every formula is written the way ../shared/ALGORITHM.md states it, with dense matrices and
+numpy.linalg: no Sherman-Morrison, no Cholesky updates, no Woodbury.
+"""
+import numpy as np
+
+
+def sigmoid(m):
+    return 1.0 / (1.0 + np.exp(-m))
+
+
+def naive_cg(A, b, steps, tol):
+    """Textbook CG from x0 = 0 with Fletcher-Reeves beta and a relative residual test."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    rr = r @ r
+    stop = tol * tol * (b @ b)
+    for _ in range(steps):
+        if rr <= stop:
+            break
+        Ap = A @ p
+        alpha = rr / (p @ Ap)
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def naive_projection(theta_prime, Ht, radius):
+    """argmin_{||theta|| <= radius} ||theta - theta'||_Ht by eigendecomposition + bisection."""
+    if np.linalg.norm(theta_prime) <= radius:
+        return theta_prime
+    lam, Q = np.linalg.eigh(Ht)
+    c = Q.T @ theta_prime
+    norm = lambda mu: np.linalg.norm(lam * c / (lam + mu))  # noqa: E731
+    lo, hi = 0.0, 1.0
+    while norm(hi) > radius:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if norm(mid) > radius else (lo, mid)
+    return Q @ (lam * c / (lam + hi))
+
+
+class NaiveOMD:
+    """Algorithm 1 in float64 with an explicit dense local norm for every solver."""
+
+    def __init__(self, d, *, eta=1.0, lam=1.0, radius=None, forget=1.0, solver="exact",
+                 rank=None, cg_steps=3, lam_warmup=0, cg_tol=1e-6):
+        self.d, self.eta, self.lam, self.radius, self.forget = d, eta, lam, radius, forget
+        self.solver, self.rank = solver, rank
+        self.cg_steps, self.lam_warmup, self.cg_tol = cg_steps, lam_warmup, cg_tol
+        self.theta = np.zeros(d)
+        self.t = 0
+        if solver in ("exact",):
+            self.H = lam * np.eye(d)
+        elif solver == "cg":
+            self.S = np.zeros((d, d))
+        elif solver == "sketch":
+            self.B = np.zeros((0, d))
+            self.alpha = lam
+        elif solver == "diagonal":
+            self.h = lam * np.ones(d)
+
+    def lam_at(self, t):
+        return self.lam if self.lam_warmup <= 0 else self.lam * min(1.0, t / self.lam_warmup)
+
+    def cal_H(self):
+        """The local norm cal_H_{t+1} after t updates, dense."""
+        if self.solver == "exact":
+            return self.H
+        if self.solver == "cg":
+            return self.lam_at(self.t + 1) * np.eye(self.d) + self.S
+        if self.solver == "sketch":
+            return self.alpha * np.eye(self.d) + self.B.T @ self.B
+        return np.diag(self.h)
+
+    def learn_one(self, z, y, w=1.0):
+        z = np.asarray(z, dtype=np.float64)
+        s = sigmoid(self.theta @ z)
+        g = w * (s - y) * z
+        Ht = self.cal_H() + self.eta * w * s * (1 - s) * np.outer(z, z)  # step 1
+        if self.solver == "cg":
+            step = naive_cg(Ht, g, self.cg_steps, self.cg_tol)
+        else:
+            step = np.linalg.solve(Ht, g)
+        theta = self.theta - self.eta * step                             # step 2
+        if self.radius is not None:
+            theta = naive_projection(theta, Ht, self.radius)             # step 3
+        self.theta = theta
+        c = w * sigmoid(theta @ z) * (1 - sigmoid(theta @ z))            # step 4
+        self.absorb(z, c)
+        self.t += 1
+
+    def absorb(self, z, c):
+        f, lam = self.forget, self.lam
+        if self.solver == "exact":
+            self.H = f * self.H + (1 - f) * lam * np.eye(self.d) + c * np.outer(z, z)
+        elif self.solver == "cg":
+            self.S = f * self.S + c * np.outer(z, z)
+        elif self.solver == "diagonal":
+            self.h = f * self.h + (1 - f) * lam + c * z * z
+        else:
+            self.B = np.sqrt(f) * self.B
+            self.alpha = f * self.alpha + (1 - f) * lam
+            if self.B.shape[0] == 2 * self.rank:
+                self.shrink()
+            self.B = np.vstack([self.B, np.sqrt(c) * z])
+
+    def shrink(self):
+        """Robust Frequent Directions via a full SVD of the buffer."""
+        _, sv, Vt = np.linalg.svd(self.B, full_matrices=False)
+        s2 = sv ** 2
+        delta = s2[self.rank] if s2.shape[0] > self.rank else 0.0
+        keep = np.sqrt(np.maximum(s2[: self.rank] - delta, 0.0))
+        self.B = keep[:, None] * Vt[: self.rank]
+        self.alpha += delta / 2
+
+    def learn_pair(self, a, b, w=1.0):
+        self.learn_one(np.asarray(a, float) - np.asarray(b, float), 1.0, w)
+
+    def width(self, V):
+        Hinv = np.linalg.inv(self.cal_H())
+        V = np.atleast_2d(V)
+        return np.sqrt(np.einsum("nd,de,ne->n", V, Hinv, V))

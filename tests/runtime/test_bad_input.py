@@ -1,0 +1,73 @@
+"""Bad input to any verb: a typed error from the SDK's base class, and not one byte changes."""
+import numpy as np
+import pytest
+
+from edge_omd import EdgeOMDError, InvalidInputError, RewardModel
+from tests.runtime.streams import feed, mixed_stream
+
+D = 6
+good = np.ones(D) / np.sqrt(D)
+BAD_VECTORS = [np.ones(D + 1), np.ones((D, 1)), np.array([np.nan] * D), np.array([np.inf] + [0] * (D - 1)),
+               np.array(["a"] * D), np.ones(D, complex), [1, 2], None, "abc", np.full(D, 1e9),
+               np.array([[1, 2], [3]], dtype=object)]
+
+
+@pytest.fixture(params=["exact", "cg", "sketch", "diagonal"])
+def model(request):
+    m = RewardModel(D, solver=request.param, sketch_rank=2 if request.param == "sketch" else None,
+                    radius=5.0)
+    for kind, args, w in mixed_stream(D, 20, seed=0):
+        feed(m, kind, args, w)
+    return m
+
+
+def _calls(bad):
+    yield lambda m: m.learn_one(bad, 1.0)
+    yield lambda m: m.learn_pair(bad, good)
+    yield lambda m: m.learn_pair(good, bad)
+    yield lambda m: m.learn_thumb(bad, True)
+    yield lambda m: m.fantasize(bad)
+
+
+def test_bad_vectors(model):
+    before = model.to_bytes()
+    for bad in BAD_VECTORS:
+        for call in _calls(bad):
+            with pytest.raises(InvalidInputError):
+                call(model)
+            assert model.to_bytes() == before
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.learn_one(good, 1.5), lambda m: m.learn_one(good, -0.1), lambda m: m.learn_one(good, float("nan")),
+    lambda m: m.learn_one(good, "1"), lambda m: m.learn_one(good, None),
+    lambda m: m.learn_pair(good, good * 0, weight=0), lambda m: m.learn_pair(good, good * 0, weight=-1),
+    lambda m: m.learn_pair(good, good * 0, weight=float("inf")), lambda m: m.learn_thumb(good, 1),
+    lambda m: m.learn_thumb(good, "yes"), lambda m: m.reward(np.ones((3, D + 1))),
+    lambda m: m.width(np.ones((3, D)), ref=np.ones(D + 2)), lambda m: m.width(np.full((2, D), np.nan)),
+    lambda m: m.bind_head(b"short"),
+])
+def test_bad_scalars_and_queries(model, call):
+    before = model.to_bytes()
+    with pytest.raises(EdgeOMDError):
+        call(model)
+    assert model.to_bytes() == before
+
+
+def test_inputs_are_not_mutated():
+    m = RewardModel(D)
+    a, b = good.copy(), np.zeros(D)
+    m.learn_pair(a, b)
+    np.testing.assert_array_equal(a, good)
+    np.testing.assert_array_equal(b, 0)
+
+
+def test_scoring_shapes_and_dtypes():
+    m = RewardModel(D)
+    m.learn_pair(good, -good)
+    assert m.reward(good).shape == (1,)
+    assert m.reward(np.ones((4, D), np.float32)).dtype == np.float64
+    assert m.width(np.ones((4, D), int), ref=good).shape == (4,)
+    theta = m.theta
+    with pytest.raises(ValueError):
+        theta[0] = 1.0  # read-only

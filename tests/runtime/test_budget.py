@@ -1,0 +1,85 @@
+"""The memory budget: representation choice, true and constant nbytes, the floor."""
+import numpy as np
+import pytest
+
+from edge_omd import BudgetError, ConfigError, RewardModel
+from tests.runtime.streams import feed, mixed_stream
+
+
+def test_auto_picks_by_budget():
+    d = 384
+    exact = RewardModel.state_bytes(d, "exact")
+    assert RewardModel(d).solver == "exact"
+    assert RewardModel(d, budget_bytes=exact).solver == "exact"
+    m = RewardModel(d, budget_bytes=exact - 1)
+    assert m.solver == "sketch" and m.nbytes <= exact - 1
+    # the largest rank that fits: one more would not
+    assert RewardModel.state_bytes(d, "sketch", rank=m.rank + 1) > exact - 1
+    small = RewardModel(d, budget_bytes=RewardModel.state_bytes(d, "sketch", rank=2))
+    assert small.solver == "sketch" and small.rank == 2
+    diag = RewardModel.state_bytes(d, "diagonal")
+    m = RewardModel(d, budget_bytes=RewardModel.state_bytes(d, "sketch", rank=2) - 1)
+    assert m.solver == "diagonal" and m.nbytes <= diag
+    with pytest.raises(BudgetError):
+        RewardModel(d, budget_bytes=diag - 1)
+    with pytest.raises(BudgetError):
+        RewardModel(d, solver="exact", budget_bytes=exact - 1)
+
+
+def test_sketch_at_2mib_for_d4096():
+    m = RewardModel(4096, budget_bytes=2 << 20)
+    assert m.solver == "sketch" and m.nbytes <= 2 << 20 and m.rank >= 32
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nbytes_is_true_and_constant(solver, dtype):
+    d = 12
+    m = RewardModel(d, solver=solver, dtype=dtype, sketch_rank=3 if solver == "sketch" else None)
+    arrays = list(m._solver.state) + [m._z, m._theta_prev, m._t]
+    assert m.nbytes == sum(a.nbytes for a in arrays)
+    assert m.nbytes == RewardModel.state_bytes(d, solver, dtype, rank=m.rank)
+    sizes = []
+    for t, (kind, args, w) in enumerate(mixed_stream(d, 1000, seed=0)):
+        feed(m, kind, args, w)
+        if t in (0, 999):
+            sizes.append(m.nbytes)
+            assert all(a.shape == b.shape for a, b in zip(m._solver.state, arrays))
+    assert sizes[0] == sizes[1]
+
+
+@pytest.mark.slow
+def test_nbytes_after_a_million_updates():
+    d = 8
+    m = RewardModel(d, solver="sketch", sketch_rank=2)
+    n0 = m.nbytes
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(1000, d)) / np.sqrt(d)
+    m.learn_one(Z[0], 1.0)
+    n1 = m.nbytes
+    for i in range(1, 1_000_000):
+        m.learn_one(Z[i % 1000], float(i % 2))
+    assert m.t == 1_000_000
+    assert n0 == n1 == m.nbytes
+    assert np.isfinite(m.theta).all()
+
+
+@pytest.mark.parametrize("kw", [
+    dict(eta=0), dict(eta=float("nan")), dict(lam=-1), dict(radius=0), dict(forget=0),
+    dict(forget=1.5), dict(dtype="float16"), dict(solver="newton"), dict(cg_steps=0),
+    dict(budget_bytes=0), dict(budget_bytes=1.5), dict(sketch_rank=0), dict(eta="1"),
+    dict(forget=0.9, solver="exact"), dict(lam_warmup=-1),
+])
+def test_bad_config_is_a_config_error(kw):
+    with pytest.raises(ConfigError):
+        RewardModel(8, **kw)
+
+
+def test_bad_dim():
+    for dim in (0, -3, 2.5, "8", True, 1 << 20):
+        with pytest.raises(ConfigError):
+            RewardModel(dim)
+
+
+def test_auto_with_forgetting_avoids_exact():
+    assert RewardModel(8, forget=0.99).solver == "cg"

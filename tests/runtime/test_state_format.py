@@ -1,0 +1,117 @@
+"""Persistence: round trips for every representation, corrupt input refused, atomic save."""
+import os
+
+import numpy as np
+import pytest
+
+from edge_omd import RewardModel, StateFormatError, InvalidInputError
+from edge_omd import state_format
+from tests.runtime.streams import feed, mixed_stream
+
+CONFIGS = [
+    dict(solver="exact"), dict(solver="exact", dtype="float64", radius=2.0),
+    dict(solver="cg", lam_warmup=10, forget=0.99), dict(solver="sketch", sketch_rank=3),
+    dict(solver="sketch", sketch_rank=2, dtype="float64", budget_bytes=10_000),
+    dict(solver="diagonal", head_fingerprint=bytes(range(32))),
+]
+
+
+def _trained(cfg, T=50, d=9):
+    m = RewardModel(d, **cfg)
+    for kind, args, w in mixed_stream(d, T, seed=1):
+        feed(m, kind, args, w)
+    return m
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(str(v) for v in c.values())[:40])
+def test_round_trip_bytes_and_file(cfg, tmp_path):
+    m = _trained(cfg)
+    b = m.to_bytes()
+    m2 = RewardModel.from_bytes(b)
+    assert m2.to_bytes() == b
+    assert (m2.solver, m2.rank, m2.t, m2.dtype, m2.nbytes, m2.head_fingerprint) == \
+           (m.solver, m.rank, m.t, m.dtype, m.nbytes, m.head_fingerprint)
+    assert m2.hyperparameters == m.hyperparameters
+    path = tmp_path / "user.eomd"
+    m.save(path)
+    m3 = RewardModel.load(path)
+    assert m3.to_bytes() == b
+    # the restored model continues exactly like the original
+    for kind, args, w in mixed_stream(9, 40, seed=2):
+        feed(m, kind, args, w)
+        feed(m3, kind, args, w)
+    assert m3.to_bytes() == m.to_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["user.eomd"]  # no temp files left
+
+
+def test_header_layout_is_what_the_doc_says():
+    m = _trained(dict(solver="sketch", sketch_rank=2, dtype="float64", radius=3.0), d=5)
+    b = m.to_bytes()
+    assert b[:8] == b"EDGEOMD\x00"
+    assert int.from_bytes(b[8:10], "little") == 1
+    assert b[10] == 3 and b[11] == 8
+    assert int.from_bytes(b[12:16], "little") == 5
+    assert int.from_bytes(b[16:20], "little") == 2
+    assert int.from_bytes(b[32:40], "little") == m.t
+    assert np.frombuffer(b[72:80], "<f8")[0] == 3.0
+    payload = int.from_bytes(b[128:136], "little")
+    assert len(b) == 136 + payload + 4
+    assert np.allclose(np.frombuffer(b[136:136 + 40], "<f8"), m.theta)
+
+
+def _corruptions(b):
+    yield "flipped payload byte", b[:200] + bytes([b[200] ^ 1]) + b[201:]
+    yield "flipped crc", b[:-1] + bytes([b[-1] ^ 0xFF])
+    yield "truncated", b[:-10]
+    yield "header only", b[:100]
+    yield "bad magic", b"XDGEOMD\x00" + b[8:]
+    yield "future version", b[:8] + (2).to_bytes(2, "little") + b[10:]
+    yield "unknown solver", b[:10] + bytes([9]) + b[11:]
+    yield "huge dim", b[:12] + (1 << 30).to_bytes(4, "little") + b[16:]
+    yield "wrong payload length", b[:128] + (10 ** 12).to_bytes(8, "little") + b[136:]
+    yield "trailing garbage", b + b"\x00"
+    yield "empty", b""
+
+
+@pytest.mark.parametrize("what", [w for w, _ in _corruptions(b"x" * 300)])
+def test_corrupt_state_refused(what, tmp_path):
+    b = _trained(dict(solver="exact"), d=9).to_bytes()
+    bad = dict(_corruptions(b))[what]
+    with pytest.raises(StateFormatError):
+        RewardModel.from_bytes(bad)
+    p = tmp_path / "bad.eomd"
+    p.write_bytes(bad)
+    with pytest.raises(StateFormatError):
+        RewardModel.load(p)
+
+
+def test_non_finite_payload_refused_even_with_valid_crc():
+    import zlib
+    b = bytearray(_trained(dict(solver="diagonal", dtype="float64"), d=4).to_bytes())
+    b[136:144] = np.float64(np.nan).tobytes()
+    b[-4:] = (zlib.crc32(bytes(b[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
+    with pytest.raises(StateFormatError):
+        RewardModel.from_bytes(bytes(b))
+
+
+def test_from_bytes_type_checked():
+    with pytest.raises(InvalidInputError):
+        RewardModel.from_bytes("not bytes")
+
+
+def test_interrupted_save_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "user.eomd"
+    m = _trained(dict(solver="exact"))
+    m.save(path)
+    before = path.read_bytes()
+    m.learn_pair(np.ones(9) / 3, np.zeros(9))
+
+    def crash(*a, **k):
+        raise OSError("power cut before rename")
+
+    monkeypatch.setattr(state_format.os, "replace", crash)
+    with pytest.raises(OSError):
+        m.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["user.eomd"]
+    assert RewardModel.load(path).t == m.t - 1
