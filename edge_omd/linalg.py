@@ -35,12 +35,25 @@ def dsigmoid(m):
     return s * (1.0 - s)
 
 
-@kernel(both("void(F[:, ::1], F[::1])"))
-def chol_update_upper(U, x):
+@kernel(both("F(F[::1], F[::1])"))
+def dot_native(a, b):
+    """sum_i a_i b_i accumulated in the arrays' own dtype (vectorises fully; for O(d) inner
+    loops of O(d^2) kernels, where a float64 accumulator would halve the SIMD width)."""
+    acc = a.dtype.type(0)
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc
+
+
+@kernel(both("void(F[:, ::1], F[::1], F[::1])"))
+def chol_update_upper(U, x, rot):
     """In place: U^T U <- U^T U + x x^T for upper-triangular U (row-major). x is destroyed.
 
     LINPACK's dchud recurrence (Givens rotations row by row): stable, keeps U's diagonal
-    positive, O(d^2) and touches only the upper triangle.
+    positive, O(d^2) and touches only the upper triangle. Each rotation is computed in float64
+    and rounded to the arrays' dtype through the 3-element scratch `rot`, so the row loop runs
+    entirely in that dtype and vectorises (a float64 scalar would promote it: 2.4x slower at
+    d=384 in float32, measured).
     """
     d = U.shape[0]
     for k in range(d):
@@ -49,14 +62,16 @@ def chol_update_upper(U, x):
         if xk == 0.0:
             continue
         r = math.sqrt(ukk * ukk + xk * xk)
-        c = r / ukk
-        s = xk / ukk
         U[k, k] = r
-        inv_c = 1.0 / c
+        rot[0] = xk / ukk
+        rot[1] = r / ukk
+        rot[2] = ukk / r
+        s, c, inv_c = rot[0], rot[1], rot[2]
+        row = U[k]
         for j in range(k + 1, d):
-            ukj = (float(U[k, j]) + s * float(x[j])) * inv_c
-            U[k, j] = ukj
-            x[j] = c * float(x[j]) - s * ukj
+            ukj = (row[j] + s * x[j]) * inv_c
+            row[j] = ukj
+            x[j] = c * x[j] - s * ukj
 
 
 @kernel(both("f8(F[:, ::1], F[::1], F[::1])"))
@@ -67,11 +82,12 @@ def solve_upper_t(U, b, out):
         out[i] = b[i]
     acc = 0.0
     for j in range(d):
-        oj = float(out[j]) / float(U[j, j])
+        oj = out[j] / U[j, j]
         out[j] = oj
-        acc += oj * oj
+        acc += float(oj) * float(oj)
+        row = U[j]
         for k in range(j + 1, d):
-            out[k] -= oj * U[j, k]
+            out[k] -= oj * row[k]
     return acc
 
 
@@ -80,10 +96,11 @@ def solve_upper(U, b, out):
     """out = U^{-1} b (back substitution)."""
     d = U.shape[0]
     for i in range(d - 1, -1, -1):
-        acc = float(b[i])
+        acc = b[i]
+        row = U[i]
         for k in range(i + 1, d):
-            acc -= float(U[i, k]) * float(out[k])
-        out[i] = acc / float(U[i, i])
+            acc -= row[k] * out[k]
+        out[i] = acc / row[i]
 
 
 @kernel(both("void(F[:, ::1], F[::1], f8, F[::1])"))

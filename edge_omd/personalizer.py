@@ -166,10 +166,9 @@ class Personalizer:
             model.learn_thumb(obs[1], obs[2], weight=obs[3])
 
     def _observe(self, obs: tuple) -> None:
-        self._refresh()
         if self._batch_depth == 0:
-            # Learned inside the store's transaction (flush); if the model rejects the
-            # observation the transaction rolls back and nothing changes.
+            # Learned inside the store's transaction (flush), on the latest stored state; if the
+            # model rejects the observation the transaction rolls back and nothing changes.
             self._pending.append(obs)
             try:
                 self.flush()
@@ -179,6 +178,7 @@ class Personalizer:
             return
         # Batch mode: learn in memory now. The RewardModel leaves itself unchanged on bad
         # input, and _model is never _base here, so a rejected observation changes nothing.
+        self._refresh()
         if self._model is self._base:
             self._model = self._base.copy()
         self._apply(self._model, obs)
@@ -198,16 +198,25 @@ class Personalizer:
         def build(old: Optional[StoreRecord]) -> bytes:
             token = None if old is None else (old.updates, old.created_at)
             if token == self._seen and self._base is not None:
-                model = self._base.copy()
+                # Learn on the cached committed model in place (no d x d copy on the hot path);
+                # if the transaction fails it is dropped below and reloaded from the store.
+                model = self._base
             else:
                 model = self._load(old)
+            built["model"] = model
             for obs in pending:
                 self._apply(model, obs)
-            built["model"] = model
             return model.to_bytes()
 
-        rec = self.store.update(self.user_id, build, head_fingerprint=self.head.fingerprint,
-                                dim=int(self.head.dim))
+        try:
+            rec = self.store.update(self.user_id, build, head_fingerprint=self.head.fingerprint,
+                                    dim=int(self.head.dim))
+        except BaseException:
+            if built.get("model") is self._base:   # possibly half-learned: forget the cache
+                if self._model is self._base:
+                    self._model = None
+                self._base, self._seen = None, None   # the next call reloads the stored state
+            raise
         self._base = built["model"]
         self._seen = (rec.updates, rec.created_at)
         self._pending = []
@@ -378,8 +387,7 @@ class Personalizer:
                 rows.append(phi[a] - phi[b])
         if not rows:
             return []
-        Z = np.asarray(rows, dtype=np.float32 if model.dtype in ("float32", np.float32)
-                       else np.float64)
+        Z = np.asarray(rows, dtype=np.dtype(model.dtype))
         picked = _st.greedy_queries(model, Z, int(k))
         return [Query(cand[j][0], cand[j][1], cand[j][2], w) for j, w in picked]
 

@@ -42,8 +42,8 @@ MAX_WEIGHT = 1e6
 
 
 def _front_bytes(d, itemsize):
-    # The front's own buffers: the input z (d), theta before the step (d), and the counter.
-    return 2 * d * itemsize + 8
+    # The front's own buffers: the input z (d) converted once, and the counter t.
+    return d * itemsize + 8
 
 
 class RewardModel:
@@ -110,8 +110,7 @@ class RewardModel:
         self._d, self._dtype, self._rank = d, np.dtype(DTYPES[dtype]), rank
         self._solver = cls(d, self._dtype, lam, rank=rank, cg_steps=cg_steps,
                            lam_warmup=lam_warmup, cg_tol=cg_tol)
-        self._z = np.zeros(d, self._dtype)           # the current observation, converted once
-        self._theta_prev = np.zeros(d, self._dtype)  # theta before the step (rollback on failure)
+        self._z = np.zeros(d, self._dtype)  # the current observation, converted once
         self._t = np.zeros(1, np.int64)
         self._fingerprint = fingerprint
         assert self.nbytes == self.state_bytes(d, name, dtype, rank)
@@ -130,13 +129,13 @@ class RewardModel:
     @property
     def nbytes(self):
         """True size of the state in bytes; fixed at construction, never grows."""
-        arrays = list(self._solver.state) + [self._z, self._theta_prev, self._t]
+        arrays = list(self._solver.state) + [self._z, self._t]
         return int(sum(a.nbytes for a in arrays))
 
     @property
     def theta(self):
         """theta_t as a read-only float64 copy."""
-        out = self._solver.state.theta.astype(np.float64)
+        out = self._solver.theta().astype(np.float64)
         out.flags.writeable = False
         return out
 
@@ -222,7 +221,7 @@ class RewardModel:
         z = self._vector(z, "z")
         w = _weight(weight)
         np.copyto(self._z, z, casting="unsafe")
-        self._solver.absorb(self._z, w, 1.0, self.t)
+        self._solver.absorb(self._z, w, 1.0, self.t, fresh=False)
 
     def reset(self):
         """Forget everything learned: theta = 0, cal_H = lam I, t = 0 (settings kept)."""
@@ -231,29 +230,28 @@ class RewardModel:
 
     def _update(self, y, w):
         solver, h = self._solver, self._hyper
-        theta = solver.state.theta
-        np.copyto(self._theta_prev, theta)
-        a = solver.step(self._z, y, w, h["eta"], self.t)
-        if not np.isfinite(theta).all():
-            np.copyto(theta, self._theta_prev)
-            raise NumericalError("the update produced a non-finite theta; the state was left "
-                                 "unchanged (check the feature scale and eta)")
-        if h["radius"] is not None and float(np.linalg.norm(theta)) > h["radius"]:
-            z64 = self._z.astype(np.float64)
-            t = self.t
+        a = solver.step(self._z, y, w, h["eta"], self.t)  # steps 1-2
+        if math.isnan(a):  # the kernel checked before moving anything
+            raise NumericalError("the update would produce a non-finite theta; the state was "
+                                 "left unchanged (check the feature scale and eta)")
+        if h["radius"] is not None:                         # step 3
+            theta = solver.theta().astype(np.float64)
+            if float(np.linalg.norm(theta)) > h["radius"]:
+                z64 = self._z.astype(np.float64)
+                t = self.t
 
-            def tilde(v):  # tilde_H v = cal_H v + a z (z.v)
-                return solver.matvec(v, t) + a * z64 * (z64 @ v)
+                def tilde(v):  # tilde_H v = cal_H v + a z (z.v)
+                    return solver.matvec(v, t) + a * z64 * (z64 @ v)
 
-            theta[:] = project_to_ball(theta.astype(np.float64), tilde, h["radius"])
-        solver.absorb(self._z, w, h["forget"], self.t)
+                solver.set_theta(project_to_ball(theta, tilde, h["radius"]))
+        solver.absorb(self._z, w, h["forget"], self.t, fresh=True)  # step 4
         self._t[0] += 1
 
     # ------------------------------------------------------------------ scoring
     def reward(self, Phi):
         """r(phi) = theta^T phi for each row of Phi ((n, d) or (d,)); returns (n,) float64."""
         P = self._matrix(Phi, "Phi")
-        return P @ self._solver.state.theta.astype(np.float64)
+        return P @ self._solver.theta().astype(np.float64)
 
     def width(self, Phi, ref=None):
         """||phi - ref||_{cal_H^{-1}} for each row (ref: (d,) or None); returns (n,) float64.
@@ -303,6 +301,8 @@ class RewardModel:
                 raise StateFormatError(f"sketch rows {rows} / alpha {alpha} out of range")
         for dst, src in zip(model._solver.payload(), arrays):
             dst[...] = src
+        if hasattr(model._solver, "loaded"):
+            model._solver.loaded()
         model._t[0] = meta["t"]
         return model
 

@@ -24,7 +24,7 @@ Everything little-endian. Layout:
     96     32    fingerprint      SHA-256 of the feature head's graph (zeros when unset)
     128    8     u64 payload_len  bytes that follow, up to the checksum
     136    ...   payload          the solver's arrays, in this order, C order:
-                   exact:    theta (d), U (d, d) upper Cholesky factor of cal_H
+                   exact:    theta (d), U (d, d) upper Cholesky factor of cal_H, phi = U theta (d) f64
                    cg:       theta (d), S (d, d) curvature sum (cal_H = lambda_t I + S)
                    sketch:   theta (d), B (2 ell, d), L (2 ell, 2 ell) f64, alpha (1) f64, rows (1) i64
                    diagonal: theta (d), h (d)
@@ -56,7 +56,9 @@ assert HEADER.size == 136
 def payload_spec(solver, d, itemsize, rank):
     """[(shape, dtype)] of the payload arrays, in file order."""
     F, f8, i8 = DTYPES[itemsize], np.dtype("<f8"), np.dtype("<i8")
-    if solver in ("exact", "cg"):
+    if solver == "exact":
+        return [((d,), F), ((d, d), F), ((d,), f8)]
+    if solver == "cg":
         return [((d,), F), ((d, d), F)]
     if solver == "sketch":
         m = 2 * rank

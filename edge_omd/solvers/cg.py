@@ -10,6 +10,7 @@ Unlike the official code: beta is Fletcher-Reeves (not r.r / r.r = 1), S is accu
 steps (not replaced by a constant damping), and the CG result is never blended with the gradient.
 The damping lambda_t plays the prior's role, so forgetting discounts S only.
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +35,8 @@ def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol):
     a = eta * w * s * (1.0 - s)
     linalg.cg_solve(S, lam_t, z, a, z, x, r, p, Ap, steps, tol)
     coef = eta * w * (s - y)
+    if not (math.isfinite(coef) and math.isfinite(linalg.dot(x, x))):
+        return math.nan  # nothing moved
     for i in range(theta.shape[0]):
         theta[i] -= coef * float(x[i])
     return a
@@ -78,7 +81,13 @@ class CGSolver:
         return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, eta, self.lam_at(t + 1),
                      self.cg_steps, self.cg_tol)
 
-    def absorb(self, z, w, forget, t):
+    def theta(self):
+        return self.state.theta
+
+    def set_theta(self, theta64):
+        self.state.theta[:] = theta64
+
+    def absorb(self, z, w, forget, t, fresh=False):
         st = self.state
         return _absorb(st.theta, st.S, z, w, forget)
 

@@ -4,6 +4,7 @@
     v = z / h,  q = z^T v,  theta' = theta - eta w (sigma - y) v / (1 + a q)
     h <- forget h + (1 - forget) lam + w sigma'(theta_new.z) z*z
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +30,8 @@ def _step(theta, h, z, v, y, w, eta):
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
     coef = eta * w * (s - y) / (1.0 + a * q)
+    if not (math.isfinite(coef) and math.isfinite(q)):
+        return math.nan  # nothing moved
     for i in range(theta.shape[0]):
         theta[i] -= coef * float(v[i])
     return a
@@ -77,7 +80,13 @@ class DiagonalSolver:
         st = self.state
         return _step(st.theta, st.h, z, st.v, y, w, eta)
 
-    def absorb(self, z, w, forget, t):
+    def theta(self):
+        return self.state.theta
+
+    def set_theta(self, theta64):
+        self.state.theta[:] = theta64
+
+    def absorb(self, z, w, forget, t, fresh=False):
         st = self.state
         return _absorb(st.theta, st.h, z, w, forget, self.lam)
 

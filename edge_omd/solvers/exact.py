@@ -1,18 +1,27 @@
-"""Exact local norm: cal_H = U^T U kept as its upper Cholesky factor U (d x d).
+"""Exact local norm: cal_H = U^T U kept as its upper Cholesky factor U (d x d), with theta kept
+implicitly as phi = U theta.
 
 Why a Cholesky factor and not the Sherman-Morrison inverse: every update ADDS curvature, which
-is a Cholesky *update* (rotations, unconditionally stable, diagonal stays positive), while the
-inverse would need a *downdate* P - c u u^T whose cancellation errors pile up in float32 until
-P stops being positive definite after long streams. The factor stays SPD by construction, so no
-periodic refactorisation is needed. Cost per update: two triangular solves and one rank-one
-update, O(d^2), over the upper triangle only.
+is a Cholesky *update* (Givens rotations: unconditionally stable, the diagonal stays positive),
+while the inverse would need a *downdate* P - c u u^T whose cancellation errors accumulate in
+float32 until P stops being positive definite on long streams. The factor is SPD by
+construction, so no periodic refactorisation is needed.
 
-Per observation (z, y, w) of Algorithm 1 (tilde_H = cal_H + a z z^T, a = eta w sigma'(theta.z)):
-    v = cal_H^{-1} z,  q = z^T v                       (U^T u = z, U v = u)
-    tilde_H^{-1} z = v / (1 + a q)                       (Sherman-Morrison on a vector)
-    theta' = theta - eta w (sigma(theta.z) - y) v / (1 + a q)
-    cal_H <- cal_H + w sigma'(theta_new.z) z z^T           (chol_update_upper)
+Why phi = U theta: with it one step needs only the forward solve u = U^{-T} z:
+    theta.z = phi.u,   z^T cal_H^{-1} z = u.u,   U (cal_H^{-1} z) = u
+so theta' = theta - coef cal_H^{-1} z  is  phi' = phi - coef u, with no back substitution. The
+rank-one update cal_H + x x^T (x = sqrt(w sigma'(theta'.z)) z) rotates [U; x^T] into [U_new; 0];
+the same rotations applied to [phi'; x.theta'] give U_new theta' (the system is rotated as a
+whole), O(d) extra. The update is deferred to the next step and fused with its forward solve
+(both sweep U top-down), so one step is ONE read-write pass over the upper triangle.
+theta itself is recovered by back substitution only when asked for (scoring, persistence).
+
+Per observation (z, y, w) of Algorithm 1, a = eta w sigma'(theta.z):
+    tilde_H^{-1} z = cal_H^{-1} z / (1 + a q),   q = z^T cal_H^{-1} z        (Sherman-Morrison on a vector)
+    theta' = theta - eta w (sigma(theta.z) - y) cal_H^{-1} z / (1 + a q)
+    cal_H <- cal_H + w sigma'(theta'.z) z z^T
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -20,59 +29,146 @@ import numpy as np
 from edge_omd import linalg
 from edge_omd._numba import both, kernel
 
+# aux slots (float64)
+E, PENDING, THETA_OK = 0, 1, 2
+
 
 class ExactState(NamedTuple):
-    theta: np.ndarray  # (d,)   reward parameter
+    theta: np.ndarray  # (d,)   theta = U^{-1} phi, refreshed on demand (aux[THETA_OK])
     U: np.ndarray      # (d, d) upper Cholesky factor of cal_H (lower triangle unused, zero)
+    phi: np.ndarray    # (d,)   float64, U theta
+    xp: np.ndarray     # (d,)   pending rank-one update vector x (aux[PENDING]); destroyed by it
     u: np.ndarray      # (d,)   work: U^{-T} z
-    v: np.ndarray      # (d,)   work: cal_H^{-1} z
-    x: np.ndarray      # (d,)   work: the rank-one update vector (destroyed by the update)
+    rot: np.ndarray    # (3,)   work: one Givens rotation in the state's dtype
+    aux: np.ndarray    # (3,)   float64: x.theta for the pending update, pending flag, theta-valid flag
 
 
-@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], f8, f8, f8)"))
-def _step(theta, U, z, u, v, y, w, eta):
-    m = linalg.dot(theta, z)
-    q = linalg.solve_upper_t(U, z, u)
-    linalg.solve_upper(U, u, v)
+@kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"))
+def _sweep(U, phi, xp, z, u, rot, aux, solve):
+    """One top-down pass: apply the pending update to U and phi, and (if `solve`) the forward
+    substitution u = U_new^{-T} z on each row right after it is final."""
+    d = U.shape[0]
+    pending = aux[PENDING] != 0.0
+    e = aux[E]
+    if solve:
+        for i in range(d):
+            u[i] = z[i]
+    for k in range(d):
+        row = U[k]
+        xk = float(xp[k]) if pending else 0.0
+        if xk != 0.0:
+            ukk = float(row[k])
+            r = math.sqrt(ukk * ukk + xk * xk)
+            row[k] = r
+            rot[0] = xk / ukk
+            rot[1] = r / ukk
+            rot[2] = ukk / r
+            s, c, inv_c = rot[0], rot[1], rot[2]
+            cs, sn = ukk / r, xk / r
+            pk = phi[k]
+            phi[k] = cs * pk + sn * e
+            e = cs * e - sn * pk
+            if solve:
+                uk = u[k] / row[k]
+                u[k] = uk
+                for j in range(k + 1, d):
+                    ukj = (row[j] + s * xp[j]) * inv_c
+                    row[j] = ukj
+                    xp[j] = c * xp[j] - s * ukj
+                    u[j] -= uk * ukj
+            else:
+                for j in range(k + 1, d):
+                    ukj = (row[j] + s * xp[j]) * inv_c
+                    row[j] = ukj
+                    xp[j] = c * xp[j] - s * ukj
+        elif solve:
+            uk = u[k] / row[k]
+            u[k] = uk
+            for j in range(k + 1, d):
+                u[j] -= uk * row[j]
+    aux[PENDING] = 0.0
+    aux[E] = 0.0
+
+
+@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8)"))
+def _step(U, phi, xp, z, u, rot, aux, y, w, eta):
+    """Steps 1-2 of Algorithm 1 on phi. Returns a = eta w sigma'(theta.z), or NaN (nothing
+    moved) when the step would not be finite."""
+    _sweep(U, phi, xp, z, u, rot, aux, True)
+    m = 0.0
+    q = 0.0
+    for i in range(phi.shape[0]):
+        ui = float(u[i])
+        m += phi[i] * ui
+        q += ui * ui
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
     coef = eta * w * (s - y) / (1.0 + a * q)
-    for i in range(theta.shape[0]):
-        theta[i] -= coef * float(v[i])
+    if not (math.isfinite(coef) and math.isfinite(q)):
+        return math.nan
+    for i in range(phi.shape[0]):
+        phi[i] -= coef * float(u[i])
+    aux[THETA_OK] = 0.0
     return a
 
 
-@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], f8)"))
-def _absorb(theta, U, z, x, w):
-    c = w * linalg.dsigmoid(linalg.dot(theta, z))
-    sc = np.sqrt(c)
+@kernel(both("f8(f8[::1], F[::1], F[::1], F[::1], f8[::1], f8)"))
+def _absorb(phi, xp, z, u, aux, w):
+    """Step 4, deferred: with u = U^{-T} z and phi = U theta_new, queue x = sqrt(c) z."""
+    m_new = 0.0
+    for i in range(phi.shape[0]):
+        m_new += phi[i] * float(u[i])
+    c = w * linalg.dsigmoid(m_new)
+    sc = math.sqrt(c)
     for i in range(z.shape[0]):
-        x[i] = sc * float(z[i])
-    linalg.chol_update_upper(U, x)
+        xp[i] = sc * float(z[i])
+    aux[E] = sc * m_new
+    aux[PENDING] = 1.0
     return c
+
+
+@kernel(both("void(F[:, ::1], f8[::1], F[::1])"))
+def _theta_from_phi(U, phi, theta):
+    """theta = U^{-1} phi (back substitution, float64 accumulation)."""
+    d = U.shape[0]
+    for i in range(d - 1, -1, -1):
+        acc = phi[i]
+        row = U[i]
+        for k in range(i + 1, d):
+            acc -= float(row[k]) * float(theta[k])
+        theta[i] = acc / float(row[i])
+
+
+@kernel(both("void(F[:, ::1], f8[::1], f8[::1])"))
+def _phi_from_theta(U, theta, phi):
+    """phi = U theta (upper-triangular product, float64 accumulation)."""
+    d = U.shape[0]
+    for i in range(d):
+        acc = 0.0
+        row = U[i]
+        for k in range(i, d):
+            acc += float(row[k]) * theta[k]
+        phi[i] = acc
 
 
 @kernel(both("void(F[:, ::1], F[:, ::1], F[::1], f8[::1])"))
 def _widths(U, V, work, out):
     for n in range(V.shape[0]):
-        out[n] = np.sqrt(linalg.solve_upper_t(U, V[n], work))
+        out[n] = math.sqrt(linalg.solve_upper_t(U, V[n], work))
 
 
 @kernel(both("void(F[:, ::1], f8[::1], f8[::1], f8[::1])"))
 def _hv(U, vec, tmp, out):
     """out = U^T U vec (upper triangle only), float64 in and out."""
+    _phi_from_theta(U, vec, tmp)
     d = U.shape[0]
-    for i in range(d):
-        acc = 0.0
-        for k in range(i, d):
-            acc += float(U[i, k]) * vec[k]
-        tmp[i] = acc
     for k in range(d):
         out[k] = 0.0
     for i in range(d):
         ti = tmp[i]
+        row = U[i]
         for k in range(i, d):
-            out[k] += float(U[i, k]) * ti
+            out[k] += float(row[k]) * ti
 
 
 class ExactSolver:
@@ -82,35 +178,69 @@ class ExactSolver:
 
     @staticmethod
     def state_bytes(d, itemsize, rank=None):
-        return (d * d + 4 * d) * itemsize
+        return (d * d + 3 * d + 3) * itemsize + (d + 3) * 8
 
     def __init__(self, d, dtype, lam, **_):
         self.lam = float(lam)
-        self.state = ExactState(*(np.zeros(s, dtype) for s in (d, (d, d), d, d, d)))
+        F, f8 = dtype, np.float64
+        self.state = ExactState(theta=np.zeros(d, F), U=np.zeros((d, d), F), phi=np.zeros(d, f8),
+                                xp=np.zeros(d, F), u=np.zeros(d, F), rot=np.zeros(3, F),
+                                aux=np.zeros(3, f8))
         self.reset()
 
     def reset(self):
-        st = self.state
-        for a in st:
+        for a in self.state:
             a.fill(0)
-        np.fill_diagonal(st.U, np.sqrt(self.lam))
+        np.fill_diagonal(self.state.U, np.sqrt(self.lam))
+        self.state.aux[THETA_OK] = 1.0
+
+    def flush(self):
+        """Apply the pending rank-one update now (U and phi become current)."""
+        st = self.state
+        if st.aux[PENDING] != 0.0:
+            _sweep(st.U, st.phi, st.xp, st.xp, st.u, st.rot, st.aux, False)
+
+    def theta(self):
+        """theta as the state's array (refreshed by back substitution if stale)."""
+        st = self.state
+        if st.aux[THETA_OK] == 0.0:
+            _theta_from_phi(st.U, st.phi, st.theta)  # U is current after a step (sweep done)
+            st.aux[THETA_OK] = 1.0
+        return st.theta
+
+    def set_theta(self, theta64):
+        """Replace theta (after a projection); U must be current (it is, right after a step)."""
+        st = self.state
+        st.theta[:] = theta64
+        _phi_from_theta(st.U, theta64, st.phi)
+        st.aux[THETA_OK] = 0.0  # re-derive from phi so theta and phi agree exactly
 
     def step(self, z, y, w, eta, t):
         st = self.state
-        return _step(st.theta, st.U, z, st.u, st.v, y, w, eta)
+        return _step(st.U, st.phi, st.xp, z, st.u, st.rot, st.aux, y, w, eta)
 
-    def absorb(self, z, w, forget, t):
+    def absorb(self, z, w, forget, t, fresh=False):
         st = self.state
-        return _absorb(st.theta, st.U, z, st.x, w)
+        if not fresh:  # fantasize: no step before, so make U current and solve for z now
+            self.flush()
+            linalg.solve_upper_t(st.U, z, st.u)
+        return _absorb(st.phi, st.xp, z, st.u, st.aux, w)
 
     def matvec(self, vec, t):
-        """cal_H vec in float64 (used by the projection)."""
+        """cal_H vec in float64 (used by the projection, right after a step: U is current)."""
         tmp, out = np.empty_like(vec), np.empty_like(vec)
         _hv(self.state.U, vec, tmp, out)
         return out
 
     def widths(self, V, out, t):
+        self.flush()
         _widths(self.state.U, V, self.state.u, out)
 
     def payload(self):
-        return [self.state.theta, self.state.U]
+        self.flush()
+        self.theta()
+        return [self.state.theta, self.state.U, self.state.phi]
+
+    def loaded(self):
+        """After payload arrays were filled from a file: theta and phi are both current."""
+        self.state.aux[:] = (0.0, 0.0, 1.0)

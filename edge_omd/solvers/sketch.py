@@ -16,6 +16,8 @@ its Cholesky factor L (float64, extended by one row per append in O(m^2)):
 With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
+import contextlib
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -24,6 +26,21 @@ from edge_omd import linalg
 from edge_omd._numba import both, kernel
 
 CHUNK = 256  # columns per block of the in-place shrink transform (bounds its scratch buffer)
+_BLAS = []   # a threadpoolctl controller, made on first shrink
+
+
+def _single_blas_thread():
+    """The shrink's small eigh/matmul run on ONE BLAS thread: OpenBLAS's pool busy-waits, and on
+    a loaded 2-core machine a 302 x 302 shrink took 150-860 ms multi-threaded against 7-13 ms
+    single-threaded (measured, d=384, rank 151). Only the BLAS thread count is touched, only
+    for the duration of the shrink."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it the shrink still works, just with BLAS's default
+        return contextlib.nullcontext()
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 class SketchState(NamedTuple):
@@ -77,14 +94,19 @@ def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta):
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
     coef = eta * w * (s - y) / (1.0 + a * q)
+    if not (math.isfinite(coef) and math.isfinite(q)):
+        return math.nan  # nothing moved
     for i in range(theta.shape[0]):
         theta[i] -= coef * float(v[i])
     return a
 
 
-@kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8)"))
-def _append(theta, B, L, alpha, rows, z, g, w):
-    """Append the row sqrt(w sigma'(theta.z)) z to B and extend L by one row. Needs rows < 2 ell."""
+@kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8, b1)"))
+def _append(theta, B, L, alpha, rows, z, g, w, g_is_bz):
+    """Append the row sqrt(w sigma'(theta.z)) z to B and extend L by one row. Needs rows < 2 ell.
+
+    g_is_bz: g already holds B_m z from this step's solve (B unchanged since), so B_m b_new is
+    sqrt(c) g and the O(m d) product is skipped."""
     cw = w * linalg.dsigmoid(linalg.dot(theta, z))
     sc = np.sqrt(cw)
     m = rows[0]
@@ -95,8 +117,12 @@ def _append(theta, B, L, alpha, rows, z, g, w):
         B[m, j] = bj
     for j in range(d):
         zz += float(B[m, j]) * float(B[m, j])
-    for i in range(m):  # g = B_m b_new
-        g[i] = linalg.dot(B[i], B[m])
+    if g_is_bz:
+        for i in range(m):
+            g[i] *= sc
+    else:
+        for i in range(m):  # g = B_m b_new
+            g[i] = linalg.dot(B[i], B[m])
     ll = 0.0
     for i in range(m):  # L[m, :m] = L^{-1} g
         acc = g[i]
@@ -161,6 +187,7 @@ class SketchSolver:
     name = "sketch"
     code = 3
     supports_forget = True
+    robust = True  # add delta/2 back to alpha at each shrink; False = plain FD (bench/runtime.py only)
 
     @staticmethod
     def state_bytes(d, itemsize, rank):
@@ -200,13 +227,21 @@ class SketchSolver:
         st = self.state
         return _step(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, st.c, st.v, y, w, eta)
 
-    def absorb(self, z, w, forget, t):
+    def theta(self):
+        return self.state.theta
+
+    def set_theta(self, theta64):
+        self.state.theta[:] = theta64
+
+    def absorb(self, z, w, forget, t, fresh=False):
         st = self.state
         if forget != 1.0:
             _forget(st.B, st.L, st.alpha, st.rows, st.W, forget, self.lam)
+            fresh = False
         if st.rows[0] == st.B.shape[0]:
             self.shrink()
-        return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w)
+            fresh = False
+        return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w, fresh)
 
     def shrink(self):
         """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD).
@@ -214,6 +249,10 @@ class SketchSolver:
         Amortised O(ell d) per update. The eigendecomposition allocates O(ell^2) transient
         memory; the d-sized work happens in place, one CHUNK-column block at a time.
         """
+        with _single_blas_thread():
+            self._shrink()
+
+    def _shrink(self):
         st, ell = self.state, self.rank
         m = int(st.rows[0])
         alpha = float(st.alpha[0])
@@ -233,7 +272,7 @@ class SketchSolver:
             np.matmul(Mt, st.B[:m, cols], out=blk)
             st.B[:ell, cols] = blk
         st.B[ell:m] = 0
-        st.alpha[0] = alpha + delta / 2.0
+        st.alpha[0] = alpha + (delta / 2.0 if self.robust else 0.0)
         st.L.fill(0)
         lk = np.zeros(ell)
         lk[keep] = s[:ell][keep] - delta

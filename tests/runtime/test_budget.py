@@ -36,7 +36,7 @@ def test_sketch_at_2mib_for_d4096():
 def test_nbytes_is_true_and_constant(solver, dtype):
     d = 12
     m = RewardModel(d, solver=solver, dtype=dtype, sketch_rank=3 if solver == "sketch" else None)
-    arrays = list(m._solver.state) + [m._z, m._theta_prev, m._t]
+    arrays = list(m._solver.state) + [m._z, m._t]
     assert m.nbytes == sum(a.nbytes for a in arrays)
     assert m.nbytes == RewardModel.state_bytes(d, solver, dtype, rank=m.rank)
     sizes = []

@@ -48,7 +48,7 @@ def test_cholesky_update_and_solves():
     A = _spd(d, 5)
     U = np.linalg.cholesky(A).T.copy()
     x = np.random.default_rng(6).normal(size=d)
-    linalg.chol_update_upper(U, x.copy())
+    linalg.chol_update_upper(U, x.copy(), np.zeros(3, U.dtype))
     A2 = A + np.outer(x, x)
     np.testing.assert_allclose(np.triu(U).T @ np.triu(U), A2, rtol=1e-10, atol=1e-10)
     assert (np.diag(U) > 0).all()
