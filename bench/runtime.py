@@ -151,6 +151,32 @@ def bench_rss(n_updates):
               f"{(r1 - r0) / MiB:+.3f} MiB; {1e6 * el / n_updates:.1f} us/update mean", flush=True)
 
 
+def bench_float32_drift(n_updates, d=64):
+    """Why the exact solver keeps a Cholesky factor: float32 against a float64 reference on a
+    long stream concentrated in a few directions (the hard case for Sherman-Morrison downdates)."""
+    print(f"\n## float32 drift after {n_updates:,} updates (d={d}, features in an 8-dim subspace)")
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.normal(size=(d, 8)))[0]
+    theta_star = basis @ rng.normal(size=8) * 3
+    ref = RewardModel(d, dtype="float64")
+    chol = RewardModel(d, dtype="float32")
+    sm = NumpyExact(d, dtype=np.float32)
+    for i in range(n_updates):
+        z = basis @ rng.normal(size=8)
+        z /= np.linalg.norm(z)
+        y = float(rng.uniform() < 1 / (1 + np.exp(-theta_star @ z)))
+        ref.learn_one(z, y)
+        chol.learn_one(z, y)
+        sm.learn_one(z.astype(np.float32), y)
+    t64 = ref.theta
+    for name, th in (("exact (Cholesky), float32", chol.theta), ("numpy SM inverse, float32", sm.theta)):
+        err = np.linalg.norm(th - t64) / np.linalg.norm(t64)
+        print(f"{name:<28} relative theta error {err:.2e}")
+    ev = np.linalg.eigvalsh(((sm.P + sm.P.T) / 2).astype(np.float64))
+    print(f"SM inverse P: min eigenvalue {ev.min():.3e} (must stay > 0), "
+          f"Cholesky factor: min diagonal {float(np.diag(chol._solver.state.U).min()):.3e}", flush=True)
+
+
 def _accuracy(theta, Zt, truth):
     return float(((Zt @ theta > 0) == truth).mean())
 
@@ -205,9 +231,9 @@ def bench_accuracy(T, seeds, norms, d=64):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["latency", "mle", "rss", "accuracy"], action="append")
+    ap.add_argument("--only", choices=["latency", "mle", "rss", "drift", "accuracy"], action="append")
     args = ap.parse_args(argv)
-    only = set(args.only or ["latency", "mle", "rss", "accuracy"])
+    only = set(args.only or ["latency", "mle", "rss", "drift", "accuracy"])
     import numba
     import scipy
     print(f"# edge-omd runtime benchmark\n{platform.processor() or platform.machine()}, "
@@ -221,6 +247,8 @@ def main(argv=None):
         bench_mle((384,) if q else (384, 4096), (1000,) if q else (1000, 10000), q)
     if "rss" in only:
         bench_rss(10_000 if q else 100_000)
+    if "drift" in only:
+        bench_float32_drift(10_000 if q else 100_000)
     if "accuracy" in only:
         bench_accuracy(1000 if q else 5000, range(2) if q else range(5), (3.0, 8.0))
     return 0

@@ -19,6 +19,19 @@ def dot(a, b):
     return acc
 
 
+@kernel(both("f8(F[::1])"))
+def max_abs_or_inf(a):
+    """max_i |a_i|, or inf if any entry is NaN or inf: input validation without a temporary."""
+    acc = 0.0
+    for i in range(a.shape[0]):
+        v = abs(float(a[i]))
+        if not v <= 1.7976931348623157e308:  # NaN or inf
+            return math.inf
+        if v > acc:
+            acc = v
+    return acc
+
+
 @kernel(["f8(f8)"])
 def sigmoid(m):
     """sigma(m) = 1 / (1 + exp(-m)), without overflow for large |m|."""

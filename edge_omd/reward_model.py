@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from edge_omd import state_format
+from edge_omd import linalg, state_format
 from edge_omd.errors import (BudgetError, ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
 from edge_omd.projection import project_to_ball
@@ -389,9 +389,15 @@ def _real_array(x, name):
 
 
 def _check_finite(a, name):
-    if not np.isfinite(a).all():
+    if a.ndim == 1 and a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
+        top = linalg.max_abs_or_inf(a)  # the per-update path: no temporaries
+    else:
+        top = float(np.abs(a).max()) if a.size else 0.0
+        if not np.isfinite(a).all():
+            top = math.inf
+    if top == math.inf:
         raise InvalidInputError(f"{name} contains NaN or inf")
-    if a.size and float(np.abs(a).max()) > MAX_ABS_INPUT:
+    if top > MAX_ABS_INPUT:
         raise InvalidInputError(f"{name} has entries above {MAX_ABS_INPUT:g} in magnitude; "
                                 "features are expected L2-normalised")
 

@@ -25,7 +25,7 @@ import numpy as np
 from edge_omd import linalg
 from edge_omd._numba import both, kernel
 
-CHUNK = 256  # columns per block of the in-place shrink transform (bounds its scratch buffer)
+CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
 _BLAS = []   # a threadpoolctl controller, made on first shrink
 
 
