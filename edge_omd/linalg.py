@@ -58,6 +58,22 @@ def dot_native(a, b):
     return acc
 
 
+@kernel(both("f8(F[::1], F[::1], f8, f8, f8, f8, f8)"))
+def omd_move(theta, v, m, q, y, w, eta):
+    """Steps 1-2 of Algorithm 1 given v = cal_H^{-1} z, m = theta.z and q = z^T cal_H^{-1} z:
+        a = eta w sigma'(m),  theta <- theta - eta w (sigma(m) - y) v / (1 + a q)
+    (Sherman-Morrison for tilde_H = cal_H + a z z^T on a vector). Returns a, or NaN with theta
+    untouched when the step would not be finite."""
+    s = sigmoid(m)
+    a = eta * w * s * (1.0 - s)
+    coef = eta * w * (s - y) / (1.0 + a * q)
+    if not (math.isfinite(coef) and math.isfinite(q)):
+        return math.nan
+    for i in range(theta.shape[0]):
+        theta[i] -= coef * float(v[i])
+    return a
+
+
 @kernel(both("void(F[:, ::1], F[::1], F[::1])"))
 def chol_update_upper(U, x, rot):
     """In place: U^T U <- U^T U + x x^T for upper-triangular U (row-major). x is destroyed.
@@ -102,18 +118,6 @@ def solve_upper_t(U, b, out):
         for k in range(row.shape[0]):
             ot[k] -= oj * row[k]
     return acc
-
-
-@kernel(both("void(F[:, ::1], F[::1], F[::1])"))
-def solve_upper(U, b, out):
-    """out = U^{-1} b (back substitution)."""
-    d = U.shape[0]
-    for i in range(d - 1, -1, -1):
-        acc = b[i]
-        row, ot = U[i, i + 1:], out[i + 1:]
-        for k in range(row.shape[0]):
-            acc -= row[k] * ot[k]
-        out[i] = acc / U[i, i]
 
 
 @kernel(both("void(F[:, ::1], F[::1], f8, F[::1])"))

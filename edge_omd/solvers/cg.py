@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_omd import linalg
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import ExplicitTheta
 
 
 class CGState(NamedTuple):
@@ -49,7 +50,7 @@ def _absorb(theta, S, z, w, forget):
     return c
 
 
-class CGSolver:
+class CGSolver(ExplicitTheta):
     name = "cg"
     code = 2
     supports_forget = True
@@ -80,12 +81,6 @@ class CGSolver:
         st = self.state
         return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, eta, self.lam_at(t + 1),
                      self.cg_steps, self.cg_tol)
-
-    def theta(self):
-        return self.state.theta
-
-    def set_theta(self, theta64):
-        self.state.theta[:] = theta64
 
     def absorb(self, z, w, forget, t, fresh=False):
         st = self.state

@@ -4,13 +4,13 @@
     v = z / h,  q = z^T v,  theta' = theta - eta w (sigma - y) v / (1 + a q)
     h <- forget h + (1 - forget) lam + w sigma'(theta_new.z) z*z
 """
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from edge_omd import linalg
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import ExplicitTheta
 
 
 class DiagonalState(NamedTuple):
@@ -27,14 +27,7 @@ def _step(theta, h, z, v, y, w, eta):
         vi = float(z[i]) / float(h[i])
         v[i] = vi
         q += vi * float(z[i])
-    s = linalg.sigmoid(m)
-    a = eta * w * s * (1.0 - s)
-    coef = eta * w * (s - y) / (1.0 + a * q)
-    if not (math.isfinite(coef) and math.isfinite(q)):
-        return math.nan  # nothing moved
-    for i in range(theta.shape[0]):
-        theta[i] -= coef * float(v[i])
-    return a
+    return linalg.omd_move(theta, v, m, q, y, w, eta)
 
 
 @kernel(both("f8(F[::1], F[::1], F[::1], f8, f8, f8)"))
@@ -57,7 +50,7 @@ def _widths(h, V, out):
         out[n] = np.sqrt(acc)
 
 
-class DiagonalSolver:
+class DiagonalSolver(ExplicitTheta):
     name = "diagonal"
     code = 4
     supports_forget = True
@@ -79,12 +72,6 @@ class DiagonalSolver:
     def step(self, z, y, w, eta, t):
         st = self.state
         return _step(st.theta, st.h, z, st.v, y, w, eta)
-
-    def theta(self):
-        return self.state.theta
-
-    def set_theta(self, theta64):
-        self.state.theta[:] = theta64
 
     def absorb(self, z, w, forget, t, fresh=False):
         st = self.state

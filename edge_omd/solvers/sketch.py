@@ -17,13 +17,13 @@ With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
 import contextlib
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from edge_omd import linalg
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import ExplicitTheta
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
 _BLAS = []   # a threadpoolctl controller, made on first shrink
@@ -91,14 +91,7 @@ def _solve(B, L, m, alpha, z, bz, c, v):
 def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta):
     m = linalg.dot(theta, z)
     q = _solve(B, L, rows[0], alpha[0], z, bz, c, v)
-    s = linalg.sigmoid(m)
-    a = eta * w * s * (1.0 - s)
-    coef = eta * w * (s - y) / (1.0 + a * q)
-    if not (math.isfinite(coef) and math.isfinite(q)):
-        return math.nan  # nothing moved
-    for i in range(theta.shape[0]):
-        theta[i] -= coef * float(v[i])
-    return a
+    return linalg.omd_move(theta, v, m, q, y, w, eta)
 
 
 @kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8, b1)"))
@@ -183,7 +176,7 @@ def _widths(B, L, alpha, m, V, bz, c, out):
         out[n] = np.sqrt(max(vv - acc, 0.0) / alpha)
 
 
-class SketchSolver:
+class SketchSolver(ExplicitTheta):
     name = "sketch"
     code = 3
     supports_forget = True
@@ -226,12 +219,6 @@ class SketchSolver:
     def step(self, z, y, w, eta, t):
         st = self.state
         return _step(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, st.c, st.v, y, w, eta)
-
-    def theta(self):
-        return self.state.theta
-
-    def set_theta(self, theta64):
-        self.state.theta[:] = theta64
 
     def absorb(self, z, w, forget, t, fresh=False):
         st = self.state

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from edge_omd import linalg
+from edge_omd.solvers import exact
 from tests.naive import naive_cg
 
 
@@ -55,8 +56,11 @@ def test_cholesky_update_and_solves():
     b = np.random.default_rng(7).normal(size=d)
     u, v = np.zeros(d), np.zeros(d)
     q = linalg.solve_upper_t(U, b, u)
-    linalg.solve_upper(U, u, v)
+    exact._theta_from_phi(U, u, v)          # back substitution
     np.testing.assert_allclose(v, np.linalg.solve(A2, b), rtol=1e-9)
+    phi = np.zeros(d)
+    exact._phi_from_theta(U, v, phi)
+    np.testing.assert_allclose(phi, u, rtol=1e-9)
     np.testing.assert_allclose(q, b @ np.linalg.solve(A2, b), rtol=1e-9)
 
 
