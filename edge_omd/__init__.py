@@ -29,3 +29,9 @@ def __getattr__(name):
         from edge_omd.feature_head import FeatureHead
         return FeatureHead
     raise AttributeError(f"module 'edge_omd' has no attribute {name!r}")
+
+from edge_omd.personalizer import Personalizer, Query, Ranked  # noqa: E402
+from edge_omd.store import FolderStore, SQLiteStore, Store, StoreRecord, UserIdError  # noqa: E402
+
+__all__ += ["Personalizer", "Ranked", "Query", "Store", "StoreRecord", "SQLiteStore",
+            "FolderStore", "UserIdError"]

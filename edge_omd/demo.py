@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge_omd.errors import EdgeOMDError, HeadError
+from edge_omd.errors import EdgeOMDError, HeadError, HeadMismatchError, StateFormatError
 from edge_omd.demo_sim import (FeatureCache, ProgressBar, SimulatedUser, load_corpus,
                                parse_taste)
 from edge_omd.strategies import STRATEGIES
@@ -59,12 +59,15 @@ def minilm_checkpoint() -> Path:
 def ensure_demo_head(folder: Optional[Path] = None, *, log=print):
     """Open the cached MiniLM head, exporting it first if it is missing or invalid.
 
+    `folder` given: open that head as it is (never exported over: it may be someone's data).
     The export goes to a temporary sibling folder that is renamed into place, so an
     interrupted export never leaves a half-written head where the next run would look.
     """
     from edge_omd.feature_head import FeatureHead
 
-    folder = Path(folder) if folder is not None else cache_root() / "heads" / HEAD_NAME
+    if folder is not None:
+        return FeatureHead.open(folder, providers=["CPUExecutionProvider"])
+    folder = cache_root() / "heads" / HEAD_NAME
     try:
         return FeatureHead.open(folder, providers=["CPUExecutionProvider"])
     except HeadError as why:
@@ -113,12 +116,16 @@ def _accuracy(p, corpus, user, idx) -> float:
     return hits / max(len(idx), 1)
 
 
-def simulate(head, store, *, rounds: int = 60, strategy: str = "ucb", seed: int = 0,
-             taste: Optional[dict] = None, temperature: float = 0.25, every: int = 5,
+def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int = 0,
+             taste: Optional[dict] = None, temperature: float = 0.25, every: int = 10,
              unseen: int = 5, user_id: str = "demo-user", out=print,
              progress: bool = True, beta=None, model_options: Optional[dict] = None
              ) -> DemoResult:
-    """Run the simulated-user demo; prints a table row every `every` rounds."""
+    """Run the simulated-user demo; prints a table row every `every` rounds.
+
+    `unseen` prompts are never asked about (generalisation); `beta` and `model_options` go to
+    the Personalizer (None: the SDK defaults). The user `user_id` is erased from `store` first.
+    """
     from edge_omd.personalizer import Personalizer
 
     corpus = load_corpus()
@@ -138,20 +145,22 @@ def simulate(head, store, *, rounds: int = 60, strategy: str = "ucb", seed: int 
     bar.close()
 
     kw = {} if beta is None else {"beta": beta}
+    store.delete(user_id)   # a fresh simulated user each run
     p = Personalizer(cache, store, user_id, seed=seed, model_options=model_options, **kw)
-    p.reset()   # a fresh user each run
     all_idx = np.arange(len(corpus))
 
     def measure(t):
         res.rounds.append(t)
         res.accuracy.append(_accuracy(p, corpus, user, all_idx))
         res.accuracy_unseen.append(_accuracy(p, corpus, user, unseen_idx))
+        ms = f"{1e3 * np.median(res.latency_s[-every:]):.2f}" if res.latency_s else "-"
+        size = res.state_bytes[-1] if res.state_bytes else "-"
+        out(f"{t:>5} | {res.accuracy[-1]:>13.2f} | {res.accuracy_unseen[-1]:>14.2f} | "
+            f"{ms:>18} | {size:>11}")
 
     out(f"{'round':>5} | {'top-1 = taste':>13} | {'unseen prompts':>14} | "
         f"{'update ms (median)':>18} | {'state bytes':>11}")
     measure(0)
-    out(f"{0:>5} | {res.accuracy[-1]:>13.2f} | {res.accuracy_unseen[-1]:>14.2f} | "
-        f"{'-':>18} | {'-':>11}")
     bar = ProgressBar(rounds, "[demo] rounds", enabled=progress)
     for t in range(1, rounds + 1):
         item = corpus.items[train_idx[(t - 1) % len(train_idx)]]
@@ -164,10 +173,8 @@ def simulate(head, store, *, rounds: int = 60, strategy: str = "ucb", seed: int 
         res.latency_s.append(time.perf_counter() - t0)
         res.state_bytes.append(len(store.get(p.user_id).state))
         if t % every == 0 or t == rounds:
-            measure(t)
             bar.close()
-            out(f"{t:>5} | {res.accuracy[-1]:>13.2f} | {res.accuracy_unseen[-1]:>14.2f} | "
-                f"{1e3 * np.median(res.latency_s[-every:]):>18.2f} | {res.state_bytes[-1]:>11}")
+            measure(t)
         bar.update(t, f"acc {res.accuracy[-1]:.2f}")
     bar.close()
     return res
@@ -200,13 +207,23 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
 
 # ----------------------------------------------------------------------------- interactive
 def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", seed: int = 0,
-                inp=input, out=print) -> int:
-    """You are the user: two answers per prompt, pick 1 or 2; then thumbs on the new top one."""
+                reset: bool = False, inp=input, out=print) -> int:
+    """You are the user: two answers per prompt, pick 1 or 2; then thumbs on the new top one.
+
+    Your state persists in the store between runs; `reset` forgets it first.
+    """
     from edge_omd.personalizer import Personalizer
 
     corpus = load_corpus()
     cache = head if isinstance(head, FeatureCache) else FeatureCache(head)
-    p = Personalizer(cache, store, user_id, seed=seed)
+    if reset:
+        store.delete(user_id)
+    try:
+        p = Personalizer(cache, store, user_id, seed=seed)
+    except (StateFormatError, HeadMismatchError) as exc:
+        out(f"[demo] your stored state cannot be used: {exc}\n[demo] run again with --reset "
+            "to start from scratch")
+        return 1
     out(f"[demo] you are user {user_id!r} in {store}; {p.updates} earlier updates are "
         "remembered ('r' forgets you). Keys: 1 / 2 pick an answer, s skip, u / d thumbs "
         "up / down on the top answer, r reset, q quit.")
@@ -230,8 +247,11 @@ def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", see
             top = p.rank(item.prompt, cands)
             out(f"[demo] after {p.updates} updates, the ranking for this prompt starts with:")
             for k, r in enumerate(top[:3], 1):
-                first_line = r.response.splitlines()[0][:90]
-                out(f"  {k}. (reward {r.reward:+.3f}, width {r.width:.3f}) {first_line}")
+                c, ca, li, co = item.styles[r.index]
+                tags = ", ".join(["concise" if c else "detailed", "casual" if ca else "formal"]
+                                 + (["list"] if li else []) + (["code"] if co else []))
+                out(f"  {k}. score {r.score:+.3f} = reward {r.reward:+.3f} - beta x width "
+                    f"{r.width:.3f}  [{tags}] {r.response.splitlines()[0][:60]}")
             key = inp("Thumbs on the top answer? [u/d/enter] ").strip().lower()
             if key in ("u", "d"):
                 p.feedback(item.prompt, top[0].response, up=(key == "u"))
@@ -248,6 +268,8 @@ def _parser():
     ap = argparse.ArgumentParser(prog="edge-omd demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--interactive", action="store_true",
                     help="be the user yourself (pick 1 or 2, thumbs up/down)")
+    ap.add_argument("--reset", action="store_true",
+                    help="with --interactive: forget your stored state first")
     ap.add_argument("--rounds", type=int, default=100, help="questions the simulated user answers")
     ap.add_argument("--every", type=int, default=10, help="print a row every N rounds")
     ap.add_argument("--strategy", choices=STRATEGIES, default="ucb",
@@ -260,8 +282,8 @@ def _parser():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=DEFAULT_PNG, help="PNG plot path")
     ap.add_argument("--store", default=DEFAULT_STORE, help="SQLite state store path")
-    ap.add_argument("--head", default=None, help="feature-head folder (default: the cached "
-                    "MiniLM export, created on first use)")
+    ap.add_argument("--head", default=None, help="an exported feature-head folder to use "
+                    "instead of the cached all-MiniLM-L6-v2 export (created on first use)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return ap
 
@@ -282,7 +304,8 @@ def main(argv=None) -> int:
               f"(ready in {time.perf_counter() - t0:.1f}s)")
         store = SQLiteStore(args.store)
         if args.interactive:
-            return interactive(head, store, strategy=args.strategy, seed=args.seed)
+            return interactive(head, store, strategy=args.strategy, seed=args.seed,
+                               reset=args.reset)
         shown = ", ".join(f"{k}={v:+g}" for k, v in taste.items())
         print(f"[demo] simulated user, hidden taste: {shown}; strategy {args.strategy}; "
               f"store {store.path}")

@@ -136,7 +136,13 @@ class Personalizer:
         if rec is None:
             return self._new_model()
         rec.check_head(self.head.fingerprint, int(self.head.dim))
-        model = RewardModel.from_bytes(rec.state)
+        try:
+            model = RewardModel.from_bytes(rec.state)
+        except StateFormatError as exc:
+            raise StateFormatError(
+                f"user {rec.user_id!r}: the stored state cannot be read ({exc}); restore it with "
+                f"an edge-omd version that wrote it, or erase it with store.delete("
+                f"{rec.user_id!r}) and start again") from exc
         self.head.check(model)   # HeadMismatchError if the blob's own dim/fingerprint differ
         return model
 

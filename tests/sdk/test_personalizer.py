@@ -1,0 +1,183 @@
+"""Personalizer: feedback moves rankings the right way, persistence, batching, forget/export."""
+import numpy as np
+import pytest
+
+from edge_omd.errors import ConfigError, HeadMismatchError, InvalidInputError, StateFormatError
+from edge_omd.personalizer import Personalizer
+from edge_omd.store import FolderStore, SQLiteStore, UserIdError
+from tests.sdk.fakes import FakeHead
+
+PROMPT = "how do I reverse a list in python"
+CODE = "use slicing code xs reverse python snippet"
+PROSE = "lists are ordered collections and there are many ways to think about order"
+
+
+def test_preferences_move_the_ranking_towards_the_chosen_style(head, store):
+    p = Personalizer(head, store, "u")
+    new_prompt = "how do I sort a dict in python"
+    cands = ["a python snippet with code sorted items", "there are many ways to think about it"]
+    for _ in range(6):
+        p.prefer(PROMPT, CODE, PROSE)
+    top = p.rank(new_prompt, cands, pessimism=0.0)
+    assert top[0].index == 0 and top[0].reward > top[1].reward
+    # and the opposite taste ranks the other way
+    q = Personalizer(head, store, "v")
+    for _ in range(6):
+        q.prefer(PROMPT, PROSE, CODE)
+    assert q.rank(new_prompt, cands, pessimism=0.0)[0].index == 1
+    assert p.updates == 6 and q.updates == 6
+
+
+def test_thumbs_move_scores_the_right_way(head, store):
+    p = Personalizer(head, store, "u")
+    before = p.score(PROMPT, [CODE, PROSE])
+    p.feedback(PROMPT, CODE, up=True)
+    p.feedback(PROMPT, PROSE, up=False)
+    after = p.score(PROMPT, [CODE, PROSE])
+    assert after[0] > before[0] and after[1] < before[1]
+    assert store.get("u").updates == 2                    # each one committed on its own
+
+
+def test_rank_is_the_pessimistic_lower_confidence_bound(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u", beta=0.8)
+    p.prefer(PROMPT, CODE, PROSE)
+    cands = [CODE, PROSE, "completely unseen words zebra quantum harp"]
+    ranked = p.rank(PROMPT, cands)
+    phi = head.features(PROMPT, cands)
+    m = p.model
+    r, w = m.reward(phi), m.width(phi, phi.astype(np.float64).mean(0))
+    for x in ranked:
+        assert x.score == pytest.approx(r[x.index] - 0.8 * w[x.index])
+        assert x.response == cands[x.index]
+    assert [x.index for x in ranked] == list(np.argsort(-(r - 0.8 * w), kind="stable"))
+    assert [x.index for x in p.rank(PROMPT, cands, pessimism=0.0)] == list(np.argsort(-r, kind="stable"))
+
+
+def test_bad_input_changes_nothing(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    p.feedback(PROMPT, CODE, up=True)
+    before = sqlite_store.get("u")
+    for call in (lambda: p.feedback(PROMPT, CODE, up="yes"),
+                 lambda: p.feedback(PROMPT, 42, up=True),
+                 lambda: p.prefer(PROMPT, CODE, PROSE, weight=-1.0),
+                 lambda: p.prefer(PROMPT, CODE, PROSE, weight=float("nan")),
+                 lambda: p.rank(PROMPT, CODE),
+                 lambda: p.rank(PROMPT, [CODE], pessimism=-1),
+                 lambda: p.choose_pair(PROMPT, [CODE]),
+                 lambda: p.choose_pair(PROMPT, [CODE, PROSE], strategy="nope")):
+        with pytest.raises((InvalidInputError, ConfigError)):
+            call()
+    assert sqlite_store.get("u") == before and p.model.t == 1 and p.pending == 0
+    with pytest.raises(UserIdError):
+        Personalizer(head, sqlite_store, "../etc/passwd")
+    with pytest.raises(ConfigError):
+        Personalizer(head, sqlite_store, "u", beta=-1.0)
+    with pytest.raises(ConfigError):
+        Personalizer(head, sqlite_store, "w", model_options={"eta": -3})
+    assert sqlite_store.users() == ["u"]
+
+
+def test_batch_applies_at_once_and_commits_once(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    with p.batch():
+        p.prefer(PROMPT, CODE, PROSE)
+        p.prefer(PROMPT, CODE, PROSE)
+        assert p.pending == 2 and p.model.t == 2           # decisions already see them
+        assert sqlite_store.version("u") is None           # nothing committed yet
+        assert p.score(PROMPT, [CODE])[0] > 0
+    assert p.pending == 0 and sqlite_store.get("u").updates == 1   # one transaction
+    assert Personalizer(head, sqlite_store, "u").model.t == 2
+    with pytest.raises(RuntimeError):
+        with p.batch():
+            p.feedback(PROMPT, CODE, up=True)
+            raise RuntimeError("app crashed inside the block")
+    assert Personalizer(head, sqlite_store, "u").model.t == 3     # flushed on the way out
+
+
+def test_batch_replays_on_top_of_a_concurrent_writer(head, tmp_path):
+    path = tmp_path / "s.sqlite"
+    a = Personalizer(head, SQLiteStore(path), "u")
+    b = Personalizer(head, SQLiteStore(path), "u")
+    with a.batch():
+        a.prefer(PROMPT, CODE, PROSE)
+        b.prefer(PROMPT, PROSE, CODE)                     # commits while a holds pending work
+        assert a.model.t == 2                             # reload + replay of a's pending one
+    assert b.model.t == 2 and b.updates == 2
+
+
+def test_reset_forgets_the_user(head, store):
+    p = Personalizer(head, store, "u")
+    p.prefer(PROMPT, CODE, PROSE)
+    p.reset()
+    assert store.get("u") is None and "u" not in store.users()
+    assert p.model.t == 0 and not p.model.theta.any() and p.updates == 0
+    p.feedback(PROMPT, CODE, up=True)                     # and it learns again from scratch
+    assert store.get("u").updates == 1
+
+
+def test_export_import_moves_a_user_between_devices(head, tmp_path):
+    phone = Personalizer(head, SQLiteStore(tmp_path / "phone.sqlite"), "alice")
+    for _ in range(3):
+        phone.prefer(PROMPT, CODE, PROSE)
+    blob = phone.export_state()
+    laptop = Personalizer(head, FolderStore(tmp_path / "laptop"), "alice-laptop")
+    laptop.import_state(blob)
+    np.testing.assert_array_equal(laptop.model.theta, phone.model.theta)
+    assert laptop.model.t == 3 and laptop.updates == 1
+    np.testing.assert_array_equal(laptop.score(PROMPT, [CODE, PROSE]), phone.score(PROMPT, [CODE, PROSE]))
+    # a state from another head, a corrupt blob, a foreign blob: refused, nothing changes
+    other = Personalizer(FakeHead(dim=64, salt=b"other"), SQLiteStore(tmp_path / "o.sqlite"), "x")
+    with pytest.raises(HeadMismatchError):
+        other.import_state(blob)
+    bad = bytearray(blob)
+    bad[40] ^= 1
+    with pytest.raises(StateFormatError, match="checksum"):
+        laptop.import_state(bytes(bad))
+    with pytest.raises(StateFormatError):
+        laptop.import_state(b"EOMDREC1" + b"\0" * 64)
+    with pytest.raises(InvalidInputError):
+        laptop.import_state("not bytes")
+    assert other.updates == 0 and laptop.updates == 1
+
+
+def test_beta_paper_option(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u", beta="paper", delta=0.1)
+    assert p.beta == pytest.approx(np.sqrt(64) * np.log(1 / 0.1))
+    p.prefer(PROMPT, CODE, PROSE)
+    assert p.beta == pytest.approx(np.sqrt(64) * np.log(2 / 0.1))
+    assert Personalizer(head, sqlite_store, "v").beta == 1.0
+    with pytest.raises(ConfigError):
+        Personalizer(head, sqlite_store, "v", beta="optimistic")
+
+
+def test_model_options_apply_to_new_users_only(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u", model_options={"dtype": "float64", "lam": 2.0})
+    p.prefer(PROMPT, CODE, PROSE)
+    assert p.model.dtype == "float64" and p.model.hyperparameters["lam"] == 2.0
+    q = Personalizer(head, sqlite_store, "u", model_options={"lam": 5.0})
+    assert q.model.hyperparameters["lam"] == 2.0           # the stored user keeps its own
+    assert p.model.head_fingerprint == head.fingerprint     # bound to the head on creation
+
+
+def test_a_failed_commit_leaves_the_stored_and_the_cached_state_as_they_were(head, sqlite_store,
+                                                                             monkeypatch):
+    p = Personalizer(head, sqlite_store, "u")
+    p.prefer(PROMPT, CODE, PROSE)
+    before, theta = sqlite_store.get("u"), p.model.theta
+    real = type(sqlite_store).update
+
+    def disk_full(self, user_id, fn, **kw):
+        def then_fail(old):
+            fn(old)                                   # the model learns inside the transaction...
+            raise OSError("disk full")                # ...and the commit fails
+        return real(self, user_id, then_fail, **kw)
+
+    monkeypatch.setattr(type(sqlite_store), "update", disk_full)
+    with pytest.raises(OSError):
+        p.prefer(PROMPT, PROSE, CODE)
+    monkeypatch.undo()
+    assert sqlite_store.get("u") == before
+    np.testing.assert_array_equal(p.model.theta, theta)   # not the half-learned cache
+    assert p.model.t == 1 and p.pending == 0
+    p.prefer(PROMPT, PROSE, CODE)
+    assert p.updates == 2 and p.model.t == 2
