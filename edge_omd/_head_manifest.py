@@ -43,6 +43,7 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "output": str,            # "features"
 }
 OPTIONAL_KEYS = ("static_shape", "source_checkpoint", "source_sha256", "parity", "template_source",
+                 "quantization", "source_weight_files",
                  "variant", "exporter", "model_type")
 
 PROMPT_SLOT = "{prompt}"

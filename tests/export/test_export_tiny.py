@@ -1,0 +1,220 @@
+"""Tiny llama / qwen2 / qwen3 exported to ONNX and compared with PyTorch (no download)."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from edge_omd.errors import InvalidInputError  # noqa: E402
+from edge_omd.feature_head import FeatureHead  # noqa: E402
+
+pytestmark = pytest.mark.export
+
+PAIRS = [("How do I boil an egg ?", "Put the egg in boiling water ."),
+         ("Tell me a joke about cats .", "No ."),
+         ("Is it safe to drink water from a river ?",
+          "Boil or filter it first ; river water can carry germs , always .")]
+
+
+def torch_reference(ckpt, head, pairs, normalize):
+    """HF AutoModel, one text at a time, last token, (L2) -- independent of the exporter."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    model = AutoModel.from_pretrained(ckpt).eval()
+    m = head.manifest
+    out = []
+    for p, r in pairs:
+        if m["template_source"] == "chat_template":
+            ids = tok.apply_chat_template([{"role": "user", "content": p},
+                                           {"role": "assistant", "content": r}], tokenize=True)
+            ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        else:
+            ids = tok(p + "\n" + r)["input_ids"]
+        with torch.no_grad():
+            f = model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1].numpy()
+        out.append(f / np.linalg.norm(f) if normalize else f)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("arch,normalize", [("llama", True), ("qwen2", False), ("qwen3", True)])
+def test_fp32_matches_pytorch(tiny_ckpt, tiny_head, arch, normalize):
+    folder = tiny_head(arch, "fp32", normalize)
+    head = FeatureHead.open(folder, ["CPUExecutionProvider"])
+    m = head.manifest
+    assert m["architecture"] == arch and m["d"] == 32 == head.dim
+    assert m["pooling"] == "last_token" and m["normalize"] is normalize
+    assert m["parity"]["max_abs_err"] <= 1e-4 and m["parity"]["tokenizer_ids_match_hf"]
+    ref = torch_reference(tiny_ckpt(arch), head, PAIRS, normalize)
+    got = head.features_batch(PAIRS)
+    assert got.dtype == np.float32 and got.shape == (3, 32)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    # the features differ between texts (a constant output would pass a loose check)
+    assert np.abs(got[0] - got[1]).max() > 1e-2
+    if normalize:
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    one = head.features(PAIRS[2][0], [PAIRS[2][1], PAIRS[0][1]])
+    np.testing.assert_allclose(one[0], got[2], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_left_and_right_padding_give_same_features(tiny_head, arch):
+    folder = tiny_head(arch)
+    right = FeatureHead.open(folder, ["CPUExecutionProvider"], padding_side="right")
+    left = FeatureHead.open(folder, ["CPUExecutionProvider"], padding_side="left")
+    a, b = right.features_batch(PAIRS), left.features_batch(PAIRS)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    # raw graph: the same row with 5 extra padding tokens on either side
+    import onnxruntime as ort
+    sess = ort.InferenceSession(os.path.join(folder, "model.onnx"), providers=["CPUExecutionProvider"])
+    ids, mask, _ = right._encoder.encode_batch([PAIRS[0]])
+    pad = np.full((1, 5), 1, np.int64)
+    zero = np.zeros((1, 5), np.int64)
+    base = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    for x, mk in [(np.hstack([pad, ids]), np.hstack([zero, mask])),
+                  (np.hstack([ids, pad]), np.hstack([mask, zero]))]:
+        np.testing.assert_allclose(sess.run(None, {"input_ids": x, "attention_mask": mk})[0], base,
+                                   atol=1e-5)
+
+
+def test_chat_template_rendered_into_manifest(tiny_ckpt, tiny_head):
+    from transformers import AutoTokenizer
+    head = FeatureHead.open(tiny_head("qwen2"), ["CPUExecutionProvider"])
+    m = head.manifest
+    assert m["template_source"] == "chat_template" and m["add_special_tokens"] is False
+    assert m["template"] == "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n{response}<|im_end|>\n"
+    tok = AutoTokenizer.from_pretrained(tiny_ckpt("qwen2"))
+    msgs = [{"role": "user", "content": PAIRS[0][0]}, {"role": "assistant", "content": PAIRS[0][1]}]
+    want = tok(tok.apply_chat_template(msgs, tokenize=False), add_special_tokens=False)["input_ids"]
+    got, cut = head._encoder.encode_one(*PAIRS[0])
+    assert got == list(want) and not cut
+    # llama here has no chat template: plain template with BOS from the tokenizer
+    lm = FeatureHead.open(tiny_head("llama"), ["CPUExecutionProvider"]).manifest
+    assert lm["template"] == "{prompt}\n{response}" and lm["add_special_tokens"] is True
+
+
+def test_truncation_keeps_response_end(tiny_head):
+    head = FeatureHead.open(tiny_head("llama", max_length=12), ["CPUExecutionProvider"])
+    assert head.max_length == 12
+    long_prompt = " ".join(["the cat is on the computer ."] * 10)
+    response = "Boil or filter it first ; river water can carry germs"
+    ids, cut = head._encoder.encode_one(long_prompt, response)
+    tok = head._encoder.tokenizer
+    want_tail = tok.encode(response, add_special_tokens=False).ids[-11:]
+    assert cut and len(ids) == 12
+    assert ids[0] == tok.token_to_id("<s>") and ids[1:] == want_tail
+    f = head.features_batch([(long_prompt, response), ("Cats are animals .", "No .")])
+    assert f.shape == (2, 32) and head.last_truncated == 1
+    with pytest.raises(InvalidInputError, match="max_length"):
+        head.features(long_prompt, [response], truncate=False)
+
+
+@pytest.mark.parametrize("variant", ["fp16", "int8"])
+def test_reduced_precision_variants(tiny_head, variant):
+    fp32 = FeatureHead.open(tiny_head("qwen3"), ["CPUExecutionProvider"])
+    head = FeatureHead.open(tiny_head("qwen3", variant), ["CPUExecutionProvider"])
+    m = head.manifest
+    assert m["dtype"] == variant and m["static_shape"] is None
+    p = m["parity"]
+    assert p["cosine_min"] >= (0.99 if variant == "fp16" else 0.95)
+    assert 0.5 < p["ranking_spearman_mean"] <= 1.0
+    a, b = fp32.features_batch(PAIRS), head.features_batch(PAIRS)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() >= 0.95
+    assert head.fingerprint != fp32.fingerprint
+    # the conversion really happened: the weights shrank (fp16 half, int8 about a quarter)
+    import onnx
+
+    def weight_bytes(h):
+        g = onnx.load(os.path.join(h._folder, "model.onnx")).graph
+        return sum(len(t.raw_data) for t in g.initializer)
+    assert weight_bytes(head) < 0.6 * weight_bytes(fp32)
+
+
+@pytest.mark.parametrize("arch", ["llama", "bert"])
+def test_qdq_static_graph(tiny_head, arch):
+    head = FeatureHead.open(tiny_head(arch, "qdq", max_length=24), ["CPUExecutionProvider"])
+    m = head.manifest
+    assert m["static_shape"] == [1, 24] and m["dtype"] == "qdq"
+    import onnx
+    g = onnx.load(os.path.join(head._folder, "model.onnx"))
+    ops = {n.op_type for n in g.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    dims = [d.dim_value for d in g.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 24]
+    f = head.features_batch(PAIRS)
+    assert f.shape == (3, 32) and np.all(np.isfinite(f))
+    assert m["parity"]["cosine_min"] >= 0.9
+
+
+def test_external_data_and_fingerprint(tiny_head):
+    head = FeatureHead.open(tiny_head("qwen2", external_data=True), ["CPUExecutionProvider"])
+    files = head.manifest["graph_files"]
+    assert files == ["model.onnx", "model.onnx_data"]
+    h = hashlib.sha256()
+    for name in files:
+        h.update(open(os.path.join(head._folder, name), "rb").read())
+    assert head.fingerprint == h.digest() and len(head.fingerprint) == 32
+    assert head.manifest["graph_sha256"] == h.hexdigest()
+    ref = FeatureHead.open(tiny_head("qwen2", normalize=False), ["CPUExecutionProvider"])
+    a = head.features_batch(PAIRS)
+    b = ref.features_batch(PAIRS)
+    np.testing.assert_allclose(a, b / np.linalg.norm(b, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_cli_export(tiny_ckpt, tmp_path, capsys):
+    from edge_omd.cli import main
+    rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "h"), "--variant", "fp32",
+               "--max-length", "64", "--quiet"])
+    assert rc == 0
+    m = json.load(open(tmp_path / "h" / "manifest.json"))
+    assert m["max_length"] == 64 and m["architecture"] == "qwen3"
+    rc = main(["export", str(tmp_path / "nope"), str(tmp_path / "h2"), "--quiet"])
+    assert rc == 1 and "does not exist" in capsys.readouterr().err
+
+
+def test_gpu_providers_only_where_present(tiny_head):
+    import onnxruntime as ort
+    folder = tiny_head("llama")
+    cpu = FeatureHead.open(folder, ["CPUExecutionProvider"])
+    assert cpu.provider == "CPUExecutionProvider"
+    head = FeatureHead.open(folder)          # default preference list, falls back to CPU
+    assert head.provider in ort.get_available_providers()
+    if head.provider == "CPUExecutionProvider":
+        pytest.skip("no GPU/NPU provider usable here; CPU fallback checked")
+    np.testing.assert_allclose(head.features_batch(PAIRS), cpu.features_batch(PAIRS), atol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta"])
+def test_tiny_encoders_mean_pooling(tiny_ckpt, tiny_head, arch):
+    """BERT-family: masked mean inside the graph, same for either padding side, equal to HF."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    folder = tiny_head(arch)
+    head = FeatureHead.open(folder, ["CPUExecutionProvider"])
+    assert head.manifest["pooling"] == "mean" and head.manifest["kind"] == "encoder"
+    left = FeatureHead.open(folder, ["CPUExecutionProvider"], padding_side="left")
+    got = head.features_batch(PAIRS)
+    np.testing.assert_allclose(left.features_batch(PAIRS), got, atol=1e-5)
+    tok = AutoTokenizer.from_pretrained(tiny_ckpt(arch))
+    model = AutoModel.from_pretrained(tiny_ckpt(arch)).eval()
+    for (p, r), g in zip(PAIRS, got):
+        with torch.no_grad():
+            h = model(**tok(p + "\n" + r, return_tensors="pt")).last_hidden_state[0].mean(0)
+        np.testing.assert_allclose(g, (h / h.norm()).numpy(), atol=1e-5)
+
+
+def test_reexport_gives_the_same_fingerprint(tiny_ckpt, tiny_head, tmp_path):
+    """Same checkpoint + options -> byte-identical graph, so a learned state stays bound."""
+    from edge_omd_export import export_model
+    first = FeatureHead.open(tiny_head("llama"), ["CPUExecutionProvider"])
+    again = export_model(tiny_ckpt("llama"), tmp_path / "again", progress=False)
+    assert FeatureHead.open(again, ["CPUExecutionProvider"]).fingerprint == first.fingerprint
+    other = export_model(tiny_ckpt("llama"), tmp_path / "raw", normalize=False, progress=False)
+    assert FeatureHead.open(other, ["CPUExecutionProvider"]).fingerprint != first.fingerprint
