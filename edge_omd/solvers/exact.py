@@ -65,11 +65,12 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
             ukk = float(U[k, k])
             r = math.sqrt(ukk * ukk + xk * xk)
             U[k, k] = r
-            rot[0] = xk / ukk
-            rot[1] = r / ukk
-            rot[2] = ukk / r
+            inv_ukk, inv_r = 1.0 / ukk, 1.0 / r  # two divisions per row, not six
+            cs, sn = ukk * inv_r, xk * inv_r
+            rot[0] = xk * inv_ukk
+            rot[1] = r * inv_ukk
+            rot[2] = cs
             s, c, inv_c = rot[0], rot[1], rot[2]
-            cs, sn = ukk / r, xk / r
             pk = phi[k]
             phi[k] = cs * pk + sn * e
             e = cs * e - sn * pk
