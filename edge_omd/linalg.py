@@ -58,6 +58,20 @@ def dot_native(a, b):
     return acc
 
 
+@kernel(both("b1(F[::1], F[::1], f8)"))
+def move_checked(theta, v, coef):
+    """theta <- theta - coef v, only if every new entry is finite IN THE STATE'S DTYPE (a float64
+    value can be finite and still overflow float32). The work vector v receives the candidate
+    and is consumed. Returns False, theta untouched, otherwise."""
+    for i in range(theta.shape[0]):
+        v[i] = float(theta[i]) - coef * float(v[i])  # rounded to F on the store
+        if not math.isfinite(float(v[i])):
+            return False
+    for i in range(theta.shape[0]):
+        theta[i] = v[i]
+    return True
+
+
 @kernel(both("f8(F[::1], F[::1], f8, f8, f8, f8, f8)"))
 def omd_move(theta, v, m, q, y, w, eta):
     """Steps 1-2 of Algorithm 1 given v = cal_H^{-1} z, m = theta.z and q = z^T cal_H^{-1} z:
@@ -69,9 +83,8 @@ def omd_move(theta, v, m, q, y, w, eta):
     coef = eta * w * (s - y) / (1.0 + a * q)
     if not (math.isfinite(coef) and math.isfinite(q)):
         return math.nan
-    for i in range(theta.shape[0]):
-        theta[i] -= coef * float(v[i])
-    return a
+    return a if move_checked(theta, v, coef) else math.nan
+
 
 
 @kernel(both("void(F[:, ::1], F[::1], F[::1])"))

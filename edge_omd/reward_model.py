@@ -39,6 +39,9 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 # and anything near float32's range would overflow the curvature terms.
 MAX_ABS_INPUT = 1e6
 MAX_WEIGHT = 1e6
+# Hyperparameter ranges: far outside anything useful, but they keep every update of a float32
+# state finite (one step moves theta by at most eta w |z| / lam per unit of curvature).
+MAX_ETA, MIN_LAM, MAX_LAM = 1e6, 1e-9, 1e9
 
 
 def _front_bytes(d, itemsize):
@@ -76,8 +79,8 @@ class RewardModel:
                  dtype="float32", solver="auto", cg_steps=3, lam_warmup=0, cg_tol=1e-6,
                  sketch_rank=None, head_fingerprint=None):
         d = _int_param("dim", dim, 1, state_format.MAX_DIM)
-        eta = _pos_param("eta", eta)
-        lam = _pos_param("lam", lam)
+        eta = _range_param("eta", eta, 0.0, MAX_ETA)
+        lam = _range_param("lam", lam, MIN_LAM, MAX_LAM)
         radius = None if radius is None else _pos_param("radius", radius)
         forget = _float_param("forget", forget)
         if not 0.0 < forget <= 1.0:
@@ -121,8 +124,13 @@ class RewardModel:
         """Bytes of the whole state of a model with these settings (equals `model.nbytes`)."""
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-        if solver == "sketch" and rank is None:
-            raise ConfigError("the sketch's size depends on its rank: pass rank=")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        dim = _int_param("dim", dim, 1, state_format.MAX_DIM)
+        if solver == "sketch":
+            if rank is None:
+                raise ConfigError("the sketch's size depends on its rank: pass rank=")
+            rank = _int_param("rank", rank, 1, dim)
         itemsize = np.dtype(DTYPES[dtype]).itemsize
         return SOLVERS[solver].state_bytes(dim, itemsize, rank) + _front_bytes(dim, itemsize)
 
@@ -245,7 +253,7 @@ class RewardModel:
 
                 solver.set_theta(project_to_ball(theta, tilde, h["radius"]))
         solver.absorb(self._z, w, h["forget"], self.t, fresh=True)  # step 4
-        self._t[0] += 1
+        self._t[0] = min(self._t[0] + 1, state_format.MAX_T)
 
     # ------------------------------------------------------------------ scoring
     def reward(self, Phi):
@@ -282,6 +290,8 @@ class RewardModel:
         """Rebuild a model from `to_bytes()` output; StateFormatError if anything is off."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidInputError(f"from_bytes needs bytes, got {type(data).__name__}")
+        if isinstance(data, memoryview) and not data.c_contiguous:
+            data = data.tobytes()
         meta, arrays = state_format.decode(data)
         for a in arrays:
             if a.dtype.kind == "f" and not np.isfinite(a).all():
@@ -328,6 +338,8 @@ class RewardModel:
         a = _real_array(x, name)
         if a.shape != (self._d,):
             raise InvalidInputError(f"{name} must have shape ({self._d},), got {a.shape}")
+        if a.dtype.kind in "iu":  # differences of unsigned/small ints would wrap around
+            a = a.astype(np.float64)
         _check_finite(a, name)
         return a
 
@@ -435,6 +447,14 @@ def _config_number(name, x):
 
 def _float_param(name, x):
     return float(_config_number(name, x))
+
+
+def _range_param(name, x, lo, hi):
+    """lo < x <= hi for lo == 0, else lo <= x <= hi."""
+    x = _float_param(name, x)
+    if not ((lo < x) if lo == 0.0 else (lo <= x)) or x > hi:
+        raise ConfigError(f"{name} must be in {'(' if lo == 0.0 else '['}{lo:g}, {hi:g}], got {x}")
+    return x
 
 
 def _pos_param(name, x):

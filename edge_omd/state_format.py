@@ -47,6 +47,7 @@ VERSION = 1
 HEADER = struct.Struct("<8sHBBIIIIIQQQddddd32sQ")
 CRC = struct.Struct("<I")
 MAX_DIM = 1 << 16
+MAX_T = 1 << 62  # the update counter saturates here (never reached: 10^18 updates)
 SOLVER_CODES = {1: "exact", 2: "cg", 3: "sketch", 4: "diagonal"}
 DTYPES = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
 FLAG_RADIUS, FLAG_FINGERPRINT = 1, 2
@@ -105,6 +106,8 @@ def decode_header(head):
         raise StateFormatError(f"sketch rank {rank} outside [1, dim={dim}]")
     if solver != "sketch" and rank != 0:
         raise StateFormatError(f"rank {rank} given for solver {solver!r}")
+    if t > MAX_T:
+        raise StateFormatError(f"update counter t={t} is beyond {MAX_T}")
     if flags & ~(FLAG_RADIUS | FLAG_FINGERPRINT):
         raise StateFormatError(f"unknown flags {flags:#x}")
     spec = payload_spec(solver, dim, itemsize, rank)
@@ -120,7 +123,10 @@ def decode_header(head):
 
 def decode(buf):
     """Validate everything (header, length, checksum); return (meta, [arrays])."""
-    buf = memoryview(bytes(buf)) if not isinstance(buf, (bytes, bytearray, memoryview)) else memoryview(buf)
+    if isinstance(buf, memoryview):
+        buf = buf.cast("B") if buf.c_contiguous else memoryview(buf.tobytes())
+    else:
+        buf = memoryview(buf)
     meta, spec, total = decode_header(buf[: HEADER.size])
     if len(buf) != total:
         raise StateFormatError(f"state is {len(buf)} bytes, the header says {total}")

@@ -36,11 +36,9 @@ def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol):
     a = eta * w * s * (1.0 - s)
     linalg.cg_solve(S, lam_t, z, a, z, x, r, p, Ap, steps, tol)
     coef = eta * w * (s - y)
-    if not (math.isfinite(coef) and math.isfinite(linalg.dot(x, x))):
+    if not math.isfinite(coef):
         return math.nan  # nothing moved
-    for i in range(theta.shape[0]):
-        theta[i] -= coef * float(x[i])
-    return a
+    return a if linalg.move_checked(theta, x, coef) else math.nan
 
 
 @kernel(both("f8(F[::1], F[:, ::1], F[::1], f8, f8)"))

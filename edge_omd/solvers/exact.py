@@ -32,7 +32,7 @@ from edge_omd import linalg
 from edge_omd._numba import both, kernel
 
 # aux slots (float64)
-E, PENDING, THETA_OK = 0, 1, 2
+E, PENDING, THETA_OK, BOUND = 0, 1, 2, 3
 
 
 class ExactState(NamedTuple):
@@ -42,7 +42,8 @@ class ExactState(NamedTuple):
     xp: np.ndarray     # (d,)   pending rank-one update vector x (aux[PENDING]); destroyed by it
     u: np.ndarray      # (d,)   work: U^{-T} z
     rot: np.ndarray    # (3,)   work: one Givens rotation in the state's dtype
-    aux: np.ndarray    # (3,)   float64: x.theta for the pending update, pending flag, theta-valid flag
+    aux: np.ndarray    # (4,)   float64: x.theta of the pending update, pending flag, theta-valid
+                       #        flag, an upper bound on ||theta||_2 (overflow guard)
 
 
 @kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"))
@@ -96,10 +97,16 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
     aux[E] = 0.0
 
 
-@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8)"))
-def _step(U, phi, xp, z, u, rot, aux, y, w, eta):
+@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8, f8, f8, f8)"))
+def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     """Steps 1-2 of Algorithm 1 on phi. Returns a = eta w sigma'(theta.z), or NaN (nothing
-    moved) when the step would not be finite."""
+    moved) when the step would not be finite.
+
+    Overflow guard: theta = U^{-1} phi is only materialised on demand, in the state's dtype, so a
+    step that keeps phi finite could still give a theta beyond float32's range. Since
+    cal_H >= lam I, ||U^{-1} v|| <= ||v|| / sqrt(lam): the step moves theta by at most
+    |coef| sqrt(q / lam), and aux[BOUND] accumulates that bound. Only if it nears fmax is the
+    candidate theta computed for real (O(d^2), never in sane use) and the step refused if not finite."""
     _sweep(U, phi, xp, z, u, rot, aux, True)
     m = 0.0
     q = 0.0
@@ -112,8 +119,37 @@ def _step(U, phi, xp, z, u, rot, aux, y, w, eta):
     coef = eta * w * (s - y) / (1.0 + a * q)
     if not (math.isfinite(coef) and math.isfinite(q)):
         return math.nan
+    # Precision guard: step 4 will add c z z^T, c = w sigma'(theta_new.z), theta_new.z = m - coef q.
+    # A rank-one term beyond lam / eps of the dtype wipes out the factor's small directions
+    # (float32: curvature ratio above ~1e6 in one update) and theta = U^{-1} phi becomes garbage.
+    zz = 0.0
+    for i in range(z.shape[0]):
+        zz += float(z[i]) * float(z[i])
+    if w * linalg.dsigmoid(m - coef * q) * zz * eps > 0.1 * lam:
+        return math.nan
+    bound = aux[BOUND] + abs(coef) * math.sqrt(q / lam)
+    if not bound < 0.5 * fmax:
+        # the cheap bound is exhausted: check the real candidate theta = U^{-1}(phi - coef u)
+        d = U.shape[0]
+        norm2 = 0.0
+        for i in range(d - 1, -1, -1):
+            acc = phi[i] - coef * float(u[i])
+            row, tt = U[i, i + 1:], theta[i + 1:]
+            for k in range(row.shape[0]):
+                acc -= float(row[k]) * float(tt[k])
+            theta[i] = acc / float(U[i, i])
+            ti = float(theta[i])
+            if not math.isfinite(ti):
+                aux[THETA_OK] = 0.0  # theta holds a partial candidate: re-derive it from phi
+                return math.nan
+            norm2 += ti * ti
+        bound = math.sqrt(norm2)
+        if not bound < 0.5 * fmax:
+            aux[THETA_OK] = 0.0
+            return math.nan
     for i in range(phi.shape[0]):
         phi[i] -= coef * float(u[i])
+    aux[BOUND] = bound
     aux[THETA_OK] = 0.0
     return a
 
@@ -184,14 +220,15 @@ class ExactSolver:
 
     @staticmethod
     def state_bytes(d, itemsize, rank=None):
-        return (d * d + 3 * d + 3) * itemsize + (d + 3) * 8
+        return (d * d + 3 * d + 3) * itemsize + (d + 4) * 8
 
     def __init__(self, d, dtype, lam, **_):
         self.lam = float(lam)
         F, f8 = dtype, np.float64
         self.state = ExactState(theta=np.zeros(d, F), U=np.zeros((d, d), F), phi=np.zeros(d, f8),
                                 xp=np.zeros(d, F), u=np.zeros(d, F), rot=np.zeros(3, F),
-                                aux=np.zeros(3, f8))
+                                aux=np.zeros(4, f8))
+        self.fmax, self.eps = float(np.finfo(dtype).max), float(np.finfo(dtype).eps)
         self.reset()
 
     def reset(self):
@@ -220,10 +257,12 @@ class ExactSolver:
         st.theta[:] = theta64
         _phi_from_theta(st.U, theta64, st.phi)
         st.aux[THETA_OK] = 0.0  # re-derive from phi so theta and phi agree exactly
+        st.aux[BOUND] = float(np.sqrt(theta64 @ theta64))
 
     def step(self, z, y, w, eta, t):
         st = self.state
-        return _step(st.U, st.phi, st.xp, z, st.u, st.rot, st.aux, y, w, eta)
+        return _step(st.U, st.phi, st.theta, st.xp, z, st.u, st.rot, st.aux, y, w, eta, self.lam,
+                     self.fmax, self.eps)
 
     def absorb(self, z, w, forget, t, fresh=False):
         st = self.state
@@ -249,4 +288,5 @@ class ExactSolver:
 
     def loaded(self):
         """After payload arrays were filled from a file: theta and phi are both current."""
-        self.state.aux[:] = (0.0, 0.0, 1.0)
+        theta = self.state.theta.astype(np.float64)
+        self.state.aux[:] = (0.0, 0.0, 1.0, float(np.sqrt(theta @ theta)))

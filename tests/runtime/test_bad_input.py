@@ -71,3 +71,44 @@ def test_scoring_shapes_and_dtypes():
     theta = m.theta
     with pytest.raises(ValueError):
         theta[0] = 1.0  # read-only
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8, np.int64])
+def test_integer_features_are_not_wrapped(dt):
+    """uint8/int8 differences must be taken in float, not wrap around."""
+    a = np.array([0, 100, 0, 0, 0, 0], dt)
+    b = np.array([100, 0, 0, 0, 0, 0], dt) if dt == np.uint8 else np.array([-100, 0, 0, 0, 0, 0], dt)
+    m_int, m_f = RewardModel(D, dtype="float64"), RewardModel(D, dtype="float64")
+    m_int.learn_pair(a, b)
+    m_f.learn_pair(a.astype(float), b.astype(float))
+    np.testing.assert_allclose(m_int.theta, m_f.theta)
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch"])  # diagonal shares sketch's omd_move
+def test_float32_overflow_is_refused_not_stored(solver, monkeypatch):
+    """A step finite in float64 but not in float32 raises NumericalError and changes nothing."""
+    from edge_omd import NumericalError
+    from edge_omd import reward_model as rm
+    monkeypatch.setattr(rm, "MAX_ETA", 1e30)
+    monkeypatch.setattr(rm, "MIN_LAM", 1e-30)
+    m = RewardModel(D, solver=solver, eta=1e20, lam=1e-10, sketch_rank=2 if solver == "sketch" else None)
+    _refused_and_unchanged(m)
+
+
+def test_exact_refuses_curvature_beyond_float32_precision():
+    """Within the allowed ranges, one update can add curvature 1e18 times the prior: the float32
+    factor cannot hold that; the update is refused instead of silently corrupting theta."""
+    m = RewardModel(D, solver="exact", eta=1e6, lam=1e-9)
+    _refused_and_unchanged(m)
+
+
+def _refused_and_unchanged(m):
+    from edge_omd import NumericalError
+    z = np.ones(D) / np.sqrt(D) * 1e6
+    with pytest.raises(NumericalError):
+        for _ in range(5):
+            before = m.to_bytes()
+            m.learn_one(z, 0.0, weight=1e6)
+    assert m.to_bytes() == before
+    assert np.isfinite(m.theta).all()
+    RewardModel.from_bytes(m.to_bytes())  # its own state still loads

@@ -68,7 +68,7 @@ def test_nbytes_after_a_million_updates():
     dict(eta=0), dict(eta=float("nan")), dict(lam=-1), dict(radius=0), dict(forget=0),
     dict(forget=1.5), dict(dtype="float16"), dict(solver="newton"), dict(cg_steps=0),
     dict(budget_bytes=0), dict(budget_bytes=1.5), dict(sketch_rank=0), dict(eta="1"),
-    dict(forget=0.9, solver="exact"), dict(lam_warmup=-1),
+    dict(forget=0.9, solver="exact"), dict(lam_warmup=-1), dict(eta=1e7), dict(lam=1e-12),
 ])
 def test_bad_config_is_a_config_error(kw):
     with pytest.raises(ConfigError):
@@ -83,3 +83,10 @@ def test_bad_dim():
 
 def test_auto_with_forgetting_avoids_exact():
     assert RewardModel(8, forget=0.99).solver == "cg"
+
+
+@pytest.mark.parametrize("args", [(8, "exact", "float16"), ("8", "diagonal"), (8, "sketch", "float32", -5),
+                                  (8, "sketch", "float32", 9), (0, "exact"), (8, "newton")])
+def test_state_bytes_validates(args):
+    with pytest.raises(ConfigError):
+        RewardModel.state_bytes(*args)

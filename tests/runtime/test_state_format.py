@@ -115,3 +115,18 @@ def test_interrupted_save_keeps_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["user.eomd"]
     assert RewardModel.load(path).t == m.t - 1
+
+
+def test_counter_beyond_range_refused():
+    import zlib
+    b = bytearray(_trained(dict(solver="diagonal"), d=4).to_bytes())
+    b[32:40] = (1 << 63).to_bytes(8, "little")
+    b[-4:] = (zlib.crc32(bytes(b[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
+    with pytest.raises(StateFormatError):
+        RewardModel.from_bytes(bytes(b))
+
+
+def test_from_noncontiguous_memoryview():
+    b = _trained(dict(solver="diagonal"), d=4).to_bytes()
+    doubled = np.frombuffer(bytes(x for c in b for x in (c, 0)), np.uint8)[::2]
+    assert RewardModel.from_bytes(memoryview(doubled)).to_bytes() == b
