@@ -29,11 +29,13 @@ and a Personalizer whose cached model is stale (another process committed) reloa
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import struct
 import time
 import zlib
 from contextlib import contextmanager
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -41,6 +43,13 @@ from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
                              StateFormatError)
 from edge_omd.reward_model import RewardModel
+try:   # the model's own weight rule (range included), checked early: no store work on bad input
+    from edge_omd.reward_model import _weight as _check_weight
+except ImportError:  # pragma: no cover - the model validates the weight again when learning
+    def _check_weight(w):
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
+            raise InvalidInputError(f"weight must be a real number, got {type(w).__name__}")
+        return w
 from edge_omd.store import RECORD_FORMAT, Store, StoreRecord, validate_user_id
 
 __all__ = ["Personalizer", "Ranked", "Query"]
@@ -69,6 +78,20 @@ def _check_text(name, s) -> str:
     if not isinstance(s, str):
         raise InvalidInputError(f"{name} must be a str, got {type(s).__name__}")
     return s
+
+
+def _check_real(name, x, error, *, lo: float = 0.0, allow_inf: bool = False) -> float:
+    """`x` as a float if it is a real number (not a bool) >= lo, finite unless allow_inf."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise error(f"{name} must be a real number, got {type(x).__name__}")
+    try:
+        v = float(x)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise error(f"{name} must be a real number, got {x!r}") from exc
+    if math.isnan(v) or (math.isinf(v) and not allow_inf) or not v >= lo:
+        raise error(f"{name} must be a {'' if allow_inf else 'finite '}number >= {lo:g}, "
+                    f"got {x!r}")
+    return v
 
 
 def _check_responses(responses, at_least: int) -> list[str]:
@@ -107,16 +130,34 @@ class Personalizer:
         for attr in ("dim", "fingerprint", "features", "check"):
             if not hasattr(head, attr):
                 raise ConfigError(f"head has no {attr!r}: pass a FeatureHead")
+        delta = _check_real("delta", delta, ConfigError)
+        if not 0.0 < delta < 1.0:
+            raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
         if isinstance(beta, str):
             if beta != "paper":
                 raise ConfigError(f"beta must be a float >= 0 or 'paper', got {beta!r}")
             _st.paper_beta(int(head.dim), 0, delta=delta)  # validates delta
-        elif not (np.isfinite(beta) and beta >= 0):
-            raise ConfigError(f"beta must be a finite float >= 0 or 'paper', got {beta!r}")
+        else:
+            try:
+                beta = _check_real("beta", beta, ConfigError)
+            except ConfigError:
+                raise ConfigError(f"beta must be a finite float >= 0 or 'paper', "
+                                  f"got {beta!r}") from None
+        if model_options is None:
+            model_options = {}
+        if not isinstance(model_options, Mapping):
+            raise ConfigError(f"model_options must be a dict of RewardModel keyword arguments, "
+                              f"got {type(model_options).__name__}")
+        if not all(isinstance(k, str) for k in model_options):
+            raise ConfigError("model_options keys must be str (RewardModel keyword arguments)")
+        try:
+            rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"seed must be None or a non-negative int, got {seed!r}") from exc
         self.head, self.store = head, store
-        self._beta, self.delta = beta, float(delta)
-        self.model_options = dict(model_options or {})
-        self._rng = np.random.default_rng(seed)
+        self._beta, self.delta = beta, delta
+        self.model_options = dict(model_options)
+        self._rng = rng
         self._base: Optional[RewardModel] = None   # the model as committed at version self._seen
         self._seen = None                           # store.version() token of _base
         self._pending: list[tuple] = []             # observations not yet committed (batch mode)
@@ -128,7 +169,11 @@ class Personalizer:
 
     # ------------------------------------------------------------------ state and persistence
     def _new_model(self) -> RewardModel:
-        model = RewardModel(int(self.head.dim), **self.model_options)
+        try:
+            model = RewardModel(int(self.head.dim), **self.model_options)
+        except TypeError as exc:   # an unknown keyword (or dim given twice)
+            raise ConfigError(f"model_options {sorted(self.model_options)} are not all "
+                              f"RewardModel keyword arguments: {exc}") from exc
         self.head.check(model)   # binds the head's fingerprint
         return model
 
@@ -276,8 +321,10 @@ class Personalizer:
         _check_text("response", response)
         if not isinstance(up, (bool, np.bool_)):
             raise InvalidInputError(f"up must be a bool, got {type(up).__name__}")
+        _check_weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, [response])[0]
-        self._observe(("thumb", phi, bool(up), float(weight)))
+        # The weight is passed on unchanged: the RewardModel validates it again when learning.
+        self._observe(("thumb", phi, bool(up), weight))
 
     def prefer(self, prompt: str, chosen: str, rejected: str, *, weight: float = 1.0) -> None:
         """The user preferred `chosen` to `rejected` for `prompt`; committed before returning.
@@ -287,8 +334,9 @@ class Personalizer:
         _check_text("prompt", prompt)
         _check_text("chosen", chosen)
         _check_text("rejected", rejected)
+        _check_weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, [chosen, rejected])
-        self._observe(("pair", phi[0], phi[1], float(weight)))
+        self._observe(("pair", phi[0], phi[1], weight))
 
     def reset(self) -> None:
         """Forget this user: the stored record is erased and the model is back to theta = 0."""
@@ -323,8 +371,8 @@ class Personalizer:
         responses = _check_responses(responses, 1)
         if pessimism is None:
             pessimism = self.beta
-        elif not (np.isfinite(pessimism) and pessimism >= 0):
-            raise InvalidInputError(f"pessimism must be a finite float >= 0, got {pessimism!r}")
+        else:
+            pessimism = _check_real("pessimism", pessimism, InvalidInputError)
         phi = self._features(prompt, responses)
         self._refresh()
         r = np.asarray(self._model.reward(phi), np.float64)
@@ -343,9 +391,10 @@ class Personalizer:
         """
         _check_text("prompt", prompt)
         responses = _check_responses(responses, 2)
-        if strategy not in _st.STRATEGIES:
+        if not isinstance(strategy, str) or strategy not in _st.STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}; choose one of "
                               f"{', '.join(_st.STRATEGIES)}")
+        q = _check_real("q", q, ConfigError, lo=1.0, allow_inf=True)
         phi = self._features(prompt, responses)
         self._refresh()
         model = self._model
@@ -366,10 +415,18 @@ class Personalizer:
                    reward-worst response; the k items are then picked by the same greedy width.
         Nothing is learned; answer the queries with `prefer`.
         """
-        if strategy not in ("width", "best_worst"):
+        if not isinstance(strategy, str) or strategy not in ("width", "best_worst"):
             raise ConfigError(f"unknown strategy {strategy!r}; choose 'width' or 'best_worst'")
-        if not (isinstance(k, (int, np.integer)) and k >= 0):
+        if isinstance(k, (bool, np.bool_)) or not (isinstance(k, (int, np.integer)) and k >= 0):
             raise InvalidInputError(f"k must be an int >= 0, got {k!r}")
+        if isinstance(pool, (str, bytes, bytearray, Mapping)):
+            raise InvalidInputError(f"pool must be a list of (prompt, [responses]), got "
+                                    f"{type(pool).__name__}")
+        try:
+            pool = iter(pool)
+        except TypeError:
+            raise InvalidInputError(f"pool must be a list of (prompt, [responses]), got "
+                                    f"{type(pool).__name__}") from None
         items = []
         for n, item in enumerate(pool):
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -434,10 +491,22 @@ class Personalizer:
         (hlen,) = struct.unpack("<I", blob[len(_EXPORT_MAGIC):start])
         try:
             h = json.loads(blob[start:start + hlen].decode("utf-8"))
-            rec = StoreRecord(self.user_id, bytes.fromhex(h["head_fingerprint"]), int(h["dim"]),
-                              int(h["record_format"]), blob[start + hlen:-4], 0, 0.0, 0.0)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateFormatError(f"the user export's header is corrupt: {exc}") from exc
+            if not isinstance(h, dict):
+                raise TypeError(f"a JSON object was expected, got {type(h).__name__}")
+            fp = h["head_fingerprint"]
+            if not isinstance(fp, str):
+                raise TypeError("head_fingerprint is not a hex string")
+            ints = {}
+            for key in ("dim", "record_format"):
+                v = h[key]
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise TypeError(f"{key} is not an integer: {v!r:.40}")
+                ints[key] = v
+            rec = StoreRecord(self.user_id, bytes.fromhex(fp), ints["dim"],
+                              ints["record_format"], blob[start + hlen:-4], 0, 0.0, 0.0)
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            raise StateFormatError(f"the user export's header is corrupt: "
+                                   f"{str(exc)[:200]}") from exc
         model = self._load(rec)       # all checks before anything is written
         self.flush()
         state = model.to_bytes()

@@ -28,6 +28,9 @@ on.
 from __future__ import annotations
 
 import json
+import logging
+import math
+import numbers
 import os
 import re
 import sqlite3
@@ -42,6 +45,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from edge_omd.errors import HeadMismatchError, StateFormatError, StoreError
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["StoreRecord", "Store", "SQLiteStore", "FolderStore", "UserIdError",
            "RECORD_FORMAT", "validate_user_id"]
@@ -291,10 +296,16 @@ class SQLiteStore(Store):
         try:
             with self._transaction(con):
                 n = con.execute("DELETE FROM user_state WHERE user_id = ?", (user_id,)).rowcount
-            # Old pages of the row may still sit in the write-ahead log: fold it back now.
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot delete user {user_id!r} from {self.path}: {exc}") from exc
+        # The row is gone (committed): from here on nothing may report the delete as failed.
+        # Old pages of the row may still sit in the write-ahead log: fold it back now; if that
+        # fails, the next checkpoint (or the next delete) folds them.
+        try:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as exc:
+            _log.warning("user %r was deleted from %s, but the WAL checkpoint that erases its "
+                         "old pages from the log failed: %s", user_id, self.path, exc)
         return n > 0
 
     def users(self):
@@ -306,8 +317,11 @@ class SQLiteStore(Store):
 
     def check_head(self, fingerprint, dim):
         # Only the small columns: no state blob is read.
-        rows = self._con().execute(
-            "SELECT user_id, head_fingerprint, dim, format_version FROM user_state").fetchall()
+        try:
+            rows = self._con().execute(
+                "SELECT user_id, head_fingerprint, dim, format_version FROM user_state").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the users of {self.path}: {exc}") from exc
         for uid, fp, d, fmt in rows:
             StoreRecord(uid, None if fp is None else bytes(fp), int(d), int(fmt), b"", 0, 0.0,
                         0.0).check_head(fingerprint, dim)
@@ -327,6 +341,22 @@ class SQLiteStore(Store):
 # File layout: MAGIC, u32 header length, header JSON (utf-8), state bytes, u32 crc32 of all before.
 _MAGIC = b"EOMDREC1"
 _SUFFIX = ".omdstate"
+_TMP_SUFFIX = ".tmp"
+
+
+def _header_int(h: dict, key: str) -> int:
+    """`h[key]` if it is a JSON integer (not a float, not a bool), else TypeError/KeyError."""
+    v = h[key]
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{key} is not an integer: {v!r:.40}")
+    return v
+
+
+def _header_time(h: dict, key: str) -> float:
+    v = h[key]
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise TypeError(f"{key} is not a finite number: {v!r:.40}")
+    return float(v)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -367,9 +397,17 @@ class FolderStore(Store):
     @contextmanager
     def _locked(self, user_id: str) -> Iterator[None]:
         import fcntl
-        fd = os.open(str(self.folder / (user_id + ".lock")), os.O_RDWR | os.O_CREAT, 0o600)
+        lock = self.folder / (user_id + ".lock")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = os.open(str(lock), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {lock} (nothing was changed): "
+                             f"{exc}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise StoreError(f"cannot lock {lock} (nothing was changed): {exc}") from exc
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -392,12 +430,19 @@ class FolderStore(Store):
         start = len(_MAGIC) + 4
         try:
             h = json.loads(blob[start:start + hlen].decode("utf-8"))
-            rec = StoreRecord(h["user_id"], None if h["head_fingerprint"] is None
-                              else bytes.fromhex(h["head_fingerprint"]), int(h["dim"]),
-                              int(h["format_version"]), blob[start + hlen:-4], int(h["updates"]),
-                              float(h["created_at"]), float(h["updated_at"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateFormatError(f"{bad} (header: {exc})") from exc
+            if not isinstance(h, dict):
+                raise TypeError(f"a JSON object was expected, got {type(h).__name__}")
+            fp = h["head_fingerprint"]
+            if fp is not None and not isinstance(fp, str):
+                raise TypeError("head_fingerprint is not a hex string")
+            if not isinstance(h["user_id"], str):
+                raise TypeError("user_id is not a string")
+            rec = StoreRecord(h["user_id"], None if fp is None else bytes.fromhex(fp),
+                              _header_int(h, "dim"), _header_int(h, "format_version"),
+                              blob[start + hlen:-4], _header_int(h, "updates"),
+                              _header_time(h, "created_at"), _header_time(h, "updated_at"))
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            raise StateFormatError(f"{bad} (header: {str(exc)[:200]})") from exc
         if rec.user_id != user_id:
             raise StoreError(f"{path} holds user {rec.user_id!r}, not {user_id!r}: the two ids "
                              "collide on this (case-insensitive) file system; rename one")
@@ -425,40 +470,77 @@ class FolderStore(Store):
             }).encode("utf-8")
             body = _MAGIC + struct.pack("<I", len(header)) + header + rec.state
             body += struct.pack("<I", zlib.crc32(body))
-            fd, tmp = tempfile.mkstemp(prefix=f".{user_id}.", suffix=".tmp", dir=str(self.folder))
+            tmp = None
             try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{user_id}.", suffix=_TMP_SUFFIX,
+                                           dir=str(self.folder))
                 with os.fdopen(fd, "wb") as f:
                     f.write(body)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
+            except BaseException as exc:
+                if tmp is not None:   # not renamed: the tmp file is ours alone, drop it
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                if isinstance(exc, OSError):
+                    raise StoreError(f"cannot write {path} (the previous state is intact): "
+                                     f"{exc}") from exc
+                raise
+            # The rename succeeded: the update is committed (every reader sees it), so from
+            # here on nothing may report it as failed, or a retry would apply it twice.
+            try:
                 _fsync_dir(self.folder)
             except OSError as exc:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise StoreError(f"cannot write {path} (the previous state is intact): "
-                                 f"{exc}") from exc
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+                _log.warning("user %r: the new state of %s is in place, but the folder could "
+                             "not be fsync'ed, so the rename may not survive a power cut: %s",
+                             user_id, path, exc)
         return rec
+
+    def _stale_tmp_files(self, user_id: str) -> list[Path]:
+        # Temporary files of an update interrupted by a crash (they hold a full state).
+        # mkstemp names are ".<user_id>.<random>.tmp" with a random part that has no '.',
+        # so the files of "alice.smith" are never taken for those of "alice".
+        prefix = f".{user_id}."
+        out = []
+        try:
+            names = os.listdir(self.folder)
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.folder}: {exc}") from exc
+        for name in names:
+            if name.startswith(prefix) and name.endswith(_TMP_SUFFIX):
+                middle = name[len(prefix):-len(_TMP_SUFFIX)]
+                if middle and "." not in middle:
+                    out.append(self.folder / name)
+        return out
 
     def delete(self, user_id):
         path = self._path(user_id)
         with self._locked(user_id):
+            # Under the user's lock no update of this user is writing, so every temporary file
+            # of the user is a leftover of a crashed update: erase it too (forget me).
+            for tmp in self._stale_tmp_files(user_id):
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise StoreError(f"cannot delete {tmp}: {exc}") from exc
             try:
                 os.unlink(path)
+                found = True
             except FileNotFoundError:
-                return False
+                found = False
             except OSError as exc:
                 raise StoreError(f"cannot delete {path}: {exc}") from exc
-            _fsync_dir(self.folder)
-        return True
+            try:
+                _fsync_dir(self.folder)
+            except OSError as exc:   # the files are gone for every reader: do not report failure
+                _log.warning("user %r was deleted from %s, but the folder could not be "
+                             "fsync'ed: %s", user_id, self.folder, exc)
+        return found
 
     def users(self):
         out = []

@@ -15,6 +15,7 @@ Notation (ALGORITHM.md): rewards r_a = theta^T phi(x, a); the width of a directi
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Optional
 
 import numpy as np
@@ -23,6 +24,16 @@ from edge_omd.errors import ConfigError, InvalidInputError
 
 __all__ = ["STRATEGIES", "DEFAULT_BETA", "DEFAULT_Q", "paper_beta", "pessimistic_scores",
            "choose_pair", "greedy_queries"]
+
+def _real(name, x, error) -> float:
+    """`x` as a float if it is a real number (not a bool, not NaN), else `error`."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise error(f"{name} must be a real number, got {type(x).__name__}")
+    v = float(x)
+    if math.isnan(v):
+        raise error(f"{name} must be a number, got {x!r}")
+    return v
+
 
 STRATEGIES = ("ucb", "best_quantile", "best_second", "best_worst", "random")
 
@@ -43,8 +54,11 @@ def paper_beta(dim: int, t: int, *, delta: float = 0.05) -> float:
     ||theta - theta_t||_{cal_H_t} <= beta_t with probability 1 - delta; the constant inside the
     O is taken as 1 and t as t + 1 so the radius is positive from the first round.
     """
-    if not (isinstance(dim, (int, np.integer)) and dim > 0):
+    if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and dim > 0):
         raise ConfigError(f"dim must be a positive integer, got {dim!r}")
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+        raise ConfigError(f"t must be an integer, got {t!r}")
+    delta = _real("delta", delta, ConfigError)
     if not (0.0 < delta < 1.0):
         raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
     return math.sqrt(dim) * math.log((max(int(t), 0) + 1) / delta)
@@ -76,7 +90,7 @@ def choose_pair(rewards: np.ndarray, width_from: Optional[Callable[[int], np.nda
     n = r.size
     if r.ndim != 1 or n < 2:
         raise InvalidInputError(f"choose_pair needs at least 2 candidates, got {n}")
-    if strategy not in STRATEGIES:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "random":
         rng = np.random.default_rng() if rng is None else rng
@@ -89,13 +103,16 @@ def choose_pair(rewards: np.ndarray, width_from: Optional[Callable[[int], np.nda
     if strategy == "best_worst":
         return best, int(order[-1])
     if strategy == "best_quantile":
-        if not q >= 1:
+        if not _real("q", q, ConfigError) >= 1:
             raise ConfigError(f"q must be >= 1, got {q!r}")
         k = min(n, max(2, math.ceil(n / q)))
         return best, int(order[k - 1])
     # ucb
     if width_from is None:
         raise ConfigError("strategy 'ucb' needs the widths ||phi_b - phi_best||_{H^-1}")
+    beta = _real("beta", beta, ConfigError)
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ConfigError(f"beta must be a finite number >= 0, got {beta!r}")
     w = np.asarray(width_from(best), np.float64)
     ucb = r + 2.0 * float(beta) * w
     ucb[best] = -np.inf

@@ -1,0 +1,259 @@
+"""Regressions of reviewed bugs: committed writes never reported as failed, typed errors for bad
+scalar arguments, robust header parsing, and "forget me" erasing crashed temporary files."""
+import json
+import os
+import sqlite3
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import edge_omd.store as store_mod
+from edge_omd.errors import (ConfigError, EdgeOMDError, InvalidInputError, StateFormatError,
+                             StoreError)
+from edge_omd.personalizer import Personalizer
+from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.strategies import choose_pair, paper_beta
+
+PROMPT = "how do I reverse a list in python"
+CODE = "use slicing code xs reverse python snippet"
+PROSE = "lists are ordered collections and there are many ways to think about order"
+FP = bytes(range(32))
+
+
+# ------------------------------------------------------------------ committed means committed
+
+def test_folder_dir_fsync_failure_after_rename_is_not_reported_as_a_failed_update(
+        tmp_path, head, monkeypatch):
+    store = FolderStore(tmp_path)
+    p = Personalizer(head, store, "alice")
+    p.feedback(PROMPT, CODE, up=True)
+
+    def failing_fsync_dir(folder):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(store_mod, "_fsync_dir", failing_fsync_dir)
+    p.feedback(PROMPT, PROSE, up=False)          # committed: must not raise (no app retry)
+    assert store.get("alice").updates == 2 and p.updates == 2
+    assert p.pending == 0 and p.model.t == 2
+    rec = store.update("alice", lambda old: old.state, head_fingerprint=head.fingerprint,
+                       dim=head.dim)
+    assert store.get("alice") == rec and rec.updates == 3
+    assert store.delete("alice") is True and store.get("alice") is None
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_folder_failure_before_rename_still_reports_and_keeps_the_old_state(tmp_path,
+                                                                             monkeypatch):
+    store = FolderStore(tmp_path)
+    before = store.update("bob", lambda old: b"old", head_fingerprint=FP, dim=8)
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.os, "replace", failing_replace)
+    with pytest.raises(StoreError, match="previous state is intact"):
+        store.update("bob", lambda old: b"new", head_fingerprint=FP, dim=8)
+    monkeypatch.undo()
+    assert store.get("bob") == before
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+class _FlakyConnection:
+    """Wraps a sqlite3 connection; statements containing `fail_on` raise `exc`."""
+
+    def __init__(self, con, fail_on, exc):
+        self._con, self._fail_on, self._exc = con, fail_on, exc
+
+    def execute(self, sql, *args):
+        if self._fail_on in sql:
+            raise self._exc
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def test_sqlite_delete_is_not_reported_failed_when_the_checkpoint_after_commit_fails(tmp_path):
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    store.update("carol", lambda old: b"x", head_fingerprint=FP, dim=8)
+    real = store._con()
+    store._local.con = _FlakyConnection(real, "wal_checkpoint",
+                                        sqlite3.OperationalError("disk I/O error"))
+    try:
+        assert store.delete("carol") is True
+    finally:
+        store._local.con = real
+    assert store.get("carol") is None and store.users() == []
+    store.close()
+
+
+def test_sqlite_check_head_wraps_database_errors(tmp_path):
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    real = store._con()
+    store._local.con = _FlakyConnection(real, "FROM user_state",
+                                        sqlite3.DatabaseError("database disk image is malformed"))
+    try:
+        with pytest.raises(StoreError):
+            store.check_head(FP, 8)
+    finally:
+        store._local.con = real
+    store.close()
+
+
+# ------------------------------------------------------------------ typed errors for scalars
+
+BAD_VERB_CALLS = {
+    "feedback weight=None": lambda p: p.feedback(PROMPT, CODE, True, weight=None),
+    "feedback weight='abc'": lambda p: p.feedback(PROMPT, CODE, True, weight="abc"),
+    "feedback weight=True": lambda p: p.feedback(PROMPT, CODE, True, weight=True),
+    "prefer weight=[1]": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=[1.0]),
+    "prefer weight=np.True_": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=np.True_),
+    "rank pessimism='1'": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism="1"),
+    "rank pessimism=[]": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=[]),
+    "rank pessimism=inf": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=float("inf")),
+    "choose_pair q='4'": lambda p: p.choose_pair(PROMPT, [CODE, PROSE, "x"],
+                                                 strategy="best_quantile", q="4"),
+    "choose_pair q=None": lambda p: p.choose_pair(PROMPT, [CODE, PROSE, "x"],
+                                                  strategy="best_quantile", q=None),
+    "choose_pair strategy=[]": lambda p: p.choose_pair(PROMPT, [CODE, PROSE], strategy=[]),
+    "select_queries pool=None": lambda p: p.select_queries(None, 2),
+    "select_queries pool=str": lambda p: p.select_queries("abc", 2),
+    "select_queries k=True": lambda p: p.select_queries([(PROMPT, [CODE, PROSE])], True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VERB_CALLS))
+def test_bad_scalar_arguments_raise_typed_errors_and_change_nothing(name, head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    p.feedback(PROMPT, CODE, up=True)
+    before = sqlite_store.get("u")
+    with pytest.raises((InvalidInputError, ConfigError)):
+        BAD_VERB_CALLS[name](p)
+    assert sqlite_store.get("u") == before and p.updates == 1 and p.pending == 0
+    assert p.model.t == 1
+
+
+def test_bool_weight_is_refused_in_batch_mode_too(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    with p.batch():
+        with pytest.raises(InvalidInputError):
+            p.feedback(PROMPT, CODE, True, weight=True)
+        p.feedback(PROMPT, CODE, True, weight=2)        # an int weight is fine
+        assert p.pending == 1
+    assert p.updates == 1 and p.model.t == 1
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"beta": None}, {"beta": "1.0"}, {"beta": True}, {"beta": [1.0]}, {"beta": float("nan")},
+    {"beta": "paper", "delta": "x"}, {"beta": "paper", "delta": None}, {"delta": "x"},
+    {"model_options": [1]}, {"model_options": "eta"}, {"model_options": {"bogus": 1}},
+    {"model_options": {"dim": 3}}, {"model_options": {1: 2}}, {"seed": "abc"},
+])
+def test_bad_constructor_arguments_raise_config_error(kwargs, head, sqlite_store):
+    with pytest.raises(ConfigError):
+        Personalizer(head, sqlite_store, "bob", **kwargs)
+    assert sqlite_store.users() == []
+
+
+def test_good_scalar_arguments_still_work(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u", beta=np.float32(0.5), delta=np.float64(0.1),
+                     model_options={"eta": 1}, seed=np.int64(3))
+    p.feedback(PROMPT, CODE, True, weight=np.float32(0.5))
+    p.prefer(PROMPT, CODE, PROSE, weight=3)
+    assert p.updates == 2 and p.beta == 0.5
+    assert len(p.rank(PROMPT, [CODE, PROSE], pessimism=np.int64(2))) == 2
+    assert p.choose_pair(PROMPT, [CODE, PROSE, "x"], strategy="best_quantile", q=2) [0] in (0, 1, 2)
+    assert len(p.select_queries(iter([(PROMPT, [CODE, PROSE])]), np.int64(1))) == 1
+    assert Personalizer(head, sqlite_store, "v", beta="paper", delta=0.1).beta > 0
+
+
+def test_strategies_refuse_non_numeric_scalars():
+    r = np.array([0.1, 0.9, 0.5])
+    for q in ("4", None, [4]):
+        with pytest.raises(ConfigError):
+            choose_pair(r, None, strategy="best_quantile", q=q)
+    with pytest.raises(ConfigError):
+        choose_pair(r, lambda a: np.zeros(3), strategy="ucb", beta="1")
+    for delta in ("x", None):
+        with pytest.raises(ConfigError):
+            paper_beta(8, 0, delta=delta)
+    assert choose_pair(r, None, strategy="best_quantile", q=4) == (1, 2)
+
+
+# ------------------------------------------------------------------ header parsing
+
+def _forge(magic, header: bytes, state: bytes) -> bytes:
+    body = magic + struct.pack("<I", len(header)) + header + state
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _split(blob):
+    hlen = struct.unpack("<I", blob[8:12])[0]
+    return json.loads(blob[12:12 + hlen]), blob[12 + hlen:-4]
+
+
+BAD_HEADERS = {
+    "dim=1e999": lambda h: json.dumps(dict(h, dim=1e999)).encode(),
+    "dim=float": lambda h: json.dumps(dict(h, dim=float(h["dim"]))).encode(),
+    "dim=true": lambda h: json.dumps(dict(h, dim=True)).encode(),
+    "nested": lambda h: b"[" * 100000 + b"]" * 100000,
+    "nested-object": lambda h: b'{"a":' * 50000 + b"1" + b"}" * 50000,
+    "list": lambda h: b"[1, 2]",
+    "fingerprint=int": lambda h: json.dumps(dict(h, head_fingerprint=7)).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_HEADERS))
+def test_import_state_refuses_malformed_headers_with_state_format_error(name, head,
+                                                                         sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    p.feedback(PROMPT, CODE, up=True)
+    h, state = _split(p.export_state())
+    before = sqlite_store.get("u")
+    with pytest.raises(StateFormatError):
+        p.import_state(_forge(b"EOMDUSR1", BAD_HEADERS[name](h), state))
+    assert sqlite_store.get("u") == before
+
+
+@pytest.mark.parametrize("name", sorted(BAD_HEADERS) + ["updates=1e999", "created_at=str"])
+def test_folder_store_refuses_malformed_headers_with_state_format_error(name, tmp_path, head):
+    store = FolderStore(tmp_path)
+    Personalizer(head, store, "bob").feedback(PROMPT, CODE, up=True)
+    path = tmp_path / "bob.omdstate"
+    h, state = _split(path.read_bytes())
+    if name == "updates=1e999":
+        header = json.dumps(dict(h, updates=1e999)).encode()
+    elif name == "created_at=str":
+        header = json.dumps(dict(h, created_at="yesterday")).encode()
+    else:
+        header = BAD_HEADERS[name](h)
+    path.write_bytes(_forge(b"EOMDREC1", header, state))
+    with pytest.raises(StateFormatError):
+        store.get("bob")
+    with pytest.raises(EdgeOMDError):
+        Personalizer(head, store, "bob")
+
+
+# ------------------------------------------------------------------ forget me
+
+def test_folder_delete_erases_the_users_crashed_temporary_files(tmp_path, head):
+    store = FolderStore(tmp_path)
+    p = Personalizer(head, store, "alice")
+    p.feedback(PROMPT, CODE, up=True)
+    Personalizer(head, store, "alice.smith").feedback(PROMPT, CODE, up=True)
+    full_state = (tmp_path / "alice.omdstate").read_bytes()
+    stale = [tmp_path / ".alice.k2j_x9ab.tmp", tmp_path / ".alice.00000000.tmp"]
+    other = tmp_path / ".alice.smith.q1w2e3r4.tmp"    # another user's: must stay
+    for f in stale + [other]:
+        f.write_bytes(full_state)
+    p.reset()
+    left = sorted(os.listdir(tmp_path))
+    assert not any(f.name in left for f in stale)
+    assert other.name in left and "alice.smith.omdstate" in left
+    assert "alice.omdstate" not in left
+    # a user with no record: delete still erases its stale temporary files, returns False
+    stale2 = tmp_path / ".zed.abcdefgh.tmp"
+    stale2.write_bytes(full_state)
+    assert store.delete("zed") is False and not stale2.exists()
