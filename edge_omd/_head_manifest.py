@@ -3,10 +3,35 @@
 Written by the exporter (`edge_omd_export`), read by `edge_omd.feature_head.FeatureHead`; both
 sides use this module so the two cannot drift apart. Standard library only.
 
-Fingerprint contract: `fingerprint = SHA-256(bytes of graph_files[0] || graph_files[1] || ...)`,
-the files in the order the manifest lists them (the `.onnx` file, then its external-data file if
-any). Two heads with the same fingerprint compute bit-identical graphs; a reward-model state
-stores the 32-byte digest and refuses any other head.
+Fingerprint contract (manifest key `fingerprint`, 64 hex characters; `FeatureHead.fingerprint`
+is the 32 raw bytes). It identifies the whole feature map phi, not only the graph:
+
+    graph_sha256     = SHA-256(bytes of graph_files[0] || graph_files[1] || ...), the files in
+                       the order the manifest lists them (the `.onnx` file, then its
+                       external-data file if any); also stored as its own manifest key;
+    tokenizer_sha256 = SHA-256(bytes of the tokenizer file, `tokenizer_file`); also stored;
+    features         = {key: manifest.get(key) for key in FINGERPRINT_KEYS} (absent -> null):
+                       architecture, kind, d, pooling, normalize, dtype, variant, max_length,
+                       template, add_special_tokens, pad_token_id, static_shape, inputs, output;
+    fingerprint      = SHA-256(canonical_json({"scheme": FINGERPRINT_SCHEME,
+                                               "graph_sha256": <hex>,
+                                               "tokenizer_sha256": <hex>,
+                                               "features": features}))
+
+where canonical_json is `json.dumps(obj, sort_keys=True, separators=(",", ":"),
+ensure_ascii=True, allow_nan=False)` encoded as ASCII (sorted keys at every level, no
+whitespace, non-ASCII characters of e.g. a chat template written as \\uXXXX escapes).
+
+So a head whose graph, tokenizer.json, template, max_length, special-token handling, pad id,
+pooling, normalisation, dimension, dtype/variant or static shape differ gets another
+fingerprint, and a reward-model state bound to one head is refused by the other. What does
+not change phi is left out: `padding_side` (both sides give the same features, parity checks
+it, and `FeatureHead.open(padding_side=...)` may override it), file names, parity report,
+exporter versions and provenance (`source_*`). Re-exporting the same checkpoint with the same
+options gives the same fingerprint (the graph and tokenizer files are byte-identical).
+`FeatureHead.open` recomputes the fingerprint and refuses (HeadError) a head whose files or
+feature settings no longer match it: an edited tokenizer.json or manifest cannot keep the
+identity of the head it was copied from.
 """
 from __future__ import annotations
 
@@ -37,32 +62,82 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "pad_token_id": int,
     "padding_side": str,      # "right" | "left": both give the same features
     "graph_files": list,
-    "graph_sha256": str,      # hex of the fingerprint
+    "graph_sha256": str,      # hex SHA-256 of the graph file(s)
+    "fingerprint": str,       # hex head fingerprint (graph + tokenizer + feature settings)
     "tokenizer_file": str,
     "inputs": list,           # ["input_ids", "attention_mask"]
     "output": str,            # "features"
 }
 OPTIONAL_KEYS = ("static_shape", "source_checkpoint", "source_sha256", "parity", "template_source",
                  "quantization", "source_weight_files",
-                 "variant", "exporter", "model_type")
+                 "variant", "exporter", "model_type",
+                 "tokenizer_sha256",      # hex SHA-256 of tokenizer_file (inside the fingerprint)
+                 "max_positions")         # the checkpoint's position limit: max_length <= it
+
+#: Manifest keys that define the feature map (or how the runner builds the graph's inputs);
+#: they enter the fingerprint. See the module docstring.
+FINGERPRINT_KEYS = ("architecture", "kind", "d", "pooling", "normalize", "dtype", "variant",
+                    "max_length", "template", "add_special_tokens", "pad_token_id",
+                    "static_shape", "inputs", "output")
+FINGERPRINT_SCHEME = "edge-omd-head-fingerprint/1"
 
 PROMPT_SLOT = "{prompt}"
 RESPONSE_SLOT = "{response}"
 
 
-def graph_fingerprint(folder: str | os.PathLike, graph_files: list[str]) -> bytes:
-    """SHA-256 digest (32 raw bytes) of the graph files, hashed in the listed order."""
+def _files_sha256(folder: str | os.PathLike, names: list[str], what: str) -> bytes:
     h = hashlib.sha256()
-    for name in graph_files:
+    for name in names:
         path = os.path.join(folder, name)
         try:
             with open(path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 22), b""):
                     h.update(block)
         except OSError as e:
-            raise HeadError(f"feature head {folder}: cannot read graph file {name!r} ({e}); "
+            raise HeadError(f"feature head {folder}: cannot read {what} file {name!r} ({e}); "
                             "re-export the head with `edge-omd export`") from e
     return h.digest()
+
+
+def graph_fingerprint(folder: str | os.PathLike, graph_files: list[str]) -> bytes:
+    """SHA-256 digest (32 raw bytes) of the graph files, hashed in the listed order
+    (`graph_sha256`; one input of the head fingerprint, see `head_fingerprint`)."""
+    return _files_sha256(folder, graph_files, "graph")
+
+
+def tokenizer_digest(folder: str | os.PathLike, tokenizer_file: str) -> bytes:
+    """SHA-256 digest (32 raw bytes) of the tokenizer file's bytes (`tokenizer_sha256`)."""
+    return _files_sha256(folder, [tokenizer_file], "tokenizer")
+
+
+def canonical_json(obj) -> bytes:
+    """Sorted keys, no whitespace, ASCII only: the byte form the fingerprint hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def feature_settings(manifest: dict) -> dict:
+    """The manifest keys that enter the fingerprint (`FINGERPRINT_KEYS`; absent -> None)."""
+    return {k: manifest.get(k) for k in FINGERPRINT_KEYS}
+
+
+def head_fingerprint(graph_digest: bytes, tok_digest: bytes, manifest: dict) -> bytes:
+    """The 32-byte head fingerprint (module docstring) from the two file digests + manifest."""
+    record = {"scheme": FINGERPRINT_SCHEME, "graph_sha256": bytes(graph_digest).hex(),
+              "tokenizer_sha256": bytes(tok_digest).hex(),
+              "features": feature_settings(manifest)}
+    return hashlib.sha256(canonical_json(record)).digest()
+
+
+def sign_manifest(folder: str | os.PathLike, manifest: dict) -> dict:
+    """Set `graph_sha256`, `tokenizer_sha256` and `fingerprint` from the files in `folder`
+    and the manifest's feature settings (the exporter calls this last); returns `manifest`."""
+    g = graph_fingerprint(folder, manifest["graph_files"])
+    t = tokenizer_digest(folder, manifest["tokenizer_file"])
+    manifest["graph_sha256"] = g.hex()
+    manifest["tokenizer_sha256"] = t.hex()
+    manifest["fingerprint"] = head_fingerprint(g, t, manifest).hex()
+    return manifest
 
 
 def validate_manifest(m: object, where: str = "manifest") -> dict:
@@ -99,15 +174,32 @@ def validate_manifest(m: object, where: str = "manifest") -> dict:
     for name in m["graph_files"] + [m["tokenizer_file"]]:
         if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
             raise HeadError(f"{where}: file name {name!r} must be relative to the head folder")
-    try:
-        if len(bytes.fromhex(m["graph_sha256"])) != 32:
-            raise ValueError
-    except ValueError:
-        raise HeadError(f"{where}: graph_sha256 must be 64 hex characters") from None
+    for key in ("graph_sha256", "fingerprint", "tokenizer_sha256"):
+        if key not in m:     # tokenizer_sha256 is optional (the fingerprint covers the file)
+            continue
+        try:
+            if not isinstance(m[key], str) or len(bytes.fromhex(m[key])) != 32:
+                raise ValueError
+        except ValueError:
+            raise HeadError(f"{where}: {key} must be 64 hex characters") from None
+    if m["pad_token_id"] < 0:
+        raise HeadError(f"{where}: pad_token_id must be >= 0, got {m['pad_token_id']}")
     ss = m.get("static_shape")
-    if ss is not None and not (isinstance(ss, list) and len(ss) == 2
-                               and all(isinstance(v, int) and v > 0 for v in ss)):
-        raise HeadError(f"{where}: static_shape must be null or [batch, length]")
+    if ss is not None:
+        if not (isinstance(ss, list) and len(ss) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ss)):
+            raise HeadError(f"{where}: static_shape must be null or [batch, length]")
+        if ss[1] != m["max_length"]:
+            raise HeadError(f"{where}: static_shape {ss} does not match max_length "
+                            f"{m['max_length']} (a static graph takes rows of exactly max_length "
+                            "tokens); re-export the head")
+    mp = m.get("max_positions")
+    if mp is not None:
+        if not isinstance(mp, int) or isinstance(mp, bool) or mp < 2:
+            raise HeadError(f"{where}: max_positions must be null or an int >= 2, got {mp!r}")
+        if m["max_length"] > mp:
+            raise HeadError(f"{where}: max_length {m['max_length']} exceeds the model's "
+                            f"{mp} positions; re-export with max_length <= {mp}")
     return m
 
 

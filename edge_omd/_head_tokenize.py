@@ -103,7 +103,12 @@ class TextEncoder:
             ids, cut = self.encode_one(prompt, response, truncate)
             rows.append(ids)
             n_trunc += cut
-        T = pad_to if pad_to is not None else max(len(r) for r in rows)
+        longest = max(len(r) for r in rows)
+        if pad_to is not None and pad_to < longest:
+            raise HeadError(f"a row has {longest} tokens but the graph takes {pad_to} (static "
+                            f"shape) while max_length is {self.max_length}; the head's manifest "
+                            "is inconsistent: re-export the head")
+        T = pad_to if pad_to is not None else longest
         ids = np.full((len(rows), T), self.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(rows), T), dtype=np.int64)
         for i, r in enumerate(rows):

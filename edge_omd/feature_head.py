@@ -9,6 +9,14 @@ last-layer hidden state at the last non-padding token, for encoders the masked m
 last layer, optionally L2-normalised. The runner only tokenizes (`tokenizers`), pads and runs
 the graph (`onnxruntime`), so Python, Android and every execution provider get the same vector.
 
+`head.fingerprint` (32 bytes) identifies the whole feature map: SHA-256 over the graph file
+hashes, the tokenizer.json hash and a canonical JSON of the manifest's feature settings
+(template, max_length, special tokens, pad id, pooling, normalisation, d, dtype/variant,
+static shape, input/output names); the exact definition is in `edge_omd._head_manifest`.
+`open` recomputes it and refuses a head whose files or settings no longer match the manifest,
+and checks the manifest against the tokenizer (pad id in the vocabulary) and the graph (input
+and output names, output dimension d, static input shape).
+
 Dependencies: numpy + stdlib at import time; onnxruntime and tokenizers are imported in `open`
 so that `import edge_omd` works without the `head` extra.
 """
@@ -20,7 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_omd._head_manifest import graph_fingerprint, load_manifest
+from edge_omd._head_manifest import (graph_fingerprint, head_fingerprint, load_manifest,
+                                     tokenizer_digest)
 from edge_omd._head_tokenize import TextEncoder, load_tokenizer
 from edge_omd.errors import HeadError, HeadMismatchError, InvalidInputError
 
@@ -72,6 +81,51 @@ def _make_session(graph_path: str, wanted: Sequence[str]):
                     "corrupt or was exported for a newer onnxruntime; re-export the head")
 
 
+def _is_token(tok, i: int) -> bool:
+    """Whether id `i` belongs to the tokenizer (added tokens included, holes allowed)."""
+    if 0 <= i < tok.get_vocab_size(with_added_tokens=True):
+        return True
+    if not 0 <= i < 2 ** 32:
+        return False
+    try:
+        return tok.id_to_token(i) is not None
+    except (OverflowError, ValueError, TypeError):
+        return False
+
+
+def _static_dim(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _check_graph_io(folder: str, session, m: dict) -> None:
+    """The manifest's inputs, output, d and static shape against the loaded graph."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    names = [i.name for i in inputs]
+    if names != m["inputs"] or not outputs or outputs[0].name != m["output"]:
+        raise HeadError(f"feature head {folder}: graph inputs {names} / output "
+                        f"{outputs[0].name if outputs else None!r} do not match the manifest")
+    shape = list(outputs[0].shape or [])     # [] when the graph carries no shape information
+    if shape and len(shape) != 2:
+        raise HeadError(f"feature head {folder}: the graph output {m['output']!r} has shape "
+                        f"{shape}, expected (batch, d); re-export the head")
+    if shape and _static_dim(shape[-1]) is not None and shape[-1] != m["d"]:
+        raise HeadError(f"feature head {folder}: the graph outputs {shape[-1]} features but the "
+                        f"manifest says d={m['d']}; re-export the head")
+    static = m.get("static_shape")
+    for inp in inputs:
+        dims = list(inp.shape or [])
+        fixed = [_static_dim(v) for v in dims]
+        if static:
+            if len(dims) != 2 or any(f is not None and f != s for f, s in zip(fixed, static)):
+                raise HeadError(f"feature head {folder}: graph input {inp.name!r} has shape "
+                                f"{dims} but the manifest's static_shape is {static}; "
+                                "re-export the head")
+        elif len(dims) == 2 and fixed[1] is not None:
+            raise HeadError(f"feature head {folder}: graph input {inp.name!r} has the static "
+                            f"shape {dims} but the manifest has no static_shape; re-export "
+                            "the head")
+
+
 class FeatureHead:
     """An exported feature head: tokenizer + ONNX graph + manifest. Build with `open`."""
 
@@ -98,7 +152,14 @@ class FeatureHead:
         padding_side: override the manifest's side ("left"/"right"); the features do not change.
         batch_size: rows per graph call in `features_batch` (memory vs speed).
         verify: recompute the graph's SHA-256 and compare it with the manifest (detects a
-            corrupt or swapped graph; costs one read of the graph files).
+            corrupt or swapped graph; costs one read of the graph files). With verify=False
+            the manifest's graph_sha256 is trusted; the tokenizer hash and the fingerprint
+            (manifest feature settings) are checked either way.
+
+        Raises HeadError when a file is missing or corrupt, when the fingerprint does not
+        match the graph + tokenizer + feature settings, or when the manifest does not fit the
+        tokenizer (pad_token_id outside the vocabulary) or the graph (names, dimension d,
+        static shape).
         """
         folder = os.fspath(folder)
         m = load_manifest(folder)
@@ -112,11 +173,28 @@ class FeatureHead:
             if not os.path.isfile(os.path.join(folder, name)):
                 raise HeadError(f"feature head {folder}: graph file {name!r} is missing; "
                                 "re-export the head")
-        fp = bytes.fromhex(m["graph_sha256"])
-        if verify and not hmac.compare_digest(graph_fingerprint(folder, m["graph_files"]), fp):
+        graph_digest = bytes.fromhex(m["graph_sha256"])
+        if verify and not hmac.compare_digest(graph_fingerprint(folder, m["graph_files"]),
+                                              graph_digest):
             raise HeadError(f"feature head {folder}: the graph does not match the manifest's "
                             "graph_sha256 (corrupt or replaced file); re-export the head")
         tok = load_tokenizer(os.path.join(folder, m["tokenizer_file"]))
+        tok_digest = tokenizer_digest(folder, m["tokenizer_file"])
+        if "tokenizer_sha256" in m and not hmac.compare_digest(
+                tok_digest, bytes.fromhex(m["tokenizer_sha256"])):
+            raise HeadError(f"feature head {folder}: {m['tokenizer_file']} does not match the "
+                            "manifest's tokenizer_sha256 (edited or replaced tokenizer: other "
+                            "token ids, other features); re-export the head")
+        fp = head_fingerprint(graph_digest, tok_digest, m)
+        if not hmac.compare_digest(fp, bytes.fromhex(m["fingerprint"])):
+            raise HeadError(f"feature head {folder}: the manifest's fingerprint does not match "
+                            "its graph, tokenizer and feature settings (template, max_length, "
+                            "pooling, ... edited after export, or files from another export); "
+                            "re-export the head instead of editing it")
+        if not _is_token(tok, m["pad_token_id"]):
+            raise HeadError(f"feature head {folder}: pad_token_id {m['pad_token_id']} is not a "
+                            "token of the tokenizer (vocabulary size "
+                            f"{tok.get_vocab_size(with_added_tokens=True)}); re-export the head")
         encoder = TextEncoder(tok, m["template"], m["max_length"], m["add_special_tokens"],
                               m["pad_token_id"], padding_side or m["padding_side"])
         try:
@@ -125,10 +203,7 @@ class FeatureHead:
             raise HeadError("the feature head needs onnxruntime: pip install 'edge-omd[head]'") from e
         session = _make_session(os.path.join(folder, m["graph_files"][0]),
                                 list(providers) if providers is not None else PROVIDER_PREFERENCE)
-        names = [i.name for i in session.get_inputs()]
-        if names != m["inputs"] or session.get_outputs()[0].name != m["output"]:
-            raise HeadError(f"feature head {folder}: graph inputs {names} / output "
-                            f"{session.get_outputs()[0].name!r} do not match the manifest")
+        _check_graph_io(folder, session, m)
         return cls(folder, m, session, encoder, fp, batch_size)
 
     # ------------------------------------------------------------------ read-only facts
@@ -139,7 +214,8 @@ class FeatureHead:
 
     @property
     def fingerprint(self) -> bytes:
-        """32-byte SHA-256 of the graph file(s): the identity a reward-model state binds to."""
+        """32-byte head fingerprint: SHA-256 over graph + tokenizer + feature settings (see
+        `edge_omd._head_manifest`), the identity a reward-model state binds to."""
         return self._fingerprint
 
     @property
@@ -205,13 +281,32 @@ class FeatureHead:
             if static and len(idx) < bs:   # static graphs take exactly `bs` rows
                 ids = np.concatenate([ids, np.repeat(ids[-1:], bs - len(idx), 0)])
                 mask = np.concatenate([mask, np.repeat(mask[-1:], bs - len(idx), 0)])
-            (feats,) = self._session.run([self._manifest["output"]],
-                                         {"input_ids": ids, "attention_mask": mask})
+            feats = self._run(ids, mask)
             out[idx] = feats[:len(idx)].astype(np.float32, copy=False)
         if not np.all(np.isfinite(out)):
             raise HeadError("the graph returned non-finite features (fp16 overflow or a corrupt "
                             "graph); use the fp32 variant of this head")
         return out
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One graph call; runtime failures and wrong output shapes become HeadError."""
+        m = self._manifest
+        try:
+            (feats,) = self._session.run([m["output"]], {"input_ids": ids, "attention_mask": mask})
+        except Exception as e:  # onnxruntime raises its own pybind exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise HeadError(
+                f"feature head {self._folder}: the graph failed on input of shape "
+                f"{tuple(ids.shape)} ({type(e).__name__}: {msg[:300]}); the manifest does not fit "
+                f"the graph (max_length {self.max_length} beyond the model's positions, "
+                f"pad_token_id {self._encoder.pad_token_id}, static_shape "
+                f"{m.get('static_shape')}) or the graph is corrupt; re-export the head") from e
+        feats = np.asarray(feats)
+        if feats.ndim != 2 or feats.shape != (ids.shape[0], self.dim):
+            raise HeadError(f"feature head {self._folder}: the graph returned features of shape "
+                            f"{feats.shape}, expected ({ids.shape[0]}, {self.dim}) (manifest d); "
+                            "re-export the head")
+        return feats
 
     # ------------------------------------------------------------------ binding
     def check(self, model) -> None:

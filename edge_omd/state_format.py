@@ -21,7 +21,8 @@ Everything little-endian. Layout:
     72     8     f64 radius       (0 when unset)
     80     8     f64 forget
     88     8     f64 cg_tol
-    96     32    fingerprint      SHA-256 of the feature head's graph (zeros when unset)
+    96     32    fingerprint      the feature head's fingerprint (zeros when unset): SHA-256 over
+                                    graph, tokenizer and feature settings (edge_omd/_head_manifest.py)
     128    8     u64 payload_len  bytes that follow, up to the checksum
     136    ...   payload          the solver's arrays, in this order, C order:
                    exact:    theta (d), U (d, d) upper Cholesky factor of cal_H, phi = U theta (d) f64

@@ -2,7 +2,9 @@
 
 Folder layout (read by `edge_omd.FeatureHead`):
     manifest.json            architecture, d, pooling, normalisation, dtype, opset, max length,
-                             template, source hash, graph hash (= fingerprint), parity report
+                             template, source hash, graph and tokenizer hashes, the head
+                             fingerprint (SHA-256 over graph + tokenizer + feature settings,
+                             see `edge_omd._head_manifest`), parity report
     model.onnx[, _data]      graph: (input_ids, attention_mask) -> features (batch, d) float32
     tokenizer.json (+ HF tokenizer files)
 
@@ -125,7 +127,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         fp32_path = os.path.join(work, "fp32.onnx")
         if variant != "qdq":   # the QDQ variant traces its own static-shape graph below
             with prog.step(f"tracing to ONNX (opset {opset})"):
-                onnx_io.trace(module, fp32_path, example, opset, dynamic=True)
+                onnx_io.trace(module, fp32_path, example, opset, dynamic=True, feature_dim=d)
         static_shape = None
         label = {"fp32": "saving the fp32 graph", "fp16": "converting to fp16",
                  "int8": "quantising to int8 (dynamic)",
@@ -144,7 +146,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                 module.use_mask_value(-1e3)   # static activation scales need a finite mask
                 prog.note(f"tracing a static-shape (1, {max_length}) graph")
                 onnx_io.trace(module, static_path, _example_inputs(tok, 1, max_length), opset,
-                              dynamic=False)
+                              dynamic=False, feature_dim=d)
                 from edge_omd._head_tokenize import TextEncoder, load_tokenizer
                 tok.backend_tokenizer.save(os.path.join(work, "tok.json"))
                 enc = TextEncoder(load_tokenizer(os.path.join(work, "tok.json")), tmpl,
@@ -166,14 +168,17 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "static_shape": static_shape,
         "template": tmpl, "template_source": tmpl_source, "add_special_tokens": add_special,
         "pad_token_id": _pad_id(tok), "padding_side": "right",
-        "graph_files": files, "graph_sha256": hm.graph_fingerprint(out, files).hex(),
-        "tokenizer_file": "tokenizer.json",
+        "graph_files": files, "tokenizer_file": "tokenizer.json",
+        "max_positions": limit,
         "inputs": list(onnx_io.INPUTS), "output": onnx_io.OUTPUT,
         "source_checkpoint": os.path.basename(os.path.abspath(ckpt)),
         "source_sha256": src_hash, "source_weight_files": [os.path.basename(w) for w in weights],
         "quantization": _QUANT_NOTE[variant] | ({"calibration_texts": len(pairs)} if pairs else {}),
         "exporter": _versions(), "parity": None,
     }
+    # graph_sha256, tokenizer_sha256 and the fingerprint, computed over the final files and
+    # feature settings (the parity report and versions below do not enter it).
+    hm.sign_manifest(out, manifest)
     hm.write_manifest(out, manifest)
     with prog.step("checking parity against PyTorch"):
         try:
@@ -189,7 +194,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
     hm.write_manifest(out, manifest)
     prog.note(f"parity: max abs err {report['max_abs_err']:.3g}, cosine min "
               f"{report['cosine_min']:.5f}, ranking Spearman {report['ranking_spearman_mean']:.4f}")
-    prog.note(f"wrote {out} (d={d}, {variant}, fingerprint {manifest['graph_sha256'][:16]}...)")
+    prog.note(f"wrote {out} (d={d}, {variant}, fingerprint {manifest['fingerprint'][:16]}...)")
     return out
 
 

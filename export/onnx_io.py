@@ -15,8 +15,14 @@ OUTPUT = "features"
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
-def trace(module, path: str, example, opset: int, dynamic: bool) -> None:
-    """Trace `module(input_ids, attention_mask)` to `path`; dynamic batch/sequence axes or static."""
+def trace(module, path: str, example, opset: int, dynamic: bool,
+          feature_dim: int | None = None) -> None:
+    """Trace `module(input_ids, attention_mask)` to `path`; dynamic batch/sequence axes or static.
+
+    feature_dim: written into the graph's output shape (batch, feature_dim). The tracer leaves
+    it symbolic for decoders (a gathered hidden state); a concrete d lets the runner check the
+    manifest's d against the graph when it opens the head.
+    """
     import torch
     axes = None
     if dynamic:
@@ -31,6 +37,25 @@ def trace(module, path: str, example, opset: int, dynamic: bool) -> None:
     except Exception as e:
         raise ExportError(f"tracing the model to ONNX failed ({type(e).__name__}: {e}); try "
                           "another opset (--opset) or a newer torch") from e
+    if feature_dim is not None:
+        set_output_dim(path, int(feature_dim))
+
+
+def set_output_dim(path: str, feature_dim: int) -> None:
+    """Declare the last output dimension as `feature_dim` in the graph file at `path`.
+
+    Only the graph proto is rewritten; external-data tensors (not loaded) are left in place.
+    """
+    import onnx
+    model = onnx.load(path, load_external_data=False)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != 2:
+        raise ExportError(f"the traced graph's output has rank {len(dims)}, expected (batch, d)")
+    if dims[1].HasField("dim_value") and dims[1].dim_value not in (0, feature_dim):
+        raise ExportError(f"the traced graph outputs {dims[1].dim_value} features, expected "
+                          f"{feature_dim} (the config's hidden size)")
+    dims[1].dim_value = feature_dim
+    onnx.save_model(model, path)
 
 
 def initializer_bytes(model) -> int:

@@ -160,8 +160,10 @@ def test_external_data_and_fingerprint(tiny_head):
     h = hashlib.sha256()
     for name in files:
         h.update(open(os.path.join(head._folder, name), "rb").read())
-    assert head.fingerprint == h.digest() and len(head.fingerprint) == 32
-    assert head.manifest["graph_sha256"] == h.hexdigest()
+    assert head.manifest["graph_sha256"] == h.hexdigest()   # both files, in the listed order
+    # the head fingerprint covers the graph hash (and tokenizer + settings, test_fingerprint.py)
+    assert len(head.fingerprint) == 32 and head.fingerprint != h.digest()
+    assert head.manifest["fingerprint"] == head.fingerprint.hex()
     ref = FeatureHead.open(tiny_head("qwen2", normalize=False), ["CPUExecutionProvider"])
     a = head.features_batch(PAIRS)
     b = ref.features_batch(PAIRS)
@@ -215,6 +217,9 @@ def test_reexport_gives_the_same_fingerprint(tiny_ckpt, tiny_head, tmp_path):
     from edge_omd_export import export_model
     first = FeatureHead.open(tiny_head("llama"), ["CPUExecutionProvider"])
     again = export_model(tiny_ckpt("llama"), tmp_path / "again", progress=False)
-    assert FeatureHead.open(again, ["CPUExecutionProvider"]).fingerprint == first.fingerprint
+    second = FeatureHead.open(again, ["CPUExecutionProvider"])
+    assert second.fingerprint == first.fingerprint
+    for key in ("graph_sha256", "tokenizer_sha256", "fingerprint"):
+        assert second.manifest[key] == first.manifest[key]
     other = export_model(tiny_ckpt("llama"), tmp_path / "raw", normalize=False, progress=False)
     assert FeatureHead.open(other, ["CPUExecutionProvider"]).fingerprint != first.fingerprint
