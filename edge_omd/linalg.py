@@ -48,16 +48,6 @@ def dsigmoid(m):
     return s * (1.0 - s)
 
 
-@kernel(both("F(F[::1], F[::1])"))
-def dot_native(a, b):
-    """sum_i a_i b_i accumulated in the arrays' own dtype (vectorises fully; for O(d) inner
-    loops of O(d^2) kernels, where a float64 accumulator would halve the SIMD width)."""
-    acc = a.dtype.type(0)
-    for i in range(a.shape[0]):
-        acc += a[i] * b[i]
-    return acc
-
-
 @kernel(both("b1(F[::1], F[::1], f8)"))
 def move_checked(theta, v, coef):
     """theta <- theta - coef v, only if every new entry is finite IN THE STATE'S DTYPE (a float64
