@@ -305,10 +305,9 @@ class RewardModel:
                         sketch_rank=meta["rank"], head_fingerprint=meta["fingerprint"])
         except ConfigError as e:
             raise StateFormatError(f"state holds invalid settings: {e}") from e
-        if model._solver.name == "sketch":
-            rows, alpha = int(arrays[4][0]), float(arrays[3][0])
-            if not 0 <= rows <= 2 * model._rank or not alpha > 0:
-                raise StateFormatError(f"sketch rows {rows} / alpha {alpha} out of range")
+        problem = model._solver.invalid(arrays)
+        if problem:
+            raise StateFormatError(f"inconsistent {model.solver} state: {problem}")
         for dst, src in zip(model._solver.payload(), arrays):
             dst[...] = src
         if hasattr(model._solver, "loaded"):

@@ -96,5 +96,16 @@ class CGSolver(ExplicitTheta):
             linalg.cg_solve(st.S, lam, V[n], 0.0, V[n], st.x, st.r, st.p, st.Ap, 4 * d, self.width_tol)
             out[n] = np.sqrt(max(linalg.dot(V[n], st.x), 0.0))
 
+    @staticmethod
+    def invalid(arrays):
+        """Why a loaded payload cannot be a cg state (None if it can)."""
+        S = arrays[1]
+        top = float(np.abs(S).max()) if S.size else 0.0
+        if float(np.abs(S - S.T).max()) > 1e-5 * top:
+            return "the curvature matrix is not symmetric"
+        if (np.diagonal(S) < 0).any():
+            return "the curvature matrix has a negative diagonal"
+        return None
+
     def payload(self):
         return [self.state.theta, self.state.S]

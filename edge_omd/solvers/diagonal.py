@@ -83,5 +83,10 @@ class DiagonalSolver(ExplicitTheta):
     def widths(self, V, out, t):
         _widths(self.state.h, V, out)
 
+    @staticmethod
+    def invalid(arrays):
+        """Why a loaded payload cannot be a diagonal state (None if it can)."""
+        return None if (arrays[1] > 0).all() else "the diagonal local norm is not positive"
+
     def payload(self):
         return [self.state.theta, self.state.h]

@@ -281,6 +281,17 @@ class ExactSolver:
         self.flush()
         _widths(self.state.U, V, self.state.u, out)
 
+    @staticmethod
+    def invalid(arrays):
+        """Why a loaded payload cannot be an exact state (None if it can)."""
+        theta, U, phi = arrays
+        if not (np.diagonal(U) > 0).all():
+            return "the Cholesky factor has a non-positive diagonal"
+        for i in range(1, U.shape[0]):
+            if U[i, :i].any():
+                return "the Cholesky factor is not upper triangular"
+        return None
+
     def payload(self):
         self.flush()
         self.theta()

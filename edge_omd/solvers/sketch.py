@@ -276,6 +276,21 @@ class SketchSolver(ExplicitTheta):
         st = self.state
         _widths(st.B, st.L, float(st.alpha[0]), int(st.rows[0]), V, st.bz, st.c, out)
 
+    @staticmethod
+    def invalid(arrays):
+        """Why a loaded payload cannot be a sketch state (None if it can)."""
+        theta, B, L, alpha, rows = arrays
+        m = int(rows[0])
+        if not 0 <= m <= B.shape[0]:
+            return f"{m} rows in use of {B.shape[0]}"
+        if not float(alpha[0]) > 0:
+            return f"alpha {float(alpha[0])} is not positive"
+        if B[m:].any() or L[m:].any() or L[:, m:].any():
+            return "rows beyond those in use are not zero"
+        if not (np.diagonal(L)[:m] > 0).all():
+            return "the small Cholesky factor has a non-positive diagonal"
+        return None
+
     def payload(self):
         st = self.state
         return [st.theta, st.B, st.L, st.alpha, st.rows]

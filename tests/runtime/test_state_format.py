@@ -130,3 +130,35 @@ def test_from_noncontiguous_memoryview():
     b = _trained(dict(solver="diagonal"), d=4).to_bytes()
     doubled = np.frombuffer(bytes(x for c in b for x in (c, 0)), np.uint8)[::2]
     assert RewardModel.from_bytes(memoryview(doubled)).to_bytes() == b
+
+
+def _resealed(b, offset, value_bytes):
+    import zlib
+    b = bytearray(b)
+    b[offset:offset + len(value_bytes)] = value_bytes
+    b[-4:] = (zlib.crc32(bytes(b[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
+    return bytes(b)
+
+
+@pytest.mark.parametrize("cfg,where", [
+    (dict(solver="exact", dtype="float64"), "lower"),      # U[1, 0] != 0
+    (dict(solver="exact", dtype="float64"), "diag"),       # U[0, 0] = -1
+    (dict(solver="diagonal", dtype="float64"), "diag"),    # h[0] = -1
+    (dict(solver="cg", dtype="float64"), "lower"),         # S[1, 0] != S[0, 1]
+    (dict(solver="sketch", sketch_rank=2, dtype="float64"), "rows"),
+])
+def test_structurally_inconsistent_state_refused(cfg, where):
+    """A payload with a valid CRC but impossible contents (a hand-edited file) is refused."""
+    d = 4
+    m = RewardModel(d, **cfg)
+    b = m.to_bytes()
+    base = 136 + 8 * d  # after theta
+    if cfg["solver"] in ("exact", "cg"):
+        off = base + 8 * (d + 0) if where == "lower" else base
+        val = np.float64(0.5 if where == "lower" else -1.0).tobytes()
+    elif cfg["solver"] == "diagonal":
+        off, val = base, np.float64(-1.0).tobytes()
+    else:  # sketch: rows counter beyond the buffer
+        off, val = len(b) - 4 - 8, np.int64(99).tobytes()
+    with pytest.raises(StateFormatError):
+        RewardModel.from_bytes(_resealed(b, off, val))
