@@ -48,6 +48,17 @@ def _absorb(theta, S, z, w, forget):
     return c
 
 
+@kernel(both("void(F[:, ::1], f8, f8[::1], f8[::1])"))
+def _hv(S, lam, vec, out):
+    """out = (S + lam I) vec with float64 vectors: the projection's operator, no float64 copy of S."""
+    for i in range(S.shape[0]):
+        acc = lam * vec[i]
+        row = S[i]
+        for k in range(row.shape[0]):
+            acc += float(row[k]) * vec[k]
+        out[i] = acc
+
+
 class CGSolver(ExplicitTheta):
     name = "cg"
     code = 2
@@ -86,7 +97,9 @@ class CGSolver(ExplicitTheta):
 
     def matvec(self, vec, t):
         """cal_H vec in float64 for the local norm after t updates (damping lambda_{t+1})."""
-        return self.state.S.astype(np.float64) @ vec + self.lam_at(t + 1) * vec
+        out = np.empty_like(vec)
+        _hv(self.state.S, self.lam_at(t + 1), vec, out)
+        return out
 
     def widths(self, V, out, t):
         st = self.state

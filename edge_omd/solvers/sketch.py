@@ -176,6 +176,22 @@ def _widths(B, L, alpha, m, V, bz, c, out):
         out[n] = np.sqrt(max(vv - acc, 0.0) / alpha)
 
 
+@kernel(both("void(F[:, ::1], i8, f8, f8[::1], f8[::1], f8[::1])"))
+def _hv(B, m, alpha, vec, tmp, out):
+    """out = (alpha I + B_m^T B_m) vec with float64 vectors (the projection's operator)."""
+    for i in range(m):
+        acc = 0.0
+        for j in range(B.shape[1]):
+            acc += float(B[i, j]) * vec[j]
+        tmp[i] = acc
+    for j in range(vec.shape[0]):
+        out[j] = alpha * vec[j]
+    for i in range(m):
+        ti = tmp[i]
+        for j in range(B.shape[1]):
+            out[j] += float(B[i, j]) * ti
+
+
 class SketchSolver(ExplicitTheta):
     name = "sketch"
     code = 3
@@ -269,8 +285,9 @@ class SketchSolver(ExplicitTheta):
     def matvec(self, vec, t):
         st = self.state
         m = int(st.rows[0])
-        Bm = st.B[:m].astype(np.float64)
-        return st.alpha[0] * vec + Bm.T @ (Bm @ vec)
+        out = np.empty_like(vec)
+        _hv(st.B, m, float(st.alpha[0]), vec, np.empty(max(m, 1)), out)
+        return out
 
     def widths(self, V, out, t):
         st = self.state
