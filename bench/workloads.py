@@ -227,7 +227,7 @@ def personal(ctx: Context) -> dict:
     if not data:
         return {"skipped_all": why}
     # pool: all comparisons of both splits; same fixed partition as workload 2, per split
-    Ztr, Zte, Ltr, Lte, PHI, LEN = [], [], [], [], [], []
+    Ztr, Zte, PHI, LEN = [], [], [], []
     for pd in data.values():
         tr, te, _, _ = streams.split_indices(len(pd.z), cfg.seed)
         Ztr.append(pd.z[tr]); Zte.append(pd.z[te])
