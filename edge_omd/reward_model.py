@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 from edge_omd import linalg, state_format
+from edge_omd._numba import ensure_compiled
 from edge_omd.errors import (BudgetError, ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
 from edge_omd.projection import project_to_ball
@@ -107,6 +108,9 @@ class RewardModel:
             raise ConfigError(f"forget < 1 is not available with solver {name!r} (its Cholesky "
                               "factor cannot absorb a full-rank discount in O(d^2)); use 'cg', "
                               "'sketch' or 'diagonal'")
+        # Compile (or load from the kernel cache) only what this solver and dtype run, once.
+        ensure_compiled(np.dtype(DTYPES[dtype]), "edge_omd.linalg", "edge_omd.projection",
+                        cls.__module__)
         self._hyper = dict(eta=eta, lam=lam, radius=radius, forget=forget, dtype=dtype,
                            cg_steps=cg_steps, lam_warmup=lam_warmup, cg_tol=cg_tol,
                            budget_bytes=budget_bytes)
@@ -271,6 +275,8 @@ class RewardModel:
         if ref is not None:
             P = P - self._vector(ref, "ref")
         V = np.ascontiguousarray(P, dtype=self._dtype)
+        if not V.flags.writeable:  # the kernels take the model's own buffers, never a read-only one
+            V = V.copy()
         out = np.empty(V.shape[0], np.float64)
         self._solver.widths(V, out, self.t)
         return out

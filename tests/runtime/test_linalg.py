@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from edge_omd import linalg
+from edge_omd._numba import ensure_compiled
 from edge_omd.solvers import exact
 from tests.naive import naive_cg
+
+# Kernels called directly, without a RewardModel to compile them first.
+for _dtype in (np.float32, np.float64):
+    ensure_compiled(_dtype, "edge_omd.linalg", "edge_omd.solvers.exact")
 
 
 def _spd(d, seed, cond=1e3):
