@@ -9,13 +9,14 @@ Imports numpy, scipy and numba only; the feature head needs onnxruntime + tokeni
 """
 from edge_omd.errors import (BudgetError, ConfigError, EdgeOMDError, ExportError, HeadError,
                              HeadMismatchError, InvalidInputError, NumericalError,
-                             StateFormatError, StoreError)
+                             StateFormatError, StoreError, TruncationWarning)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EdgeOMDError", "InvalidInputError", "ConfigError", "BudgetError", "StateFormatError",
     "HeadMismatchError", "HeadError", "ExportError", "StoreError", "NumericalError",
+    "TruncationWarning",
 ]
 
 from edge_omd.reward_model import RewardModel  # noqa: E402

@@ -206,6 +206,10 @@ def validate_manifest(m: object, where: str = "manifest") -> dict:
 def load_manifest(folder: str | os.PathLike) -> dict:
     """Read and validate `folder/manifest.json`; `HeadError` says what is missing or corrupt."""
     path = os.path.join(folder, MANIFEST_NAME)
+    if os.path.isfile(folder):
+        raise HeadError(f"{folder} is a file, not a feature head folder: pass the folder that "
+                        f"holds {MANIFEST_NAME}, model.onnx and tokenizer.json (written by "
+                        "`edge-omd export CHECKPOINT_DIR OUTPUT_DIR`)")
     if not os.path.isdir(folder):
         raise HeadError(f"feature head folder {folder} does not exist; export one with "
                         "`edge-omd export CHECKPOINT_DIR OUTPUT_DIR`")

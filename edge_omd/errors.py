@@ -43,3 +43,8 @@ class StoreError(EdgeOMDError):
 
 class NumericalError(EdgeOMDError, ArithmeticError):
     """An update would have produced a non-finite state; the state was left unchanged."""
+
+
+class TruncationWarning(UserWarning):
+    """A (prompt, response) pair was longer than the feature head's max_length and was cut
+    (the start of the prompt first, never the end of the response). Emitted once per call."""

@@ -23,7 +23,9 @@ so that `import edge_omd` works without the `head` extra.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -31,10 +33,11 @@ import numpy as np
 from edge_omd._head_manifest import (graph_fingerprint, head_fingerprint, load_manifest,
                                      tokenizer_digest)
 from edge_omd._head_tokenize import TextEncoder, load_tokenizer
-from edge_omd.errors import HeadError, HeadMismatchError, InvalidInputError
+from edge_omd.errors import HeadError, HeadMismatchError, InvalidInputError, TruncationWarning
 
-#: Execution providers in order of preference; the first one available (and that accepts the
-#: graph) runs it, CPU always last.
+#: Execution providers in order of preference (documented in the README): the first one that
+#: is compiled into the installed onnxruntime AND usable on this machine (`_usable`) runs the
+#: graph; CPU is always last and always usable.
 PROVIDER_PREFERENCE = (
     "TensorrtExecutionProvider",
     "CUDAExecutionProvider",
@@ -43,35 +46,98 @@ PROVIDER_PREFERENCE = (
     "XnnpackExecutionProvider",
     "CPUExecutionProvider",
 )
+_log = logging.getLogger(__name__)
 
 
 def _provider_entry(name: str):
     # QNN needs its backend library named; HTP is the NPU backend the QDQ variant targets.
     if name == "QNNExecutionProvider":
-        return (name, {"backend_path": "libQnnHtp.so" if os.name != "nt" else "QnnHtp.dll"})
+        return (name, {"backend_path": _QNN_BACKEND})
     return name
 
 
-def _make_session(graph_path: str, wanted: Sequence[str]):
-    """Create an InferenceSession on the preferred providers, falling back to CPU.
+_QNN_BACKEND = "QnnHtp.dll" if os.name == "nt" else "libQnnHtp.so"
 
-    onnxruntime itself silently drops a provider whose libraries are missing (e.g. the CUDA
-    build on a machine without a GPU); a provider that raises is dropped here and the next tried.
+
+def _dlopen(path: str) -> str | None:
+    """None if the shared library (and everything it links) loads, else why not. ctypes fails
+    quietly in Python, where onnxruntime would print red C++ errors to fd 2 and fall back."""
+    import ctypes
+    try:
+        ctypes.CDLL(path, mode=getattr(os, "RTLD_LAZY", 0) | getattr(os, "RTLD_LOCAL", 0))
+        return None
+    except OSError as e:
+        return str(e)
+
+
+def _cuda_devices() -> int:
+    """Number of CUDA devices the driver reports (0 without a driver or a GPU)."""
+    import ctypes
+    try:
+        cuda = ctypes.CDLL("nvcuda.dll" if os.name == "nt" else "libcuda.so.1")
+        n = ctypes.c_int(0)
+        if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(n)) != 0:
+            return 0
+        return n.value
+    except (OSError, AttributeError):
+        return 0
+
+
+def _provider_library(ort, short: str) -> str:
+    capi = os.path.join(os.path.dirname(ort.__file__), "capi")
+    name = f"onnxruntime_providers_{short}.dll" if os.name == "nt" else f"libonnxruntime_providers_{short}.so"
+    return os.path.join(capi, name)
+
+
+def _unusable(ort, name: str) -> str | None:
+    """Why provider `name` (compiled into this onnxruntime) cannot run here, or None."""
+    if name in ("TensorrtExecutionProvider", "CUDAExecutionProvider"):
+        if _cuda_devices() == 0:
+            return "no CUDA driver or device"
+        lib = _provider_library(ort, "tensorrt" if name.startswith("Tensorrt") else "cuda")
+        if os.path.exists(lib):
+            # the provider bridge needs its shared helper loaded first, as onnxruntime does
+            _dlopen(_provider_library(ort, "shared"))
+            return _dlopen(lib)
+        return None
+    if name == "QNNExecutionProvider":
+        return _dlopen(_QNN_BACKEND)
+    return None
+
+
+def choose_providers(wanted: Sequence[str]) -> list[str]:
+    """`wanted`, in order, less the providers this onnxruntime lacks or this machine cannot run
+    (missing driver, device or libraries), CPU appended last. Prints nothing."""
+    import onnxruntime as ort
+    available = set(ort.get_available_providers())
+    chain = []
+    for p in wanted:
+        if p == "CPUExecutionProvider" or p not in available or p in chain:
+            continue
+        why = _unusable(ort, p)
+        if why is None:
+            chain.append(p)
+        else:
+            _log.info("execution provider %s skipped: %s", p, why)
+    return chain + ["CPUExecutionProvider"]
+
+
+def _make_session(graph_path: str, wanted: Sequence[str]):
+    """Create an InferenceSession on the first usable preferred providers, falling back to CPU.
+
+    Providers that cannot run here are dropped BEFORE onnxruntime tries them (`choose_providers`),
+    so a CPU-only machine gets no error lines; one that still raises is dropped and the next tried.
     """
     import onnxruntime as ort
 
-    available = set(ort.get_available_providers())
-    chain = [p for p in wanted if p in available]
-    if "CPUExecutionProvider" not in chain:
-        chain.append("CPUExecutionProvider")
+    chain = choose_providers(wanted)
     so = ort.SessionOptions()
     so.log_severity_level = 3  # errors only: a missing GPU is expected on most devices
     last_err = None
     while chain:
         try:
-            sess = ort.InferenceSession(graph_path, sess_options=so,
+            return ort.InferenceSession(graph_path, sess_options=so,
                                         providers=[_provider_entry(p) for p in chain])
-            return sess
         except Exception as e:  # onnxruntime raises its own pybind exception types
             last_err = e
             if chain == ["CPUExecutionProvider"]:
@@ -283,6 +349,11 @@ class FeatureHead:
                 mask = np.concatenate([mask, np.repeat(mask[-1:], bs - len(idx), 0)])
             feats = self._run(ids, mask)
             out[idx] = feats[:len(idx)].astype(np.float32, copy=False)
+        if self.last_truncated:
+            warnings.warn(TruncationWarning(
+                f"{self.last_truncated} of {len(items)} (prompt, response) pairs were longer than "
+                f"max_length={self.max_length} tokens and were truncated (prompt start first); "
+                "pass truncate=False to refuse them instead"), stacklevel=2)
         if not np.all(np.isfinite(out)):
             raise HeadError("the graph returned non-finite features (fp16 overflow or a corrupt "
                             "graph); use the fp32 variant of this head")
