@@ -1,4 +1,7 @@
-"""The state format read back from Java (android_demo/), compiled with javac alone."""
+"""The state format read back from Java (android_demo/core), compiled with javac alone.
+
+The full cross-language suite (updates, tokenizers, goldens) is tests/android/test_java_core.py;
+this file keeps the quick reader check in the runtime suite."""
 import os
 import shutil
 import subprocess
@@ -10,7 +13,7 @@ from edge_omd import RewardModel
 from tests.runtime.streams import feed, mixed_stream
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SRC = os.path.join(ROOT, "android_demo", "src")
+SRC = os.path.join(ROOT, "android_demo", "core", "src")
 
 pytestmark = pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
                                 reason="javac/java not installed")
@@ -26,7 +29,7 @@ def classes(tmp_path_factory):
 
 
 def _java(classes, path):
-    return subprocess.run(["java", "-cp", classes, "dev.edgeomd.RewardStateCheck", str(path)],
+    return subprocess.run(["java", "-cp", classes, "dev.edgeomd.StateTool", str(path)],
                           capture_output=True, text=True, timeout=60)
 
 

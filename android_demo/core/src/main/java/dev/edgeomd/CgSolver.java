@@ -1,0 +1,218 @@
+package dev.edgeomd;
+
+import java.nio.ByteBuffer;
+
+/**
+ * The paper's practical variant (edge_omd/solvers/cg.py): cal_H_t = lambda_t I + S_t with S the
+ * full d x d curvature sum, tilde_H^{-1} z by K steps of conjugate gradient, lambda_t =
+ * lambda_0 min(1, t / T). Arrays rounded to the dtype on every store, float64 arithmetic.
+ */
+final class CgSolver extends Solver {
+    static final double WIDTH_TOL = 1e-10;
+    final int cgSteps;
+    final long lamWarmup;
+    final double cgTol;
+    final double[] theta, S, x, r, p, Ap;
+
+    CgSolver(int d, boolean f32, double lam, int cgSteps, long lamWarmup, double cgTol) {
+        super(d, f32, lam);
+        this.cgSteps = cgSteps;
+        this.lamWarmup = lamWarmup;
+        this.cgTol = cgTol;
+        theta = new double[d];
+        S = new double[d * d];
+        x = new double[d];
+        r = new double[d];
+        p = new double[d];
+        Ap = new double[d];
+    }
+
+    static long stateBytes(long d, int itemsize) {
+        return (d * d + 5 * d) * itemsize;
+    }
+
+    @Override
+    int code() {
+        return 2;
+    }
+
+    @Override
+    boolean supportsForget() {
+        return true;
+    }
+
+    @Override
+    void reset() {
+        for (double[] a : new double[][]{theta, S, x, r, p, Ap}) {
+            java.util.Arrays.fill(a, 0);
+        }
+    }
+
+    /** lambda_t = lambda_0 min(1, t / T) at round t (1-based); T = 0 means constant. */
+    double lamAt(long t) {
+        if (lamWarmup <= 0) {
+            return lam;
+        }
+        return lam * Math.min(1.0, (double) t / (double) lamWarmup);
+    }
+
+    /** CG for (S + lam I + a z z^T) x = b from x0 = 0 (linalg.cg_solve). */
+    int cgSolve(double lamT, double[] z, double a, double[] b, int maxSteps, double tol) {
+        double bb = 0.0;
+        for (int i = 0; i < d; i++) {
+            x[i] = 0.0;
+            r[i] = b[i];
+            p[i] = b[i];
+            bb += b[i] * b[i];
+        }
+        double rr = bb;
+        double stop = tol * tol * bb;
+        int steps = 0;
+        while (steps < maxSteps && rr > stop) {
+            for (int i = 0; i < d; i++) {  // Ap = (S + lam I) p
+                double acc = lamT * p[i];
+                int row = i * d;
+                for (int k = 0; k < d; k++) {
+                    acc += S[row + k] * p[k];
+                }
+                Ap[i] = Num.rd(acc, f32);
+            }
+            double zp = Num.dot(z, p);
+            double pAp = 0.0;
+            for (int i = 0; i < d; i++) {
+                double api = Ap[i] + a * z[i] * zp;
+                Ap[i] = Num.rd(api, f32);
+                pAp += p[i] * api;
+            }
+            if (pAp <= 0.0) {
+                break;
+            }
+            double alpha = rr / pAp;
+            double rrNew = 0.0;
+            for (int i = 0; i < d; i++) {
+                x[i] = Num.rd(x[i] + alpha * p[i], f32);
+                double ri = r[i] - alpha * Ap[i];
+                r[i] = Num.rd(ri, f32);
+                rrNew += ri * ri;
+            }
+            double beta = rrNew / rr;
+            for (int i = 0; i < d; i++) {
+                p[i] = Num.rd(r[i] + beta * p[i], f32);
+            }
+            rr = rrNew;
+            steps++;
+        }
+        return steps;
+    }
+
+    @Override
+    double step(double[] z, double y, double w, double eta, long t) {
+        double m = Num.dot(theta, z);
+        double s = Num.sigmoid(m);
+        double a = eta * w * s * (1.0 - s);
+        cgSolve(lamAt(t + 1), z, a, z, cgSteps, cgTol);
+        double coef = eta * w * (s - y);
+        if (!Double.isFinite(coef)) {
+            return Double.NaN;
+        }
+        return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
+    }
+
+    @Override
+    double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        double c = w * Num.dsigmoid(Num.dot(theta, z));
+        for (int i = 0; i < d; i++) {
+            double czi = c * z[i];
+            int row = i * d;
+            for (int k = 0; k < d; k++) {
+                S[row + k] = Num.rd(forget * S[row + k] + czi * z[k], f32);
+            }
+        }
+        return c;
+    }
+
+    @Override
+    double[] theta() {
+        return theta.clone();
+    }
+
+    @Override
+    void setTheta(double[] theta64) {
+        for (int i = 0; i < d; i++) {
+            theta[i] = Num.rd(theta64[i], f32);
+        }
+    }
+
+    @Override
+    double[] matvec(double[] vec, long t) {
+        double lamT = lamAt(t + 1);
+        double[] out = new double[d];
+        for (int i = 0; i < d; i++) {
+            double acc = lamT * vec[i];
+            int row = i * d;
+            for (int k = 0; k < d; k++) {
+                acc += S[row + k] * vec[k];
+            }
+            out[i] = acc;
+        }
+        return out;
+    }
+
+    @Override
+    void widths(double[][] V, double[] out, long t) {
+        double lamT = lamAt(t + 1);
+        for (int n = 0; n < V.length; n++) {
+            cgSolve(lamT, V[n], 0.0, V[n], 4 * d, WIDTH_TOL);
+            out[n] = Math.sqrt(Math.max(Num.dot(V[n], x), 0.0));
+        }
+    }
+
+    @Override
+    void writePayload(ByteBuffer b) {
+        writeArray(b, f32, theta);
+        writeArray(b, f32, S);
+    }
+
+    @Override
+    void readPayload(ByteBuffer b) {
+        readArray(b, f32, theta);
+        readArray(b, f32, S);
+    }
+
+    @Override
+    boolean finite() {
+        return Num.allFinite(theta) && Num.allFinite(S);
+    }
+
+    @Override
+    String invalid() {
+        double top = 0.0, asym = 0.0;
+        for (double v : S) {
+            top = Math.max(top, Math.abs(v));
+        }
+        for (int i = 0; i < d; i++) {
+            for (int k = 0; k < d; k++) {
+                asym = Math.max(asym, Math.abs(Num.rd(S[i * d + k] - S[k * d + i], f32)));
+            }
+        }
+        if (asym > 1e-5 * Num.rd(top, f32)) {
+            return "the curvature matrix is not symmetric";
+        }
+        for (int i = 0; i < d; i++) {
+            if (S[i * d + i] < 0) {
+                return "the curvature matrix has a negative diagonal";
+            }
+        }
+        return null;
+    }
+
+    @Override
+    double[] denseH(long t) {
+        double[] H = S.clone();
+        double lamT = lamAt(t + 1);
+        for (int i = 0; i < d; i++) {
+            H[i * d + i] += lamT;
+        }
+        return H;
+    }
+}

@@ -1,0 +1,129 @@
+package dev.edgeomd;
+
+import java.nio.ByteBuffer;
+
+/** Diagonal local norm cal_H ~ diag(h) (edge_omd/solvers/diagonal.py); arrays rounded to the dtype. */
+final class DiagonalSolver extends Solver {
+    final double[] theta, h, v;
+
+    DiagonalSolver(int d, boolean f32, double lam) {
+        super(d, f32, lam);
+        theta = new double[d];
+        h = new double[d];
+        v = new double[d];
+        reset();
+    }
+
+    static long stateBytes(long d, int itemsize) {
+        return 3 * d * itemsize;
+    }
+
+    @Override
+    int code() {
+        return 4;
+    }
+
+    @Override
+    boolean supportsForget() {
+        return true;
+    }
+
+    @Override
+    void reset() {
+        java.util.Arrays.fill(theta, 0);
+        java.util.Arrays.fill(v, 0);
+        java.util.Arrays.fill(h, Num.rd(lam, f32));
+    }
+
+    @Override
+    double step(double[] z, double y, double w, double eta, long t) {
+        double m = Num.dot(theta, z);
+        double q = 0.0;
+        for (int i = 0; i < d; i++) {
+            double vi = z[i] / h[i];
+            v[i] = Num.rd(vi, f32);
+            q += vi * z[i];
+        }
+        return Num.omdMove(theta, v, m, q, y, w, eta, f32);
+    }
+
+    @Override
+    double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        double c = w * Num.dsigmoid(Num.dot(theta, z));
+        double floor = (1.0 - forget) * lam;
+        for (int i = 0; i < d; i++) {
+            double zi = z[i];
+            h[i] = Num.rd(forget * h[i] + floor + c * zi * zi, f32);
+        }
+        return c;
+    }
+
+    @Override
+    double[] theta() {
+        return theta.clone();
+    }
+
+    @Override
+    void setTheta(double[] theta64) {
+        for (int i = 0; i < d; i++) {
+            theta[i] = Num.rd(theta64[i], f32);
+        }
+    }
+
+    @Override
+    double[] matvec(double[] vec, long t) {
+        double[] out = new double[d];
+        for (int i = 0; i < d; i++) {
+            out[i] = h[i] * vec[i];
+        }
+        return out;
+    }
+
+    @Override
+    void widths(double[][] V, double[] out, long t) {
+        for (int n = 0; n < V.length; n++) {
+            double acc = 0.0;
+            for (int i = 0; i < d; i++) {
+                double vi = V[n][i];
+                acc += vi * vi / h[i];
+            }
+            out[n] = Math.sqrt(acc);
+        }
+    }
+
+    @Override
+    void writePayload(ByteBuffer b) {
+        writeArray(b, f32, theta);
+        writeArray(b, f32, h);
+    }
+
+    @Override
+    void readPayload(ByteBuffer b) {
+        readArray(b, f32, theta);
+        readArray(b, f32, h);
+    }
+
+    @Override
+    boolean finite() {
+        return Num.allFinite(theta) && Num.allFinite(h);
+    }
+
+    @Override
+    String invalid() {
+        for (double x : h) {
+            if (!(x > 0)) {
+                return "the diagonal local norm is not positive";
+            }
+        }
+        return null;
+    }
+
+    @Override
+    double[] denseH(long t) {
+        double[] H = new double[d * d];
+        for (int i = 0; i < d; i++) {
+            H[i * d + i] = h[i];
+        }
+        return H;
+    }
+}

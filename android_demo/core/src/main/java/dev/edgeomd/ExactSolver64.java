@@ -1,0 +1,330 @@
+package dev.edgeomd;
+
+import java.nio.ByteBuffer;
+
+/**
+ * Exact local norm in float64 (edge_omd/solvers/exact.py): cal_H = U^T U as its upper Cholesky
+ * factor U (row-major d x d), theta kept as phi = U theta, the rank-one update deferred and fused
+ * with the next forward solve into one top-down sweep of the upper triangle.
+ * {@link ExactSolver32} is the same code on float arrays.
+ */
+final class ExactSolver64 extends Solver {
+    static final int E = 0, PENDING = 1, THETA_OK = 2, BOUND = 3;
+    final double[] theta, U, phi, xp, u, zbuf;
+    final double[] aux = new double[4];
+    final double fmax = Double.MAX_VALUE, eps = Math.ulp(1.0);
+
+    ExactSolver64(int d, double lam) {
+        super(d, false, lam);
+        theta = new double[d];
+        U = new double[d * d];
+        phi = new double[d];
+        xp = new double[d];
+        u = new double[d];
+        zbuf = new double[d];
+        reset();
+    }
+
+    @Override
+    int code() {
+        return 1;
+    }
+
+    @Override
+    boolean supportsForget() {
+        return false;
+    }
+
+    @Override
+    void reset() {
+        java.util.Arrays.fill(theta, 0);
+        java.util.Arrays.fill(U, 0);
+        java.util.Arrays.fill(phi, 0);
+        java.util.Arrays.fill(xp, 0);
+        java.util.Arrays.fill(u, 0);
+        java.util.Arrays.fill(aux, 0);
+        double s = Math.sqrt(lam);
+        for (int i = 0; i < d; i++) {
+            U[i * d + i] = s;
+        }
+        aux[THETA_OK] = 1.0;
+    }
+
+    /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */
+    void sweep(double[] z, boolean solve) {
+        final int d = this.d;
+        final double[] U = this.U, xp = this.xp, u = this.u, phi = this.phi;
+        boolean pending = aux[PENDING] != 0.0;
+        double e = aux[E];
+        if (solve) {
+            System.arraycopy(z, 0, u, 0, d);
+        }
+        for (int k = 0; k < d; k++) {
+            int kk = k * d + k;
+            int n = d - k - 1;
+            double xk = pending ? xp[k] : 0.0;
+            if (xk != 0.0) {
+                double ukk = U[kk];
+                double r = Math.sqrt(ukk * ukk + xk * xk);
+                U[kk] = r;
+                double invUkk = 1.0 / ukk, invR = 1.0 / r;
+                double cs = ukk * invR, sn = xk * invR;
+                double s = xk * invUkk, c = r * invUkk, invC = cs;
+                double pk = phi[k];
+                phi[k] = cs * pk + sn * e;
+                e = cs * e - sn * pk;
+                if (solve) {
+                    double uk = u[k] / U[kk];
+                    u[k] = uk;
+                    for (int j = 0; j < n; j++) {
+                        int rj = kk + 1 + j, tj = k + 1 + j;
+                        double ukj = (U[rj] + s * xp[tj]) * invC;
+                        U[rj] = ukj;
+                        xp[tj] = c * xp[tj] - s * ukj;
+                        u[tj] -= uk * ukj;
+                    }
+                } else {
+                    for (int j = 0; j < n; j++) {
+                        int rj = kk + 1 + j, tj = k + 1 + j;
+                        double ukj = (U[rj] + s * xp[tj]) * invC;
+                        U[rj] = ukj;
+                        xp[tj] = c * xp[tj] - s * ukj;
+                    }
+                }
+            } else if (solve) {
+                double uk = u[k] / U[kk];
+                u[k] = uk;
+                for (int j = 0; j < n; j++) {
+                    u[k + 1 + j] -= uk * U[kk + 1 + j];
+                }
+            }
+        }
+        aux[PENDING] = 0.0;
+        aux[E] = 0.0;
+    }
+
+    @Override
+    double step(double[] z, double y, double w, double eta, long t) {
+        sweep(z, true);
+        double m = 0.0, q = 0.0;
+        for (int i = 0; i < d; i++) {
+            double ui = u[i];
+            m += phi[i] * ui;
+            q += ui * ui;
+        }
+        double s = Num.sigmoid(m);
+        double a = eta * w * s * (1.0 - s);
+        double coef = eta * w * (s - y) / (1.0 + a * q);
+        if (!(Double.isFinite(coef) && Double.isFinite(q))) {
+            return Double.NaN;
+        }
+        double zz = 0.0;
+        for (int i = 0; i < d; i++) {
+            zz += z[i] * z[i];
+        }
+        if (w * Num.dsigmoid(m - coef * q) * zz * eps > 0.1 * lam) {
+            return Double.NaN;
+        }
+        double bound = aux[BOUND] + Math.abs(coef) * Math.sqrt(q / lam);
+        if (!(bound < 0.5 * fmax)) {
+            double norm2 = 0.0;
+            for (int i = d - 1; i >= 0; i--) {
+                double acc = phi[i] - coef * u[i];
+                for (int k = i + 1; k < d; k++) {
+                    acc -= U[i * d + k] * theta[k];
+                }
+                theta[i] = acc / U[i * d + i];
+                double ti = theta[i];
+                if (!Double.isFinite(ti)) {
+                    aux[THETA_OK] = 0.0;
+                    return Double.NaN;
+                }
+                norm2 += ti * ti;
+            }
+            bound = Math.sqrt(norm2);
+            if (!(bound < 0.5 * fmax)) {
+                aux[THETA_OK] = 0.0;
+                return Double.NaN;
+            }
+        }
+        for (int i = 0; i < d; i++) {
+            phi[i] -= coef * u[i];
+        }
+        aux[BOUND] = bound;
+        aux[THETA_OK] = 0.0;
+        return a;
+    }
+
+    /** u = U^{-T} b (U current); returns ||u||^2. */
+    double solveUpperT(double[] b, double[] out) {
+        System.arraycopy(b, 0, out, 0, d);
+        double acc = 0.0;
+        for (int j = 0; j < d; j++) {
+            int jj = j * d + j;
+            double oj = out[j] / U[jj];
+            out[j] = oj;
+            acc += oj * oj;
+            for (int k = 1; k < d - j; k++) {
+                out[j + k] -= oj * U[jj + k];
+            }
+        }
+        return acc;
+    }
+
+    void flush() {
+        if (aux[PENDING] != 0.0) {
+            sweep(xp, false);
+        }
+    }
+
+    @Override
+    double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        if (!fresh) {
+            flush();
+            solveUpperT(z, u);
+        }
+        double mNew = 0.0;
+        for (int i = 0; i < d; i++) {
+            mNew += phi[i] * u[i];
+        }
+        double c = w * Num.dsigmoid(mNew);
+        double sc = Math.sqrt(c);
+        for (int i = 0; i < d; i++) {
+            xp[i] = sc * z[i];
+        }
+        aux[E] = sc * mNew;
+        aux[PENDING] = 1.0;
+        return c;
+    }
+
+    void thetaFromPhi() {
+        for (int i = d - 1; i >= 0; i--) {
+            double acc = phi[i];
+            int row = i * d;
+            for (int k = i + 1; k < d; k++) {
+                acc -= U[row + k] * theta[k];
+            }
+            theta[i] = acc / U[row + i];
+        }
+    }
+
+    void phiFromTheta(double[] th, double[] out) {
+        for (int i = 0; i < d; i++) {
+            double acc = 0.0;
+            int row = i * d;
+            for (int k = i; k < d; k++) {
+                acc += U[row + k] * th[k];
+            }
+            out[i] = acc;
+        }
+    }
+
+    double[] thetaRef() {
+        if (aux[THETA_OK] == 0.0) {
+            thetaFromPhi();
+            aux[THETA_OK] = 1.0;
+        }
+        return theta;
+    }
+
+    @Override
+    double[] theta() {
+        return thetaRef().clone();
+    }
+
+    @Override
+    void setTheta(double[] theta64) {
+        System.arraycopy(theta64, 0, theta, 0, d);
+        phiFromTheta(theta64, phi);
+        aux[THETA_OK] = 0.0;
+        aux[BOUND] = Num.norm(theta64);
+    }
+
+    @Override
+    double[] matvec(double[] v, long t) {
+        double[] tmp = new double[d], out = new double[d];
+        phiFromTheta(v, tmp);
+        for (int i = 0; i < d; i++) {
+            double ti = tmp[i];
+            int row = i * d;
+            for (int k = i; k < d; k++) {
+                out[k] += U[row + k] * ti;
+            }
+        }
+        return out;
+    }
+
+    @Override
+    void widths(double[][] V, double[] out, long t) {
+        flush();
+        for (int n = 0; n < V.length; n++) {
+            out[n] = Math.sqrt(solveUpperT(V[n], u));
+        }
+    }
+
+    @Override
+    void writePayload(ByteBuffer b) {
+        flush();
+        thetaRef();
+        writeArray(b, false, theta);
+        writeArray(b, false, U);
+        writeArray(b, false, phi);
+    }
+
+    @Override
+    void readPayload(ByteBuffer b) {
+        readArray(b, false, theta);
+        readArray(b, false, U);
+        readArray(b, false, phi);
+    }
+
+    @Override
+    String invalid() {
+        for (int i = 0; i < d; i++) {
+            if (!(U[i * d + i] > 0)) {
+                return "the Cholesky factor has a non-positive diagonal";
+            }
+        }
+        for (int i = 1; i < d; i++) {
+            for (int k = 0; k < i; k++) {
+                if (U[i * d + k] != 0) {
+                    return "the Cholesky factor is not upper triangular";
+                }
+            }
+        }
+        return null;
+    }
+
+    @Override
+    boolean finite() {
+        return Num.allFinite(theta) && Num.allFinite(U) && Num.allFinite(phi);
+    }
+
+    @Override
+    void loaded() {
+        aux[E] = 0;
+        aux[PENDING] = 0;
+        aux[THETA_OK] = 1;
+        aux[BOUND] = Num.norm(theta);
+    }
+
+    @Override
+    double[] denseH(long t) {
+        flush();
+        double[] H = new double[d * d];
+        for (int i = 0; i < d; i++) {
+            for (int j = 0; j < d; j++) {
+                double acc = 0;
+                for (int k = 0; k <= Math.min(i, j); k++) {
+                    acc += U[k * d + i] * U[k * d + j];
+                }
+                H[i * d + j] = acc;
+            }
+        }
+        return H;
+    }
+
+    static long stateBytes(long d, int itemsize) {
+        return (d * d + 3 * d + 3) * itemsize + (d + 4) * 8;
+    }
+}

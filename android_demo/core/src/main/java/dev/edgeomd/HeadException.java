@@ -1,0 +1,14 @@
+package dev.edgeomd;
+
+import java.io.IOException;
+
+/** A feature-head folder (manifest.json, tokenizer.json) cannot be used. */
+public class HeadException extends IOException {
+    public HeadException(String message) {
+        super(message);
+    }
+
+    public HeadException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

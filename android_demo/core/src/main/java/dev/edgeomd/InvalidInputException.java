@@ -1,0 +1,8 @@
+package dev.edgeomd;
+
+/** An argument to a verb was malformed (length, NaN/inf, range). Nothing was changed. */
+public class InvalidInputException extends IllegalArgumentException {
+    public InvalidInputException(String message) {
+        super(message);
+    }
+}

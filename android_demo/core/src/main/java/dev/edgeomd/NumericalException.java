@@ -1,0 +1,8 @@
+package dev.edgeomd;
+
+/** An update would have produced a non-finite state; the state was left unchanged. */
+public class NumericalException extends ArithmeticException {
+    public NumericalException(String message) {
+        super(message);
+    }
+}

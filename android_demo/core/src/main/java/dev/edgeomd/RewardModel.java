@@ -1,0 +1,530 @@
+package dev.edgeomd;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * One user's linear Bradley-Terry reward r(phi) = theta^T phi, learned by one-pass online mirror
+ * descent with a second-order local norm (Algorithm 1), inside a fixed memory budget: the Java
+ * twin of edge_omd.RewardModel. It reads and writes the same state bytes, makes the same checks
+ * and takes the same steps (float32 states round every stored entry to float, scalars and
+ * reductions are float64), so a state moves between a phone and the Python SDK both ways.
+ *
+ * <pre>
+ *   RewardModel m = new RewardModel(new RewardModel.Config(384));   // solver "auto", float32
+ *   m.learnPair(phiChosen, phiRejected, 1.0);
+ *   double r = m.reward(phi);
+ *   m.save(path);                                                   // atomic
+ * </pre>
+ * Not thread-safe: one model per user, used from one thread at a time.
+ */
+public final class RewardModel {
+    public static final double MAX_ABS_INPUT = 1e6;
+    public static final double MAX_WEIGHT = 1e6;
+    public static final double MAX_ETA = 1e6, MIN_LAM = 1e-9, MAX_LAM = 1e9;
+
+    /** Hyperparameters (edge_omd.RewardModel's keyword arguments). */
+    public static final class Config {
+        public int dim;
+        public String solver = "auto";      // auto, exact, cg, sketch, diagonal
+        public String dtype = "float32";    // float32, float64
+        public long budgetBytes = 0;        // 0: unlimited
+        public double eta = 1.0;
+        public double lam = 1.0;
+        public double radius = Double.NaN;  // NaN: no projection
+        public double forget = 1.0;
+        public long cgSteps = 3;
+        public long lamWarmup = 0;
+        public double cgTol = 1e-6;
+        public int sketchRank = 0;          // 0: from the budget
+        public byte[] headFingerprint = null;
+
+        public Config(int dim) {
+            this.dim = dim;
+        }
+    }
+
+    private final int d;
+    private final boolean f32;
+    private final int rank;
+    private final Solver solver;
+    private final double eta, lam, radius, forget, cgTol;
+    private final long cgSteps, lamWarmup, budget;
+    private byte[] fingerprint;
+    private final double[] z;  // the current observation, rounded to the dtype
+    private long t;
+
+    public RewardModel(Config c) {
+        if (c.dim < 1 || c.dim > StateFormat.MAX_DIM) {
+            throw new ConfigException("dim must be in [1, " + StateFormat.MAX_DIM + "], got " + c.dim);
+        }
+        d = c.dim;
+        eta = rangeParam("eta", c.eta, 0.0, MAX_ETA);
+        lam = rangeParam("lam", c.lam, MIN_LAM, MAX_LAM);
+        if (!Double.isNaN(c.radius) && !(Double.isFinite(c.radius) && c.radius > 0)) {
+            throw new ConfigException("radius must be a finite number > 0, got " + c.radius);
+        }
+        radius = c.radius;
+        if (!(Double.isFinite(c.forget) && c.forget > 0.0 && c.forget <= 1.0)) {
+            throw new ConfigException("forget must be in (0, 1], got " + c.forget);
+        }
+        forget = c.forget;
+        if (!"float32".equals(c.dtype) && !"float64".equals(c.dtype)) {
+            throw new ConfigException("dtype must be one of [float32, float64], got " + c.dtype);
+        }
+        f32 = "float32".equals(c.dtype);
+        if (c.cgSteps < 1 || c.cgSteps > (1 << 20)) {
+            throw new ConfigException("cg_steps must be in [1, " + (1 << 20) + "], got " + c.cgSteps);
+        }
+        cgSteps = c.cgSteps;
+        if (c.lamWarmup < 0 || c.lamWarmup > StateFormat.MAX_T) {
+            throw new ConfigException("lam_warmup must be in [0, " + StateFormat.MAX_T + "], got "
+                    + Long.toUnsignedString(c.lamWarmup));
+        }
+        lamWarmup = c.lamWarmup;
+        if (!(Double.isFinite(c.cgTol) && c.cgTol >= 0.0 && c.cgTol < 1.0)) {
+            throw new ConfigException("cg_tol must be in [0, 1), got " + c.cgTol);
+        }
+        cgTol = c.cgTol;
+        if (c.budgetBytes < 0 || c.budgetBytes > StateFormat.MAX_T) {
+            throw new ConfigException("budget_bytes must be in [1, " + StateFormat.MAX_T + "], got "
+                    + Long.toUnsignedString(c.budgetBytes));
+        }
+        budget = c.budgetBytes;
+        if (c.sketchRank < 0 || c.sketchRank > d) {
+            throw new ConfigException("sketch_rank must be in [1, " + d + "], got " + c.sketchRank);
+        }
+        if (c.headFingerprint != null && c.headFingerprint.length != 32) {
+            throw new InvalidInputException("a head fingerprint is 32 bytes (SHA-256 digest)");
+        }
+        fingerprint = c.headFingerprint == null ? null : c.headFingerprint.clone();
+        int itemsize = f32 ? 4 : 8;
+        String name = c.solver;
+        int r = 0;
+        long front = frontBytes(d, itemsize);
+        switch (name) {
+            case "auto": {
+                String full = forget == 1.0 ? "exact" : "cg";
+                if (fits(full, 0, itemsize)) {
+                    name = full;
+                    break;
+                }
+                r = sketchRankForBudget(c.sketchRank, itemsize);
+                if (r >= 2) {
+                    name = "sketch";
+                } else if (fits("diagonal", 0, itemsize)) {
+                    name = "diagonal";
+                    r = 0;
+                } else {
+                    throw new ConfigException("budget_bytes=" + budget + " is below the smallest state for d=" + d
+                            + " (diagonal: " + (DiagonalSolver.stateBytes(d, itemsize) + front) + " bytes)");
+                }
+                break;
+            }
+            case "sketch":
+                r = sketchRankForBudget(c.sketchRank, itemsize);
+                if (r < 1) {
+                    throw new ConfigException("budget_bytes=" + budget + " holds no sketch for d=" + d
+                            + " (rank 1 needs " + (SketchSolver.stateBytes(d, itemsize, 1) + front) + " bytes)");
+                }
+                break;
+            case "exact":
+            case "cg":
+            case "diagonal":
+                if (!fits(name, 0, itemsize)) {
+                    throw new ConfigException("solver '" + name + "' needs " + (solverBytes(name, d, itemsize, 0) + front)
+                            + " bytes for d=" + d + ", budget_bytes=" + budget);
+                }
+                break;
+            default:
+                throw new ConfigException("solver must be 'auto' or one of [cg, diagonal, exact, sketch], got '"
+                        + name + "'");
+        }
+        rank = "sketch".equals(name) ? r : 0;
+        if (forget != 1.0 && "exact".equals(name)) {
+            throw new ConfigException("forget < 1 is not available with solver 'exact' (its Cholesky factor "
+                    + "cannot absorb a full-rank discount in O(d^2)); use 'cg', 'sketch' or 'diagonal'");
+        }
+        long need = solverBytes(name, d, itemsize, rank);
+        if (need > StateFormat.MAX_ARRAY) {
+            throw new ConfigException("a " + name + " state of d=" + d + " does not fit a Java array");
+        }
+        switch (name) {
+            case "exact":
+                solver = f32 ? new ExactSolver32(d, lam) : new ExactSolver64(d, lam);
+                break;
+            case "cg":
+                solver = new CgSolver(d, f32, lam, (int) cgSteps, lamWarmup, cgTol);
+                break;
+            case "sketch":
+                solver = new SketchSolver(d, f32, lam, rank);
+                break;
+            default:
+                solver = new DiagonalSolver(d, f32, lam);
+        }
+        z = new double[d];
+        t = 0;
+    }
+
+    private boolean fits(String name, int r, int itemsize) {
+        return budget == 0 || solverBytes(name, d, itemsize, r) + frontBytes(d, itemsize) <= budget;
+    }
+
+    private int sketchRankForBudget(int forced, int itemsize) {
+        if (forced > 0) {
+            return fits("sketch", forced, itemsize) ? forced : 0;
+        }
+        if (budget == 0) {
+            return Math.min(d, 64);
+        }
+        return SketchSolver.maxRank(d, itemsize, budget - frontBytes(d, itemsize));
+    }
+
+    static long frontBytes(long d, int itemsize) {
+        return d * itemsize + 8;
+    }
+
+    static long solverBytes(String name, long d, int itemsize, long rank) {
+        switch (name) {
+            case "exact":
+                return ExactSolver64.stateBytes(d, itemsize);
+            case "cg":
+                return CgSolver.stateBytes(d, itemsize);
+            case "sketch":
+                return SketchSolver.stateBytes(d, itemsize, rank);
+            default:
+                return DiagonalSolver.stateBytes(d, itemsize);
+        }
+    }
+
+    /** Bytes of the whole state of a model with these settings (as Python's state_bytes / nbytes). */
+    public static long stateBytes(int dim, String solver, String dtype, int rank) {
+        return solverBytes(solver, dim, "float32".equals(dtype) ? 4 : 8, rank)
+                + frontBytes(dim, "float32".equals(dtype) ? 4 : 8);
+    }
+
+    // ------------------------------------------------------------------ properties
+    public int dim() {
+        return d;
+    }
+
+    public long t() {
+        return t;
+    }
+
+    public String solver() {
+        return solver.name();
+    }
+
+    public String dtype() {
+        return f32 ? "float32" : "float64";
+    }
+
+    /** Sketch rank ell, 0 for the other solvers. */
+    public int rank() {
+        return rank;
+    }
+
+    public long nbytes() {
+        return stateBytes(d, solver.name(), dtype(), rank);
+    }
+
+    /** theta_t as a float64 copy. */
+    public double[] theta() {
+        return solver.theta();
+    }
+
+    public byte[] headFingerprint() {
+        return fingerprint == null ? null : fingerprint.clone();
+    }
+
+    /** Attach the state to a feature head; a state bound to another head is refused. */
+    public void bindHead(byte[] fp) {
+        if (fp == null || fp.length != 32) {
+            throw new InvalidInputException("a head fingerprint is 32 bytes (SHA-256 digest)");
+        }
+        if (fingerprint != null && !Arrays.equals(fingerprint, fp)) {
+            throw new IllegalStateException("this state was learned on another feature head; features of "
+                    + "different heads are not comparable. Use a new RewardModel (or reset()) for the new head");
+        }
+        fingerprint = fp.clone();
+    }
+
+    /** The local norm cal_H as a dense float64 d x d matrix, row-major (tests and debugging). */
+    public double[] localNorm() {
+        return solver.denseH(t);
+    }
+
+    // ------------------------------------------------------------------ learning verbs
+    /** One logistic-GLM observation: P(y = 1) = sigma(theta^T z); y in [0, 1]. */
+    public void learnOne(double[] zIn, double y, double weight) {
+        vector(zIn, "z");
+        double yy = label(y);
+        double w = weight(weight);
+        for (int i = 0; i < d; i++) {
+            z[i] = Num.rd(zIn[i], f32);
+        }
+        update(yy, w);
+    }
+
+    /** One preference: phiChosen preferred to phiRejected (z = difference, y = 1). */
+    public void learnPair(double[] phiChosen, double[] phiRejected, double weight) {
+        vector(phiChosen, "phi_chosen");
+        vector(phiRejected, "phi_rejected");
+        double w = weight(weight);
+        for (int i = 0; i < d; i++) {
+            z[i] = Num.rd(phiChosen[i] - phiRejected[i], f32);
+        }
+        update(1.0, w);
+    }
+
+    /** One thumbs up (up = true) or down on a single response: z = phi, y = up. */
+    public void learnThumb(double[] phi, boolean up, double weight) {
+        vector(phi, "phi");
+        double w = weight(weight);
+        for (int i = 0; i < d; i++) {
+            z[i] = Num.rd(phi[i], f32);
+        }
+        update(up ? 1.0 : 0.0, w);
+    }
+
+    /** Add the curvature of a hypothetical observation without moving theta or t. */
+    public void fantasize(double[] zIn, double weight) {
+        vector(zIn, "z");
+        double w = weight(weight);
+        for (int i = 0; i < d; i++) {
+            z[i] = Num.rd(zIn[i], f32);
+        }
+        solver.absorb(z, w, 1.0, t, false);
+    }
+
+    /** Forget everything learned (settings kept). */
+    public void reset() {
+        solver.reset();
+        t = 0;
+    }
+
+    private void update(double y, double w) {
+        double a = solver.step(z, y, w, eta, t);
+        if (Double.isNaN(a)) {
+            throw new NumericalException("the update would produce a non-finite theta; the state was left "
+                    + "unchanged (check the feature scale and eta)");
+        }
+        if (!Double.isNaN(radius)) {
+            double[] th = solver.theta();
+            if (Num.norm(th) > radius) {
+                final double[] z64 = z.clone();
+                final long tt = t;
+                Projection.Op tilde = v -> {
+                    double[] out = solver.matvec(v, tt);
+                    double zv = Num.dot(z64, v);
+                    for (int i = 0; i < d; i++) {
+                        out[i] += a * z64[i] * zv;
+                    }
+                    return out;
+                };
+                solver.setTheta(Projection.projectToBall(th, tilde, radius));
+            }
+        }
+        solver.absorb(z, w, forget, t, true);
+        t = Math.min(t + 1, StateFormat.MAX_T);
+    }
+
+    // ------------------------------------------------------------------ scoring
+    /** r(phi) = theta^T phi. */
+    public double reward(double[] phi) {
+        vector(phi, "phi");
+        double[] th = solver.theta();
+        return Num.dot(phi, th);
+    }
+
+    /** r for each row of Phi. */
+    public double[] reward(double[][] Phi) {
+        double[] th = solver.theta();
+        double[] out = new double[Phi.length];
+        for (int n = 0; n < Phi.length; n++) {
+            vector(Phi[n], "Phi");
+            out[n] = Num.dot(Phi[n], th);
+        }
+        return out;
+    }
+
+    /** ||phi - ref||_{cal_H^{-1}} for each row of Phi (ref may be null). */
+    public double[] width(double[][] Phi, double[] ref) {
+        if (ref != null) {
+            vector(ref, "ref");
+        }
+        double[][] V = new double[Phi.length][];
+        for (int n = 0; n < Phi.length; n++) {
+            vector(Phi[n], "Phi");
+            double[] row = new double[d];
+            for (int i = 0; i < d; i++) {
+                row[i] = Num.rd(ref == null ? Phi[n][i] : Phi[n][i] - ref[i], f32);
+            }
+            V[n] = row;
+        }
+        double[] out = new double[Phi.length];
+        solver.widths(V, out, t);
+        return out;
+    }
+
+    // ------------------------------------------------------------------ persistence
+    private StateFormat.Header header() {
+        StateFormat.Header h = new StateFormat.Header();
+        h.solverCode = solver.code();
+        h.itemsize = f32 ? 4 : 8;
+        h.dim = d;
+        h.rank = rank;
+        h.cgSteps = cgSteps;
+        h.flags = (Double.isNaN(radius) ? 0 : StateFormat.FLAG_RADIUS)
+                | (fingerprint == null ? 0 : StateFormat.FLAG_FINGERPRINT);
+        h.t = t;
+        h.lamWarmup = lamWarmup;
+        h.budget = budget;
+        h.eta = eta;
+        h.lam = lam;
+        h.radius = Double.isNaN(radius) ? 0.0 : radius;
+        h.forget = forget;
+        h.cgTol = cgTol;
+        if (fingerprint != null) {
+            h.fingerprint = fingerprint.clone();
+        }
+        h.payloadLen = StateFormat.specBytes(StateFormat.payloadSpec(h.solverCode, d, h.itemsize, rank));
+        return h;
+    }
+
+    /** Serialise the state (docs/STATE_FORMAT.md); Python's RewardModel.from_bytes reads it. */
+    public byte[] toBytes() {
+        StateFormat.Header h = header();
+        byte[] out = new byte[(int) h.totalBytes()];
+        ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
+        StateFormat.encodeHeader(h, b);
+        b.position(StateFormat.HEADER_BYTES);
+        solver.writePayload(b);
+        StateFormat.seal(out);
+        return out;
+    }
+
+    /** Rebuild a model from state bytes; StateFormatException if anything is off (nothing allocated
+     * from the header before its sizes and the checksum agree). */
+    public static RewardModel fromBytes(byte[] data) throws StateFormatException {
+        if (data == null) {
+            throw new InvalidInputException("fromBytes needs bytes, got null");
+        }
+        StateFormat.Header h = StateFormat.checkWhole(data);
+        Config c = new Config(h.dim);
+        c.solver = h.solver();
+        c.dtype = h.itemsize == 4 ? "float32" : "float64";
+        c.budgetBytes = h.budget;
+        c.eta = h.eta;
+        c.lam = h.lam;
+        c.radius = h.hasRadius() ? h.radius : Double.NaN;
+        c.forget = h.forget;
+        c.cgSteps = h.cgSteps;
+        c.lamWarmup = h.lamWarmup;
+        c.cgTol = h.cgTol;
+        c.sketchRank = h.rank;
+        c.headFingerprint = h.hasFingerprint() ? h.fingerprint : null;
+        if (h.hasRadius() && Double.isNaN(h.radius)) {
+            throw new StateFormatException("state holds invalid settings: radius must be a finite number > 0, got NaN");
+        }
+        if (h.budget < 0) {
+            throw new StateFormatException("state holds invalid settings: budget_bytes "
+                    + Long.toUnsignedString(h.budget) + " is out of range");
+        }
+        RewardModel m;
+        try {
+            m = new RewardModel(c);
+        } catch (ConfigException | InvalidInputException e) {
+            throw new StateFormatException("state holds invalid settings: " + e.getMessage());
+        }
+        ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+        b.position(StateFormat.HEADER_BYTES);
+        m.solver.readPayload(b);
+        if (!m.solver.finite()) {
+            throw new StateFormatException("state holds non-finite values");
+        }
+        String problem = m.solver.invalid();
+        if (problem != null) {
+            throw new StateFormatException("inconsistent " + m.solver.name() + " state: " + problem);
+        }
+        m.solver.loaded();
+        m.t = h.t;
+        return m;
+    }
+
+    /** Write the state to path atomically (temp file + fsync + rename). */
+    public void save(Path path) throws IOException {
+        StateFormat.writeFileAtomic(path, toBytes());
+    }
+
+    /** Read a state written by save (or by Python's RewardModel.save). */
+    public static RewardModel load(Path path) throws IOException {
+        return fromBytes(StateFormat.readFile(path));
+    }
+
+    public RewardModel copy() {
+        try {
+            return fromBytes(toBytes());
+        } catch (StateFormatException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "RewardModel(dim=" + d + ", solver='" + solver() + "'" + (rank > 0 ? ", rank=" + rank : "")
+                + ", dtype='" + dtype() + "', t=" + t + ", nbytes=" + nbytes() + ")";
+    }
+
+    // ------------------------------------------------------------------ input checks
+    private void vector(double[] x, String name) {
+        if (x == null || x.length != d) {
+            throw new InvalidInputException(name + " must have length " + d + ", got "
+                    + (x == null ? "null" : String.valueOf(x.length)));
+        }
+        double top = 0.0;
+        for (double v : x) {
+            double a = Math.abs(v);
+            if (!(a <= Double.MAX_VALUE)) {
+                throw new InvalidInputException(name + " contains NaN or inf");
+            }
+            top = Math.max(top, a);
+        }
+        if (top > MAX_ABS_INPUT) {
+            throw new InvalidInputException(name + " has entries above 1e+06 in magnitude; features are "
+                    + "expected L2-normalised");
+        }
+    }
+
+    private static double label(double y) {
+        if (!Double.isFinite(y)) {
+            throw new InvalidInputException("y must be finite, got " + y);
+        }
+        if (!(y >= 0.0 && y <= 1.0)) {
+            throw new InvalidInputException("y must be in [0, 1], got " + y);
+        }
+        return y;
+    }
+
+    private static double weight(double w) {
+        if (!Double.isFinite(w)) {
+            throw new InvalidInputException("weight must be finite, got " + w);
+        }
+        if (!(w > 0.0 && w <= MAX_WEIGHT)) {
+            throw new InvalidInputException("weight must be in (0, 1e+06], got " + w);
+        }
+        return w;
+    }
+
+    private static double rangeParam(String name, double x, double lo, double hi) {
+        boolean okLo = lo == 0.0 ? x > lo : x >= lo;
+        if (!Double.isFinite(x) || !okLo || x > hi) {
+            throw new ConfigException(name + " must be in " + (lo == 0.0 ? "(" : "[") + lo + ", " + hi + "], got " + x);
+        }
+        return x;
+    }
+}

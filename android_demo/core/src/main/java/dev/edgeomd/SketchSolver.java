@@ -1,0 +1,394 @@
+package dev.edgeomd;
+
+import java.nio.ByteBuffer;
+
+/**
+ * Sketched local norm by robust Frequent Directions (edge_omd/solvers/sketch.py):
+ * cal_H ~ alpha I + B^T B with up to 2 ell rows in B, solves by Woodbury through the lower
+ * Cholesky factor L of K = alpha I + B B^T (float64), shrink to ell rows when full with the
+ * shrinkage mass delta / 2 added to alpha. B is rounded to the dtype on every store.
+ */
+final class SketchSolver extends Solver {
+    static final int CHUNK = 32;
+    final int rank, mMax;
+    final double[] theta, B, L, bz, c, v;
+    double alpha;
+    long rows;
+
+    SketchSolver(int d, boolean f32, double lam, int rank) {
+        super(d, f32, lam);
+        this.rank = rank;
+        this.mMax = 2 * rank;
+        theta = new double[d];
+        B = new double[mMax * d];
+        L = new double[mMax * mMax];
+        bz = new double[mMax];
+        c = new double[mMax];
+        v = new double[d];
+        reset();
+    }
+
+    static long stateBytes(long d, int itemsize, long rank) {
+        long m = 2 * rank;
+        return (d + m * d + d + rank * Math.min(d, CHUNK)) * itemsize + (2 * m * m + 2 * m + 2) * 8;
+    }
+
+    /** Largest ell <= d whose state fits budget bytes (0 if not even ell = 1). */
+    static int maxRank(int d, int itemsize, long budget) {
+        int lo = 0, hi = d;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2;
+            if (stateBytes(d, itemsize, mid) <= budget) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return lo;
+    }
+
+    @Override
+    int code() {
+        return 3;
+    }
+
+    @Override
+    boolean supportsForget() {
+        return true;
+    }
+
+    @Override
+    void reset() {
+        for (double[] a : new double[][]{theta, B, L, bz, c, v}) {
+            java.util.Arrays.fill(a, 0);
+        }
+        rows = 0;
+        alpha = lam;
+    }
+
+    /** v = cal_H^{-1} z by Woodbury; returns z^T cal_H^{-1} z. */
+    double solve(double[] z) {
+        int m = (int) rows;
+        for (int i = 0; i < m; i++) {
+            bz[i] = Num.dot(B, i * d, z, 0, d);
+        }
+        for (int i = 0; i < m; i++) {
+            double acc = bz[i];
+            for (int k = 0; k < i; k++) {
+                acc -= L[i * mMax + k] * c[k];
+            }
+            c[i] = acc / L[i * mMax + i];
+        }
+        for (int i = m - 1; i >= 0; i--) {
+            double acc = c[i];
+            for (int k = i + 1; k < m; k++) {
+                acc -= L[k * mMax + i] * c[k];
+            }
+            c[i] = acc / L[i * mMax + i];
+        }
+        System.arraycopy(z, 0, v, 0, d);
+        for (int i = 0; i < m; i++) {
+            double ci = c[i];
+            int row = i * d;
+            if (f32) {
+                for (int j = 0; j < d; j++) {
+                    v[j] = (float) (v[j] - ci * B[row + j]);
+                }
+            } else {
+                for (int j = 0; j < d; j++) {
+                    v[j] -= ci * B[row + j];
+                }
+            }
+        }
+        double invA = 1.0 / alpha;
+        double q = 0.0;
+        for (int j = 0; j < d; j++) {
+            double vj = v[j] * invA;
+            v[j] = Num.rd(vj, f32);
+            q += vj * z[j];
+        }
+        return q;
+    }
+
+    @Override
+    double step(double[] z, double y, double w, double eta, long t) {
+        double m = Num.dot(theta, z);
+        double q = solve(z);
+        return Num.omdMove(theta, v, m, q, y, w, eta, f32);
+    }
+
+    @Override
+    double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        if (forget != 1.0) {
+            forget(forget);
+            fresh = false;
+        }
+        if (rows == mMax) {
+            shrink();
+            fresh = false;
+        }
+        return append(z, w, fresh);
+    }
+
+    double append(double[] z, double w, boolean gIsBz) {
+        double cw = w * Num.dsigmoid(Num.dot(theta, z));
+        double sc = Math.sqrt(cw);
+        int m = (int) rows;
+        int rm = m * d;
+        double zz = 0.0;
+        for (int j = 0; j < d; j++) {
+            B[rm + j] = Num.rd(sc * z[j], f32);
+        }
+        for (int j = 0; j < d; j++) {
+            zz += B[rm + j] * B[rm + j];
+        }
+        double[] g = bz;
+        if (gIsBz) {
+            for (int i = 0; i < m; i++) {
+                g[i] *= sc;
+            }
+        } else {
+            for (int i = 0; i < m; i++) {
+                g[i] = Num.dot(B, i * d, B, rm, d);
+            }
+        }
+        double ll = 0.0;
+        for (int i = 0; i < m; i++) {
+            double acc = g[i];
+            for (int k = 0; k < i; k++) {
+                acc -= L[i * mMax + k] * L[m * mMax + k];
+            }
+            double li = acc / L[i * mMax + i];
+            L[m * mMax + i] = li;
+            ll += li * li;
+        }
+        L[m * mMax + m] = Math.sqrt(Math.max(alpha + zz - ll, alpha * 1e-12));
+        rows = m + 1;
+        return cw;
+    }
+
+    /** alpha <- gamma alpha + (1 - gamma) lam, B <- sqrt(gamma) B, L <- chol(alpha I + B B^T). */
+    void forget(double gamma) {
+        int m = (int) rows;
+        double aOld = alpha;
+        double aNew = gamma * aOld + (1.0 - gamma) * lam;
+        double sg = Math.sqrt(gamma);
+        for (int i = 0; i < m * d; i++) {
+            B[i] = Num.rd(sg * B[i], f32);
+        }
+        double[] W = new double[m * m];
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k <= i; k++) {
+                double acc = 0.0;
+                for (int j = 0; j <= k; j++) {
+                    acc += L[i * mMax + j] * L[k * mMax + j];
+                }
+                if (i == k) {
+                    acc -= aOld;
+                }
+                W[i * m + k] = gamma * acc + (i == k ? aNew : 0.0);
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k <= i; k++) {
+                double acc = W[i * m + k];
+                for (int j = 0; j < k; j++) {
+                    acc -= L[i * mMax + j] * L[k * mMax + j];
+                }
+                if (i == k) {
+                    L[i * mMax + i] = Math.sqrt(Math.max(acc, aNew * 1e-12));
+                } else {
+                    L[i * mMax + k] = acc / L[k * mMax + k];
+                }
+            }
+        }
+        alpha = aNew;
+    }
+
+    /** Frequent-Directions shrink of the full buffer down to ell rows (robust FD). */
+    void shrink() {
+        int m = (int) rows, ell = rank;
+        double a = alpha;
+        double[] W = new double[m * m];  // B B^T = L L^T - alpha I
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k < m; k++) {
+                double acc = 0.0;
+                int up = Math.min(i, k);
+                for (int j = 0; j <= up; j++) {
+                    acc += L[i * mMax + j] * L[k * mMax + j];
+                }
+                W[i * m + k] = i == k ? acc - a : acc;
+            }
+        }
+        SymEigen eig = new SymEigen(W, m);
+        double[] s = new double[m];
+        double[][] Q = eig.vectors;
+        for (int i = 0; i < m; i++) {
+            s[i] = eig.values[m - 1 - i];  // descending; column m-1-i of Q
+        }
+        double delta = m > ell ? Math.max(s[ell], 0.0) : 0.0;
+        double[] Mt = new double[ell * m];  // (ell, m), rounded to the dtype
+        double[] lk = new double[ell];
+        for (int i = 0; i < ell; i++) {
+            boolean keep = s[i] > delta;
+            double scale = keep ? Math.sqrt((s[i] - delta) / s[i]) : 0.0;
+            lk[i] = keep ? s[i] - delta : 0.0;
+            int col = m - 1 - i;
+            for (int k = 0; k < m; k++) {
+                Mt[i * m + k] = Num.rd(Q[k][col] * scale, f32);
+            }
+        }
+        double[] blk = new double[ell * d];
+        for (int i = 0; i < ell; i++) {
+            for (int k = 0; k < m; k++) {
+                double mik = Mt[i * m + k];
+                if (mik == 0.0) {
+                    continue;
+                }
+                int rk = k * d, ri = i * d;
+                for (int j = 0; j < d; j++) {
+                    blk[ri + j] += mik * B[rk + j];
+                }
+            }
+        }
+        for (int i = 0; i < ell * d; i++) {
+            B[i] = Num.rd(blk[i], f32);
+        }
+        java.util.Arrays.fill(B, ell * d, m * d, 0.0);
+        alpha = a + delta / 2.0;
+        java.util.Arrays.fill(L, 0.0);
+        for (int i = 0; i < ell; i++) {
+            L[i * mMax + i] = Math.sqrt(alpha + lk[i]);
+        }
+        rows = ell;
+    }
+
+    @Override
+    double[] theta() {
+        return theta.clone();
+    }
+
+    @Override
+    void setTheta(double[] theta64) {
+        for (int i = 0; i < d; i++) {
+            theta[i] = Num.rd(theta64[i], f32);
+        }
+    }
+
+    @Override
+    double[] matvec(double[] vec, long t) {
+        int m = (int) rows;
+        double[] tmp = new double[Math.max(m, 1)], out = new double[d];
+        for (int i = 0; i < m; i++) {
+            tmp[i] = Num.dot(B, i * d, vec, 0, d);
+        }
+        for (int j = 0; j < d; j++) {
+            out[j] = alpha * vec[j];
+        }
+        for (int i = 0; i < m; i++) {
+            double ti = tmp[i];
+            for (int j = 0; j < d; j++) {
+                out[j] += B[i * d + j] * ti;
+            }
+        }
+        return out;
+    }
+
+    @Override
+    void widths(double[][] V, double[] out, long t) {
+        int m = (int) rows;
+        for (int n = 0; n < V.length; n++) {
+            double[] vn = V[n];
+            double vv = Num.dot(vn, vn);
+            for (int i = 0; i < m; i++) {
+                bz[i] = Num.dot(B, i * d, vn, 0, d);
+            }
+            double acc = 0.0;
+            for (int i = 0; i < m; i++) {
+                double tt = bz[i];
+                for (int k = 0; k < i; k++) {
+                    tt -= L[i * mMax + k] * c[k];
+                }
+                tt /= L[i * mMax + i];
+                c[i] = tt;
+                acc += tt * tt;
+            }
+            out[n] = Math.sqrt(Math.max(vv - acc, 0.0) / alpha);
+        }
+    }
+
+    @Override
+    void writePayload(ByteBuffer b) {
+        writeArray(b, f32, theta);
+        writeArray(b, f32, B);
+        writeArray(b, false, L);
+        b.putDouble(alpha);
+        b.putLong(rows);
+    }
+
+    @Override
+    void readPayload(ByteBuffer b) {
+        readArray(b, f32, theta);
+        readArray(b, f32, B);
+        readArray(b, false, L);
+        alpha = b.getDouble();
+        rows = b.getLong();
+    }
+
+    @Override
+    boolean finite() {
+        return Num.allFinite(theta) && Num.allFinite(B) && Num.allFinite(L) && Double.isFinite(alpha);
+    }
+
+    @Override
+    String invalid() {
+        long m = rows;
+        if (!(0 <= m && m <= mMax)) {
+            return m + " rows in use of " + mMax;
+        }
+        if (!(alpha > 0)) {
+            return "alpha " + alpha + " is not positive";
+        }
+        int mi = (int) m;
+        for (int i = mi * d; i < B.length; i++) {
+            if (B[i] != 0) {
+                return "rows beyond those in use are not zero";
+            }
+        }
+        for (int i = 0; i < mMax; i++) {
+            for (int k = 0; k < mMax; k++) {
+                if ((i >= mi || k >= mi) && L[i * mMax + k] != 0) {
+                    return "rows beyond those in use are not zero";
+                }
+            }
+        }
+        for (int i = 0; i < mi; i++) {
+            if (!(L[i * mMax + i] > 0)) {
+                return "the small Cholesky factor has a non-positive diagonal";
+            }
+        }
+        return null;
+    }
+
+    /** B^T B + alpha I (d x d), the local norm's action (B's rows may differ by a rotation). */
+    @Override
+    double[] denseH(long t) {
+        int m = (int) rows;
+        double[] H = new double[d * d];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < d; j++) {
+                double bij = B[i * d + j];
+                if (bij == 0) {
+                    continue;
+                }
+                for (int k = 0; k < d; k++) {
+                    H[j * d + k] += bij * B[i * d + k];
+                }
+            }
+        }
+        for (int j = 0; j < d; j++) {
+            H[j * d + j] += alpha;
+        }
+        return H;
+    }
+}

@@ -1,0 +1,10 @@
+package dev.edgeomd;
+
+import java.io.IOException;
+
+/** A serialised state is corrupt, truncated, of an unknown version, foreign or inconsistent. */
+public class StateFormatException extends IOException {
+    public StateFormatException(String message) {
+        super(message);
+    }
+}

@@ -1,0 +1,221 @@
+package dev.edgeomd;
+
+/**
+ * Eigendecomposition of a small symmetric matrix: Householder tridiagonalisation and the
+ * implicit QL algorithm (tred2 / tql2 of EISPACK, as in the public-domain JAMA library).
+ * Serves the sketch's Frequent-Directions shrink (2 ell x 2 ell); O(n^3), allocates O(n^2).
+ */
+public final class SymEigen {
+    /** Eigenvalues, ascending. */
+    public final double[] values;
+    /** Eigenvectors as columns: vectors[k][j] is entry k of the j-th eigenvector. */
+    public final double[][] vectors;
+
+    /** A: n x n symmetric, row-major (only read). */
+    public SymEigen(double[] A, int n) {
+        double[][] V = new double[n][n];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                V[i][j] = A[i * n + j];
+            }
+        }
+        double[] d = new double[n], e = new double[n];
+        if (n > 0) {
+            tred2(V, d, e, n);
+            tql2(V, d, e, n);
+        }
+        values = d;
+        vectors = V;
+    }
+
+    private static double hypot(double a, double b) {
+        double x = Math.abs(a), y = Math.abs(b);
+        double big = Math.max(x, y), small = Math.min(x, y);
+        if (big == 0.0) {
+            return 0.0;
+        }
+        double r = small / big;
+        return big * Math.sqrt(1.0 + r * r);
+    }
+
+    private static void tred2(double[][] V, double[] d, double[] e, int n) {
+        for (int j = 0; j < n; j++) {
+            d[j] = V[n - 1][j];
+        }
+        for (int i = n - 1; i > 0; i--) {
+            double scale = 0.0, h = 0.0;
+            for (int k = 0; k < i; k++) {
+                scale += Math.abs(d[k]);
+            }
+            if (scale == 0.0) {
+                e[i] = d[i - 1];
+                for (int j = 0; j < i; j++) {
+                    d[j] = V[i - 1][j];
+                    V[i][j] = 0.0;
+                    V[j][i] = 0.0;
+                }
+            } else {
+                for (int k = 0; k < i; k++) {
+                    d[k] /= scale;
+                    h += d[k] * d[k];
+                }
+                double f = d[i - 1];
+                double g = Math.sqrt(h);
+                if (f > 0) {
+                    g = -g;
+                }
+                e[i] = scale * g;
+                h = h - f * g;
+                d[i - 1] = f - g;
+                for (int j = 0; j < i; j++) {
+                    e[j] = 0.0;
+                }
+                for (int j = 0; j < i; j++) {
+                    f = d[j];
+                    V[j][i] = f;
+                    g = e[j] + V[j][j] * f;
+                    for (int k = j + 1; k <= i - 1; k++) {
+                        g += V[k][j] * d[k];
+                        e[k] += V[k][j] * f;
+                    }
+                    e[j] = g;
+                }
+                f = 0.0;
+                for (int j = 0; j < i; j++) {
+                    e[j] /= h;
+                    f += e[j] * d[j];
+                }
+                double hh = f / (h + h);
+                for (int j = 0; j < i; j++) {
+                    e[j] -= hh * d[j];
+                }
+                for (int j = 0; j < i; j++) {
+                    f = d[j];
+                    g = e[j];
+                    for (int k = j; k <= i - 1; k++) {
+                        V[k][j] -= (f * e[k] + g * d[k]);
+                    }
+                    d[j] = V[i - 1][j];
+                    V[i][j] = 0.0;
+                }
+            }
+            d[i] = h;
+        }
+        for (int i = 0; i < n - 1; i++) {
+            V[n - 1][i] = V[i][i];
+            V[i][i] = 1.0;
+            double h = d[i + 1];
+            if (h != 0.0) {
+                for (int k = 0; k <= i; k++) {
+                    d[k] = V[k][i + 1] / h;
+                }
+                for (int j = 0; j <= i; j++) {
+                    double g = 0.0;
+                    for (int k = 0; k <= i; k++) {
+                        g += V[k][i + 1] * V[k][j];
+                    }
+                    for (int k = 0; k <= i; k++) {
+                        V[k][j] -= g * d[k];
+                    }
+                }
+            }
+            for (int k = 0; k <= i; k++) {
+                V[k][i + 1] = 0.0;
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            d[j] = V[n - 1][j];
+            V[n - 1][j] = 0.0;
+        }
+        V[n - 1][n - 1] = 1.0;
+        e[0] = 0.0;
+    }
+
+    private static void tql2(double[][] V, double[] d, double[] e, int n) {
+        for (int i = 1; i < n; i++) {
+            e[i - 1] = e[i];
+        }
+        e[n - 1] = 0.0;
+        double f = 0.0, tst1 = 0.0;
+        final double eps = Math.ulp(1.0);
+        for (int l = 0; l < n; l++) {
+            tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
+            int m = l;
+            while (m < n - 1) {
+                if (Math.abs(e[m]) <= eps * tst1) {
+                    break;
+                }
+                m++;
+            }
+            if (m > l) {
+                int iter = 0;
+                do {
+                    if (++iter > 300) {
+                        throw new ArithmeticException("symmetric eigensolver did not converge");
+                    }
+                    double g = d[l];
+                    double p = (d[l + 1] - g) / (2.0 * e[l]);
+                    double r = hypot(p, 1.0);
+                    if (p < 0) {
+                        r = -r;
+                    }
+                    d[l] = e[l] / (p + r);
+                    d[l + 1] = e[l] * (p + r);
+                    double dl1 = d[l + 1];
+                    double h = g - d[l];
+                    for (int i = l + 2; i < n; i++) {
+                        d[i] -= h;
+                    }
+                    f = f + h;
+                    p = d[m];
+                    double c = 1.0, c2 = c, c3 = c;
+                    double el1 = e[l + 1];
+                    double s = 0.0, s2 = 0.0;
+                    for (int i = m - 1; i >= l; i--) {
+                        c3 = c2;
+                        c2 = c;
+                        s2 = s;
+                        g = c * e[i];
+                        h = c * p;
+                        r = hypot(p, e[i]);
+                        e[i + 1] = s * r;
+                        s = e[i] / r;
+                        c = p / r;
+                        p = c * d[i] - s * g;
+                        d[i + 1] = h + s * (c * g + s * d[i]);
+                        for (int k = 0; k < n; k++) {
+                            double[] Vk = V[k];
+                            h = Vk[i + 1];
+                            Vk[i + 1] = s * Vk[i] + c * h;
+                            Vk[i] = c * Vk[i] - s * h;
+                        }
+                    }
+                    p = -s * s2 * c3 * el1 * e[l] / dl1;
+                    e[l] = s * p;
+                    d[l] = c * p;
+                } while (Math.abs(e[l]) > eps * tst1);
+            }
+            d[l] = d[l] + f;
+            e[l] = 0.0;
+        }
+        for (int i = 0; i < n - 1; i++) {  // sort ascending (selection sort, vectors with them)
+            int k = i;
+            double p = d[i];
+            for (int j = i + 1; j < n; j++) {
+                if (d[j] < p) {
+                    k = j;
+                    p = d[j];
+                }
+            }
+            if (k != i) {
+                d[k] = d[i];
+                d[i] = p;
+                for (int j = 0; j < n; j++) {
+                    double t = V[j][i];
+                    V[j][i] = V[j][k];
+                    V[j][k] = t;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+"""Golden vectors for the Java core (android_demo/core), written by the Python SDK.
+
+    python android_demo/golden/make_golden.py OUT_DIR [--part model|tok|all] [--texts N]
+
+OUT_DIR/model/<case>/: case.json (settings, the seeded stream, probes, and after every step the
+Python rewards, widths and deterministic choose_pair picks) and s<k>.eomd (the state after k
+updates, k = 0..K); OUT_DIR/model/refuse/: mutated states with a verdict from Python's loader
+(accepted or the StateFormatError message), for Java to agree with.
+OUT_DIR/tok/<head>/: tokenizer.json, manifest.json (template, max_length, special tokens, pad id,
+padding side) and cases.json (texts, ids of the raw tokenizer, and padded ids/masks of the
+TextEncoder for batches of prompt/response pairs, both padding sides).
+
+Nothing here is committed: the test (tests/android/test_java_core.py) writes into a temp folder.
+Everything is seeded, so two runs write the same files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+from edge_omd import RewardModel
+from edge_omd import strategies as st
+from edge_omd.errors import StateFormatError
+
+DETERMINISTIC = ("ucb", "best_quantile", "best_second", "best_worst")
+
+# (name, dim, steps, RewardModel settings)
+CASES = []
+for _dt in ("float32", "float64"):
+    CASES += [
+        (f"exact_{_dt}", 12, 40, dict(solver="exact", dtype=_dt)),
+        (f"cg_{_dt}", 12, 40, dict(solver="cg", dtype=_dt, cg_steps=3)),
+        (f"sketch_{_dt}", 12, 45, dict(solver="sketch", dtype=_dt, sketch_rank=3)),
+        (f"diagonal_{_dt}", 12, 40, dict(solver="diagonal", dtype=_dt)),
+        (f"exact_radius_{_dt}", 10, 30, dict(solver="exact", dtype=_dt, radius=0.8, eta=2.0)),
+        (f"cg_warmup_forget_{_dt}", 10, 30, dict(solver="cg", dtype=_dt, cg_steps=4, lam_warmup=10,
+                                                 forget=0.97, cg_tol=1e-8)),
+        (f"sketch_forget_radius_{_dt}", 10, 35, dict(solver="sketch", dtype=_dt, sketch_rank=2,
+                                                     forget=0.95, radius=1.0, eta=1.5)),
+        (f"diagonal_forget_radius_{_dt}", 10, 30, dict(solver="diagonal", dtype=_dt, forget=0.9,
+                                                       radius=0.7, lam=0.5)),
+        (f"sketch_full_rank_{_dt}", 6, 25, dict(solver="sketch", dtype=_dt, sketch_rank=6)),
+        (f"auto_budget_{_dt}", 40, 30, dict(solver="auto", dtype=_dt, budget_bytes=9000,
+                                            head_fingerprint=bytes(range(32)))),
+    ]
+CASES += [
+    ("exact_d64_float32", 64, 60, dict(solver="exact", dtype="float32", eta=1.5, lam=0.5)),
+    ("sketch_d64_float32", 64, 80, dict(solver="sketch", dtype="float32", sketch_rank=8)),
+    ("sketch_d64_float64", 64, 80, dict(solver="sketch", dtype="float64", sketch_rank=8)),
+]
+
+
+def _stream(d, T, seed):
+    """Seeded mixed stream: one/pair/thumb/fantasize, soft labels, weights, unit-ish features."""
+    rng = np.random.default_rng(seed)
+    theta_star = rng.normal(size=d) * 2.0
+    for t in range(T):
+        kind = ("one", "pair", "thumb", "pair", "fantasize")[t % 5] if t % 11 != 10 else "pair"
+        w = 1.0 if t % 4 else float(rng.uniform(0.2, 3.0))
+        if kind == "one":
+            z = rng.normal(size=d) / math.sqrt(d)
+            y = float(rng.uniform()) if t % 3 == 0 else float(rng.uniform() < 1 / (1 + math.exp(-theta_star @ z)))
+            yield dict(kind=kind, z=z.tolist(), y=y, w=w)
+        elif kind == "pair":
+            a, b = rng.normal(size=d) / math.sqrt(d), rng.normal(size=d) / math.sqrt(d)
+            if theta_star @ (a - b) < 0:
+                a, b = b, a
+            yield dict(kind=kind, a=a.tolist(), b=b.tolist(), w=w)
+        elif kind == "thumb":
+            phi = rng.normal(size=d) / math.sqrt(d)
+            yield dict(kind=kind, phi=phi.tolist(), up=bool(theta_star @ phi > 0), w=w)
+        else:
+            yield dict(kind=kind, z=(rng.normal(size=d) / math.sqrt(d)).tolist(), w=w)
+
+
+def _apply(m, s):
+    if s["kind"] == "one":
+        m.learn_one(np.array(s["z"]), s["y"], weight=s["w"])
+    elif s["kind"] == "pair":
+        m.learn_pair(np.array(s["a"]), np.array(s["b"]), weight=s["w"])
+    elif s["kind"] == "thumb":
+        m.learn_thumb(np.array(s["phi"]), s["up"], weight=s["w"])
+    else:
+        m.fantasize(np.array(s["z"]), weight=s["w"])
+
+
+def _outputs(m, probes):
+    r = m.reward(probes)
+    out = dict(rewards=r.tolist(), widths=m.width(probes).tolist(),
+               widths_ref=m.width(probes, ref=probes[0]).tolist(), choices={})
+    for strat in DETERMINISTIC:
+        out["choices"][strat] = list(st.choose_pair(r, lambda a: m.width(probes, probes[a]),
+                                                    strategy=strat, beta=1.0, q=4.0))
+    return out
+
+
+def write_model_cases(root):
+    os.makedirs(root, exist_ok=True)
+    names = []
+    for ci, (name, d, T, cfg) in enumerate(CASES):
+        folder = os.path.join(root, name)
+        os.makedirs(folder, exist_ok=True)
+        m = RewardModel(d, **cfg)
+        steps = list(_stream(d, T, seed=100 + ci))
+        rng = np.random.default_rng(1000 + ci)
+        probes = rng.normal(size=(7, d)) / math.sqrt(d)
+        # (no exact ties: Python's BLAS product may round two identical rows differently)
+        outs = []
+        with open(os.path.join(folder, "s0.eomd"), "wb") as f:
+            f.write(m.to_bytes())
+        outs.append(_outputs(m, probes))
+        for k, s in enumerate(steps, 1):
+            _apply(m, s)
+            with open(os.path.join(folder, f"s{k}.eomd"), "wb") as f:
+                f.write(m.to_bytes())
+            outs.append(_outputs(m, probes))
+        jcfg = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in cfg.items()}
+        case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.rank or 0, steps=steps,
+                    probes=probes.tolist(), outputs=outs, nbytes=m.nbytes)
+        with open(os.path.join(folder, "case.json"), "w") as f:
+            json.dump(case, f)
+        names.append(name)
+    with open(os.path.join(root, "index.json"), "w") as f:
+        json.dump(names, f)
+    _write_refusals(os.path.join(root, "refuse"))
+
+
+def _reseal(b):
+    b = bytearray(b)
+    b[-4:] = struct.pack("<I", zlib.crc32(bytes(b[:-4])) & 0xFFFFFFFF)
+    return bytes(b)
+
+
+def _write_refusals(folder):
+    """Mutations of valid states; Python's verdict on each (accepted, or its error message)."""
+    os.makedirs(folder, exist_ok=True)
+    bases = {}
+    for name, cfg in [("exact", dict(solver="exact")), ("cg", dict(solver="cg", dtype="float64")),
+                      ("sketch", dict(solver="sketch", sketch_rank=2)), ("diagonal", dict(solver="diagonal")),
+                      ("exact_radius", dict(solver="exact", radius=2.0, head_fingerprint=b"\x07" * 32))]:
+        m = RewardModel(5, **cfg)
+        for kind, s in zip(range(9), _stream(5, 9, seed=7)):
+            _apply(m, s)
+        bases[name] = m.to_bytes()
+    muts = []
+
+    def put(base, label, fn, seal=True):
+        b = bytearray(bases[base])
+        fn(b)
+        data = _reseal(b) if seal else bytes(b)
+        muts.append((f"{base}-{label}", data))
+
+    def field(fmt, off, val):
+        return lambda b: struct.pack_into(fmt, b, off, val)
+
+    for base in bases:
+        put(base, "ok", lambda b: None)
+        put(base, "crc", lambda b: b.__setitem__(150, b[150] ^ 0x10), seal=False)
+        put(base, "bitflip-last", lambda b: b.__setitem__(len(b) - 5, b[len(b) - 5] ^ 1), seal=False)
+        put(base, "version2", field("<H", 8, 2))
+        put(base, "solver0", field("<B", 10, 0))
+        put(base, "solver9", field("<B", 10, 9))
+        put(base, "dtype2", field("<B", 11, 2))
+        put(base, "dim0", field("<I", 12, 0))
+        put(base, "dim-big", field("<I", 12, 70000))
+        put(base, "rank7", field("<I", 16, 7))
+        put(base, "cgsteps0", field("<I", 20, 0))
+        put(base, "cgsteps-big", field("<I", 20, 1 << 21))
+        put(base, "flags4", field("<I", 24, 4))
+        put(base, "reserved", field("<I", 28, 5))
+        put(base, "t-huge", field("<Q", 32, (1 << 62) + 1))
+        put(base, "t-top", field("<Q", 32, 1 << 62))
+        put(base, "warmup-huge", field("<Q", 40, 1 << 63))
+        put(base, "budget-tiny", field("<Q", 48, 10))
+        put(base, "budget-huge", field("<Q", 48, (1 << 62) + 1))
+        put(base, "eta0", field("<d", 56, 0.0))
+        put(base, "eta-nan", field("<d", 56, float("nan")))
+        put(base, "eta-big", field("<d", 56, 2e6))
+        put(base, "lam-tiny", field("<d", 64, 1e-12))
+        put(base, "lam-inf", field("<d", 64, float("inf")))
+        put(base, "radius-neg", field("<d", 72, -1.0))
+        put(base, "radius-with-flag", lambda b: (struct.pack_into("<I", b, 24, struct.unpack_from("<I", b, 24)[0] | 1),
+                                                 struct.pack_into("<d", b, 72, 0.0)))
+        put(base, "forget0", field("<d", 80, 0.0))
+        put(base, "forget-half", field("<d", 80, 0.5))
+        put(base, "cgtol1", field("<d", 88, 1.0))
+        put(base, "cgtol-neg", field("<d", 88, -0.1))
+        put(base, "paylen", field("<Q", 128, struct.unpack_from("<Q", bases[base], 128)[0] + 4))
+        put(base, "paylen-huge", field("<Q", 128, 1 << 40))
+        put(base, "theta-nan", field("<f" if base != "cg" else "<d", 136, float("nan")))
+        put(base, "theta-inf", field("<f" if base != "cg" else "<d", 136, float("inf")))
+        muts.append((f"{base}-truncated", bases[base][:-9]))
+        muts.append((f"{base}-header-only", bases[base][:136]))
+        muts.append((f"{base}-extra", _reseal(bases[base] + b"\0\0\0\0")))
+        muts.append((f"{base}-short", bases[base][:50]))
+    # structural problems under a valid CRC
+    d = 5
+    exact_u = 136 + 4 * d
+
+    def u_lower(b):
+        struct.pack_into("<f", b, exact_u + 4 * (2 * d + 1), 0.5)
+
+    def u_diag(b):
+        struct.pack_into("<f", b, exact_u + 4 * (3 * d + 3), -1.0)
+
+    put("exact", "U-lower", u_lower)
+    put("exact", "U-diag-neg", u_diag)
+    put("exact", "U-diag-zero", lambda b: struct.pack_into("<f", b, exact_u, 0.0))
+    put("exact", "phi-nan", lambda b: struct.pack_into("<d", b, exact_u + 4 * d * d, float("nan")))
+    cg_s = 136 + 8 * d
+    put("cg", "S-asym", lambda b: struct.pack_into("<d", b, cg_s + 8 * 1, 5.0))
+    put("cg", "S-negdiag", lambda b: struct.pack_into("<d", b, cg_s, -1.0))
+    ell = 2
+    m_ = 2 * ell
+    sk_b = 136 + 4 * d
+    sk_l = sk_b + 4 * m_ * d
+    sk_alpha = sk_l + 8 * m_ * m_
+    put("sketch", "alpha0", lambda b: struct.pack_into("<d", b, sk_alpha, 0.0))
+    put("sketch", "alpha-neg", lambda b: struct.pack_into("<d", b, sk_alpha, -2.0))
+    put("sketch", "rows-neg", lambda b: struct.pack_into("<q", b, sk_alpha + 8, -1))
+    put("sketch", "rows-big", lambda b: struct.pack_into("<q", b, sk_alpha + 8, m_ + 1))
+    put("sketch", "rows-full", lambda b: struct.pack_into("<q", b, sk_alpha + 8, m_))
+    put("sketch", "rows-zero", lambda b: struct.pack_into("<q", b, sk_alpha + 8, 0))
+    put("sketch", "B-beyond", lambda b: struct.pack_into("<f", b, sk_b + 4 * ((m_ - 1) * d), 1.0))
+    put("sketch", "L-beyond", lambda b: struct.pack_into("<d", b, sk_l + 8 * (m_ * m_ - 1), 1.0))
+    put("sketch", "L-diag-neg", lambda b: struct.pack_into("<d", b, sk_l, -1.0))
+    put("diagonal", "h-zero", lambda b: struct.pack_into("<f", b, 136 + 4 * d + 8, 0.0))
+    put("diagonal", "h-neg", lambda b: struct.pack_into("<f", b, 136 + 4 * d, -3.0))
+    # foreign files
+    muts.append(("foreign-png", b"\x89PNG\r\n\x1a\n" + bytes(200)))
+    muts.append(("foreign-json", b'{"theta": [1, 2, 3]}' + b" " * 150))
+    muts.append(("foreign-empty", b""))
+    muts.append(("foreign-zeros", bytes(300)))
+    rng = np.random.default_rng(5)
+    muts.append(("foreign-random", rng.integers(0, 256, 500, dtype=np.uint8).tobytes()))
+    muts.append(("foreign-magic-random", b"EDGEOMD\0" + rng.integers(0, 256, 500, dtype=np.uint8).tobytes()))
+    # oversized headers: a valid header claiming a huge payload, in a short file
+    huge = bytearray(bases["exact"][:136])
+    struct.pack_into("<I", huge, 12, 65536)
+    struct.pack_into("<Q", huge, 128, (65536 * 65536 + 65536) * 4 + 65536 * 8)
+    muts.append(("oversized-exact-65536", bytes(huge) + bytes(64)))
+    huge2 = bytearray(bases["sketch"][:136])
+    struct.pack_into("<I", huge2, 12, 65536)
+    struct.pack_into("<I", huge2, 16, 65536)
+    m2 = 2 * 65536
+    struct.pack_into("<Q", huge2, 128, (65536 + m2 * 65536) * 4 + (m2 * m2 + 2) * 8)
+    muts.append(("oversized-sketch-65536", bytes(huge2) + bytes(64)))
+
+    verdicts = {}
+    for label, data in muts:
+        try:
+            back = RewardModel.from_bytes(data)
+            verdicts[label] = dict(ok=True, same=back.to_bytes() == data)
+        except StateFormatError as e:
+            verdicts[label] = dict(ok=False, error=str(e))
+        with open(os.path.join(folder, label + ".bin"), "wb") as f:
+            f.write(data)
+    with open(os.path.join(folder, "verdicts.json"), "w") as f:
+        json.dump(verdicts, f, indent=1, sort_keys=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--part", choices=("model", "tok", "all"), default="all")
+    ap.add_argument("--texts", type=int, default=1200, help="texts per tokenizer head")
+    args = ap.parse_args(argv)
+    if args.part in ("model", "all"):
+        write_model_cases(os.path.join(args.out, "model"))
+    if args.part in ("tok", "all"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import make_golden_tok
+        make_golden_tok.write_tok_cases(os.path.join(args.out, "tok"), args.texts)
+
+
+if __name__ == "__main__":
+    main()
