@@ -75,7 +75,8 @@ class Kernel:
     def __init__(self, dispatcher, lists):
         self.dispatcher, self.lists = dispatcher, lists
         self.module = dispatcher.py_func.__module__
-        self.name = f"{self.module}.{dispatcher.py_func.__name__}"
+        self.fn_name = dispatcher.py_func.__name__
+        self.name = f"{self.module}.{self.fn_name}"
         self.done = set()
 
     def declared(self, dtype=None):
@@ -120,15 +121,74 @@ def kernel(signatures):
     return decorate
 
 
+def _kernels_called_by(obj):
+    """The kernels that the code of `obj` (a function, class, module or kernel; nested functions,
+    methods and comprehensions included) calls by name: `_hv(...)` resolved in its globals, or
+    `linalg.sigmoid(...)` through a module it holds. Resolved through the objects, not by
+    name alone, so `np.diagonal` never pulls in a kernel of edge_omd.solvers.diagonal."""
+    import types
+    by_id = {id(k.dispatcher): k for k in KERNELS}
+    found, todo = set(), []
+    if isinstance(obj, types.ModuleType):
+        todo += [v for v in vars(obj).values() if getattr(v, "__module__", None) == obj.__name__]
+    else:
+        todo.append(obj)
+    while todo:
+        item = todo.pop()
+        o = getattr(item, "py_func", item) if id(item) in by_id else item
+        if isinstance(o, type):
+            todo += list(vars(o).values())
+            continue
+        if isinstance(o, (staticmethod, classmethod)):
+            o = o.__func__
+        if isinstance(o, property):
+            todo += [f for f in (o.fget, o.fset) if f is not None]
+            continue
+        if not isinstance(o, types.FunctionType):
+            continue
+        names, codes = set(), [o.__code__]
+        while codes:
+            c = codes.pop()
+            names.update(c.co_names)
+            codes += [x for x in c.co_consts if isinstance(x, types.CodeType)]
+        for n in names:
+            v = o.__globals__.get(n)
+            if id(v) in by_id:
+                found.add(by_id[id(v)])
+            elif isinstance(v, types.ModuleType):
+                attrs = vars(v)
+                found.update(by_id[id(attrs[a])] for a in names if id(attrs.get(a)) in by_id)
+    return found
+
+
+def plan(*modules):
+    """The kernels a caller made of `modules` needs, in declaration order (callees first): every
+    kernel defined in them, and transitively every kernel their code calls, so a solver never
+    compiles linalg kernels it does not use."""
+    import sys
+    wanted = {k for k in KERNELS if k.module in modules}
+    for m in modules:
+        wanted |= _kernels_called_by(sys.modules[m])
+    frontier = list(wanted)
+    while frontier:
+        new = set()
+        for k in frontier:
+            new |= _kernels_called_by(k.dispatcher) - wanted
+        wanted |= new
+        frontier = list(new)
+    return [k for k in KERNELS if k in wanted]
+
+
 def ensure_compiled(dtype, *modules):
-    """Compile (or load from the cache) the declared `dtype` signatures of every kernel defined
-    in `modules` (module names, e.g. "edge_omd.linalg"), once per process. Cheap when done."""
+    """Compile (or load from the cache) the declared `dtype` signatures of every kernel that
+    code in `modules` (module names, e.g. "edge_omd.solvers.exact") defines or calls, once per
+    process, callees first. Cheap when done."""
     key = getattr(dtype, "name", None) or str(dtype)
     if JIT_DISABLED:
         return
     with _LOCK:
-        for k in KERNELS:
-            if k.module not in modules or key in k.done:
+        for k in plan(*modules):
+            if key in k.done:
                 continue
             disp = k.dispatcher
             disp._can_compile = True

@@ -1,7 +1,9 @@
 """Kernels compile lazily, once, and only from their declared lists (Optax's 'second update does
 not recompile' check, made able to fail): a fresh process with an empty kernel cache counts
 Numba's own compile events. Importing compiles nothing; the first model of a (solver, dtype)
-compiles exactly the declared signatures of linalg, projection and that solver for that dtype;
+compiles exactly the declared signatures, for that dtype, of the kernels its code needs
+(`_numba.plan`: the solver's module, the projection when a radius is set, and the linalg kernels
+they call);
 a whole stream of every verb (read-only inputs included) then compiles nothing more; a second
 process on the same cache compiles nothing at all (every kernel loads from the cache)."""
 import json
@@ -26,8 +28,10 @@ from numba.core import event
 compiles = []
 
 class Count(event.Listener):
-    def on_start(self, ev):
-        compiles.append(ev.data["dispatcher"].py_func.__name__)
+    def on_start(self, ev):  # our kernels only (numba's own @overload helpers compile too)
+        fn = ev.data["dispatcher"].py_func
+        if fn.__module__.startswith("edge_omd"):
+            compiles.append(fn.__name__)
     def on_end(self, ev):
         pass
 
@@ -42,9 +46,8 @@ for solver, dtype in (("exact", "float32"), ("cg", "float64")):
     before = len(compiles)
     m = edge_omd.RewardModel(7, solver=solver, dtype=dtype, radius=0.5)
     first = len(compiles) - before
-    mods = ("edge_omd.linalg", "edge_omd.projection", f"edge_omd.solvers.{solver}")
-    declared = sum(len(k.declared(dtype)) for k in _numba.KERNELS if k.module in mods)
-    done = sum(1 for k in _numba.KERNELS if dtype in k.done)
+    mods = ("edge_omd.reward_model", "edge_omd.projection", f"edge_omd.solvers.{solver}")
+    declared = sum(len(k.declared(dtype)) for k in _numba.plan(*mods))
     for kind, args, w in mixed_stream(7, 40, seed=0):
         feed(m, kind, args, w)
     ro = np.ones(7) / 7
