@@ -1,6 +1,6 @@
 """Decision rules of the paper's three settings, on arrays (no text, no store).
 
-Notation (ALGORITHM.md): rewards r_a = theta^T phi(x, a); the width of a direction v is
+Notation (docs/ALGORITHM.md): rewards r_a = theta^T phi(x, a); the width of a direction v is
 ||v||_{cal_H^{-1}} = sqrt(v^T cal_H^{-1} v); beta is the radius of the confidence set
 ||theta - theta_t||_{cal_H_t} <= beta.
 

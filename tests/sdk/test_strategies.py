@@ -1,4 +1,4 @@
-"""The three settings' decision rules against their definitions (ALGORITHM.md)."""
+"""The three settings' decision rules against their definitions (docs/ALGORITHM.md)."""
 import math
 
 import numpy as np
