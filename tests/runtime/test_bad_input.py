@@ -112,3 +112,31 @@ def _refused_and_unchanged(m):
     assert m.to_bytes() == before
     assert np.isfinite(m.theta).all()
     RewardModel.from_bytes(m.to_bytes())  # its own state still loads
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_read_only_inputs_are_accepted_and_learned_like_writable_ones(solver, dtype):
+    """np.frombuffer, setflags(write=False) and m.theta itself: read-only arrays of either float
+    dtype go through every verb and give the same bytes as writable copies of them."""
+    kw = dict(solver=solver, dtype=dtype, sketch_rank=2 if solver == "sketch" else None)
+    a, b = RewardModel(D, **kw), RewardModel(D, **kw)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        x, y = rng.normal(size=D) / 3, rng.normal(size=D).astype(np.float32) / 3
+        ro_x = x.copy()
+        ro_x.setflags(write=False)
+        ro_y = np.frombuffer(y.tobytes(), np.float32)
+        assert not ro_x.flags.writeable and not ro_y.flags.writeable
+        a.learn_pair(ro_x, ro_y)
+        b.learn_pair(x.copy(), y.copy())
+        a.learn_thumb(a.theta, True)           # theta itself is a read-only float64 copy
+        b.learn_thumb(b.theta.copy(), True)
+        a.learn_one(ro_y, 0.3)
+        b.learn_one(y.copy(), 0.3)
+    assert a.to_bytes() == b.to_bytes()
+    ro = np.eye(D)
+    ro.setflags(write=False)
+    np.testing.assert_array_equal(a.reward(ro), b.reward(np.eye(D)))
+    np.testing.assert_array_equal(a.width(ro), b.width(np.eye(D)))
+    np.testing.assert_array_equal(a.width(ro, ref=a.theta), b.width(np.eye(D), ref=b.theta.copy()))
