@@ -279,4 +279,20 @@ public final class Json {
         }
         return out;
     }
+
+    /** A JSON string literal (ASCII, \\uXXXX escapes): for messages and logs. */
+    public static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (int k = 0; k < s.length(); k++) {
+            char c = s.charAt(k);
+            if (c == '"' || c == '\\') {
+                b.append('\\').append(c);
+            } else if (c >= 0x20 && c < 0x7f) {
+                b.append(c);
+            } else {
+                b.append(String.format("\\u%04x", (int) c));
+            }
+        }
+        return b.append('"').toString();
+    }
 }

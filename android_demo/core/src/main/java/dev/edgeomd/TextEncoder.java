@@ -1,0 +1,149 @@
+package dev.edgeomd;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Text -> padded token arrays for a feature head (edge_omd/_head_tokenize.py, the same contract):
+ * text = template with {prompt} and {response} spliced in; ids = tokenizer.encode(text,
+ * add_special_tokens); over max_length the prompt is cut first, from its start, then the
+ * response, keeping the template's head and tail tokens (so the last token is always kept);
+ * rows padded to the batch's longest (or a static length) on the manifest's side.
+ */
+public final class TextEncoder {
+    public static final String PROMPT_SLOT = "{prompt}", RESPONSE_SLOT = "{response}";
+
+    public final Tokenizer tokenizer;
+    public final String template;
+    public final int maxLength;
+    public final boolean addSpecialTokens;
+    public final int padTokenId;
+    public final String paddingSide;
+    private final String pre, mid, post;
+
+    public TextEncoder(Tokenizer tokenizer, String template, int maxLength, boolean addSpecialTokens, int padTokenId,
+                       String paddingSide) {
+        int p = template.indexOf(PROMPT_SLOT);
+        int r = p < 0 ? -1 : template.indexOf(RESPONSE_SLOT, p + PROMPT_SLOT.length());
+        if (p < 0 || r < 0) {
+            throw new InvalidInputException("template must contain " + PROMPT_SLOT + " then " + RESPONSE_SLOT);
+        }
+        if (!"left".equals(paddingSide) && !"right".equals(paddingSide)) {
+            throw new InvalidInputException("padding_side must be 'left' or 'right', got '" + paddingSide + "'");
+        }
+        this.tokenizer = tokenizer;
+        this.template = template;
+        this.pre = template.substring(0, p);
+        this.mid = template.substring(p + PROMPT_SLOT.length(), r);
+        this.post = template.substring(r + RESPONSE_SLOT.length());
+        this.maxLength = maxLength;
+        this.addSpecialTokens = addSpecialTokens;
+        this.padTokenId = padTokenId;
+        this.paddingSide = paddingSide;
+    }
+
+    /** From a manifest's keys: template, max_length, add_special_tokens, pad_token_id, padding_side. */
+    public static TextEncoder fromManifest(Map<String, Object> m, Tokenizer tok) {
+        return new TextEncoder(tok, (String) m.get("template"), (int) Json.integer(m.get("max_length")),
+                (Boolean) m.get("add_special_tokens"), (int) Json.integer(m.get("pad_token_id")),
+                m.get("padding_side") == null ? "right" : (String) m.get("padding_side"));
+    }
+
+    public String render(String prompt, String response) {
+        return pre + prompt + mid + response + post;
+    }
+
+    /** Token ids of one pair; truncated[0] tells whether they were cut. */
+    public int[] encodeOne(String prompt, String response, boolean truncate, boolean[] truncated) {
+        String text = render(prompt, response);
+        Tokenizer.Encoding enc = tokenizer.encode(text, addSpecialTokens);
+        int n = enc.size();
+        if (n == 0) {
+            throw new InvalidInputException("the prompt/response pair produced no tokens (empty text and a "
+                    + "template without special tokens); pass non-empty text");
+        }
+        if (truncated != null) {
+            truncated[0] = false;
+        }
+        if (n <= maxLength) {
+            return enc.ids.clone();
+        }
+        if (!truncate) {
+            throw new InvalidInputException("the pair has " + n + " tokens, over this head's max_length "
+                    + maxLength + "; shorten it or pass truncate=true");
+        }
+        int p0 = cp(pre);
+        int r1 = cp(pre) + cp(prompt) + cp(mid) + cp(response);
+        int h = 0;
+        while (h < n && ((enc.special[h] && enc.start[h] == 0 && enc.end[h] == 0)
+                || (enc.end[h] <= p0 && enc.end[h] > 0))) {
+            h++;
+        }
+        int t = n;
+        while (t > h && ((enc.special[t - 1] && enc.start[t - 1] == 0 && enc.end[t - 1] == 0)
+                || enc.start[t - 1] >= r1)) {
+            t--;
+        }
+        int budget = maxLength - h - (n - t);
+        if (budget < 1) {
+            throw new InvalidInputException("the template alone takes " + (h + n - t) + " tokens, leaving no room "
+                    + "for text within max_length " + maxLength);
+        }
+        int[] out = new int[h + budget + (n - t)];
+        System.arraycopy(enc.ids, 0, out, 0, h);
+        System.arraycopy(enc.ids, t - budget, out, h, budget);
+        System.arraycopy(enc.ids, t, out, h + budget, n - t);
+        if (truncated != null) {
+            truncated[0] = true;
+        }
+        return out;
+    }
+
+    private static int cp(String s) {
+        return s.codePointCount(0, s.length());
+    }
+
+    /** A padded batch: ids and attention mask (rows x T) and how many rows were truncated. */
+    public static final class Batch {
+        public final long[][] ids, mask;
+        public final int truncated;
+
+        Batch(long[][] ids, long[][] mask, int truncated) {
+            this.ids = ids;
+            this.mask = mask;
+            this.truncated = truncated;
+        }
+    }
+
+    /** pairs[i] = {prompt, response}; padTo &lt;= 0: pad to the longest row. */
+    public Batch encodeBatch(List<String[]> pairs, boolean truncate, int padTo) throws HeadException {
+        List<int[]> rows = new ArrayList<>();
+        int nTrunc = 0;
+        boolean[] cut = new boolean[1];
+        int longest = 0;
+        for (String[] pr : pairs) {
+            int[] ids = encodeOne(pr[0], pr[1], truncate, cut);
+            rows.add(ids);
+            nTrunc += cut[0] ? 1 : 0;
+            longest = Math.max(longest, ids.length);
+        }
+        if (padTo > 0 && padTo < longest) {
+            throw new HeadException("a row has " + longest + " tokens but the graph takes " + padTo + " (static shape) "
+                    + "while max_length is " + maxLength + "; the head's manifest is inconsistent: re-export the head");
+        }
+        int T = padTo > 0 ? padTo : longest;
+        long[][] ids = new long[rows.size()][T], mask = new long[rows.size()][T];
+        for (int i = 0; i < rows.size(); i++) {
+            int[] r = rows.get(i);
+            Arrays.fill(ids[i], padTokenId);
+            int off = "right".equals(paddingSide) ? 0 : T - r.length;
+            for (int k = 0; k < r.length; k++) {
+                ids[i][off + k] = r[k];
+                mask[i][off + k] = 1;
+            }
+        }
+        return new Batch(ids, mask, nTrunc);
+    }
+}

