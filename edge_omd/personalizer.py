@@ -6,7 +6,7 @@
     >>> p.prefer(prompt, candidates[b], candidates[a]) # persisted before it returns
     >>> p.rank(prompt, candidates)[0].response         # the pessimistic best
 
-Model (ALGORITHM.md): r(x, a) = theta^T phi(x, a), phi from the frozen FeatureHead; theta and the
+Model (docs/ALGORITHM.md): r(x, a) = theta^T phi(x, a), phi from the frozen FeatureHead; theta and the
 local norm cal_H are learned one observation at a time by the RewardModel (Algorithm 1), so the
 state has a constant size whatever the number of updates.
 
@@ -18,30 +18,45 @@ The three settings of the paper:
 - deployment, `choose_pair`: which two candidates to show (strategies.STRATEGIES);
 - active, `select_queries`: which k pairs of a pool to ask about (greedy max width).
 
-Persistence: every `feedback` / `prefer` is committed to the store (one transaction) before the
-call returns. Inside `with p.batch():` updates apply to the in-memory model at once and are
-committed together when the block exits (also on an exception), or at an explicit `flush()`;
-until then a crash loses them, which is the price of batching. A commit always re-reads the
-latest stored state inside the transaction and replays the new observations on it, so several
-processes (or devices syncing through one store) updating the same user never lose an update,
-and a Personalizer whose cached model is stale (another process committed) reloads it.
+Persistence (edge_omd/store.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` is
+committed to the store before the call returns, as ONE journal record of O(d) bytes (the
+observation z as the model learned it, its label, weight and counter). The full state is
+written only at checkpoints: at the user's first commit, every `checkpoint_every` records
+(default from `default_checkpoint_every`, so that recovering a user takes well under a second),
+at `checkpoint()` / `close()` (call them when the app goes idle) and on `import_state`.
+Opening a user loads the last checkpoint and replays the journal after it, bit for bit.
+Inside `with p.batch():` updates apply to the in-memory model at once and are committed
+together when the block exits (also on an exception), or at an explicit `flush()`; until then a
+crash loses them, which is the price of batching. A commit first brings the cached model up to
+date with what other processes committed (by replaying their new records, not by reloading),
+so several processes (or devices syncing through one store) updating the same user never lose
+an update.
+
+Features: the Personalizer keeps the features of the answers it embedded last (bounded by
+`feature_cache_bytes`, default 4 MiB, least recently used out first), keyed by the head's
+fingerprint, the prompt and the response, so `prefer` / `feedback` on answers that `rank` /
+`choose_pair` / `score` just embedded cost no second forward pass.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import numbers
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
+from edge_omd import journal as _journal
 from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
-                             StateFormatError)
+                             NumericalError, StateFormatError)
 from edge_omd.reward_model import RewardModel
 try:   # the model's own weight rule (range included), checked early: no store work on bad input
     from edge_omd.reward_model import _weight as _check_weight
@@ -50,9 +65,17 @@ except ImportError:  # pragma: no cover - the model validates the weight again w
         if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
             raise InvalidInputError(f"weight must be a real number, got {type(w).__name__}")
         return w
-from edge_omd.store import RECORD_FORMAT, Store, StoreRecord, validate_user_id
+from edge_omd.store import RECORD_FORMAT, Head, Store, StoreRecord, Sync, validate_user_id
 
-__all__ = ["Personalizer", "Ranked", "Query"]
+__all__ = ["Personalizer", "Ranked", "Query", "default_checkpoint_every",
+           "DEFAULT_FEATURE_CACHE_BYTES"]
+
+_log = logging.getLogger(__name__)
+
+#: Default bound of the feature cache (features + 128 bytes per entry): 2,700 answers at
+#: d=384 float32, 250 at d=4096.
+DEFAULT_FEATURE_CACHE_BYTES = 4 << 20
+_ENTRY_OVERHEAD = 128
 
 _EXPORT_MAGIC = b"EOMDUSR1"
 
@@ -103,6 +126,85 @@ def _check_responses(responses, at_least: int) -> list[str]:
     return out
 
 
+def _check_learn_text(name, s) -> str:
+    s = _check_text(name, s)
+    if not s:
+        raise InvalidInputError(f"{name} is empty: nothing to learn from (nothing was committed)")
+    return s
+
+
+# Replay cost per record ~ the work of one update: d^2 (exact, cg), 2 ell d (sketch), d
+# (diagonal). The constant is set from bench/persistence.py (recovery at journal length N,
+# d = 384 ... 4096, exact and sketch; see docs/JOURNAL_FORMAT.md): recovery at the default N
+# stays well under 1 s on the 2-core reference machine.
+_REPLAY_WORK_PER_CHECKPOINT = 2.5e8
+_MIN_EVERY, _MAX_EVERY = 16, 4096
+
+
+def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None) -> int:
+    """Journal records between checkpoints for a model of this shape (see the module doc)."""
+    d = int(dim)
+    if solver in ("exact", "cg"):
+        work = d * d
+    elif solver == "sketch":
+        work = 2 * int(rank or 1) * d + 4 * int(rank or 1) ** 2
+    else:
+        work = d
+    return int(min(_MAX_EVERY, max(_MIN_EVERY, _REPLAY_WORK_PER_CHECKPOINT // max(work, 1))))
+
+
+class _FeatureCache:
+    """Features of recently embedded (prompt, response) pairs, least recently used out first.
+
+    Keys are 16-byte BLAKE2b digests of (head fingerprint, prompt, response), so the texts are
+    not kept; each entry costs its features + _ENTRY_OVERHEAD bytes against `max_bytes`."""
+
+    def __init__(self, fingerprint: bytes, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self._fp = bytes(fingerprint)[:64]
+        self._d: OrderedDict = OrderedDict()
+        self.nbytes = 0
+        self.hits = self.misses = 0
+
+    def keys(self, prompt: str, responses: list[str]) -> list[bytes]:
+        h = hashlib.blake2b(digest_size=16, key=self._fp)
+        pb = prompt.encode("utf-8", "surrogatepass")
+        h.update(len(pb).to_bytes(8, "little") + pb)
+        out = []
+        for r in responses:
+            g = h.copy()
+            g.update(r.encode("utf-8", "surrogatepass"))
+            out.append(g.digest())
+        return out
+
+    def get(self, key):
+        row = self._d.get(key)
+        if row is not None:
+            self._d.move_to_end(key)
+        return row
+
+    def put(self, key, row: np.ndarray) -> None:
+        if self.max_bytes <= 0:
+            return
+        cost = row.nbytes + _ENTRY_OVERHEAD
+        if cost > self.max_bytes:
+            return
+        old = self._d.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes + _ENTRY_OVERHEAD
+        row = np.array(row, copy=True)
+        row.flags.writeable = False
+        self._d[key] = row
+        self.nbytes += cost
+        while self.nbytes > self.max_bytes:
+            _k, v = self._d.popitem(last=False)
+            self.nbytes -= v.nbytes + _ENTRY_OVERHEAD
+
+    def clear(self):
+        self._d.clear()
+        self.nbytes = 0
+
+
 class Personalizer:
     """One user's reward model, bound to a FeatureHead and a Store.
 
@@ -116,6 +218,10 @@ class Personalizer:
         model_options: keyword arguments of `RewardModel(head.dim, ...)` for a NEW user; a stored
             user keeps the hyperparameters it was created with.
         seed: seeds the "random" strategy.
+        checkpoint_every: journal records between two checkpoints (None: the default for the
+            model's shape, `default_checkpoint_every`; the journal is also checkpointed at
+            `checkpoint()` / `close()`).
+        feature_cache_bytes: bound of the feature cache (0 disables it).
 
     Raises HeadMismatchError (stored state from another head or dim), StateFormatError (stored
     state unreadable), UserIdError, ConfigError. Nothing is written by the constructor.
@@ -123,7 +229,8 @@ class Personalizer:
 
     def __init__(self, head, store: Store, user_id: str, *, beta: Union[float, str] = _st.DEFAULT_BETA,
                  delta: float = 0.05, model_options: Optional[dict] = None,
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, checkpoint_every: Optional[int] = None,
+                 feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES):
         self.user_id = validate_user_id(user_id)
         if not isinstance(store, Store):
             raise ConfigError(f"store must be an edge_omd.store.Store, got {type(store).__name__}")
@@ -154,14 +261,21 @@ class Personalizer:
             rng = np.random.default_rng(seed)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"seed must be None or a non-negative int, got {seed!r}") from exc
+        for name, v, lo in (("checkpoint_every", checkpoint_every, 1),
+                            ("feature_cache_bytes", feature_cache_bytes, 0)):
+            if v is None and name == "checkpoint_every":
+                continue
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ConfigError(f"{name} must be an int >= {lo}, got {v!r}")
         self.head, self.store = head, store
         self._beta, self.delta = beta, delta
         self.model_options = dict(model_options)
         self._rng = rng
-        self._base: Optional[RewardModel] = None   # the model as committed at version self._seen
-        self._seen = None                           # store.version() token of _base
-        self._pending: list[tuple] = []             # observations not yet committed (batch mode)
-        self._model: Optional[RewardModel] = None   # _base + pending: what decisions use
+        self._every_option = None if checkpoint_every is None else int(checkpoint_every)
+        self._cache = _FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
+        self._model: Optional[RewardModel] = None   # committed state (+ pending in batch mode)
+        self._head: Optional[Head] = None           # where _model's committed part stands
+        self._pending: list[tuple] = []             # (z, y, w) learned but not committed
         self._batch_depth = 0
         if self.model_options:   # fail on bad options now, not at the first update
             self._new_model()
@@ -177,9 +291,7 @@ class Personalizer:
         self.head.check(model)   # binds the head's fingerprint
         return model
 
-    def _load(self, rec: Optional[StoreRecord]) -> RewardModel:
-        if rec is None:
-            return self._new_model()
+    def _load(self, rec: StoreRecord) -> RewardModel:
         rec.check_head(self.head.fingerprint, int(self.head.dim))
         try:
             model = RewardModel.from_bytes(rec.state)
@@ -191,88 +303,157 @@ class Personalizer:
         self.head.check(model)   # HeadMismatchError if the blob's own dim/fingerprint differ
         return model
 
-    def _refresh(self) -> None:
-        token = self.store.version(self.user_id)
-        if self._base is not None and token == self._seen:
-            return
-        rec = self.store.get(self.user_id)
-        self._base = self._load(rec)
-        self._seen = None if rec is None else (rec.updates, rec.created_at)
-        self._model = self._replay(self._base)
-
-    def _replay(self, base: RewardModel) -> RewardModel:
-        if not self._pending:
-            return base
-        model = base.copy()
-        for obs in self._pending:
-            self._apply(model, obs)
-        return model
-
-    @staticmethod
-    def _apply(model: RewardModel, obs: tuple) -> None:
-        kind = obs[0]
-        if kind == "pair":
-            model.learn_pair(obs[1], obs[2], weight=obs[3])
-        else:
-            model.learn_thumb(obs[1], obs[2], weight=obs[3])
-
-    def _observe(self, obs: tuple) -> None:
-        if self._batch_depth == 0:
-            # Learned inside the store's transaction (flush), on the latest stored state; if the
-            # model rejects the observation the transaction rolls back and nothing changes.
-            self._pending.append(obs)
+    def _replay(self, model: RewardModel, records) -> None:
+        for r in records:
             try:
-                self.flush()
-            except BaseException:
-                self._pending.pop()
-                raise
+                _journal.apply(model, r)
+            except (InvalidInputError, NumericalError) as exc:
+                raise StateFormatError(
+                    f"user {self.user_id!r}: journal record {r.seq} cannot be replayed ({exc}); "
+                    f"erase the user with store.delete({self.user_id!r}) and start again") from exc
+
+    def _apply_sync(self, s: Sync) -> None:
+        """Make _model the committed state `s` describes (from the cursor _head)."""
+        if s.head is None:
+            self._model, self._head = self._new_model(), None
             return
-        # Batch mode: learn in memory now. The RewardModel leaves itself unchanged on bad
-        # input, and _model is never _base here, so a rejected observation changes nothing.
+        if s.record is not None:
+            model = self._load(s.record)
+            self._model = None
+            self._replay(model, s.record.journal)
+            self._model, self._head = model, s.head
+            return
+        if s.tail:
+            model, self._model = self._model, None   # unusable if a replay fails half-way
+            self._replay(model, s.tail)
+            self._model = model
+        self._head = s.head
+
+    def _refresh(self) -> None:
+        if not self._pending:
+            self._apply_sync(self.store.sync(self.user_id,
+                                             self._head if self._model is not None else None))
+            return
+        # batch mode: the model holds uncommitted observations on top of the committed state
+        s = self.store.sync(self.user_id, self._head if self._model is not None else None)
+        if self._model is not None and not self._moved(s):
+            self._head = s.head
+            return
+        self._rebuild(self.store.sync(self.user_id, None) if s.record is None and
+                      s.head is not None else s)
+
+    def _moved(self, s: Sync) -> bool:
+        if s.head is None:
+            return self._head is not None
+        return s.record is not None or bool(s.tail) or self._head is None
+
+    def _rebuild(self, full: Sync) -> None:
+        """_model = the committed state of `full` (checkpoint + journal) + the pending ones."""
+        self._apply_sync(full)
+        model, self._model = self._model, None
+        for z, y, w in self._pending:
+            model.learn_observation(z, y, w)
+        self._model = model
+
+    @property
+    def checkpoint_every(self) -> int:
+        """Journal records between two checkpoints."""
+        if self._every_option is not None:
+            return self._every_option
+        m = self._model if self._model is not None else self._new_model()
+        return default_checkpoint_every(m.dim, m.solver, m.rank)
+
+    def _commit(self, learn) -> None:
+        """Learn (in place, inside the store's transaction) and append the journal records.
+
+        learn(model) -> [(z, y, w)] the observations as the model learned them."""
+        created = self._head is None
+        try:
+            with self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,
+                                        dim=int(self.head.dim), checkpoint=created) as tx:
+                s = tx.sync(self._head if self._model is not None else None)
+                if self._pending:
+                    if self._model is None or self._moved(s):
+                        self._rebuild(tx.sync(None) if s.record is None and s.head is not None
+                                      else s)
+                    else:
+                        self._head = s.head
+                else:
+                    self._apply_sync(s)
+                if tx.head is None:   # a new user: its first checkpoint is the replay base
+                    base = self._new_model().to_bytes() if self._pending else \
+                        self._model.to_bytes()
+                    tx.create(base, updates=0)
+                obs = list(self._pending) + learn(self._model)
+                epoch, n = tx.head.epoch, tx.head.updates
+                tx.append([_journal.encode(epoch, n + 1 + i, z, y, w)
+                           for i, (z, y, w) in enumerate(obs)])
+        except BaseException:
+            # the model may have learned what was not committed: reload it next time
+            self._model, self._head = None, None
+            raise
+        self._head = tx.head
+        self._pending = []
+        if self._head.updates - self._head.checkpoint_updates >= self.checkpoint_every:
+            self._checkpoint(auto=True)
+
+    def _checkpoint(self, auto: bool) -> bool:
+        try:
+            with self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,
+                                        dim=int(self.head.dim), checkpoint=True) as tx:
+                self._apply_sync(tx.sync(self._head if self._model is not None else None))
+                h = tx.head
+                if h is None or h.updates == h.checkpoint_updates or (
+                        auto and h.updates - h.checkpoint_updates < self.checkpoint_every):
+                    return False
+                tx.checkpoint(self._model.to_bytes(), updates=h.updates)
+        except Exception as exc:
+            self._model, self._head = None, None
+            if not auto:
+                raise
+            # the feedback is committed; the checkpoint is tried again at the next commit
+            _log.warning("user %r: checkpoint failed (the journal is kept): %s", self.user_id, exc)
+            return False
+        self._head = tx.head
+        return True
+
+    def _observe(self, learn) -> None:
+        if self._batch_depth == 0:
+            self._commit(learn)
+            return
+        # Batch mode: learn in memory now (the RewardModel leaves itself unchanged on bad
+        # input), commit at flush.
         self._refresh()
-        if self._model is self._base:
-            self._model = self._base.copy()
-        self._apply(self._model, obs)
-        self._pending.append(obs)
+        self._pending.extend(learn(self._model))
 
     def flush(self) -> int:
         """Commit the pending observations in one transaction; returns how many were committed.
 
-        Inside the transaction the latest stored state is read (another process may have moved
-        it), the pending observations are replayed on it, and the result is written.
+        Inside the transaction the cached model is brought up to date with what other
+        processes committed meanwhile (the pending observations are then learned again after
+        theirs, in commit order), and one journal record per observation is appended.
         """
-        if not self._pending:
-            return 0
-        pending = list(self._pending)
-        built = {}
+        n = len(self._pending)
+        if n:
+            self._commit(lambda model: [])
+        return n
 
-        def build(old: Optional[StoreRecord]) -> bytes:
-            token = None if old is None else (old.updates, old.created_at)
-            if token == self._seen and self._base is not None:
-                # Learn on the cached committed model in place (no d x d copy on the hot path);
-                # if the transaction fails it is dropped below and reloaded from the store.
-                model = self._base
-            else:
-                model = self._load(old)
-            built["model"] = model
-            for obs in pending:
-                self._apply(model, obs)
-            return model.to_bytes()
+    def checkpoint(self) -> bool:
+        """Commit pending observations, then write the full state now if the journal is not
+        empty (so the next open replays nothing). Call it when the app goes idle. Returns
+        whether a checkpoint was written."""
+        self.flush()
+        return self._checkpoint(auto=False)
 
-        try:
-            rec = self.store.update(self.user_id, build, head_fingerprint=self.head.fingerprint,
-                                    dim=int(self.head.dim))
-        except BaseException:
-            if built.get("model") is self._base:   # possibly half-learned: forget the cache
-                if self._model is self._base:
-                    self._model = None
-                self._base, self._seen = None, None   # the next call reloads the stored state
-            raise
-        self._base = built["model"]
-        self._seen = (rec.updates, rec.created_at)
-        self._pending = []
-        self._model = self._base
-        return len(pending)
+    def close(self) -> None:
+        """`checkpoint()`; the store stays open (it may serve other users)."""
+        self.checkpoint()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     @contextmanager
     def batch(self):
@@ -298,9 +479,10 @@ class Personalizer:
 
     @property
     def updates(self) -> int:
-        """Committed updates of this user (the store's counter)."""
+        """Committed observations of this user: each feedback / prefer adds one, a batch of k
+        adds k. It never goes backwards (an import keeps the larger count); reset() restarts it."""
         self._refresh()
-        return 0 if self._seen is None else self._seen[0]
+        return 0 if self._head is None else self._head.updates
 
     @property
     def beta(self) -> float:
@@ -315,38 +497,72 @@ class Personalizer:
         """Thumbs up (up=True) or down on one response; committed before returning.
 
         The GLM observation (z = phi(x, a), y = 1 if up else 0): a comparison against a neutral
-        reference.
+        reference. Empty texts are refused (InvalidInputError, nothing committed).
         """
-        _check_text("prompt", prompt)
-        _check_text("response", response)
+        _check_learn_text("prompt", prompt)
+        _check_learn_text("response", response)
         if not isinstance(up, (bool, np.bool_)):
             raise InvalidInputError(f"up must be a bool, got {type(up).__name__}")
         _check_weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, [response])[0]
-        # The weight is passed on unchanged: the RewardModel validates it again when learning.
-        self._observe(("thumb", phi, bool(up), weight))
+        up = bool(up)
+
+        def learn(model):
+            model.learn_thumb(phi, up, weight=weight)
+            return [(model.observation.copy(), 1.0 if up else 0.0, float(weight))]
+        self._observe(learn)
 
     def prefer(self, prompt: str, chosen: str, rejected: str, *, weight: float = 1.0) -> None:
         """The user preferred `chosen` to `rejected` for `prompt`; committed before returning.
 
-        Bradley-Terry observation z = phi(x, chosen) - phi(x, rejected), y = 1.
+        Bradley-Terry observation z = phi(x, chosen) - phi(x, rejected), y = 1. Empty texts and
+        chosen == rejected are refused (InvalidInputError, nothing committed).
         """
-        _check_text("prompt", prompt)
-        _check_text("chosen", chosen)
-        _check_text("rejected", rejected)
+        _check_learn_text("prompt", prompt)
+        _check_learn_text("chosen", chosen)
+        _check_learn_text("rejected", rejected)
+        if chosen == rejected:
+            raise InvalidInputError("chosen and rejected are the same response: a preference "
+                                    "needs two different answers (nothing was committed)")
         _check_weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, [chosen, rejected])
-        self._observe(("pair", phi[0], phi[1], weight))
+
+        def learn(model):
+            model.learn_pair(phi[0], phi[1], weight=weight)
+            return [(model.observation.copy(), 1.0, float(weight))]
+        self._observe(learn)
 
     def reset(self) -> None:
         """Forget this user: the stored record is erased and the model is back to theta = 0."""
         self._pending = []
         self.store.delete(self.user_id)
-        self._base, self._seen = None, None
+        self._model, self._head = None, None
+        self._cache.clear()
         self._refresh()
 
     # ------------------------------------------------------------------ decisions
     def _features(self, prompt: str, responses: list[str]) -> np.ndarray:
+        """phi(prompt, a) for each response, (n, d): from the feature cache where it has them,
+        one head call for the rest."""
+        cache, d = self._cache, int(self.head.dim)
+        if cache.max_bytes <= 0:
+            return self._embed(prompt, responses)
+        keys = cache.keys(prompt, responses)
+        rows = [cache.get(k) for k in keys]
+        missing = [i for i, r in enumerate(rows) if r is None]
+        if missing:
+            cache.misses += len(missing)
+            new = self._embed(prompt, [responses[i] for i in missing])
+            for j, i in enumerate(missing):
+                rows[i] = new[j]
+                cache.put(keys[i], new[j])
+        cache.hits += len(responses) - len(missing)
+        out = np.empty((len(responses), d), dtype=np.result_type(*[r.dtype for r in rows]))
+        for i, r in enumerate(rows):
+            out[i] = r
+        return out
+
+    def _embed(self, prompt: str, responses: list[str]) -> np.ndarray:
         phi = np.asarray(self.head.features(prompt, responses))
         if phi.shape != (len(responses), int(self.head.dim)):
             raise HeadMismatchError(f"the head returned features of shape {phi.shape}, expected "
@@ -467,9 +683,10 @@ class Personalizer:
         header = json.dumps({
             "record_format": RECORD_FORMAT, "dim": int(self.head.dim),
             "head_fingerprint": bytes(self.head.fingerprint).hex(),
-            "updates": 0 if self._seen is None else self._seen[0], "exported_at": time.time(),
+            "updates": 0 if self._head is None else self._head.updates,
+            "exported_at": time.time(),
         }).encode("utf-8")
-        body = _EXPORT_MAGIC + struct.pack("<I", len(header)) + header + self._base.to_bytes()
+        body = _EXPORT_MAGIC + struct.pack("<I", len(header)) + header + self._model.to_bytes()
         return body + struct.pack("<I", zlib.crc32(body))
 
     def import_state(self, blob: bytes) -> None:
@@ -502,6 +719,9 @@ class Personalizer:
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise TypeError(f"{key} is not an integer: {v!r:.40}")
                 ints[key] = v
+            exported = h.get("updates", 0)
+            if isinstance(exported, bool) or not isinstance(exported, int) or exported < 0:
+                raise TypeError(f"updates is not a non-negative integer: {exported!r:.40}")
             rec = StoreRecord(self.user_id, bytes.fromhex(fp), ints["dim"],
                               ints["record_format"], blob[start + hlen:-4], 0, 0.0, 0.0)
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
@@ -510,10 +730,19 @@ class Personalizer:
         model = self._load(rec)       # all checks before anything is written
         self.flush()
         state = model.to_bytes()
-        rec = self.store.update(self.user_id, lambda old: state,
-                                head_fingerprint=self.head.fingerprint, dim=int(self.head.dim))
-        self._base, self._seen = model, (rec.updates, rec.created_at)
-        self._model = model
+        from edge_omd.store import MAX_UPDATES
+        try:
+            with self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,
+                                        dim=int(self.head.dim), checkpoint=True) as tx:
+                s = tx.sync(None)
+                now = 0 if s.head is None else s.head.updates
+                # a new checkpoint (new epoch: every cached copy reloads); the counter never
+                # goes backwards, whatever the export's own count
+                tx.create(state, updates=min(max(now, exported), MAX_UPDATES))
+        except BaseException:
+            self._model, self._head = None, None
+            raise
+        self._model, self._head = model, tx.head
 
     def __repr__(self):
         return (f"Personalizer(user_id={self.user_id!r}, store={self.store!r}, "

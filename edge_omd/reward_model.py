@@ -227,6 +227,31 @@ class RewardModel:
         np.copyto(self._z, phi, casting="unsafe")
         self._update(1.0 if up else 0.0, w)
 
+    def learn_observation(self, z, y, weight=1.0):
+        """Learn z exactly as given (no conversion): the replay of a journal record.
+
+        z: (d,) finite, already in the state's dtype (what `observation` held after the live
+        learn_* call); y in [0, 1]. Same kernels on the same bits: the model ends with the
+        bytes the live model had (edge_omd/journal.py)."""
+        z = np.asarray(z)
+        if z.shape != (self._d,) or z.dtype != self._dtype:
+            raise InvalidInputError(f"z must be ({self._d},) {self.dtype}, got {z.shape} {z.dtype}")
+        if not np.isfinite(z).all():
+            raise InvalidInputError("z contains NaN or inf")
+        y = _label(y)
+        w = _weight(weight)
+        np.copyto(self._z, z)
+        self._update(y, w)
+
+    @property
+    def observation(self):
+        """z of the last learn_* call as the model used it (state dtype; a pair's difference
+        phi_chosen - phi_rejected converted once). A read-only view, valid until the next call
+        that learns or fantasizes: what a journal record stores."""
+        v = self._z.view()
+        v.flags.writeable = False
+        return v
+
     def fantasize(self, z, weight=1.0):
         """Add the curvature w sigma'(theta.z) z z^T of a hypothetical observation to the local
         norm without moving theta or t (greedy, non-redundant active selection on a copy)."""

@@ -1,59 +1,83 @@
-"""Where users' reward-model states live between sessions: crash-safe, multi-process safe.
+"""Where users' reward models live between sessions: a checkpoint plus a journal per user;
+crash-safe, multi-process safe, O(d) bytes written per feedback.
 
-Two stores with one contract (`Store`):
+Every committed observation is ONE journal record (edge_omd/journal.py, docs/JOURNAL_FORMAT.md):
+the z the model learned (one d-vector in the state's dtype), its label, weight, counter and a
+CRC-32. The full state (RewardModel bytes) is written only at a CHECKPOINT: when a user is
+created (so a replay base always exists), every N records, when the app calls
+`Personalizer.checkpoint()` / `close()`, and on `import_state`. Recovery = the last checkpoint
+plus the journal records after it, replayed in order, which gives the live model bit for bit.
+The journal is cleared at each checkpoint, so the footprint stays bounded: about 2x the state
+while a checkpoint is written, N records, and (SQLite) the write-ahead log's high-water mark.
 
-- `SQLiteStore(path)` (the default): one SQLite file (standard library) in WAL mode, one row per
-  user: user id, head fingerprint, dim, format version, the state blob in the RewardModel's own
-  byte format, an update counter and timestamps. Every update is ONE transaction opened with
-  `BEGIN IMMEDIATE` (the write lock is taken before the row is read), so a read-modify-write
-  from several processes on the same user serialises and no update is lost; `synchronous=FULL`
-  (the default, `durable=True`) makes a committed update survive a crash or power cut, and a
-  crash before the commit leaves the previous committed state (the WAL's uncommitted frames
-  are ignored on recovery).
-- `FolderStore(folder)`: one file per user (`<user_id>.omdstate`), written to a temporary file,
-  fsync'ed and renamed over the old one (`os.replace` is atomic), with a per-user `flock` around
-  the read-modify-write. User ids are validated, so no id can name a path outside the folder.
+Two stores, one design (the `Store` contract below):
 
-The contract is a transactional update, not get-then-put:
+- `SQLiteStore(path)` (the default): one SQLite file (standard library) in WAL mode. Tables:
+  `users` (small row per user: epoch, counters, head fingerprint, dim), `checkpoints` (the state
+  blob, one row per user, written only at checkpoints) and `journal` (one row per record, rowid
+  = slot * 2^40 + seq, so a user's records are one contiguous range of one b-tree). Every write
+  is one `BEGIN IMMEDIATE ... COMMIT` transaction (the write lock is taken before anything is
+  read), so writers of one user serialise and none is lost.
+- `FolderStore(folder)`: per user `<id>.omdstate` (the checkpoint, replaced atomically:
+  temporary file, fsync, rename, fsync of the folder), `<id>.omdjournal` (append-only; truncated
+  after a checkpoint is durable) and `<id>.lock` (an `flock` around every write). Every file
+  operation goes through one small `FileIO` object (open, write, fsync, rename, truncate,
+  unlink, ...), so a test can record or fault every operation.
 
-    >>> store = SQLiteStore("states.sqlite")
-    >>> rec = store.update("alice", lambda old: new_state_bytes(old),      # doctest: +SKIP
-    ...                    head_fingerprint=fp, dim=384)
+Durability, the same switch for both: `durable="full"` (default): every commit is fsync'ed
+before it returns, so a committed feedback survives a power cut. `durable="normal"`: commits
+are not fsync'ed (SQLite: synchronous=NORMAL; folder: no fsync per append), checkpoints still
+are; a process crash (kill, OOM) still loses nothing committed, but a power cut or OS crash
+may lose the feedbacks committed since the last checkpoint (fewer than N), never more, and
+never corrupts: what survives is always a prefix of the committed sequence.
 
-`fn(old_record_or_None) -> bytes` runs INSIDE the transaction with the latest committed record;
-if it raises, nothing is written. The counter `updates` grows by one per committed update, so a
-reader holding a cached state can tell cheaply (`version(user_id)`) that another process moved
-on.
+The counter `updates` counts committed observations (a batch of 10 adds 10); the staleness
+token is the pair (epoch, updates), where the epoch is a random id drawn when a user's record
+is created or replaced (import_state), so a cached model never mistakes another incarnation
+for its own. Records carry the epoch too: a leftover record of another incarnation is never
+replayed.
+
+Format history: RECORD_FORMAT 1 kept one blob per user rewritten at every update (SQLite
+schema 1, folder files with magic EOMDREC1). Such stores still open: SQLite is migrated in one
+transaction when opened (schema 2), a folder's EOMDREC1 file is read as a checkpoint and
+rewritten as one (EOMDREC2) at the next write of that user. Nothing is lost either way.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import numbers
 import os
 import re
+import secrets
 import sqlite3
 import struct
-import tempfile
 import threading
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
-from edge_omd.errors import HeadMismatchError, StateFormatError, StoreError
+from edge_omd import journal as _journal
+from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["StoreRecord", "Store", "SQLiteStore", "FolderStore", "UserIdError",
-           "RECORD_FORMAT", "validate_user_id"]
+__all__ = ["StoreRecord", "Head", "Sync", "Store", "SQLiteStore", "FolderStore", "UserIdError",
+           "FileIO", "RECORD_FORMAT", "validate_user_id"]
 
 # Version of the envelope a store keeps around the RewardModel's bytes (the blob itself carries
-# the RewardModel's own format version). Bumped only if the row/file layout changes.
-RECORD_FORMAT = 1
+# the RewardModel's own format version). 2: checkpoint + journal. 1: one blob per user (read,
+# migrated).
+RECORD_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+# seq lives in the low 40 bits of a journal rowid (SQLite): 10^12 observations per incarnation.
+_SEQ_BITS = 40
+MAX_UPDATES = (1 << _SEQ_BITS) - 1
 
 # Letters, digits, '.', '_', '-', '@'; starts with a letter or digit (so never '.' or '..'),
 # at most 128 characters. Safe as a file name on every platform we ship to.
@@ -73,24 +97,39 @@ def validate_user_id(user_id) -> str:
     return user_id
 
 
+def _durability(durable) -> str:
+    if durable is True or durable == "full":
+        return "full"
+    if durable is False or durable == "normal":
+        return "normal"
+    raise ConfigError(f"durable must be 'full' or 'normal' (or True / False), got {durable!r}")
+
+
+def _new_epoch() -> int:
+    return secrets.randbits(62) + 1
+
+
 @dataclass(frozen=True)
 class StoreRecord:
-    """One user's committed state."""
+    """One user's committed state: the last checkpoint and the journal records after it."""
     user_id: str
     head_fingerprint: Optional[bytes]  # the FeatureHead the state was learned on (None: unbound)
     dim: int                           # feature dimension d of the state
-    format_version: int                # RECORD_FORMAT of the envelope
-    state: bytes                       # RewardModel.to_bytes()
-    updates: int                       # committed updates since the row was created
+    format_version: int                # RECORD_FORMAT of the envelope the checkpoint was read from
+    state: bytes                       # RewardModel.to_bytes() at the checkpoint
+    updates: int                       # committed observations (checkpoint's + journal records)
     created_at: float                  # unix seconds
-    updated_at: float                  # unix seconds
+    updated_at: float                  # unix seconds of the checkpoint
+    epoch: int = 0                     # incarnation id (records carry it too)
+    checkpoint_updates: int = 0        # the counter at the checkpoint
+    journal: tuple = field(default=(), compare=False, repr=False)  # journal.Record after it
 
     def check_head(self, fingerprint: Optional[bytes], dim: int) -> None:
         """Raise HeadMismatchError / StateFormatError unless this state can be used with the head."""
-        if self.format_version != RECORD_FORMAT:
+        if self.format_version not in READABLE_FORMATS:
             raise StateFormatError(
                 f"user {self.user_id!r}: stored record format {self.format_version}, this SDK reads "
-                f"format {RECORD_FORMAT}; upgrade edge-omd or reset the user")
+                f"formats {READABLE_FORMATS}; upgrade edge-omd or reset the user")
         if self.dim != dim:
             raise HeadMismatchError(
                 f"user {self.user_id!r}: the stored state has dim {self.dim}, the feature head "
@@ -103,29 +142,76 @@ class StoreRecord:
                 f"{bytes(fingerprint).hex()[:16]}...; open the matching head, or reset the user")
 
 
+class Head(NamedTuple):
+    """Where a user's committed sequence stands; also a reader's cursor into it."""
+    epoch: int
+    updates: int              # counter of the last committed record
+    checkpoint_updates: int   # counter at the checkpoint
+    created_at: float
+    pos: tuple = ()           # store-private position (folder: checkpoint file id, journal offset)
+
+    @property
+    def token(self) -> tuple:
+        return (self.epoch, self.updates)
+
+
+class Sync(NamedTuple):
+    """What a reader at `cursor` must do to reach the committed state.
+
+    head None: the user has no record. record set: load its checkpoint and replay its journal
+    (the cursor could not be continued). Otherwise replay `tail` (possibly empty) on the cached
+    model."""
+    head: Optional[Head]
+    record: Optional[StoreRecord] = None
+    tail: tuple = ()
+
+
 UpdateFn = Callable[[Optional[StoreRecord]], bytes]
 
 
 class Store:
-    """The contract of a state store (see the module docstring)."""
+    """The contract of a state store (see the module docstring).
 
-    def get(self, user_id: str) -> Optional[StoreRecord]:
-        """The user's committed record, or None if the user has none."""
+    Readers: `sync(user_id, cursor)` (what to replay), `get`, `version`, `users`. Writers:
+    `with store.transaction(user_id, head_fingerprint=..., dim=...) as tx:` then `tx.sync`,
+    `tx.create`, `tx.append`, `tx.checkpoint`; committed when the block exits normally,
+    nothing written if it raises.
+    """
+
+    durable: str = "full"
+
+    def sync(self, user_id: str, cursor: Optional[Head] = None) -> Sync:
         raise NotImplementedError
 
-    def version(self, user_id: str) -> Optional[tuple[int, float]]:
-        """`(updates, created_at)` of the user's record, None if absent: a cheap staleness token.
+    def transaction(self, user_id: str, *, head_fingerprint: Optional[bytes], dim: int,
+                    checkpoint: bool = False):
+        """Context manager of one write transaction; checkpoint=True announces that it may write
+        a checkpoint (committed durably whatever `durable` says)."""
+        raise NotImplementedError
 
-        The creation time is part of the token so that a user deleted and re-created elsewhere
-        (counter restarted) is never mistaken for the state a reader has cached.
-        """
-        rec = self.get(user_id)
-        return None if rec is None else (rec.updates, rec.created_at)
+    def get(self, user_id: str) -> Optional[StoreRecord]:
+        """The user's last checkpoint with the journal records after it, or None."""
+        return self.sync(validate_user_id(user_id), None).record
+
+    def version(self, user_id: str) -> Optional[tuple]:
+        """`(epoch, updates)` of the user's committed sequence, None if absent: a cheap
+        staleness token (the counter alone is not one: a re-created or imported user may have
+        the same count)."""
+        s = self.sync(validate_user_id(user_id), None)
+        return None if s.head is None else s.head.token
 
     def update(self, user_id: str, fn: UpdateFn, *, head_fingerprint: Optional[bytes],
                dim: int) -> StoreRecord:
-        """Atomically replace the user's state by `fn(latest_record_or_None)`; returns the new record."""
-        raise NotImplementedError
+        """Replace the user's whole state by `fn(latest_record_or_None)` (a new checkpoint,
+        journal cleared, new epoch; the counter grows by one). The low-level primitive kept
+        from RECORD_FORMAT 1; the Personalizer journals instead."""
+        with self.transaction(user_id, head_fingerprint=head_fingerprint, dim=dim,
+                              checkpoint=True) as tx:
+            s = tx.sync(None)
+            new = _check_new_state(fn(s.record))
+            n = 1 if s.head is None else s.head.updates + 1
+            tx.create(new, updates=n)
+        return self.get(user_id)
 
     def delete(self, user_id: str) -> bool:
         """Erase the user's record (forget me). True if there was one."""
@@ -159,74 +245,130 @@ def _check_new_state(new_state) -> bytes:
     return bytes(new_state)
 
 
+def _state_meta(state: bytes):
+    """(dim, itemsize) of a RewardModel state (from its fixed header), for checking records."""
+    from edge_omd import state_format
+    try:
+        meta, _spec, _total = state_format.decode_header(bytes(state[:state_format.HEADER.size]))
+    except StateFormatError:
+        return None
+    return meta["dim"], meta["itemsize"]
+
+
+def _parse_tail(buf, *, state: bytes, epoch: int, after: int, start: int = 0,
+                skip_older: bool = True) -> _journal.Parsed:
+    meta = _state_meta(state)
+    if meta is None:   # an unreadable checkpoint: the loader says why; nothing to replay on it
+        return _journal.Parsed([], [], start, "the checkpoint is unreadable", start)
+    return _journal.parse(buf, epoch=epoch, after=after, dim=meta[0], itemsize=meta[1],
+                          start=start, skip_older=skip_older)
+
+
 # --------------------------------------------------------------------------------------- SQLite
 
-_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS user_state (
-    user_id          TEXT PRIMARY KEY,
-    head_fingerprint BLOB,
-    dim              INTEGER NOT NULL,
-    format_version   INTEGER NOT NULL,
-    state            BLOB NOT NULL,
-    updates          INTEGER NOT NULL,
-    created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL
-)"""
-_COLUMNS = "user_id, head_fingerprint, dim, format_version, state, updates, created_at, updated_at"
+_SCHEMA_VERSION = 2
+_SCHEMA = [
+    """CREATE TABLE users (
+    user_id            TEXT PRIMARY KEY,
+    slot               INTEGER NOT NULL UNIQUE,
+    epoch              INTEGER NOT NULL,
+    head_fingerprint   BLOB,
+    dim                INTEGER NOT NULL,
+    format_version     INTEGER NOT NULL,
+    checkpoint_updates INTEGER NOT NULL,
+    created_at         REAL NOT NULL,
+    checkpointed_at    REAL NOT NULL)""",
+    "CREATE TABLE checkpoints (slot INTEGER PRIMARY KEY, state BLOB NOT NULL)",
+    "CREATE TABLE journal (id INTEGER PRIMARY KEY, rec BLOB NOT NULL)",
+]
+_USER_COLS = ("user_id, slot, epoch, head_fingerprint, dim, format_version, checkpoint_updates, "
+              "created_at, checkpointed_at")
+_HEAD_SQL = ("SELECT epoch, checkpoint_updates, created_at, slot, (SELECT MAX(id) FROM journal "
+             "WHERE id > slot * 1099511627776 AND id < (slot + 1) * 1099511627776) "
+             "FROM users WHERE user_id = ?")
+assert 1 << _SEQ_BITS == 1099511627776
+# A WAL grown by a large checkpoint is cut back to this size once it has been folded back.
+_WAL_LIMIT = 4 << 20
 
 
 class SQLiteStore(Store):
     """SQLite in WAL mode: the embedded, crash-safe, multi-process default.
 
     Args:
-        path: the database file (created with its folder if missing).
+        path: the database file; its folder must exist (StoreError otherwise, nothing created).
         timeout_s: how long a writer waits for another process's transaction (busy timeout).
-        durable: True (default): `synchronous=FULL`, the WAL is fsync'ed at every commit, so a
-            committed update survives a power cut. False: `synchronous=NORMAL`, faster commits;
-            still atomic and never corrupt, but a power cut (not an app crash) may roll back
-            the last few commits.
+        durable: "full" (default; True also means it): `synchronous=FULL`, the WAL is fsync'ed
+            at every commit, so a committed feedback survives a power cut. "normal" (or False):
+            `synchronous=NORMAL` for the journal appends (a power cut, not an app crash, may
+            roll back the commits since the last checkpoint), while checkpoint commits still run
+            with FULL; never corrupt.
 
     One connection per process and thread (re-opened after a fork), autocommit mode, explicit
-    `BEGIN IMMEDIATE ... COMMIT` around every update; `secure_delete` and a WAL checkpoint after
-    `delete` so a forgotten user's bytes do not linger in free pages or the log.
+    `BEGIN IMMEDIATE ... COMMIT`; `secure_delete` while a user is deleted and a WAL checkpoint
+    after it, so a forgotten user's bytes do not linger in free pages or the log.
     """
 
-    def __init__(self, path, *, timeout_s: float = 30.0, durable: bool = True):
+    def __init__(self, path, *, timeout_s: float = 30.0, durable="full"):
         self.path = Path(path)
         self.timeout_s = float(timeout_s)
-        self.durable = bool(durable)
+        self.durable = _durability(durable)
         self._local = threading.local()
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot open the state store {self.path}: the folder {parent} does "
+                             "not exist (create it first; the store does not create folders)")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             con = self._con()
-            found = con.execute("PRAGMA user_version").fetchone()[0]
-            if found not in (0, _SCHEMA_VERSION):
-                raise StateFormatError(
-                    f"{self.path}: store schema version {found}, this SDK reads {_SCHEMA_VERSION}; "
-                    "upgrade edge-omd or open another file")
-            if found == 0:
-                with self._transaction(con):
-                    con.execute(_SCHEMA)
-                    con.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._migrate(con)
         except sqlite3.DatabaseError as exc:  # not a database, locked for too long, read-only...
             raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
+
+    def _migrate(self, con) -> None:
+        found = con.execute("PRAGMA user_version").fetchone()[0]
+        if found == _SCHEMA_VERSION:
+            return
+        if found not in (0, 1):
+            raise StateFormatError(
+                f"{self.path}: store schema version {found}, this SDK reads {_SCHEMA_VERSION} "
+                "(and migrates 1); upgrade edge-omd or open another file")
+        with self._transaction(con):
+            found = con.execute("PRAGMA user_version").fetchone()[0]   # under the lock
+            if found == _SCHEMA_VERSION:
+                return
+            for sql in _SCHEMA:
+                con.execute(sql)
+            if found == 1:   # RECORD_FORMAT 1: one row per user with the whole state
+                rows = con.execute("SELECT rowid, user_id, head_fingerprint, dim, updates, "
+                                   "created_at, updated_at FROM user_state").fetchall()
+                for slot, uid, fp, dim, updates, created, updated in rows:
+                    con.execute(f"INSERT INTO users ({_USER_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                                (uid, slot, _new_epoch(), fp, dim, RECORD_FORMAT, updates,
+                                 created, updated))
+                    con.execute("INSERT INTO checkpoints (slot, state) SELECT rowid, state FROM "
+                                "user_state WHERE rowid = ?", (slot,))
+                con.execute("DROP TABLE user_state")
+                _log.info("%s: migrated %d users from store schema 1 (one blob per user) to 2 "
+                          "(checkpoint + journal)", self.path, len(rows))
+            con.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _con(self) -> sqlite3.Connection:
         # sqlite3 connections must not cross a fork or (by default) a thread.
         loc = self._local
         if getattr(loc, "pid", None) != os.getpid() or getattr(loc, "con", None) is None:
-            con = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
-                                  check_same_thread=True)
+            try:
+                con = sqlite3.connect(str(self.path), timeout=self.timeout_s,
+                                      isolation_level=None, check_same_thread=True)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
             mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 con.close()
                 raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); "
                                  "put the store on a local file system")
-            # FULL: a committed update survives power loss (see `durable`).
-            con.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
-            con.execute("PRAGMA secure_delete=ON")      # forgotten users are zeroed on disk
+            con.execute(f"PRAGMA synchronous={'FULL' if self.durable == 'full' else 'NORMAL'}")
+            con.execute("PRAGMA secure_delete=FAST")    # ON while a user is deleted
             con.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            con.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
             loc.con, loc.pid = con, os.getpid()
         return loc.con
 
@@ -241,76 +383,140 @@ class SQLiteStore(Store):
                 con.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _record(row) -> StoreRecord:
-        uid, fp, dim, fmt, state, updates, created, updated = row
-        return StoreRecord(uid, None if fp is None else bytes(fp), int(dim), int(fmt),
-                           bytes(state), int(updates), float(created), float(updated))
+    # -- reading
+    def _head_row(self, con, user_id):
+        row = con.execute(_HEAD_SQL, (user_id,)).fetchone()
+        if row is None:
+            return None, None
+        epoch, ck, created, slot, top = row
+        n = ck if top is None else max(ck, int(top) - (slot << _SEQ_BITS))
+        return Head(int(epoch), int(n), int(ck), float(created)), int(slot)
 
-    def get(self, user_id):
+    def _rows(self, con, slot, after, upto=None):
+        lo = (slot << _SEQ_BITS) + after
+        hi = ((slot + 1) << _SEQ_BITS) - 1 if upto is None else (slot << _SEQ_BITS) + upto
+        rows = con.execute("SELECT rec FROM journal WHERE id > ? AND id <= ? ORDER BY id",
+                           (lo, hi)).fetchall()
+        return b"".join(bytes(r[0]) for r in rows), len(rows)
+
+    def _full(self, con, user_id) -> Sync:
+        row = con.execute(f"SELECT u.user_id, u.slot, u.epoch, u.head_fingerprint, u.dim, "
+                          "u.format_version, u.checkpoint_updates, u.created_at, "
+                          "u.checkpointed_at, c.state FROM users u JOIN checkpoints c "
+                          "ON c.slot = u.slot WHERE u.user_id = ?", (user_id,)).fetchone()
+        if row is None:
+            return Sync(None)
+        uid, slot, epoch, fp, dim, fmt, ck, created, ckpt_at, state = row
+        state, ck, epoch = bytes(state), int(ck), int(epoch)
+        buf, n = self._rows(con, slot, ck)
+        parsed = _parse_tail(buf, state=state, epoch=epoch, after=ck, skip_older=False)
+        if parsed.stop is not None:
+            _log.warning("%s: user %r: the journal stops at record %d of %d: %s", self.path,
+                         uid, len(parsed.records) + 1, n, parsed.stop)
+        rec = StoreRecord(uid, None if fp is None else bytes(fp), int(dim), int(fmt), state,
+                          ck + len(parsed.records), float(created), float(ckpt_at), epoch, ck,
+                          tuple(parsed.records))
+        meta = _state_meta(state) or (0, 0)
+        return Sync(Head(epoch, rec.updates, ck, float(created), tuple(meta)), rec, ())
+
+    def _sync(self, con, user_id, cursor, head=None, slot=None) -> Sync:
+        if head is None:
+            head, slot = self._head_row(con, user_id)
+        if head is None:
+            return Sync(None)
+        if cursor is None or not cursor.pos or cursor.epoch != head.epoch \
+                or cursor.updates < head.checkpoint_updates or cursor.updates > head.updates:
+            return self._full(con, user_id)
+        if cursor.updates == head.updates:
+            return Sync(cursor._replace(checkpoint_updates=head.checkpoint_updates), None, ())
+        buf, _n = self._rows(con, slot, cursor.updates, head.updates)
+        parsed = _journal.parse(buf, epoch=head.epoch, after=cursor.updates, dim=cursor.pos[0],
+                                itemsize=cursor.pos[1], skip_older=False)
+        if parsed.stop is not None:   # a corrupt row: the full path logs it and stops there
+            return self._full(con, user_id)
+        return Sync(head._replace(pos=cursor.pos), None, tuple(parsed.records))
+
+    def sync(self, user_id, cursor=None):
         validate_user_id(user_id)
+        con = self._con()
         try:
-            row = self._con().execute(f"SELECT {_COLUMNS} FROM user_state WHERE user_id = ?",
-                                      (user_id,)).fetchone()
+            head, slot = self._head_row(con, user_id)   # the common case: one statement
+            if head is None:
+                return Sync(None)
+            if cursor is not None and cursor.pos and cursor.token == head.token:
+                return Sync(cursor._replace(checkpoint_updates=head.checkpoint_updates), None, ())
+            con.execute("BEGIN")          # one consistent snapshot for the reads that follow
+            try:
+                return self._sync(con, user_id, cursor)
+            finally:
+                con.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read user {user_id!r} from {self.path}: {exc}") from exc
-        return None if row is None else self._record(row)
 
     def version(self, user_id):
         validate_user_id(user_id)
         try:
-            row = self._con().execute("SELECT updates, created_at FROM user_state "
-                                      "WHERE user_id = ?", (user_id,)).fetchone()
+            head, _slot = self._head_row(self._con(), user_id)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read user {user_id!r} from {self.path}: {exc}") from exc
-        return None if row is None else (int(row[0]), float(row[1]))
+        return None if head is None else head.token
 
-    def update(self, user_id, fn, *, head_fingerprint, dim):
+    # -- writing
+    @contextmanager
+    def transaction(self, user_id, *, head_fingerprint, dim, checkpoint=False):
+        """A write transaction (see Store). checkpoint=True: it may write a checkpoint, so with
+        durable="normal" it is committed with synchronous=FULL all the same."""
         validate_user_id(user_id)
         con = self._con()
+        raised = checkpoint and self.durable != "full"
         try:
+            if raised:
+                con.execute("PRAGMA synchronous=FULL")
+            tx = _SQLiteTx(self, con, user_id, head_fingerprint, int(dim))
             with self._transaction(con):
-                row = con.execute(f"SELECT {_COLUMNS} FROM user_state WHERE user_id = ?",
-                                  (user_id,)).fetchone()
-                old = None if row is None else self._record(row)
-                new_state = _check_new_state(fn(old))
-                now = time.time()
-                fp = None if head_fingerprint is None else bytes(head_fingerprint)
-                if old is None:
-                    rec = StoreRecord(user_id, fp, int(dim), RECORD_FORMAT, new_state, 1, now, now)
-                else:
-                    rec = StoreRecord(user_id, fp, int(dim), RECORD_FORMAT, new_state,
-                                      old.updates + 1, old.created_at, now)
-                con.execute(f"INSERT OR REPLACE INTO user_state ({_COLUMNS}) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (rec.user_id, rec.head_fingerprint, rec.dim, rec.format_version,
-                             rec.state, rec.updates, rec.created_at, rec.updated_at))
+                yield tx
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot write user {user_id!r} to {self.path} (nothing was "
                              f"changed): {exc}") from exc
-        return rec
+        finally:
+            if raised:
+                try:
+                    con.execute("PRAGMA synchronous=NORMAL")
+                except sqlite3.DatabaseError:   # pragma: no cover - reopen resets it
+                    self._local.con = None
 
     def delete(self, user_id):
         validate_user_id(user_id)
         con = self._con()
         try:
-            with self._transaction(con):
-                n = con.execute("DELETE FROM user_state WHERE user_id = ?", (user_id,)).rowcount
+            con.execute("PRAGMA secure_delete=ON")
+            try:
+                with self._transaction(con):
+                    row = con.execute("SELECT slot FROM users WHERE user_id = ?",
+                                      (user_id,)).fetchone()
+                    if row is not None:
+                        slot = int(row[0])
+                        con.execute("DELETE FROM journal WHERE id > ? AND id < ?",
+                                    (slot << _SEQ_BITS, (slot + 1) << _SEQ_BITS))
+                        con.execute("DELETE FROM checkpoints WHERE slot = ?", (slot,))
+                        con.execute("DELETE FROM users WHERE slot = ?", (slot,))
+            finally:
+                con.execute("PRAGMA secure_delete=FAST")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot delete user {user_id!r} from {self.path}: {exc}") from exc
-        # The row is gone (committed): from here on nothing may report the delete as failed.
-        # Old pages of the row may still sit in the write-ahead log: fold it back now; if that
+        # The rows are gone (committed): from here on nothing may report the delete as failed.
+        # Old pages of the rows may still sit in the write-ahead log: fold it back now; if that
         # fails, the next checkpoint (or the next delete) folds them.
         try:
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.DatabaseError as exc:
             _log.warning("user %r was deleted from %s, but the WAL checkpoint that erases its "
                          "old pages from the log failed: %s", user_id, self.path, exc)
-        return n > 0
+        return row is not None
 
     def users(self):
         try:
-            rows = self._con().execute("SELECT user_id FROM user_state ORDER BY user_id").fetchall()
+            rows = self._con().execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot list users of {self.path}: {exc}") from exc
         return [r[0] for r in rows]
@@ -319,7 +525,7 @@ class SQLiteStore(Store):
         # Only the small columns: no state blob is read.
         try:
             rows = self._con().execute(
-                "SELECT user_id, head_fingerprint, dim, format_version FROM user_state").fetchall()
+                "SELECT user_id, head_fingerprint, dim, format_version FROM users").fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read the users of {self.path}: {exc}") from exc
         for uid, fp, d, fmt in rows:
@@ -333,14 +539,104 @@ class SQLiteStore(Store):
         self._local.con = None
 
     def __repr__(self):
-        return f"SQLiteStore({str(self.path)!r})"
+        return f"SQLiteStore({str(self.path)!r}, durable={self.durable!r})"
+
+
+class _SQLiteTx:
+    """One write transaction of SQLiteStore (see Store.transaction)."""
+
+    def __init__(self, store, con, user_id, fingerprint, dim):
+        self.store, self.con, self.user_id = store, con, user_id
+        self.fingerprint = None if fingerprint is None else bytes(fingerprint)
+        self.dim = dim
+        self.head: Optional[Head] = None
+        self.slot: Optional[int] = None
+        self._synced = False
+
+    def sync(self, cursor: Optional[Head]) -> Sync:
+        head, self.slot = self.store._head_row(self.con, self.user_id)
+        s = self.store._sync(self.con, self.user_id, cursor, head, self.slot)
+        self.head, self._synced = s.head, True
+        if s.record is not None and s.record.updates < head.updates:
+            # a corrupt record (tampering, bit rot): the valid prefix is the user's sequence
+            # from now on; the rows after it go, so that appends continue the prefix
+            k = self.con.execute("DELETE FROM journal WHERE id > ? AND id < ?",
+                                 ((self.slot << _SEQ_BITS) + s.record.updates,
+                                  (self.slot + 1) << _SEQ_BITS)).rowcount
+            _log.warning("%s: user %r: %d journal records from the first bad one on were "
+                         "dropped", self.store.path, self.user_id, k)
+        return s
+
+    def _need_sync(self):
+        if not self._synced:
+            self.sync(None)
+
+    def create(self, state: bytes, *, updates: int = 0) -> Head:
+        """A new checkpoint with a new epoch and an empty journal (new user, import, update)."""
+        self._need_sync()
+        state = _check_new_state(state)
+        if not 0 <= updates <= MAX_UPDATES:
+            raise StoreError(f"counter {updates} beyond {MAX_UPDATES}")
+        now, epoch, con = time.time(), _new_epoch(), self.con
+        if self.slot is None:
+            top = con.execute("SELECT MAX(slot) FROM users").fetchone()[0]
+            self.slot = 1 if top is None else int(top) + 1
+            created = now
+        else:
+            con.execute("DELETE FROM journal WHERE id > ? AND id < ?",
+                        (self.slot << _SEQ_BITS, (self.slot + 1) << _SEQ_BITS))
+            created = self.head.created_at
+        con.execute(f"INSERT OR REPLACE INTO users ({_USER_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (self.user_id, self.slot, epoch, self.fingerprint, self.dim, RECORD_FORMAT,
+                     updates, created, now))
+        con.execute("INSERT OR REPLACE INTO checkpoints (slot, state) VALUES (?, ?)",
+                    (self.slot, state))
+        self.head = Head(epoch, updates, updates, created, tuple(_state_meta(state) or (0, 0)))
+        return self.head
+
+    def append(self, records) -> Head:
+        """Append encoded journal records (their seq must continue the head's)."""
+        self._need_sync()
+        if self.head is None:
+            raise StoreError("append before the user's first checkpoint (create it first)")
+        base = self.slot << _SEQ_BITS
+        n = self.head.updates
+        if n + len(records) > MAX_UPDATES:
+            raise StoreError(f"user {self.user_id!r}: counter beyond {MAX_UPDATES}")
+        if len(records) == 1:
+            self.con.execute("INSERT INTO journal (id, rec) VALUES (?, ?)", (base + n + 1,
+                                                                            records[0]))
+        else:
+            self.con.executemany("INSERT INTO journal (id, rec) VALUES (?, ?)",
+                                 [(base + n + 1 + i, r) for i, r in enumerate(records)])
+        self.head = self.head._replace(updates=n + len(records))
+        return self.head
+
+    def checkpoint(self, state: bytes, *, updates: int) -> Head:
+        """The full state after `updates` observations; clears the journal up to it."""
+        self._need_sync()
+        if self.head is None or updates != self.head.updates:
+            raise StoreError("a checkpoint must be of the state at the head of the journal")
+        con, slot = self.con, self.slot
+        con.execute("UPDATE users SET checkpoint_updates = ?, checkpointed_at = ?, "
+                    "format_version = ? WHERE slot = ?",
+                    (updates, time.time(), RECORD_FORMAT, slot))
+        con.execute("UPDATE checkpoints SET state = ? WHERE slot = ?",
+                    (_check_new_state(state), slot))
+        con.execute("DELETE FROM journal WHERE id > ? AND id <= ?",
+                    (slot << _SEQ_BITS, (slot << _SEQ_BITS) + updates))
+        self.head = self.head._replace(checkpoint_updates=updates)
+        return self.head
 
 
 # --------------------------------------------------------------------------------------- folder
 
-# File layout: MAGIC, u32 header length, header JSON (utf-8), state bytes, u32 crc32 of all before.
-_MAGIC = b"EOMDREC1"
+# Checkpoint file: MAGIC, u32 header length, header JSON (utf-8), state bytes, u32 crc32 of all
+# before. EOMDREC1 (RECORD_FORMAT 1): header without epoch; read as a checkpoint.
+_MAGIC = b"EOMDREC2"
+_MAGIC_V1 = b"EOMDREC1"
 _SUFFIX = ".omdstate"
+_JOURNAL_SUFFIX = ".omdjournal"
 _TMP_SUFFIX = ".tmp"
 
 
@@ -359,75 +655,140 @@ def _header_time(h: dict, key: str) -> float:
     return float(v)
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(str(folder), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
+def _legacy_epoch(user_id: str, created_at: float) -> int:
+    """A RECORD_FORMAT 1 file has no epoch: derive a stable one from what it holds."""
+    h = hashlib.sha256(b"edge-omd legacy epoch\0" + user_id.encode() + b"\0"
+                       + repr(float(created_at)).encode()).digest()
+    return (int.from_bytes(h[:8], "little") >> 2) + 1
+
+
+class FileIO:
+    """Every file operation of FolderStore, in one place (a test or a crash-state explorer can
+    subclass it to record or fault each one). Paths are str; fds are ints."""
+
+    def open(self, path, flags, mode=0o600):
+        return os.open(path, flags, mode)
+
+    def close(self, fd):
         os.close(fd)
+
+    def fstat(self, fd):
+        return os.fstat(fd)
+
+    def stat(self, path):
+        return os.stat(path)
+
+    def pread(self, fd, n, offset):
+        out = []
+        while n > 0:
+            b = os.pread(fd, n, offset)
+            if not b:
+                break
+            out.append(b)
+            n -= len(b)
+            offset += len(b)
+        return b"".join(out)
+
+    def pwrite(self, fd, data, offset):
+        view = memoryview(data)
+        while view:
+            k = os.pwrite(fd, view, offset)
+            view, offset = view[k:], offset + k
+
+    def fsync(self, fd):
+        os.fsync(fd)
+
+    def fdatasync(self, fd):
+        (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+    def ftruncate(self, fd, size):
+        os.ftruncate(fd, size)
+
+    def replace(self, src, dst):
+        os.replace(src, dst)
+
+    def unlink(self, path):
+        os.unlink(path)
+
+    def listdir(self, path):
+        return os.listdir(path)
+
+    def fsync_dir(self, path):
+        if os.name != "posix":
+            return
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def flock(self, fd, op):
+        import fcntl
+        fcntl.flock(fd, op)
+
+
+def _file_id(st) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class FolderStore(Store):
-    """One state file per user in a plain folder; atomic rename; POSIX file locks.
+    """A checkpoint file and an append-only journal file per user in a plain folder.
 
-    Each update takes an exclusive `flock` on `<user_id>.lock`, re-reads the latest file, writes
-    the new one to a temporary file in the same folder, fsyncs it, `os.replace`s it over the old
-    one and fsyncs the folder: a crash leaves either the old or the new file, never a mix.
-    Each file records its own user id, so two ids that collide on a case-insensitive file
+    Args:
+        folder: the store's folder; created if missing (the folder itself, not its parents:
+            StoreError if the parent does not exist).
+        durable: "full" (default) fsyncs every journal append before the commit returns;
+            "normal" fsyncs only at checkpoints (see the module docstring for what a power cut
+            may then lose).
+        io: the FileIO every file operation goes through (tests record or fault it).
+
+    A write takes an exclusive `flock` on `<id>.lock`, reads what is new in the journal, cuts a
+    torn tail (a crash in the middle of an append) and appends. A checkpoint is written to a
+    temporary file, fsync'ed, renamed over `<id>.omdstate`, the folder fsync'ed, and only then
+    is the journal truncated: a crash leaves either the old checkpoint with its journal or the
+    new one (records it already holds are skipped by their counter). Readers take no lock:
+    they check the checkpoint file did not change while they read the journal.
+    Each checkpoint records its user id, so two ids that collide on a case-insensitive file
     system are detected (StoreError) instead of overwriting each other.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, *, durable="full", io: Optional[FileIO] = None):
         try:
             import fcntl  # noqa: F401  (POSIX only)
         except ImportError as exc:  # pragma: no cover - Windows
             raise StoreError("FolderStore needs POSIX file locks (fcntl); use SQLiteStore "
                              "on this platform") from exc
         self.folder = Path(folder)
+        self.durable = _durability(durable)
+        self.io = io if io is not None else FileIO()
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the store folder {self.folder}: {exc}") from exc
+            raise StoreError(f"cannot create the store folder {self.folder} (its parent must "
+                             f"exist): {exc}") from exc
+        if not self.folder.is_dir():
+            raise StoreError(f"{self.folder} is not a folder")
+        self._locks = threading.local()
 
-    def _path(self, user_id: str) -> Path:
-        return self.folder / (validate_user_id(user_id) + _SUFFIX)
+    # -- names: the one place that maps a user id to its files
+    def _paths(self, user_id: str):
+        base = str(self.folder / validate_user_id(user_id))
+        return base + _SUFFIX, base + _JOURNAL_SUFFIX, base + ".lock"
 
-    @contextmanager
-    def _locked(self, user_id: str) -> Iterator[None]:
-        import fcntl
-        lock = self.folder / (user_id + ".lock")
-        try:
-            fd = os.open(str(lock), os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StoreError(f"cannot open the lock file {lock} (nothing was changed): "
-                             f"{exc}") from exc
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                raise StoreError(f"cannot lock {lock} (nothing was changed): {exc}") from exc
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def _read(self, user_id: str) -> Optional[StoreRecord]:
-        path = self._path(user_id)
-        try:
-            blob = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from exc
+    # -- reading
+    def _read_checkpoint(self, user_id, fd, path):
+        io = self.io
+        size = io.fstat(fd).st_size
+        blob = io.pread(fd, size, 0)
         bad = f"{path} is corrupt"
-        if len(blob) < len(_MAGIC) + 8 or not blob.startswith(_MAGIC):
+        if len(blob) < len(_MAGIC) + 8 or blob[:8] not in (_MAGIC, _MAGIC_V1):
             raise StateFormatError(f"{bad} (not an edge-omd state file)")
+        v1 = blob[:8] == _MAGIC_V1
         (crc,) = struct.unpack("<I", blob[-4:])
         if zlib.crc32(blob[:-4]) != crc:
             raise StateFormatError(f"{bad} (checksum mismatch)")
-        (hlen,) = struct.unpack("<I", blob[len(_MAGIC):len(_MAGIC) + 4])
-        start = len(_MAGIC) + 4
+        (hlen,) = struct.unpack("<I", blob[8:12])
+        start = 12
         try:
             h = json.loads(blob[start:start + hlen].decode("utf-8"))
             if not isinstance(h, dict):
@@ -437,10 +798,15 @@ class FolderStore(Store):
                 raise TypeError("head_fingerprint is not a hex string")
             if not isinstance(h["user_id"], str):
                 raise TypeError("user_id is not a string")
+            created = _header_time(h, "created_at")
+            updates = _header_int(h, "updates")
+            if not 0 <= updates <= MAX_UPDATES:
+                raise ValueError(f"updates {updates} outside [0, {MAX_UPDATES}]")
+            epoch = _legacy_epoch(h["user_id"], created) if v1 else _header_int(h, "epoch")
             rec = StoreRecord(h["user_id"], None if fp is None else bytes.fromhex(fp),
                               _header_int(h, "dim"), _header_int(h, "format_version"),
-                              blob[start + hlen:-4], _header_int(h, "updates"),
-                              _header_time(h, "created_at"), _header_time(h, "updated_at"))
+                              blob[start + hlen:-4], updates, created,
+                              _header_time(h, "updated_at"), epoch, updates)
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise StateFormatError(f"{bad} (header: {str(exc)[:200]})") from exc
         if rec.user_id != user_id:
@@ -448,95 +814,212 @@ class FolderStore(Store):
                              "collide on this (case-insensitive) file system; rename one")
         return rec
 
-    def get(self, user_id):
+    def _open_or_none(self, path, flags=os.O_RDONLY):
+        try:
+            return self.io.open(path, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+
+    def _sync_once(self, user_id, cursor, locked):
+        """(Sync, journal info) from one pass; None if the checkpoint changed meanwhile.
+
+        journal info = (journal file id, offset where the valid records end, file size, why
+        parsing stopped or None)."""
+        io = self.io
+        cpath, jpath, _ = self._paths(user_id)
+        cfd = self._open_or_none(cpath)
+        if cfd is None:
+            return Sync(None), None
+        try:
+            cid = _file_id(io.fstat(cfd))
+            cont = cursor is not None and len(cursor.pos) == 5 and cursor.pos[0] == cid
+            rec = None if cont else self._read_checkpoint(user_id, cfd, cpath)
+        finally:
+            io.close(cfd)
+        jfd = self._open_or_none(jpath)
+        jid, size, start, buf = None, 0, 0, b""
+        if jfd is not None:
+            try:
+                st = io.fstat(jfd)
+                jid, size = (st.st_dev, st.st_ino), st.st_size
+                if cont and (cursor.pos[1] != jid or cursor.pos[2] > size):
+                    cont = False     # the journal was replaced or cut: read it all again
+                start = cursor.pos[2] if cont else 0
+                if size > start:
+                    buf = io.pread(jfd, size - start, start)
+            finally:
+                io.close(jfd)
+        elif cont and cursor.pos[2] > 0:
+            cont = False
+        if not cont and rec is None:
+            cfd = self._open_or_none(cpath)
+            if cfd is None:
+                return None
+            try:
+                if _file_id(io.fstat(cfd)) != cid:
+                    return None
+                rec = self._read_checkpoint(user_id, cfd, cpath)
+            finally:
+                io.close(cfd)
+        if not locked:   # a checkpoint between the reads: try again
+            try:
+                if _file_id(io.stat(cpath)) != cid:
+                    return None
+            except FileNotFoundError:
+                return None
+        if cont:
+            parsed = _journal.parse(buf, epoch=cursor.epoch, after=cursor.updates,
+                                    dim=cursor.pos[3], itemsize=cursor.pos[4], skip_older=False)
+            end = start + (parsed.ends[-1] if parsed.ends else 0)
+            head = cursor._replace(updates=cursor.updates + len(parsed.records),
+                                   pos=(cid, jid, end) + cursor.pos[3:])
+            return (Sync(head, None, tuple(parsed.records)),
+                    (jid, start + parsed.stop_at, size, parsed.stop))
+        parsed = _parse_tail(buf, state=rec.state, epoch=rec.epoch, after=rec.updates)
+        meta = _state_meta(rec.state) or (0, 0)
+        end = parsed.ends[-1] if parsed.ends else parsed.skipped_end
+        full = StoreRecord(rec.user_id, rec.head_fingerprint, rec.dim, rec.format_version,
+                           rec.state, rec.updates + len(parsed.records), rec.created_at,
+                           rec.updated_at, rec.epoch, rec.updates, tuple(parsed.records))
+        head = Head(rec.epoch, full.updates, rec.updates, rec.created_at,
+                    (cid, jid, end, meta[0], meta[1]))
+        return Sync(head, full, ()), (jid, parsed.stop_at, size, parsed.stop)
+
+    def _sync(self, user_id, cursor, locked=False):
+        for _ in range(100):
+            out = self._sync_once(user_id, cursor, locked)
+            if out is not None:
+                return out
+        raise StoreError(f"user {user_id!r}: the checkpoint kept changing while it was read")
+
+    def sync(self, user_id, cursor=None):
         validate_user_id(user_id)
-        return self._read(user_id)
+        try:
+            return self._sync(user_id, cursor)[0]
+        except OSError as exc:
+            raise StoreError(f"cannot read user {user_id!r} from {self.folder}: {exc}") from exc
 
-    def update(self, user_id, fn, *, head_fingerprint, dim):
-        path = self._path(user_id)
-        with self._locked(user_id):
-            old = self._read(user_id)
-            new_state = _check_new_state(fn(old))
-            now = time.time()
-            rec = StoreRecord(user_id, None if head_fingerprint is None else bytes(head_fingerprint),
-                              int(dim), RECORD_FORMAT, new_state,
-                              1 if old is None else old.updates + 1,
-                              now if old is None else old.created_at, now)
-            header = json.dumps({
-                "user_id": rec.user_id, "dim": rec.dim, "format_version": rec.format_version,
-                "head_fingerprint": None if rec.head_fingerprint is None
-                else rec.head_fingerprint.hex(),
-                "updates": rec.updates, "created_at": rec.created_at, "updated_at": rec.updated_at,
-            }).encode("utf-8")
-            body = _MAGIC + struct.pack("<I", len(header)) + header + rec.state
-            body += struct.pack("<I", zlib.crc32(body))
-            tmp = None
+    # -- writing
+    def _lock_fd(self, lock_path):
+        cache = getattr(self._locks, "fds", None)
+        if cache is None or getattr(self._locks, "pid", None) != os.getpid():
+            cache = self._locks.fds = {}
+            self._locks.pid = os.getpid()
+        fd = cache.get(lock_path)
+        if fd is None:
             try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{user_id}.", suffix=_TMP_SUFFIX,
-                                           dir=str(self.folder))
-                with os.fdopen(fd, "wb") as f:
-                    f.write(body)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException as exc:
-                if tmp is not None:   # not renamed: the tmp file is ours alone, drop it
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                if isinstance(exc, OSError):
-                    raise StoreError(f"cannot write {path} (the previous state is intact): "
-                                     f"{exc}") from exc
-                raise
-            # The rename succeeded: the update is committed (every reader sees it), so from
-            # here on nothing may report it as failed, or a retry would apply it twice.
-            try:
-                _fsync_dir(self.folder)
+                fd = cache[lock_path] = self.io.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
-                _log.warning("user %r: the new state of %s is in place, but the folder could "
-                             "not be fsync'ed, so the rename may not survive a power cut: %s",
-                             user_id, path, exc)
-        return rec
+                raise StoreError(f"cannot open the lock file {lock_path} (nothing was changed): "
+                                 f"{exc}") from exc
+        return fd
 
-    def _stale_tmp_files(self, user_id: str) -> list[Path]:
-        # Temporary files of an update interrupted by a crash (they hold a full state).
-        # mkstemp names are ".<user_id>.<random>.tmp" with a random part that has no '.',
-        # so the files of "alice.smith" are never taken for those of "alice".
+    @contextmanager
+    def _locked(self, user_id: str) -> Iterator[None]:
+        import fcntl
+        lock = self._paths(user_id)[2]
+        fd = self._lock_fd(lock)
+        try:
+            self.io.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {lock} (nothing was changed): {exc}") from exc
+        try:
+            yield
+        finally:
+            self.io.flock(fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def transaction(self, user_id, *, head_fingerprint, dim, checkpoint=False):
+        """A write transaction (see Store): under the user's lock; written at the end."""
+        validate_user_id(user_id)
+        with self._locked(user_id):
+            tx = _FolderTx(self, user_id, head_fingerprint, int(dim))
+            yield tx
+            tx._commit()
+
+    def _write_checkpoint(self, user_id, rec: StoreRecord) -> None:
+        """Atomically replace the checkpoint file (temp, fsync, rename, fsync folder)."""
+        io = self.io
+        cpath = self._paths(user_id)[0]
+        header = json.dumps({
+            "user_id": rec.user_id, "dim": rec.dim, "format_version": RECORD_FORMAT,
+            "head_fingerprint": None if rec.head_fingerprint is None
+            else rec.head_fingerprint.hex(),
+            "updates": rec.updates, "epoch": rec.epoch, "created_at": rec.created_at,
+            "updated_at": rec.updated_at,
+        }).encode("utf-8")
+        body = _MAGIC + struct.pack("<I", len(header)) + header + rec.state
+        body += struct.pack("<I", zlib.crc32(body))
+        tmp = str(self.folder / f".{user_id}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
+        fd = None
+        try:
+            fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            io.pwrite(fd, body, 0)
+            io.fsync(fd)
+            io.close(fd)
+            fd = None
+            io.replace(tmp, cpath)
+        except BaseException as exc:
+            if fd is not None:
+                try:
+                    io.close(fd)
+                except OSError:
+                    pass
+            try:
+                io.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot write {cpath} (the previous state is intact): "
+                                 f"{exc}") from exc
+            raise
+        # Renamed: every reader sees the new checkpoint. It must be durable before the journal
+        # it replaces is cut; if the folder cannot be fsync'ed the journal is kept (its records
+        # are skipped by their counter) and the cut waits for the next checkpoint.
+        io.fsync_dir(str(self.folder))
+
+    def _stale_tmp_files(self, user_id: str) -> list[str]:
+        # Temporary files of a checkpoint interrupted by a crash (they hold a full state).
+        # Names are ".<user_id>.<12 hex>.tmp" (older versions: a random part without '.'), so
+        # the files of "alice.smith" are never taken for those of "alice".
         prefix = f".{user_id}."
         out = []
         try:
-            names = os.listdir(self.folder)
+            names = self.io.listdir(str(self.folder))
         except OSError as exc:
             raise StoreError(f"cannot list {self.folder}: {exc}") from exc
         for name in names:
             if name.startswith(prefix) and name.endswith(_TMP_SUFFIX):
                 middle = name[len(prefix):-len(_TMP_SUFFIX)]
                 if middle and "." not in middle:
-                    out.append(self.folder / name)
+                    out.append(str(self.folder / name))
         return out
 
     def delete(self, user_id):
-        path = self._path(user_id)
+        cpath, jpath, _ = self._paths(user_id)
+        io = self.io
         with self._locked(user_id):
-            # Under the user's lock no update of this user is writing, so every temporary file
-            # of the user is a leftover of a crashed update: erase it too (forget me).
-            for tmp in self._stale_tmp_files(user_id):
+            # Under the user's lock no write of this user is running, so every temporary file
+            # of the user is a leftover of a crash: erase it too (forget me). The journal goes
+            # before the checkpoint: a crash in between leaves a user that still exists.
+            for path in self._stale_tmp_files(user_id) + [jpath]:
                 try:
-                    os.unlink(tmp)
+                    io.unlink(path)
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
-                    raise StoreError(f"cannot delete {tmp}: {exc}") from exc
+                    raise StoreError(f"cannot delete {path}: {exc}") from exc
             try:
-                os.unlink(path)
+                io.unlink(cpath)
                 found = True
             except FileNotFoundError:
                 found = False
             except OSError as exc:
-                raise StoreError(f"cannot delete {path}: {exc}") from exc
+                raise StoreError(f"cannot delete {cpath}: {exc}") from exc
             try:
-                _fsync_dir(self.folder)
+                io.fsync_dir(str(self.folder))
             except OSError as exc:   # the files are gone for every reader: do not report failure
                 _log.warning("user %r was deleted from %s, but the folder could not be "
                              "fsync'ed: %s", user_id, self.folder, exc)
@@ -544,11 +1027,177 @@ class FolderStore(Store):
 
     def users(self):
         out = []
-        for p in self.folder.glob("*" + _SUFFIX):
-            uid = p.name[:-len(_SUFFIX)]
-            if _USER_ID.fullmatch(uid):
-                out.append(uid)
+        try:
+            names = self.io.listdir(str(self.folder))
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.folder}: {exc}") from exc
+        for name in names:
+            if name.endswith(_SUFFIX):
+                uid = name[:-len(_SUFFIX)]
+                if _USER_ID.fullmatch(uid):
+                    out.append(uid)
         return sorted(out)
 
+    def close(self):
+        cache = getattr(self._locks, "fds", None)
+        if cache and getattr(self._locks, "pid", None) == os.getpid():
+            for fd in cache.values():
+                try:
+                    self.io.close(fd)
+                except OSError:
+                    pass
+        self._locks.fds = {}
+
     def __repr__(self):
-        return f"FolderStore({str(self.folder)!r})"
+        return f"FolderStore({str(self.folder)!r}, durable={self.durable!r})"
+
+
+class _FolderTx:
+    """One write transaction of FolderStore: reads under the lock, writes at commit."""
+
+    def __init__(self, store: FolderStore, user_id, fingerprint, dim):
+        self.store, self.user_id = store, user_id
+        self.fingerprint = None if fingerprint is None else bytes(fingerprint)
+        self.dim = dim
+        self.head: Optional[Head] = None
+        self._rec: Optional[StoreRecord] = None   # the checkpoint as read (legacy: to migrate)
+        self._info = None                          # (journal id, valid end, size, stop reason)
+        self._synced = False
+        self._create = None       # StoreRecord of a new checkpoint (new epoch)
+        self._records: list = []
+        self._ckpt = None         # (state, updates)
+
+    def sync(self, cursor):
+        s, info = self.store._sync(self.user_id, cursor, locked=True)
+        self.head, self._info, self._synced = s.head, info, True
+        self._rec = s.record
+        if info is not None and info[3] is not None and info[1] < info[2]:
+            _log.warning("%s: user %r: the journal stops at byte %d of %d (%s); the rest is cut "
+                         "before the next append", self.store.folder, self.user_id, info[1],
+                         info[2], info[3])
+        return s
+
+    def _need_sync(self):
+        if not self._synced:
+            self.sync(None)
+
+    def create(self, state, *, updates=0):
+        self._need_sync()
+        state = _check_new_state(state)
+        if not 0 <= updates <= MAX_UPDATES:
+            raise StoreError(f"counter {updates} beyond {MAX_UPDATES}")
+        now = time.time()
+        created = now if self.head is None else self.head.created_at
+        epoch = _new_epoch()
+        self._create = StoreRecord(self.user_id, self.fingerprint, self.dim, RECORD_FORMAT, state,
+                                   updates, created, now, epoch, updates)
+        self._records, self._ckpt = [], None
+        meta = _state_meta(state) or (0, 0)
+        self.head = Head(epoch, updates, updates, created, (None, None, 0) + tuple(meta))
+        return self.head
+
+    def append(self, records):
+        self._need_sync()
+        if self.head is None:
+            raise StoreError("append before the user's first checkpoint (create it first)")
+        if self.head.updates + len(records) > MAX_UPDATES:
+            raise StoreError(f"user {self.user_id!r}: counter beyond {MAX_UPDATES}")
+        self._records.extend(bytes(r) for r in records)
+        self.head = self.head._replace(updates=self.head.updates + len(records))
+        return self.head
+
+    def checkpoint(self, state, *, updates):
+        self._need_sync()
+        if self.head is None or updates != self.head.updates:
+            raise StoreError("a checkpoint must be of the state at the head of the journal")
+        self._ckpt = (_check_new_state(state), updates)
+        self._ck_before = self.head.checkpoint_updates
+        self.head = self.head._replace(checkpoint_updates=updates)
+        return self.head
+
+    def _commit(self):
+        store, io = self.store, self.store.io
+        cpath, jpath, _ = store._paths(self.user_id)
+        if self._create is None and not self._records and self._ckpt is None:
+            return
+        full = store.durable == "full"
+        if self._create is not None:
+            # the new checkpoint (new epoch) first: a crash after it leaves records of the old
+            # epoch in the journal, which are never replayed on it
+            store._write_checkpoint(self.user_id, self._create)
+            end = 0
+        else:
+            end = 0 if self._info is None else self._info[1]
+        try:
+            try:
+                jfd = io.open(jpath, os.O_RDWR, 0o600)
+            except FileNotFoundError:
+                # a new journal file: its folder entry must be durable before any record in
+                # it is acknowledged
+                jfd = io.open(jpath, os.O_RDWR | os.O_CREAT, 0o600)
+                io.fsync_dir(str(store.folder))
+        except OSError as exc:
+            if self._create is not None and not self._records:
+                return self._done(None, 0)   # committed: the checkpoint holds everything
+            raise StoreError(f"cannot open {jpath} (nothing was committed): {exc}") from exc
+        try:
+            try:
+                if io.fstat(jfd).st_size != end:
+                    io.ftruncate(jfd, end)      # a torn tail, or an old incarnation's journal
+                if self._records:
+                    data = b"".join(self._records)
+                    io.pwrite(jfd, data, end)
+                    if full:
+                        io.fdatasync(jfd)   # the commit point of "full"
+                    end += len(data)
+            except OSError as exc:
+                try:   # cut the append back: not committed, so no reader may apply it
+                    io.ftruncate(jfd, end)
+                except OSError:
+                    pass
+                if self._create is not None and not self._records:
+                    return self._done(jfd, 0)
+                raise StoreError(f"cannot append to {jpath} (nothing was committed): "
+                                 f"{exc}") from exc
+            if self._ckpt is not None:
+                state, updates = self._ckpt
+                try:
+                    if not full:   # "normal": the records become durable with the checkpoint
+                        io.fdatasync(jfd)
+                    now = time.time()
+                    store._write_checkpoint(self.user_id, StoreRecord(
+                        self.user_id, self.fingerprint, self.dim, RECORD_FORMAT, state, updates,
+                        self.head.created_at, now, self.head.epoch,
+                        updates))
+                except (OSError, StoreError) as exc:
+                    # the records are committed; the checkpoint is retried at the next one
+                    _log.warning("user %r: the checkpoint %s could not be written (%s); the "
+                                 "journal is kept", self.user_id, cpath, exc)
+                    self.head = self.head._replace(checkpoint_updates=self._ck_before)
+                    return self._done(jfd, end)
+                try:
+                    io.ftruncate(jfd, 0)
+                    end = 0
+                except OSError as exc:   # its records are skipped by their counter
+                    _log.warning("user %r: %s could not be truncated after a checkpoint: %s",
+                                 self.user_id, jpath, exc)
+            return self._done(jfd, end)
+        finally:
+            try:
+                io.close(jfd)
+            except OSError:
+                pass
+
+    def _done(self, jfd, end):
+        """Point the head's cursor at the files as they are now (no re-read next time)."""
+        io = self.store.io
+        cpath = self.store._paths(self.user_id)[0]
+        pos = ()
+        if jfd is not None and len(self.head.pos) == 5:
+            try:
+                jst = io.fstat(jfd)
+                pos = (_file_id(io.stat(cpath)), (jst.st_dev, jst.st_ino), end) + \
+                    tuple(self.head.pos[3:])
+            except OSError:
+                pos = ()
+        self.head = self.head._replace(pos=pos)

@@ -75,20 +75,14 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
             pk = phi[k]
             phi[k] = cs * pk + sn * e
             e = cs * e - sn * pk
-            if solve:
-                uk = u[k] / U[k, k]
-                u[k] = uk
-                for j in range(n):
-                    ukj = (row[j] + s * xt[j]) * inv_c
-                    row[j] = ukj
-                    xt[j] = c * xt[j] - s * ukj
-                    ut[j] -= uk * ukj
-            else:
-                for j in range(n):
-                    ukj = (row[j] + s * xt[j]) * inv_c
-                    row[j] = ukj
-                    xt[j] = c * xt[j] - s * ukj
-        elif solve:
+            for j in range(n):
+                ukj = (row[j] + s * xt[j]) * inv_c
+                row[j] = ukj
+                xt[j] = c * xt[j] - s * ukj
+        if solve:
+            # The solve runs over the row just rotated (still in cache) with the SAME loop,
+            # deferred update or not: with fastmath's reassociation a fused loop rounds
+            # differently, and a journal replay must give the live model's bits exactly.
             uk = u[k] / U[k, k]
             u[k] = uk
             for j in range(n):
@@ -242,6 +236,7 @@ class ExactSolver:
         st = self.state
         if st.aux[PENDING] != 0.0:
             _sweep(st.U, st.phi, st.xp, st.xp, st.u, st.rot, st.aux, False)
+            st.aux[THETA_OK] = 0.0  # theta is re-derived from the new U, phi (same bits as a replay)
 
     def theta(self):
         """theta as the state's array (refreshed by back substitution if stale)."""

@@ -85,7 +85,9 @@ def test_batch_applies_at_once_and_commits_once(head, sqlite_store):
         assert p.pending == 2 and p.model.t == 2           # decisions already see them
         assert sqlite_store.version("u") is None           # nothing committed yet
         assert p.score(PROMPT, [CODE])[0] > 0
-    assert p.pending == 0 and sqlite_store.get("u").updates == 1   # one transaction
+    # one transaction, one journal record per observation: the counter counts observations
+    assert p.pending == 0 and sqlite_store.get("u").updates == 2 and p.updates == 2
+    assert len(sqlite_store.get("u").journal) == 2
     assert Personalizer(head, sqlite_store, "u").model.t == 2
     with pytest.raises(RuntimeError):
         with p.batch():
@@ -123,7 +125,7 @@ def test_export_import_moves_a_user_between_devices(head, tmp_path):
     laptop = Personalizer(head, FolderStore(tmp_path / "laptop"), "alice-laptop")
     laptop.import_state(blob)
     np.testing.assert_array_equal(laptop.model.theta, phone.model.theta)
-    assert laptop.model.t == 3 and laptop.updates == 1
+    assert laptop.model.t == 3 and laptop.updates == 3        # the export's count comes along
     np.testing.assert_array_equal(laptop.score(PROMPT, [CODE, PROSE]), phone.score(PROMPT, [CODE, PROSE]))
     # a state from another head, a corrupt blob, a foreign blob: refused, nothing changes
     other = Personalizer(FakeHead(dim=64, salt=b"other"), SQLiteStore(tmp_path / "o.sqlite"), "x")
@@ -137,7 +139,13 @@ def test_export_import_moves_a_user_between_devices(head, tmp_path):
         laptop.import_state(b"EOMDREC1" + b"\0" * 64)
     with pytest.raises(InvalidInputError):
         laptop.import_state("not bytes")
-    assert other.updates == 0 and laptop.updates == 1
+    assert other.updates == 0 and laptop.updates == 3
+    # importing an older state never moves the counter backwards
+    for _ in range(4):
+        laptop.prefer(PROMPT, PROSE, CODE)
+    assert laptop.updates == 7
+    laptop.import_state(blob)
+    assert laptop.updates == 7 and laptop.model.t == 3
 
 
 def test_beta_paper_option(head, sqlite_store):
@@ -161,23 +169,21 @@ def test_model_options_apply_to_new_users_only(head, sqlite_store):
 
 def test_a_failed_commit_leaves_the_stored_and_the_cached_state_as_they_were(head, sqlite_store,
                                                                              monkeypatch):
+    from edge_omd.store import _SQLiteTx
     p = Personalizer(head, sqlite_store, "u")
     p.prefer(PROMPT, CODE, PROSE)
     before, theta = sqlite_store.get("u"), p.model.theta
-    real = type(sqlite_store).update
 
-    def disk_full(self, user_id, fn, **kw):
-        def then_fail(old):
-            fn(old)                                   # the model learns inside the transaction...
-            raise OSError("disk full")                # ...and the commit fails
-        return real(self, user_id, then_fail, **kw)
+    def disk_full(self, records):       # the model has learned inside the transaction...
+        raise OSError("disk full")      # ...and the append fails
 
-    monkeypatch.setattr(type(sqlite_store), "update", disk_full)
+    monkeypatch.setattr(_SQLiteTx, "append", disk_full)
     with pytest.raises(OSError):
         p.prefer(PROMPT, PROSE, CODE)
     monkeypatch.undo()
     assert sqlite_store.get("u") == before
+    assert [r.seq for r in sqlite_store.get("u").journal] == [r.seq for r in before.journal] == [1]
     np.testing.assert_array_equal(p.model.theta, theta)   # not the half-learned cache
-    assert p.model.t == 1 and p.pending == 0
+    assert p.model.t == 1 and p.pending == 0 and p.updates == 1
     p.prefer(PROMPT, PROSE, CODE)
     assert p.updates == 2 and p.model.t == 2

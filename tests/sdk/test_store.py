@@ -1,12 +1,18 @@
-"""Store contract: transactional updates, crash safety, multi-process safety, id validation."""
+"""Store contract: checkpoint + journal transactions, crash safety, multi-process safety, id
+validation, durability modes, migration of RECORD_FORMAT 1 stores."""
+import json
 import multiprocessing as mp
 import sqlite3
+import struct
+import zlib
 
 import numpy as np
 import pytest
 
-from edge_omd.errors import HeadMismatchError, StateFormatError, StoreError
+from edge_omd import journal
+from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
 from edge_omd.personalizer import Personalizer
+from edge_omd.reward_model import RewardModel
 from edge_omd.store import FolderStore, SQLiteStore, UserIdError, validate_user_id
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
@@ -14,35 +20,69 @@ from tests.sdk.fakes import FakeHead
 FP = bytes(range(32))
 
 
-def test_update_get_delete_round_trip(store):
+def _state(dim=8, t=0):
+    m = RewardModel(dim, dtype="float64", solver="diagonal")
+    for i in range(t):
+        m.learn_one(np.eye(dim)[i % dim], 1.0)
+    return m.to_bytes()
+
+
+def _rec(epoch, seq, dim=8, value=1.0):
+    return journal.encode(epoch, seq, np.full(dim, value, np.float64), 1.0, 1.0)
+
+
+def test_transaction_get_sync_delete_round_trip(store):
     assert store.get("alice") is None and store.version("alice") is None
-    r1 = store.update("alice", lambda old: b"one", head_fingerprint=FP, dim=8)
-    assert (r1.updates, r1.state, r1.dim, r1.head_fingerprint) == (1, b"one", 8, FP)
-    seen = []
-    r2 = store.update("alice", lambda old: seen.append(old) or old.state + b"+two",
-                      head_fingerprint=FP, dim=8)
-    assert seen[0].state == b"one"                      # fn receives the latest committed record
-    assert (r2.updates, r2.state, r2.created_at) == (2, b"one+two", r1.created_at)
-    assert r2.updated_at >= r1.updated_at
-    assert store.get("alice") == r2 and store.version("alice") == (2, r1.created_at)
-    store.update("bob", lambda old: b"b", head_fingerprint=None, dim=8)
+    base = _state()
+    with store.transaction("alice", head_fingerprint=FP, dim=8) as tx:
+        assert tx.sync(None).head is None
+        head = tx.create(base)
+        tx.append([_rec(head.epoch, 1), _rec(head.epoch, 2, value=0.5)])
+    rec = store.get("alice")
+    assert (rec.updates, rec.checkpoint_updates, rec.state, rec.dim, rec.head_fingerprint) == \
+        (2, 0, base, 8, FP)
+    assert [r.seq for r in rec.journal] == [1, 2] and rec.journal[1].z[0] == 0.5
+    assert store.version("alice") == (head.epoch, 2)
+    # a reader at the head gets nothing; one record behind gets the tail only
+    s = store.sync("alice", None)
+    assert s.record is not None and s.head.updates == 2
+    assert store.sync("alice", s.head).tail == () and store.sync("alice", s.head).record is None
+    with store.transaction("alice", head_fingerprint=FP, dim=8) as tx:
+        tx.sync(s.head)
+        tx.append([_rec(head.epoch, 3)])
+    t = store.sync("alice", s.head)
+    assert t.record is None and [r.seq for r in t.tail] == [3]
+    # a checkpoint clears the journal up to it; a cursor behind it reloads
+    with store.transaction("alice", head_fingerprint=FP, dim=8, checkpoint=True) as tx:
+        tx.sync(t.head)
+        tx.checkpoint(_state(t=3), updates=3)
+    rec = store.get("alice")
+    assert (rec.updates, rec.checkpoint_updates, rec.journal) == (3, 3, ())
+    assert store.sync("alice", s.head).record is not None
+    store.update("bob", lambda old: _state(), head_fingerprint=None, dim=8)
     assert store.users() == ["alice", "bob"]
     assert store.delete("alice") is True and store.delete("alice") is False
     assert store.get("alice") is None and store.users() == ["bob"]
 
 
-def test_failed_update_changes_nothing(store):
-    store.update("u1", lambda old: b"kept", head_fingerprint=FP, dim=8)
+def test_failed_transaction_changes_nothing(store):
+    with store.transaction("u1", head_fingerprint=FP, dim=8) as tx:
+        tx.create(_state())
     before = store.get("u1")
-
-    def boom(old):
-        raise RuntimeError("the model refused the observation")
-
     with pytest.raises(RuntimeError):
-        store.update("u1", boom, head_fingerprint=FP, dim=8)
+        with store.transaction("u1", head_fingerprint=FP, dim=8) as tx:
+            tx.sync(None)
+            tx.append([_rec(before.epoch, 1)])
+            tx.checkpoint(_state(t=1), updates=1)
+            raise RuntimeError("the model refused the observation")
     with pytest.raises(StoreError, match="not bytes"):
         store.update("u1", lambda old: "a str", head_fingerprint=FP, dim=8)
-    assert store.get("u1") == before
+    with pytest.raises(RuntimeError):   # a new user that fails is not created either
+        with store.transaction("u2", head_fingerprint=FP, dim=8) as tx:
+            tx.create(_state())
+            raise RuntimeError("boom")
+    assert store.get("u1") == before and store.get("u1").journal == ()
+    assert store.users() == ["u1"]
 
 
 @pytest.mark.parametrize("bad", ["", "../escape", "a/b", "a\\b", ".hidden", "..", "x" * 129,
@@ -52,6 +92,9 @@ def test_user_ids_are_validated_and_cannot_escape(tmp_path, bad):
     store = FolderStore(folder)
     with pytest.raises(UserIdError):
         store.update(bad, lambda old: b"x", head_fingerprint=None, dim=8)
+    with pytest.raises(UserIdError):
+        with store.transaction(bad, head_fingerprint=None, dim=8):
+            pass
     with pytest.raises(ValueError):         # UserIdError is also a ValueError
         validate_user_id(bad)
     # nothing was written anywhere under tmp_path except the (empty) folder itself
@@ -86,12 +129,12 @@ def test_mismatched_head_is_refused(store, head):
 
 def test_unknown_record_format_is_refused(sqlite_store, head):
     Personalizer(head, sqlite_store, "erin").feedback("p", "r", up=False)
-    sqlite_store._con().execute("UPDATE user_state SET format_version = 99")
+    sqlite_store._con().execute("UPDATE users SET format_version = 99")
     with pytest.raises(StateFormatError, match="format 99"):
         Personalizer(head, sqlite_store, "erin")
 
 
-def test_corrupt_folder_file_is_refused(tmp_path, head):
+def test_corrupt_checkpoint_file_is_refused(tmp_path, head):
     store = FolderStore(tmp_path)
     Personalizer(head, store, "frank").feedback("p", "r", up=True)
     path = tmp_path / "frank.omdstate"
@@ -102,15 +145,26 @@ def test_corrupt_folder_file_is_refused(tmp_path, head):
         store.get("frank")
 
 
-def test_sqlite_is_wal_and_schema_versioned(tmp_path):
+def test_sqlite_is_wal_schema_versioned_and_has_two_durability_modes(tmp_path):
     path = tmp_path / "s.sqlite"
     store = SQLiteStore(path)
     assert store._con().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._con().execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
+    assert store._con().execute("PRAGMA user_version").fetchone()[0] == 2
     store.close()
-    fast = SQLiteStore(path, durable=False)
-    assert fast._con().execute("PRAGMA synchronous").fetchone()[0] == 1           # NORMAL
-    fast.close()
+    for durable in ("normal", False):
+        fast = SQLiteStore(path, durable=durable)
+        assert fast.durable == "normal"
+        assert fast._con().execute("PRAGMA synchronous").fetchone()[0] == 1       # NORMAL
+        # a checkpoint transaction is committed with FULL all the same, then back to NORMAL
+        with fast.transaction("u", head_fingerprint=None, dim=8, checkpoint=True) as tx:
+            assert fast._con().execute("PRAGMA synchronous").fetchone()[0] == 2
+            tx.create(_state())
+        assert fast._con().execute("PRAGMA synchronous").fetchone()[0] == 1
+        fast.close()
+    assert SQLiteStore(path, durable=True).durable == "full"
+    with pytest.raises(ConfigError):
+        SQLiteStore(path, durable="sometimes")
     con = sqlite3.connect(path)
     con.execute("PRAGMA user_version = 42")
     con.close()
@@ -121,6 +175,19 @@ def test_sqlite_is_wal_and_schema_versioned(tmp_path):
         SQLiteStore(tmp_path / "junk.sqlite")
 
 
+def test_stores_do_not_create_parent_folders(tmp_path):
+    missing = tmp_path / "nonexistent" / "dir"
+    with pytest.raises(StoreError, match="does not exist"):
+        SQLiteStore(missing / "x.sqlite")
+    with pytest.raises(StoreError, match="parent"):
+        FolderStore(missing / "users")
+    assert not (tmp_path / "nonexistent").exists()
+    FolderStore(tmp_path / "leaf")           # the leaf folder itself is created
+    assert (tmp_path / "leaf").is_dir()
+    with pytest.raises(ConfigError):
+        FolderStore(tmp_path / "leaf", durable="maybe")
+
+
 def _run(target, *args):
     proc = mp.get_context("spawn").Process(target=target, args=args)
     proc.start()
@@ -128,57 +195,48 @@ def _run(target, *args):
     return proc.exitcode
 
 
-def test_sqlite_crash_inside_transaction_keeps_last_commit(tmp_path):
+def test_sqlite_crash_inside_transaction_keeps_last_commit(tmp_path, head):
     path = tmp_path / "s.sqlite"
     store = SQLiteStore(path)
-    committed = store.update("gina", lambda old: b"committed", head_fingerprint=None, dim=64)
+    p = Personalizer(head, store, "gina")
+    p.feedback("p", "committed answer", up=True)
+    committed = store.get("gina")
     assert _run(_workers.crash_inside_sqlite_transaction, str(path), "gina") == 3
     store.close()
     again = SQLiteStore(path)                    # recovery on open
     assert again.get("gina") == committed
-    assert again.update("gina", lambda old: old.state + b"!", head_fingerprint=None,
-                        dim=64).updates == 2     # and the store is writable again
+    q = Personalizer(FakeHead(dim=64), again, "gina")
+    q.feedback("p", "and another", up=False)     # and the store is writable again
+    assert q.updates == 2 and q.model.t == 2
     again.close()
 
 
 def test_folder_crash_before_rename_keeps_last_commit(tmp_path):
     store = FolderStore(tmp_path)
-    committed = store.update("hank", lambda old: b"committed", head_fingerprint=None, dim=64)
+    committed = store.update("hank", lambda old: _state(), head_fingerprint=None, dim=8)
     assert _run(_workers.crash_before_rename, str(tmp_path), "hank") == 3
     assert store.get("hank") == committed
     assert store.users() == ["hank"]             # the orphan temporary file is not a user
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "folder"])
-def test_concurrent_processes_never_lose_an_update(tmp_path, kind):
-    path = str(tmp_path / ("s.sqlite" if kind == "sqlite" else "users"))
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_workers.hammer, args=(kind, path, "shared", w, 25))
-             for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    store = _workers.open_store(kind, path)
-    rec = store.get("shared")
-    assert rec.updates == 100
-    p = Personalizer(FakeHead(dim=64), store, "shared")
-    assert p.model.t == 100                      # every update is inside the state, not only counted
-    store.close()
-
-
-def test_cached_personalizer_reloads_when_another_writer_advances(tmp_path, head):
+def test_cached_personalizer_replays_what_another_writer_appended(tmp_path, head, monkeypatch):
     path = tmp_path / "s.sqlite"
     a = Personalizer(head, SQLiteStore(path), "ivy")
     b = Personalizer(FakeHead(dim=64), SQLiteStore(path), "ivy")   # e.g. another process
     a.prefer("q", "short answer with code", "long winded prose")
     assert b.updates == 1 and b.model.t == 1                       # b sees a's commit
+    loads = []
+    real = RewardModel.from_bytes.__func__
+    monkeypatch.setattr(RewardModel, "from_bytes",
+                        classmethod(lambda cls, data: loads.append(1) or real(cls, data)))
     b.prefer("q", "short answer with code", "long winded prose")
-    a.prefer("q", "short answer with code", "long winded prose")   # a replays on b's state
-    assert a.updates == 3 and a.model.t == 3 and b.model.t == 3
-    np.testing.assert_array_equal(a.model.theta, b.model.theta)
+    a.prefer("q", "short answer with code", "long winded prose")   # a replays b's record
+    assert a.updates == 3 and b.updates == 3
+    assert loads == []              # caught up by replaying records, never by reloading
+    monkeypatch.undo()
+    assert a.model.t == 3 and b.model.t == 3
+    assert a.model.to_bytes() == b.model.to_bytes()
 
 
 def test_unreadable_state_says_how_to_recover(sqlite_store, head):
@@ -188,3 +246,128 @@ def test_unreadable_state_says_how_to_recover(sqlite_store, head):
     assert sqlite_store.get("kim").state == b"garbage"
     sqlite_store.delete("kim")
     assert Personalizer(head, sqlite_store, "kim").updates == 0
+
+
+# ------------------------------------------------------------------ torn and corrupt records
+
+def test_folder_torn_record_stops_replay_and_is_cut_before_the_next_append(tmp_path, head):
+    store = FolderStore(tmp_path)
+    p = Personalizer(head, store, "lea", checkpoint_every=100)
+    for i in range(3):
+        p.feedback("p", f"answer {i}", up=True)
+    live = p.model.to_bytes()
+    jpath = tmp_path / "lea.omdjournal"
+    good = jpath.read_bytes()
+    rec = journal.encode(p._head.epoch, 4, np.ones(64, np.float32), 1.0, 1.0)
+    jpath.write_bytes(good + rec[:len(rec) // 2])            # a crash in the middle of an append
+    q = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "lea")
+    assert q.updates == 3 and q.model.to_bytes() == live      # everything before it survives
+    q.feedback("p", "after the crash", up=False)
+    # the torn half record was cut: the journal is the three records and the new one
+    assert q.updates == 4 and len(jpath.read_bytes()) == len(good) + journal.record_size(64, 4)
+    r = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "lea")
+    assert r.updates == 4 and r.model.to_bytes() == q.model.to_bytes()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "folder"])
+def test_corrupt_record_stops_replay_there(tmp_path, head, kind):
+    store = SQLiteStore(tmp_path / "s.sqlite") if kind == "sqlite" else FolderStore(tmp_path)
+    p = Personalizer(head, store, "max", checkpoint_every=100)
+    p.feedback("p", "answer one", up=True)
+    after_one = p.model.to_bytes()
+    p.feedback("p", "answer two", up=False)
+    p.feedback("p", "answer three", up=True)
+    if kind == "sqlite":
+        con = store._con()
+        rid, blob = con.execute("SELECT id, rec FROM journal ORDER BY id LIMIT 1 OFFSET 1"
+                                ).fetchone()
+        blob = bytearray(blob)
+        blob[100] ^= 0x01
+        con.execute("UPDATE journal SET rec = ? WHERE id = ?", (bytes(blob), rid))
+    else:
+        jpath = tmp_path / "max.omdjournal"
+        blob = bytearray(jpath.read_bytes())
+        blob[journal.record_size(64, 4) + 100] ^= 0x01          # inside the second record
+        jpath.write_bytes(bytes(blob))
+    q = Personalizer(FakeHead(dim=64), store, "max")
+    assert q.updates == 1 and q.model.to_bytes() == after_one    # the third is not applied
+    q.feedback("p", "new second", up=True)                       # appends continue the prefix
+    assert Personalizer(FakeHead(dim=64), store, "max").updates == 2
+
+
+# ------------------------------------------------------------------ migration (format 1)
+
+_V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS user_state (
+    user_id          TEXT PRIMARY KEY,
+    head_fingerprint BLOB,
+    dim              INTEGER NOT NULL,
+    format_version   INTEGER NOT NULL,
+    state            BLOB NOT NULL,
+    updates          INTEGER NOT NULL,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL
+)"""
+
+
+def _trained(head, n):
+    m = RewardModel(head.dim)
+    head.check(m)
+    for i in range(n):
+        phi = head.features("old prompt", [f"old answer {i}", f"other {i}"])
+        m.learn_pair(phi[0], phi[1])
+    return m
+
+
+def test_sqlite_schema_1_store_is_migrated_on_open_with_nothing_lost(tmp_path, head):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute(_V1_SCHEMA)
+    con.execute("PRAGMA user_version = 1")
+    models = {"ann": _trained(head, 3), "ben": _trained(head, 5)}
+    for uid, m in models.items():
+        con.execute("INSERT INTO user_state VALUES (?,?,?,?,?,?,?,?)",
+                    (uid, head.fingerprint, 64, 1, m.to_bytes(), m.t + 10, 1.0e9, 1.1e9))
+    con.commit()
+    con.close()
+    store = SQLiteStore(path)
+    assert store.users() == ["ann", "ben"]
+    assert store._con().execute("PRAGMA user_version").fetchone()[0] == 2
+    for uid, m in models.items():
+        p = Personalizer(head, store, uid)
+        assert p.updates == m.t + 10 and p.model.to_bytes() == m.to_bytes()
+        p.feedback("new prompt", "new answer", up=True)
+        assert p.updates == m.t + 11
+    store.close()
+    assert Personalizer(head, SQLiteStore(path), "ann").model.t == 4
+
+
+def test_folder_format_1_file_opens_and_becomes_a_checkpoint(tmp_path, head):
+    m = _trained(head, 4)
+    h = json.dumps({"user_id": "cat", "dim": 64, "format_version": 1,
+                    "head_fingerprint": head.fingerprint.hex(), "updates": 4,
+                    "created_at": 1.0e9, "updated_at": 1.1e9}).encode()
+    body = b"EOMDREC1" + struct.pack("<I", len(h)) + h + m.to_bytes()
+    (tmp_path / "cat.omdstate").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    store = FolderStore(tmp_path)
+    p = Personalizer(head, store, "cat", checkpoint_every=2)
+    assert p.updates == 4 and p.model.to_bytes() == m.to_bytes()
+    p.feedback("new prompt", "new answer", up=True)           # a journal on the old file
+    q = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "cat")
+    assert q.updates == 5 and q.model.to_bytes() == p.model.to_bytes()
+    p.feedback("new prompt", "second new answer", up=False)   # the checkpoint rewrites it
+    assert (tmp_path / "cat.omdstate").read_bytes()[:8] == b"EOMDREC2"
+    r = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "cat")
+    assert r.updates == 6 and r.model.to_bytes() == p.model.to_bytes()
+    assert r.store.get("cat").created_at == 1.0e9
+
+
+def test_version_token_changes_on_import_even_when_the_count_does_not(tmp_path, head):
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    p = Personalizer(head, store, "dan")
+    p.feedback("p", "an answer", up=True)
+    before = store.version("dan")
+    p.import_state(p.export_state())
+    after = store.version("dan")
+    assert after[1] == before[1] == 1 and after != before

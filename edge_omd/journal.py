@@ -1,0 +1,180 @@
+"""The journal record: one committed observation, as the model learned it (format version 1).
+
+A user's persisted state is a CHECKPOINT (the RewardModel's bytes, docs/STATE_FORMAT.md) plus a
+JOURNAL of the observations committed since: recovery = load the checkpoint, then learn every
+journal record in order (`RewardModel.learn_observation`), which gives the live model's bytes
+exactly (same kernels, same inputs, same order). Both stores (edge_omd/store.py) keep the same
+records: SQLite as one row each, the folder store as an append-only file of them back to back.
+Layout (docs/JOURNAL_FORMAT.md), little-endian:
+
+    offset size  field
+    0      4     magic        b"EOJR"
+    4      4     u32 length   bytes of the whole record, magic to CRC included
+    8      2     u16 version  1
+    10     1     u8  kind     1: GLM observation (k = 1, label y in [0, 1]);
+                              2: choice among k vectors (label = chosen index; reserved)
+    11     1     u8  itemsize 4 (float32) or 8 (float64): the state's dtype
+    12     4     u32 dim      d
+    16     4     u32 k        number of d-vectors that follow
+    20     4     u32 flags    0
+    24     8     u64 epoch    the user's incarnation: equals the checkpoint's epoch
+    32     8     u64 seq      the observation counter after this record (checkpoint's + 1, + 2, ...)
+    40     8     f64 label    y (kind 1) or the chosen index (kind 2)
+    48     8     f64 weight   in (0, 1e6]
+    56     8     f64 time     unix seconds of the commit (informative)
+    64     k*d*itemsize       the vectors, row after row: kind 1: z exactly as the model used it
+                              (a pair is z = phi_chosen - phi_rejected, converted once)
+    end-4  4     u32 CRC-32 (zlib / java.util.zip polynomial) of every byte before it
+
+A reader stops at the first record that fails any check (`parse` says why): a torn record (a
+crash in the middle of an append) fails its length or its checksum, and since every update
+depends on the ones before it nothing after a bad record is ever applied.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import time
+import zlib
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from edge_omd.errors import StateFormatError
+
+MAGIC = b"EOJR"
+VERSION = 1
+KIND_GLM, KIND_CHOICE = 1, 2
+HEADER = struct.Struct("<4sIHBBIIIQQddd")
+CRC = struct.Struct("<I")
+MAX_K = 1024
+MAX_DIM = 1 << 16
+MAX_WEIGHT = 1e6
+MAX_SEQ = (1 << 62)
+assert HEADER.size == 64
+_DTYPES = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
+
+
+class Record(NamedTuple):
+    """One decoded journal record."""
+    kind: int
+    epoch: int
+    seq: int
+    label: float
+    weight: float
+    time: float
+    vectors: np.ndarray   # (k, d) in the state's dtype (read-only view of the record's bytes)
+
+    @property
+    def z(self) -> np.ndarray:
+        """The observation vector of a kind-1 record."""
+        return self.vectors[0]
+
+
+def record_size(dim: int, itemsize: int, k: int = 1) -> int:
+    """Bytes of one record with k d-vectors."""
+    return HEADER.size + k * dim * itemsize + CRC.size
+
+
+def encode(epoch: int, seq: int, vectors, label: float, weight: float, *,
+           kind: int = KIND_GLM, when: Optional[float] = None) -> bytes:
+    """One record. `vectors`: (d,) or (k, d) array of float32/float64, stored as given."""
+    v = np.asarray(vectors)
+    if v.ndim == 1:
+        v = v[None, :]
+    if v.ndim != 2 or v.dtype.itemsize not in _DTYPES or v.dtype.kind != "f":
+        raise StateFormatError(f"journal vectors must be (k, d) float32/float64, got {v.dtype} "
+                               f"{v.shape}")
+    k, d = v.shape
+    if kind == KIND_GLM and k != 1:
+        raise StateFormatError("a kind-1 (GLM) record holds exactly one vector")
+    item = v.dtype.itemsize
+    body = v.astype(_DTYPES[item], copy=False).tobytes()
+    n = HEADER.size + len(body) + CRC.size
+    head = HEADER.pack(MAGIC, n, VERSION, kind, item, d, k, 0, epoch, seq, float(label),
+                       float(weight), time.time() if when is None else float(when))
+    out = head + body
+    return out + CRC.pack(zlib.crc32(out) & 0xFFFFFFFF)
+
+
+class Parsed(NamedTuple):
+    records: list          # [Record] accepted, in order
+    ends: list             # byte offset (relative to the buffer) just after each accepted record
+    skipped_end: int       # offset after the records skipped as older than the checkpoint
+    stop: Optional[str]    # why parsing stopped before the end of the buffer (None: clean end)
+    stop_at: int           # offset where parsing stopped (== len(buf) when clean)
+
+
+def check_one(buf, off: int, *, dim: int, itemsize: int):
+    """(record, next offset) of the record at `off`, or (None, reason) if it is not a valid one.
+
+    Checks, in this order: the magic, the length against what is left and against the size
+    that (dim, itemsize, k) imply, the checksum, the version, kind, flags, label and weight."""
+    left = len(buf) - off
+    if left < HEADER.size + CRC.size:
+        return None, f"torn record: {left} bytes at the end"
+    (magic, n, version, kind, item, d, k, flags, epoch, seq, label, weight,
+     when) = HEADER.unpack_from(buf, off)
+    if magic != MAGIC:
+        return None, "bad magic (not the start of a record)"
+    if not 0 < k <= MAX_K or n != record_size(d, item if item in _DTYPES else 0, k) \
+            or item not in _DTYPES:
+        return None, f"inconsistent record length {n} (k={k}, d={d}, itemsize={item})"
+    if n > left:
+        return None, f"torn record: {left} of {n} bytes"
+    (crc,) = CRC.unpack_from(buf, off + n - CRC.size)
+    if zlib.crc32(memoryview(buf)[off:off + n - CRC.size]) & 0xFFFFFFFF != crc:
+        return None, "checksum mismatch"
+    if version != VERSION:
+        return None, f"record version {version} (this SDK reads {VERSION})"
+    if d != dim or item != itemsize:
+        return None, f"record for d={d}/itemsize {item}, the state has d={dim}/itemsize {itemsize}"
+    if kind != KIND_GLM or k != 1 or flags != 0:
+        return None, f"record kind {kind} with k={k}, flags {flags:#x} is not supported"
+    if not (math.isfinite(label) and 0.0 <= label <= 1.0):
+        return None, f"label {label!r} outside [0, 1]"
+    if not (math.isfinite(weight) and 0.0 < weight <= MAX_WEIGHT):
+        return None, f"weight {weight!r} outside (0, {MAX_WEIGHT:g}]"
+    if seq > MAX_SEQ:
+        return None, f"seq {seq} beyond {MAX_SEQ}"
+    vec = np.frombuffer(buf, dtype=_DTYPES[item], count=k * d,
+                        offset=off + HEADER.size).reshape(k, d)
+    return Record(kind, epoch, seq, label, weight, when, vec), off + n
+
+
+def parse(buf, *, epoch: int, after: int, dim: int, itemsize: int, start: int = 0,
+          skip_older: bool = True) -> Parsed:
+    """The valid records of `buf[start:]` that continue a state at counter `after`.
+
+    Records with seq <= after are skipped first when `skip_older` (what a crash between a
+    checkpoint and the journal's truncation leaves behind); then every record must have the
+    checkpoint's epoch and seq = after + 1, after + 2, ...; parsing stops at the first that
+    does not (or is torn / corrupt) and says why."""
+    records, ends = [], []
+    off = start
+    skipped_end = start
+    expect = after + 1
+    while off < len(buf):
+        rec, nxt = check_one(buf, off, dim=dim, itemsize=itemsize)
+        if rec is None:
+            return Parsed(records, ends, skipped_end, nxt, off)
+        if skip_older and not records and rec.seq <= after:
+            off = skipped_end = nxt
+            continue
+        if rec.epoch != epoch:
+            return Parsed(records, ends, skipped_end,
+                          f"record of another incarnation (epoch {rec.epoch}, expected {epoch})",
+                          off)
+        if rec.seq != expect:
+            return Parsed(records, ends, skipped_end,
+                          f"record seq {rec.seq}, expected {expect}", off)
+        records.append(rec)
+        off = nxt
+        ends.append(off)
+        expect += 1
+    return Parsed(records, ends, skipped_end, None, off)
+
+
+def apply(model, rec: Record) -> None:
+    """Learn one record on `model` exactly as the live model learned it."""
+    model.learn_observation(rec.z, rec.label, rec.weight)
