@@ -67,6 +67,10 @@ public final class RewardModel {
         if (!Double.isNaN(c.radius) && !(Double.isFinite(c.radius) && c.radius > 0)) {
             throw new ConfigException("radius must be a finite number > 0, got " + c.radius);
         }
+        if (!Double.isNaN(c.radius) && c.radius < ("float32".equals(c.dtype) ? 1e-30 : 1e-150)) {
+            throw new ConfigException("radius=" + c.radius + " is too small for " + c.dtype
+                    + " (the projected theta would underflow)");
+        }
         radius = c.radius;
         if (!(Double.isFinite(c.forget) && c.forget > 0.0 && c.forget <= 1.0)) {
             throw new ConfigException("forget must be in (0, 1], got " + c.forget);
@@ -170,7 +174,32 @@ public final class RewardModel {
     }
 
     private boolean fits(String name, int r, int itemsize) {
-        return budget == 0 || solverBytes(name, d, itemsize, r) + frontBytes(d, itemsize) <= budget;
+        return budget == 0 || solverBytes(name, d, itemsize, r) + frontBytes(d, itemsize)
+                + projectionBytes(name, d, r, radius) <= budget;
+    }
+
+    /**
+     * Bytes Python's RewardModel counts for step 3's fixed workspace when a radius is set
+     * (edge_omd/projection.py workspace_bytes with each solver's projection_shape): budgets and
+     * nbytes agree with Python, so the same settings pick the same solver and rank.
+     */
+    static long projectionBytes(String name, long d, long rank, double radius) {
+        if (Double.isNaN(radius)) {
+            return 0;
+        }
+        long small = 1, kmax = 24, steps = 512;
+        if ("diagonal".equals(name)) {
+            kmax = 0;
+            steps = 0;
+        } else if ("sketch".equals(name)) {
+            small = 2 * rank;
+            kmax = Math.min(24, 2 * rank + 2);
+            steps = 4 * rank + 12;
+        }
+        kmax = Math.min(kmax, d);
+        steps = Math.min(steps, 4 * d + 8);
+        small = Math.max(small, 1);
+        return 8 * ((kmax + 1) * d + 3 * d + 4 * d + 2 * d + 7 * steps + 8 + 2 * small);
     }
 
     private int sketchRankForBudget(int forced, int itemsize) {
@@ -180,7 +209,16 @@ public final class RewardModel {
         if (budget == 0) {
             return Math.min(d, 64);
         }
-        return SketchSolver.maxRank(d, itemsize, budget - frontBytes(d, itemsize));
+        int lo = 0, hi = SketchSolver.maxRank(d, itemsize, budget - frontBytes(d, itemsize));
+        while (lo < hi && !Double.isNaN(radius)) {  // the projection's workspace grows with the rank
+            int mid = (lo + hi + 1) / 2;
+            if (fits("sketch", mid, itemsize)) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return hi;
     }
 
     static long frontBytes(long d, int itemsize) {
@@ -229,7 +267,7 @@ public final class RewardModel {
     }
 
     public long nbytes() {
-        return stateBytes(d, solver.name(), dtype(), rank);
+        return stateBytes(d, solver.name(), dtype(), rank) + projectionBytes(solver.name(), d, rank, radius);
     }
 
     /** theta_t as a float64 copy. */

@@ -15,6 +15,9 @@ import static dev.edgeomd.TestRunner.require;
 /** The Java core against the Python goldens (android_demo/golden/make_golden.py, part "model"). */
 final class ModelGoldenTests {
     static final double TOL32 = 1e-5, TOL64 = 1e-12;
+    /** float64 steps with a radius: Python's projection is an iterative (Lanczos) solve stopped
+     * at a relative residual of 1e-8 (edge_omd/projection.py TOL), Java's converges further. */
+    static final double TOL64_PROJECTION = 1e-7;
 
     private ModelGoldenTests() {
     }
@@ -88,7 +91,7 @@ final class ModelGoldenTests {
             Map<String, Object> c = readJson(folder.resolve("case.json"));
             int dim = (int) Json.integer(c.get("dim"));
             RewardModel.Config cfg = config(c, dim);
-            double tol = "float32".equals(cfg.dtype) ? TOL32 : TOL64;
+            double tol = "float32".equals(cfg.dtype) ? TOL32 : Double.isNaN(cfg.radius) ? TOL64 : TOL64_PROJECTION;
             List<Object> steps = Json.arr(c.get("steps"));
             List<Object> outs = Json.arr(c.get("outputs"));
             double[][] probes = matrix(c.get("probes"));
