@@ -7,13 +7,19 @@ Simulated user: a hidden weight vector w over the corpus's interpretable style a
 s(a) in {0,1}^4 (concise, casual, list, code); utility u(a) = w^T s(a). Shown two responses, the
 user prefers a over a' with the Bradley-Terry probability sigma((u(a) - u(a')) / temperature)
 (temperature 0: always the higher utility). "Matches the user's taste" means the top-ranked
-response has the maximal hidden utility among the prompt's candidates.
+response has the maximal hidden utility among the prompt's candidates; "chance" is what a
+uniformly random top-1 scores: #maximisers / #candidates of a prompt, averaged over prompts.
+
+Generalisation is measured on a fixed third of the prompts that the simulated user is never
+asked about (`split_prompts`: fixed by prompt id, the same for every seed and taste).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Optional, Sequence
@@ -23,7 +29,7 @@ import numpy as np
 from edge_omd.errors import ConfigError, InvalidInputError
 
 __all__ = ["Corpus", "CorpusItem", "load_corpus", "SimulatedUser", "DEFAULT_TASTE", "parse_taste",
-           "FeatureCache", "ProgressBar"]
+           "format_taste", "corpus_key", "split_prompts", "chance_top1", "FeatureCache", "progress_bar"]
 
 # Prefers concise answers with code, indifferent to tone and lists. (Every attribute is only
 # ~80-87% linearly decodable from a single MiniLM embedding, so a taste that also weighs tone
@@ -64,6 +70,11 @@ def load_corpus(path=None) -> Corpus:
         styles = np.array([[float(r["style"][a]) for a in attrs] for r in p["responses"]])
         items.append(CorpusItem(p["id"], p["prompt"], resp, styles))
     return Corpus(attrs, tuple(items))
+
+
+def format_taste(taste: dict) -> str:
+    """The `--taste` spelling of a taste dict: {'concise': 1.0, 'code': 1.0} -> 'concise=1,code=1'."""
+    return ",".join(f"{k}={v:g}" for k, v in taste.items())
 
 
 def parse_taste(spec: Optional[str], attributes: Sequence[str]) -> dict:
@@ -110,16 +121,99 @@ class SimulatedUser:
         return bool(self.rng.random() < p)
 
 
+def corpus_key(head, corpus: Corpus) -> str:
+    """A name for the features of `corpus` under `head`: changes with any text or the head."""
+    h = hashlib.sha256(bytes(head.fingerprint))
+    for it in corpus.items:
+        for r in it.responses:
+            h.update(it.prompt.encode() + b"\0" + r.encode() + b"\1")
+    return h.hexdigest()[:16]
+
+
+def split_prompts(corpus: Corpus, unseen_fraction: float = 1 / 3) -> tuple[np.ndarray, np.ndarray]:
+    """(asked, unseen) prompt indices: a fixed `unseen_fraction` of the prompts is held out.
+
+    Fixed by prompt id (ordered by SHA-256 of the id), not by the run's seed, and stratified by
+    the number of candidates (prompts with code variants have 12, the others 8), so the held-out
+    set has the corpus's mix and adding prompts never reshuffles the existing ones much.
+    """
+    if not 0.0 < unseen_fraction < 1.0:
+        raise ConfigError(f"unseen_fraction must be in (0, 1), got {unseen_fraction!r}")
+    unseen = []
+    for n in sorted({len(it.responses) for it in corpus.items}):
+        group = [i for i, it in enumerate(corpus.items) if len(it.responses) == n]
+        group.sort(key=lambda i: hashlib.sha256(corpus.items[i].id.encode()).digest())
+        unseen += group[:int(round(unseen_fraction * len(group)))]
+    unseen = np.array(sorted(unseen), dtype=np.int64)
+    asked = np.setdiff1d(np.arange(len(corpus)), unseen)
+    return asked, unseen
+
+
+def chance_top1(user: "SimulatedUser", items: Sequence[CorpusItem]) -> float:
+    """Expected top-1 match of a uniformly random ranking: mean over prompts of #max / #candidates."""
+    rates = []
+    for it in items:
+        u = user.utility(it.styles)
+        rates.append(np.mean(u >= u.max() - 1e-12))
+    return float(np.mean(rates)) if rates else 0.0
+
+
+def progress_bar(total: int, desc: str, *, enabled: bool = True, file=None):
+    """A tqdm bar on stderr, drawn only when that stream is a terminal (tqdm's disable=None).
+
+    Logs and pipes get no bar at all (no carriage returns); `enabled=False` silences it anywhere.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if not enabled:
+            return _NoBar()
+        raise ConfigError("the demo's progress bar needs tqdm: pip install 'edge-omd[demo]' "
+                          "(or pass --no-progress)") from None
+    return tqdm(total=total, desc=desc, file=sys.stderr if file is None else file,
+                disable=None if enabled else True, leave=False, dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s="", refresh=True):
+        pass
+
+    def clear(self):
+        pass
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+
 class FeatureCache:
     """A FeatureHead wrapper that remembers phi(prompt, response): each text is embedded once.
 
     Same interface as the head (dim, fingerprint, features, features_batch, check), so a
-    Personalizer can use it; the demo times updates apart from the embedding this way.
+    Personalizer can use it: the demo's ranking of every prompt stays cheap. Inside
+    `with cache.uncached():` every call runs the real head again and the seconds spent in it
+    are added to `head_s`: that is how the demo times what a real click costs.
     """
 
     def __init__(self, head):
         self.head = head
         self._memo: dict[tuple[str, str], np.ndarray] = {}
+        self._live = False
+        self.head_s = 0.0
+
+    @contextmanager
+    def uncached(self):
+        """Within the block, features come from the head itself (timed into `head_s`)."""
+        self._live = True
+        try:
+            yield self
+        finally:
+            self._live = False
 
     @property
     def dim(self):
@@ -132,9 +226,11 @@ class FeatureCache:
     def check(self, model):
         return self.head.check(model)
 
-    def warm(self, items: Sequence[tuple[str, str]], batch: int = 32,
-             progress: Optional["ProgressBar"] = None) -> float:
-        """Embed every new (prompt, response) pair; returns the seconds spent in the head."""
+    def warm(self, items: Sequence[tuple[str, str]], batch: int = 128, progress=None) -> float:
+        """Embed every new (prompt, response) pair; returns the seconds spent in the head.
+
+        `progress`: a tqdm-like bar, advanced by the number of texts embedded.
+        """
         todo = list(dict.fromkeys(it for it in items if it not in self._memo))
         spent = 0.0
         for s in range(0, len(todo), batch):
@@ -145,11 +241,44 @@ class FeatureCache:
             for it, v in zip(chunk, phi):
                 self._memo[it] = v
             if progress is not None:
-                progress.update(min(s + batch, len(todo)))
+                progress.update(len(chunk))
         return spent
+
+    def load(self, path, items: Sequence[tuple[str, str]]) -> bool:
+        """Take the features of `items` from `path` (written by `save`); False if it is missing,
+        unreadable or not of the right shape (nothing is taken then)."""
+        try:
+            phi = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return False
+        items = list(dict.fromkeys(tuple(it) for it in items))
+        if phi.dtype != np.float32 or phi.shape != (len(items), int(self.dim)) \
+                or not np.all(np.isfinite(phi)):
+            return False
+        self._memo.update(zip(items, phi))
+        return True
+
+    def save(self, path, items: Sequence[tuple[str, str]]) -> None:
+        """Write the features of `items` (all embedded already) to `path`, atomically."""
+        import os
+        from pathlib import Path
+
+        items = list(dict.fromkeys(tuple(it) for it in items))
+        phi = np.stack([self._memo[it] for it in items]).astype(np.float32)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, phi, allow_pickle=False)
+        os.replace(tmp, path)
 
     def features_batch(self, items):
         items = [tuple(it) for it in items]
+        if self._live:
+            t0 = time.perf_counter()
+            phi = np.asarray(self.head.features_batch(items), np.float32)
+            self.head_s += time.perf_counter() - t0
+            return phi
         self.warm(items)
         return np.stack([self._memo[it] for it in items])
 
@@ -160,28 +289,3 @@ class FeatureCache:
         if not responses:
             raise InvalidInputError("responses is empty")
         return self.features_batch([(prompt, r) for r in responses])
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr (\\r-updated); silent when disabled."""
-
-    def __init__(self, total: int, label: str = "", *, width: int = 28, enabled: bool = True,
-                 stream=None):
-        self.total, self.label, self.width = max(int(total), 1), label, width
-        self.enabled = enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.suffix = ""
-
-    def update(self, done: int, suffix: str = "") -> None:
-        if not self.enabled:
-            return
-        self.suffix = suffix or self.suffix
-        filled = int(self.width * min(done, self.total) / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} {self.suffix}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * (len(self.label) + self.width + 60) + "\r")
-            self.stream.flush()

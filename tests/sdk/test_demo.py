@@ -1,10 +1,15 @@
 """The demo's corpus, simulated user, simulation loop, plot, CLI and interactive mode (fake head)."""
+import io
+import re
+
 import numpy as np
 import pytest
 
 from edge_omd import demo
-from edge_omd.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, load_corpus,
-                               parse_taste)
+from edge_omd.data import make_demo_corpus
+from edge_omd.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
+                               format_taste, load_corpus, parse_taste, progress_bar,
+                               split_prompts)
 from edge_omd.errors import ConfigError
 from edge_omd.store import SQLiteStore
 from tests.sdk.fakes import FakeHead
@@ -12,7 +17,10 @@ from tests.sdk.fakes import FakeHead
 
 def test_corpus_styles_are_exact_and_varied():
     c = load_corpus()
-    assert c.attributes == ("concise", "casual", "list", "code") and len(c) >= 20
+    assert c.attributes == ("concise", "casual", "list", "code") and len(c) >= 60
+    assert len({it.id for it in c.items}) == len({it.prompt for it in c.items}) == len(c)
+    n_code = sum(len(it.responses) == 12 for it in c.items)
+    assert 0.3 * len(c) < n_code < 0.7 * len(c)           # both kinds of prompt, in number
     for it in c.items:
         assert len(it.responses) in (8, 12) and len(set(it.responses)) == len(it.responses)
         assert len({tuple(s) for s in it.styles}) == len(it.responses)   # one per style combination
@@ -20,15 +28,64 @@ def test_corpus_styles_are_exact_and_varied():
             concise, casual, lst, code = s
             assert ("```" in text) == bool(code)
             assert ("\n- " in text) == bool(lst)
+            assert not (lst and code)
+            prose = text.split("\n\n")[0]
+            assert "\n" not in prose and len(prose.split()) <= (25 if concise else 120), it.id
+            if casual:   # contractions or exclamations: the informal register
+                assert re.search(r"\w'(t|re|ll|ve|d|m|s)\b|!|\b(gonna|wanna|kinda|folks)\b",
+                                 prose), (it.id, prose)
+            else:        # no contractions, no exclamations
+                assert "!" not in prose and not re.search(r"\w'(t|re|ll|ve|d|m)\b", prose), \
+                    (it.id, prose)
+            if lst:
+                assert ("Quick rundown:" if casual else "In short:") in text
         prose = [len(t.split("\n\n")[0].split()) for t in it.responses]
         longest_concise = max(n for n, s in zip(prose, it.styles) if s[0] == 1)
         shortest_detailed = min(n for n, s in zip(prose, it.styles) if s[0] == 0)
         assert longest_concise < shortest_detailed, it.id
 
 
+def test_corpus_json_is_what_the_generator_writes(tmp_path):
+    assert make_demo_corpus.main(["--check"]) == 0
+    out = tmp_path / "c.json"
+    assert make_demo_corpus.main(["--out", str(out)]) == 0
+    new, shipped = load_corpus(out), load_corpus()
+    assert new.attributes == shipped.attributes and len(new) == len(shipped)
+    for a, b in zip(new.items, shipped.items):
+        assert (a.id, a.prompt, a.responses) == (b.id, b.prompt, b.responses)
+        assert np.array_equal(a.styles, b.styles)
+    out.write_text("{}")
+    assert make_demo_corpus.main(["--check", "--out", str(out)]) == 1
+
+
+def test_held_out_prompts_are_fixed_stratified_and_a_third():
+    c = load_corpus()
+    asked, unseen = split_prompts(c)
+    assert sorted(np.concatenate([asked, unseen]).tolist()) == list(range(len(c)))
+    assert abs(len(unseen) - len(c) / 3) <= 1 and len(unseen) >= 20
+    for n in (8, 12):   # both kinds of prompt are held out in proportion
+        kind = [i for i, it in enumerate(c.items) if len(it.responses) == n]
+        assert abs(np.isin(kind, unseen).sum() - len(kind) / 3) <= 1
+    a2, u2 = split_prompts(c)
+    assert np.array_equal(u2, unseen) and np.array_equal(a2, asked)
+    with pytest.raises(ConfigError):
+        split_prompts(c, 1.0)
+
+
+def test_chance_is_the_share_of_best_answers():
+    c = load_corpus()
+    user = SimulatedUser(DEFAULT_TASTE, c.attributes)
+    # concise and code are liked: 2 of 12 answers are best with code variants, 4 of 8 without
+    want = np.mean([2 / 12 if len(it.responses) == 12 else 4 / 8 for it in c.items])
+    assert chance_top1(user, c.items) == pytest.approx(want)
+    flat = SimulatedUser({}, c.attributes)          # indifferent: every answer is a best one
+    assert chance_top1(flat, c.items) == 1.0
+
+
 def test_simulated_user_and_taste():
     c = load_corpus()
     assert parse_taste(None, c.attributes) == DEFAULT_TASTE
+    assert parse_taste(format_taste(DEFAULT_TASTE), c.attributes) == DEFAULT_TASTE
     assert parse_taste("code=2,casual=-1", c.attributes) == {"concise": 0.0, "casual": -1.0,
                                                             "list": 0.0, "code": 2.0}
     for bad in ("code", "tone=1", "code=much"):
@@ -54,18 +111,98 @@ def test_feature_cache_embeds_each_text_once():
     np.testing.assert_array_equal(a, head.features("p", ["x", "y"]))
 
 
-def test_simulate_reports_rounds_latency_and_constant_state(tmp_path):
+def test_simulate_reports_rounds_clicks_and_constant_state(tmp_path):
     lines = []
-    res = demo.simulate(FakeHead(dim=32), SQLiteStore(tmp_path / "s.sqlite"), rounds=12,
-                        every=4, seed=1, out=lines.append, progress=False)
-    assert res.rounds == [0, 4, 8, 12] and len(res.accuracy) == len(res.accuracy_unseen) == 4
-    assert len(res.latency_s) == 12 and all(x > 0 for x in res.latency_s)
+    head = FakeHead(dim=32)
+    res = demo.simulate(head, SQLiteStore(tmp_path / "s.sqlite"), rounds=12, every=4,
+                        measure_every=2, seed=1, out=lines.append, progress=False)
+    assert res.rounds == [0, 2, 4, 6, 8, 10, 12]
+    assert len(res.accuracy_unseen) == len(res.accuracy_asked) == 7
+    assert res.n_unseen + res.n_asked == len(load_corpus()) and res.n_unseen >= 20
+    for part in (res.click_s, res.head_s, res.learn_s, res.commit_s):
+        assert len(part) == 12 and all(x >= 0 for x in part)
+    # every click ran the head (2 answers embedded), and its parts fit inside the click
+    assert all(h > 0 for h in res.head_s)
+    assert all(h + l <= c + 1e-9 for h, l, c in zip(res.head_s, res.learn_s, res.click_s))
     assert len(set(res.state_bytes)) == 1 and res.state_bytes[0] > 32 * 32
-    assert 0 < res.chance < 1 and all(0 <= a <= 1 for a in res.accuracy)
-    assert len(lines) == 1 + 4                                  # header + one row per checkpoint
+    assert 0 < res.chance_unseen < 1 and all(0 <= a <= 1 for a in res.accuracy_unseen)
+    assert len(lines) == 2 + 4                     # intro, header, one row per printed round
+    assert "chance" in lines[0].lower()
+
+
+def test_click_runs_the_real_head_on_the_two_answers(tmp_path):
+    head = FakeHead(dim=32)
+    cache = FeatureCache(head)
+    demo.simulate(cache, SQLiteStore(tmp_path / "s.sqlite"), rounds=5, every=5,
+                  seed=0, out=lambda *a: None, progress=False)
+    before = head.calls
+    with cache.uncached():
+        cache.features("p", ["a", "b"])
+        cache.features("p", ["a", "b"])
+    assert head.calls == before + 2 and cache.head_s > 0      # no memo inside uncached()
+    cache.features("p", ["a", "b"])
+    cache.features("p", ["a", "b"])
+    assert head.calls == before + 3                            # memo outside it
+
+
+def test_progress_bar_draws_only_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = progress_bar(10, "x", file=stream)
+        for _ in range(10):
+            bar.update(1)
+        bar.close()
+    assert "\r" in tty.getvalue() and "x: " in tty.getvalue()     # drawn on a terminal
+    assert pipe.getvalue() == ""                                  # nothing in a log or pipe
+    quiet = Tty()
+    bar = progress_bar(10, "x", enabled=False, file=quiet)
+    bar.update(10)
+    bar.close()
+    assert quiet.getvalue() == ""
+
+
+def test_a_non_tty_run_writes_no_carriage_return(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGE_OMD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(demo, "ensure_demo_head", lambda folder=None: FakeHead(dim=32))
+    rc = demo.main(["--rounds", "6", "--every", "3", "--out", str(tmp_path / "d.png"),
+                    "--store", str(tmp_path / "s.sqlite")])          # progress bar requested
+    cap = capsys.readouterr()
+    assert rc == 0 and "plot saved to" in cap.out
+    assert "\r" not in cap.out and "\r" not in cap.err
+
+
+def test_corpus_features_are_kept_between_runs_and_checked(tmp_path):
+    head = FakeHead(dim=32)
+    kw = dict(rounds=2, every=2, out=lambda *a: None, progress=False, features_dir=tmp_path)
+    first = demo.simulate(head, SQLiteStore(tmp_path / "s.sqlite"), **kw)
+    files = list(tmp_path.glob("corpus-features-*.npy"))
+    assert first.features_from is None and first.embed_s > 0 and len(files) == 1
+    calls = head.calls
+    again = demo.simulate(head, SQLiteStore(tmp_path / "s.sqlite"), **kw)
+    assert again.features_from == str(files[0])
+    assert head.calls - calls == 2                  # only the two clicks ran the head
+    assert again.accuracy_unseen == first.accuracy_unseen    # same features, same run
+    other = FakeHead(dim=32, salt=b"another head")  # another head: its own file
+    demo.simulate(other, SQLiteStore(tmp_path / "s.sqlite"), **kw)
+    assert len(list(tmp_path.glob("corpus-features-*.npy"))) == 2
+    files[0].write_bytes(b"garbage")                # unreadable: embedded again, rewritten
+    third = demo.simulate(head, SQLiteStore(tmp_path / "s.sqlite"), **kw)
+    assert third.features_from is None and third.accuracy_unseen == first.accuracy_unseen
+    assert np.load(files[0]).shape == (first.n_texts, 32)
+
+
+def test_taste_help_states_the_real_default(capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: {format_taste(DEFAULT_TASTE)}" in text
 
 
 def test_main_runs_without_stdin_and_saves_the_plot(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGE_OMD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(demo, "ensure_demo_head", lambda folder=None: FakeHead(dim=32))
     monkeypatch.setattr("sys.stdin", open("/dev/null"))
     png = tmp_path / "out" / "demo.png"
@@ -73,7 +210,10 @@ def test_main_runs_without_stdin_and_saves_the_plot(tmp_path, monkeypatch, capsy
                     "--store", str(tmp_path / "s.sqlite"), "--taste", "code=1,concise=0.5"])
     out = capsys.readouterr().out
     assert rc == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "plot saved to" in out and "update latency" in out and "(constant over 6 updates)" in out
+    assert "plot saved to" in out and "one click" in out and "(constant over 6 updates)" in out
+    assert re.search(r"held-out prompts: [01]\.\d\d before any feedback -> [01]\.\d\d after 6 "
+                     r"answers \(chance 0\.\d\d", out)
+    assert re.search(r"feature head [\d.]+ ms .*learn [\d.]+ ms .*commit [\d.]+ ms", out)
     assert demo.main(["--rounds", "0"]) == 2
     assert demo.main(["--taste", "tone=1", "--store", str(tmp_path / "s.sqlite")]) == 1
 
