@@ -6,6 +6,8 @@ OUT_DIR/model/<case>/: case.json (settings, the seeded stream, probes, and after
 Python rewards, widths and deterministic choose_pair picks) and s<k>.eomd (the state after k
 updates, k = 0..K); OUT_DIR/model/refuse/: mutated states with a verdict from Python's loader
 (accepted or the StateFormatError message), for Java to agree with.
+OUT_DIR/journal/<case>/: a checkpoint after 4 updates, the journal of the rest (edge_omd/journal.py)
+and damaged variants, each with Python's parse verdict and the state its replay gives.
 OUT_DIR/tok/<head>/: tokenizer.json, manifest.json (template, max_length, special tokens, pad id,
 padding side) and cases.json (texts, ids of the raw tokenizer, and padded ids/masks of the
 TextEncoder for batches of prompt/response pairs, both padding sides).
@@ -266,6 +268,96 @@ def _write_refusals(folder):
         json.dump(verdicts, f, indent=1, sort_keys=True)
 
 
+JOURNAL_CASES = [("exact_float32", 12, dict(solver="exact", dtype="float32")),
+                 ("sketch_float64", 12, dict(solver="sketch", dtype="float64", sketch_rank=3)),
+                 ("cg_forget_float32", 10, dict(solver="cg", dtype="float32", forget=0.95)),
+                 ("diagonal_float64", 10, dict(solver="diagonal", dtype="float64"))]
+
+
+def _label_of(s):
+    if s["kind"] == "one":
+        return s["y"]
+    if s["kind"] == "thumb":
+        return 1.0 if s["up"] else 0.0
+    return 1.0
+
+
+def write_journal_cases(root):
+    """Checkpoint after 4 updates + a journal of the rest (edge_omd/journal.py records); damaged
+    variants with Python's parse verdict and the state its replay gives."""
+    from edge_omd import journal
+    os.makedirs(root, exist_ok=True)
+    names = []
+    for ci, (name, d, cfg) in enumerate(JOURNAL_CASES):
+        folder = os.path.join(root, name)
+        os.makedirs(folder, exist_ok=True)
+        m = RewardModel(d, **cfg)
+        steps = [s for s in _stream(d, 30, seed=300 + ci) if s["kind"] != "fantasize"]
+        recs = []
+        for k, s in enumerate(steps, 1):
+            _apply(m, s)
+            if k == 4:
+                with open(os.path.join(folder, "checkpoint.eomd"), "wb") as f:
+                    f.write(m.to_bytes())
+            elif k > 4:
+                recs.append(dict(seq=m.t, z=np.array(m.observation), label=_label_of(s), w=s["w"]))
+        with open(os.path.join(folder, "live.eomd"), "wb") as f:
+            f.write(m.to_bytes())
+        item = m._dtype.itemsize
+
+        def enc(r, epoch=7, seq=None):
+            return journal.encode(epoch, r["seq"] if seq is None else seq, r["z"], r["label"], r["w"],
+                                  when=1234.5)
+
+        blobs = [enc(r) for r in recs]
+        clean = b"".join(blobs)
+        bad_crc = bytearray(clean)
+        bad_crc[sum(map(len, blobs[:3])) + 70] ^= 4
+        v2 = bytearray(blobs[2])
+        struct.pack_into("<H", v2, 8, 2)
+        v2 = _reseal(v2)
+        k2 = bytearray(blobs[2])
+        struct.pack_into("<B", k2, 10, 2)
+        k2 = _reseal(k2)
+        lab = journal.encode(7, recs[2]["seq"], recs[2]["z"], 1.5, 1.0, when=0.0)
+        w0 = journal.encode(7, recs[2]["seq"], recs[2]["z"], 1.0, 0.0, when=0.0)
+        other_d = journal.encode(7, recs[2]["seq"], np.zeros(d + 1, recs[2]["z"].dtype), 1.0, 1.0, when=0.0)
+        variants = {
+            "clean": clean,
+            "torn-tail": clean[:-10],
+            "torn-header": clean + blobs[0][:30],
+            "crc": bytes(bad_crc),
+            "epoch": b"".join(blobs[:3]) + enc(recs[3], epoch=8) + b"".join(blobs[4:]),
+            "seq-gap": b"".join(blobs[:3]) + b"".join(blobs[4:]),
+            "older-first": enc(recs[0], seq=3) + enc(recs[0], seq=4) + clean,
+            "version2": b"".join(blobs[:2]) + v2 + b"".join(blobs[3:]),
+            "kind2": b"".join(blobs[:2]) + k2,
+            "label": b"".join(blobs[:2]) + lab,
+            "weight0": b"".join(blobs[:2]) + w0,
+            "other-dim": b"".join(blobs[:2]) + other_d,
+            "garbage": clean + b"\0" * 100,
+            "empty": b"",
+        }
+        verdicts = {}
+        for label, buf in variants.items():
+            with open(os.path.join(folder, f"{label}.journal"), "wb") as f:
+                f.write(buf)
+            p = journal.parse(buf, epoch=7, after=4, dim=d, itemsize=item)
+            rm = RewardModel.load(os.path.join(folder, "checkpoint.eomd"))
+            for r in p.records:
+                journal.apply(rm, r)
+            with open(os.path.join(folder, f"{label}.replayed.eomd"), "wb") as f:
+                f.write(rm.to_bytes())
+            verdicts[label] = dict(n=len(p.records), ends=p.ends, skipped_end=p.skipped_end,
+                                   stop=p.stop, stop_at=p.stop_at)
+        assert verdicts["clean"]["n"] == len(recs)
+        with open(os.path.join(folder, "case.json"), "w") as f:
+            json.dump(dict(name=name, dim=d, itemsize=item, epoch=7, after=4, verdicts=verdicts), f, indent=1)
+        names.append(name)
+    with open(os.path.join(root, "index.json"), "w") as f:
+        json.dump(names, f)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
@@ -274,6 +366,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.part in ("model", "all"):
         write_model_cases(os.path.join(args.out, "model"))
+        write_journal_cases(os.path.join(args.out, "journal"))
     if args.part in ("tok", "all"):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import make_golden_tok

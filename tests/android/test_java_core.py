@@ -2,7 +2,8 @@
 
 Python writes golden vectors (android_demo/golden/make_golden.py) into a temp folder: seeded
 streams and the state after every update for every solver and both dtypes, rewards, widths,
-deterministic choose_pair picks, refused/accepted mutated files, and token ids/offsets/masks of
+deterministic choose_pair picks, refused/accepted mutated files, journals (intact and damaged)
+with Python's parse verdicts and replays, and token ids/offsets/masks of
 1,000+ texts from the MiniLM tokenizer and two tiny byte-level BPE tokenizers. The Java runner
 checks all of it (1e-5 relative in float32, 1e-12 in float64) and writes its own states, which
 Python then loads here. Run alone with: pytest -m java tests/android
@@ -22,7 +23,7 @@ from edge_omd import RewardModel
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "android_demo", "core", "src")
 GOLDEN = os.path.join(ROOT, "android_demo", "golden", "make_golden.py")
-MIN_CHECKS = 100  # 13 model cases x 4 + refusals + units + 3 tokenizer heads x 2
+MIN_CHECKS = 110  # 26 model cases x 4 + refusals + units + journals + 3 tokenizer heads x 2
 
 pytestmark = [pytest.mark.java,
               pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),

@@ -182,6 +182,7 @@ final class ExactSolver32 extends Solver {
     void flush() {
         if (aux[PENDING] != 0.0) {
             sweep(xp, false);
+            aux[THETA_OK] = 0.0;  // re-derived from the new U and phi, as Python does
         }
     }
 

@@ -329,6 +329,33 @@ public final class RewardModel {
         update(up ? 1.0 : 0.0, w);
     }
 
+    /**
+     * Learn z exactly as given: the replay of a journal record (z already in the state's dtype,
+     * as {@link #observation()} held it after the live learn call).
+     */
+    public void learnObservation(double[] zIn, double y, double weight) {
+        if (zIn == null || zIn.length != d) {
+            throw new InvalidInputException("z must have length " + d);
+        }
+        for (double v : zIn) {
+            if (!Double.isFinite(v)) {
+                throw new InvalidInputException("z contains NaN or inf");
+            }
+            if (f32 && (double) (float) v != v) {
+                throw new InvalidInputException("z must hold float32 values for a float32 state");
+            }
+        }
+        double yy = label(y);
+        double w = weight(weight);
+        System.arraycopy(zIn, 0, z, 0, d);
+        update(yy, w);
+    }
+
+    /** z of the last learn call as the model used it (dtype-rounded): what a journal record stores. */
+    public double[] observation() {
+        return z.clone();
+    }
+
     /** Add the curvature of a hypothetical observation without moving theta or t. */
     public void fantasize(double[] zIn, double weight) {
         vector(zIn, "z");

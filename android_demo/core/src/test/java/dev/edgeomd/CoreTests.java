@@ -29,6 +29,9 @@ public final class CoreTests {
         if ((only == null || only.equals("model")) && Files.isDirectory(golden.resolve("model"))) {
             ModelGoldenTests.run(t, golden, out);
         }
+        if ((only == null || only.equals("journal")) && Files.isDirectory(golden.resolve("journal"))) {
+            JournalGoldenTests.run(t, golden, out);
+        }
         if ((only == null || only.equals("tok")) && Files.isDirectory(golden.resolve("tok"))) {
             TokenizerGoldenTests.run(t, golden);
         }

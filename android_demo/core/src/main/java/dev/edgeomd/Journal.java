@@ -1,0 +1,213 @@
+package dev.edgeomd;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.zip.CRC32;
+
+/**
+ * Journal records (format version 1, edge_omd/journal.py): one committed observation each, so a
+ * user's state is a checkpoint (the RewardModel's bytes) plus the records learned since, and
+ * recovery = load the checkpoint, then {@link #apply} every record in order. Little-endian:
+ *
+ * <pre>
+ * 0 magic "EOJR" | 4 u32 length (whole record) | 8 u16 version | 10 u8 kind (1: GLM) | 11 u8 itemsize
+ * 12 u32 dim | 16 u32 k (vectors) | 20 u32 flags | 24 u64 epoch | 32 u64 seq | 40 f64 label
+ * 48 f64 weight | 56 f64 time | 64 k*d*itemsize vectors | end-4 u32 CRC-32 of every byte before it
+ * </pre>
+ * A reader stops at the first record that fails a check; nothing after it is applied.
+ */
+public final class Journal {
+    public static final int VERSION = 1;
+    public static final int KIND_GLM = 1, KIND_CHOICE = 2;
+    public static final int HEADER_BYTES = 64, CRC_BYTES = 4;
+    public static final int MAX_K = 1024;
+    public static final long MAX_SEQ = 1L << 62;
+    static final byte[] MAGIC = {'E', 'O', 'J', 'R'};
+
+    private Journal() {
+    }
+
+    /** One decoded record; z holds the vector's values (float-exact for itemsize 4). */
+    public static final class Record {
+        public final int kind, itemsize;
+        public final long epoch, seq;
+        public final double label, weight, time;
+        public final double[] z;
+
+        Record(int kind, int itemsize, long epoch, long seq, double label, double weight, double time, double[] z) {
+            this.kind = kind;
+            this.itemsize = itemsize;
+            this.epoch = epoch;
+            this.seq = seq;
+            this.label = label;
+            this.weight = weight;
+            this.time = time;
+            this.z = z;
+        }
+    }
+
+    public static long recordSize(long dim, int itemsize, long k) {
+        return HEADER_BYTES + k * dim * itemsize + CRC_BYTES;
+    }
+
+    /** One kind-1 record of z (already in the state's dtype: {@link RewardModel#observation()}). */
+    public static byte[] encode(long epoch, long seq, double[] z, int itemsize, double label, double weight,
+                                double when) {
+        if (itemsize != 4 && itemsize != 8) {
+            throw new InvalidInputException("itemsize must be 4 or 8, got " + itemsize);
+        }
+        int n = (int) recordSize(z.length, itemsize, 1);
+        byte[] out = new byte[n];
+        ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(MAGIC).putInt(n).putShort((short) VERSION).put((byte) KIND_GLM).put((byte) itemsize)
+                .putInt(z.length).putInt(1).putInt(0).putLong(epoch).putLong(seq)
+                .putDouble(label).putDouble(weight).putDouble(when);
+        for (double v : z) {
+            if (itemsize == 4) {
+                b.putFloat((float) v);
+            } else {
+                b.putDouble(v);
+            }
+        }
+        CRC32 crc = new CRC32();
+        crc.update(out, 0, n - CRC_BYTES);
+        b.putInt(n - CRC_BYTES, (int) crc.getValue());
+        return out;
+    }
+
+    /** The outcome of checking one record: the record and the next offset, or why it is refused. */
+    public static final class Check {
+        public final Record record;
+        public final int next;
+        public final String reason;
+
+        Check(Record record, int next, String reason) {
+            this.record = record;
+            this.next = next;
+            this.reason = reason;
+        }
+    }
+
+    /** Check the record at off, in the Python reader's order of checks. */
+    public static Check checkOne(byte[] buf, int off, int dim, int itemsize) {
+        long left = buf.length - off;
+        if (left < HEADER_BYTES + CRC_BYTES) {
+            return new Check(null, off, "torn record: " + left + " bytes at the end");
+        }
+        ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < 4; i++) {
+            if (buf[off + i] != MAGIC[i]) {
+                return new Check(null, off, "bad magic (not the start of a record)");
+            }
+        }
+        long n = Integer.toUnsignedLong(b.getInt(off + 4));
+        int version = Short.toUnsignedInt(b.getShort(off + 8));
+        int kind = Byte.toUnsignedInt(b.get(off + 10));
+        int item = Byte.toUnsignedInt(b.get(off + 11));
+        long d = Integer.toUnsignedLong(b.getInt(off + 12));
+        long k = Integer.toUnsignedLong(b.getInt(off + 16));
+        long flags = Integer.toUnsignedLong(b.getInt(off + 20));
+        long epoch = b.getLong(off + 24), seq = b.getLong(off + 32);
+        double label = b.getDouble(off + 40), weight = b.getDouble(off + 48), when = b.getDouble(off + 56);
+        boolean itemOk = item == 4 || item == 8;
+        if (!(k > 0 && k <= MAX_K) || n != recordSize(d, itemOk ? item : 0, k) || !itemOk) {
+            return new Check(null, off, "inconsistent record length " + n + " (k=" + k + ", d=" + d
+                    + ", itemsize=" + item + ")");
+        }
+        if (n > left) {
+            return new Check(null, off, "torn record: " + left + " of " + n + " bytes");
+        }
+        CRC32 crc = new CRC32();
+        crc.update(buf, off, (int) n - CRC_BYTES);
+        if (crc.getValue() != Integer.toUnsignedLong(b.getInt(off + (int) n - CRC_BYTES))) {
+            return new Check(null, off, "checksum mismatch");
+        }
+        if (version != VERSION) {
+            return new Check(null, off, "record version " + version + " (this SDK reads " + VERSION + ")");
+        }
+        if (d != dim || item != itemsize) {
+            return new Check(null, off, "record for d=" + d + "/itemsize " + item + ", the state has d=" + dim
+                    + "/itemsize " + itemsize);
+        }
+        if (kind != KIND_GLM || k != 1 || flags != 0) {
+            return new Check(null, off, "record kind " + kind + " with k=" + k + ", flags 0x"
+                    + Long.toHexString(flags) + " is not supported");
+        }
+        if (!(Double.isFinite(label) && label >= 0.0 && label <= 1.0)) {
+            return new Check(null, off, "label " + label + " outside [0, 1]");
+        }
+        if (!(Double.isFinite(weight) && weight > 0.0 && weight <= RewardModel.MAX_WEIGHT)) {
+            return new Check(null, off, "weight " + weight + " outside (0, 1e+06]");
+        }
+        if (seq < 0 || seq > MAX_SEQ) {
+            return new Check(null, off, "seq " + Long.toUnsignedString(seq) + " beyond " + MAX_SEQ);
+        }
+        double[] z = new double[dim];
+        int p = off + HEADER_BYTES;
+        for (int i = 0; i < dim; i++) {
+            z[i] = item == 4 ? b.getFloat(p + 4 * i) : b.getDouble(p + 8 * i);
+        }
+        return new Check(new Record(kind, item, epoch, seq, label, weight, when, z), off + (int) n, null);
+    }
+
+    /** The valid records of buf[start:] that continue a state at counter {@code after}. */
+    public static final class Parsed {
+        public final List<Record> records = new ArrayList<>();
+        public final List<Integer> ends = new ArrayList<>();
+        public int skippedEnd;
+        public String stop;     // null: clean end
+        public int stopAt;
+    }
+
+    /**
+     * Records with seq &lt;= after are skipped first when skipOlder (a crash between a checkpoint
+     * and the journal's truncation); then every record must carry the checkpoint's epoch and
+     * seq = after + 1, after + 2, ...; parsing stops at the first that does not, or is torn or
+     * corrupt, and says why.
+     */
+    public static Parsed parse(byte[] buf, long epoch, long after, int dim, int itemsize, int start,
+                               boolean skipOlder) {
+        Parsed out = new Parsed();
+        int off = start;
+        out.skippedEnd = start;
+        long expect = after + 1;
+        while (off < buf.length) {
+            Check c = checkOne(buf, off, dim, itemsize);
+            if (c.record == null) {
+                out.stop = c.reason;
+                out.stopAt = off;
+                return out;
+            }
+            Record r = c.record;
+            if (skipOlder && out.records.isEmpty() && r.seq <= after) {
+                off = c.next;
+                out.skippedEnd = off;
+                continue;
+            }
+            if (r.epoch != epoch) {
+                out.stop = "record of another incarnation (epoch " + Long.toUnsignedString(r.epoch) + ", expected "
+                        + Long.toUnsignedString(epoch) + ")";
+                out.stopAt = off;
+                return out;
+            }
+            if (r.seq != expect) {
+                out.stop = "record seq " + r.seq + ", expected " + expect;
+                out.stopAt = off;
+                return out;
+            }
+            out.records.add(r);
+            off = c.next;
+            out.ends.add(off);
+            expect++;
+        }
+        out.stopAt = off;
+        return out;
+    }
+
+    /** Learn one record on the model exactly as the live model learned it. */
+    public static void apply(RewardModel model, Record r) {
+        model.learnObservation(r.z, r.label, r.weight);
+    }
+}

@@ -1,0 +1,104 @@
+package dev.edgeomd;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import static dev.edgeomd.TestRunner.close;
+import static dev.edgeomd.TestRunner.require;
+
+/** Journal records (edge_omd/journal.py) against the Python goldens (make_golden.py, journal/). */
+final class JournalGoldenTests {
+    private JournalGoldenTests() {
+    }
+
+    static void run(TestRunner T, Path golden, Path out) throws Exception {
+        Path root = golden.resolve("journal");
+        List<Object> names = Json.arr(Json.parse(new String(Files.readAllBytes(root.resolve("index.json")),
+                StandardCharsets.UTF_8)));
+        for (Object nameO : names) {
+            String name = (String) nameO;
+            Path folder = root.resolve(name);
+            Map<String, Object> c = ModelGoldenTests.readJson(folder.resolve("case.json"));
+            int dim = (int) Json.integer(c.get("dim")), item = (int) Json.integer(c.get("itemsize"));
+            long epoch = Json.integer(c.get("epoch")), after = Json.integer(c.get("after"));
+            double tol = item == 4 ? ModelGoldenTests.TOL32 : ModelGoldenTests.TOL64;
+            byte[] checkpoint = Files.readAllBytes(folder.resolve("checkpoint.eomd"));
+            Map<String, Object> verdicts = Json.obj(c.get("verdicts"));
+            T.check("journal " + name + ": parse verdicts of " + verdicts.size() + " (damaged) journals match Python", () -> {
+                for (Map.Entry<String, Object> e : verdicts.entrySet()) {
+                    Map<String, Object> v = Json.obj(e.getValue());
+                    byte[] buf = Files.readAllBytes(folder.resolve(e.getKey() + ".journal"));
+                    Journal.Parsed p = Journal.parse(buf, epoch, after, dim, item, 0, true);
+                    String w = e.getKey();
+                    require(p.records.size() == Json.integer(v.get("n")), w + ": records " + p.records.size());
+                    long[] ends = Json.longs(v.get("ends"));
+                    for (int i = 0; i < ends.length; i++) {
+                        require(p.ends.get(i) == ends[i], w + ": end " + i);
+                    }
+                    require(p.skippedEnd == Json.integer(v.get("skipped_end")), w + ": skipped_end");
+                    require(p.stopAt == Json.integer(v.get("stop_at")), w + ": stop_at " + p.stopAt);
+                    require((p.stop == null) == (v.get("stop") == null), w + ": stop " + p.stop + " vs " + v.get("stop"));
+                    int off = p.skippedEnd;
+                    for (Journal.Record r : p.records) {  // Java writes the same bytes
+                        byte[] again = Journal.encode(r.epoch, r.seq, r.z, r.itemsize, r.label, r.weight, r.time);
+                        require(Arrays.equals(again, Arrays.copyOfRange(buf, off, off + again.length)), w + ": re-encode");
+                        off += again.length;
+                    }
+                }
+            });
+            T.check("journal " + name + ": checkpoint + Java replay matches Python's replay and the live model", () -> {
+                for (String w : verdicts.keySet()) {
+                    byte[] buf = Files.readAllBytes(folder.resolve(w + ".journal"));
+                    Journal.Parsed p = Journal.parse(buf, epoch, after, dim, item, 0, true);
+                    RewardModel m = RewardModel.fromBytes(checkpoint);
+                    for (Journal.Record r : p.records) {
+                        Journal.apply(m, r);
+                    }
+                    RewardModel py = RewardModel.fromBytes(Files.readAllBytes(folder.resolve(w + ".replayed.eomd")));
+                    require(m.t() == py.t(), w + ": t");
+                    close(m.theta(), py.theta(), tol, w + ": theta");
+                    close(m.localNorm(), py.localNorm(), tol, w + ": local norm");
+                }
+                RewardModel live = RewardModel.fromBytes(Files.readAllBytes(folder.resolve("live.eomd")));
+                RewardModel m = RewardModel.fromBytes(checkpoint);
+                for (Journal.Record r : Journal.parse(Files.readAllBytes(folder.resolve("clean.journal")), epoch, after,
+                        dim, item, 0, true).records) {
+                    Journal.apply(m, r);
+                }
+                close(m.theta(), live.theta(), tol, "clean replay vs live theta");
+            });
+        }
+        T.check("journal: a Java model's records replay to its own bytes exactly (same JVM)", () -> {
+            for (String dtype : new String[]{"float32", "float64"}) {
+                RewardModel.Config cfg = new RewardModel.Config(9);
+                cfg.dtype = dtype;
+                RewardModel live = new RewardModel(cfg);
+                byte[] ck = live.toBytes();
+                java.io.ByteArrayOutputStream j = new java.io.ByteArrayOutputStream();
+                java.util.Random g = new java.util.Random(5);
+                for (int i = 0; i < 25; i++) {
+                    double[] a = ModelGoldenTests.randomVec(g, 9, 0.3), b = ModelGoldenTests.randomVec(g, 9, 0.3);
+                    if (i % 2 == 0) {
+                        live.learnPair(a, b, 1.0);
+                        j.write(Journal.encode(3, live.t(), live.observation(), "float32".equals(dtype) ? 4 : 8, 1.0, 1.0, i));
+                    } else {
+                        live.learnThumb(a, i % 3 == 0, 0.5);
+                        j.write(Journal.encode(3, live.t(), live.observation(), "float32".equals(dtype) ? 4 : 8,
+                                i % 3 == 0 ? 1.0 : 0.0, 0.5, i));
+                    }
+                }
+                RewardModel r = RewardModel.fromBytes(ck);
+                Journal.Parsed p = Journal.parse(j.toByteArray(), 3, 0, 9, "float32".equals(dtype) ? 4 : 8, 0, true);
+                require(p.stop == null && p.records.size() == 25, "parse");
+                for (Journal.Record rec : p.records) {
+                    Journal.apply(r, rec);
+                }
+                require(Arrays.equals(r.toBytes(), live.toBytes()), dtype + ": replay bytes");
+            }
+        });
+    }
+}
