@@ -277,6 +277,9 @@ class Personalizer:
         self._head: Optional[Head] = None           # where _model's committed part stands
         self._pending: list[tuple] = []             # (z, y, w) learned but not committed
         self._batch_depth = 0
+        #: the counter of the last observation this object committed (its position in the
+        #: user's commit order; other processes' commits are numbered in between), or None
+        self.last_commit: Optional[int] = None
         if self.model_options:   # fail on bad options now, not at the first update
             self._new_model()
         self._refresh()
@@ -394,6 +397,7 @@ class Personalizer:
             raise
         self._head = tx.head
         self._pending = []
+        self.last_commit = self._head.updates
         if self._head.updates - self._head.checkpoint_updates >= self.checkpoint_every:
             self._checkpoint(auto=True)
 

@@ -63,7 +63,7 @@ def hammer(kind, path, user_id, worker, n, out_path=None):
     for i in range(n):
         p.feedback(f"prompt {worker} {i}", f"answer from worker {worker} number {i}",
                    up=(i % 2 == 0))
-        lines.append(f"{p._head.updates} {worker} {i}\n")
+        lines.append(f"{p.last_commit} {worker} {i}\n")
     if out_path is not None:
         with open(out_path, "w") as f:
             f.writelines(lines)
@@ -131,7 +131,7 @@ def crash_child(kind, path, durable, wfd, every, dim, options, at=None):
     while True:
         seq += 1
         send(p, seq)
-        os.write(wfd, struct.pack("<q", p._head.updates))
+        os.write(wfd, struct.pack("<q", p.last_commit))
 
 
 def recover_bytes(entries, out_path):
