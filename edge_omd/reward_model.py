@@ -24,11 +24,10 @@ import numbers
 
 import numpy as np
 
-from edge_omd import linalg, state_format
+from edge_omd import linalg, projection, state_format
 from edge_omd._numba import ensure_compiled
 from edge_omd.errors import (BudgetError, ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
-from edge_omd.projection import project_to_ball
 from edge_omd.solvers.cg import CGSolver
 from edge_omd.solvers.diagonal import DiagonalSolver
 from edge_omd.solvers.exact import ExactSolver
@@ -43,6 +42,10 @@ MAX_WEIGHT = 1e6
 # Hyperparameter ranges: far outside anything useful, but they keep every update of a float32
 # state finite (one step moves theta by at most eta w |z| / lam per unit of curvature).
 MAX_ETA, MIN_LAM, MAX_LAM = 1e6, 1e-9, 1e9
+# The smallest radius whose ball the dtype can hold: theta on the sphere has an entry of at least
+# radius / sqrt(d), which float32 stores as a normal number (> 1.2e-38) only above ~1e-30 for any
+# d; float64 solves the projection scaled to the unit ball, and radius^2 stays normal above 1e-150.
+MIN_RADIUS = {"float32": 1e-30, "float64": 1e-150}
 
 
 def _front_bytes(d, itemsize):
@@ -83,6 +86,9 @@ class RewardModel:
         eta = _range_param("eta", eta, 0.0, MAX_ETA)
         lam = _range_param("lam", lam, MIN_LAM, MAX_LAM)
         radius = None if radius is None else _pos_param("radius", radius)
+        if radius is not None and dtype in MIN_RADIUS and radius < MIN_RADIUS[dtype]:
+            raise ConfigError(f"radius={radius:g} is too small for {dtype} (the projected theta "
+                              f"would underflow); use radius >= {MIN_RADIUS[dtype]:g}, or float64")
         forget = _float_param("forget", forget)
         if not 0.0 < forget <= 1.0:
             raise ConfigError(f"forget must be in (0, 1], got {forget}")
@@ -102,7 +108,8 @@ class RewardModel:
         fingerprint = None if head_fingerprint is None else _fingerprint(head_fingerprint)
 
         itemsize = np.dtype(DTYPES[dtype]).itemsize
-        name, rank = _choose_solver(solver, d, itemsize, budget_bytes, forget, sketch_rank)
+        name, rank = _choose_solver(solver, d, itemsize, budget_bytes, forget, sketch_rank,
+                                    radius)
         cls = SOLVERS[name]
         if forget != 1.0 and not cls.supports_forget:
             raise ConfigError(f"forget < 1 is not available with solver {name!r} (its Cholesky "
@@ -119,13 +126,17 @@ class RewardModel:
                            lam_warmup=lam_warmup, cg_tol=cg_tol)
         self._z = np.zeros(d, self._dtype)  # the current observation, converted once
         self._t = np.zeros(1, np.int64)
+        # step 3's preallocated Krylov workspace (edge_omd/projection.py), part of the state's bytes
+        self._proj = None if radius is None else projection.make_workspace(
+            d, **cls.projection_shape(d, rank))
         self._fingerprint = fingerprint
-        assert self.nbytes == self.state_bytes(d, name, dtype, rank)
+        assert self.nbytes == self.state_bytes(d, name, dtype, rank, radius)
 
     # ------------------------------------------------------------------ sizes and properties
     @staticmethod
-    def state_bytes(dim, solver, dtype="float32", rank=None):
-        """Bytes of the whole state of a model with these settings (equals `model.nbytes`)."""
+    def state_bytes(dim, solver, dtype="float32", rank=None, radius=None):
+        """Bytes of the whole state of a model with these settings (equals `model.nbytes`);
+        a radius adds the projection's fixed workspace (edge_omd/projection.py)."""
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
         if dtype not in DTYPES:
@@ -136,12 +147,13 @@ class RewardModel:
                 raise ConfigError("the sketch's size depends on its rank: pass rank=")
             rank = _int_param("rank", rank, 1, dim)
         itemsize = np.dtype(DTYPES[dtype]).itemsize
-        return SOLVERS[solver].state_bytes(dim, itemsize, rank) + _front_bytes(dim, itemsize)
+        return (SOLVERS[solver].state_bytes(dim, itemsize, rank) + _front_bytes(dim, itemsize)
+                + _projection_bytes(SOLVERS[solver], dim, rank, radius))
 
     @property
     def nbytes(self):
         """True size of the state in bytes; fixed at construction, never grows."""
-        arrays = list(self._solver.state) + [self._z, self._t]
+        arrays = list(self._solver.state) + [self._z, self._t] + list(self._proj or ())
         return int(sum(a.nbytes for a in arrays))
 
     @property
@@ -267,20 +279,19 @@ class RewardModel:
 
     def _update(self, y, w):
         solver, h = self._solver, self._hyper
+        if self._proj is not None:
+            solver.keep(self._proj)  # theta_t, to undo step 2 if step 3 fails
         a = solver.step(self._z, y, w, h["eta"], self.t)  # steps 1-2
         if math.isnan(a):  # the kernel checked before moving anything
             raise NumericalError("the update would produce a non-finite theta; the state was "
                                  "left unchanged (check the feature scale and eta)")
-        if h["radius"] is not None:                         # step 3
-            theta = solver.theta().astype(np.float64)
-            if float(np.linalg.norm(theta)) > h["radius"]:
-                z64 = self._z.astype(np.float64)
-                t = self.t
-
-                def tilde(v):  # tilde_H v = cal_H v + a z (z.v)
-                    return solver.matvec(v, t) + a * z64 * (z64 @ v)
-
-                solver.set_theta(project_to_ball(theta, tilde, h["radius"]))
+        if self._proj is not None:                          # step 3
+            k = solver.project(self._proj, self._z, a, h["radius"], self.t)
+            if k < 0:
+                solver.restore(self._proj)
+                raise NumericalError("the projection onto ||theta|| <= radius has no finite "
+                                     "result; the state was left unchanged (check radius and "
+                                     "the feature scale)")
         solver.absorb(self._z, w, h["forget"], self.t, fresh=True)  # step 4
         self._t[0] = min(self._t[0] + 1, state_format.MAX_T)
 
@@ -383,19 +394,31 @@ class RewardModel:
         return a.astype(np.float64, copy=False)
 
 
-def _choose_solver(solver, d, itemsize, budget, forget, sketch_rank):
+def _projection_bytes(cls, d, rank, radius):
+    return 0 if radius is None else projection.workspace_bytes(d, **cls.projection_shape(d, rank))
+
+
+def _choose_solver(solver, d, itemsize, budget, forget, sketch_rank, radius=None):
     """Pick (solver name, sketch rank) for the budget; BudgetError when nothing fits."""
     front = _front_bytes(d, itemsize)
 
+    def size(name, rank=None):
+        cls = SOLVERS[name]
+        return cls.state_bytes(d, itemsize, rank) + front + _projection_bytes(cls, d, rank, radius)
+
     def fits(name, rank=None):
-        return budget is None or SOLVERS[name].state_bytes(d, itemsize, rank) + front <= budget
+        return budget is None or size(name, rank) <= budget
 
     def sketch_rank_for_budget():
         if sketch_rank is not None:
             return sketch_rank if fits("sketch", sketch_rank) else 0
         if budget is None:
             return min(d, 64)
-        return SketchSolver.max_rank(d, itemsize, budget - front)
+        lo, hi = 0, SketchSolver.max_rank(d, itemsize, budget - front)
+        while lo < hi and radius is not None:  # the projection's workspace grows with the rank
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits("sketch", mid) else (lo, mid - 1)
+        return hi
 
     if solver == "auto":
         full = "exact" if forget == 1.0 else "cg"
@@ -407,15 +430,15 @@ def _choose_solver(solver, d, itemsize, budget, forget, sketch_rank):
         if fits("diagonal"):
             return "diagonal", None
         raise BudgetError(f"budget_bytes={budget} is below the smallest state for d={d} "
-                          f"(diagonal: {DiagonalSolver.state_bytes(d, itemsize) + front} bytes)")
+                          f"(diagonal: {size('diagonal')} bytes)")
     if solver == "sketch":
         rank = sketch_rank_for_budget()
         if rank < 1:
             raise BudgetError(f"budget_bytes={budget} holds no sketch for d={d} (rank 1 needs "
-                              f"{SketchSolver.state_bytes(d, itemsize, 1) + front} bytes)")
+                              f"{size('sketch', 1)} bytes)")
         return "sketch", rank
     if not fits(solver):
-        need = SOLVERS[solver].state_bytes(d, itemsize) + front
+        need = size(solver)
         raise BudgetError(f"solver {solver!r} needs {need} bytes for d={d}, budget_bytes={budget}")
     return solver, None
 

@@ -14,3 +14,11 @@ class ExplicitTheta:
 
     def set_theta(self, theta64):
         self.state.theta[:] = theta64
+
+    # ---- step 3 (edge_omd/projection.py)
+    def keep(self, ws):
+        """Remember theta_t before step 2, for a rollback if the projection fails."""
+        ws.prev[0, :] = self.state.theta
+
+    def restore(self, ws):
+        self.state.theta[:] = ws.prev[0]

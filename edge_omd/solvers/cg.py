@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_omd import linalg
+from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
 from edge_omd.solvers import ExplicitTheta
 
@@ -59,11 +59,31 @@ def _hv(S, lam, vec, out):
         out[i] = acc
 
 
+@kernel(both("void(F[:, ::1], f8, F[::1], f8, f8[::1], f8[::1])"))
+def _tilde_hv(S, lam, z, a, vec, out):
+    """out = tilde_H vec = (S + lam I) vec + a z (z.vec): the projection's operator (H mode)."""
+    zv = 0.0
+    for i in range(z.shape[0]):
+        zv += float(z[i]) * vec[i]
+    azv = a * zv
+    for i in range(S.shape[0]):
+        acc = lam * vec[i] + azv * float(z[i])
+        row = S[i]
+        for k in range(row.shape[0]):
+            acc += float(row[k]) * vec[k]
+        out[i] = acc
+
+
 class CGSolver(ExplicitTheta):
     name = "cg"
     code = 2
     supports_forget = True
     width_tol = 1e-10  # widths are read with CG run to convergence, not K steps
+
+    @staticmethod
+    def projection_shape(d, rank=None):
+        """make_workspace arguments of this solver's projection (edge_omd/projection.py)."""
+        return dict(small=1, kmax=projection.KMAX, steps=projection.STEPS_MAX)
 
     @staticmethod
     def state_bytes(d, itemsize, rank=None):
@@ -75,6 +95,7 @@ class CGSolver(ExplicitTheta):
         self.lam_warmup = int(lam_warmup)
         self.cg_tol = float(cg_tol)
         self.state = CGState(*(np.zeros(s, dtype) for s in (d, (d, d), d, d, d, d)))
+        self.fmax = float(np.finfo(dtype).max)
 
     def reset(self):
         for a in self.state:
@@ -100,6 +121,28 @@ class CGSolver(ExplicitTheta):
         out = np.empty_like(vec)
         _hv(self.state.S, self.lam_at(t + 1), vec, out)
         return out
+
+    # step 3: H mode (an inverse would be a whole CG solve per Lanczos step)
+    projection_mode = projection.MODE_H
+
+    def project(self, ws, z, a, radius, t, mode=None, tol=projection.TOL, kmax=None,
+                max_steps=None):
+        """Step 3 in place (see ExactSolver.project). cal_H is that of step 1 (damping
+        lambda_{t+1}); only H mode is offered."""
+        st = self.state
+        c0 = projection.load(st.theta, ws.theta0)
+        if not c0 > radius:
+            return 0 if c0 == c0 else -1
+        S, lam = st.S, self.lam_at(t + 1)
+
+        def apply(v, out):
+            _tilde_hv(S, lam, z, a, v, out)
+        k = projection.lanczos_project(apply, ws, c0, radius, projection.MODE_H, lam, tol, kmax,
+                                            max_steps)
+        if k < 0 or not projection.finish(ws.out, radius, self.fmax):
+            return -1
+        st.theta[:] = ws.out
+        return k
 
     def widths(self, V, out, t):
         st = self.state

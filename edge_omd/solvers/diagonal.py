@@ -4,11 +4,12 @@
     v = z / h,  q = z^T v,  theta' = theta - eta w (sigma - y) v / (1 + a q)
     h <- forget h + (1 - forget) lam + w sigma'(theta_new.z) z*z
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from edge_omd import linalg
+from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
 from edge_omd.solvers import ExplicitTheta
 
@@ -50,10 +51,79 @@ def _widths(h, V, out):
         out[n] = np.sqrt(acc)
 
 
+@kernel(both("i8(F[::1], F[::1], F[::1], f8, f8, f8[::1])"))
+def _project(theta, h, z, a, radius, out):
+    """Step 3 for tilde_H = diag(h) + a z z^T, no Krylov space needed: with b = tilde_H theta',
+        theta(mu) = (tilde_H + mu I)^{-1} b = (b - c z) / (h + mu),  c = a (z.(b/(h+mu))) / (1 + a z.(z/(h+mu)))
+    (Sherman-Morrison), d theta / d mu = -(tilde_H + mu I)^{-1} theta(mu) likewise, and Newton on
+    1/||theta(mu)|| - 1/radius from mu = 0 (concave: monotone), bracketed. Two O(d) passes per
+    Newton step, no vector but `out`. Returns the Newton steps (0: theta' inside), -1 if not finite."""
+    d = theta.shape[0]
+    zt = 0.0
+    tt = 0.0
+    for i in range(d):
+        zt += float(z[i]) * float(theta[i])
+        tt += float(theta[i]) * float(theta[i])
+    if not math.sqrt(tt) > radius:
+        return 0 if tt == tt else -1
+    # solve for theta' / radius and the unit ball (mu is scale-free): no under/overflow
+    sc = 1.0 / radius
+    zt *= sc
+    mu, lo, hi = 0.0, 0.0, math.inf
+    c = 0.0
+    it = 0
+    while it < 200:
+        it += 1
+        szb = 0.0
+        szz = 0.0
+        for i in range(d):
+            zi = float(z[i])
+            inv = 1.0 / (float(h[i]) + mu)
+            bi = float(h[i]) * float(theta[i]) * sc + a * zi * zt
+            szb += zi * bi * inv
+            szz += zi * zi * inv
+        c = a * szb / (1.0 + a * szz)
+        nn = 0.0
+        sq = 0.0
+        szx = 0.0
+        for i in range(d):
+            zi = float(z[i])
+            inv = 1.0 / (float(h[i]) + mu)
+            xi = (float(h[i]) * float(theta[i]) * sc + a * zi * zt - c * zi) * inv
+            nn += xi * xi
+            sq += xi * xi * inv
+            szx += zi * xi * inv
+        nx = math.sqrt(nn)
+        if not math.isfinite(nx):
+            return -1
+        if abs(nx - 1.0) <= 1e-14:
+            break
+        if nx > 1.0:
+            lo = mu
+        else:
+            hi = mu
+        xg = sq - a * szx / (1.0 + a * szz) * szx   # x.(tilde_H + mu I)^{-1} x = -x.dx/dmu
+        mu_new = mu + (nx - 1.0) * (nx * (nx / xg)) if xg > 0.0 else -1.0
+        if not (lo < mu_new < hi):
+            mu_new = 0.5 * (lo + hi) if hi < math.inf else 2.0 * lo + 1e-300
+        if mu_new == mu:
+            break
+        mu = mu_new
+    for i in range(d):
+        zi = float(z[i])
+        out[i] = radius * (float(h[i]) * float(theta[i]) * sc + a * zi * zt - c * zi) / (float(h[i]) + mu)
+    return it
+
+
 class DiagonalSolver(ExplicitTheta):
     name = "diagonal"
     code = 4
     supports_forget = True
+
+    @staticmethod
+    def projection_shape(d, rank=None):
+        """make_workspace arguments of this solver's projection: no Krylov basis, `out` only."""
+        return dict(small=1, kmax=0, steps=0)
 
     @staticmethod
     def state_bytes(d, itemsize, rank=None):
@@ -62,6 +132,7 @@ class DiagonalSolver(ExplicitTheta):
     def __init__(self, d, dtype, lam, **_):
         self.lam = float(lam)
         self.state = DiagonalState(*(np.zeros(d, dtype) for _ in range(3)))
+        self.fmax = float(np.finfo(dtype).max)
         self.reset()
 
     def reset(self):
@@ -79,6 +150,18 @@ class DiagonalSolver(ExplicitTheta):
 
     def matvec(self, vec, t):
         return self.state.h.astype(np.float64) * vec
+
+    # step 3: the secular equation directly (no Lanczos basis)
+    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None, max_steps=None):
+        """Step 3 in place (see ExactSolver.project); returns the Newton steps taken."""
+        st = self.state
+        k = _project(st.theta, st.h, z, a, radius, ws.out)
+        if k <= 0:
+            return k
+        if not projection.finish(ws.out, radius, self.fmax):
+            return -1
+        st.theta[:] = ws.out
+        return k
 
     def widths(self, V, out, t):
         _widths(self.state.h, V, out)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_omd import linalg
+from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
 
 # aux slots (float64)
@@ -207,10 +207,71 @@ def _hv(U, vec, tmp, out):
             ot[k] += float(row[k]) * ti
 
 
+@kernel(both("f8(F[:, ::1], f8[::1], f8[::1])"))
+def _theta64(U, phi, out):
+    """out = U^{-1} phi in float64 (theta' for the projection); returns ||out||."""
+    d = U.shape[0]
+    nn = 0.0
+    for i in range(d - 1, -1, -1):
+        acc = phi[i]
+        row, tt = U[i, i + 1:], out[i + 1:]
+        for k in range(row.shape[0]):
+            acc -= float(row[k]) * tt[k]
+        oi = acc / float(U[i, i])
+        out[i] = oi
+        nn += oi * oi
+    return math.sqrt(nn)
+
+
+@kernel(both("void(F[:, ::1], F[::1], f8, f8[::1], f8[::1], f8[::1])"))
+def _inv_apply(U, u, a, v, tmp, out):
+    """out = tilde_H^{-1} v = U^{-1} (I + a u u^T)^{-1} U^{-T} v, u = U^{-T} z (the projection's
+    operator in M mode: two triangular sweeps, Sherman-Morrison in between)."""
+    d = U.shape[0]
+    for i in range(d):
+        tmp[i] = v[i]
+    uy = 0.0
+    uu = 0.0
+    for j in range(d):  # forward: tmp = U^{-T} v, row by row of U
+        tj = tmp[j] / float(U[j, j])
+        tmp[j] = tj
+        uj = float(u[j])
+        uy += uj * tj
+        uu += uj * uj
+        row, tt = U[j, j + 1:], tmp[j + 1:]
+        for k in range(row.shape[0]):
+            tt[k] -= tj * float(row[k])
+    c = a * uy / (1.0 + a * uu)
+    for j in range(d):
+        tmp[j] -= c * float(u[j])
+    for i in range(d - 1, -1, -1):  # backward: out = U^{-1} tmp
+        acc = tmp[i]
+        row, oo = U[i, i + 1:], out[i + 1:]
+        for k in range(row.shape[0]):
+            acc -= float(row[k]) * oo[k]
+        out[i] = acc / float(U[i, i])
+
+
+@kernel(both("void(F[:, ::1], F[::1], f8, f8[::1], f8[::1], f8[::1])"))
+def _tilde_apply(U, z, a, v, tmp, out):
+    """out = tilde_H v = U^T U v + a z (z.v) (the projection's operator in H mode)."""
+    _hv(U, v, tmp, out)
+    zv = 0.0
+    for i in range(z.shape[0]):
+        zv += float(z[i]) * v[i]
+    for i in range(z.shape[0]):
+        out[i] += a * zv * float(z[i])
+
+
 class ExactSolver:
     name = "exact"
     code = 1
     supports_forget = False
+
+    @staticmethod
+    def projection_shape(d, rank=None):
+        """make_workspace arguments of this solver's projection (edge_omd/projection.py)."""
+        return dict(small=1, kmax=projection.KMAX, steps=projection.STEPS_MAX)
 
     @staticmethod
     def state_bytes(d, itemsize, rank=None):
@@ -252,7 +313,7 @@ class ExactSolver:
         st.theta[:] = theta64
         _phi_from_theta(st.U, theta64, st.phi)
         st.aux[THETA_OK] = 0.0  # re-derive from phi so theta and phi agree exactly
-        st.aux[BOUND] = float(np.sqrt(theta64 @ theta64))
+        st.aux[BOUND] = projection.norm2(theta64)
 
     def step(self, z, y, w, eta, t):
         st = self.state
@@ -267,10 +328,55 @@ class ExactSolver:
         return _absorb(st.phi, st.xp, z, st.u, st.aux, w)
 
     def matvec(self, vec, t):
-        """cal_H vec in float64 (used by the projection, right after a step: U is current)."""
+        """cal_H vec in float64 (tests and benches; allocates its result)."""
         tmp, out = np.empty_like(vec), np.empty_like(vec)
         _hv(self.state.U, vec, tmp, out)
         return out
+
+    # ---- step 3 (edge_omd/projection.py): right after a step, U is current and u = U^{-T} z
+    projection_mode = projection.MODE_M
+
+    def keep(self, ws):
+        """Remember theta_t before step 2 (phi, theta and their flags) for a rollback. The
+        pending curvature update is applied first (one extra read of U per update, only with a
+        radius): step 2's fused sweep would rotate phi with it, and a rollback must give back
+        exactly the bits a model that never saw this observation has (the flush-invariant
+        sweep: a flush and the fused sweep give the same U and phi)."""
+        st = self.state
+        self.flush()
+        ws.prev[0, :] = st.phi
+        ws.prev[1, :] = st.theta
+        ws.scal[6], ws.scal[7] = st.aux[THETA_OK], st.aux[BOUND]
+
+    def restore(self, ws):
+        """Undo step 2 (U is as `keep` left it: flushed)."""
+        st = self.state
+        st.phi[:] = ws.prev[0]
+        st.theta[:] = ws.prev[1]
+        st.aux[THETA_OK], st.aux[BOUND] = ws.scal[6], ws.scal[7]
+
+    def project(self, ws, z, a, radius, t, mode=None, tol=projection.TOL, kmax=None,
+                max_steps=None):
+        """Step 3 in place. Returns the Lanczos steps taken (0: theta' was inside the ball), or
+        a negative number (nothing changed) if no finite projection was found."""
+        st = self.state
+        c0 = _theta64(st.U, st.phi, ws.theta0)
+        if not c0 > radius:
+            return 0 if c0 == c0 else -1
+        mode = self.projection_mode if mode is None else mode
+        U, u, tmp = st.U, st.u, ws.tmp
+        if mode == projection.MODE_M:
+            def apply(v, out):
+                _inv_apply(U, u, a, v, tmp, out)
+        else:
+            def apply(v, out):
+                _tilde_apply(U, z, a, v, tmp, out)
+        k = projection.lanczos_project(apply, ws, c0, radius, mode, self.lam, tol, kmax,
+                                            max_steps)
+        if k < 0 or not projection.finish(ws.out, radius, self.fmax):
+            return -1
+        self.set_theta(ws.out)
+        return k
 
     def widths(self, V, out, t):
         self.flush()

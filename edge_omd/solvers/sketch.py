@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_omd import linalg
+from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
 from edge_omd.solvers import ExplicitTheta
 
@@ -192,11 +192,71 @@ def _hv(B, m, alpha, vec, tmp, out):
             out[j] += float(B[i, j]) * ti
 
 
+@kernel(both("void(F[:, ::1], f8[:, ::1], i8, f8, f8[::1], f8[::1], f8[::1], f8[::1])"))
+def _woodbury64(B, L, m, alpha, vec, bz, c, out):
+    """out = cal_H^{-1} vec = (vec - B^T K^{-1} B vec) / alpha, float64 vectors."""
+    d = vec.shape[0]
+    for i in range(m):
+        acc = 0.0
+        row = B[i]
+        for j in range(d):
+            acc += float(row[j]) * vec[j]
+        bz[i] = acc
+    for i in range(m):  # L y = B vec
+        acc = bz[i]
+        for k in range(i):
+            acc -= L[i, k] * c[k]
+        c[i] = acc / L[i, i]
+    for i in range(m - 1, -1, -1):  # L^T c = y
+        acc = c[i]
+        for k in range(i + 1, m):
+            acc -= L[k, i] * c[k]
+        c[i] = acc / L[i, i]
+    inv_a = 1.0 / alpha
+    for j in range(d):
+        out[j] = vec[j] * inv_a
+    for i in range(m):
+        ci = c[i] * inv_a
+        row = B[i]
+        for j in range(d):
+            out[j] -= ci * float(row[j])
+
+
+@kernel(both("void(F[:, ::1], f8[:, ::1], i8, f8, f8[::1], f8, f8, f8[::1], f8[::1], f8[::1], f8[::1])"))
+def _inv_apply(B, L, m, alpha, pz, a, zpz, vec, bz, c, out):
+    """out = tilde_H^{-1} vec = P vec - a (Pz.vec) / (1 + a z.Pz) Pz, P = cal_H^{-1}, pz = P z
+    (the projection's operator in M mode)."""
+    _woodbury64(B, L, m, alpha, vec, bz, c, out)
+    zv = 0.0
+    for j in range(vec.shape[0]):
+        zv += pz[j] * vec[j]
+    coef = a * zv / (1.0 + a * zpz)
+    for j in range(vec.shape[0]):
+        out[j] -= coef * pz[j]
+
+
+@kernel(both("void(F[:, ::1], i8, f8, F[::1], f8, f8[::1], f8[::1], f8[::1])"))
+def _tilde_hv(B, m, alpha, z, a, vec, tmp, out):
+    """out = tilde_H vec = (alpha I + B^T B) vec + a z (z.vec) (the projection's H mode)."""
+    _hv(B, m, alpha, vec, tmp, out)
+    zv = 0.0
+    for j in range(vec.shape[0]):
+        zv += float(z[j]) * vec[j]
+    for j in range(vec.shape[0]):
+        out[j] += a * zv * float(z[j])
+
+
 class SketchSolver(ExplicitTheta):
     name = "sketch"
     code = 3
     supports_forget = True
     robust = True  # add delta/2 back to alpha at each shrink; False = plain FD (bench/runtime.py only)
+
+    @staticmethod
+    def projection_shape(d, rank=None):
+        """make_workspace arguments of this solver's projection: tilde_H^{-1} - I / alpha has
+        rank <= 2 ell + 1, so no Krylov space has more than 2 ell + 2 dimensions."""
+        return dict(small=2 * rank, kmax=min(projection.KMAX, 2 * rank + 2), steps=4 * rank + 12)
 
     @staticmethod
     def state_bytes(d, itemsize, rank):
@@ -225,6 +285,7 @@ class SketchSolver(ExplicitTheta):
             alpha=np.zeros(1, f8), rows=np.zeros(1, i8), bz=np.zeros(m, f8), c=np.zeros(m, f8),
             v=np.zeros(d, dtype), W=np.zeros((m, m), f8),
             scratch=np.zeros((self.rank, min(d, CHUNK)), dtype))
+        self.fmax = float(np.finfo(dtype).max)
         self.reset()
 
     def reset(self):
@@ -288,6 +349,36 @@ class SketchSolver(ExplicitTheta):
         out = np.empty_like(vec)
         _hv(st.B, m, float(st.alpha[0]), vec, np.empty(max(m, 1)), out)
         return out
+
+    # step 3: M mode (Woodbury solves cost what products cost)
+    projection_mode = projection.MODE_M
+
+    def project(self, ws, z, a, radius, t, mode=None, tol=projection.TOL, kmax=None,
+                max_steps=None):
+        """Step 3 in place (see ExactSolver.project); B is unchanged since the step."""
+        st = self.state
+        c0 = projection.load(st.theta, ws.theta0)
+        if not c0 > radius:
+            return 0 if c0 == c0 else -1
+        mode = self.projection_mode if mode is None else mode
+        B, L, m, alpha = st.B, st.L, int(st.rows[0]), float(st.alpha[0])
+        bz, c, pz = ws.small[0], ws.small[1], ws.tmp
+        if mode == projection.MODE_M:
+            projection.load(z, ws.w)
+            _woodbury64(B, L, m, alpha, ws.w, bz, c, pz)
+            zpz = projection.dot64(ws.w, pz)
+
+            def apply(v, out):
+                _inv_apply(B, L, m, alpha, pz, a, zpz, v, bz, c, out)
+        else:
+            def apply(v, out):
+                _tilde_hv(B, m, alpha, z, a, v, bz, out)
+        k = projection.lanczos_project(apply, ws, c0, radius, mode, alpha, tol, kmax,
+                                            max_steps)
+        if k < 0 or not projection.finish(ws.out, radius, self.fmax):
+            return -1
+        st.theta[:] = ws.out
+        return k
 
     def widths(self, V, out, t):
         st = self.state

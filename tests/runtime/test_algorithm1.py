@@ -30,6 +30,8 @@ CASES = [
     ("exact", dict(radius=0.6)),
     ("cg", dict(cg_steps=3, lam_warmup=50, lam=2.0)),
     ("cg", dict(cg_steps=D, cg_tol=1e-12, forget=0.97)),
+    ("cg", dict(radius=0.6)),
+    ("cg", dict(cg_steps=2, lam_warmup=30, radius=0.4)),
     ("sketch", dict(sketch_rank=3)),
     ("sketch", dict(sketch_rank=4, forget=0.95, radius=0.8)),
     ("sketch", dict(sketch_rank=D)),
