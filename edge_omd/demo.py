@@ -92,7 +92,7 @@ def ensure_demo_head(folder: Optional[Path] = None, *, log=print):
 class DemoResult:
     rounds: list = field(default_factory=list)      # round numbers where accuracy was measured
     accuracy_unseen: list = field(default_factory=list)  # top-1 matches the taste, held-out prompts
-    accuracy_asked: list = field(default_factory=list)   # ... on the prompts the user was asked about
+    accuracy_asked: list = field(default_factory=list)   # ... on the prompts asked about
     chance_unseen: float = 0.0      # a random top-1 on the held-out prompts (mean #max / #cands)
     chance_asked: float = 0.0
     # per click, `prefer(prompt, chosen, rejected)` from texts in to the state committed:
@@ -244,7 +244,8 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.8), gridspec_kw={"width_ratios": [1.15, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.8),
+                                   gridspec_kw={"width_ratios": [1.15, 1]})
     ax1.plot(res.rounds, res.accuracy_unseen, "o-", ms=3.5, lw=2, color="C0",
              label=f"{res.n_unseen} held-out prompts (never asked)")
     ax1.plot(res.rounds, res.accuracy_asked, "-", lw=1, alpha=0.6, color="C1",
@@ -260,7 +261,7 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
 
     c = click_summary(res)
     x = np.arange(1, len(res.click_s) + 1)
-    for key, label, style in (("click", "click, end to end", dict(color="k", ms=4)),
+    for key, label, style in (("click", "click, end to end", dict(color="k", ms=5)),
                               ("head", "feature head (embed 2 answers)", dict(color="C0", ms=3)),
                               ("learn", "learn (learn_pair)", dict(color="C2", ms=3)),
                               ("commit", "commit (store transaction, the rest)",
@@ -278,7 +279,7 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(loc="upper right", fontsize=8.5, ncol=1, framealpha=0.9)
     lo, hi = ax2.get_ylim()
-    ax2.set_ylim(lo, hi * 4)      # room for the legend above the dots
+    ax2.set_ylim(lo, hi * (hi / lo) ** 0.6)      # room for the legend above the dots
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -390,6 +391,8 @@ def main(argv=None) -> int:
         head = ensure_demo_head(Path(args.head) if args.head else None)
         print(f"[demo] head: {head!r}, fingerprint {head.fingerprint.hex()[:16]}... "
               f"(ready in {time.perf_counter() - t0:.1f}s)")
+        if args.store == DEFAULT_STORE:   # the demo's own folder (a --store given is used as is)
+            Path(DEFAULT_STORE).parent.mkdir(parents=True, exist_ok=True)
         store = SQLiteStore(args.store)
         if args.interactive:
             return interactive(head, store, strategy=args.strategy, seed=args.seed,
@@ -417,7 +420,8 @@ def main(argv=None) -> int:
           f"{res.accuracy_unseen[0]:.2f} before any feedback -> {res.accuracy_unseen[-1]:.2f} "
           f"after {args.rounds} answers (chance {res.chance_unseen:.2f}: a random top-1 hits a "
           f"best answer with probability #best / #answers, averaged over those prompts); on the "
-          f"{res.n_asked} asked prompts {res.accuracy_asked[0]:.2f} -> {res.accuracy_asked[-1]:.2f}")
+          f"{res.n_asked} asked prompts {res.accuracy_asked[0]:.2f} -> "
+          f"{res.accuracy_asked[-1]:.2f}")
     print(f"[demo] one click, prefer(prompt, chosen, rejected) from texts in to state committed, "
           f"median of {c['n']}: {c['click']:.1f} ms (p99 {c['click_p99']:.1f} ms); its parts "
           f"(medians): feature head {c['head']:.1f} ms (embedding the 2 answers), learn "
