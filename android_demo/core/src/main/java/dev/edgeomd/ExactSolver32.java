@@ -13,7 +13,8 @@ import java.nio.ByteBuffer;
  */
 final class ExactSolver32 extends Solver {
     static final int E = 0, PENDING = 1, THETA_OK = 2, BOUND = 3;
-    final float[] theta, U, xp, u, zf;
+    final float[] theta, xp, u, zf;
+    final float[][] U;  // row i: U[i][i..d) (rows as arrays: C2 vectorises row[j] loops)
     final double[] phi;
     final double[] aux = new double[4];
     final double fmax = Float.MAX_VALUE, eps = Math.ulp(1.0f);
@@ -21,7 +22,7 @@ final class ExactSolver32 extends Solver {
     ExactSolver32(int d, double lam) {
         super(d, true, lam);
         theta = new float[d];
-        U = new float[d * d];
+        U = new float[d][d];
         phi = new double[d];
         xp = new float[d];
         u = new float[d];
@@ -42,14 +43,16 @@ final class ExactSolver32 extends Solver {
     @Override
     void reset() {
         java.util.Arrays.fill(theta, 0);
-        java.util.Arrays.fill(U, 0);
+        for (float[] row : U) {
+            java.util.Arrays.fill(row, 0);
+        }
         java.util.Arrays.fill(phi, 0);
         java.util.Arrays.fill(xp, 0);
         java.util.Arrays.fill(u, 0);
         java.util.Arrays.fill(aux, 0);
         float s = (float) Math.sqrt(lam);
         for (int i = 0; i < d; i++) {
-            U[i * d + i] = s;
+            U[i][i] = s;
         }
         aux[THETA_OK] = 1.0;
     }
@@ -57,7 +60,8 @@ final class ExactSolver32 extends Solver {
     /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */
     void sweep(float[] z, boolean solve) {
         final int d = this.d;
-        final float[] U = this.U, xp = this.xp, u = this.u;
+        final float[][] U = this.U;
+        final float[] xp = this.xp, u = this.u;
         final double[] phi = this.phi;
         boolean pending = aux[PENDING] != 0.0;
         double e = aux[E];
@@ -65,13 +69,12 @@ final class ExactSolver32 extends Solver {
             System.arraycopy(z, 0, u, 0, d);
         }
         for (int k = 0; k < d; k++) {
-            int kk = k * d + k;
-            int n = d - k - 1;
+            final float[] row = U[k];
             double xk = pending ? xp[k] : 0.0;
             if (xk != 0.0) {
-                double ukk = U[kk];
+                double ukk = row[k];
                 double r = Math.sqrt(ukk * ukk + xk * xk);
-                U[kk] = (float) r;
+                row[k] = (float) r;
                 double invUkk = 1.0 / ukk, invR = 1.0 / r;
                 double cs = ukk * invR, sn = xk * invR;
                 float s = (float) (xk * invUkk), c = (float) (r * invUkk), invC = (float) cs;
@@ -79,28 +82,26 @@ final class ExactSolver32 extends Solver {
                 phi[k] = cs * pk + sn * e;
                 e = cs * e - sn * pk;
                 if (solve) {
-                    float uk = u[k] / U[kk];
+                    float uk = u[k] / row[k];
                     u[k] = uk;
-                    for (int j = 0; j < n; j++) {
-                        int rj = kk + 1 + j, tj = k + 1 + j;
-                        float ukj = (U[rj] + s * xp[tj]) * invC;
-                        U[rj] = ukj;
-                        xp[tj] = c * xp[tj] - s * ukj;
-                        u[tj] -= uk * ukj;
+                    for (int j = k + 1; j < d; j++) {
+                        float ukj = (row[j] + s * xp[j]) * invC;
+                        row[j] = ukj;
+                        xp[j] = c * xp[j] - s * ukj;
+                        u[j] -= uk * ukj;
                     }
                 } else {
-                    for (int j = 0; j < n; j++) {
-                        int rj = kk + 1 + j, tj = k + 1 + j;
-                        float ukj = (U[rj] + s * xp[tj]) * invC;
-                        U[rj] = ukj;
-                        xp[tj] = c * xp[tj] - s * ukj;
+                    for (int j = k + 1; j < d; j++) {
+                        float ukj = (row[j] + s * xp[j]) * invC;
+                        row[j] = ukj;
+                        xp[j] = c * xp[j] - s * ukj;
                     }
                 }
             } else if (solve) {
-                float uk = u[k] / U[kk];
+                float uk = u[k] / row[k];
                 u[k] = uk;
-                for (int j = 0; j < n; j++) {
-                    u[k + 1 + j] -= uk * U[kk + 1 + j];
+                for (int j = k + 1; j < d; j++) {
+                    u[j] -= uk * row[j];
                 }
             }
         }
@@ -139,9 +140,9 @@ final class ExactSolver32 extends Solver {
             for (int i = d - 1; i >= 0; i--) {
                 double acc = phi[i] - coef * u[i];
                 for (int k = i + 1; k < d; k++) {
-                    acc -= (double) U[i * d + k] * theta[k];
+                    acc -= (double) U[i][k] * theta[k];
                 }
-                theta[i] = (float) (acc / U[i * d + i]);
+                theta[i] = (float) (acc / U[i][i]);
                 double ti = theta[i];
                 if (!Double.isFinite(ti)) {
                     aux[THETA_OK] = 0.0;
@@ -168,12 +169,12 @@ final class ExactSolver32 extends Solver {
         System.arraycopy(b, 0, out, 0, d);
         double acc = 0.0;
         for (int j = 0; j < d; j++) {
-            int jj = j * d + j;
-            float oj = out[j] / U[jj];
+            final float[] row = U[j];
+            float oj = out[j] / row[j];
             out[j] = oj;
             acc += (double) oj * oj;
-            for (int k = 1; k < d - j; k++) {
-                out[j + k] -= oj * U[jj + k];
+            for (int k = j + 1; k < d; k++) {
+                out[k] -= oj * row[k];
             }
         }
         return acc;
@@ -212,20 +213,20 @@ final class ExactSolver32 extends Solver {
     void thetaFromPhi() {
         for (int i = d - 1; i >= 0; i--) {
             double acc = phi[i];
-            int row = i * d;
+            final float[] row = U[i];
             for (int k = i + 1; k < d; k++) {
-                acc -= (double) U[row + k] * theta[k];
+                acc -= (double) row[k] * theta[k];
             }
-            theta[i] = (float) (acc / U[row + i]);
+            theta[i] = (float) (acc / row[i]);
         }
     }
 
     void phiFromTheta(double[] th, double[] out) {
         for (int i = 0; i < d; i++) {
             double acc = 0.0;
-            int row = i * d;
+            final float[] row = U[i];
             for (int k = i; k < d; k++) {
-                acc += (double) U[row + k] * th[k];
+                acc += (double) row[k] * th[k];
             }
             out[i] = acc;
         }
@@ -265,9 +266,9 @@ final class ExactSolver32 extends Solver {
         phiFromTheta(v, tmp);
         for (int i = 0; i < d; i++) {
             double ti = tmp[i];
-            int row = i * d;
+            final float[] row = U[i];
             for (int k = i; k < d; k++) {
-                out[k] += (double) U[row + k] * ti;
+                out[k] += (double) row[k] * ti;
             }
         }
         return out;
@@ -291,8 +292,10 @@ final class ExactSolver32 extends Solver {
         for (float x : theta) {
             b.putFloat(x);
         }
-        for (float x : U) {
-            b.putFloat(x);
+        for (float[] row : U) {
+            for (float x : row) {
+                b.putFloat(x);
+            }
         }
         writeArray(b, false, phi);
     }
@@ -302,8 +305,10 @@ final class ExactSolver32 extends Solver {
         for (int i = 0; i < theta.length; i++) {
             theta[i] = b.getFloat();
         }
-        for (int i = 0; i < U.length; i++) {
-            U[i] = b.getFloat();
+        for (float[] row : U) {
+            for (int i = 0; i < d; i++) {
+                row[i] = b.getFloat();
+            }
         }
         readArray(b, false, phi);
     }
@@ -311,13 +316,13 @@ final class ExactSolver32 extends Solver {
     @Override
     String invalid() {
         for (int i = 0; i < d; i++) {
-            if (!(U[i * d + i] > 0)) {
+            if (!(U[i][i] > 0)) {
                 return "the Cholesky factor has a non-positive diagonal";
             }
         }
         for (int i = 1; i < d; i++) {
             for (int k = 0; k < i; k++) {
-                if (U[i * d + k] != 0) {
+                if (U[i][k] != 0) {
                     return "the Cholesky factor is not upper triangular";
                 }
             }
@@ -332,9 +337,11 @@ final class ExactSolver32 extends Solver {
                 return false;
             }
         }
-        for (float x : U) {
-            if (!Float.isFinite(x)) {
-                return false;
+        for (float[] row : U) {
+            for (float x : row) {
+                if (!Float.isFinite(x)) {
+                    return false;
+                }
             }
         }
         return Num.allFinite(phi);
@@ -360,7 +367,7 @@ final class ExactSolver32 extends Solver {
             for (int j = 0; j < d; j++) {
                 double acc = 0;
                 for (int k = 0; k <= Math.min(i, j); k++) {
-                    acc += (double) U[k * d + i] * U[k * d + j];
+                    acc += (double) U[k][i] * U[k][j];
                 }
                 H[i * d + j] = acc;
             }

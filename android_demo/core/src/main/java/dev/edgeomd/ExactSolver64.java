@@ -10,14 +10,15 @@ import java.nio.ByteBuffer;
  */
 final class ExactSolver64 extends Solver {
     static final int E = 0, PENDING = 1, THETA_OK = 2, BOUND = 3;
-    final double[] theta, U, phi, xp, u, zbuf;
+    final double[] theta, phi, xp, u, zbuf;
+    final double[][] U;  // row i: U[i][i..d) (rows as arrays: C2 vectorises row[j] loops)
     final double[] aux = new double[4];
     final double fmax = Double.MAX_VALUE, eps = Math.ulp(1.0);
 
     ExactSolver64(int d, double lam) {
         super(d, false, lam);
         theta = new double[d];
-        U = new double[d * d];
+        U = new double[d][d];
         phi = new double[d];
         xp = new double[d];
         u = new double[d];
@@ -38,14 +39,16 @@ final class ExactSolver64 extends Solver {
     @Override
     void reset() {
         java.util.Arrays.fill(theta, 0);
-        java.util.Arrays.fill(U, 0);
+        for (double[] row : U) {
+            java.util.Arrays.fill(row, 0);
+        }
         java.util.Arrays.fill(phi, 0);
         java.util.Arrays.fill(xp, 0);
         java.util.Arrays.fill(u, 0);
         java.util.Arrays.fill(aux, 0);
         double s = Math.sqrt(lam);
         for (int i = 0; i < d; i++) {
-            U[i * d + i] = s;
+            U[i][i] = s;
         }
         aux[THETA_OK] = 1.0;
     }
@@ -53,20 +56,21 @@ final class ExactSolver64 extends Solver {
     /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */
     void sweep(double[] z, boolean solve) {
         final int d = this.d;
-        final double[] U = this.U, xp = this.xp, u = this.u, phi = this.phi;
+        final double[][] U = this.U;
+        final double[] xp = this.xp, u = this.u;
+        final double[] phi = this.phi;
         boolean pending = aux[PENDING] != 0.0;
         double e = aux[E];
         if (solve) {
             System.arraycopy(z, 0, u, 0, d);
         }
         for (int k = 0; k < d; k++) {
-            int kk = k * d + k;
-            int n = d - k - 1;
+            final double[] row = U[k];
             double xk = pending ? xp[k] : 0.0;
             if (xk != 0.0) {
-                double ukk = U[kk];
+                double ukk = row[k];
                 double r = Math.sqrt(ukk * ukk + xk * xk);
-                U[kk] = r;
+                row[k] = r;
                 double invUkk = 1.0 / ukk, invR = 1.0 / r;
                 double cs = ukk * invR, sn = xk * invR;
                 double s = xk * invUkk, c = r * invUkk, invC = cs;
@@ -74,28 +78,26 @@ final class ExactSolver64 extends Solver {
                 phi[k] = cs * pk + sn * e;
                 e = cs * e - sn * pk;
                 if (solve) {
-                    double uk = u[k] / U[kk];
+                    double uk = u[k] / row[k];
                     u[k] = uk;
-                    for (int j = 0; j < n; j++) {
-                        int rj = kk + 1 + j, tj = k + 1 + j;
-                        double ukj = (U[rj] + s * xp[tj]) * invC;
-                        U[rj] = ukj;
-                        xp[tj] = c * xp[tj] - s * ukj;
-                        u[tj] -= uk * ukj;
+                    for (int j = k + 1; j < d; j++) {
+                        double ukj = (row[j] + s * xp[j]) * invC;
+                        row[j] = ukj;
+                        xp[j] = c * xp[j] - s * ukj;
+                        u[j] -= uk * ukj;
                     }
                 } else {
-                    for (int j = 0; j < n; j++) {
-                        int rj = kk + 1 + j, tj = k + 1 + j;
-                        double ukj = (U[rj] + s * xp[tj]) * invC;
-                        U[rj] = ukj;
-                        xp[tj] = c * xp[tj] - s * ukj;
+                    for (int j = k + 1; j < d; j++) {
+                        double ukj = (row[j] + s * xp[j]) * invC;
+                        row[j] = ukj;
+                        xp[j] = c * xp[j] - s * ukj;
                     }
                 }
             } else if (solve) {
-                double uk = u[k] / U[kk];
+                double uk = u[k] / row[k];
                 u[k] = uk;
-                for (int j = 0; j < n; j++) {
-                    u[k + 1 + j] -= uk * U[kk + 1 + j];
+                for (int j = k + 1; j < d; j++) {
+                    u[j] -= uk * row[j];
                 }
             }
         }
@@ -131,9 +133,9 @@ final class ExactSolver64 extends Solver {
             for (int i = d - 1; i >= 0; i--) {
                 double acc = phi[i] - coef * u[i];
                 for (int k = i + 1; k < d; k++) {
-                    acc -= U[i * d + k] * theta[k];
+                    acc -= U[i][k] * theta[k];
                 }
-                theta[i] = acc / U[i * d + i];
+                theta[i] = acc / U[i][i];
                 double ti = theta[i];
                 if (!Double.isFinite(ti)) {
                     aux[THETA_OK] = 0.0;
@@ -160,12 +162,12 @@ final class ExactSolver64 extends Solver {
         System.arraycopy(b, 0, out, 0, d);
         double acc = 0.0;
         for (int j = 0; j < d; j++) {
-            int jj = j * d + j;
-            double oj = out[j] / U[jj];
+            final double[] row = U[j];
+            double oj = out[j] / row[j];
             out[j] = oj;
             acc += oj * oj;
-            for (int k = 1; k < d - j; k++) {
-                out[j + k] -= oj * U[jj + k];
+            for (int k = j + 1; k < d; k++) {
+                out[k] -= oj * row[k];
             }
         }
         return acc;
@@ -201,20 +203,20 @@ final class ExactSolver64 extends Solver {
     void thetaFromPhi() {
         for (int i = d - 1; i >= 0; i--) {
             double acc = phi[i];
-            int row = i * d;
+            final double[] row = U[i];
             for (int k = i + 1; k < d; k++) {
-                acc -= U[row + k] * theta[k];
+                acc -= row[k] * theta[k];
             }
-            theta[i] = acc / U[row + i];
+            theta[i] = acc / row[i];
         }
     }
 
     void phiFromTheta(double[] th, double[] out) {
         for (int i = 0; i < d; i++) {
             double acc = 0.0;
-            int row = i * d;
+            final double[] row = U[i];
             for (int k = i; k < d; k++) {
-                acc += U[row + k] * th[k];
+                acc += row[k] * th[k];
             }
             out[i] = acc;
         }
@@ -247,9 +249,9 @@ final class ExactSolver64 extends Solver {
         phiFromTheta(v, tmp);
         for (int i = 0; i < d; i++) {
             double ti = tmp[i];
-            int row = i * d;
+            final double[] row = U[i];
             for (int k = i; k < d; k++) {
-                out[k] += U[row + k] * ti;
+                out[k] += row[k] * ti;
             }
         }
         return out;
@@ -268,27 +270,31 @@ final class ExactSolver64 extends Solver {
         flush();
         thetaRef();
         writeArray(b, false, theta);
-        writeArray(b, false, U);
+        for (double[] row : U) {
+            writeArray(b, false, row);
+        }
         writeArray(b, false, phi);
     }
 
     @Override
     void readPayload(ByteBuffer b) {
         readArray(b, false, theta);
-        readArray(b, false, U);
+        for (double[] row : U) {
+            readArray(b, false, row);
+        }
         readArray(b, false, phi);
     }
 
     @Override
     String invalid() {
         for (int i = 0; i < d; i++) {
-            if (!(U[i * d + i] > 0)) {
+            if (!(U[i][i] > 0)) {
                 return "the Cholesky factor has a non-positive diagonal";
             }
         }
         for (int i = 1; i < d; i++) {
             for (int k = 0; k < i; k++) {
-                if (U[i * d + k] != 0) {
+                if (U[i][k] != 0) {
                     return "the Cholesky factor is not upper triangular";
                 }
             }
@@ -296,9 +302,18 @@ final class ExactSolver64 extends Solver {
         return null;
     }
 
+    private boolean rowsFinite() {
+        for (double[] row : U) {
+            if (!Num.allFinite(row)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     @Override
     boolean finite() {
-        return Num.allFinite(theta) && Num.allFinite(U) && Num.allFinite(phi);
+        return Num.allFinite(theta) && rowsFinite() && Num.allFinite(phi);
     }
 
     @Override
@@ -317,7 +332,7 @@ final class ExactSolver64 extends Solver {
             for (int j = 0; j < d; j++) {
                 double acc = 0;
                 for (int k = 0; k <= Math.min(i, j); k++) {
-                    acc += U[k * d + i] * U[k * d + j];
+                    acc += U[k][i] * U[k][j];
                 }
                 H[i * d + j] = acc;
             }

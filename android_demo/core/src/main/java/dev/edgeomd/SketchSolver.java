@@ -11,7 +11,8 @@ import java.nio.ByteBuffer;
 final class SketchSolver extends Solver {
     static final int CHUNK = 32;
     final int rank, mMax;
-    final double[] theta, B, L, bz, c, v;
+    final double[] theta, L, bz, c, v;
+    final double[][] B;  // (2 ell, d) rows as arrays: C2 vectorises row loops
     double alpha;
     long rows;
 
@@ -20,7 +21,7 @@ final class SketchSolver extends Solver {
         this.rank = rank;
         this.mMax = 2 * rank;
         theta = new double[d];
-        B = new double[mMax * d];
+        B = new double[mMax][d];
         L = new double[mMax * mMax];
         bz = new double[mMax];
         c = new double[mMax];
@@ -59,8 +60,11 @@ final class SketchSolver extends Solver {
 
     @Override
     void reset() {
-        for (double[] a : new double[][]{theta, B, L, bz, c, v}) {
+        for (double[] a : new double[][]{theta, L, bz, c, v}) {
             java.util.Arrays.fill(a, 0);
+        }
+        for (double[] row : B) {
+            java.util.Arrays.fill(row, 0);
         }
         rows = 0;
         alpha = lam;
@@ -70,7 +74,7 @@ final class SketchSolver extends Solver {
     double solve(double[] z) {
         int m = (int) rows;
         for (int i = 0; i < m; i++) {
-            bz[i] = Num.dot(B, i * d, z, 0, d);
+            bz[i] = Num.dot(B[i], z);
         }
         for (int i = 0; i < m; i++) {
             double acc = bz[i];
@@ -89,14 +93,14 @@ final class SketchSolver extends Solver {
         System.arraycopy(z, 0, v, 0, d);
         for (int i = 0; i < m; i++) {
             double ci = c[i];
-            int row = i * d;
+            final double[] row = B[i];
             if (f32) {
                 for (int j = 0; j < d; j++) {
-                    v[j] = (float) (v[j] - ci * B[row + j]);
+                    v[j] = (float) (v[j] - ci * row[j]);
                 }
             } else {
                 for (int j = 0; j < d; j++) {
-                    v[j] -= ci * B[row + j];
+                    v[j] -= ci * row[j];
                 }
             }
         }
@@ -134,13 +138,13 @@ final class SketchSolver extends Solver {
         double cw = w * Num.dsigmoid(Num.dot(theta, z));
         double sc = Math.sqrt(cw);
         int m = (int) rows;
-        int rm = m * d;
+        final double[] bm = B[m];
         double zz = 0.0;
         for (int j = 0; j < d; j++) {
-            B[rm + j] = Num.rd(sc * z[j], f32);
+            bm[j] = Num.rd(sc * z[j], f32);
         }
         for (int j = 0; j < d; j++) {
-            zz += B[rm + j] * B[rm + j];
+            zz += bm[j] * bm[j];
         }
         double[] g = bz;
         if (gIsBz) {
@@ -149,7 +153,7 @@ final class SketchSolver extends Solver {
             }
         } else {
             for (int i = 0; i < m; i++) {
-                g[i] = Num.dot(B, i * d, B, rm, d);
+                g[i] = Num.dot(B[i], bm);
             }
         }
         double ll = 0.0;
@@ -173,8 +177,11 @@ final class SketchSolver extends Solver {
         double aOld = alpha;
         double aNew = gamma * aOld + (1.0 - gamma) * lam;
         double sg = Math.sqrt(gamma);
-        for (int i = 0; i < m * d; i++) {
-            B[i] = Num.rd(sg * B[i], f32);
+        for (int i = 0; i < m; i++) {
+            final double[] row = B[i];
+            for (int j = 0; j < d; j++) {
+                row[j] = Num.rd(sg * row[j], f32);
+            }
         }
         double[] W = new double[m * m];
         for (int i = 0; i < m; i++) {
@@ -238,23 +245,28 @@ final class SketchSolver extends Solver {
                 Mt[i * m + k] = Num.rd(Q[k][col] * scale, f32);
             }
         }
-        double[] blk = new double[ell * d];
+        double[][] blk = new double[ell][d];
         for (int i = 0; i < ell; i++) {
+            final double[] bi = blk[i];
             for (int k = 0; k < m; k++) {
                 double mik = Mt[i * m + k];
                 if (mik == 0.0) {
                     continue;
                 }
-                int rk = k * d, ri = i * d;
+                final double[] bk = B[k];
                 for (int j = 0; j < d; j++) {
-                    blk[ri + j] += mik * B[rk + j];
+                    bi[j] += mik * bk[j];
                 }
             }
         }
-        for (int i = 0; i < ell * d; i++) {
-            B[i] = Num.rd(blk[i], f32);
+        for (int i = 0; i < ell; i++) {
+            for (int j = 0; j < d; j++) {
+                B[i][j] = Num.rd(blk[i][j], f32);
+            }
         }
-        java.util.Arrays.fill(B, ell * d, m * d, 0.0);
+        for (int i = ell; i < m; i++) {
+            java.util.Arrays.fill(B[i], 0.0);
+        }
         alpha = a + delta / 2.0;
         java.util.Arrays.fill(L, 0.0);
         for (int i = 0; i < ell; i++) {
@@ -280,7 +292,7 @@ final class SketchSolver extends Solver {
         int m = (int) rows;
         double[] tmp = new double[Math.max(m, 1)], out = new double[d];
         for (int i = 0; i < m; i++) {
-            tmp[i] = Num.dot(B, i * d, vec, 0, d);
+            tmp[i] = Num.dot(B[i], vec);
         }
         for (int j = 0; j < d; j++) {
             out[j] = alpha * vec[j];
@@ -288,7 +300,7 @@ final class SketchSolver extends Solver {
         for (int i = 0; i < m; i++) {
             double ti = tmp[i];
             for (int j = 0; j < d; j++) {
-                out[j] += B[i * d + j] * ti;
+                out[j] += B[i][j] * ti;
             }
         }
         return out;
@@ -301,7 +313,7 @@ final class SketchSolver extends Solver {
             double[] vn = V[n];
             double vv = Num.dot(vn, vn);
             for (int i = 0; i < m; i++) {
-                bz[i] = Num.dot(B, i * d, vn, 0, d);
+                bz[i] = Num.dot(B[i], vn);
             }
             double acc = 0.0;
             for (int i = 0; i < m; i++) {
@@ -320,7 +332,9 @@ final class SketchSolver extends Solver {
     @Override
     void writePayload(ByteBuffer b) {
         writeArray(b, f32, theta);
-        writeArray(b, f32, B);
+        for (double[] row : B) {
+            writeArray(b, f32, row);
+        }
         writeArray(b, false, L);
         b.putDouble(alpha);
         b.putLong(rows);
@@ -329,15 +343,26 @@ final class SketchSolver extends Solver {
     @Override
     void readPayload(ByteBuffer b) {
         readArray(b, f32, theta);
-        readArray(b, f32, B);
+        for (double[] row : B) {
+            readArray(b, f32, row);
+        }
         readArray(b, false, L);
         alpha = b.getDouble();
         rows = b.getLong();
     }
 
+    private boolean rowsFinite() {
+        for (double[] row : B) {
+            if (!Num.allFinite(row)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     @Override
     boolean finite() {
-        return Num.allFinite(theta) && Num.allFinite(B) && Num.allFinite(L) && Double.isFinite(alpha);
+        return Num.allFinite(theta) && rowsFinite() && Num.allFinite(L) && Double.isFinite(alpha);
     }
 
     @Override
@@ -350,9 +375,11 @@ final class SketchSolver extends Solver {
             return "alpha " + alpha + " is not positive";
         }
         int mi = (int) m;
-        for (int i = mi * d; i < B.length; i++) {
-            if (B[i] != 0) {
-                return "rows beyond those in use are not zero";
+        for (int i = mi; i < mMax; i++) {
+            for (double x : B[i]) {
+                if (x != 0) {
+                    return "rows beyond those in use are not zero";
+                }
             }
         }
         for (int i = 0; i < mMax; i++) {
@@ -377,12 +404,12 @@ final class SketchSolver extends Solver {
         double[] H = new double[d * d];
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < d; j++) {
-                double bij = B[i * d + j];
+                double bij = B[i][j];
                 if (bij == 0) {
                     continue;
                 }
                 for (int k = 0; k < d; k++) {
-                    H[j * d + k] += bij * B[i * d + k];
+                    H[j * d + k] += bij * B[i][k];
                 }
             }
         }

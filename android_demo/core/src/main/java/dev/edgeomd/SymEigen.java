@@ -22,10 +22,22 @@ public final class SymEigen {
         double[] d = new double[n], e = new double[n];
         if (n > 0) {
             tred2(V, d, e, n);
-            tql2(V, d, e, n);
+            double[][] VT = transpose(V, n);  // tql2 rotates columns: as rows they are contiguous
+            tql2(VT, d, e, n);
+            V = transpose(VT, n);
         }
         values = d;
         vectors = V;
+    }
+
+    private static double[][] transpose(double[][] A, int n) {
+        double[][] T = new double[n][n];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                T[j][i] = A[i][j];
+            }
+        }
+        return T;
     }
 
     private static double hypot(double a, double b) {
@@ -131,7 +143,8 @@ public final class SymEigen {
         e[0] = 0.0;
     }
 
-    private static void tql2(double[][] V, double[] d, double[] e, int n) {
+    /** Implicit QL on the tridiagonal (d, e); VT holds the eigenvectors as ROWS. */
+    private static void tql2(double[][] VT, double[] d, double[] e, int n) {
         for (int i = 1; i < n; i++) {
             e[i - 1] = e[i];
         }
@@ -183,11 +196,11 @@ public final class SymEigen {
                         c = p / r;
                         p = c * d[i] - s * g;
                         d[i + 1] = h + s * (c * g + s * d[i]);
+                        final double[] vi = VT[i], vi1 = VT[i + 1];
                         for (int k = 0; k < n; k++) {
-                            double[] Vk = V[k];
-                            h = Vk[i + 1];
-                            Vk[i + 1] = s * Vk[i] + c * h;
-                            Vk[i] = c * Vk[i] - s * h;
+                            h = vi1[k];
+                            vi1[k] = s * vi[k] + c * h;
+                            vi[k] = c * vi[k] - s * h;
                         }
                     }
                     p = -s * s2 * c3 * el1 * e[l] / dl1;
@@ -210,11 +223,9 @@ public final class SymEigen {
             if (k != i) {
                 d[k] = d[i];
                 d[i] = p;
-                for (int j = 0; j < n; j++) {
-                    double t = V[j][i];
-                    V[j][i] = V[j][k];
-                    V[j][k] = t;
-                }
+                double[] t = VT[i];
+                VT[i] = VT[k];
+                VT[k] = t;
             }
         }
     }
