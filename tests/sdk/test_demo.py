@@ -121,9 +121,9 @@ def test_simulate_reports_rounds_clicks_and_constant_state(tmp_path):
     assert res.n_unseen + res.n_asked == len(load_corpus()) and res.n_unseen >= 20
     for part in (res.click_s, res.head_s, res.learn_s, res.commit_s):
         assert len(part) == 12 and all(x >= 0 for x in part)
-    # every click ran the head (2 answers embedded), and its parts fit inside the click
-    assert all(h > 0 for h in res.head_s)
-    assert all(h + l <= c + 1e-9 for h, l, c in zip(res.head_s, res.learn_s, res.click_s))
+    # every click ran the head (2 answers embedded), timed inside the click (learn is timed on
+    # a twin model outside it, so no sum of parts is asserted: timings are noisy)
+    assert all(0 < h <= c for h, c in zip(res.head_s, res.click_s))
     assert len(set(res.state_bytes)) == 1 and res.state_bytes[0] > 32 * 32
     assert 0 < res.chance_unseen < 1 and all(0 <= a <= 1 for a in res.accuracy_unseen)
     assert len(lines) == 2 + 4                     # intro, header, one row per printed round
