@@ -127,8 +127,76 @@ def heads(root):
     return out
 
 
+def write_manifest_cases(root):
+    """A full manifest and mutations of it, each with Python's validate_manifest verdict."""
+    import copy
+    from edge_omd._head_manifest import validate_manifest
+    from edge_omd.errors import HeadError
+    base = {"format": "edge-omd-feature-head", "format_version": 1, "architecture": "bert", "kind": "encoder",
+            "d": 384, "pooling": "mean", "normalize": True, "dtype": "fp32", "opset": 17, "max_length": 256,
+            "template": "{prompt}\n{response}", "add_special_tokens": True, "pad_token_id": 0,
+            "padding_side": "right", "graph_files": ["model.onnx"], "graph_sha256": "ab" * 32,
+            "fingerprint": "0123456789abcdef" * 4, "tokenizer_file": "tokenizer.json",
+            "inputs": ["input_ids", "attention_mask"], "output": "features", "static_shape": None,
+            "tokenizer_sha256": "cd" * 32, "max_positions": 512, "variant": None}
+    muts = {"ok": lambda m: None,
+            "ok-static": lambda m: m.update(static_shape=[1, 256]),
+            "ok-decoder": lambda m: m.update(kind="decoder", pooling="last_token", padding_side="left",
+                                             add_special_tokens=False),
+            "ok-no-optional": lambda m: [m.pop(k) for k in ("static_shape", "tokenizer_sha256", "max_positions",
+                                                            "variant")],
+            "format": lambda m: m.update(format="other"),
+            "version": lambda m: m.update(format_version=2),
+            "missing-d": lambda m: m.pop("d"),
+            "missing-output": lambda m: m.pop("output"),
+            "d-bool": lambda m: m.update(d=True),
+            "d-float": lambda m: m.update(d=384.0),
+            "d-zero": lambda m: m.update(d=0),
+            "maxlen-1": lambda m: m.update(max_length=1),
+            "kind": lambda m: m.update(kind="vision"),
+            "pooling": lambda m: m.update(pooling="cls"),
+            "side": lambda m: m.update(padding_side="middle"),
+            "normalize-str": lambda m: m.update(normalize="yes"),
+            "template-no-prompt": lambda m: m.update(template="{response}"),
+            "template-twice": lambda m: m.update(template="{prompt}{prompt}{response}"),
+            "template-order": lambda m: m.update(template="{response} {prompt}"),
+            "graphs-empty": lambda m: m.update(graph_files=[]),
+            "graphs-int": lambda m: m.update(graph_files=[3]),
+            "graph-abs": lambda m: m.update(graph_files=["/etc/model.onnx"]),
+            "graph-up": lambda m: m.update(graph_files=["../model.onnx"]),
+            "tok-up": lambda m: m.update(tokenizer_file="a/../../tokenizer.json"),
+            "sha-short": lambda m: m.update(graph_sha256="ab" * 31),
+            "sha-nonhex": lambda m: m.update(fingerprint="zz" * 32),
+            "toksha-bad": lambda m: m.update(tokenizer_sha256="x"),
+            "pad-neg": lambda m: m.update(pad_token_id=-1),
+            "static-bad": lambda m: m.update(static_shape=[1]),
+            "static-mismatch": lambda m: m.update(static_shape=[1, 128]),
+            "static-zero": lambda m: m.update(static_shape=[0, 256]),
+            "maxpos-small": lambda m: m.update(max_positions=128),
+            "maxpos-bool": lambda m: m.update(max_positions=True),
+            "not-object": None}
+    os.makedirs(root, exist_ok=True)
+    verdicts = {}
+    for name, fn in muts.items():
+        if fn is None:
+            m = [1, 2, 3]
+        else:
+            m = copy.deepcopy(base)
+            fn(m)
+        try:
+            validate_manifest(copy.deepcopy(m))
+            verdicts[name] = True
+        except HeadError:
+            verdicts[name] = False
+        with open(os.path.join(root, name + ".json"), "w", encoding="utf-8") as f:
+            json.dump(m, f)
+    with open(os.path.join(root, "verdicts.json"), "w") as f:
+        json.dump(verdicts, f, indent=1)
+
+
 def write_tok_cases(root, n_texts=1200):
     os.makedirs(root, exist_ok=True)
+    write_manifest_cases(os.path.join(root, "manifests"))
     all_texts = texts(n_texts)
     names = []
     for name, tok_path, templates, pad in heads(root):

@@ -617,7 +617,7 @@ public final class Tokenizer {
                         }
                         x = y;
                     }
-                    List<NStr> parts = useRegex ? splitRegex(x, p, "Isolated", false, false) : List.of(x);
+                    List<NStr> parts = useRegex ? splitRegex(x, p, "Isolated", false, false) : java.util.Collections.singletonList(x);
                     List<NStr> out = new ArrayList<>();
                     for (NStr part : parts) {
                         out.add(byteLevel(part));

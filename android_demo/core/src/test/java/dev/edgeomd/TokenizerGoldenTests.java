@@ -19,6 +19,9 @@ final class TokenizerGoldenTests {
         Path root = golden.resolve("tok");
         List<Object> names = Json.arr(Json.parse(new String(Files.readAllBytes(root.resolve("index.json")),
                 StandardCharsets.UTF_8)));
+        if (Files.isDirectory(root.resolve("manifests"))) {
+            manifests(T, root.resolve("manifests"));
+        }
         for (Object nameO : names) {
             String name = (String) nameO;
             Path folder = root.resolve(name);
@@ -105,6 +108,31 @@ final class TokenizerGoldenTests {
                 require(bad == 0, bad + " of " + batches.size() + " differ:" + first);
             });
         }
+    }
+
+    static void manifests(TestRunner T, Path folder) throws Exception {
+        Map<String, Object> verdicts = Json.obj(Json.parse(new String(Files.readAllBytes(folder.resolve("verdicts.json")),
+                StandardCharsets.UTF_8)));
+        T.check("manifests: Java accepts exactly the manifests Python's validate_manifest accepts ("
+                + verdicts.size() + ")", () -> {
+            StringBuilder bad = new StringBuilder();
+            for (Map.Entry<String, Object> e : verdicts.entrySet()) {
+                Object m = Json.parse(new String(Files.readAllBytes(folder.resolve(e.getKey() + ".json")),
+                        StandardCharsets.UTF_8));
+                boolean ok;
+                try {
+                    HeadManifest h = HeadManifest.validate(m, e.getKey());
+                    ok = true;
+                    require(h.fingerprint != null && h.fingerprint.length == 32, "fingerprint bytes");
+                } catch (HeadException ex) {
+                    ok = false;
+                }
+                if (ok != (Boolean) e.getValue()) {
+                    bad.append(e.getKey()).append(" (Python ").append(e.getValue()).append(") ");
+                }
+            }
+            require(bad.length() == 0, bad.toString());
+        });
     }
 
     static long[] toLong(int[] a) {

@@ -1,0 +1,243 @@
+package dev.edgeomd;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The feature-head folder's manifest.json (edge_omd/_head_manifest.py): checked with the same
+ * rules as Python's validate_manifest (keys, types, ranges, template slots, relative file names,
+ * 64-hex digests), then the settings the phone needs: template and truncation (for
+ * {@link TextEncoder}), the graph files and I/O names (for ONNX Runtime), d, and the head
+ * fingerprint that a reward state is bound to.
+ */
+public final class HeadManifest {
+    public static final String MANIFEST_NAME = "manifest.json";
+    public static final String FORMAT_NAME = "edge-omd-feature-head";
+    public static final int FORMAT_VERSION = 1;
+
+    /** Required keys and their JSON types: S string, I integer, B boolean, L list. */
+    static final String[][] REQUIRED = {
+            {"format", "S"}, {"format_version", "I"}, {"architecture", "S"}, {"kind", "S"}, {"d", "I"},
+            {"pooling", "S"}, {"normalize", "B"}, {"dtype", "S"}, {"opset", "I"}, {"max_length", "I"},
+            {"template", "S"}, {"add_special_tokens", "B"}, {"pad_token_id", "I"}, {"padding_side", "S"},
+            {"graph_files", "L"}, {"graph_sha256", "S"}, {"fingerprint", "S"}, {"tokenizer_file", "S"},
+            {"inputs", "L"}, {"output", "S"}};
+
+    public final Map<String, Object> raw;
+    public final int d, maxLength, padTokenId;
+    public final String template, paddingSide, tokenizerFile, output, kind, pooling;
+    public final boolean addSpecialTokens;
+    public final String[] graphFiles, inputs;
+    public final int[] staticShape;   // null, or {batch, length}
+    public final byte[] fingerprint;  // 32 bytes
+
+    private HeadManifest(Map<String, Object> m) {
+        raw = m;
+        d = (int) Json.integer(m.get("d"));
+        maxLength = (int) Json.integer(m.get("max_length"));
+        padTokenId = (int) Json.integer(m.get("pad_token_id"));
+        template = (String) m.get("template");
+        paddingSide = (String) m.get("padding_side");
+        tokenizerFile = (String) m.get("tokenizer_file");
+        output = (String) m.get("output");
+        kind = (String) m.get("kind");
+        pooling = (String) m.get("pooling");
+        addSpecialTokens = (Boolean) m.get("add_special_tokens");
+        graphFiles = strings(Json.arr(m.get("graph_files")));
+        inputs = strings(Json.arr(m.get("inputs")));
+        Object ss = m.get("static_shape");
+        staticShape = ss == null ? null : new int[]{(int) Json.integer(Json.arr(ss).get(0)),
+                (int) Json.integer(Json.arr(ss).get(1))};
+        fingerprint = hex((String) m.get("fingerprint"));
+    }
+
+    private static String[] strings(List<Object> a) {
+        String[] out = new String[a.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (String) a.get(i);
+        }
+        return out;
+    }
+
+    static byte[] hex(String s) {
+        if (s == null || s.length() != 64) {
+            return null;
+        }
+        byte[] out = new byte[32];
+        for (int i = 0; i < 32; i++) {
+            int hi = Character.digit(s.charAt(2 * i), 16), lo = Character.digit(s.charAt(2 * i + 1), 16);
+            if (hi < 0 || lo < 0) {
+                return null;
+            }
+            out[i] = (byte) (hi * 16 + lo);
+        }
+        return out;
+    }
+
+    /** Read and validate folder/manifest.json. */
+    public static HeadManifest load(Path folder) throws HeadException {
+        Path path = folder.resolve(MANIFEST_NAME);
+        if (!Files.isDirectory(folder)) {
+            throw new HeadException("feature head folder " + folder + " does not exist; export one with "
+                    + "`edge-omd export CHECKPOINT_DIR OUTPUT_DIR` and push it to the device");
+        }
+        String text;
+        try {
+            text = new String(Files.readAllBytes(path), StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new HeadException(path + " is missing: " + folder + " is not an exported feature head");
+        } catch (IOException e) {
+            throw new HeadException(path + " cannot be read (" + e + ")", e);
+        }
+        Object parsed;
+        try {
+            parsed = Json.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new HeadException(path + " is corrupt (" + e.getMessage() + "); re-export the head", e);
+        }
+        return validate(parsed, path.toString());
+    }
+
+    /** Python's validate_manifest, rule for rule; HeadException says what is wrong. */
+    public static HeadManifest validate(Object o, String where) throws HeadException {
+        if (!(o instanceof Map)) {
+            throw new HeadException(where + ": expected a JSON object");
+        }
+        Map<String, Object> m = Json.obj(o);
+        if (!FORMAT_NAME.equals(m.get("format"))) {
+            throw new HeadException(where + ": not an edge-omd feature-head manifest (format=" + m.get("format") + ")");
+        }
+        Object fv = m.get("format_version");
+        if (!(fv instanceof Long) || (Long) fv != FORMAT_VERSION) {
+            throw new HeadException(where + ": format_version " + fv + " is not supported (this reader reads "
+                    + FORMAT_VERSION + "); re-export the head");
+        }
+        for (String[] kt : REQUIRED) {
+            if (!m.containsKey(kt[0])) {
+                throw new HeadException(where + ": missing key '" + kt[0] + "'; re-export the head");
+            }
+            Object v = m.get(kt[0]);
+            boolean ok;
+            switch (kt[1]) {
+                case "S": ok = v instanceof String; break;
+                case "I": ok = v instanceof Long; break;
+                case "B": ok = v instanceof Boolean; break;
+                default: ok = v instanceof List;
+            }
+            if (!ok) {
+                throw new HeadException(where + ": key '" + kt[0] + "' has the wrong type");
+            }
+        }
+        if (!m.get("kind").equals("decoder") && !m.get("kind").equals("encoder")) {
+            throw new HeadException(where + ": kind must be 'decoder' or 'encoder', got " + m.get("kind"));
+        }
+        if (!m.get("pooling").equals("last_token") && !m.get("pooling").equals("mean")) {
+            throw new HeadException(where + ": pooling must be 'last_token' or 'mean', got " + m.get("pooling"));
+        }
+        if (!m.get("padding_side").equals("left") && !m.get("padding_side").equals("right")) {
+            throw new HeadException(where + ": padding_side must be 'left' or 'right'");
+        }
+        long d = (Long) m.get("d"), maxLength = (Long) m.get("max_length");
+        if (d <= 0 || maxLength < 2) {
+            throw new HeadException(where + ": d and max_length must be positive (d=" + d + ", max_length=" + maxLength + ")");
+        }
+        String t = (String) m.get("template");
+        int p = t.indexOf(TextEncoder.PROMPT_SLOT), r = t.indexOf(TextEncoder.RESPONSE_SLOT);
+        if (count(t, TextEncoder.PROMPT_SLOT) != 1 || count(t, TextEncoder.RESPONSE_SLOT) != 1 || p > r) {
+            throw new HeadException(where + ": template must contain {prompt} then {response} once each");
+        }
+        List<Object> graphs = Json.arr(m.get("graph_files"));
+        if (graphs.isEmpty()) {
+            throw new HeadException(where + ": graph_files must be a non-empty list of file names");
+        }
+        for (Object g : graphs) {
+            if (!(g instanceof String)) {
+                throw new HeadException(where + ": graph_files must be a non-empty list of file names");
+            }
+        }
+        List<Object> names = new java.util.ArrayList<>(graphs);
+        names.add(m.get("tokenizer_file"));
+        for (Object nameO : names) {
+            String name = (String) nameO;
+            boolean abs = name.startsWith("/") || (name.length() > 2 && name.charAt(1) == ':' && name.charAt(2) == '\\');
+            boolean up = false;
+            for (String part : name.replace('\\', '/').split("/", -1)) {
+                up |= part.equals("..");
+            }
+            if (abs || up) {
+                throw new HeadException(where + ": file name '" + name + "' must be relative to the head folder");
+            }
+        }
+        for (String key : new String[]{"graph_sha256", "fingerprint", "tokenizer_sha256"}) {
+            if (!m.containsKey(key)) {
+                continue;
+            }
+            Object v = m.get(key);
+            if (!(v instanceof String) || hexLoose((String) v) == null) {
+                throw new HeadException(where + ": " + key + " must be 64 hex characters");
+            }
+        }
+        if ((Long) m.get("pad_token_id") < 0) {
+            throw new HeadException(where + ": pad_token_id must be >= 0, got " + m.get("pad_token_id"));
+        }
+        Object ss = m.get("static_shape");
+        if (ss != null) {
+            boolean ok = ss instanceof List && Json.arr(ss).size() == 2;
+            if (ok) {
+                for (Object v : Json.arr(ss)) {
+                    ok &= v instanceof Long && (Long) v > 0;
+                }
+            }
+            if (!ok) {
+                throw new HeadException(where + ": static_shape must be null or [batch, length]");
+            }
+            if ((Long) Json.arr(ss).get(1) != maxLength) {
+                throw new HeadException(where + ": static_shape " + ss + " does not match max_length " + maxLength
+                        + "; re-export the head");
+            }
+        }
+        Object mp = m.get("max_positions");
+        if (mp != null) {
+            if (!(mp instanceof Long) || (Long) mp < 2) {
+                throw new HeadException(where + ": max_positions must be null or an int >= 2, got " + mp);
+            }
+            if (maxLength > (Long) mp) {
+                throw new HeadException(where + ": max_length " + maxLength + " exceeds the model's " + mp
+                        + " positions; re-export with max_length <= " + mp);
+            }
+        }
+        if (d > StateFormat.MAX_DIM || maxLength > Integer.MAX_VALUE) {
+            throw new HeadException(where + ": d=" + d + " is beyond what a reward state can hold");
+        }
+        return new HeadManifest(new LinkedHashMap<>(m));
+    }
+
+    /** Python's bytes.fromhex(...) of length 32: hex digits, spaces allowed between bytes. */
+    static byte[] hexLoose(String s) {
+        String compact = s.replace(" ", "");
+        if (compact.length() != s.length()) {
+            return null;  // Python accepts spaces between bytes; no manifest writes them: refuse
+        }
+        return hex(compact);
+    }
+
+    private static int count(String s, String sub) {
+        int n = 0;
+        for (int i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + sub.length())) {
+            n++;
+        }
+        return n;
+    }
+
+    /** The TextEncoder for this head's tokenizer.json in folder. */
+    public TextEncoder textEncoder(Path folder) throws IOException {
+        Tokenizer tok = Tokenizer.load(folder.resolve(tokenizerFile));
+        return new TextEncoder(tok, template, maxLength, addSpecialTokens, padTokenId, paddingSide);
+    }
+}
