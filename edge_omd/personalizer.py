@@ -133,24 +133,31 @@ def _check_learn_text(name, s) -> str:
     return s
 
 
-# Replay cost per record ~ the work of one update: d^2 (exact, cg), 2 ell d (sketch), d
-# (diagonal). The constant is set from bench/persistence.py (recovery at journal length N,
-# d = 384 ... 4096, exact and sketch; see docs/JOURNAL_FORMAT.md): recovery at the default N
-# stays well under 1 s on the 2-core reference machine.
-_REPLAY_WORK_PER_CHECKPOINT = 2.5e8
+# Default checkpoint interval N: recovery = load the checkpoint + replay N records must stay
+# <= 1 s. Replaying one record costs about 0.1 ms of fixed overhead plus ~1 ns per unit of the
+# update's work (d^2 for exact / cg, 2 ell d + 4 ell^2 for the sketch, d for the diagonal):
+# measured with bench/persistence.py on the 2-core reference machine (d = 384 ... 4096, exact
+# and sketch; docs/JOURNAL_FORMAT.md has the table), e.g. 0.1 ms/record at d=384 exact, 1.9 ms
+# at 2048, 22 ms at 4096 (memory-bound). N is sized for 0.3 s of estimated replay, which left
+# every measured recovery at or under about 0.5 s (checkpoint load included).
+_REPLAY_BUDGET_S = 0.3
+_REPLAY_FIXED_S, _REPLAY_PER_WORK_S = 1e-4, 1e-9
 _MIN_EVERY, _MAX_EVERY = 16, 4096
 
 
-def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None) -> int:
-    """Journal records between checkpoints for a model of this shape (see the module doc)."""
-    d = int(dim)
+def _update_work(dim: int, solver: str, rank: Optional[int]) -> int:
+    d, r = int(dim), int(rank or 1)
     if solver in ("exact", "cg"):
-        work = d * d
-    elif solver == "sketch":
-        work = 2 * int(rank or 1) * d + 4 * int(rank or 1) ** 2
-    else:
-        work = d
-    return int(min(_MAX_EVERY, max(_MIN_EVERY, _REPLAY_WORK_PER_CHECKPOINT // max(work, 1))))
+        return d * d
+    if solver == "sketch":
+        return 2 * r * d + 4 * r * r
+    return d
+
+
+def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None) -> int:
+    """Journal records between checkpoints for a model of this shape (recovery <= 1 s)."""
+    per = _REPLAY_FIXED_S + _REPLAY_PER_WORK_S * _update_work(dim, solver, rank)
+    return int(min(_MAX_EVERY, max(_MIN_EVERY, _REPLAY_BUDGET_S // per)))
 
 
 class _FeatureCache:
