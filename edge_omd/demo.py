@@ -244,7 +244,7 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.8),
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8),
                                    gridspec_kw={"width_ratios": [1.15, 1]})
     ax1.plot(res.rounds, res.accuracy_unseen, "o-", ms=3.5, lw=2, color="C0",
              label=f"{res.n_unseen} held-out prompts (never asked)")
@@ -257,29 +257,34 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
             ylabel="fraction of prompts whose top answer\nhas the user's best style",
             ylim=(-0.02, 1.02), title="Top-ranked answer matches the hidden taste")
     ax1.grid(alpha=0.3)
-    ax1.legend(loc="lower right", fontsize=8.5)
+    ax1.legend(loc="upper left", fontsize=8.5)
 
     c = click_summary(res)
-    x = np.arange(1, len(res.click_s) + 1)
-    for key, label, style in (("click", "click, end to end", dict(color="k", ms=5)),
-                              ("head", "feature head (embed 2 answers)", dict(color="C0", ms=3)),
-                              ("learn", "learn (learn_pair)", dict(color="C2", ms=3)),
-                              ("commit", "commit (store transaction, the rest)",
-                               dict(color="C3", ms=3))):
-        v = 1e3 * np.asarray(getattr(res, f"{key}_s"))
-        ax2.plot(x, v, ".", label=f"{label}: median {c[key]:.1f} ms", **style)
-    ax2.set_yscale("log")
+    ms = {k: 1e3 * np.asarray(getattr(res, f"{k}_s")) for k in ("click", "head", "learn", "commit")}
+    rows = [("click", "one click, end to end\n(2 texts in -> committed)", "0.2"),
+            ("head", "feature head\n(embed the 2 answers)", "C0"),
+            ("learn", "learn\n(RewardModel.learn_pair)", "C2"),
+            ("commit", "commit\n(store transaction, the rest)", "C3")]
+    y = np.arange(len(rows))[::-1]
+    med = [c[k] for k, _, _ in rows]
+    p99 = [float(np.percentile(ms[k], 99)) for k, _, _ in rows]
+    ax2.barh(y, med, color=[col for _, _, col in rows], height=0.6)
+    ax2.errorbar(med, y, xerr=[np.zeros(len(rows)), np.subtract(p99, med)], fmt="none",
+                 ecolor="k", elinewidth=1, capsize=4)
+    top = max(p99)
+    for yi, m, q in zip(y, med, p99):
+        value = f"{m:.2f}" if m < 10 else f"{m:.1f}"
+        ax2.text(q + 0.02 * top, yi, f"{value} ms\n(p99 {q:.1f})", va="center", fontsize=8.5)
+    ax2.set_yticks(y, [label for _, label, _ in rows], fontsize=9)
+    ax2.set_xlim(0, top * 1.25)
     sizes = sorted(set(res.state_bytes))
     state = (f"state {sizes[0]:,} B, constant" if len(sizes) == 1 else
              f"state {sizes[0]:,}-{sizes[-1]:,} B")
-    ax2.set(xlabel="click: prefer(prompt, chosen, rejected), 2 texts in -> state committed",
-            ylabel="ms per click (log scale)",
-            title=f"One click: median {c['click']:.1f} ms, p99 {c['click_p99']:.1f} ms\n"
-                  f"({c['n']} clicks; {state})")
-    ax2.grid(alpha=0.3, which="both")
-    ax2.legend(loc="upper right", fontsize=8.5, ncol=1, framealpha=0.9)
-    lo, hi = ax2.get_ylim()
-    ax2.set_ylim(lo, hi * (hi / lo) ** 0.6)      # room for the legend above the dots
+    ax2.set(xlabel=f"ms: bar = median, whisker = p99 over the {c['n']} clicks of this run",
+            title="What one click costs, and its parts")
+    ax2.text(0.98, 0.03, f"model {state}\nover {c['n']} clicks", transform=ax2.transAxes,
+             ha="right", va="bottom", fontsize=8.5, color="0.3")
+    ax2.grid(alpha=0.3, axis="x")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -353,20 +358,23 @@ def _parser():
                     help="be the user yourself (pick 1 or 2, thumbs up/down)")
     ap.add_argument("--reset", action="store_true",
                     help="with --interactive: forget your stored state first")
-    ap.add_argument("--rounds", type=int, default=100, help="questions the simulated user answers")
+    ap.add_argument("--rounds", type=int, default=100,
+                    help="questions the simulated user answers (default: %(default)s)")
     ap.add_argument("--every", type=int, default=10, help="print a row every N rounds "
                     "(accuracy is also measured every 5 rounds for the plot)")
     ap.add_argument("--strategy", choices=STRATEGIES, default="ucb",
-                    help="which two responses to show (deployment setting)")
+                    help="which two responses to show (deployment setting; default: %(default)s)")
     ap.add_argument("--taste", default=None,
                     help="hidden taste of the simulated user as name=weight over the corpus's "
                          "style attributes, e.g. code=2,casual=-1 (unnamed ones weigh 0; "
                          f"default: {format_taste(DEFAULT_TASTE)})")
     ap.add_argument("--temperature", type=float, default=0.25,
-                    help="noise of the simulated user's answers (Bradley-Terry temperature)")
+                    help="noise of the simulated user's answers (Bradley-Terry temperature; "
+                         "default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=DEFAULT_PNG, help="PNG plot path")
-    ap.add_argument("--store", default=DEFAULT_STORE, help="SQLite state store path")
+    ap.add_argument("--out", default=DEFAULT_PNG, help="PNG plot path (default: %(default)s)")
+    ap.add_argument("--store", default=DEFAULT_STORE,
+                    help="SQLite state store path (default: %(default)s)")
     ap.add_argument("--head", default=None, help="an exported feature-head folder to use "
                     "instead of the cached all-MiniLM-L6-v2 export (created on first use)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr "
