@@ -72,6 +72,7 @@ final class JournalGoldenTests {
                 close(m.theta(), live.theta(), tol, "clean replay vs live theta");
             });
         }
+        userStore(T, out);
         T.check("journal: a Java model's records replay to its own bytes exactly (same JVM)", () -> {
             for (String dtype : new String[]{"float32", "float64"}) {
                 RewardModel.Config cfg = new RewardModel.Config(9);
@@ -98,6 +99,54 @@ final class JournalGoldenTests {
                     Journal.apply(r, rec);
                 }
                 require(Arrays.equals(r.toBytes(), live.toBytes()), dtype + ": replay bytes");
+            }
+        });
+    }
+
+    static void userStore(TestRunner T, Path out) {
+        T.check("UserStore: reopen = checkpoint + journal replay, byte for byte; torn tail and stale records ignored", () -> {
+            for (String dtype : new String[]{"float32", "float64"}) {
+                Path dir = Files.createTempDirectory(out, "store");
+                RewardModel.Config cfg = new RewardModel.Config(7);
+                cfg.dtype = dtype;
+                java.util.Random g = new java.util.Random(11);
+                byte[] live;
+                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                    for (int i = 0; i < 23; i++) {
+                        if (i % 3 == 0) {
+                            s.learnThumb(ModelGoldenTests.randomVec(g, 7, 0.4), i % 2 == 0, 1.0);
+                        } else {
+                            s.learnPair(ModelGoldenTests.randomVec(g, 7, 0.4), ModelGoldenTests.randomVec(g, 7, 0.4), 0.7);
+                        }
+                    }
+                    live = s.model().toBytes();
+                    require(RewardModel.load(dir.resolve(UserStore.STATE)).t() == 20, "checkpoint every 10");
+                }
+                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                    require(Arrays.equals(s.model().toBytes(), live), dtype + ": reopen");
+                }
+                Path j = dir.resolve(UserStore.JOURNAL);
+                long size = Files.size(j);
+                Files.write(j, new byte[]{'E', 'O', 'J', 'R', 1, 2, 3}, java.nio.file.StandardOpenOption.APPEND);
+                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                    require(Arrays.equals(s.model().toBytes(), live), dtype + ": torn tail");
+                    require(Files.size(j) == size, "torn tail truncated");
+                    byte[] before = Files.readAllBytes(j);
+                    s.checkpoint();  // crash between the checkpoint and the journal's truncation:
+                    Files.write(j, before);
+                }
+                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                    require(Arrays.equals(s.model().toBytes(), live), dtype + ": stale records skipped");
+                    s.learnPair(ModelGoldenTests.randomVec(g, 7, 0.4), new double[7], 1.0);
+                    live = s.model().toBytes();
+                }
+                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                    require(Arrays.equals(s.model().toBytes(), live), dtype + ": after more feedback");
+                    s.reset();
+                }
+                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                    require(s.model().t() == 0, "reset persisted");
+                }
             }
         });
     }
