@@ -834,7 +834,7 @@ class FolderStore(Store):
             return Sync(None), None
         try:
             cid = _file_id(io.fstat(cfd))
-            cont = cursor is not None and len(cursor.pos) == 5 and cursor.pos[0] == cid
+            cont = cursor is not None and len(cursor.pos) == 6 and cursor.pos[0] == cid
             rec = None if cont else self._read_checkpoint(user_id, cfd, cpath)
         finally:
             io.close(cfd)
@@ -844,8 +844,11 @@ class FolderStore(Store):
             try:
                 st = io.fstat(jfd)
                 jid, size = (st.st_dev, st.st_ino), st.st_size
-                if cont and (cursor.pos[1] != jid or cursor.pos[2] > size):
-                    cont = False     # the journal was replaced or cut: read it all again
+                if cont and (cursor.pos[1] != jid or cursor.pos[2] > size or (
+                        cursor.pos[2] > 0 and io.pread(jfd, 4, cursor.pos[2] - 4) != cursor.pos[5])):
+                    # the journal was replaced or cut (and maybe grown again: the CRC of the
+                    # last record applied is not where it was): read it all again
+                    cont = False
                 start = cursor.pos[2] if cont else 0
                 if size > start:
                     buf = io.pread(jfd, size - start, start)
@@ -872,9 +875,10 @@ class FolderStore(Store):
         if cont:
             parsed = _journal.parse(buf, epoch=cursor.epoch, after=cursor.updates,
                                     dim=cursor.pos[3], itemsize=cursor.pos[4], skip_older=False)
-            end = start + (parsed.ends[-1] if parsed.ends else 0)
+            e = parsed.ends[-1] if parsed.ends else 0
+            tail = buf[e - 4:e] if e else cursor.pos[5]
             head = cursor._replace(updates=cursor.updates + len(parsed.records),
-                                   pos=(cid, jid, end) + cursor.pos[3:])
+                                   pos=(cid, jid, start + e) + cursor.pos[3:5] + (tail,))
             return (Sync(head, None, tuple(parsed.records)),
                     (jid, start + parsed.stop_at, size, parsed.stop))
         parsed = _parse_tail(buf, state=rec.state, epoch=rec.epoch, after=rec.updates)
@@ -884,7 +888,7 @@ class FolderStore(Store):
                            rec.state, rec.updates + len(parsed.records), rec.created_at,
                            rec.updated_at, rec.epoch, rec.updates, tuple(parsed.records))
         head = Head(rec.epoch, full.updates, rec.updates, rec.created_at,
-                    (cid, jid, end, meta[0], meta[1]))
+                    (cid, jid, end, meta[0], meta[1], bytes(buf[end - 4:end]) if end else b""))
         return Sync(head, full, ()), (jid, parsed.stop_at, size, parsed.stop)
 
     def _sync(self, user_id, cursor, locked=False):
@@ -952,6 +956,13 @@ class FolderStore(Store):
         }).encode("utf-8")
         body = _MAGIC + struct.pack("<I", len(header)) + header + rec.state
         body += struct.pack("<I", zlib.crc32(body))
+        # Under the user's lock no other checkpoint of the user is being written: temporary
+        # files of the user are leftovers of a crash (each holds a full state). Erase them.
+        for stale in self._stale_tmp_files(user_id):
+            try:
+                io.unlink(stale)
+            except OSError:
+                pass
         tmp = str(self.folder / f".{user_id}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
         fd = None
         try:
@@ -1065,6 +1076,7 @@ class _FolderTx:
         self._synced = False
         self._create = None       # StoreRecord of a new checkpoint (new epoch)
         self._records: list = []
+        self._end_after_append = -1
         self._ckpt = None         # (state, updates)
 
     def sync(self, cursor):
@@ -1093,7 +1105,7 @@ class _FolderTx:
                                    updates, created, now, epoch, updates)
         self._records, self._ckpt = [], None
         meta = _state_meta(state) or (0, 0)
-        self.head = Head(epoch, updates, updates, created, (None, None, 0) + tuple(meta))
+        self.head = Head(epoch, updates, updates, created, (None, None, 0) + tuple(meta) + (b"",))
         return self.head
 
     def append(self, records):
@@ -1150,6 +1162,7 @@ class _FolderTx:
                     if full:
                         io.fdatasync(jfd)   # the commit point of "full"
                     end += len(data)
+                    self._end_after_append = end
             except OSError as exc:
                 try:   # cut the append back: not committed, so no reader may apply it
                     io.ftruncate(jfd, end)
@@ -1193,11 +1206,17 @@ class _FolderTx:
         io = self.store.io
         cpath = self.store._paths(self.user_id)[0]
         pos = ()
-        if jfd is not None and len(self.head.pos) == 5:
+        if jfd is not None and len(self.head.pos) == 6:
+            if end == 0:
+                tail = b""
+            elif self._records and end == self._end_after_append:
+                tail = self._records[-1][-4:]
+            else:
+                tail = self.head.pos[5]
             try:
                 jst = io.fstat(jfd)
                 pos = (_file_id(io.stat(cpath)), (jst.st_dev, jst.st_ino), end) + \
-                    tuple(self.head.pos[3:])
+                    tuple(self.head.pos[3:5]) + (tail,)
             except OSError:
                 pos = ()
         self.head = self.head._replace(pos=pos)

@@ -371,3 +371,34 @@ def test_version_token_changes_on_import_even_when_the_count_does_not(tmp_path, 
     p.import_state(p.export_state())
     after = store.version("dan")
     assert after[1] == before[1] == 1 and after != before
+
+
+def test_folder_reader_never_continues_past_a_record_that_was_cut_back(tmp_path, head):
+    """A reader that applied a record whose append then failed (cut back by the writer) must
+    not go on from its old offset when other records are appended there: it reloads."""
+    p = Personalizer(head, FolderStore(tmp_path), "ola", checkpoint_every=100)
+    p.feedback("p", "answer one", up=True)
+    p.feedback("p", "answer two", up=True)
+    reader = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "ola")
+    assert reader.updates == 2
+    jpath = tmp_path / "ola.omdjournal"
+    good = jpath.read_bytes()
+    bogus = journal.encode(p._head.epoch, 3, np.full(64, 0.1, np.float32), 1.0, 1.0)
+    jpath.write_bytes(good + bogus)            # visible for a moment (its fsync will fail)...
+    assert reader.updates == 3
+    jpath.write_bytes(good)                    # ...and cut back: it was never committed
+    p.feedback("p", "the real third", up=False)
+    p.feedback("p", "the fourth", up=True)
+    assert reader.updates == 4 and reader.model.to_bytes() == p.model.to_bytes()
+
+
+def test_a_checkpoint_erases_the_users_stale_temporary_files(tmp_path, head):
+    store = FolderStore(tmp_path)
+    p = Personalizer(head, store, "pia", checkpoint_every=2)
+    p.feedback("p", "answer one", up=True)
+    stale = tmp_path / ".pia.0123456789ab.tmp"
+    other = tmp_path / ".pia.smith.0123456789ab.tmp"
+    stale.write_bytes(b"a full state left by a crash")
+    other.write_bytes(b"another user's")
+    p.feedback("p", "answer two", up=True)       # the second record: a checkpoint
+    assert not stale.exists() and other.exists()
