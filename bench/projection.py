@@ -72,41 +72,44 @@ class _Recorder:
         return r
 
 
-def _time(model, Z, y, warm):
-    for i in range(warm):
-        model.learn_one(Z[i % len(Z)], y[i % len(Z)])
-    out = np.empty(len(Z))
-    for i in range(len(Z)):
-        t0 = time.perf_counter_ns()
-        model.learn_one(Z[i], y[i])
-        out[i] = time.perf_counter_ns() - t0
-    return out / 1e3
-
-
 def bench_latency(dims, quick):
     print("\n## 1. Per-update latency with the projection (float32, microseconds, one thread)")
+    print("  the three models of a row group (no radius, radius 1, radius ||theta*||) learn the same "
+          "stream, interleaved update by update, so machine load hits them alike")
     print(f"{'d':>5} {'solver':<18} {'radius':>7} {'active':>7} {'steps med/max':>14} "
           f"{'median':>9} {'p99':>9} {'x unproj':>9} {'nbytes':>12}")
     for d in dims:
         n = (300 if d >= 2048 else 1000) // (3 if quick else 1)
         Z, y, norm = _stream(d, n + 200, seed=d)
-        base = {}
-        for radius in (None, 1.0, norm):
-            for name, m in _models(d, radius):
-                warm = 2 * m.rank + 2 if m.rank else 20
-                rec = None if radius is None else _Recorder(m)
-                lat = _time(m, Z[:n], y[:n], warm)
-                med = float(np.median(lat))
+        radii = (None, 1.0, norm)
+        groups = list(zip(*[_models(d, r) for r in radii]))
+        for group in groups:
+            name = group[0][0]
+            models = [m for _, m in group]
+            recs = [None] + [_Recorder(m) for m in models[1:]]
+            warm = 2 * models[0].rank + 2 if models[0].rank else 20
+            for i in range(warm):
+                for m in models:
+                    m.learn_one(Z[i % len(Z)], y[i % len(Z)])
+            lat = np.empty((len(models), n))
+            for i in range(n):
+                for j, m in enumerate(models):
+                    t0 = time.perf_counter_ns()
+                    m.learn_one(Z[i], y[i])
+                    lat[j, i] = time.perf_counter_ns() - t0
+            lat /= 1e3
+            base = float(np.median(lat[0]))
+            for j, (radius, m) in enumerate(zip(radii, models)):
+                med = float(np.median(lat[j]))
                 if radius is None:
-                    base[name] = med
                     print(f"{d:>5} {name:<18} {'-':>7} {'-':>7} {'-':>14} {med:>9.1f} "
-                          f"{np.percentile(lat, 99):>9.1f} {'1.0':>9} {m.nbytes:>12,}", flush=True)
+                          f"{np.percentile(lat[j], 99):>9.1f} {'1.00':>9} {m.nbytes:>12,}")
                     continue
-                s = np.array(rec.steps[warm:])
+                s = np.array(recs[j].steps[warm:])
                 act = s > 0
                 st = f"{np.median(s[act]):.0f}/{s.max()}" if act.any() else "-"
                 print(f"{d:>5} {name:<18} {radius:>7.2f} {act.mean():>7.1%} {st:>14} {med:>9.1f} "
-                      f"{np.percentile(lat, 99):>9.1f} {med / base[name]:>9.2f} {m.nbytes:>12,}",
+                      f"{np.percentile(lat[j], 99):>9.1f} {med / base:>9.2f} {m.nbytes:>12,}",
                       flush=True)
 
 
@@ -254,7 +257,7 @@ def _probe(m, z, y, radius, res, kmax, target):
     ref, mu, ev = _reference(Ht, theta0, radius)
     res["mu"].append(mu / ev.min())
     scale = np.linalg.norm(ref)
-    # the default (tolerance TOL)
+    # the default (tolerance projection.TOL for the dtype)
     c2, a2 = fresh()
     res["def"].append(c2._solver.project(c2._proj, c2._z, a2, radius, c2.t))
     if m.solver == "diagonal":

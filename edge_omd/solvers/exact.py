@@ -355,11 +355,12 @@ class ExactSolver:
         st.theta[:] = ws.prev[1]
         st.aux[THETA_OK], st.aux[BOUND] = ws.scal[6], ws.scal[7]
 
-    def project(self, ws, z, a, radius, t, mode=None, tol=projection.TOL, kmax=None,
+    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None,
                 max_steps=None):
         """Step 3 in place. Returns the Lanczos steps taken (0: theta' was inside the ball), or
         a negative number (nothing changed) if no finite projection was found."""
         st = self.state
+        tol = projection.TOL[st.theta.dtype.name] if tol is None else tol
         c0 = _theta64(st.U, st.phi, ws.theta0)
         if not c0 > radius:
             return 0 if c0 == c0 else -1

@@ -353,10 +353,11 @@ class SketchSolver(ExplicitTheta):
     # step 3: M mode (Woodbury solves cost what products cost)
     projection_mode = projection.MODE_M
 
-    def project(self, ws, z, a, radius, t, mode=None, tol=projection.TOL, kmax=None,
+    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None,
                 max_steps=None):
         """Step 3 in place (see ExactSolver.project); B is unchanged since the step."""
         st = self.state
+        tol = projection.TOL[st.theta.dtype.name] if tol is None else tol
         c0 = projection.load(st.theta, ws.theta0)
         if not c0 > radius:
             return 0 if c0 == c0 else -1

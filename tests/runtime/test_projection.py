@@ -92,7 +92,7 @@ def test_lanczos_steps_to_1e8_are_few():
     for c, r in zip(C[:-1], R[:-1]):
         m.learn_pair(c, r)
 
-    def trial(mode, k=None, tol=projection.TOL):
+    def trial(mode, k=None, tol=None):
         c = RewardModel.from_bytes(m.to_bytes())
         np.subtract(C[-1], R[-1], out=c._z)
         a = c._solver.step(c._z, 1.0, 1.0, 1.0, c.t)
