@@ -209,7 +209,7 @@ def bench_convergence(dims, quick, target=1e-8):
     print("  M mode: Krylov space of tilde_H^{-1} from theta'; H mode: of tilde_H from theta'; "
           "GLTR: of tilde_H from tilde_H theta' (dense)")
     print(f"{'d':>5} {'solver':<12} {'radius':>7} {'samples':>7} {'mu/l_min med':>13} "
-          f"{'M med/max':>10} {'H med/max':>10} {'GLTR med/max':>13} {'default (tol 1e-10)':>19}")
+          f"{'M med/max':>10} {'H med/max':>10} {'GLTR med/max':>13} {'default (tol 1e-8)':>19}")
     kmax = 60
     for d in dims:
         n = 400 if d <= 384 else 200

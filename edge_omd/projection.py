@@ -21,15 +21,18 @@ Two differences from GLTR, both measured in bench/projection.py:
     (I + mu T_k)^{-1} e1, Galerkin on (I + mu M) theta = theta', condition
     (1 + mu / l_min) / (1 + mu / l_max). The two condition numbers multiply to l_max / l_min:
     M mode wins when mu < sqrt(l_min l_max), i.e. for the small mu of a step that left the ball
-    by a little, and converges in 2-4 steps where H mode needs tens (bench/projection.py).
+    by a little (mu / l_min ~ 0.01-0.15 measured): to agree with the naive projection to 1e-8
+    it needed 3-5 steps where H mode needed 6-12 and GLTR's start (the gradient) 8-14
+    (bench/projection.py, d = 384 and 2048).
     M costs what tilde_H costs for exact (two triangular sweeps of U instead of two products)
     and sketch (Woodbury), so they use it; cg has only products (an inverse is a whole CG
     solve) and uses H mode; the diagonal solves the secular equation directly in O(d) per
     Newton step (tilde_H = diag + rank one: no Krylov space needed).
 Residuals (exact arithmetic): r_k = beta_k |h_k| (H) or mu beta_k |h_k| (M), the norm of
 (tilde_H + mu I) theta_k - tilde_H theta' resp. (I + mu M) theta_k - theta': theta_k is then the
-exact projection of a theta' perturbed by r_k (or tilde_H^{-1} r_k). Stop at r_k <= tol B (M) or
-r_k <= tol B (l_min + mu) (H, l_min from below: the damping lam).
+exact projection of a theta' perturbed by r_k (or tilde_H^{-1} r_k). Everything is solved for
+theta' / B and the unit ball (mu is scale-free), and the test is r_k <= tol (M) or
+r_k <= tol (l_min + mu) (H, l_min from below: the damping), tol = TOL[dtype].
 
 The secular equation phi(mu) = 1/||h(mu)|| - 1/B = 0 on T_k is solved by Newton's method from
 mu = 0 (phi is concave and increasing in both modes, as in More-Sorensen, so Newton from the

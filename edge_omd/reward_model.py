@@ -66,7 +66,9 @@ class RewardModel:
             Default 1.0, with lam 1.0, tuned on L2-normalised features (bench/runtime.py).
         lam: prior / damping: cal_H_1 = lam I.
         radius: B of the projection onto ||theta||_2 <= B in the tilde_H norm; None skips it
-            (as the paper's experiments do). The projection is the rare, slower path.
+            (as the paper's experiments do). Once theta reaches the sphere it runs on most
+            updates: a few Lanczos steps (edge_omd/projection.py), in a fixed workspace that
+            counts in nbytes and the budget. Below MIN_RADIUS[dtype]: ConfigError.
         forget: in (0, 1]; 1.0 is the paper. < 1 discounts old curvature geometrically while
             keeping the prior lam I (users whose taste drifts). Not available with "exact",
             whose Cholesky factor cannot absorb a full-rank discount in O(d^2).
