@@ -8,7 +8,8 @@ Modules, one concern each:
     streams.py      synthetic Bradley-Terry problems; HH-RLHF pairs embedded by the FeatureHead
     race.py         run streams, evaluate at checkpoints, tune with the same budget for all
     workloads.py    the six workloads and their presets (smoke / quick / full)
-    report.py       REPORT.md + PNGs from results.json, and the verdicts on the targets
+    targets.py      the targets as records (contender ids, metric, comparison, threshold) and their verdicts
+    report.py       REPORT.md + PNGs from results.json, with the verdicts of targets.py
     cli.py          `edge-omd bench [--quick]`
 (features.py, deployment.py and runtime.py belong to other benchmarks.)
 """

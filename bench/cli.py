@@ -1,7 +1,9 @@
 """`edge-omd bench [--quick] [--only W ...] [--out DIR]`: run the workloads, write REPORT.md + PNGs.
 
 Results are also written as results.json next to the report, so the report can be re-rendered
-(`--report-only`) without re-running anything.
+(`--report-only`) without re-running anything. results.json keys every contender by its id
+(contenders.py) and the verdicts on the targets are computed from it by the records of
+targets.py; REPORT.md shows each contender's display label.
 """
 from __future__ import annotations
 
@@ -37,12 +39,17 @@ def run(cfg, out_dir: str, log=print, featurizer=None, resume: bool = False) -> 
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         blas = "not limited (threadpoolctl missing)"
     ctx = Context(cfg, log=log, featurizer=featurizer)
-    results = {"config": config_dict(cfg), "machine": {**report.machine_info(), "blas_threads": blas,
-                                                       "loadavg_start": list(os.getloadavg())},
+    results = {"results_format": report.RESULTS_FORMAT, "config": config_dict(cfg),
+               "machine": {**report.machine_info(), "blas_threads": blas,
+                           "loadavg_start": list(os.getloadavg())},
                "timings_s": {}}
     if resume:
         with open(os.path.join(out_dir, "results.json")) as f:
             old = json.load(f)
+        try:
+            report.check_format(old)
+        except ValueError as exc:
+            raise SystemExit(f"--resume: {exc}") from None
         if old.get("config", {}).get("preset") != cfg.preset:
             raise SystemExit(f"--resume: {out_dir}/results.json is a {old.get('config', {}).get('preset')!r} "
                              f"run, not {cfg.preset!r}")
@@ -85,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.report_only:
         from edge_omd_bench import report
         with open(os.path.join(a.out, "results.json")) as f:
-            report.write_report(json.load(f), a.out)
+            res = json.load(f)
+        try:
+            report.write_report(res, a.out)
+        except ValueError as exc:
+            raise SystemExit(f"--report-only: {exc}") from None
         print(f"report written to {os.path.join(a.out, 'REPORT.md')}")
         return 0
     preset = "smoke" if a.smoke else "quick" if a.quick else "full"

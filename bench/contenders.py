@@ -1,8 +1,14 @@
 """The lineup: edge-omd's solvers and the MLE baseline behind the `Contender` interface
-(base.py), the peers from peers.py, and `ContenderSpec` = factory + tuning grid.
+(base.py), the peers from peers.py, and `ContenderSpec` = id + display name + factory + grid.
 
+Every contender has a stable `id` (the constants below): results.json is keyed by it and the
+targets (targets.py) name contenders by it; `name` is only the label tables and plots show.
 Every grid has exactly `N_TRIALS` points, so each contender gets the same tuning budget
-(tuning.py); what is fixed and what is tuned is listed in the report.
+(race.py); what is fixed and what is tuned is listed in the report.
+
+edge_omd is not optional here: the benchmark measures it, so a runtime that does not import is
+an error, never a skipped row. The peers are optional packages (the `bench` extra, all pinned in
+requirements.lock): one that is not installed is reported as a "not installed" row.
 """
 from __future__ import annotations
 
@@ -13,20 +19,33 @@ import numpy as np
 
 from edge_omd_bench.base import Contender
 from edge_omd_bench.mle import MLERefit
-from edge_omd_bench.peers import VW, RiverLR, SklearnSGD, vw_available
+from edge_omd_bench.peers import VW, RiverLR, SklearnSGD, peer_missing
 
 N_TRIALS = 4          # tuning budget: grid points per contender, the same for everyone
 
+# ---------------------------------------------------------------- contender ids -----------
+EXACT, CG, DIAGONAL = "omd_exact", "omd_cg", "omd_diagonal"
+EXACT_PRIOR = "omd_exact_prior"            # workload 3: exact started from a population prior
+MLE_EVERY_ROUND, MLE_EVERY_K = "mle_every_round", "mle_every_k"
+RIVER_SGD, RIVER_ADAM, SKLEARN_SGD, VW_DEFAULT = "river_sgd", "river_adam", "sklearn_sgd", "vw"
+POPULATION = "population"                  # workload 3: the population model, not learning
+
+
+def _denominator(fraction: float) -> int:
+    return round(1 / fraction)
+
+
+def sketch_id(fraction: float) -> str:
+    """edge-omd sketch with a byte budget of `fraction` of exact's: sketch_id(1/8) = 'omd_sketch_1_8'."""
+    return f"omd_sketch_1_{_denominator(fraction)}"
+
+
+def oja_id(fraction: float) -> str:
+    """VW OjaNewton with the sketch size (rank) of edge-omd's sketch at `fraction`."""
+    return f"vw_oja_1_{_denominator(fraction)}"
+
 
 # ---------------------------------------------------------------- edge-omd ----------------
-def edge_omd_available() -> tuple[bool, str]:
-    try:
-        from edge_omd.reward_model import RewardModel  # noqa: F401
-    except Exception as exc:  # ImportError, or a half-written module in the shared tree
-        return False, f"edge_omd.reward_model not importable ({type(exc).__name__}: {exc})"
-    return True, ""
-
-
 class EdgeOMD(Contender):
     family = "edge-omd"
 
@@ -102,12 +121,14 @@ class MLE(Contender):
 # ---------------------------------------------------------------- specs and the lineup -----
 @dataclass
 class ContenderSpec:
-    name: str
+    id: str                                    # stable key (results.json, targets.py)
+    name: str                                  # display label (tables, plots)
     family: str
     factory: Callable[..., Contender]          # factory(dim, seed=..., **params)
     grid: list[dict]
     note: str = ""
     fixed: dict = field(default_factory=dict)  # constructor arguments that are not tuned
+    facts: dict = field(default_factory=dict)  # numbers the report reads (sketch rank, ...)
 
     def make(self, dim: int, params: dict, seed: int = 0) -> Contender:
         return self.factory(dim, name=self.name, seed=seed, **self.fixed, **params)
@@ -121,77 +142,76 @@ MLE_GRID = [dict(lam=lam) for lam in (0.3, 3.0, 30.0, 300.0)]
 
 def lineup(dim: int, *, sketch_fractions=(1 / 4, 1 / 8, 1 / 16), mle_k: int = 100,
            include_mle: bool = True, include: Callable[[str], bool] | None = None,
-           ) -> tuple[list[ContenderSpec], dict[str, str]]:
-    """The contenders of one run on features of dimension `dim`, and the skipped ones with why."""
+           ) -> tuple[list[ContenderSpec], dict[str, dict]]:
+    """The contenders of one run on features of dimension `dim`, and the ones not run:
+    {id: {"label": display name, "reason": why}}. `include(id)` keeps a subset."""
+    from edge_omd.reward_model import RewardModel     # a broken runtime raises here, never skips
     specs: list[ContenderSpec] = []
-    skipped: dict[str, str] = {}
-    ok, why = edge_omd_available()
-    omd_names = ["edge-omd exact", "edge-omd CG (K=3)", "edge-omd diagonal"] + [
-        f"edge-omd sketch 1/{round(1 / f)}" for f in sketch_fractions]
+    skipped: dict[str, dict] = {}
+    specs.append(ContenderSpec(EXACT, "edge-omd exact", "edge-omd", EdgeOMD, OMD_GRID,
+                               "Algorithm 1, Sherman-Morrison / Cholesky, float32 state",
+                               fixed=dict(solver="exact")))
+    specs.append(ContenderSpec(CG, "edge-omd CG (K=3)", "edge-omd", EdgeOMD, OMD_GRID,
+                               "paper's practical variant: 3 CG steps, lambda_t = lam min(1, t/100)",
+                               fixed=dict(solver="cg", lam_warmup=100)))
     ranks: dict[float, int] = {}
-    if ok:
-        from edge_omd.reward_model import RewardModel
-        specs.append(ContenderSpec("edge-omd exact", "edge-omd", EdgeOMD, OMD_GRID,
-                                   "Algorithm 1, Sherman-Morrison / Cholesky, float32 state",
-                                   fixed=dict(solver="exact")))
-        specs.append(ContenderSpec("edge-omd CG (K=3)", "edge-omd", EdgeOMD, OMD_GRID,
-                                   "paper's practical variant: 3 CG steps, lambda_t = lam min(1, t/100)",
-                                   fixed=dict(solver="cg", lam_warmup=100)))
-        for f in sketch_fractions:
-            exact_b = RewardModel.state_bytes(dim, "exact", dtype="float32")
-            try:
-                probe = RewardModel(dim, solver="sketch", budget_bytes=int(exact_b * f))
-            except Exception as exc:  # BudgetError: no rank-1 sketch fits at this (small) d
-                skipped[f"edge-omd sketch 1/{round(1 / f)}"] = f"d={dim}: {exc}"
-                continue
-            ranks[f] = int(probe.rank or 0)
-            specs.append(ContenderSpec(f"edge-omd sketch 1/{round(1 / f)}", "edge-omd", EdgeOMD, OMD_GRID,
-                                       f"robust Frequent Directions, budget = 1/{round(1 / f)} of exact "
-                                       f"bytes, rank {ranks[f]}",
-                                       fixed=dict(solver="sketch", budget_fraction=f)))
-        specs.append(ContenderSpec("edge-omd diagonal", "edge-omd", EdgeOMD, OMD_GRID,
-                                   "diagonal local norm, O(d)", fixed=dict(solver="diagonal")))
-    else:
-        for n in omd_names:
-            skipped[n] = why
+    exact_b = RewardModel.state_bytes(dim, "exact", dtype="float32")
+    for f in sketch_fractions:
+        label = f"edge-omd sketch 1/{_denominator(f)}"
+        try:
+            probe = RewardModel(dim, solver="sketch", budget_bytes=int(exact_b * f))
+        except Exception as exc:  # BudgetError: no rank-1 sketch fits at this (small) d
+            skipped[sketch_id(f)] = {"label": label, "reason": f"d={dim}: {exc}"}
+            continue
+        ranks[f] = int(probe.rank or 0)
+        specs.append(ContenderSpec(sketch_id(f), label, "edge-omd", EdgeOMD, OMD_GRID,
+                                   f"robust Frequent Directions, budget = 1/{_denominator(f)} of exact bytes",
+                                   fixed=dict(solver="sketch", budget_fraction=f),
+                                   facts={"rank": ranks[f], "budget_fraction": f}))
+    specs.append(ContenderSpec(DIAGONAL, "edge-omd diagonal", "edge-omd", EdgeOMD, OMD_GRID,
+                               "diagonal local norm, O(d)", fixed=dict(solver="diagonal")))
     if include_mle:
-        specs.append(ContenderSpec("MLE refit (every round)", "mle", MLE, MLE_GRID,
+        specs.append(ContenderSpec(MLE_EVERY_ROUND, "MLE refit (every round)", "mle", MLE, MLE_GRID,
                                    "scipy L-BFGS-B on the whole history, warm-started",
                                    fixed=dict(refit_every=1)))
-        specs.append(ContenderSpec(f"MLE refit every {mle_k}", "mle", MLE, MLE_GRID,
+        specs.append(ContenderSpec(MLE_EVERY_K, f"MLE refit every {mle_k}", "mle", MLE, MLE_GRID,
                                    f"same, refit only after every {mle_k}-th label",
                                    fixed=dict(refit_every=mle_k)))
-    specs.append(ContenderSpec("River LogReg SGD", "first-order", RiverLR,
-                               [dict(lr=lr) for lr in (0.003, 0.02, 0.1, 0.6)],
-                               "river.linear_model.LogisticRegression(optim.SGD(lr)), no intercept",
-                               fixed=dict(optimizer="sgd")))
-    specs.append(ContenderSpec("River LogReg Adam", "first-order", RiverLR,
-                               [dict(lr=lr) for lr in (0.0002, 0.001, 0.005, 0.025)],
-                               "river.linear_model.LogisticRegression(optim.Adam(lr)), no intercept",
-                               fixed=dict(optimizer="adam")))
-    specs.append(ContenderSpec("sklearn SGDClassifier", "first-order", SklearnSGD,
-                               [dict(alpha=a) for a in (1e-3, 1e-2, 1e-1, 1.0)],
-                               "SGDClassifier(loss='log_loss', learning_rate='optimal').partial_fit, "
-                               "no intercept"))
-    vok, vwhy = vw_available()
-    vw_names = ["VW (adaptive, normalized)"] + [f"VW OjaNewton m={ranks[f]}" for f in ranks]
-    if vok:
-        specs.append(ContenderSpec("VW (adaptive, normalized)", "first-order", VW,
+    river_missing = peer_missing("river")
+    for cid, label, opt, grid in ((RIVER_SGD, "River LogReg SGD", "sgd", (0.003, 0.02, 0.1, 0.6)),
+                                  (RIVER_ADAM, "River LogReg Adam", "adam", (0.0002, 0.001, 0.005, 0.025))):
+        if river_missing:
+            skipped[cid] = {"label": label, "reason": river_missing}
+            continue
+        specs.append(ContenderSpec(cid, label, "first-order", RiverLR, [dict(lr=lr) for lr in grid],
+                                   f"river.linear_model.LogisticRegression(optim.{'SGD' if opt == 'sgd' else 'Adam'}"
+                                   "(lr)), no intercept", fixed=dict(optimizer=opt)))
+    sk_missing = peer_missing("sklearn")
+    if sk_missing:
+        skipped[SKLEARN_SGD] = {"label": "sklearn SGDClassifier", "reason": sk_missing}
+    else:
+        specs.append(ContenderSpec(SKLEARN_SGD, "sklearn SGDClassifier", "first-order", SklearnSGD,
+                                   [dict(alpha=a) for a in (1e-3, 1e-2, 1e-1, 1.0)],
+                                   "SGDClassifier(loss='log_loss', learning_rate='optimal').partial_fit, "
+                                   "no intercept"))
+    vw_missing = peer_missing("vowpalwabbit")
+    if vw_missing:
+        skipped[VW_DEFAULT] = {"label": "VW (adaptive, normalized)", "reason": vw_missing}
+        for f, m in ranks.items():
+            skipped[oja_id(f)] = {"label": f"VW OjaNewton m={m}", "reason": vw_missing}
+    else:
+        specs.append(ContenderSpec(VW_DEFAULT, "VW (adaptive, normalized)", "first-order", VW,
                                    [dict(learning_rate=lr) for lr in (0.01, 0.05, 0.2, 1.0)],
                                    "VW default update (adaptive, normalized, invariant), logistic"))
-        for f in sketch_fractions:
-            if f not in ranks:           # no edge-omd sketch at this budget: no size to match
-                continue
-            m = ranks[f]
-            specs.append(ContenderSpec(f"VW OjaNewton m={m}", "second-order sketch", VW,
+        for f, m in ranks.items():     # only where edge-omd has a sketch at this budget: its size
+            specs.append(ContenderSpec(oja_id(f), f"VW OjaNewton m={m}", "second-order sketch", VW,
                                        [dict(alpha=a) for a in (3.0, 30.0, 300.0, 3000.0)],
                                        f"--OjaNewton --sketch_size {m} (the sketch size of edge-omd "
-                                       f"sketch 1/{round(1 / f)})", fixed=dict(oja_sketch=m)))
-    else:
-        for n in vw_names:
-            skipped[n] = vwhy
+                                       f"sketch 1/{_denominator(f)})", fixed=dict(oja_sketch=m),
+                                       facts={"sketch_size": m, "budget_fraction": f,
+                                              "same_size_as": sketch_id(f)}))
     for s in specs:
-        assert len(s.grid) == N_TRIALS, s.name
+        assert len(s.grid) == N_TRIALS, s.id
     if include is not None:
-        specs = [s for s in specs if include(s.name)]
+        specs = [s for s in specs if include(s.id)]
     return specs, skipped

@@ -68,12 +68,21 @@ class SklearnSGD(Contender):
         return 8 * self.dim
 
 
-def vw_available() -> tuple[bool, str]:
+def peer_missing(module: str) -> str | None:
+    """"<module> not installed" if the optional peer package is absent, else None.
+
+    Only an absent package is a reason to leave its contenders out ("not installed" rows in the
+    report); a package that is installed but fails to import (a missing dependency, a broken
+    build) raises, like any other error: a benchmark must not quietly shrink its lineup.
+    """
+    import importlib
     try:
-        import vowpalwabbit  # noqa: F401
-    except Exception as exc:
-        return False, f"vowpalwabbit not importable ({type(exc).__name__}: {exc})"
-    return True, ""
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return f"{module} not installed"
+        raise
+    return None
 
 
 class VW(Contender):

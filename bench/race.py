@@ -64,7 +64,10 @@ def race(specs: list[ContenderSpec], dim: int, *, tune_runs: Callable[[Contender
          test_runs: list[Callable[[Contender], dict]], seed: int, log=print,
          label: str = "", metric: str = "acc") -> dict:
     """Tune every spec on `tune_runs` (one call = one trial, returns run_stream's dict), then
-    run the best setting once per element of `test_runs`. Returns {name: result}."""
+    run the best setting once per element of `test_runs`. Returns {contender id: result}, each
+    result with the display "label", the family, the chosen params, every trial, the spec's
+    note, fixed arguments and facts (e.g. the sketch's "rank", a number), and one curve per
+    metric and test run."""
     res = {}
     for s in specs:
         t0 = time.perf_counter()
@@ -80,9 +83,10 @@ def race(specs: list[ContenderSpec], dim: int, *, tune_runs: Callable[[Contender
         best = max(trials, key=lambda tr: tr["val_score"])["params"]
         runs = [fn(s.make(dim, best, seed=seed + i)) for i, fn in enumerate(test_runs)]
         curves = {k: [r[k] for r in runs] for k in runs[0] if k != "learn_s"}
-        res[s.name] = {"family": s.family, "params": best, "trials": trials, "note": s.note,
-                       "fixed": {k: v for k, v in s.fixed.items()},
-                       "learn_s": float(np.mean([r["learn_s"] for r in runs])), **curves}
+        entry = {"label": s.name, "family": s.family, "params": best, "trials": trials, "note": s.note,
+                 "fixed": dict(s.fixed), "learn_s": float(np.mean([r["learn_s"] for r in runs]))}
+        assert not (set(s.facts) | set(curves)) & set(entry), s.id
+        res[s.id] = {**entry, **s.facts, **curves}
         final = np.mean([v[-1] for v in curves[metric]])
         log(f"  {label}{s.name:28s} best {best}  final {metric} {final:.4f}  "
             f"({time.perf_counter() - t0:.1f}s)")

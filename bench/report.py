@@ -1,7 +1,8 @@
 """Render results.json (cli.py) into bench/results/REPORT.md with tables and matplotlib PNGs.
 
-Pure function of the results dict: `write_report(results, out_dir)`; the verdicts on the
-issue's targets are computed here from the same numbers the tables show.
+Pure function of the results dict: `write_report(results, out_dir)`. Contenders are keyed by
+their id (contenders.py) and shown by their "label"; the verdicts on the issue's targets come
+from the target records of targets.py, evaluated on the same numbers the tables show.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import platform
 import subprocess
 
 import numpy as np
+
+from edge_omd_bench.contenders import EXACT, MLE_EVERY_ROUND
 
 FIRST_ORDER = "first-order"
 
@@ -126,16 +129,18 @@ def _color(name: str):
 
 
 def _curve_plot(ax, cps, contenders: dict, key: str, title: str, ylabel: str, logy=False):
-    for name, r in contenders.items():
+    for cid, r in contenders.items():
         if key not in r:
             continue
         m = _m(r[key])
         x = np.asarray(cps)
-        if name.startswith("MLE refit every "):   # before its first refit it holds theta = 0
-            keep = x > int(name.split()[-1])
+        k = r.get("fixed", {}).get("refit_every", 1) if r["family"] == "mle" else 1
+        if k > 1:                                  # before its first refit it holds theta = 0
+            keep = x > k
             x, m = x[keep], m[keep]
+        name = r["label"]
         ax.plot(x, 100 * m if key == "acc" else m, STYLE.get(r["family"], "-"), color=_color(name),
-                label=name, lw=2.2 if name in ("edge-omd exact", "MLE refit (every round)") else 1.2)
+                label=name, lw=2.2 if cid in (EXACT, MLE_EVERY_ROUND) else 1.2)
     ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
@@ -166,149 +171,39 @@ def _save(fig, out_dir, name) -> str:
 
 # ------------------------------------------------------------------ targets ---------------
 def targets(res: dict) -> list[dict]:
-    out = []
-    syn, real = res.get("synthetic", {}), res.get("real", {})
-    blocks = [(f"synthetic d={c['d']} B={c['B']:g}", c) for c in syn.get("configs", [])] + \
-             [(f"HH {b['name']}", b) for b in real.get("datasets", [])]
+    """The verdicts on the issue's targets (records and evaluation: targets.py), as table rows."""
+    from edge_omd_bench.targets import evaluate
+    return [{"id": v.target.id, "target": v.label, "criterion": "; ".join(c.describe() for c in v.target.criteria),
+             "result": v.text, "met": v.met} for v in evaluate(res)]
 
-    # T1: exact within 0.5 points of MLE at every T; exact cost flat, MLE grows
-    gaps, gaps100 = [], []
-    for label, b in blocks:
-        c = b["contenders"]
-        if "edge-omd exact" in c and "MLE refit (every round)" in c:
-            g = _m(c["MLE refit (every round)"]["acc"]) - _m(c["edge-omd exact"]["acc"])
-            i = int(np.argmax(g))
-            gaps.append((float(g[i]), label, b["checkpoints"][i]))
-            late = [(float(v), label, t) for v, t in zip(g, b["checkpoints"]) if t >= 100]
-            if late:
-                gaps100.append(max(late))
-    if gaps:
-        worst = max(gaps)
-        ok = worst[0] <= 0.005
-        txt = (f"largest (MLE − exact) = {100 * worst[0]:+.2f} points ({worst[1]}, T={worst[2]}); "
-               f"over {len(gaps)} streams × all checkpoints")
-        late = [g for g in gaps100 if g[0] is not None]
-        if late:
-            w100 = max(late)
-            txt += f" (for T ≥ 100: {100 * w100[0]:+.2f} points, {w100[1]}, T={w100[2]})"
-        syn_gaps = [g for g in gaps if g[1].startswith("synthetic")]
-        if syn_gaps:
-            ws = max(syn_gaps)
-            txt += f"; synthetic only: {100 * ws[0]:+.2f} points ({ws[1]}, T={ws[2]})"
-        blk = dict(blocks)[worst[1]]["contenders"]
-        pe, pm = blk["edge-omd exact"]["params"], blk["MLE refit (every round)"]["params"]
-        if pe.get("lam") != pm.get("lam"):
-            txt += (f"; in {worst[1]} validation picked λ={pe.get('lam'):g} for exact and λ={pm.get('lam'):g} "
-                    "for the MLE")
-        cst = res.get("cost", {})
-        ex = cst.get("contenders", {}).get("edge-omd exact")
-        if ex and cst.get("mle"):
-            r0, r1 = ex["rows"][0], ex["rows"][-1]
-            mr = cst["mle"]["rows"]
-            txt += (f"; cost: exact {_us(r0['median_us'])} → {_us(r1['median_us'])} µs/update from t={r0['t']:,} "
-                    f"to t={r1['t']:,}, MLE {_us(mr[0]['every_round_us'])} → {_us(mr[-1]['every_round_us'])} µs "
-                    f"from t={mr[0]['t']:,} to t={mr[-1]['t']:,}")
-        out.append({"target": "edge-omd exact within 0.5 accuracy points of the MLE refit at every T, "
-                              "flat cost vs MLE's growing cost", "result": txt, "met": ok})
-    else:
-        out.append({"target": "exact within 0.5 points of MLE", "result": "not measured", "met": None})
 
-    # T2: B = 8, T <= 1000: edge-omd (exact) beats every first-order peer by >= 2 points
-    rows = []
-    for c in syn.get("configs", []):
-        if c["B"] != 8.0 or "edge-omd exact" not in c["contenders"]:
-            continue
-        cps = c["checkpoints"]
-        ex = _m(c["contenders"]["edge-omd exact"]["acc"])
-        peers = {n: _m(r["acc"]) for n, r in c["contenders"].items() if r["family"] == FIRST_ORDER}
-        if not peers:
-            continue
-        for j, t in enumerate(cps):
-            if 100 <= t <= 1000:
-                bn = max(peers, key=lambda n: peers[n][j])
-                rows.append((float(ex[j] - peers[bn][j]), c["d"], t, bn))
-    if rows:
-        worst = min(rows)
-        out.append({"target": "at ‖θ*‖ = 8 and 100 ≤ T ≤ 1,000, edge-omd exact beats every first-order "
-                              "peer by ≥ 2 points",
-                    "result": f"smallest lead = {100 * worst[0]:+.2f} points (d={worst[1]}, T={worst[2]}, vs "
-                              f"{worst[3]}); leads at T=1,000: " + ", ".join(
-                                  f"d={d}: {100 * g:+.2f}" for g, d, t, _ in rows if t == max(r[2] for r in rows)),
-                    "met": worst[0] >= 0.02})
-
-    # T3: sketch 1/8 within 1 point of exact, and beats VW OjaNewton at the same sketch size
-    gaps, oja = [], []
-    for label, b in blocks:
-        c = b["contenders"]
-        if "edge-omd sketch 1/8" in c and "edge-omd exact" in c:
-            g = _m(c["edge-omd exact"]["acc"]) - _m(c["edge-omd sketch 1/8"]["acc"])
-            i = int(np.argmax(g))
-            gaps.append((float(g[i]), label, b["checkpoints"][i]))
-            on = [n for n in c if n.startswith("VW OjaNewton") and "1/8" in c[n].get("note", "")]
-            if on:
-                d8 = _m(c["edge-omd sketch 1/8"]["acc"]) - _m(c[on[0]]["acc"])
-                oja.append((float(d8[-1]), float(np.mean(d8)), label, on[0], b["d"]))
-    if gaps:
-        worst = max(gaps)
-        txt = f"largest (exact − sketch 1/8) = {100 * worst[0]:+.2f} points ({worst[1]}, T={worst[2]})"
-        by_d: dict = {}
-        for (g, label, t), (_, b) in zip(gaps, [x for x in blocks if "edge-omd sketch 1/8" in x[1]["contenders"]]):
-            note = b["contenders"]["edge-omd sketch 1/8"].get("note", "")
-            key = (b["d"], note.rsplit("rank ", 1)[-1] if "rank " in note else "?")
-            by_d[key] = max(by_d.get(key, g), g)
-        if len(by_d) > 1:
-            txt += " — by d: " + ", ".join(f"d={d} (rank {rk}): {100 * g:+.2f}" for (d, rk), g in sorted(by_d.items()))
-        met = worst[0] <= 0.01
-        if oja:
-            w = min(oja)
-            txt += (f"; sketch 1/8 − VW OjaNewton (same sketch size): smallest at final T {100 * w[0]:+.2f} "
-                    f"points ({w[2]}, {w[3]}); mean over checkpoints ≥ {100 * min(o[1] for o in oja):+.2f}")
-            ds = sorted({o[4] for o in oja})
-            if len(ds) > 1:
-                txt += " — at final T by d: " + ", ".join(
-                    f"d={d}: {100 * min(o[0] for o in oja if o[4] == d):+.2f} to "
-                    f"{100 * max(o[0] for o in oja if o[4] == d):+.2f}" for d in ds)
-            met = met and w[0] > 0
-        else:
-            txt += "; VW OjaNewton not run"
-        out.append({"target": "sketch at 1/8 of exact's bytes within 1 point of exact and better than "
-                              "VW OjaNewton at the same memory", "result": txt, "met": met})
-
-    # T4: latency of exact at d=384 within 3x of the fastest first-order peer
-    cst = res.get("cost", {})
-    cc = cst.get("contenders", {})
-    if "edge-omd exact" in cc:
-        ex = cc["edge-omd exact"]["rows"][-1]["median_us"]
-        fo = {n: r["rows"][-1]["median_us"] for n, r in cc.items() if r["family"] == FIRST_ORDER}
-        if fo:
-            bn = min(fo, key=fo.get)
-            out.append({"target": f"per-update latency of edge-omd exact at d={cst['d']} within 3× of the "
-                                  "fastest first-order peer",
-                        "result": f"exact {_us(ex)} µs vs {bn} {_us(fo[bn])} µs (median, t={cst['T']:,}): "
-                                  f"{ex / fo[bn]:.2f}×", "met": ex <= 3 * fo[bn]})
-
-    # T5: active reaches random's accuracy with fewer labels
-    for s in res.get("active", {}).get("settings", []):
-        s["name"] = s["name"].replace("|theta*|", "‖θ*‖")
-        r = s["ratio"]
-        out.append({"target": f"active selection reaches random-selection accuracy with fewer labels ({s['name']})",
-                    "result": (f"random: {_pct(s['random_final'])} % with {s['labels']} labels; active reaches it "
-                               f"with {s['active_labels_to_reach']} labels (ratio {r:.2f})") if r else
-                              f"random: {_pct(s['random_final'])} % with {s['labels']} labels; active does not "
-                              f"reach it within {s['labels']}",
-                    "met": bool(r is not None and r < 1.0)})
-    return out
+def _target_records():
+    from edge_omd_bench.targets import TARGETS       # targets.py imports this module's formatters
+    return TARGETS
 
 
 # ------------------------------------------------------------------ report ----------------
+#: results.json layout: 2 = contenders keyed by id with a "label" (1, unmarked: keyed by label)
+RESULTS_FORMAT = 2
+
+
+def check_format(res: dict) -> None:
+    """Refuse a results dict this renderer cannot read (a results.json written before contender
+    ids), with a clear message instead of a KeyError halfway through the report."""
+    if res.get("results_format") != RESULTS_FORMAT:
+        raise ValueError(f"results.json has format {res.get('results_format', 1)}, this bench reads format "
+                         f"{RESULTS_FORMAT} (contenders keyed by id); re-run `edge-omd bench` to rewrite it")
+
+
 def write_report(res: dict, out_dir: str) -> str:
+    check_format(res)
     plt = _plt()
     os.makedirs(out_dir, exist_ok=True)
     COLORS.clear()
     for w in ("synthetic", "real"):
         for blk in (res.get(w) or {}).get("configs", []) + (res.get(w) or {}).get("datasets", []):
-            for n in blk["contenders"]:
-                _color(n)
+            for r in blk["contenders"].values():
+                _color(r["label"])
     cfg, mi = res.get("config", {}), res.get("machine", {})
     L = [f"# edge-omd benchmark ({cfg.get('preset', '?')} run)", ""]
     L.append(f"Run {mi.get('date_utc', '?')}, seed {cfg.get('seed')}, commit {mi.get('git_commit', '?')} "
@@ -336,9 +231,12 @@ def write_report(res: dict, out_dir: str) -> str:
     # targets
     L += ["", "## Targets of the issue", ""]
     tg = targets(res)
-    L.append(_table(["target", "measured", "verdict"],
-                    [[t["target"], t["result"], {True: "**met**", False: "**MISSED**", None: "n/a"}[t["met"]]]
+    L.append(_table(["id", "target", "measured", "verdict"],
+                    [[t["id"], t["target"], t["result"], {True: "**met**", False: "**MISSED**", None: "n/a"}[t["met"]]]
                      for t in tg]))
+    L += ["", "How each verdict is computed (bench/targets.py; contenders by id, worst point over the scope): "
+          + "; ".join(f"{t.id}: " + " and ".join(c.describe() for c in t.criteria) for t in _target_records())
+          + ". A tie at the threshold counts for the comparison as written."]
 
     # contenders
     L += ["", "## Contenders and tuning", "",
@@ -351,27 +249,25 @@ def write_report(res: dict, out_dir: str) -> str:
           "pairs ordered correctly (θᵀz > 0). Conversion to a library's native input (River dicts, VW text "
           "lines) happens outside the timed region.", ""]
     lineup = {}
-    for blk in res.get("synthetic", {}).get("configs", []) + res.get("real", {}).get("datasets", []):
-        for n, r in blk["contenders"].items():
-            lineup.setdefault(n, r)
-    ranks: dict = {}
-    for blk in res.get("synthetic", {}).get("configs", []) + res.get("real", {}).get("datasets", []):
-        for n, r in blk["contenders"].items():
-            if n.startswith("edge-omd sketch") and "rank " in r.get("note", ""):
-                ranks.setdefault(n, {})[blk["d"]] = r["note"].rsplit("rank ", 1)[1]
-    for n, by_d in ranks.items():
-        base = lineup[n]["note"].rsplit(", rank ", 1)[0]
-        lineup[n] = {**lineup[n], "note": base + ", rank " + ", ".join(f"{k} at d={d}" for d, k in sorted(by_d.items()))}
+    ranks: dict = {}          # the sketch's rank (a number in results.json) at each d
+    for blk in (res.get("synthetic") or {}).get("configs", []) + (res.get("real") or {}).get("datasets", []):
+        for cid, r in blk["contenders"].items():
+            lineup.setdefault(cid, r)
+            if r.get("rank") is not None:
+                ranks.setdefault(cid, {})[blk["d"]] = r["rank"]
+    for cid, by_d in ranks.items():
+        lineup[cid] = {**lineup[cid], "note": lineup[cid]["note"] + ", rank " +
+                       ", ".join(f"{k} at d={d}" for d, k in sorted(by_d.items()))}
     if lineup:
-        rows = [[n, r["family"], r.get("note", ""),
+        rows = [[r["label"], r["family"], r.get("note", ""),
                  " / ".join(", ".join(f"{k}={v:g}" for k, v in t["params"].items()) for t in r["trials"])]
-                for n, r in lineup.items()]
+                for r in lineup.values()]
         L.append(_table(["contender", "family", "what", "tuning grid (4 settings)"], rows))
     sk = {}
     for w in ("synthetic", "real", "personal", "cost", "scale"):
         sk.update(res.get(w, {}).get("skipped", {}) or {})
     if sk:
-        L += ["", "Not run: " + "; ".join(f"{n} ({why})" for n, why in sk.items())]
+        L += ["", "Not run: " + "; ".join(f"{v['label']} ({v['reason']})" for v in sk.values())]
 
     # 1 synthetic
     syn = res.get("synthetic")
@@ -404,9 +300,9 @@ def write_report(res: dict, out_dir: str) -> str:
                   f"90th percentile of 1/σ' {st['kappa_p90']:.3g}; a label agrees with the truth with "
                   f"probability {100 * st['bayes_acc']:.1f} %.", ""]
             rows = []
-            for n, r in c["contenders"].items():
+            for r in c["contenders"].values():
                 m, s = _m(r["acc"]), _s(r["acc"])
-                rows.append([n] + [_pct(m[cps.index(t)], s[cps.index(t)]) for t in sel] +
+                rows.append([r["label"]] + [_pct(m[cps.index(t)], s[cps.index(t)]) for t in sel] +
                             [f"{_m(r['dist'])[-1]:.3f}", ", ".join(f"{k}={v:g}" for k, v in r["params"].items())])
             L.append(_table(["contender"] + [f"acc % T={t:,}" for t in sel] + [f"‖θ−θ*‖ T={cps[-1]:,}", "tuned"],
                             rows))
@@ -431,9 +327,9 @@ def write_report(res: dict, out_dir: str) -> str:
             cps = b["checkpoints"]
             sel = _pick_cps(cps)
             rows = []
-            for n, r in b["contenders"].items():
+            for r in b["contenders"].values():
                 m, s = _m(r["acc"]), _s(r["acc"])
-                rows.append([n] + [_pct(m[cps.index(t)], s[cps.index(t)]) for t in sel] +
+                rows.append([r["label"]] + [_pct(m[cps.index(t)], s[cps.index(t)]) for t in sel] +
                             [", ".join(f"{k}={v:g}" for k, v in r["params"].items())])
             L += ["", f"### {b['name']} ({b['n']} pairs, d={b['d']})", "",
                   _table(["contender"] + [f"acc % T={t:,}" for t in sel] + ["tuned"], rows)]
@@ -468,8 +364,8 @@ def write_report(res: dict, out_dir: str) -> str:
         L += ["", f"![personal]({_save(fig, out_dir, 'personal.png')})", ""]
         sel = _pick_cps(cps, (10, 50, 100))
         L.append(_table(["contender"] + [f"acc % T={t}" for t in sel],
-                        [[n] + [_pct(_m(r["acc"])[cps.index(t)], _s(r["acc"])[cps.index(t)]) for t in sel]
-                         for n, r in per["contenders"].items()]))
+                        [[r["label"]] + [_pct(_m(r["acc"])[cps.index(t)], _s(r["acc"])[cps.index(t)]) for t in sel]
+                         for r in per["contenders"].values()]))
 
     # 4 active
     act = res.get("active")
@@ -524,7 +420,8 @@ def write_report(res: dict, out_dir: str) -> str:
         cc = cst["contenders"]
         mle = cst.get("mle")
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
-        for n, r in cc.items():
+        for r in cc.values():
+            n = r["label"]
             ts = [x["t"] for x in r["rows"]]
             a1.plot(ts, [x["median_us"] for x in r["rows"]], STYLE.get(r["family"], "-"), color=_color(n),
                     marker=".", label=n)
@@ -549,10 +446,10 @@ def write_report(res: dict, out_dir: str) -> str:
         tsel = sorted({x["t"] for r in cc.values() for x in r["rows"]})
         tsel = [t for t in tsel if t in (tsel[0], 1000, 10000, tsel[-1])]
         rows = []
-        for n, r in cc.items():
+        for r in cc.values():
             by = {x["t"]: x for x in r["rows"]}
             last = r["rows"][-1]
-            rows.append([n] + [_us(by[t]["median_us"]) if t in by else "" for t in tsel] +
+            rows.append([r["label"]] + [_us(by[t]["median_us"]) if t in by else "" for t in tsel] +
                         [_us(last["p99_us"]), _bytes(last["state_bytes"]), _bytes(last["rss_delta_bytes"]),
                          f"{r['total_s']:.1f}"])
         L.append(_table(["contender"] + [f"µs/update t={t:,}" for t in tsel] +
@@ -588,18 +485,18 @@ def write_report(res: dict, out_dir: str) -> str:
                  "the second setting of their grid (the time per update hardly depends on it). "
                  "Sketch 1/8 = rank from a budget of 1/8 of exact's bytes at that d.")
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for n, r in scl["contenders"].items():
+        for r in scl["contenders"].values():
             ax.plot([x["d"] for x in r["rows"]], [x["median_us"] for x in r["rows"]],
-                    STYLE.get(r["family"], "-"), marker="o", color=_color(n), label=n)
+                    STYLE.get(r["family"], "-"), marker="o", color=_color(r["label"]), label=r["label"])
         ax.set_xscale("log", base=2); ax.set_yscale("log"); ax.set_xlabel("d"); ax.set_ylabel("µs per update")
         ax.grid(alpha=0.3)
         _legend_right(fig, ax)
         L += ["", f"![scale]({_save(fig, out_dir, 'scale_d.png')})", ""]
         dims = scl["dims"]
         rows = []
-        for n, r in scl["contenders"].items():
+        for r in scl["contenders"].values():
             by = {x["d"]: x for x in r["rows"]}
-            rows.append([n] + [_us(by[d]["median_us"]) if d in by else "" for d in dims] +
+            rows.append([r["label"]] + [_us(by[d]["median_us"]) if d in by else "" for d in dims] +
                         [_bytes(r["rows"][-1]["state_bytes"])])
         L.append(_table(["contender"] + [f"d={d}" for d in dims] + [f"state at d={dims[-1]}"], rows))
     L += ["", "## Notes and caveats", "",

@@ -7,7 +7,8 @@
 3 personal    simulated users on real text: theta_u mixes the population direction with a
               personal one (prefers shorter answers); adaptation from scratch and from a
               population prior, vs the population model alone.
-4 active      label k of a pool by edge-omd's width (||z||_{cal_H^{-1}}) vs at random.
+4 active      label k of a pool by edge-omd's width (||z||_{cal_H^{-1}}) vs at random; the picks
+              are made by the shipped selector, edge_omd.strategies.greedy_queries.
 5 cost        time per update, resident memory and state bytes vs t (MLE sampled and extrapolated).
 6 scale       time per update vs d.
 """
@@ -22,7 +23,9 @@ import numpy as np
 
 from edge_omd_bench import streams
 from edge_omd_bench.base import Contender
-from edge_omd_bench.contenders import ContenderSpec, EdgeOMD, edge_omd_available, lineup
+from edge_omd_bench.contenders import (CG, DIAGONAL, EXACT, EXACT_PRIOR, MLE_EVERY_ROUND, POPULATION,
+                                       RIVER_SGD, SKLEARN_SGD, VW_DEFAULT, ContenderSpec, EdgeOMD,
+                                       lineup, sketch_id)
 from edge_omd_bench.mle import MLERefit
 from edge_omd_bench.race import checkpoints, pair_accuracy, race, run_stream
 
@@ -102,8 +105,8 @@ class Context:
 
 
 def _tuned(ctx: Context, workload: str, contender: str, default: dict, **where) -> dict:
-    """The validation-tuned parameters of a contender in an earlier workload (or a default);
-    `where` selects the block, e.g. d=64, B=8.0 or name="helpful-base"."""
+    """The validation-tuned parameters of a contender (by id) in an earlier workload (or a
+    default); `where` selects the block, e.g. d=64, B=8.0 or name="helpful-base"."""
     try:
         r = ctx.results[workload]
         for block in r.get("configs", []) + r.get("datasets", []):
@@ -262,27 +265,25 @@ def personal(ctx: Context) -> dict:
         return th_u, Z, y, float(a)
 
     specs, skipped = ctx.specs(d)
-    ok, _ = edge_omd_available()
-    if ok:
-        priors: dict = {}
+    priors: dict = {}
 
-        def prior_factory(dim, *, name, seed, eta, lam, prior_weight):
-            key = (eta, lam, prior_weight)
-            if key not in priors:   # population prior: exact, every human label at prior_weight
-                base = EdgeOMD(dim, solver="exact", eta=eta, lam=lam)
-                for z, y in zip(Zp, yp):
-                    base.model.learn_one(z, float(y), weight=prior_weight)
-                priors[key] = base.model
-            c = EdgeOMD.__new__(EdgeOMD)
-            c.model, c.name = priors[key].copy(), name
-            return c
-        # its 4 settings: lam x the weight of the population labels (a prior learned from
-        # thousands of labels at full weight is too confident to move with a few hundred)
-        specs.append(ContenderSpec("edge-omd exact from population prior", "edge-omd", prior_factory,
-                                   [dict(eta=1.0, lam=lam, prior_weight=pw) for lam in (3.0, 30.0)
-                                    for pw in (0.1, 1.0)],
-                                   "exact, first trained on all human labels of the train part (each "
-                                   "at weight prior_weight), then .copy() per user and adapted"))
+    def prior_factory(dim, *, name, seed, eta, lam, prior_weight):
+        key = (eta, lam, prior_weight)
+        if key not in priors:   # population prior: exact, every human label at prior_weight
+            base = EdgeOMD(dim, solver="exact", eta=eta, lam=lam)
+            for z, y in zip(Zp, yp):
+                base.model.learn_one(z, float(y), weight=prior_weight)
+            priors[key] = base.model
+        c = EdgeOMD.__new__(EdgeOMD)
+        c.model, c.name = priors[key].copy(), name
+        return c
+    # its 4 settings: lam x the weight of the population labels (a prior learned from
+    # thousands of labels at full weight is too confident to move with a few hundred)
+    specs.append(ContenderSpec(EXACT_PRIOR, "edge-omd exact from population prior", "edge-omd", prior_factory,
+                               [dict(eta=1.0, lam=lam, prior_weight=pw) for lam in (3.0, 30.0)
+                                for pw in (0.1, 1.0)],
+                               "exact, first trained on all human labels of the train part (each "
+                               "at weight prior_weight), then .copy() per user and adapted"))
     val = make_user(1000)                  # the validation user: tuning only
     tests = [make_user(k) for k in range(cfg.personal_users)]
     Zev = Zte
@@ -297,9 +298,9 @@ def personal(ctx: Context) -> dict:
                tune_runs=lambda c: run_stream(c, val[1], val[2], cps, ev(val[0])),
                test_runs=[(lambda c, u=u: run_stream(c, u[1], u[2], cps, ev(u[0]))) for u in tests])
     ref = [run_stream(FixedTheta(theta_pop, "population"), u[1], u[2], cps, ev(u[0]))["acc"] for u in tests]
-    res["population model (no adaptation)"] = {"family": "reference", "params": {}, "trials": [],
-                                               "note": "regularised MLE on all train labels, fixed",
-                                               "fixed": {}, "learn_s": 0.0, "acc": ref}
+    res[POPULATION] = {"label": "population model (no adaptation)", "family": "reference", "params": {},
+                       "trials": [], "note": "regularised MLE on all train labels, fixed",
+                       "fixed": {}, "learn_s": 0.0, "acc": ref}
     bayes = [float(np.mean(np.maximum(p, 1 - p))) for p in (streams.sigmoid(Zev @ u[0]) for u in tests)]
     cos = float(u_pop @ u_short)
     return {"checkpoints": cps, "contenders": res, "skipped": skipped, "d": d,
@@ -310,7 +311,26 @@ def personal(ctx: Context) -> dict:
 
 
 # ===================================================================== 4 active ===============
-def _active_run(d, params, Zpool, ypool, Zte, truth, labels, batch, rng, mode):
+def active_batch(model, Zpool: np.ndarray, left: np.ndarray, k: int) -> list[int]:
+    """The next k pool rows to label, picked by the SHIPPED selector
+    (edge_omd.strategies.greedy_queries: the widest row, fantasized on a copy so the next pick
+    is not redundant with it), among the rows not labelled yet (`left`). Returns pool indices.
+
+    greedy_queries never picks a row of zero width (z = 0: the two answers embed identically);
+    if it returns fewer than k, the batch is completed with such rows in pool order, so the
+    label count stays honest (labelling them teaches the model nothing)."""
+    from edge_omd import strategies      # looked up at call time: the bench runs what ships
+    idx = np.flatnonzero(left)
+    pick = [int(idx[j]) for j, _ in strategies.greedy_queries(model, Zpool[idx], k)]
+    if len(pick) < k:
+        taken = set(pick)
+        pick += [int(i) for i in idx if int(i) not in taken][:k - len(pick)]
+    return pick
+
+
+def _active_run(d, params, Zpool, ypool, Zte, truth, labels, batch, rng, mode, picks=None):
+    """One learning curve of the active setting; `picks` (a list) receives every labelled pool
+    row in order."""
     from edge_omd.reward_model import RewardModel
     m = RewardModel(d, solver="exact", eta=params["eta"], lam=params["lam"])
     left = np.ones(len(Zpool), bool)
@@ -321,21 +341,15 @@ def _active_run(d, params, Zpool, ypool, Zte, truth, labels, batch, rng, mode):
         while n < cp:
             k = min(batch, cp - n)
             if mode == "active":
-                # greedy batch: the widest pair, then fantasize it on a copy (its curvature
-                # enters cal_H without a label) so the next pick is not redundant with it
-                f, pick = m.copy(), []
-                for _ in range(k):
-                    idx = np.flatnonzero(left)
-                    j = int(idx[np.argmax(np.asarray(f.width(Zpool[idx]), np.float64))])
-                    f.fantasize(Zpool[j])
-                    left[j] = False
-                    pick.append(j)
+                pick = active_batch(m, Zpool, left, k)
             else:
-                pick = order[pos:pos + k]
+                pick = [int(i) for i in order[pos:pos + k]]
                 pos += k
             for i in pick:
                 m.learn_one(Zpool[i], float(ypool[i]))
             left[np.asarray(pick, dtype=np.int64)] = False
+            if picks is not None:
+                picks.extend(pick)
             n += k
         accs.append(pair_accuracy(Zte @ np.asarray(m.theta, np.float64), truth))
     return cps, accs
@@ -343,14 +357,11 @@ def _active_run(d, params, Zpool, ypool, Zte, truth, labels, batch, rng, mode):
 
 def active(ctx: Context) -> dict:
     cfg = ctx.config
-    ok, why = edge_omd_available()
-    if not ok:
-        return {"skipped_all": why}
     out = {"settings": []}
     d, B = cfg.active_synth
     prob = streams.SynthProblem.make(d, B, cfg.seed)
     pools = []
-    params = _tuned(ctx, "synthetic", "edge-omd exact", {"eta": 1.0, "lam": 1.0}, d=d, B=float(B))
+    params = _tuned(ctx, "synthetic", EXACT, {"eta": 1.0, "lam": 1.0}, d=d, B=float(B))
     for r in range(cfg.active_repeats):
         Zp, yp = prob.stream(cfg.seed + 700 + r, cfg.active_pool)
         pools.append((Zp, yp))
@@ -361,7 +372,7 @@ def active(ctx: Context) -> dict:
     if data:
         pd = data["helpful-base"]
         tr, te, _, _ = streams.split_indices(len(pd.z), cfg.seed)
-        p_real = _tuned(ctx, "real", "edge-omd exact", {"eta": 1.0, "lam": 1.0}, name="helpful-base")
+        p_real = _tuned(ctx, "real", EXACT, {"eta": 1.0, "lam": 1.0}, name="helpful-base")
         real_pools = []
         for r in range(cfg.active_repeats):     # each repeat: a random 80 % of the train part
             sub = np.random.default_rng([cfg.seed, 81, r]).permutation(tr)[:int(0.8 * len(tr))]
@@ -501,15 +512,15 @@ def cost(ctx: Context) -> dict:
             f"MLE sampled at t in {list(cfg.cost_mle_ts)}")
     for s in specs:
         # the setting tuned on real text (harmless-base), else on synthetic d = cost_dim, B = 3
-        params = _tuned(ctx, "real", s.name, _tuned(ctx, "synthetic", s.name, s.grid[0], d=d, B=3.0),
+        params = _tuned(ctx, "real", s.id, _tuned(ctx, "synthetic", s.id, s.grid[0], d=d, B=3.0),
                         name="harmless-base")
         t0 = time.perf_counter()
         r = _in_child(_cost_one_pass, s, params, d, T, cfg.cost_window, cfg.seed)
-        out["contenders"][s.name] = {"family": s.family, "params": params, **r}
+        out["contenders"][s.id] = {"label": s.name, "family": s.family, "params": params, **s.facts, **r}
         last = r["rows"][-1]
         ctx.log(f"  {s.name:28s} median {last['median_us']:.1f} us/update at t={last['t']}, "
                 f"state {last['state_bytes']} B ({time.perf_counter() - t0:.1f}s)")
-    lam = _tuned(ctx, "real", "MLE refit (every round)", {"lam": 1.0}, name="harmless-base")["lam"]
+    lam = _tuned(ctx, "real", MLE_EVERY_ROUND, {"lam": 1.0}, name="harmless-base")["lam"]
     t0 = time.perf_counter()
     rows = _in_child(_cost_mle, d, lam, cfg.mle_k, tuple(cfg.cost_mle_ts), cfg.seed)
     ts = [r["t"] for r in rows]
@@ -533,8 +544,7 @@ def scale(ctx: Context) -> dict:
     out = {"dims": list(cfg.scale_dims), "contenders": {}, "skipped": {}}
     ctx.log(f"[scale] time per update for d in {list(cfg.scale_dims)} "
             f"(up to {cfg.scale_updates} timed updates or {cfg.scale_max_s}s per point)")
-    keep = ("edge-omd exact", "edge-omd CG (K=3)", "edge-omd sketch 1/8", "edge-omd diagonal",
-            "VW (adaptive, normalized)", "sklearn SGDClassifier", "River LogReg SGD")
+    keep = (EXACT, CG, sketch_id(1 / 8), DIAGONAL, VW_DEFAULT, SKLEARN_SGD, RIVER_SGD)
     for d in cfg.scale_dims:
         specs, skipped = ctx.specs(d, include_mle=False, include=lambda n: n in keep)
         out["skipped"].update(skipped)
@@ -553,11 +563,11 @@ def scale(ctx: Context) -> dict:
                 ts.append(time.perf_counter_ns() - t0)
                 if time.perf_counter() - start > cfg.scale_max_s and len(ts) >= 5:
                     break
-            e = out["contenders"].setdefault(s.name, {"family": s.family, "rows": []})
+            e = out["contenders"].setdefault(s.id, {"label": s.name, "family": s.family, "rows": []})
             e["rows"].append({"d": d, "median_us": float(np.median(ts)) / 1e3, "n": len(ts),
                               "state_bytes": int(c.state_bytes())})
-        ctx.log(f"  d={d}: " + ", ".join(f"{n.replace('edge-omd ', '')} {v['rows'][-1]['median_us']:.0f}us"
-                                         for n, v in out["contenders"].items() if v["rows"][-1]["d"] == d))
+        ctx.log(f"  d={d}: " + ", ".join(f"{v['label'].replace('edge-omd ', '')} {v['rows'][-1]['median_us']:.0f}us"
+                                         for v in out["contenders"].values() if v["rows"][-1]["d"] == d))
     return out
 
 
