@@ -206,3 +206,19 @@ def test_no_finite_projection_changes_nothing(solver, monkeypatch):
         feed(m, kind, args, w)
         feed(twin, kind, args, w)
     assert m.to_bytes() == twin.to_bytes()
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_float32_with_radius_tracks_float64(solver):
+    """float32 states use the looser tolerance TOL['float32'] = 1e-6: still within the float32
+    drift bound of the unprojected solvers (test_algorithm1.test_float32_tracks_float64)."""
+    kw = dict(sketch_rank=4) if solver == "sketch" else {}
+    m32 = RewardModel(D, dtype="float32", solver=solver, radius=0.5, **kw)
+    m64 = RewardModel(D, dtype="float64", solver=solver, radius=0.5, **kw)
+    rec = Recorder(m32)
+    for kind, args, w in mixed_stream(D, 400, seed=11, scale=4.0):
+        feed(m32, kind, args, w)
+        feed(m64, kind, args, w)
+    assert np.mean(np.array(rec.steps) > 0) > 0.6
+    err = np.linalg.norm(m32.theta - m64.theta) / np.linalg.norm(m64.theta)
+    assert err < 1e-3
