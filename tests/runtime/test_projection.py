@@ -210,8 +210,8 @@ def test_no_finite_projection_changes_nothing(solver, monkeypatch):
 
 @pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
 def test_float32_with_radius_tracks_float64(solver):
-    """float32 states use the looser tolerance TOL['float32'] = 1e-6: still within the float32
-    drift bound of the unprojected solvers (test_algorithm1.test_float32_tracks_float64)."""
+    """float32 states use the looser tolerance TOL['float32'] = 1e-6: theta stays within 1e-4
+    of the float64 model's (10x tighter than test_algorithm1.test_float32_tracks_float64)."""
     kw = dict(sketch_rank=4) if solver == "sketch" else {}
     m32 = RewardModel(D, dtype="float32", solver=solver, radius=0.5, **kw)
     m64 = RewardModel(D, dtype="float64", solver=solver, radius=0.5, **kw)
@@ -221,4 +221,4 @@ def test_float32_with_radius_tracks_float64(solver):
         feed(m64, kind, args, w)
     assert np.mean(np.array(rec.steps) > 0) > 0.6
     err = np.linalg.norm(m32.theta - m64.theta) / np.linalg.norm(m64.theta)
-    assert err < 1e-3
+    assert err < 1e-4  # measured 2e-7 .. 4e-6
