@@ -21,6 +21,7 @@ class RiverLR(Contender):
         opt = optim.SGD(lr) if optimizer == "sgd" else optim.Adam(lr)
         self.model = linear_model.LogisticRegression(optimizer=opt, l2=0.0, intercept_lr=0.0)
         self.dim = dim
+        self.optimizer = optimizer
         self.name = name or f"River LogReg {'SGD' if optimizer == 'sgd' else 'Adam'}"
 
     def prepare(self, z, y):
@@ -39,7 +40,7 @@ class RiverLR(Contender):
         # River keeps a dict {feature: float} for the weights (plus optimizer state for Adam:
         # two more dicts); we count 8 bytes per stored float, not the dict overhead.
         n = len(self.model.weights)
-        return 8 * n * (3 if "Adam" in self.name else 1)
+        return 8 * n * (3 if self.optimizer == "adam" else 1)
 
 
 class SklearnSGD(Contender):
@@ -96,6 +97,7 @@ class VW(Contender):
                  alpha: float | None = None, name: str | None = None, seed: int = 0):
         import vowpalwabbit
         self.dim = dim
+        self.oja_sketch = int(oja_sketch) if oja_sketch else 0
         self.bits = max(1, math.ceil(math.log2(dim + 1)))
         args = f"--loss_function logistic --quiet --noconstant -b {self.bits} --random_seed {seed}"
         if oja_sketch:
@@ -129,8 +131,8 @@ class VW(Contender):
         # VW allocates 2^b weight slots of `stride` floats each (OjaNewton widens the stride to
         # hold its sketch); the m x m side matrices of OjaNewton are added for honesty.
         b = int(self.ws.num_weights()) * int(self.ws.get_stride()) * 4
-        if "--OjaNewton" in self.args:
-            m = int(self.args.split("--sketch_size ")[1].split()[0])
+        if self.oja_sketch:
+            m = self.oja_sketch
             b += 8 * (3 * m * m + 4 * m)
         return b
 

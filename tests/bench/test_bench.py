@@ -17,7 +17,7 @@ from edge_omd_bench import streams
 from edge_omd_bench import contenders as C
 from edge_omd_bench.contenders import N_TRIALS, lineup
 from edge_omd_bench.mle import MLERefit
-from edge_omd_bench.peers import peer_missing
+from edge_omd_bench.peers import VW, peer_missing
 from edge_omd_bench.race import checkpoints, pair_accuracy
 
 D = 96          # smallest d at which sketches at 1/4 and 1/8 of exact's bytes exist
@@ -112,8 +112,13 @@ def test_every_contender_learns_and_reports():
         assert m.shape == (200,) and np.all(np.isfinite(m)), s.name
         assert pair_accuracy(m, y) > 0.6, s.name
         assert c.state_bytes() > 0
-        if s.name.startswith("VW"):      # theta read back by probing == VW's own prediction
+        if s.factory is VW:              # theta read back by probing == VW's own prediction
             assert c.predict_line(Z[0]) == pytest.approx(m[0], rel=1e-3, abs=1e-4)
+        if s.id == C.RIVER_ADAM:         # weights + Adam's two moments, 8 B each, from its setting
+            assert c.state_bytes() == 3 * 8 * D
+        if s.id == C.oja_id(1 / 8):      # + OjaNewton's m x m side matrices, m from its setting
+            m8 = s.facts["sketch_size"]
+            assert c.state_bytes() == c.ws.num_weights() * c.ws.get_stride() * 4 + 8 * (3 * m8 * m8 + 4 * m8)
 
 
 def _numbers(cells):
@@ -348,13 +353,17 @@ def test_active_batch_completes_with_zero_width_rows():
 
 # ---------------------------------------------------------------- broken vs missing --------
 def test_a_broken_runtime_is_an_error_not_a_skip(monkeypatch, tmp_path):
-    from edge_omd_bench.workloads import Config, Context, active
+    from edge_omd_bench.workloads import Config, Context, active, real
     monkeypatch.setitem(sys.modules, "edge_omd.reward_model", None)     # import fails
     with pytest.raises(ImportError):
         lineup(D)
     cfg = Config.preset_named("smoke", hh_dir=str(tmp_path / "absent"))
     with pytest.raises(ImportError):
         active(Context(cfg, log=lambda m: None))
+    monkeypatch.delitem(sys.modules, "edge_omd.reward_model")
+    monkeypatch.setitem(sys.modules, "edge_omd.feature_head", None)     # the head: same rule
+    with pytest.raises(ImportError):
+        real(Context(cfg, log=lambda m: None))
 
 
 def test_a_missing_peer_is_a_not_installed_row_a_broken_one_raises(monkeypatch, tmp_path):
