@@ -260,6 +260,13 @@ def test_targets_met_missed_and_at_the_threshold():
     at = _verdicts(_results(mle_over_exact=0.005, lead_over_peers=0.02, sketch_behind=0.01, latency_ratio=3.0))
     assert all(at.values()), at
     assert _verdicts(_results(sketch_over_oja=0.0))["T3"] is False
+    # a contender that did not run (OjaNewton): its criterion is n/a, so the target is n/a, unless
+    # a measured criterion is missed
+    for kw, want in (({}, None), (dict(sketch_behind=0.02), False)):
+        res = _results(**kw)
+        for blk in res["synthetic"]["configs"]:
+            del blk["contenders"][C.oja_id(1 / 8)]
+        assert _verdicts(res)["T3"] is want
     # a workload that did not run: n/a, not met
     res = _results()
     del res["cost"], res["active"]
