@@ -356,6 +356,30 @@ def write_journal_cases(root):
         names.append(name)
     with open(os.path.join(root, "index.json"), "w") as f:
         json.dump(names, f)
+    write_folder_store(os.path.join(root, "folder_store"))
+
+
+def write_folder_store(folder):
+    """A Python FolderStore user ("alice": checkpoint at 10 updates + journal of 7 more) for the
+    Java UserStore to open, continue and hand back (tests/android checks the way back)."""
+    from edge_omd import journal
+    from edge_omd.store import FolderStore
+    st = FolderStore(folder)
+    d = 12
+    m = RewardModel(d, solver="exact", dtype="float32", head_fingerprint=bytes(range(32)))
+    with st.transaction("alice", head_fingerprint=m.head_fingerprint, dim=d) as tx:
+        epoch = tx.create(m.to_bytes(), updates=0).epoch
+    steps = [s for s in _stream(d, 40, seed=77) if s["kind"] != "fantasize"][:17]
+    for k, s in enumerate(steps, 1):
+        _apply(m, s)
+        rec = journal.encode(epoch, m.t, m.observation, _label_of(s), s["w"], when=1000.0 + k)
+        with st.transaction("alice", head_fingerprint=m.head_fingerprint, dim=d) as tx:
+            tx.append([rec])
+            if k == 10:
+                tx.checkpoint(m.to_bytes(), updates=k)
+    st.close() if hasattr(st, "close") else None
+    with open(os.path.join(os.path.dirname(folder), "folder_store_live.eomd"), "wb") as f:
+        f.write(m.to_bytes())
 
 
 def main(argv=None):

@@ -94,3 +94,20 @@ def test_python_loads_what_java_wrote(run):
         assert np.abs(j.theta - p.theta).max() <= tol * scale, name
         probes = np.array(case["probes"])
         assert np.abs(j.width(probes) - p.width(probes)).max() <= tol * p.width(probes).max(), name
+
+
+def test_python_folder_store_opens_what_java_continued(run):
+    """A FolderStore user written by Python, continued on the JVM by UserStore (5 more pairs),
+    opens in Python's FolderStore: its checkpoint + journal replay to Java's live model."""
+    from edge_omd import journal
+    from edge_omd.store import FolderStore
+    folder = run["out"] / "folder_store"
+    s = FolderStore(folder).sync("alice")
+    rec = s.record
+    assert rec is not None and rec.updates == 22 and len(rec.journal) == 12
+    m = RewardModel.from_bytes(rec.state)
+    for r in rec.journal:
+        journal.apply(m, r)
+    j = RewardModel.from_bytes((run["out"] / "folder_store_java_live.eomd").read_bytes())
+    assert m.t == j.t == 22 and m.head_fingerprint == j.head_fingerprint == bytes(range(32))
+    assert np.abs(m.theta - j.theta).max() <= 1e-5 * np.abs(j.theta).max()

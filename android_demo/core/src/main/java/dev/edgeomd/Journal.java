@@ -148,6 +148,9 @@ public final class Journal {
         int p = off + HEADER_BYTES;
         for (int i = 0; i < dim; i++) {
             z[i] = item == 4 ? b.getFloat(p + 4 * i) : b.getDouble(p + 8 * i);
+            if (!Double.isFinite(z[i])) {  // docs/JOURNAL_FORMAT.md check 5 (the Python reader leaves it to replay)
+                return new Check(null, off, "non-finite vector entry " + i);
+            }
         }
         return new Check(new Record(kind, item, epoch, seq, label, weight, when, z), off + (int) n, null);
     }

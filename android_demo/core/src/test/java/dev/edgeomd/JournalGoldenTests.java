@@ -73,6 +73,7 @@ final class JournalGoldenTests {
             });
         }
         userStore(T, out);
+        folderStore(T, golden, out);
         T.check("journal: a Java model's records replay to its own bytes exactly (same JVM)", () -> {
             for (String dtype : new String[]{"float32", "float64"}) {
                 RewardModel.Config cfg = new RewardModel.Config(9);
@@ -111,7 +112,7 @@ final class JournalGoldenTests {
                 cfg.dtype = dtype;
                 java.util.Random g = new java.util.Random(11);
                 byte[] live;
-                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
                     for (int i = 0; i < 23; i++) {
                         if (i % 3 == 0) {
                             s.learnThumb(ModelGoldenTests.randomVec(g, 7, 0.4), i % 2 == 0, 1.0);
@@ -120,33 +121,64 @@ final class JournalGoldenTests {
                         }
                     }
                     live = s.model().toBytes();
-                    require(RewardModel.load(dir.resolve(UserStore.STATE)).t() == 20, "checkpoint every 10");
+                    require(UserStore.readCheckpoint(dir.resolve("u1.omdstate"), "u1").updates == 20, "checkpoint every 10");
+                    TestRunner.raises(java.io.IOException.class, () -> UserStore.open(dir, "u1", cfg, 10), "second open");
                 }
-                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
                     require(Arrays.equals(s.model().toBytes(), live), dtype + ": reopen");
+                    require(s.updates() == 23, "updates");
                 }
-                Path j = dir.resolve(UserStore.JOURNAL);
+                Path j = dir.resolve("u1.omdjournal");
                 long size = Files.size(j);
                 Files.write(j, new byte[]{'E', 'O', 'J', 'R', 1, 2, 3}, java.nio.file.StandardOpenOption.APPEND);
-                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
                     require(Arrays.equals(s.model().toBytes(), live), dtype + ": torn tail");
-                    require(Files.size(j) == size, "torn tail truncated");
+                    require(Files.size(j) == size, "torn tail cut");
                     byte[] before = Files.readAllBytes(j);
                     s.checkpoint();  // crash between the checkpoint and the journal's truncation:
                     Files.write(j, before);
                 }
-                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
                     require(Arrays.equals(s.model().toBytes(), live), dtype + ": stale records skipped");
                     s.learnPair(ModelGoldenTests.randomVec(g, 7, 0.4), new double[7], 1.0);
                     live = s.model().toBytes();
                 }
-                try (UserStore s = UserStore.open(dir, cfg, 10)) {
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
                     require(Arrays.equals(s.model().toBytes(), live), dtype + ": after more feedback");
                     s.reset();
                 }
-                try (UserStore s = UserStore.open(dir, cfg, 10)) {
-                    require(s.model().t() == 0, "reset persisted");
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
+                    require(s.model().t() == 0 && s.updates() == 0, "reset persisted");
                 }
+                TestRunner.raises(InvalidInputException.class, () -> UserStore.open(dir, "../x", cfg, 10), "user id");
+            }
+        });
+    }
+
+    /** A Python FolderStore user: open, compare with Python's live model, continue, hand back. */
+    static void folderStore(TestRunner T, Path golden, Path out) {
+        Path src = golden.resolve("journal").resolve("folder_store");
+        if (!Files.isDirectory(src)) {
+            return;
+        }
+        T.check("UserStore opens a Python FolderStore user, continues it, and leaves it for Python", () -> {
+            Path dir = out.resolve("folder_store");
+            Files.createDirectories(dir);
+            for (String f : new String[]{"alice.omdstate", "alice.omdjournal"}) {
+                Files.copy(src.resolve(f), dir.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+            RewardModel live = RewardModel.fromBytes(Files.readAllBytes(golden.resolve("journal").resolve("folder_store_live.eomd")));
+            RewardModel.Config cfg = new RewardModel.Config(12);
+            try (UserStore s = UserStore.open(dir, "alice", cfg, 1000)) {
+                require(s.updates() == 17 && s.model().t() == 17, "updates " + s.updates());
+                close(s.model().theta(), live.theta(), ModelGoldenTests.TOL32, "theta vs Python's live model");
+                close(s.model().localNorm(), live.localNorm(), ModelGoldenTests.TOL32, "local norm");
+                require(Arrays.equals(s.model().headFingerprint(), live.headFingerprint()), "fingerprint");
+                java.util.Random g = new java.util.Random(3);
+                for (int i = 0; i < 5; i++) {
+                    s.learnPair(ModelGoldenTests.randomVec(g, 12, 0.3), ModelGoldenTests.randomVec(g, 12, 0.3), 1.0);
+                }
+                Files.write(out.resolve("folder_store_java_live.eomd"), s.model().toBytes());
             }
         });
     }

@@ -33,6 +33,8 @@ import dev.edgeomd.UserStore;
  * All model and ONNX work runs on one background thread; the UI thread only shows results.
  */
 public final class MainActivity extends Activity {
+    /** The store's user id: one user per phone; the folder opens in Python's FolderStore as is. */
+    static final String USER = "me";
     private final ExecutorService worker = Executors.newSingleThreadExecutor();
     private final Random rng = new Random();
     private TextView status, promptView, answerA, answerB;
@@ -77,7 +79,7 @@ public final class MainActivity extends Activity {
             cfg.budgetBytes = 1 << 20;  // exact up to d ~ 500 in float32, a sketch above
             cfg.headFingerprint = head.manifest.fingerprint;
             Path userDir = new File(getFilesDir(), "user").toPath();
-            store = UserStore.open(userDir, cfg, 20);
+            store = UserStore.open(userDir, USER, cfg, 20);
             try {
                 store.model().bindHead(head.manifest.fingerprint);
             } catch (IllegalStateException other) {
@@ -85,7 +87,7 @@ public final class MainActivity extends Activity {
                 store.close();
                 Path aside = new File(getFilesDir(), "user-previous-head-" + System.currentTimeMillis()).toPath();
                 Files.move(userDir, aside);
-                store = UserStore.open(userDir, cfg, 20);
+                store = UserStore.open(userDir, USER, cfg, 20);
             }
             say("head d=" + head.manifest.d + " on " + head.provider + "; " + store.model());
             showNext();
