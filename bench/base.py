@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 
 
+FIRST_ORDER = "first-order"     # the family the targets compare edge-omd against (targets.py)
+
+
 class Contender:
     """Base class: subclasses implement `learn_prepared`, `theta_vector` and `state_bytes`."""
 

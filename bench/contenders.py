@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_omd_bench.base import Contender
+from edge_omd_bench.base import FIRST_ORDER, Contender
 from edge_omd_bench.mle import MLERefit
 from edge_omd_bench.peers import VW, RiverLR, SklearnSGD, peer_missing
 
@@ -183,14 +183,14 @@ def lineup(dim: int, *, sketch_fractions=(1 / 4, 1 / 8, 1 / 16), mle_k: int = 10
         if river_missing:
             skipped[cid] = {"label": label, "reason": river_missing}
             continue
-        specs.append(ContenderSpec(cid, label, "first-order", RiverLR, [dict(lr=lr) for lr in grid],
+        specs.append(ContenderSpec(cid, label, FIRST_ORDER, RiverLR, [dict(lr=lr) for lr in grid],
                                    f"river.linear_model.LogisticRegression(optim.{'SGD' if opt == 'sgd' else 'Adam'}"
                                    "(lr)), no intercept", fixed=dict(optimizer=opt)))
     sk_missing = peer_missing("sklearn")
     if sk_missing:
         skipped[SKLEARN_SGD] = {"label": "sklearn SGDClassifier", "reason": sk_missing}
     else:
-        specs.append(ContenderSpec(SKLEARN_SGD, "sklearn SGDClassifier", "first-order", SklearnSGD,
+        specs.append(ContenderSpec(SKLEARN_SGD, "sklearn SGDClassifier", FIRST_ORDER, SklearnSGD,
                                    [dict(alpha=a) for a in (1e-3, 1e-2, 1e-1, 1.0)],
                                    "SGDClassifier(loss='log_loss', learning_rate='optimal').partial_fit, "
                                    "no intercept"))
@@ -200,7 +200,7 @@ def lineup(dim: int, *, sketch_fractions=(1 / 4, 1 / 8, 1 / 16), mle_k: int = 10
         for f, m in ranks.items():
             skipped[oja_id(f)] = {"label": f"VW OjaNewton m={m}", "reason": vw_missing}
     else:
-        specs.append(ContenderSpec(VW_DEFAULT, "VW (adaptive, normalized)", "first-order", VW,
+        specs.append(ContenderSpec(VW_DEFAULT, "VW (adaptive, normalized)", FIRST_ORDER, VW,
                                    [dict(learning_rate=lr) for lr in (0.01, 0.05, 0.2, 1.0)],
                                    "VW default update (adaptive, normalized, invariant), logistic"))
         for f, m in ranks.items():     # only where edge-omd has a sketch at this budget: its size

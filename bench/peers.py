@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 
-from edge_omd_bench.base import Contender
+from edge_omd_bench.base import FIRST_ORDER, Contender
 
 
 class RiverLR(Contender):
-    family = "first-order"
+    family = FIRST_ORDER
 
     def __init__(self, dim: int, *, optimizer: str, lr: float, name: str | None = None, seed: int = 0):
         from river import linear_model, optim
@@ -44,7 +44,7 @@ class RiverLR(Contender):
 
 
 class SklearnSGD(Contender):
-    family = "first-order"
+    family = FIRST_ORDER
 
     def __init__(self, dim: int, *, alpha: float, name: str | None = None, seed: int = 0):
         from sklearn.linear_model import SGDClassifier
@@ -109,7 +109,7 @@ class VW(Contender):
         else:
             if learning_rate is not None:
                 args += f" --learning_rate {learning_rate}"
-            self.family = "first-order"
+            self.family = FIRST_ORDER
             self.name = name or "VW (adaptive, normalized)"
         self.args = args
         self.ws = vowpalwabbit.Workspace(args)

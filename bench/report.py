@@ -14,9 +14,8 @@ import subprocess
 
 import numpy as np
 
+from edge_omd_bench.base import FIRST_ORDER
 from edge_omd_bench.contenders import EXACT, MLE_EVERY_ROUND
-
-FIRST_ORDER = "first-order"
 
 
 # ------------------------------------------------------------------ machine ---------------

@@ -29,11 +29,11 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from edge_omd_bench.base import FIRST_ORDER
 from edge_omd_bench.contenders import EXACT, MLE_EVERY_ROUND, oja_id, sketch_id
 from edge_omd_bench.report import _pct, _us      # report.py imports this module only inside functions
 
 EPS = 1e-9
-FIRST_ORDER = "first-order"
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda v, t: v <= t + EPS,
     "<": lambda v, t: v < t - EPS,
