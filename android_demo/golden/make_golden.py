@@ -123,9 +123,11 @@ def write_model_cases(root):
             with open(os.path.join(folder, f"s{k}.eomd"), "wb") as f:
                 f.write(m.to_bytes())
             outs.append(_outputs(m, probes))
+        Z = probes[1:] - probes[0]
+        greedy = [[int(r), float(w)] for r, w in st.greedy_queries(m, Z, 4)]
         jcfg = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in cfg.items()}
         case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.rank or 0, steps=steps,
-                    probes=probes.tolist(), outputs=outs, nbytes=m.nbytes)
+                    probes=probes.tolist(), outputs=outs, nbytes=m.nbytes, greedy=greedy)
         with open(os.path.join(folder, "case.json"), "w") as f:
             json.dump(case, f)
         names.append(name)

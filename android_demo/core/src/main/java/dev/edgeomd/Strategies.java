@@ -1,5 +1,7 @@
 package dev.edgeomd;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.function.IntFunction;
 
@@ -100,6 +102,40 @@ public final class Strategies {
                                    Random rng) {
         double[] r = model.reward(phi);
         return choosePair(r, a -> model.width(phi, phi[a]), strategy, beta, q, rng);
+    }
+
+    /**
+     * Active setting (strategies.greedy_queries): pick up to k rows of Z (candidate directions
+     * z = phi - phi') of maximal width, adding each pick's curvature to a COPY of the model
+     * (fantasize) so the k queries are not redundant; rows of zero width are never picked.
+     * Returns {row, width at pick time} pairs in pick order; the model does not change.
+     */
+    public static List<double[]> greedyQueries(RewardModel model, double[][] Z, int k) {
+        List<double[]> out = new ArrayList<>();
+        if (Z.length == 0) {
+            return out;
+        }
+        RewardModel m = model.copy();
+        boolean[] taken = new boolean[Z.length];
+        for (int round = 0; round < Math.min(k, Z.length); round++) {
+            double[] w = m.width(Z, null);
+            int j = -1;
+            double best = Double.NEGATIVE_INFINITY;
+            for (int i = 0; i < w.length; i++) {
+                double wi = taken[i] ? Double.NEGATIVE_INFINITY : w[i];
+                if (j < 0 || wi > best) {  // argmax, first index on ties (as numpy)
+                    best = wi;
+                    j = i;
+                }
+            }
+            if (!(best > 0.0)) {
+                break;
+            }
+            out.add(new double[]{j, best});
+            taken[j] = true;
+            m.fantasize(Z[j], 1.0);
+        }
+        return out;
     }
 
     /** Lower confidence bound r_a - beta w_a (passive setting). */

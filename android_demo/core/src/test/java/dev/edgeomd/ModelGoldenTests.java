@@ -148,6 +148,22 @@ final class ModelGoldenTests {
                                 + Arrays.toString(got) + " vs " + Arrays.toString(want));
                     }
                 }
+                double[][] Z = new double[probes.length - 1][dim];
+                for (int i = 1; i < probes.length; i++) {
+                    for (int j = 0; j < dim; j++) {
+                        Z[i - 1][j] = probes[i][j] - probes[0][j];
+                    }
+                }
+                byte[] before = m.toBytes();
+                java.util.List<double[]> got = Strategies.greedyQueries(m, Z, 4);
+                List<Object> want = Json.arr(c.get("greedy"));
+                require(Arrays.equals(before, m.toBytes()), "greedy queries changed the model");
+                require(got.size() == want.size(), "greedy picks " + got.size() + " vs " + want.size());
+                for (int i = 0; i < got.size(); i++) {
+                    List<Object> w = Json.arr(want.get(i));
+                    require(got.get(i)[0] == Json.integer(w.get(0)), "greedy pick " + i);
+                    close(new double[]{got.get(i)[1]}, new double[]{Json.num(w.get(1))}, tol, "greedy width " + i);
+                }
                 m.save(javaOut.resolve(name + ".eomd"));
                 RewardModel back = RewardModel.load(javaOut.resolve(name + ".eomd"));
                 require(Arrays.equals(back.toBytes(), m.toBytes()), "save/load round trip");
