@@ -17,7 +17,7 @@ like LLM hidden states (the only real head here is the 384-d MiniLM):
   * theta* isotropic in that space, scaled so that margins theta*.z have standard deviation 2.5
     (a clear but noisy preference: Bayes accuracy printed).
 Models (float32, defaults eta = lam = 1): exact (the d x d Cholesky factor, 64 MiB), robust
-Frequent-Directions sketches at the largest rank fitting 1, 4 and 16 MiB (RewardModel's
+Frequent-Directions sketches at the largest rank fitting 1, 2, 4, 8 and 16 MiB (RewardModel's
 budget_bytes), and the diagonal. Accuracy = agreement with sign(theta*.z) on 4000 held-out
 pairs, mean +- std over seeds, at checkpoints up to T. Also printed: state bytes and the median
 update time. It prints figures; it asserts nothing.
@@ -71,7 +71,7 @@ def problem(seed, T, n_test, rot, alpha, margin_std=2.5):
 
 def lineup(d):
     out = [("exact", RewardModel(d, solver="exact"))]
-    for mib in (16, 4, 1):
+    for mib in (16, 8, 4, 2, 1):
         m = RewardModel(d, budget_bytes=mib * MiB)
         out.append((f"sketch @{mib} MiB", m))
     out.append(("diagonal", RewardModel(d, solver="diagonal")))
