@@ -134,15 +134,17 @@ def _check_learn_text(name, s) -> str:
 
 
 # Default checkpoint interval N: recovery = load the checkpoint + replay N records must stay
-# <= 1 s. Replaying one record costs about 0.1 ms of fixed overhead plus ~1 ns per unit of the
-# update's work (d^2 for exact / cg, 2 ell d + 4 ell^2 for the sketch, d for the diagonal):
-# measured with bench/persistence.py on the 2-core reference machine (d = 384 ... 4096, exact
-# and sketch; docs/JOURNAL_FORMAT.md has the table), e.g. 0.1 ms/record at d=384 exact, 1.9 ms
-# at 2048, 22 ms at 4096 (memory-bound). N is sized for 0.3 s of estimated replay, which left
-# every measured recovery at or under about 0.5 s (checkpoint load included).
-_REPLAY_BUDGET_S = 0.3
-_REPLAY_FIXED_S, _REPLAY_PER_WORK_S = 1e-4, 1e-9
-_MIN_EVERY, _MAX_EVERY = 16, 4096
+# <= 1 s. Measured with bench/persistence.py on the 2-core reference machine (d = 384 ... 4096,
+# exact and sketch; the table is in docs/JOURNAL_FORMAT.md), idle and under a load average of 8:
+# loading a checkpoint costs up to ~5 ns per state byte (64 MiB at d=4096 exact: 0.15-0.35 s),
+# replaying one record ~0.15 ms of fixed overhead plus up to ~2 ns per unit of the update's work
+# (d^2 for exact / cg, 2 ell d + 4 ell^2 for the sketch, d for the diagonal; d=4096 exact:
+# 10-44 ms a record, memory-bound). N is sized for 0.45 s of such an estimate, which kept every
+# recovery measured on the loaded machine under about 0.75 s.
+_RECOVERY_BUDGET_S = 0.45
+_LOAD_PER_BYTE_S = 5e-9
+_REPLAY_FIXED_S, _REPLAY_PER_WORK_S = 1.5e-4, 2e-9
+_MIN_EVERY, _MAX_EVERY = 8, 4096
 
 
 def _update_work(dim: int, solver: str, rank: Optional[int]) -> int:
@@ -154,10 +156,13 @@ def _update_work(dim: int, solver: str, rank: Optional[int]) -> int:
     return d
 
 
-def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None) -> int:
+def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None,
+                             dtype: str = "float32") -> int:
     """Journal records between checkpoints for a model of this shape (recovery <= 1 s)."""
+    state = RewardModel.state_bytes(dim, solver, dtype, rank)
     per = _REPLAY_FIXED_S + _REPLAY_PER_WORK_S * _update_work(dim, solver, rank)
-    return int(min(_MAX_EVERY, max(_MIN_EVERY, _REPLAY_BUDGET_S // per)))
+    left = _RECOVERY_BUDGET_S - _LOAD_PER_BYTE_S * state
+    return int(min(_MAX_EVERY, max(_MIN_EVERY, left // per)))
 
 
 class _FeatureCache:
@@ -371,7 +376,7 @@ class Personalizer:
         if self._every_option is not None:
             return self._every_option
         m = self._model if self._model is not None else self._new_model()
-        return default_checkpoint_every(m.dim, m.solver, m.rank)
+        return default_checkpoint_every(m.dim, m.solver, m.rank, m.dtype)
 
     def _commit(self, learn) -> None:
         """Learn (in place, inside the store's transaction) and append the journal records.

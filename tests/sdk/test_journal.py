@@ -181,7 +181,7 @@ def test_counter_counts_observations_and_never_goes_backwards(head, store):
 
 def test_default_checkpoint_interval_scales_with_the_replay_work(tmp_path):
     n384, n4096 = (default_checkpoint_every(d, "exact") for d in (384, 4096))
-    assert 16 <= n4096 < n384 <= 4096
+    assert 8 <= n4096 < n384 <= 4096
     assert default_checkpoint_every(4096, "sketch", 64) > n4096
     assert default_checkpoint_every(384, "diagonal") > n384
     with pytest.raises(ConfigError):
