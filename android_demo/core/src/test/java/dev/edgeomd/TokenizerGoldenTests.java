@@ -133,6 +133,18 @@ final class TokenizerGoldenTests {
             }
             require(bad.length() == 0, bad.toString());
         });
+        if (Files.isDirectory(folder.resolve("signed_ok"))) {
+            T.check("head fingerprint: Java recomputes the exporter's; refuses edited tokenizer, template, graph", () -> {
+                HeadManifest ok = HeadManifest.load(folder.resolve("signed_ok"));
+                ok.verify(folder.resolve("signed_ok"));
+                for (String bad : new String[]{"signed_bad_tokenizer", "signed_bad_template", "signed_bad_graph"}) {
+                    HeadManifest m = HeadManifest.load(folder.resolve(bad));
+                    TestRunner.raises(HeadException.class, () -> m.verify(folder.resolve(bad)), bad);
+                }
+                TextEncoder enc = ok.textEncoder(folder.resolve("signed_ok"));
+                require(enc.maxLength == 256 && enc.addSpecialTokens, "text encoder settings");
+            });
+        }
     }
 
     static long[] toLong(int[] a) {

@@ -36,6 +36,7 @@ final class OnnxFeatureHead implements AutoCloseable {
 
     OnnxFeatureHead(Path folder) throws Exception {
         manifest = HeadManifest.load(folder);
+        manifest.verify(folder);  // files and settings still those the fingerprint names
         encoder = manifest.textEncoder(folder);
         env = OrtEnvironment.getEnvironment();
         String graph = new File(folder.toFile(), manifest.graphFiles[0]).getPath();  // external data beside it
