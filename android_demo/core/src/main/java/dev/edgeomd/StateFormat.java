@@ -190,7 +190,6 @@ public final class StateFormat {
 
     /** Write the fixed header into b[0, 136). */
     static void encodeHeader(Header h, ByteBuffer b) {
-        b.put(0, MAGIC[0]);
         for (int i = 0; i < MAGIC.length; i++) {
             b.put(i, MAGIC[i]);
         }
