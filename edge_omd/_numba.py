@@ -27,6 +27,7 @@ import os
 import threading
 
 import numba
+import numpy as np
 from numba.core import sigutils
 
 from edge_omd.paths import numba_cache_dir
@@ -183,7 +184,7 @@ def ensure_compiled(dtype, *modules):
     """Compile (or load from the cache) the declared `dtype` signatures of every kernel that
     code in `modules` (module names, e.g. "edge_omd.solvers.exact") defines or calls, once per
     process, callees first. Cheap when done."""
-    key = getattr(dtype, "name", None) or str(dtype)
+    key = np.dtype(dtype).name  # "float32" / "float64", from a dtype, a type or a name
     if JIT_DISABLED:
         return
     with _LOCK:
