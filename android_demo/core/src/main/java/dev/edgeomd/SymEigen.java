@@ -21,8 +21,8 @@ public final class SymEigen {
         }
         double[] d = new double[n], e = new double[n];
         if (n > 0) {
-            tred2(V, d, e, n);
-            double[][] VT = transpose(V, n);  // tql2 rotates columns: as rows they are contiguous
+            double[][] VT = transpose(V, n);  // both phases walk V's columns: as rows they are contiguous
+            tred2(VT, d, e, n);
             tql2(VT, d, e, n);
             V = transpose(VT, n);
         }
@@ -50,9 +50,11 @@ public final class SymEigen {
         return big * Math.sqrt(1.0 + r * r);
     }
 
-    private static void tred2(double[][] V, double[] d, double[] e, int n) {
+    /** Householder tridiagonalisation on the TRANSPOSED matrix (VT[j][k] = V[k][j]): JAMA's
+     * column walks become contiguous row walks. */
+    private static void tred2(double[][] VT, double[] d, double[] e, int n) {
         for (int j = 0; j < n; j++) {
-            d[j] = V[n - 1][j];
+            d[j] = VT[j][n - 1];
         }
         for (int i = n - 1; i > 0; i--) {
             double scale = 0.0, h = 0.0;
@@ -62,9 +64,9 @@ public final class SymEigen {
             if (scale == 0.0) {
                 e[i] = d[i - 1];
                 for (int j = 0; j < i; j++) {
-                    d[j] = V[i - 1][j];
-                    V[i][j] = 0.0;
-                    V[j][i] = 0.0;
+                    d[j] = VT[j][i - 1];
+                    VT[j][i] = 0.0;
+                    VT[i][j] = 0.0;
                 }
             } else {
                 for (int k = 0; k < i; k++) {
@@ -84,11 +86,11 @@ public final class SymEigen {
                 }
                 for (int j = 0; j < i; j++) {
                     f = d[j];
-                    V[j][i] = f;
-                    g = e[j] + V[j][j] * f;
+                    VT[i][j] = f;
+                    g = e[j] + VT[j][j] * f;
                     for (int k = j + 1; k <= i - 1; k++) {
-                        g += V[k][j] * d[k];
-                        e[k] += V[k][j] * f;
+                        g += VT[j][k] * d[k];
+                        e[k] += VT[j][k] * f;
                     }
                     e[j] = g;
                 }
@@ -105,41 +107,41 @@ public final class SymEigen {
                     f = d[j];
                     g = e[j];
                     for (int k = j; k <= i - 1; k++) {
-                        V[k][j] -= (f * e[k] + g * d[k]);
+                        VT[j][k] -= (f * e[k] + g * d[k]);
                     }
-                    d[j] = V[i - 1][j];
-                    V[i][j] = 0.0;
+                    d[j] = VT[j][i - 1];
+                    VT[j][i] = 0.0;
                 }
             }
             d[i] = h;
         }
         for (int i = 0; i < n - 1; i++) {
-            V[n - 1][i] = V[i][i];
-            V[i][i] = 1.0;
+            VT[i][n - 1] = VT[i][i];
+            VT[i][i] = 1.0;
             double h = d[i + 1];
             if (h != 0.0) {
                 for (int k = 0; k <= i; k++) {
-                    d[k] = V[k][i + 1] / h;
+                    d[k] = VT[i + 1][k] / h;
                 }
                 for (int j = 0; j <= i; j++) {
                     double g = 0.0;
                     for (int k = 0; k <= i; k++) {
-                        g += V[k][i + 1] * V[k][j];
+                        g += VT[i + 1][k] * VT[j][k];
                     }
                     for (int k = 0; k <= i; k++) {
-                        V[k][j] -= g * d[k];
+                        VT[j][k] -= g * d[k];
                     }
                 }
             }
             for (int k = 0; k <= i; k++) {
-                V[k][i + 1] = 0.0;
+                VT[i + 1][k] = 0.0;
             }
         }
         for (int j = 0; j < n; j++) {
-            d[j] = V[n - 1][j];
-            V[n - 1][j] = 0.0;
+            d[j] = VT[j][n - 1];
+            VT[j][n - 1] = 0.0;
         }
-        V[n - 1][n - 1] = 1.0;
+        VT[n - 1][n - 1] = 1.0;
         e[0] = 0.0;
     }
 
