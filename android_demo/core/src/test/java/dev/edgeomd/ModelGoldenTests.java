@@ -340,6 +340,50 @@ final class ModelGoldenTests {
                 require(s.count() == 1, "temp files left");
             }
         });
+        T.check("fuzz: 3000 resealed random corruptions of states and journals raise only the typed errors", () -> {
+            Random g = new Random(99);
+            List<byte[]> bases = new java.util.ArrayList<>();
+            for (String solver : new String[]{"exact", "cg", "sketch", "diagonal"}) {
+                for (String dtype : new String[]{"float32", "float64"}) {
+                    RewardModel.Config c = new RewardModel.Config(5);
+                    c.solver = solver;
+                    c.dtype = dtype;
+                    c.sketchRank = "sketch".equals(solver) ? 2 : 0;
+                    RewardModel m = new RewardModel(c);
+                    for (int i = 0; i < 6; i++) {
+                        m.learnPair(randomVec(g, 5, 0.4), randomVec(g, 5, 0.4), 1.0);
+                    }
+                    bases.add(m.toBytes());
+                }
+            }
+            int accepted = 0;
+            for (int it = 0; it < 3000; it++) {
+                byte[] b = bases.get(it % bases.size()).clone();
+                int flips = 1 + g.nextInt(4);
+                for (int f = 0; f < flips; f++) {
+                    int pos = g.nextInt(it % 3 == 0 ? Math.min(b.length, StateFormat.HEADER_BYTES) : b.length - 4);
+                    b[pos] = (byte) (it % 2 == 0 ? b[pos] ^ (1 << g.nextInt(8)) : g.nextInt(256));
+                }
+                if (it % 5 == 0) {
+                    b = Arrays.copyOf(b, g.nextInt(b.length + 8));
+                }
+                if (b.length >= 4) {
+                    StateFormat.seal(b);
+                }
+                try {
+                    RewardModel m = RewardModel.fromBytes(b);
+                    accepted++;
+                    RewardModel.fromBytes(m.toBytes());  // what it writes back loads again
+                    m.learnPair(randomVec(g, 5, 0.3), randomVec(g, 5, 0.3), 1.0);
+                } catch (StateFormatException | NumericalException e) {
+                    // typed refusal
+                }
+                byte[] j = Journal.encode(1, 1, randomVec(g, 5, 0.3), 4, 1.0, 1.0, 0.0);
+                j[g.nextInt(j.length)] ^= (byte) (1 << g.nextInt(8));
+                Journal.parse(j, 1, 0, 5, 4, 0, true);  // must return, never throw
+            }
+            require(accepted < 3000, "some corruptions must be refused");
+        });
         T.check("oversized header: refused without allocating (JVM heap is small)", () -> {
             byte[] h = new RewardModel(new RewardModel.Config(3)).toBytes();
             java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(h).order(java.nio.ByteOrder.LITTLE_ENDIAN);
