@@ -941,7 +941,11 @@ class FolderStore(Store):
         with self._locked(user_id):
             tx = _FolderTx(self, user_id, head_fingerprint, int(dim))
             yield tx
-            tx._commit()
+            try:
+                tx._commit()
+            except OSError as exc:
+                raise StoreError(f"cannot write user {user_id!r} in {self.folder}: "
+                                 f"{exc}") from exc
 
     def _write_checkpoint(self, user_id, rec: StoreRecord) -> None:
         """Atomically replace the checkpoint file (temp, fsync, rename, fsync folder)."""
@@ -1183,6 +1187,8 @@ class _FolderTx:
                         self.head.created_at, now, self.head.epoch,
                         updates))
                 except (OSError, StoreError) as exc:
+                    if not self._records and self._create is None:
+                        raise   # nothing else in this transaction: the caller hears of it
                     # the records are committed; the checkpoint is retried at the next one
                     _log.warning("user %r: the checkpoint %s could not be written (%s); the "
                                  "journal is kept", self.user_id, cpath, exc)

@@ -264,3 +264,22 @@ def test_folder_delete_erases_the_users_crashed_temporary_files(tmp_path, head):
     stale2 = tmp_path / ".zed.abcdefgh.tmp"
     stale2.write_bytes(full_state)
     assert store.delete("zed") is False and not stale2.exists()
+
+
+def test_an_explicit_checkpoint_that_fails_is_reported_and_loses_nothing(tmp_path, head):
+    class NoRename(store_mod.FileIO):
+        def replace(self, src, dst):
+            raise OSError(28, "No space left on device")
+
+    store = FolderStore(tmp_path)
+    p = Personalizer(head, store, "u", checkpoint_every=100)
+    p.feedback(PROMPT, CODE, up=True)
+    p.feedback(PROMPT, PROSE, up=False)
+    live = p.model.to_bytes()
+    store.io = NoRename()
+    with pytest.raises(StoreError, match="previous state is intact"):
+        p.checkpoint()
+    store.io = store_mod.FileIO()
+    q = Personalizer(head, FolderStore(tmp_path), "u")
+    assert q.updates == 2 and q.model.to_bytes() == live
+    assert p.checkpoint() is True and store.get("u").journal == ()
