@@ -118,8 +118,8 @@ class RewardModel:
                               "factor cannot absorb a full-rank discount in O(d^2)); use 'cg', "
                               "'sketch' or 'diagonal'")
         # Compile (or load from the kernel cache) only what this solver and dtype run, once.
-        ensure_compiled(np.dtype(DTYPES[dtype]), "edge_omd.linalg", "edge_omd.projection",
-                        cls.__module__)
+        ensure_compiled(np.dtype(DTYPES[dtype]), __name__, cls.__module__,
+                        *(["edge_omd.projection"] if radius is not None else []))
         self._hyper = dict(eta=eta, lam=lam, radius=radius, forget=forget, dtype=dtype,
                            cg_steps=cg_steps, lam_warmup=lam_warmup, cg_tol=cg_tol,
                            budget_bytes=budget_bytes)

@@ -1,6 +1,6 @@
 """Slow, obviously correct float64 twins of the runtime's fast paths (stumpy's tests/naive.py).
 
-Every formula is written the way ../shared/ALGORITHM.md states it, with dense matrices and
+Every formula is written the way docs/ALGORITHM.md states it, with dense matrices and
 numpy.linalg: no Sherman-Morrison, no Cholesky updates, no Woodbury.
 """
 import numpy as np
