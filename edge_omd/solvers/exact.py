@@ -297,7 +297,6 @@ class ExactSolver:
         st = self.state
         if st.aux[PENDING] != 0.0:
             _sweep(st.U, st.phi, st.xp, st.xp, st.u, st.rot, st.aux, False)
-            st.aux[THETA_OK] = 0.0  # theta is re-derived from the new U, phi (same bits as a replay)
 
     def theta(self):
         """theta as the state's array (refreshed by back substitution if stale)."""
@@ -396,8 +395,12 @@ class ExactSolver:
 
     def payload(self):
         self.flush()
-        self.theta()
-        return [self.state.theta, self.state.U, self.state.phi]
+        # theta always re-derived from the current U, phi: the bytes are a function of (U, phi)
+        # alone, whatever was cached when (a journal replay gives the same bytes)
+        st = self.state
+        _theta_from_phi(st.U, st.phi, st.theta)
+        st.aux[THETA_OK] = 1.0
+        return [st.theta, st.U, st.phi]
 
     def loaded(self):
         """After payload arrays were filled from a file: theta and phi are both current."""
