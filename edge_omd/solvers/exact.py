@@ -297,6 +297,8 @@ class ExactSolver:
         st = self.state
         if st.aux[PENDING] != 0.0:
             _sweep(st.U, st.phi, st.xp, st.xp, st.u, st.rot, st.aux, False)
+            if st.aux[THETA_OK] == 1.0:
+                st.aux[THETA_OK] = 2.0  # still theta, but rounded from the U, phi before this
 
     def theta(self):
         """theta as the state's array (refreshed by back substitution if stale)."""
@@ -395,11 +397,13 @@ class ExactSolver:
 
     def payload(self):
         self.flush()
-        # theta always re-derived from the current U, phi: the bytes are a function of (U, phi)
-        # alone, whatever was cached when (a journal replay gives the same bytes)
+        # theta as derived from the current U, phi (aux[THETA_OK] == 1): the bytes are then a
+        # function of the state alone, whatever was cached before a flush (a journal replay
+        # gives the same bytes), and a loaded state is written back unchanged
         st = self.state
-        _theta_from_phi(st.U, st.phi, st.theta)
-        st.aux[THETA_OK] = 1.0
+        if st.aux[THETA_OK] != 1.0:
+            _theta_from_phi(st.U, st.phi, st.theta)
+            st.aux[THETA_OK] = 1.0
         return [st.theta, st.U, st.phi]
 
     def loaded(self):
