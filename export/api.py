@@ -30,7 +30,8 @@ DEFAULT_OPSET = 17
 _QUANT_NOTE = {
     "fp32": {"weights": "float32", "activations": "float32"},
     "fp16": {"weights": "float16", "activations": "float16 (float32 graph inputs/outputs)"},
-    "int8": {"weights": "int8 per-channel (MatMul, Gather)",
+    "int8": {"weights": "int8 per-channel, 7-bit range (MatMul, Gather); outlier MatMul "
+                        "input channels in a float32 side product (export/variants.py)",
              "activations": "uint8 dynamic per-tensor (scale computed per call over the batch)"},
     "qdq": {"weights": "uint8 static (QNN config)", "activations": "uint16 static, MinMax calibrated",
             "static_shape": "batch 1 x max_length"},
@@ -139,7 +140,9 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
             elif variant == "fp16":
                 files = variants.to_fp16(fp32_path, str(out), external_data)
             elif variant == "int8":
-                files = variants.to_int8(fp32_path, str(out), work, external_data)
+                calib = variants.encode_pairs(tok, tmpl, max_length, add_special, _pad_id(tok), work,
+                                              variants.INT8_CALIBRATION_PAIRS)
+                files = variants.to_int8(fp32_path, str(out), work, external_data, calib)
             else:
                 static_shape = [1, max_length]
                 static_path = os.path.join(work, "static.onnx")
