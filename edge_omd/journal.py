@@ -109,7 +109,8 @@ def check_one(buf, off: int, *, dim: int, itemsize: int):
     """(record, next offset) of the record at `off`, or (None, reason) if it is not a valid one.
 
     Checks, in this order: the magic, the length against what is left and against the size
-    that (dim, itemsize, k) imply, the checksum, the version, kind, flags, label and weight."""
+    that (dim, itemsize, k) imply, the checksum, the version, kind, flags, label, weight and
+    the vector's finiteness."""
     left = len(buf) - off
     if left < HEADER.size + CRC.size:
         return None, f"torn record: {left} bytes at the end"
@@ -139,6 +140,8 @@ def check_one(buf, off: int, *, dim: int, itemsize: int):
         return None, f"seq {seq} beyond {MAX_SEQ}"
     vec = np.frombuffer(buf, dtype=_DTYPES[item], count=k * d,
                         offset=off + HEADER.size).reshape(k, d)
+    if not np.isfinite(vec).all():  # docs/JOURNAL_FORMAT.md check 5, as the Java reader does
+        return None, "the record's vector is not finite"
     return Record(kind, epoch, seq, label, weight, when, vec), off + n
 
 

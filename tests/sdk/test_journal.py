@@ -58,11 +58,13 @@ def test_parse_stops_at_the_first_bad_record_and_says_why():
         assert p.stop_at == sum(len(r) for r in recs[:n])
     bad = journal.parse(buf, epoch=7, after=0, dim=5, itemsize=8)
     assert bad.records == [] and "d=4" in bad.stop
-    nan = journal.encode(7, 1, np.full(4, np.nan), 1.0, 1.0)
-    model = RewardModel(4, dtype="float64")
-    with pytest.raises(InvalidInputError):
-        journal.apply(model, journal.check_one(nan, 0, dim=4, itemsize=8)[0])
-    assert model.t == 0
+    # a non-finite vector with a valid checksum is refused by the reader (JOURNAL_FORMAT.md
+    # check 5, as the Java reader does): parsing stops there, nothing after it is applied
+    nan = journal.encode(7, 3, np.full(4, np.nan), 1.0, 1.0)
+    rec, why = journal.check_one(nan, 0, dim=4, itemsize=8)
+    assert rec is None and "not finite" in why
+    p = journal.parse(b"".join(recs[:2]) + nan + recs[3], epoch=7, after=0, dim=4, itemsize=8)
+    assert [r.seq for r in p.records] == [1, 2] and "not finite" in p.stop
 
 
 def test_learn_observation_takes_exactly_the_live_path():
