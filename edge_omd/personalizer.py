@@ -75,6 +75,11 @@ _log = logging.getLogger(__name__)
 #: Default bound of the feature cache (features + 128 bytes per entry): 2,700 answers at
 #: d=384 float32, 250 at d=4096.
 DEFAULT_FEATURE_CACHE_BYTES = 4 << 20
+#: A new user's state budget unless model_options says otherwise: the exact model up to
+#: d = 1448 (every head below that keeps it), a robust-FD sketch of rank ~186 at d = 4096
+#: (Llama-3-8B), within 0.2 accuracy points of the 64 MiB exact state on power-law features
+#: (`python -m edge_omd_bench.budget`). `model_options={"budget_bytes": None}` gives exact.
+DEFAULT_BUDGET_BYTES = 8 << 20
 _ENTRY_OVERHEAD = 128
 
 _EXPORT_MAGIC = b"EOMDUSR1"
@@ -228,7 +233,9 @@ class Personalizer:
             (default 1.0, see strategies.DEFAULT_BETA) or "paper" for beta_t = sqrt(d) log((t+1)/delta).
         delta: the failure probability of beta="paper".
         model_options: keyword arguments of `RewardModel(head.dim, ...)` for a NEW user; a stored
-            user keeps the hyperparameters it was created with.
+            user keeps the hyperparameters it was created with. `budget_bytes` defaults to
+            DEFAULT_BUDGET_BYTES (8 MiB: exact up to d = 1448, a sketch above) unless a solver
+            is named; `{"budget_bytes": None}` or `{"solver": "exact"}` gives exact at any d.
         seed: seeds the "random" strategy.
         checkpoint_every: journal records between two checkpoints (None: the default for the
             model's shape, `default_checkpoint_every`; the journal is also checkpointed at
@@ -282,6 +289,8 @@ class Personalizer:
         self.head, self.store = head, store
         self._beta, self.delta = beta, delta
         self.model_options = dict(model_options)
+        if "budget_bytes" not in model_options and model_options.get("solver", "auto") == "auto":
+            self.model_options["budget_bytes"] = DEFAULT_BUDGET_BYTES
         self._rng = rng
         self._every_option = None if checkpoint_every is None else int(checkpoint_every)
         self._cache = _FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
@@ -292,7 +301,7 @@ class Personalizer:
         #: the counter of the last observation this object committed (its position in the
         #: user's commit order; other processes' commits are numbered in between), or None
         self.last_commit: Optional[int] = None
-        if self.model_options:   # fail on bad options now, not at the first update
+        if model_options:   # fail on bad options now, not at the first update
             self._new_model()
         self._refresh()
 

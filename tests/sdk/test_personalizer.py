@@ -167,6 +167,17 @@ def test_model_options_apply_to_new_users_only(head, sqlite_store):
     assert p.model.head_fingerprint == head.fingerprint     # bound to the head on creation
 
 
+def test_default_budget_keeps_exact_for_small_heads_and_sketches_large_ones(sqlite_store):
+    from edge_omd.personalizer import DEFAULT_BUDGET_BYTES
+    small = Personalizer(FakeHead(dim=64), sqlite_store, "small")
+    assert small.model.solver == "exact"
+    big = FakeHead(dim=1536)             # exact would be 9 MiB > the 8 MiB default
+    m = Personalizer(big, sqlite_store, "big").model
+    assert m.solver == "sketch" and m.nbytes <= DEFAULT_BUDGET_BYTES
+    for opts in ({"budget_bytes": None}, {"solver": "exact"}):   # exact, one argument away
+        assert Personalizer(big, sqlite_store, "x", model_options=opts).model.solver == "exact"
+
+
 def test_a_failed_commit_leaves_the_stored_and_the_cached_state_as_they_were(head, sqlite_store,
                                                                              monkeypatch):
     from edge_omd.store import _SQLiteTx
