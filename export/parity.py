@@ -13,6 +13,12 @@ texts), and whether the HF tokenizer gave the same ids as the runner.
 
 Bounds: fp32 needs max_abs_err <= 1e-4 * max(1, max|ref|); the reduced-precision variants need
 min cosine >= MIN_COSINE[variant] (fp16 0.99, int8 0.95, qdq 0.90).
+The int8 bound is a broken-conversion guard for ANY architecture, on 12 texts, not the
+quality bar: measured min cosine 0.9898 (all-MiniLM-L6-v2) and 0.9965 (the tests' random
+Qwen3), while the failures it must stop sit far below (0.4942: 8-bit weights saturating
+onnxruntime's u8s8 kernel on an x86 CPU without VNNI; 0.889: per-tensor weights on MiniLM).
+The quality bar for a real head (MiniLM on 1000 HH-RLHF texts: cosine mean >= 0.995, worst
+>= 0.985) is measured and printed by `python -m edge_omd_bench.features --bar-only`.
 """
 from __future__ import annotations
 

@@ -33,3 +33,19 @@ def test_quality_and_rss_on_tiny_heads(tiny_head):
     assert np.isclose(same["cos_min"], 1.0, atol=1e-6) and np.isclose(same["rho"], 1.0)
     mb = features.runner_peak_rss_mb(tiny_head("qwen3"))
     assert 10 < mb < 4000
+
+
+def test_int8_bar_on_tiny_heads(tiny_head):
+    """The int8 bar's figures are computed, not assumed (no timing is asserted: shared CPUs)."""
+    from edge_omd_bench import features
+    items = [("Is it safe ?", "Boil water first ."), ("Tell me a joke .", "No ."),
+             ("How do I boil an egg ?", "Put the egg in boiling water ."), ("Hello", "the a an of")]
+    r = features.int8_bar(tiny_head("qwen3"), tiny_head("qwen3", "int8"), items, reps=2,
+                          repeats=1, vocab_hi=50)
+    assert r["n_texts"] == 4 and 0.98 <= r["cos_min"] <= r["cos_mean"] <= 1.0 + 1e-6
+    assert r["speedup 1 thread"] > 0 and r["speedup default threads"] > 0
+    # measured 0.967: a 32-wide model's file is mostly graph structure, not weights
+    assert 0.5 < r["size_ratio"] < 1.0
+    same = features.int8_bar(tiny_head("qwen3"), tiny_head("qwen3"), items, reps=2, repeats=1,
+                             vocab_hi=50)
+    assert np.isclose(same["cos_min"], 1.0, atol=1e-6) and same["size_ratio"] == 1.0

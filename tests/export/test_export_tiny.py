@@ -115,26 +115,132 @@ def test_truncation_keeps_response_end(tiny_head):
         head.features(long_prompt, [response], truncate=False)
 
 
-@pytest.mark.parametrize("variant", ["fp16", "int8"])
-def test_reduced_precision_variants(tiny_head, variant):
+def _weight_bytes(h):
+    import onnx
+    g = onnx.load(os.path.join(h._folder, "model.onnx")).graph
+    return sum(len(t.raw_data) for t in g.initializer)
+
+
+def test_fp16_variant(tiny_head):
     fp32 = FeatureHead.open(tiny_head("qwen3"), ["CPUExecutionProvider"])
-    head = FeatureHead.open(tiny_head("qwen3", variant), ["CPUExecutionProvider"])
+    head = FeatureHead.open(tiny_head("qwen3", "fp16"), ["CPUExecutionProvider"])
     m = head.manifest
-    assert m["dtype"] == variant and m["static_shape"] is None
+    assert m["dtype"] == "fp16" and m["static_shape"] is None
     p = m["parity"]
-    assert p["cosine_min"] >= (0.99 if variant == "fp16" else 0.95)
-    assert 0.5 < p["ranking_spearman_mean"] <= 1.0
+    assert p["cosine_min"] >= 0.99 and 0.5 < p["ranking_spearman_mean"] <= 1.0
     a, b = fp32.features_batch(PAIRS), head.features_batch(PAIRS)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert cos.min() >= 0.95
+    assert cos.min() >= 0.99
     assert head.fingerprint != fp32.fingerprint
-    # the conversion really happened: the weights shrank (fp16 half, int8 about a quarter)
-    import onnx
+    assert _weight_bytes(head) < 0.6 * _weight_bytes(fp32)   # the conversion really happened
 
-    def weight_bytes(h):
-        g = onnx.load(os.path.join(h._folder, "model.onnx")).graph
-        return sum(len(t.raw_data) for t in g.initializer)
-    assert weight_bytes(head) < 0.6 * weight_bytes(fp32)
+
+def test_int8_variant(tiny_head):
+    """What a tiny RANDOM model can show about int8 (the real quality bar, MiniLM on 1000
+    HH-RLHF texts: cosine mean >= 0.995, worst >= 0.985, is printed by
+    `python -m edge_omd_bench.features`; a random 32-wide model says nothing about real heads):
+
+    * the quantised graph runs through the runner, keeps shapes, L2 norm and finite values;
+    * its features track fp32: cosine >= 0.98 on the runner's texts and in the export parity
+      report. Measured 0.9965 (min over 12 parity texts; mean 0.9981) with onnxruntime
+      1.31.1, the same on a CPU with VNNI and under `qemu-x86_64 -cpu Haswell` (no VNNI);
+      0.98 leaves room for kernel changes yet fails on the saturation bug this guards against
+      (0.4942 with 8-bit weights on the CPU without VNNI) and on per-tensor weights there
+      (0.936);
+    * reward RANKINGS agree (what the personalizer uses): Spearman of <theta, phi> over 16
+      random theta, mean >= 0.95 (measured 0.991, min 0.972 over the 12 parity texts);
+    * every int8 weight lies in the 7-bit range [-64, 64], the property that makes onnxruntime's
+      u8s8 kernel saturation-free on x86 CPUs without VNNI (255 * 64 * 2 <= 32767) and holds
+      on any machine, whatever CPU runs this test;
+    * the weights shrank (int8 about a quarter of fp32 bytes).
+    """
+    import onnx
+    from onnx import numpy_helper
+    fp32 = FeatureHead.open(tiny_head("qwen3"), ["CPUExecutionProvider"])
+    head = FeatureHead.open(tiny_head("qwen3", "int8"), ["CPUExecutionProvider"])
+    m = head.manifest
+    assert m["dtype"] == "int8" and m["static_shape"] is None
+    p = m["parity"]
+    assert p["cosine_min"] >= 0.98 and p["ranking_spearman_mean"] >= 0.95
+    a, b = fp32.features_batch(PAIRS), head.features_batch(PAIRS)
+    assert b.shape == a.shape == (3, 32) and np.all(np.isfinite(b))
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() >= 0.98
+    assert head.fingerprint != fp32.fingerprint
+    g = onnx.load(os.path.join(head._folder, "model.onnx")).graph
+    q = [numpy_helper.to_array(t) for t in g.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert sum(w.size for w in q) > 10_000                         # the weights are int8 ...
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in q) <= 64   # ... in 7 bits
+    assert {n.op_type for n in g.node} >= {"DynamicQuantizeLinear", "MatMulInteger"}
+    assert _weight_bytes(head) < 0.35 * _weight_bytes(fp32)
+
+
+def _toy_head_graph(path, scale=60.0, vocab=50, width=64, out=8, seed=0):
+    """(input_ids, attention_mask) -> Gather(E) -> MatMul(W) -> masked sum: a head-shaped graph
+    whose MatMul input has ONE outlier channel, 3, large on ONE token, 7 (as MiniLM's FFN
+    channel 856 is on a few tokens: rare values that set the whole per-tensor scale)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(seed)
+    E = rng.standard_normal((vocab, width)).astype(np.float32)
+    E[7, 3] = scale
+    W = rng.standard_normal((width, out)).astype(np.float32)
+    inits = [numpy_helper.from_array(E, "E0"), numpy_helper.from_array(W, "W"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax1")]
+    # Identity: the table is not an initializer of the Gather, so only the MatMul is quantised
+    nodes = [helper.make_node("Identity", ["E0"], ["E"]),
+             helper.make_node("Gather", ["E", "input_ids"], ["x"]),
+             helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Cast", ["attention_mask"], ["mf"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["mf", "ax2"], ["m3"]),
+             helper.make_node("Mul", ["h", "m3"], ["hm"]),
+             helper.make_node("ReduceSum", ["hm", "ax1"], ["features"], keepdims=0)]
+    inits.append(numpy_helper.from_array(np.array([2], np.int64), "ax2"))
+    g = helper.make_graph(nodes, "toy", [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "t"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "t"])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["b", out])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+
+
+def test_int8_outlier_channels_split_off(tmp_path):
+    """The outlier split: found on calibration rows, exact in float32, and it is what makes
+    the int8 product accurate when one input channel dwarfs the others (MiniLM's FFN)."""
+    import onnx
+    import onnxruntime as ort
+    from edge_omd_export import variants
+    src = str(tmp_path / "toy.onnx")
+    _toy_head_graph(src)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(8, 50, (8, 24)).astype(np.int64)
+    ids[:, 0] = 7                                      # the outlier token once per row
+    mask = np.ones_like(ids)
+    mask[4:, 18:] = 0
+    plan = variants.find_outlier_channels(src, ids, mask)
+    assert plan == {"x": [3]}                          # exactly the scaled channel
+    model = onnx.load(src)
+    excluded = variants.split_outlier_channels(model, plan)
+    assert len(excluded) == 1
+    onnx.checker.check_model(model)
+
+    def run(m):
+        m = m if isinstance(m, str) else m.SerializeToString()
+        return ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(
+            None, {"input_ids": ids, "attention_mask": mask})[0]
+    ref = run(src)
+    np.testing.assert_allclose(run(model), ref, rtol=1e-5, atol=1e-4)   # same function
+    err = {}
+    for name, calib in (("plain", None), ("split", (ids, mask))):
+        d = tmp_path / name
+        d.mkdir()
+        variants.to_int8(src, str(d), str(d), False, calib)
+        err[name] = float(np.abs(run(str(d / "model.onnx")) - ref).max() / np.abs(ref).max())
+    # measured 0.068 (plain) vs 0.016 (split) with onnxruntime 1.31.1
+    assert err["split"] < 0.4 * err["plain"], err
+    # no outlier -> no split (a plain random model such as the tiny Qwen3 keeps its graph)
+    _toy_head_graph(src, scale=1.0)
+    assert variants.find_outlier_channels(src, ids, mask) == {}
 
 
 @pytest.mark.parametrize("arch", ["llama", "bert"])

@@ -54,9 +54,29 @@ def test_minilm_fp32_matches_pytorch(minilm_heads):
 
 
 def test_minilm_int8(minilm_heads):
+    """The real checkpoint's int8 head: close to fp32, smaller, and built as variants.to_int8 says.
+
+    Bounds here are floors with margin on a few texts (measured with onnxruntime 1.31.1: parity
+    cosine mean 0.9951, min 0.9898 over its 12 texts); the quality bar on 1000 HH-RLHF texts
+    (mean >= 0.995, worst >= 0.985), the batch-1 speed-up and the size ratio are printed by
+    `python -m edge_omd_bench.features` (timings never go into a test).
+    """
+    import os
+
+    import onnx
     fp32 = FeatureHead.open(minilm_heads["fp32"], ["CPUExecutionProvider"])
     int8 = FeatureHead.open(minilm_heads["int8"], ["CPUExecutionProvider"])
     a, b = fp32.features_batch(TEXTS), int8.features_batch(TEXTS)
-    assert ((a * b).sum(1)).min() > 0.97
+    assert ((a * b).sum(1)).min() > 0.985
     p = int8.manifest["parity"]
-    assert p["cosine_mean"] > 0.98 and p["ranking_spearman_mean"] > 0.9
+    assert p["cosine_mean"] > 0.99 and p["cosine_min"] > 0.98
+    assert p["ranking_spearman_mean"] > 0.9
+    size = {v: os.path.getsize(os.path.join(minilm_heads[v], "model.onnx")) for v in minilm_heads}
+    assert size["int8"] <= 0.35 * size["fp32"]      # measured 0.254: embeddings are int8 too
+    # MiniLM's FFN output projections of layers 0-3 have outlier input channels (e.g. one
+    # GELU channel of layer 0 reaching ~25 where 99.9% of values are < 2.8): they are split
+    # off into small float32 products, everything else is int8.
+    g = onnx.load(os.path.join(minilm_heads["int8"], "model.onnx")).graph
+    split = sorted(n.name for n in g.node if n.op_type == "MatMul" and n.name.endswith("/outliers"))
+    assert 1 <= len(split) <= 8 and all("output/dense" in n for n in split), split
+    assert sum(n.op_type == "MatMulInteger" for n in g.node) == 36   # 6 layers x 6 linears
