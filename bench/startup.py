@@ -56,8 +56,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="fresh processes per figure (median)")
     ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter to measure (e.g. a venv with only the runtime installed: "
+                         "numba initialises its numpy support on the first kernel load, which "
+                         "imports scipy.linalg when scipy is installed)")
     args = ap.parse_args(argv)
-    py = sys.executable
+    py = args.python
     cli = os.path.join(os.path.dirname(py), "edge-omd")
     cli_argv = [cli, "--help"] if os.path.exists(cli) else [py, "-m", "edge_omd.cli", "--help"]
     first = FIRST_UPDATE.format(d=args.dim)
@@ -81,7 +85,7 @@ def main(argv=None) -> int:
                "warm first update": ("floor + 0.4 s", floor + 0.4),
                "cold --help": ("floor + 0.6 s", floor + 0.6)}
     print(f"edge-omd start-up, {args.runs} fresh processes each (median wall, max peak RSS), "
-          f"d={args.dim}, python {sys.version.split()[0]}")
+          f"d={args.dim}, {py}")
     print(f"{'what':<22} {'wall s':>7} {'- floor':>8} {'RSS MiB':>8}  target")
     print(f"{'floor: ' + FLOOR:<22} {floor:7.3f} {'':>8} {floor_rss:8.0f}")
     ok = True

@@ -4,7 +4,7 @@
     >>> model = RewardModel(384, budget_bytes=2 << 20)
     >>> model.learn_pair(phi_chosen, phi_rejected)      # doctest: +SKIP
 
-Imports numpy, scipy and numba only; the feature head needs onnxruntime + tokenizers (extra
+Imports numpy and numba only; the feature head needs onnxruntime + tokenizers (extra
 `head`); the exporter (extra `export`) is the only part that needs torch.
 """
 from edge_omd.errors import (BudgetError, ConfigError, EdgeOMDError, ExportError, HeadError,
