@@ -174,8 +174,18 @@ def split_outlier_channels(model, plan: dict[str, list[int]]) -> list[str]:
             helper.make_node("Gather", [x, x + "/outlier_idx"], [x + "/outliers"], axis=-1,
                              name=x + "/outliers")]
     split_set = {id(n) for n in matmuls if n.input[0] in plan}
+    users: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    # A bias Add right after the MatMul stays right after the int8 product, so onnxruntime still
+    # fuses it into DynamicQuantizeMatMul; the outlier product is added after the bias.
+    after_bias: dict[int, object] = {}
     excluded, nodes = [], []
     for n in g.node:
+        if id(n) in after_bias:
+            nodes += [n, after_bias[id(n)]]
+            continue
         if id(n) not in split_set:
             nodes.append(n)
             continue
@@ -188,10 +198,20 @@ def split_outlier_channels(model, plan: dict[str, list[int]]) -> list[str]:
         g.initializer.append(numpy_helper.from_array(W_out, w_name + "/outlier_rows"))
         nodes += [helper.make_node("MatMul", [x + "/inliers", w_name], [y + "/inliers"], name=n.name),
                   helper.make_node("MatMul", [x + "/outliers", w_name + "/outlier_rows"],
-                                   [y + "/outliers"], name=n.name + "/outliers"),
-                  helper.make_node("Add", [y + "/inliers", y + "/outliers"], [y],
-                                   name=n.name + "/sum")]
+                                   [y + "/outliers"], name=n.name + "/outliers")]
         excluded.append(n.name + "/outliers")
+        bias = users.get(y, [])
+        if (len(bias) == 1 and bias[0].op_type == "Add" and len(bias[0].output) == 1
+                and any(i in init for i in bias[0].input if i != y)
+                and y not in {o.name for o in g.output}):
+            add, z = bias[0], bias[0].output[0]
+            add.input[list(add.input).index(y)] = y + "/inliers"
+            add.output[0] = z + "/inliers"
+            after_bias[id(add)] = helper.make_node("Add", [z + "/inliers", y + "/outliers"], [z],
+                                                   name=n.name + "/sum")
+        else:
+            nodes.append(helper.make_node("Add", [y + "/inliers", y + "/outliers"], [y],
+                                          name=n.name + "/sum"))
     # The new Mul/Gather go right after the node that produces x (topological order kept).
     produced = {o for n in nodes for o in n.output}
     ordered = [m for x, ms in split_nodes.items() if x not in produced for m in ms]
