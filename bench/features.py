@@ -22,8 +22,9 @@ int8 bar (issue 8), all-MiniLM-L6-v2 only: int8 vs fp32 cosine, mean and worst, 
 and harmless-base test splits (runner batches, `FeatureHead.features_batch`); the speed-up of
 onnxruntime int8 over fp32 at batch 1 x 128 tokens with 1 intra-op thread and with
 onnxruntime's default threads (the median of --bar-repeats measurements, each one block of
---reps calls per backend after 3 warm-up calls, median per call); and the int8/fp32 graph file size ratio. Bars: cosine mean >=
-0.995, worst >= 0.985, speed-up >= 1.8x, size <= 0.35x; `--bar-only` prints just this.
+--reps calls per backend after 3 warm-up calls, median per call); and the int8/fp32 graph
+file size ratio. Bars: cosine mean >= 0.995, worst >= 0.985, speed-up >= 1.8x, size <= 0.35x;
+`--bar-only` prints just this.
 
 Peak memory: VmHWM (peak resident set) of a child process that only imports edge_omd, opens the head and
 computes features for 16 x 128-token texts (the runner alone, no torch).

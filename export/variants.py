@@ -173,20 +173,21 @@ def split_outlier_channels(model, plan: dict[str, list[int]]) -> list[str]:
             helper.make_node("Mul", [x, x + "/outlier_keep"], [x + "/inliers"], name=x + "/inliers"),
             helper.make_node("Gather", [x, x + "/outlier_idx"], [x + "/outliers"], axis=-1,
                              name=x + "/outliers")]
-    split_set = {id(n) for n in matmuls if n.input[0] in plan}
+    # Nodes are keyed by their first output (unique in an ONNX graph), not by Python identity.
+    split_set = {n.output[0] for n in matmuls if n.input[0] in plan}
     users: dict[str, list] = {}
     for n in g.node:
         for i in n.input:
             users.setdefault(i, []).append(n)
     # A bias Add right after the MatMul stays right after the int8 product, so onnxruntime still
     # fuses it into DynamicQuantizeMatMul; the outlier product is added after the bias.
-    after_bias: dict[int, object] = {}
+    after_bias: dict[str, object] = {}
     excluded, nodes = [], []
     for n in g.node:
-        if id(n) in after_bias:
-            nodes += [n, after_bias[id(n)]]
+        if n.output and n.output[0] in after_bias:
+            nodes += [n, after_bias[n.output[0]]]
             continue
-        if id(n) not in split_set:
+        if not n.output or n.output[0] not in split_set:
             nodes.append(n)
             continue
         x, w_name, y = n.input[0], n.input[1], n.output[0]
@@ -207,8 +208,8 @@ def split_outlier_channels(model, plan: dict[str, list[int]]) -> list[str]:
             add, z = bias[0], bias[0].output[0]
             add.input[list(add.input).index(y)] = y + "/inliers"
             add.output[0] = z + "/inliers"
-            after_bias[id(add)] = helper.make_node("Add", [z + "/inliers", y + "/outliers"], [z],
-                                                   name=n.name + "/sum")
+            after_bias[add.output[0]] = helper.make_node(
+                "Add", [z + "/inliers", y + "/outliers"], [z], name=n.name + "/sum")
         else:
             nodes.append(helper.make_node("Add", [y + "/inliers", y + "/outliers"], [y],
                                           name=n.name + "/sum"))
