@@ -10,18 +10,19 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh" || exit 1
+set +e  # env.sh sets -e: a failed pass must not stop the other one
 cd "$ROOT"
 COVERAGE_FLOOR=82  # measured 84 % (2026-11-29); raise it as coverage grows, never lower it
 LOGDIR="$(mktemp -d)"
 trap 'rm -rf "$LOGDIR"' EXIT
 
 echo "[test] pass 1/2: compiled kernels"
-"$VENV_PY" -m pytest -q -rs -p no:cacheprovider "$@" tests 2>&1 | tee "$LOGDIR/pass1.log"
+"$VENV_PY" -m pytest -q -rfEs -p no:cacheprovider "$@" tests 2>&1 | tee "$LOGDIR/pass1.log"
 rc1=${PIPESTATUS[0]}
 
 echo "[test] pass 2/2: NUMBA_DISABLE_JIT=1 (pure-Python kernels), with line coverage of edge_omd/"
 NUMBA_DISABLE_JIT=1 "$VENV_PY" -m coverage run --data-file="$LOGDIR/.coverage" --source=edge_omd \
-  -m pytest -q -rs -p no:cacheprovider -m "not slow and not export and not jit and not java" "$@" tests \
+  -m pytest -q -rfEs -p no:cacheprovider -m "not slow and not export and not jit and not java" "$@" tests \
   2>&1 | tee "$LOGDIR/pass2.log"
 rc2=${PIPESTATUS[0]}
 "$VENV_PY" -m coverage report --data-file="$LOGDIR/.coverage" --skip-covered --sort=cover \

@@ -297,14 +297,17 @@ class ExactSolver:
         st = self.state
         if st.aux[PENDING] != 0.0:
             _sweep(st.U, st.phi, st.xp, st.xp, st.u, st.rot, st.aux, False)
-            if st.aux[THETA_OK] == 1.0:
-                st.aux[THETA_OK] = 2.0  # still theta, but rounded from the U, phi before this
 
     def theta(self):
         """theta as the state's array (refreshed by back substitution if stale)."""
         st = self.state
-        if st.aux[THETA_OK] == 0.0:
-            _theta_from_phi(st.U, st.phi, st.theta)  # U is current after a step (sweep done)
+        if st.aux[THETA_OK] != 1.0:
+            # Always derived from the FLUSHED U, phi: the sweep is flush-invariant, so these are
+            # the same bits however often the live model was flushed, and a recovered model
+            # (checkpoint + replay) scores with exactly the live model's theta. A valid theta
+            # survives later flushes (fantasize leaves it bit-stable).
+            self.flush()
+            _theta_from_phi(st.U, st.phi, st.theta)
             st.aux[THETA_OK] = 1.0
         return st.theta
 
@@ -396,14 +399,12 @@ class ExactSolver:
         return None
 
     def payload(self):
+        # theta as `theta()` derives it (from the flushed U, phi): the bytes are a function of
+        # the observations alone (a journal replay gives the same bytes), and a loaded state is
+        # written back unchanged
         self.flush()
-        # theta as derived from the current U, phi (aux[THETA_OK] == 1): the bytes are then a
-        # function of the state alone, whatever was cached before a flush (a journal replay
-        # gives the same bytes), and a loaded state is written back unchanged
+        self.theta()
         st = self.state
-        if st.aux[THETA_OK] != 1.0:
-            _theta_from_phi(st.U, st.phi, st.theta)
-            st.aux[THETA_OK] = 1.0
         return [st.theta, st.U, st.phi]
 
     def loaded(self):

@@ -228,7 +228,7 @@ def test_four_processes_fifty_feedbacks_each_equal_a_sequential_replay(tmp_path,
     head = FakeHead(dim=64)
     p = Personalizer(head, store, "shared")
     assert p.updates == 200 and p._model.t == 200
-    ref = RewardModel(64)
+    ref = RewardModel(64, **p.model_options)     # the Personalizer's defaults (its budget)
     head.check(ref)
     for _, w, i in order:
         prompt, response, up = _workers.hammer_observation(w, i)
