@@ -1,6 +1,6 @@
 """The assistant-facing SDK: texts in, decisions out, one user's reward model kept in a store.
 
-    >>> head = FeatureHead.open("heads/all-minilm-l6-v2-fp32")              # doctest: +SKIP
+    >>> head = FeatureHead.open("heads/minilm")                              # doctest: +SKIP
     >>> p = Personalizer(head, SQLiteStore("states.sqlite"), "alice")        # doctest: +SKIP
     >>> a, b = p.choose_pair(prompt, candidates)       # show both, the user picks one
     >>> p.prefer(prompt, candidates[b], candidates[a]) # persisted before it returns

@@ -7,7 +7,7 @@ import sys
 import edge_omd
 from edge_omd import RewardModel, Personalizer, SQLiteStore, FolderStore
 from edge_omd import feature_head, strategies, store, state_format
-heavy = sorted(m for m in ("torch", "transformers", "optimum", "onnx") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "transformers", "onnx") if m in sys.modules)
 print("HEAVY", heavy)
 """
 
