@@ -7,19 +7,18 @@ import java.nio.ByteBuffer;
  * full d x d curvature sum, tilde_H^{-1} z by K steps of conjugate gradient, lambda_t =
  * lambda_0 min(1, t / T). Arrays rounded to the dtype on every store, float64 arithmetic.
  */
-final class CgSolver extends Solver {
+final class CgSolver extends ExplicitThetaSolver {
     static final double WIDTH_TOL = 1e-10;
     final int cgSteps;
     final long lamWarmup;
     final double cgTol;
-    final double[] theta, S, x, r, p, Ap;
+    final double[] S, x, r, p, Ap;
 
     CgSolver(int d, boolean f32, double lam, int cgSteps, long lamWarmup, double cgTol) {
         super(d, f32, lam);
         this.cgSteps = cgSteps;
         this.lamWarmup = lamWarmup;
         this.cgTol = cgTol;
-        theta = new double[d];
         S = new double[d * d];
         x = new double[d];
         r = new double[d];
@@ -129,18 +128,6 @@ final class CgSolver extends Solver {
             }
         }
         return c;
-    }
-
-    @Override
-    double[] theta() {
-        return theta.clone();
-    }
-
-    @Override
-    void setTheta(double[] theta64) {
-        for (int i = 0; i < d; i++) {
-            theta[i] = Num.rd(theta64[i], f32);
-        }
     }
 
     @Override

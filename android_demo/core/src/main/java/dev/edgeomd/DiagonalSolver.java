@@ -3,12 +3,11 @@ package dev.edgeomd;
 import java.nio.ByteBuffer;
 
 /** Diagonal local norm cal_H ~ diag(h) (edge_omd/solvers/diagonal.py); arrays rounded to the dtype. */
-final class DiagonalSolver extends Solver {
-    final double[] theta, h, v;
+final class DiagonalSolver extends ExplicitThetaSolver {
+    final double[] h, v;
 
     DiagonalSolver(int d, boolean f32, double lam) {
         super(d, f32, lam);
-        theta = new double[d];
         h = new double[d];
         v = new double[d];
         reset();
@@ -56,18 +55,6 @@ final class DiagonalSolver extends Solver {
             h[i] = Num.rd(forget * h[i] + floor + c * zi * zi, f32);
         }
         return c;
-    }
-
-    @Override
-    double[] theta() {
-        return theta.clone();
-    }
-
-    @Override
-    void setTheta(double[] theta64) {
-        for (int i = 0; i < d; i++) {
-            theta[i] = Num.rd(theta64[i], f32);
-        }
     }
 
     @Override

@@ -8,10 +8,10 @@ import java.nio.ByteBuffer;
  * Cholesky factor L of K = alpha I + B B^T (float64), shrink to ell rows when full with the
  * shrinkage mass delta / 2 added to alpha. B is rounded to the dtype on every store.
  */
-final class SketchSolver extends Solver {
+final class SketchSolver extends ExplicitThetaSolver {
     static final int CHUNK = 32;
     final int rank, mMax;
-    final double[] theta, L, bz, c, v;
+    final double[] L, bz, c, v;
     final double[][] B;  // (2 ell, d) rows as arrays: C2 vectorises row loops
     double alpha;
     long rows;
@@ -20,7 +20,6 @@ final class SketchSolver extends Solver {
         super(d, f32, lam);
         this.rank = rank;
         this.mMax = 2 * rank;
-        theta = new double[d];
         B = new double[mMax][d];
         L = new double[mMax * mMax];
         bz = new double[mMax];
@@ -270,18 +269,6 @@ final class SketchSolver extends Solver {
             L[i * mMax + i] = Math.sqrt(alpha + lk[i]);
         }
         rows = ell;
-    }
-
-    @Override
-    double[] theta() {
-        return theta.clone();
-    }
-
-    @Override
-    void setTheta(double[] theta64) {
-        for (int i = 0; i < d; i++) {
-            theta[i] = Num.rd(theta64[i], f32);
-        }
     }
 
     @Override
