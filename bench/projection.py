@@ -58,8 +58,9 @@ def _models(d, radius):
     ]
 
 
-class _Recorder:
-    """Wraps solver.project to record the steps each update took (0: inside the ball)."""
+class StepRecorder:
+    """Wraps solver.project to record the steps each update took (0: inside the ball); the
+    projection tests use it too."""
 
     def __init__(self, model):
         self.steps = []
@@ -86,7 +87,7 @@ def bench_latency(dims, quick):
         for group in groups:
             name = group[0][0]
             models = [m for _, m in group]
-            recs = [None] + [_Recorder(m) for m in models[1:]]
+            recs = [None] + [StepRecorder(m) for m in models[1:]]
             warm = 2 * models[0].rank + 2 if models[0].rank else 20
             for i in range(warm):
                 for m in models:
@@ -120,7 +121,7 @@ def bench_alloc(d=384, n=300):
         if m.rank:  # no Frequent-Directions shrink (an O(ell^2) eigh, documented) in the window
             m = RewardModel(d, solver="sketch", sketch_rank=n // 2 + 60, radius=1.0)
             name = f"sketch r={m.rank}"
-        rec = _Recorder(m)
+        rec = StepRecorder(m)
         for i in range(50):
             m.learn_one(Z[i], y[i])
         tracemalloc.start()

@@ -9,24 +9,11 @@ import pytest
 
 from edge_omd import RewardModel, projection
 from edge_omd.errors import ConfigError, NumericalError
+from edge_omd_bench.projection import StepRecorder
 from tests.naive import NaiveOMD
 from tests.runtime.streams import bt_pairs, feed, feed_naive, mixed_stream
 
 D, T = 24, 180
-
-
-class Recorder:
-    """Wraps a model's solver.project and records what each update returned."""
-
-    def __init__(self, model):
-        self.steps = []
-        self._orig = model._solver.project
-        model._solver.project = self
-
-    def __call__(self, *a, **k):
-        r = self._orig(*a, **k)
-        self.steps.append(r)
-        return r
 
 
 def _pair(solver, radius, **kw):
@@ -53,7 +40,7 @@ CASES = [
 @pytest.mark.parametrize("solver,radius,kw", CASES, ids=[f"{s}-{r}-{i}" for i, (s, r, _) in enumerate(CASES)])
 def test_matches_naive_with_projection_active(solver, radius, kw):
     model, naive = _pair(solver, radius, **kw)
-    rec = Recorder(model)
+    rec = StepRecorder(model)
     for t, (kind, args, w) in enumerate(mixed_stream(D, T, seed=5, scale=4.0)):
         feed(model, kind, args, w)
         feed_naive(naive, kind, args, w)
@@ -73,7 +60,7 @@ def test_continues_past_the_stored_basis(solver, monkeypatch):
     kw = dict(sketch_rank=8) if solver == "sketch" else {}
     model, naive = _pair(solver, 0.3, **kw)
     assert model._proj.Q.shape[0] == 3
-    rec = Recorder(model)
+    rec = StepRecorder(model)
     for t, (kind, args, w) in enumerate(mixed_stream(D, 120, seed=9, scale=4.0)):
         feed(model, kind, args, w)
         feed_naive(naive, kind, args, w)
@@ -152,7 +139,7 @@ def test_no_allocation_per_update(solver):
     d = 1024
     kw = dict(sketch_rank=40) if solver == "sketch" else {}  # no FD shrink in the window
     m = RewardModel(d, solver=solver, radius=0.2, **kw)
-    rec = Recorder(m)
+    rec = StepRecorder(m)
     _, C, R = bt_pairs(d, 60, norm=3.0, seed=4)
     C, R = C.astype(np.float32), R.astype(np.float32)
     for i in range(10):
@@ -215,7 +202,7 @@ def test_float32_with_radius_tracks_float64(solver):
     kw = dict(sketch_rank=4) if solver == "sketch" else {}
     m32 = RewardModel(D, dtype="float32", solver=solver, radius=0.5, **kw)
     m64 = RewardModel(D, dtype="float64", solver=solver, radius=0.5, **kw)
-    rec = Recorder(m32)
+    rec = StepRecorder(m32)
     for kind, args, w in mixed_stream(D, 400, seed=11, scale=4.0):
         feed(m32, kind, args, w)
         feed(m64, kind, args, w)
