@@ -390,14 +390,8 @@ def big(n, out):
 def end_to_end(n, out):
     out("\n## end to end, d=384 MiniLM head (CPU): text in -> committed, after choose_pair() on "
         "the same candidates")
-    from edge_omd.paths import cache_root
-    folder = cache_root() / "heads" / "all-minilm-l6-v2-fp32"
-    try:
-        from edge_omd.feature_head import FeatureHead
-        head = FeatureHead.open(folder, providers=["CPUExecutionProvider"])
-    except Exception as exc:   # noqa: BLE001 - a missing head skips the section, says why
-        out(f"skipped: no MiniLM head at {folder} ({exc}); run `bash scripts/demo.sh` once")
-        return None
+    from edge_omd.demo import ensure_demo_head
+    head = ensure_demo_head(log=out)   # the demo's cached MiniLM export (made once if missing)
     from edge_omd.demo import load_corpus
     corpus = load_corpus()
     res = {}

@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge_omd.paths import cache_root
+from edge_omd.paths import cache_root, heads_dir
 from edge_omd.errors import EdgeOMDError, HeadError, HeadMismatchError, StateFormatError
 from edge_omd.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
                                corpus_key, format_taste, load_corpus, parse_taste,
@@ -62,7 +62,7 @@ def ensure_demo_head(folder: Optional[Path] = None, *, log=print):
 
     if folder is not None:
         return FeatureHead.open(folder, providers=["CPUExecutionProvider"])
-    folder = cache_root() / "heads" / HEAD_NAME
+    folder = heads_dir() / HEAD_NAME
     try:
         return FeatureHead.open(folder, providers=["CPUExecutionProvider"])
     except HeadError as why:
