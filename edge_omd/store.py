@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Optional
 
 from edge_omd import journal as _journal
+from edge_omd.envelope import FileIO
 from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
 
 _log = logging.getLogger(__name__)
@@ -660,71 +661,6 @@ def _legacy_epoch(user_id: str, created_at: float) -> int:
     h = hashlib.sha256(b"edge-omd legacy epoch\0" + user_id.encode() + b"\0"
                        + repr(float(created_at)).encode()).digest()
     return (int.from_bytes(h[:8], "little") >> 2) + 1
-
-
-class FileIO:
-    """Every file operation of FolderStore, in one place (a test or a crash-state explorer can
-    subclass it to record or fault each one). Paths are str; fds are ints."""
-
-    def open(self, path, flags, mode=0o600):
-        return os.open(path, flags, mode)
-
-    def close(self, fd):
-        os.close(fd)
-
-    def fstat(self, fd):
-        return os.fstat(fd)
-
-    def stat(self, path):
-        return os.stat(path)
-
-    def pread(self, fd, n, offset):
-        out = []
-        while n > 0:
-            b = os.pread(fd, n, offset)
-            if not b:
-                break
-            out.append(b)
-            n -= len(b)
-            offset += len(b)
-        return b"".join(out)
-
-    def pwrite(self, fd, data, offset):
-        view = memoryview(data)
-        while view:
-            k = os.pwrite(fd, view, offset)
-            view, offset = view[k:], offset + k
-
-    def fsync(self, fd):
-        os.fsync(fd)
-
-    def fdatasync(self, fd):
-        (getattr(os, "fdatasync", None) or os.fsync)(fd)
-
-    def ftruncate(self, fd, size):
-        os.ftruncate(fd, size)
-
-    def replace(self, src, dst):
-        os.replace(src, dst)
-
-    def unlink(self, path):
-        os.unlink(path)
-
-    def listdir(self, path):
-        return os.listdir(path)
-
-    def fsync_dir(self, path):
-        if os.name != "posix":
-            return
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def flock(self, fd, op):
-        import fcntl
-        fcntl.flock(fd, op)
 
 
 def _file_id(st) -> tuple:
