@@ -167,7 +167,7 @@ def table(res, rounds: int, title: str) -> str:
 
 # ----------------------------------------------------------------------------- main
 def demo_world(head, cache_dir, log):
-    from edge_omd.demo_sim import load_corpus
+    from edge_omd.apps.demo_sim import load_corpus
     corpus = load_corpus()
     groups = [(it.prompt, list(it.responses)) for it in corpus.items]
     phis = embed_groups(head, groups, cache_dir, "demo_corpus", log)
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=os.path.join(HERE, "cache"))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from edge_omd.demo import ensure_demo_head
+    from edge_omd.apps.demo import ensure_demo_head
     head = ensure_demo_head(args.head)
     log = print
     log(f"[deployment] features: {head!r}; {args.seeds} seeds x {args.rounds} rounds; "

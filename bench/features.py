@@ -122,7 +122,7 @@ def time_backends(backends: dict, batch: int, vocab_hi: int, reps: int, rounds: 
 
 def ort_call(folder: str, threads: int | None = None):
     import onnxruntime as ort
-    from edge_omd.feature_head import FeatureHead
+    from edge_omd.head.runner import FeatureHead
     if threads is None:       # exactly what the runner does
         sess = FeatureHead.open(folder, ["CPUExecutionProvider"])._session
     else:
@@ -152,7 +152,7 @@ def torch_call(ckpt: str, normalize: bool = True):
 
 def quality(fp32_dir: str, int8_dir: str, hh) -> dict:
     from scipy.stats import spearmanr
-    from edge_omd.feature_head import FeatureHead
+    from edge_omd.head.runner import FeatureHead
     a = FeatureHead.open(fp32_dir, ["CPUExecutionProvider"])
     b = FeatureHead.open(int8_dir, ["CPUExecutionProvider"])
     items = [(p, c) for p, c, _ in hh] + [(p, r) for p, _, r in hh]
@@ -194,7 +194,7 @@ def int8_bar(fp32_dir: str, int8_dir: str, items: list[tuple[str, str]], reps: i
              repeats: int = 3, vocab_hi: int = 4000) -> dict:
     """int8 vs fp32 of one model: cosine over `items`, batch-1 speed-ups, file size ratio."""
     import warnings
-    from edge_omd.feature_head import FeatureHead
+    from edge_omd.head.runner import FeatureHead
     fa = FeatureHead.open(fp32_dir, ["CPUExecutionProvider"])
     fb = FeatureHead.open(int8_dir, ["CPUExecutionProvider"])
     with warnings.catch_warnings():   # truncation is counted and printed instead
@@ -242,7 +242,7 @@ def print_int8_bar(name: str, r: dict) -> None:
 
 _RSS_CODE = r"""
 import sys, numpy as np
-from edge_omd.feature_head import FeatureHead
+from edge_omd.head.runner import FeatureHead
 h = FeatureHead.open(sys.argv[1], ["CPUExecutionProvider"])
 text = " ".join(["word"] * 120)  # about 128 tokens with the template
 h.features("", [text] * 16)

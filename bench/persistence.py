@@ -390,9 +390,9 @@ def big(n, out):
 def end_to_end(n, out):
     out("\n## end to end, d=384 MiniLM head (CPU): text in -> committed, after choose_pair() on "
         "the same candidates")
-    from edge_omd.demo import ensure_demo_head
+    from edge_omd.apps.demo import ensure_demo_head
     head = ensure_demo_head(log=out)   # the demo's cached MiniLM export (made once if missing)
-    from edge_omd.demo import load_corpus
+    from edge_omd.apps.demo import load_corpus
     corpus = load_corpus()
     res = {}
     for durable in ("full", "normal"):

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     py = args.python
     cli = os.path.join(os.path.dirname(py), "edge-omd")
-    cli_argv = [cli, "--help"] if os.path.exists(cli) else [py, "-m", "edge_omd.cli", "--help"]
+    cli_argv = [cli, "--help"] if os.path.exists(cli) else [py, "-m", "edge_omd.apps.cli", "--help"]
     first = FIRST_UPDATE.format(d=args.dim)
     root = tempfile.mkdtemp(prefix="edge_omd_startup.")
     rows = {k: [] for k in ("floor", "cold import", "cold first update", "warm first update",

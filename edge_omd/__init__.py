@@ -27,7 +27,7 @@ __all__ += ["RewardModel"]
 def __getattr__(name):
     # The feature head pulls in onnxruntime + tokenizers: import it only when asked for.
     if name == "FeatureHead":
-        from edge_omd.feature_head import FeatureHead
+        from edge_omd.head.runner import FeatureHead
         return FeatureHead
     raise AttributeError(f"module 'edge_omd' has no attribute {name!r}")
 

@@ -4,7 +4,7 @@ Folder layout (read by `edge_omd.FeatureHead`):
     manifest.json            architecture, d, pooling, normalisation, dtype, opset, max length,
                              template, source hash, graph and tokenizer hashes, the head
                              fingerprint (SHA-256 over graph + tokenizer + feature settings,
-                             see `edge_omd._head_manifest`), parity report
+                             see `edge_omd.head.manifest`), parity report
     model.onnx[, _data]      graph: (input_ids, attention_mask) -> features (batch, d) float32
     tokenizer.json (+ HF tokenizer files)
 
@@ -20,7 +20,7 @@ import pathlib
 import shutil
 import tempfile
 
-from edge_omd import _head_manifest as hm
+from edge_omd.head import manifest as hm
 from edge_omd.errors import ExportError
 from edge_omd_export import checkpoint, onnx_io, parity, variants
 from edge_omd_export._progress import Progress
@@ -150,7 +150,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                 prog.note(f"tracing a static-shape (1, {max_length}) graph")
                 onnx_io.trace(module, static_path, _example_inputs(tok, 1, max_length), opset,
                               dynamic=False, feature_dim=d)
-                from edge_omd._head_tokenize import TextEncoder, load_tokenizer
+                from edge_omd.head.tokenize import TextEncoder, load_tokenizer
                 tok.backend_tokenizer.save(os.path.join(work, "tok.json"))
                 enc = TextEncoder(load_tokenizer(os.path.join(work, "tok.json")), tmpl,
                                   max_length, add_special, _pad_id(tok), "right")

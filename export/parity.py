@@ -83,8 +83,8 @@ def check(out_dir: str, model, spec, hf_tokenizer, variant: str, normalize: bool
     """Run the parity check; return the report or raise ExportError when a bound fails."""
     import copy
 
-    from edge_omd._head_tokenize import TextEncoder
-    from edge_omd.feature_head import FeatureHead
+    from edge_omd.head.tokenize import TextEncoder
+    from edge_omd.head.runner import FeatureHead
     right = FeatureHead.open(out_dir, ["CPUExecutionProvider"], padding_side="right",
                              batch_size=len(pairs))
     # The left-padding twin shares the session: one copy of the weights in memory, not two.

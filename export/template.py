@@ -13,7 +13,7 @@
 """
 from __future__ import annotations
 
-from edge_omd._head_manifest import PROMPT_SLOT, RESPONSE_SLOT
+from edge_omd.head.manifest import PROMPT_SLOT, RESPONSE_SLOT
 from edge_omd.errors import ExportError
 
 PLAIN_TEMPLATE = PROMPT_SLOT + "\n" + RESPONSE_SLOT

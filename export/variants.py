@@ -88,7 +88,7 @@ OUTLIER_MAX_CHANNELS = 8
 def encode_pairs(tokenizer, template: str, max_length: int, add_special_tokens: bool,
                  pad_id: int, work_dir: str, pairs) -> tuple[np.ndarray, np.ndarray]:
     """(ids, mask) of `pairs` with the runner's own encoder (right padding, truncation on)."""
-    from edge_omd._head_tokenize import TextEncoder, load_tokenizer
+    from edge_omd.head.tokenize import TextEncoder, load_tokenizer
     path = os.path.join(work_dir, "calibration-tokenizer.json")
     tokenizer.backend_tokenizer.save(path)
     enc = TextEncoder(load_tokenizer(path), template, max_length, add_special_tokens, pad_id,

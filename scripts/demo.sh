@@ -4,4 +4,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
-exec "$VENV_PY" -m edge_omd.cli demo "$@"
+exec "$VENV_PY" -m edge_omd.apps.cli demo "$@"

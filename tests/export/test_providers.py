@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from edge_omd import feature_head
-from edge_omd.feature_head import PROVIDER_PREFERENCE, choose_providers
+from edge_omd.head import runner
+from edge_omd.head.runner import PROVIDER_PREFERENCE, choose_providers
 
 pytestmark = pytest.mark.export
 
@@ -42,7 +42,7 @@ def test_unusable_providers_are_dropped_before_onnxruntime_tries_them(monkeypatc
     monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                  "XnnpackExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(feature_head, "_unusable",
+    monkeypatch.setattr(runner, "_unusable",
                         lambda _ort, name: "no CUDA driver or device" if "Tensorrt" in name else None)
     assert choose_providers(PROVIDER_PREFERENCE) == [
         "CUDAExecutionProvider", "XnnpackExecutionProvider", "CPUExecutionProvider"]
@@ -52,8 +52,8 @@ def test_unusable_providers_are_dropped_before_onnxruntime_tries_them(monkeypatc
 
 def test_cuda_probe_matches_the_machine():
     import onnxruntime as ort
-    why = feature_head._unusable(ort, "CUDAExecutionProvider")
-    if feature_head._cuda_devices() == 0:
+    why = runner._unusable(ort, "CUDAExecutionProvider")
+    if runner._cuda_devices() == 0:
         assert why == "no CUDA driver or device"
     else:  # a GPU machine: usable, or the dlopen error of a missing CUDA library
         assert why is None or ".so" in why or ".dll" in why

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("tokenizers")
 
-from edge_omd._head_tokenize import TextEncoder  # noqa: E402
+from edge_omd.head.tokenize import TextEncoder  # noqa: E402
 from edge_omd.errors import InvalidInputError  # noqa: E402
 
 

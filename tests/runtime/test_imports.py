@@ -6,7 +6,8 @@ CODE = """
 import sys
 import edge_omd
 from edge_omd import RewardModel, Personalizer, SQLiteStore, FolderStore
-from edge_omd import feature_head, strategies, store, state_format
+from edge_omd import strategies, store, state_format
+from edge_omd.head import runner, manifest, tokenize
 heavy = sorted(m for m in ("torch", "transformers", "onnx") if m in sys.modules)
 print("HEAVY", heavy)
 """

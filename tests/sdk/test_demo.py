@@ -5,11 +5,11 @@ import re
 import numpy as np
 import pytest
 
-from edge_omd import demo
+from edge_omd.apps import demo
 from edge_omd.data import make_demo_corpus
-from edge_omd.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
-                               format_taste, load_corpus, parse_taste, progress_bar,
-                               split_prompts)
+from edge_omd.apps.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
+                                    format_taste, load_corpus, parse_taste, progress_bar,
+                                    split_prompts)
 from edge_omd.errors import ConfigError
 from edge_omd.store import SQLiteStore
 from tests.sdk.fakes import FakeHead

@@ -16,7 +16,7 @@ WRONG = "I think it is Lyon , but I am not sure at all ."
 def test_personalizer_on_a_tiny_exported_head(tmp_path):
     export = pytest.importorskip("edge_omd_export")
     pytest.importorskip("torch")
-    from edge_omd.feature_head import FeatureHead
+    from edge_omd.head.runner import FeatureHead
     from tests.export._tiny import make_checkpoint
 
     heads = {}
@@ -55,7 +55,7 @@ def test_personalizer_on_a_tiny_exported_head(tmp_path):
 @pytest.mark.export
 def test_demo_head_cache_exports_once_then_reuses(tmp_path, monkeypatch):
     export = pytest.importorskip("edge_omd_export")
-    from edge_omd import demo
+    from edge_omd.apps import demo
     from tests.export._tiny import make_checkpoint
 
     ckpt = make_checkpoint("llama", str(tmp_path / "ckpt"))

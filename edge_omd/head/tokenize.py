@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from edge_omd._head_manifest import PROMPT_SLOT, RESPONSE_SLOT
+from edge_omd.head.manifest import PROMPT_SLOT, RESPONSE_SLOT
 from edge_omd.errors import HeadError, InvalidInputError
 
 

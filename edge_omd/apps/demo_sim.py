@@ -1,6 +1,6 @@
 """The demo's world: the style corpus, a simulated user with a hidden taste, a feature cache.
 
-Shared by `edge-omd demo` (edge_omd/demo.py) and the deployment benchmark
+Shared by `edge-omd demo` (edge_omd/apps/demo.py) and the deployment benchmark
 (bench/deployment.py). No plotting, no terminal I/O here.
 
 Simulated user: a hidden weight vector w over the corpus's interpretable style attributes

@@ -1,6 +1,6 @@
 """The feature-head folder format: `manifest.json` + ONNX graph file(s) + `tokenizer.json`.
 
-Written by the exporter (`edge_omd_export`), read by `edge_omd.feature_head.FeatureHead`; both
+Written by the exporter (`edge_omd_export`), read by `edge_omd.head.runner.FeatureHead`; both
 sides use this module so the two cannot drift apart. Standard library only.
 
 Fingerprint contract (manifest key `fingerprint`, 64 hex characters; `FeatureHead.fingerprint`

@@ -9,7 +9,7 @@ import sys
 
 #: name -> (module with main(argv), one-line description)
 COMMANDS = {
-    "demo": ("edge_omd.demo",
+    "demo": ("edge_omd.apps.demo",
              "learn a simulated (or, with --interactive, your own) taste on the embedded corpus "
              "with the real all-MiniLM-L6-v2 head; prints accuracy, latency, state size"),
     "export": ("edge_omd_export.cli",

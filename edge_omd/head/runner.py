@@ -12,7 +12,7 @@ the graph (`onnxruntime`), so Python, Android and every execution provider get t
 `head.fingerprint` (32 bytes) identifies the whole feature map: SHA-256 over the graph file
 hashes, the tokenizer.json hash and a canonical JSON of the manifest's feature settings
 (template, max_length, special tokens, pad id, pooling, normalisation, d, dtype/variant,
-static shape, input/output names); the exact definition is in `edge_omd._head_manifest`.
+static shape, input/output names); the exact definition is in `edge_omd.head.manifest`.
 `open` recomputes it and refuses a head whose files or settings no longer match the manifest,
 and checks the manifest against the tokenizer (pad id in the vocabulary) and the graph (input
 and output names, output dimension d, static input shape).
@@ -30,9 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_omd._head_manifest import (graph_fingerprint, head_fingerprint, load_manifest,
-                                     tokenizer_digest)
-from edge_omd._head_tokenize import TextEncoder, load_tokenizer
+from edge_omd.head.manifest import (graph_fingerprint, head_fingerprint, load_manifest,
+                                    tokenizer_digest)
+from edge_omd.head.tokenize import TextEncoder, load_tokenizer
 from edge_omd.errors import HeadError, HeadMismatchError, InvalidInputError, TruncationWarning
 
 #: Execution providers in order of preference (documented in the README): the first one that
@@ -281,7 +281,7 @@ class FeatureHead:
     @property
     def fingerprint(self) -> bytes:
         """32-byte head fingerprint: SHA-256 over graph + tokenizer + feature settings (see
-        `edge_omd._head_manifest`), the identity a reward-model state binds to."""
+        `edge_omd.head.manifest`), the identity a reward-model state binds to."""
         return self._fingerprint
 
     @property
