@@ -1,0 +1,117 @@
+"""Golden state files: the bytes of every solver x dtype after a fixed stream, committed so that
+a refactor of the state format, the solvers or the front is proven to leave them unchanged.
+
+    python tests/runtime/golden/make_golden_states.py            # rewrite the committed files
+    NUMBA_DISABLE_JIT=1 python tests/runtime/golden/make_golden_states.py
+
+Two sets, one per execution mode: `states/jit/` (compiled kernels: fastmath re-association
+rounds differently) and `states/nojit/` (the same kernels run as Python). Each holds
+<solver>_<dtype>_<variant>.eomd for every solver, both dtypes and two variants:
+    plain: the defaults (sketch rank 2);
+    full:  every header field away from its default: radius (the projection runs), a head
+           fingerprint, eta, lam, forget (not exact), cg steps / warm-up / tolerance, a budget.
+d = 6, 25 updates of every verb (fantasize included, so exact ends with a pending update and
+the sketch shrinks its 4-row buffer several times). Everything is seeded.
+
+tests/runtime/test_golden_states.py regenerates each state and compares bytes, and loads each
+committed file and writes it back byte for byte. Only rewrite the files when a change of the
+bytes is intended (a new format version), and say so in the commit.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+D, T, RANK = 6, 25, 2
+SOLVERS = ("exact", "cg", "sketch", "diagonal")
+DTYPES = ("float32", "float64")
+FINGERPRINT = bytes(range(32))
+
+
+def mode() -> str:
+    """'nojit' under NUMBA_DISABLE_JIT=1, else 'jit' (the set this process reproduces)."""
+    return "nojit" if bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0")) else "jit"
+
+
+def folder(which: str | None = None) -> str:
+    return os.path.join(HERE, "states", which or mode())
+
+
+def settings(solver: str, dtype: str, variant: str) -> dict:
+    cfg = dict(solver=solver, dtype=dtype)
+    if solver == "sketch":
+        cfg["sketch_rank"] = RANK
+    if variant == "full":
+        cfg.update(radius=0.8, head_fingerprint=FINGERPRINT, eta=1.5, lam=0.7,
+                   budget_bytes=1 << 20)
+        if solver != "exact":
+            cfg["forget"] = 0.95
+        if solver == "cg":
+            cfg.update(cg_steps=4, lam_warmup=5, cg_tol=1e-8)
+    return cfg
+
+
+def cases():
+    """[(name, settings)] in a fixed order."""
+    return [(f"{s}_{dt}_{v}", settings(s, dt, v))
+            for s in SOLVERS for dt in DTYPES for v in ("plain", "full")]
+
+
+def _stream(seed: int):
+    """Seeded verbs: one / pair / thumb / fantasize, soft labels, weights, unit-ish features."""
+    rng = np.random.default_rng(seed)
+    theta_star = rng.normal(size=D) * 2.0
+    for t in range(T):
+        kind = ("one", "pair", "thumb", "fantasize", "pair")[t % 5]
+        w = 1.0 if t % 4 else float(rng.uniform(0.2, 3.0))
+        if kind == "one":
+            z = rng.normal(size=D) / math.sqrt(D)
+            y = float(rng.uniform()) if t % 3 == 0 else float(theta_star @ z > 0)
+            yield kind, (z, y), w
+        elif kind == "pair":
+            a, b = rng.normal(size=D) / math.sqrt(D), rng.normal(size=D) / math.sqrt(D)
+            yield kind, ((a, b) if theta_star @ (a - b) >= 0 else (b, a)), w
+        elif kind == "thumb":
+            phi = rng.normal(size=D) / math.sqrt(D)
+            yield kind, (phi, bool(theta_star @ phi > 0)), w
+        else:
+            yield kind, (rng.normal(size=D) / math.sqrt(D),), w
+
+
+def build(cfg: dict, seed: int = 11) -> bytes:
+    """The state of a model with these settings after the fixed stream."""
+    from edge_omd import RewardModel
+    m = RewardModel(D, **cfg)
+    for kind, args, w in _stream(seed):
+        if kind == "one":
+            m.learn_one(*args, weight=w)
+        elif kind == "pair":
+            m.learn_pair(*args, weight=w)
+        elif kind == "thumb":
+            m.learn_thumb(*args, weight=w)
+        else:
+            m.fantasize(*args, weight=w)
+    return m.to_bytes()
+
+
+def build_all() -> dict:
+    return {name: build(cfg) for name, cfg in cases()}
+
+
+def main(argv=None) -> int:
+    out = folder()
+    os.makedirs(out, exist_ok=True)
+    for name, data in build_all().items():
+        with open(os.path.join(out, name + ".eomd"), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(cases())} states to {os.path.relpath(out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
+    sys.exit(main(sys.argv[1:]))
