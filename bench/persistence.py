@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_omd import journal
+from edge_omd.head.binding import bind
 from edge_omd.personalizer import Personalizer, default_checkpoint_every
 from edge_omd.reward_model import RewardModel
 from edge_omd.store import FolderStore, SQLiteStore
@@ -71,8 +72,7 @@ class SyntheticHead:
         return out
 
     def check(self, model):
-        if model.head_fingerprint is None:
-            model.bind_head(self.fingerprint)
+        bind(model, self.fingerprint, self.dim)
 
 
 def _pct(xs, q):

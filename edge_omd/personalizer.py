@@ -65,7 +65,8 @@ except ImportError:  # pragma: no cover - the model validates the weight again w
         if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
             raise InvalidInputError(f"weight must be a real number, got {type(w).__name__}")
         return w
-from edge_omd.store import RECORD_FORMAT, Head, Store, StoreRecord, Sync, validate_user_id
+from edge_omd.store import (RECORD_FORMAT, Head, Store, StoreRecord, Sync, check_stored_head,
+                            validate_user_id)
 
 __all__ = ["Personalizer", "Ranked", "Query", "default_checkpoint_every",
            "DEFAULT_FEATURE_CACHE_BYTES"]
@@ -317,13 +318,16 @@ class Personalizer:
 
     def _load(self, rec: StoreRecord) -> RewardModel:
         rec.check_head(self.head.fingerprint, int(self.head.dim))
+        return self._decode(rec.user_id, rec.state)
+
+    def _decode(self, user_id: str, state: bytes) -> RewardModel:
         try:
-            model = RewardModel.from_bytes(rec.state)
+            model = RewardModel.from_bytes(state)
         except StateFormatError as exc:
             raise StateFormatError(
-                f"user {rec.user_id!r}: the stored state cannot be read ({exc}); restore it with "
+                f"user {user_id!r}: the stored state cannot be read ({exc}); restore it with "
                 f"an edge-omd version that wrote it, or erase it with store.delete("
-                f"{rec.user_id!r}) and start again") from exc
+                f"{user_id!r}) and start again") from exc
         self.head.check(model)   # HeadMismatchError if the blob's own dim/fingerprint differ
         return model
 
@@ -747,12 +751,14 @@ class Personalizer:
             exported = h.get("updates", 0)
             if isinstance(exported, bool) or not isinstance(exported, int) or exported < 0:
                 raise TypeError(f"updates is not a non-negative integer: {exported!r:.40}")
-            rec = StoreRecord(self.user_id, bytes.fromhex(fp), ints["dim"],
-                              ints["record_format"], blob[start + hlen:-4], 0, 0.0, 0.0)
+            fingerprint = bytes.fromhex(fp)
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise StateFormatError(f"the user export's header is corrupt: "
                                    f"{str(exc)[:200]}") from exc
-        model = self._load(rec)       # all checks before anything is written
+        # all checks before anything is written
+        check_stored_head(self.user_id, ints["record_format"], fingerprint, ints["dim"],
+                          self.head.fingerprint, int(self.head.dim))
+        model = self._decode(self.user_id, blob[start + hlen:-4])
         self.flush()
         state = model.to_bytes()
         from edge_omd.store import MAX_UPDATES

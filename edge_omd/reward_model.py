@@ -26,8 +26,9 @@ import numpy as np
 
 from edge_omd import linalg, projection, state_format
 from edge_omd._numba import ensure_compiled
-from edge_omd.errors import (BudgetError, ConfigError, HeadMismatchError, InvalidInputError,
-                             NumericalError, StateFormatError)
+from edge_omd.errors import (BudgetError, ConfigError, InvalidInputError, NumericalError,
+                             StateFormatError)
+from edge_omd.head.binding import check_binding
 from edge_omd.solvers.cg import CGSolver
 from edge_omd.solvers.diagonal import DiagonalSolver
 from edge_omd.solvers.exact import ExactSolver
@@ -200,11 +201,7 @@ class RewardModel:
     def bind_head(self, fingerprint):
         """Attach the state to a feature head; a state bound to another head is refused."""
         fp = _fingerprint(fingerprint)
-        if self._fingerprint is not None and self._fingerprint != fp:
-            raise HeadMismatchError(
-                f"this state was learned on feature head {self._fingerprint.hex()[:16]}..., not "
-                f"{fp.hex()[:16]}...; features of different heads are not comparable. Use a new "
-                "RewardModel (or reset()) for the new head")
+        check_binding(self._fingerprint, self._d, fp, self._d, what="this state")
         self._fingerprint = fp
 
     def __repr__(self):

@@ -64,7 +64,8 @@ from typing import Callable, Iterator, NamedTuple, Optional
 
 from edge_omd import journal as _journal
 from edge_omd.envelope import FileIO
-from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
+from edge_omd.errors import ConfigError, StateFormatError, StoreError
+from edge_omd.head.binding import check_binding
 
 _log = logging.getLogger(__name__)
 
@@ -127,20 +128,20 @@ class StoreRecord:
 
     def check_head(self, fingerprint: Optional[bytes], dim: int) -> None:
         """Raise HeadMismatchError / StateFormatError unless this state can be used with the head."""
-        if self.format_version not in READABLE_FORMATS:
-            raise StateFormatError(
-                f"user {self.user_id!r}: stored record format {self.format_version}, this SDK reads "
-                f"formats {READABLE_FORMATS}; upgrade edge-omd or reset the user")
-        if self.dim != dim:
-            raise HeadMismatchError(
-                f"user {self.user_id!r}: the stored state has dim {self.dim}, the feature head "
-                f"gives dim {dim}; open the head it was learned with, or reset the user")
-        if (self.head_fingerprint is not None and fingerprint is not None
-                and bytes(self.head_fingerprint) != bytes(fingerprint)):
-            raise HeadMismatchError(
-                f"user {self.user_id!r}: the stored state was learned on head "
-                f"{bytes(self.head_fingerprint).hex()[:16]}..., not on this head "
-                f"{bytes(fingerprint).hex()[:16]}...; open the matching head, or reset the user")
+        check_stored_head(self.user_id, self.format_version, self.head_fingerprint, self.dim,
+                          fingerprint, dim)
+
+
+def check_stored_head(user_id: str, format_version: int, stored_fingerprint: Optional[bytes],
+                      stored_dim: int, fingerprint: Optional[bytes], dim: int) -> None:
+    """Raise StateFormatError unless this SDK reads the record format, HeadMismatchError unless
+    the stored state (fingerprint, dim) can be used with the head (edge_omd/head/binding.py)."""
+    if format_version not in READABLE_FORMATS:
+        raise StateFormatError(
+            f"user {user_id!r}: stored record format {format_version}, this SDK reads "
+            f"formats {READABLE_FORMATS}; upgrade edge-omd or reset the user")
+    check_binding(stored_fingerprint, stored_dim, fingerprint, dim,
+                  what=f"user {user_id!r}: the stored state")
 
 
 class Head(NamedTuple):
@@ -530,8 +531,8 @@ class SQLiteStore(Store):
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read the users of {self.path}: {exc}") from exc
         for uid, fp, d, fmt in rows:
-            StoreRecord(uid, None if fp is None else bytes(fp), int(d), int(fmt), b"", 0, 0.0,
-                        0.0).check_head(fingerprint, dim)
+            check_stored_head(uid, int(fmt), None if fp is None else bytes(fp), int(d),
+                              fingerprint, dim)
 
     def close(self):
         con = getattr(self._local, "con", None)

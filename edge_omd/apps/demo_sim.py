@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from edge_omd.errors import ConfigError, InvalidInputError
+from edge_omd.head.binding import bind
 
 __all__ = ["Corpus", "CorpusItem", "load_corpus", "SimulatedUser", "DEFAULT_TASTE", "parse_taste",
            "format_taste", "corpus_key", "split_prompts", "chance_top1", "FeatureCache",
@@ -227,7 +228,7 @@ class FeatureCache:
         return self.head.fingerprint
 
     def check(self, model):
-        return self.head.check(model)
+        bind(model, self.fingerprint, self.dim)
 
     def warm(self, items: Sequence[tuple[str, str]], batch: int = 128, progress=None) -> float:
         """Embed every new (prompt, response) pair; returns the seconds spent in the head.

@@ -33,7 +33,8 @@ import numpy as np
 from edge_omd.head.manifest import (graph_fingerprint, head_fingerprint, load_manifest,
                                     tokenizer_digest)
 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
-from edge_omd.errors import HeadError, HeadMismatchError, InvalidInputError, TruncationWarning
+from edge_omd.errors import HeadError, InvalidInputError, TruncationWarning
+from edge_omd.head.binding import bind
 
 #: Execution providers in order of preference (documented in the README): the first one that
 #: is compiled into the installed onnxruntime AND usable on this machine (`_usable`) runs the
@@ -385,22 +386,6 @@ class FeatureHead:
 
         `model` needs attributes `dim` (int) and `head_fingerprint` (32 bytes or None) and a
         method `bind_head(fingerprint)`. Raises `HeadMismatchError` when the dims differ or
-        the model is bound to another fingerprint (features of different heads live in
-        different spaces, so the learned weights would be meaningless).
+        the model is bound to another fingerprint (the one check: edge_omd/head/binding.py).
         """
-        dim = getattr(model, "dim", None)
-        if dim is None or not hasattr(model, "head_fingerprint"):
-            raise InvalidInputError("check(model) needs an object with `dim` and `head_fingerprint`")
-        if int(dim) != self.dim:
-            raise HeadMismatchError(f"the reward model has dim {dim} but this head produces "
-                                    f"d={self.dim}; use the head the state was learned on")
-        fp = model.head_fingerprint
-        if fp is None:
-            model.bind_head(self.fingerprint)
-            return
-        if not isinstance(fp, (bytes, bytearray)) or not hmac.compare_digest(bytes(fp), self.fingerprint):
-            got = bytes(fp).hex()[:16] if isinstance(fp, (bytes, bytearray)) else repr(fp)
-            raise HeadMismatchError(f"the reward-model state was learned on head {got}... but this "
-                                    f"head is {self.fingerprint.hex()[:16]}...; features from "
-                                    "different heads are not comparable: open the original head "
-                                    "or start a new state")
+        bind(model, self.fingerprint, self.dim)

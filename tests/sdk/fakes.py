@@ -4,12 +4,12 @@ phi(x, a) = normalise( sum_{w in a} s(w) e_{h(w)} + 0.25 sum_{w in x} s(w) e_{h(
 from BLAKE2b of the word, so responses sharing words have correlated features. No torch, no onnx.
 """
 import hashlib
-import hmac
 import re
 
 import numpy as np
 
-from edge_omd.errors import HeadMismatchError, InvalidInputError
+from edge_omd.errors import InvalidInputError
+from edge_omd.head.binding import bind
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -46,10 +46,4 @@ class FakeHead:
         return np.stack([self._phi(p, r) for p, r in items])
 
     def check(self, model):
-        if int(model.dim) != self.dim:
-            raise HeadMismatchError(f"dim {model.dim} != {self.dim}")
-        fp = model.head_fingerprint
-        if fp is None:
-            model.bind_head(self.fingerprint)
-        elif not hmac.compare_digest(bytes(fp), self.fingerprint):
-            raise HeadMismatchError("learned on another head")
+        bind(model, self.fingerprint, self.dim)     # the SDK's one binding check, not a copy
