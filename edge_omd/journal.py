@@ -26,6 +26,9 @@ Layout (docs/JOURNAL_FORMAT.md), little-endian:
                               (a pair is z = phi_chosen - phi_rejected, converted once)
     end-4  4     u32 CRC-32 (zlib / java.util.zip polynomial) of every byte before it
 
+Framing, checksum and refusal rules come from edge_omd/envelope.py (the one envelope of every
+binary format, docs/FORMATS.md): `seal` writes the CRC, `crc_ok` checks it.
+
 A reader stops at the first record that fails any check (`parse` says why): a torn record (a
 crash in the middle of an append) fails its length or its checksum, and since every update
 depends on the ones before it nothing after a bad record is ever applied.
@@ -35,18 +38,18 @@ from __future__ import annotations
 import math
 import struct
 import time
-import zlib
 from typing import NamedTuple, Optional
 
 import numpy as np
 
+from edge_omd import envelope
 from edge_omd.errors import StateFormatError
 
 MAGIC = b"EOJR"
 VERSION = 1
 KIND_GLM, KIND_CHOICE = 1, 2
 HEADER = struct.Struct("<4sIHBBIIIQQddd")
-CRC = struct.Struct("<I")
+CRC = envelope.CRC
 MAX_K = 1024
 MAX_DIM = 1 << 16
 MAX_WEIGHT = 1e6
@@ -93,8 +96,7 @@ def encode(epoch: int, seq: int, vectors, label: float, weight: float, *,
     n = HEADER.size + len(body) + CRC.size
     head = HEADER.pack(MAGIC, n, VERSION, kind, item, d, k, 0, epoch, seq, float(label),
                        float(weight), time.time() if when is None else float(when))
-    out = head + body
-    return out + CRC.pack(zlib.crc32(out) & 0xFFFFFFFF)
+    return envelope.seal(head + body)
 
 
 class Parsed(NamedTuple):
@@ -123,8 +125,7 @@ def check_one(buf, off: int, *, dim: int, itemsize: int):
         return None, f"inconsistent record length {n} (k={k}, d={d}, itemsize={item})"
     if n > left:
         return None, f"torn record: {left} of {n} bytes"
-    (crc,) = CRC.unpack_from(buf, off + n - CRC.size)
-    if zlib.crc32(memoryview(buf)[off:off + n - CRC.size]) & 0xFFFFFFFF != crc:
+    if not envelope.crc_ok(buf, off, off + n):
         return None, "checksum mismatch"
     if version != VERSION:
         return None, f"record version {version} (this SDK reads {VERSION})"

@@ -40,19 +40,17 @@ fingerprint, the prompt and the response, so `prefer` / `feedback` on answers th
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import numbers
-import struct
 import time
-import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
+from edge_omd import envelope as _envelope
 from edge_omd import journal as _journal
 from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
@@ -703,20 +701,19 @@ class Personalizer:
     def export_state(self) -> bytes:
         """This user's committed state as bytes, to `import_state` on another device.
 
-        Pending (batched) observations are committed first. Layout: b"EOMDUSR1", u32 header
-        length, header JSON (dim, head fingerprint, update count, time), the RewardModel's own
-        bytes, u32 CRC-32 of everything before it.
+        Pending (batched) observations are committed first. Layout (docs/FORMATS.md, through
+        edge_omd/envelope.py): b"EOMDUSR1", u32 header length, header JSON (record_format,
+        dim, head fingerprint, update count, time), the RewardModel's own bytes, u32 CRC-32 of
+        everything before it.
         """
         self.flush()
         self._refresh()
-        header = json.dumps({
+        return _envelope.pack_json(_EXPORT_MAGIC, {
             "record_format": RECORD_FORMAT, "dim": int(self.head.dim),
             "head_fingerprint": bytes(self.head.fingerprint).hex(),
             "updates": 0 if self._head is None else self._head.updates,
             "exported_at": time.time(),
-        }).encode("utf-8")
-        body = _EXPORT_MAGIC + struct.pack("<I", len(header)) + header + self._model.to_bytes()
-        return body + struct.pack("<I", zlib.crc32(body))
+        }, self._model.to_bytes())
 
     def import_state(self, blob: bytes) -> None:
         """Replace this user's state by an `export_state` blob (committed before returning).
@@ -726,39 +723,19 @@ class Personalizer:
         """
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise InvalidInputError(f"blob must be bytes, got {type(blob).__name__}")
-        blob = bytes(blob)
-        if len(blob) < len(_EXPORT_MAGIC) + 8 or not blob.startswith(_EXPORT_MAGIC):
-            raise StateFormatError("not an edge-omd user export (bad magic); pass the bytes "
-                                   "export_state() returned")
-        (crc,) = struct.unpack("<I", blob[-4:])
-        if zlib.crc32(blob[:-4]) != crc:
-            raise StateFormatError("the user export is corrupt (checksum mismatch); export again")
-        start = len(_EXPORT_MAGIC) + 4
-        (hlen,) = struct.unpack("<I", blob[len(_EXPORT_MAGIC):start])
-        try:
-            h = json.loads(blob[start:start + hlen].decode("utf-8"))
-            if not isinstance(h, dict):
-                raise TypeError(f"a JSON object was expected, got {type(h).__name__}")
-            fp = h["head_fingerprint"]
-            if not isinstance(fp, str):
-                raise TypeError("head_fingerprint is not a hex string")
-            ints = {}
-            for key in ("dim", "record_format"):
-                v = h[key]
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise TypeError(f"{key} is not an integer: {v!r:.40}")
-                ints[key] = v
-            exported = h.get("updates", 0)
-            if isinstance(exported, bool) or not isinstance(exported, int) or exported < 0:
-                raise TypeError(f"updates is not a non-negative integer: {exported!r:.40}")
-            fingerprint = bytes.fromhex(fp)
-        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
-            raise StateFormatError(f"the user export's header is corrupt: "
-                                   f"{str(exc)[:200]}") from exc
+        _magic, h, state = _envelope.unpack_json(
+            blob, (_EXPORT_MAGIC,), "the user export",
+            "pass the bytes export_state() returned (export again if they were damaged)")
+        w = "the user export's header"
+        fingerprint = _envelope.field_hex(h, "head_fingerprint", 32, w)
+        dim = _envelope.field_int(h, "dim", 1, 1 << 16, w)
+        record_format = _envelope.field_int(h, "record_format", 0, (1 << 31) - 1, w)
+        exported = _envelope.field_int(h, "updates", 0, (1 << 63) - 1, w) if "updates" in h \
+            else 0
         # all checks before anything is written
-        check_stored_head(self.user_id, ints["record_format"], fingerprint, ints["dim"],
+        check_stored_head(self.user_id, record_format, fingerprint, dim,
                           self.head.fingerprint, int(self.head.dim))
-        model = self._decode(self.user_id, blob[start + hlen:-4])
+        model = self._decode(self.user_id, bytes(state))
         self.flush()
         state = model.to_bytes()
         from edge_omd.store import MAX_UPDATES

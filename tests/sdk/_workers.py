@@ -89,8 +89,7 @@ class _KillingIO(FileIO):
         return False
 
     def pwrite(self, fd, data, offset):
-        if self.at[0] == "torn" and not bytes(data[:8]).startswith(b"EOMDREC") \
-                and self._tick("torn"):
+        if self.at[0] == "torn" and bytes(data[:4]) == b"EOJR" and self._tick("torn"):
             os.pwrite(fd, bytes(data[:max(1, len(data) // 2)]), offset)
             os.kill(os.getpid(), signal.SIGKILL)
         return super().pwrite(fd, data, offset)

@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
+from pathlib import Path
 
 import edge_omd.store as store_mod
 from edge_omd.errors import (ConfigError, EdgeOMDError, InvalidInputError, StateFormatError,
@@ -41,7 +42,7 @@ def test_folder_dir_fsync_failure_after_rename_is_not_reported_as_a_failed_updat
     io.armed = True
     p.feedback(PROMPT, PROSE, up=False)   # committed, then the checkpoint's folder fsync fails:
     assert p.updates == 2 and p.pending == 0 and p.model.t == 2      # not reported as failed
-    assert (tmp_path / "alice.omdjournal").stat().st_size > 0         # the journal is kept
+    assert os.path.getsize(store.paths("alice").journal) > 0          # the journal is kept
     q = Personalizer(head, FolderStore(tmp_path), "alice")
     assert q.updates == 2 and q.model.to_bytes() == p.model.to_bytes()
     io.armed = False
@@ -179,12 +180,12 @@ def test_good_scalar_arguments_still_work(head, sqlite_store):
 def test_strategies_refuse_non_numeric_scalars():
     r = np.array([0.1, 0.9, 0.5])
     for q in ("4", None, [4]):
-        with pytest.raises(ConfigError):
+        with pytest.raises(InvalidInputError):
             choose_pair(r, None, strategy="best_quantile", q=q)
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInputError):
         choose_pair(r, lambda a: np.zeros(3), strategy="ucb", beta="1")
     for delta in ("x", None):
-        with pytest.raises(ConfigError):
+        with pytest.raises(InvalidInputError):
             paper_beta(8, 0, delta=delta)
     assert choose_pair(r, None, strategy="best_quantile", q=4) == (1, 2)
 
@@ -228,7 +229,7 @@ def test_import_state_refuses_malformed_headers_with_state_format_error(name, he
 def test_folder_store_refuses_malformed_headers_with_state_format_error(name, tmp_path, head):
     store = FolderStore(tmp_path)
     Personalizer(head, store, "bob").feedback(PROMPT, CODE, up=True)
-    path = tmp_path / "bob.omdstate"
+    path = Path(store.paths("bob").checkpoint)
     h, state = _split(path.read_bytes())
     if name == "updates=1e999":
         header = json.dumps(dict(h, updates=1e999)).encode()
@@ -250,7 +251,7 @@ def test_folder_delete_erases_the_users_crashed_temporary_files(tmp_path, head):
     p = Personalizer(head, store, "alice")
     p.feedback(PROMPT, CODE, up=True)
     Personalizer(head, store, "alice.smith").feedback(PROMPT, CODE, up=True)
-    full_state = (tmp_path / "alice.omdstate").read_bytes()
+    full_state = Path(store.paths("alice").checkpoint).read_bytes()
     stale = [tmp_path / ".alice.k2j_x9ab.tmp", tmp_path / ".alice.00000000.tmp"]
     other = tmp_path / ".alice.smith.q1w2e3r4.tmp"    # another user's: must stay
     for f in stale + [other]:
@@ -258,8 +259,8 @@ def test_folder_delete_erases_the_users_crashed_temporary_files(tmp_path, head):
     p.reset()
     left = sorted(os.listdir(tmp_path))
     assert not any(f.name in left for f in stale)
-    assert other.name in left and "alice.smith.omdstate" in left
-    assert "alice.omdstate" not in left
+    assert other.name in left and os.path.basename(store.paths("alice.smith").checkpoint) in left
+    assert os.path.basename(store.paths("alice").checkpoint) not in left
     # a user with no record: delete still erases its stale temporary files, returns False
     stale2 = tmp_path / ".zed.abcdefgh.tmp"
     stale2.write_bytes(full_state)

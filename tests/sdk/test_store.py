@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
+from pathlib import Path
 
 from edge_omd import journal
 from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
@@ -97,8 +98,8 @@ def test_user_ids_are_validated_and_cannot_escape(tmp_path, bad):
             pass
     with pytest.raises(ValueError):         # UserIdError is also a ValueError
         validate_user_id(bad)
-    # nothing was written anywhere under tmp_path except the (empty) folder itself
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["users"]
+    # nothing was written anywhere under tmp_path except the folder itself and its name key
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [".omdkey", "users"]
 
 
 def test_state_survives_reopen(store, head, tmp_path):
@@ -137,7 +138,7 @@ def test_unknown_record_format_is_refused(sqlite_store, head):
 def test_corrupt_checkpoint_file_is_refused(tmp_path, head):
     store = FolderStore(tmp_path)
     Personalizer(head, store, "frank").feedback("p", "r", up=True)
-    path = tmp_path / "frank.omdstate"
+    path = Path(store.paths("frank").checkpoint)
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     path.write_bytes(bytes(blob))
@@ -256,7 +257,7 @@ def test_folder_torn_record_stops_replay_and_is_cut_before_the_next_append(tmp_p
     for i in range(3):
         p.feedback("p", f"answer {i}", up=True)
     live = p.model.to_bytes()
-    jpath = tmp_path / "lea.omdjournal"
+    jpath = Path(store.paths("lea").journal)
     good = jpath.read_bytes()
     rec = journal.encode(p._head.epoch, 4, np.ones(64, np.float32), 1.0, 1.0)
     jpath.write_bytes(good + rec[:len(rec) // 2])            # a crash in the middle of an append
@@ -285,7 +286,7 @@ def test_corrupt_record_stops_replay_there(tmp_path, head, kind):
         blob[100] ^= 0x01
         con.execute("UPDATE journal SET rec = ? WHERE id = ?", (bytes(blob), rid))
     else:
-        jpath = tmp_path / "max.omdjournal"
+        jpath = Path(store.paths("max").journal)
         blob = bytearray(jpath.read_bytes())
         blob[journal.record_size(64, 4) + 100] ^= 0x01          # inside the second record
         jpath.write_bytes(bytes(blob))
@@ -357,7 +358,9 @@ def test_folder_format_1_file_opens_and_becomes_a_checkpoint(tmp_path, head):
     q = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "cat")
     assert q.updates == 5 and q.model.to_bytes() == p.model.to_bytes()
     p.feedback("new prompt", "second new answer", up=False)   # the checkpoint rewrites it
-    assert (tmp_path / "cat.omdstate").read_bytes()[:8] == b"EOMDREC2"
+    # moved to the keyed names at the first write, rewritten as format 2 at the checkpoint
+    assert not (tmp_path / "cat.omdstate").exists()
+    assert Path(store.paths("cat").checkpoint).read_bytes()[:8] == b"EOMDREC2"
     r = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "cat")
     assert r.updates == 6 and r.model.to_bytes() == p.model.to_bytes()
     assert r.store.get("cat").created_at == 1.0e9
@@ -381,7 +384,7 @@ def test_folder_reader_never_continues_past_a_record_that_was_cut_back(tmp_path,
     p.feedback("p", "answer two", up=True)
     reader = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "ola")
     assert reader.updates == 2
-    jpath = tmp_path / "ola.omdjournal"
+    jpath = Path(reader.store.paths("ola").journal)
     good = jpath.read_bytes()
     bogus = journal.encode(p._head.epoch, 3, np.full(64, 0.1, np.float32), 1.0, 1.0)
     jpath.write_bytes(good + bogus)            # visible for a moment (its fsync will fail)...
