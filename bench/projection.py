@@ -243,7 +243,7 @@ def _probe(m, z, y, radius, res, kmax, target):
     def fresh():
         c = RewardModel.from_bytes(m.to_bytes())
         np.copyto(c._z, z)
-        a = c._solver.step(c._z, y, 1.0, c.hyperparameters["eta"], c.t)
+        a = c._solver.step(c._z, y, 1.0)
         return c, a
     c, a = fresh()
     theta0 = c._solver.theta().astype(np.float64) if c.solver != "exact" else None
@@ -260,7 +260,7 @@ def _probe(m, z, y, radius, res, kmax, target):
     scale = np.linalg.norm(ref)
     # the default (tolerance projection.TOL for the dtype)
     c2, a2 = fresh()
-    res["def"].append(c2._solver.project(c2._proj, c2._z, a2, radius, c2.t))
+    res["def"].append(c2._solver.project(c2._proj, c2._z, a2))
     if m.solver == "diagonal":
         return
     for mode, key in ((projection.MODE_M, "M"), (projection.MODE_H, "H")):
@@ -269,7 +269,7 @@ def _probe(m, z, y, radius, res, kmax, target):
         found = None
         for k in range(1, kmax + 1):
             c3, a3 = fresh()
-            c3._solver.project(c3._proj, c3._z, a3, radius, c3.t, mode=mode, tol=0.0, max_steps=k)
+            c3._solver.project(c3._proj, c3._z, a3, mode=mode, tol=0.0, max_steps=k)
             if np.linalg.norm(c3.theta - ref) <= target * scale:
                 found = k
                 break

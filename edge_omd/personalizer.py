@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
-import numbers
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -50,19 +48,13 @@ from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
+from edge_omd import _checks
 from edge_omd import envelope as _envelope
 from edge_omd import journal as _journal
 from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
 from edge_omd.reward_model import RewardModel
-try:   # the model's own weight rule (range included), checked early: no store work on bad input
-    from edge_omd.reward_model import _weight as _check_weight
-except ImportError:  # pragma: no cover - the model validates the weight again when learning
-    def _check_weight(w):
-        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
-            raise InvalidInputError(f"weight must be a real number, got {type(w).__name__}")
-        return w
 from edge_omd.store import (RECORD_FORMAT, Head, Store, StoreRecord, Sync, check_stored_head,
                             validate_user_id)
 
@@ -105,20 +97,6 @@ def _check_text(name, s) -> str:
     if not isinstance(s, str):
         raise InvalidInputError(f"{name} must be a str, got {type(s).__name__}")
     return s
-
-
-def _check_real(name, x, error, *, lo: float = 0.0, allow_inf: bool = False) -> float:
-    """`x` as a float if it is a real number (not a bool) >= lo, finite unless allow_inf."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
-        raise error(f"{name} must be a real number, got {type(x).__name__}")
-    try:
-        v = float(x)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise error(f"{name} must be a real number, got {x!r}") from exc
-    if math.isnan(v) or (math.isinf(v) and not allow_inf) or not v >= lo:
-        raise error(f"{name} must be a {'' if allow_inf else 'finite '}number >= {lo:g}, "
-                    f"got {x!r}")
-    return v
 
 
 def _check_responses(responses, at_least: int) -> list[str]:
@@ -255,7 +233,7 @@ class Personalizer:
         for attr in ("dim", "fingerprint", "features", "check"):
             if not hasattr(head, attr):
                 raise ConfigError(f"head has no {attr!r}: pass a FeatureHead")
-        delta = _check_real("delta", delta, ConfigError)
+        delta = _checks.at_least("delta", delta, 0.0, ConfigError)
         if not 0.0 < delta < 1.0:
             raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
         if isinstance(beta, str):
@@ -264,7 +242,7 @@ class Personalizer:
             _st.paper_beta(int(head.dim), 0, delta=delta)  # validates delta
         else:
             try:
-                beta = _check_real("beta", beta, ConfigError)
+                beta = _checks.at_least("beta", beta, 0.0, ConfigError)
             except ConfigError:
                 raise ConfigError(f"beta must be a finite float >= 0 or 'paper', "
                                   f"got {beta!r}") from None
@@ -530,7 +508,7 @@ class Personalizer:
         _check_learn_text("response", response)
         if not isinstance(up, (bool, np.bool_)):
             raise InvalidInputError(f"up must be a bool, got {type(up).__name__}")
-        _check_weight(weight)   # InvalidInputError now, before any store work
+        _checks.weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, [response])[0]
         up = bool(up)
 
@@ -551,7 +529,7 @@ class Personalizer:
         if chosen == rejected:
             raise InvalidInputError("chosen and rejected are the same response: a preference "
                                     "needs two different answers (nothing was committed)")
-        _check_weight(weight)   # InvalidInputError now, before any store work
+        _checks.weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, [chosen, rejected])
 
         def learn(model):
@@ -615,7 +593,7 @@ class Personalizer:
         if pessimism is None:
             pessimism = self.beta
         else:
-            pessimism = _check_real("pessimism", pessimism, InvalidInputError)
+            pessimism = _checks.at_least("pessimism", pessimism, 0.0)
         phi = self._features(prompt, responses)
         self._refresh()
         r = np.asarray(self._model.reward(phi), np.float64)
@@ -635,9 +613,9 @@ class Personalizer:
         _check_text("prompt", prompt)
         responses = _check_responses(responses, 2)
         if not isinstance(strategy, str) or strategy not in _st.STRATEGIES:
-            raise ConfigError(f"unknown strategy {strategy!r}; choose one of "
-                              f"{', '.join(_st.STRATEGIES)}")
-        q = _check_real("q", q, ConfigError, lo=1.0, allow_inf=True)
+            raise InvalidInputError(f"unknown strategy {strategy!r}; choose one of "
+                                    f"{', '.join(_st.STRATEGIES)}")
+        q = _checks.at_least("q", q, 1.0, allow_inf=True)
         phi = self._features(prompt, responses)
         self._refresh()
         model = self._model
@@ -659,7 +637,7 @@ class Personalizer:
         Nothing is learned; answer the queries with `prefer`.
         """
         if not isinstance(strategy, str) or strategy not in ("width", "best_worst"):
-            raise ConfigError(f"unknown strategy {strategy!r}; choose 'width' or 'best_worst'")
+            raise InvalidInputError(f"unknown strategy {strategy!r}; choose 'width' or 'best_worst'")
         if isinstance(k, (bool, np.bool_)) or not (isinstance(k, (int, np.integer)) and k >= 0):
             raise InvalidInputError(f"k must be an int >= 0, got {k!r}")
         if isinstance(pool, (str, bytes, bytearray, Mapping)):

@@ -15,25 +15,15 @@ Notation (docs/ALGORITHM.md): rewards r_a = theta^T phi(x, a); the width of a di
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Optional
 
 import numpy as np
 
-from edge_omd.errors import ConfigError, InvalidInputError
+from edge_omd import _checks
+from edge_omd.errors import InvalidInputError
 
 __all__ = ["STRATEGIES", "DEFAULT_BETA", "DEFAULT_Q", "paper_beta", "pessimistic_scores",
            "choose_pair", "greedy_queries"]
-
-def _real(name, x, error) -> float:
-    """`x` as a float if it is a real number (not a bool, not NaN), else `error`."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
-        raise error(f"{name} must be a real number, got {type(x).__name__}")
-    v = float(x)
-    if math.isnan(v):
-        raise error(f"{name} must be a number, got {x!r}")
-    return v
-
 
 STRATEGIES = ("ucb", "best_quantile", "best_second", "best_worst", "random")
 
@@ -54,13 +44,9 @@ def paper_beta(dim: int, t: int, *, delta: float = 0.05) -> float:
     ||theta - theta_t||_{cal_H_t} <= beta_t with probability 1 - delta; the constant inside the
     O is taken as 1 and t as t + 1 so the radius is positive from the first round.
     """
-    if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and dim > 0):
-        raise ConfigError(f"dim must be a positive integer, got {dim!r}")
-    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
-        raise ConfigError(f"t must be an integer, got {t!r}")
-    delta = _real("delta", delta, ConfigError)
-    if not (0.0 < delta < 1.0):
-        raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
+    dim = _checks.int_in("dim", dim, 1, 1 << 62)
+    t = _checks.integer("t", t)
+    delta = _checks.real_in("delta", delta, 0.0, 1.0, open_lo=True, open_hi=True)
     return math.sqrt(dim) * math.log((max(int(t), 0) + 1) / delta)
 
 
@@ -91,7 +77,8 @@ def choose_pair(rewards: np.ndarray, width_from: Optional[Callable[[int], np.nda
     if r.ndim != 1 or n < 2:
         raise InvalidInputError(f"choose_pair needs at least 2 candidates, got {n}")
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise InvalidInputError(f"unknown strategy {strategy!r}; choose one of "
+                                f"{', '.join(STRATEGIES)}")
     if strategy == "random":
         rng = np.random.default_rng() if rng is None else rng
         i, j = rng.choice(n, size=2, replace=False)
@@ -103,16 +90,13 @@ def choose_pair(rewards: np.ndarray, width_from: Optional[Callable[[int], np.nda
     if strategy == "best_worst":
         return best, int(order[-1])
     if strategy == "best_quantile":
-        if not _real("q", q, ConfigError) >= 1:
-            raise ConfigError(f"q must be >= 1, got {q!r}")
+        q = _checks.at_least("q", q, 1.0, allow_inf=True)
         k = min(n, max(2, math.ceil(n / q)))
         return best, int(order[k - 1])
     # ucb
     if width_from is None:
-        raise ConfigError("strategy 'ucb' needs the widths ||phi_b - phi_best||_{H^-1}")
-    beta = _real("beta", beta, ConfigError)
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ConfigError(f"beta must be a finite number >= 0, got {beta!r}")
+        raise InvalidInputError("strategy 'ucb' needs the widths ||phi_b - phi_best||_{H^-1}")
+    beta = _checks.at_least("beta", beta, 0.0)
     w = np.asarray(width_from(best), np.float64)
     ucb = r + 2.0 * float(beta) * w
     ucb[best] = -np.inf

@@ -1,24 +1,17 @@
 """Local-norm representations, one per module: exact, cg, sketch, diagonal.
 
-Each solver owns a NamedTuple of fixed arrays (`state`) and offers the same small interface to
-the RewardModel front: step (Algorithm 1, steps 1-2), absorb (step 4), theta / set_theta,
-matvec (for the projection), widths, payload (for persistence), reset.
+The contract every solver fulfils and the per-solver spec (its arrays, shapes, dtypes, in file
+order) are in edge_omd/solvers/base.py. A solver registers itself (`REGISTRY`, name -> class)
+when its module is imported; the list below is the only place that names the modules.
 """
+from edge_omd.solvers.base import (REGISTRY, ArraySpec, ExplicitTheta, Solver, SolverSpec,  # noqa: F401
+                                   by_code)
 
+MODULES = ("exact", "cg", "sketch", "diagonal")  # a fifth solver: its module name here
 
-class ExplicitTheta:
-    """For solvers that store theta as such (all but exact, which stores U theta)."""
+for _m in MODULES:
+    __import__(f"{__name__}.{_m}")
+del _m
 
-    def theta(self):
-        return self.state.theta
-
-    def set_theta(self, theta64):
-        self.state.theta[:] = theta64
-
-    # ---- step 3 (edge_omd/projection.py)
-    def keep(self, ws):
-        """Remember theta_t before step 2, for a rollback if the projection fails."""
-        ws.prev[0, :] = self.state.theta
-
-    def restore(self, ws):
-        self.state.theta[:] = ws.prev[0]
+#: name -> Solver class
+SOLVERS = REGISTRY

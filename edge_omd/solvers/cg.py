@@ -11,22 +11,22 @@ steps (not replaced by a constant damping), and the CG result is never blended w
 The damping lambda_t plays the prior's role, so forgetting discounts S only.
 """
 import math
-from typing import NamedTuple
 
 import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
-from edge_omd.solvers import ExplicitTheta
+from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
-
-class CGState(NamedTuple):
-    theta: np.ndarray  # (d,)   reward parameter
-    S: np.ndarray      # (d, d) accumulated curvature sum_i w_i sigma'_i z_i z_i^T (no damping)
-    x: np.ndarray      # (d,)   work: CG iterate
-    r: np.ndarray      # (d,)   work: residual
-    p: np.ndarray      # (d,)   work: search direction
-    Ap: np.ndarray     # (d,)   work: tilde_H p
+SPEC = SolverSpec("cg", code=2, doc="cal_H = lambda_t I + S (lambda_t from the header's lam, "
+                  "lam_warmup and t).", arrays=(
+    ArraySpec("theta", "d", F, True, "reward parameter"),
+    ArraySpec("S", "d, d", F, True, "curvature sum_i w_i sigma'_i z_i z_i^T (no damping)"),
+    ArraySpec("x", "d", F, False, "work: CG iterate"),
+    ArraySpec("r", "d", F, False, "work: residual"),
+    ArraySpec("p", "d", F, False, "work: search direction"),
+    ArraySpec("Ap", "d", F, False, "work: tilde_H p"),
+))
 
 
 @kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8)"))
@@ -77,9 +77,7 @@ def _tilde_hv(S, lam, z, a, vec, out):
 
 
 class CGSolver(ExplicitTheta):
-    name = "cg"
-    code = 2
-    supports_forget = True
+    spec = SPEC
     width_tol = 1e-10  # widths are read with CG run to convergence, not K steps
 
     @staticmethod
@@ -87,56 +85,48 @@ class CGSolver(ExplicitTheta):
         """make_workspace arguments of this solver's projection (edge_omd/projection.py)."""
         return dict(small=1, kmax=projection.KMAX, steps=projection.STEPS_MAX)
 
-    @staticmethod
-    def state_bytes(d, itemsize, rank=None):
-        return (d * d + 5 * d) * itemsize
-
-    def __init__(self, d, dtype, lam, cg_steps=3, lam_warmup=0, cg_tol=1e-10, **_):
-        self.lam = float(lam)
-        self.cg_steps = int(cg_steps)
-        self.lam_warmup = int(lam_warmup)
-        self.cg_tol = float(cg_tol)
-        self.state = CGState(*(np.zeros(s, dtype) for s in (d, (d, d), d, d, d, d)))
-        self.fmax = float(np.finfo(dtype).max)
-
-    def reset(self):
-        for a in self.state:
-            a.fill(0)
-
     def lam_at(self, t):
         """lambda_t = lambda_0 min(1, t / T) at round t (1-based); T = 0 means constant."""
-        if self.lam_warmup <= 0:
+        warmup = self.config.lam_warmup
+        if warmup <= 0:
             return self.lam
-        return self.lam * min(1.0, t / self.lam_warmup)
+        return self.lam * min(1.0, t / warmup)
 
-    def step(self, z, y, w, eta, t):
+    def lam_next(self):
+        """The damping of the next round, lambda_{t+1} (t = updates absorbed so far)."""
+        return self.lam_at(int(self.counter[0]) + 1)
+
+    def step(self, z, y, w):
+        st, cfg = self.state, self.config
+        return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, cfg.eta, self.lam_next(),
+                     cfg.cg_steps, cfg.cg_tol)
+
+    def absorb(self, z, w):
         st = self.state
-        return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, eta, self.lam_at(t + 1),
-                     self.cg_steps, self.cg_tol)
+        return _absorb(st.theta, st.S, z, w, self.config.forget)
 
-    def absorb(self, z, w, forget, t, fresh=False):
+    def fantasize(self, z, w):
         st = self.state
-        return _absorb(st.theta, st.S, z, w, forget)
+        return _absorb(st.theta, st.S, z, w, 1.0)
 
-    def matvec(self, vec, t):
+    def matvec(self, vec):
         """cal_H vec in float64 for the local norm after t updates (damping lambda_{t+1})."""
         out = np.empty_like(vec)
-        _hv(self.state.S, self.lam_at(t + 1), vec, out)
+        _hv(self.state.S, self.lam_next(), vec, out)
         return out
 
     # step 3: H mode (an inverse would be a whole CG solve per Lanczos step)
     projection_mode = projection.MODE_H
 
-    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None,
-                max_steps=None):
+    def project(self, ws, z, a, mode=None, tol=None, kmax=None, max_steps=None):
         """Step 3 in place (see ExactSolver.project). cal_H is that of step 1 (damping
         lambda_{t+1}); only H mode is offered."""
-        st = self.state
+        st, radius = self.state, self.config.radius
         tol = projection.TOL[st.theta.dtype.name] if tol is None else tol
         c0 = projection.load(st.theta, ws.theta0)
         if not c0 > radius:
             return 0 if c0 == c0 else -1
-        S, lam = st.S, self.lam_at(t + 1)
+        S, lam = st.S, self.lam_next()
 
         def apply(v, out):
             _tilde_hv(S, lam, z, a, v, out)
@@ -147,24 +137,23 @@ class CGSolver(ExplicitTheta):
         st.theta[:] = ws.out
         return k
 
-    def widths(self, V, out, t):
+    def widths(self, V, out):
         st = self.state
         d = V.shape[1]
-        lam = self.lam_at(t + 1)
+        lam = self.lam_next()
         for n in range(V.shape[0]):
             linalg.cg_solve(st.S, lam, V[n], 0.0, V[n], st.x, st.r, st.p, st.Ap, 4 * d, self.width_tol)
             out[n] = np.sqrt(max(linalg.dot(V[n], st.x), 0.0))
 
-    @staticmethod
-    def invalid(arrays):
-        """Why a loaded payload cannot be a cg state (None if it can)."""
-        S = arrays[1]
-        top = float(np.abs(S).max()) if S.size else 0.0
-        if float(np.abs(S - S.T).max()) > 1e-5 * top:
-            return "the curvature matrix is not symmetric"
-        if (np.diagonal(S) < 0).any():
-            return "the curvature matrix has a negative diagonal"
-        return None
-
-    def payload(self):
-        return [self.state.theta, self.state.S]
+    def invalid(self, arrays):
+        """Why a loaded payload cannot be a cg state (None if it can). O(d^2) (blocked): S with
+        headroom, symmetric, and PSD as far as cheap tests can see (its diagonal, every 2 x 2
+        principal minor, power-iteration Rayleigh quotients: linalg.symmetric_psd_problem), to
+        -lambda_1 / FLOOR_SLACK: cal_H = lambda_t I + S then stays positive definite."""
+        theta, S = arrays[0], arrays[1]
+        problem = linalg.theta_problem(theta)
+        if problem:
+            return problem
+        if not linalg.max_abs(S) <= float(np.finfo(S.dtype).max) * linalg.HEADROOM:
+            return "the curvature matrix has entries beyond the dtype's headroom"
+        return linalg.symmetric_psd_problem(S, self.lam_at(1) / linalg.FLOOR_SLACK)

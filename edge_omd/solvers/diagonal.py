@@ -5,19 +5,18 @@
     h <- forget h + (1 - forget) lam + w sigma'(theta_new.z) z*z
 """
 import math
-from typing import NamedTuple
 
 import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
-from edge_omd.solvers import ExplicitTheta
+from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
-
-class DiagonalState(NamedTuple):
-    theta: np.ndarray  # (d,) reward parameter
-    h: np.ndarray      # (d,) diagonal of cal_H (lam included)
-    v: np.ndarray      # (d,) work
+SPEC = SolverSpec("diagonal", code=4, doc="cal_H ~ diag(h).", arrays=(
+    ArraySpec("theta", "d", F, True, "reward parameter"),
+    ArraySpec("h", "d", F, True, "diagonal of cal_H (lam included)"),
+    ArraySpec("v", "d", F, False, "work"),
+))
 
 
 @kernel(both("f8(F[::1], F[::1], F[::1], F[::1], f8, f8, f8)"))
@@ -116,45 +115,36 @@ def _project(theta, h, z, a, radius, out):
 
 
 class DiagonalSolver(ExplicitTheta):
-    name = "diagonal"
-    code = 4
-    supports_forget = True
+    spec = SPEC
 
     @staticmethod
     def projection_shape(d, rank=None):
         """make_workspace arguments of this solver's projection: no Krylov basis, `out` only."""
         return dict(small=1, kmax=0, steps=0)
 
-    @staticmethod
-    def state_bytes(d, itemsize, rank=None):
-        return 3 * d * itemsize
-
-    def __init__(self, d, dtype, lam, **_):
-        self.lam = float(lam)
-        self.state = DiagonalState(*(np.zeros(d, dtype) for _ in range(3)))
-        self.fmax = float(np.finfo(dtype).max)
-        self.reset()
-
     def reset(self):
-        for a in self.state:
-            a.fill(0)
+        super().reset()
         self.state.h.fill(self.lam)
 
-    def step(self, z, y, w, eta, t):
+    def step(self, z, y, w):
         st = self.state
-        return _step(st.theta, st.h, z, st.v, y, w, eta)
+        return _step(st.theta, st.h, z, st.v, y, w, self.config.eta)
 
-    def absorb(self, z, w, forget, t, fresh=False):
+    def absorb(self, z, w):
         st = self.state
-        return _absorb(st.theta, st.h, z, w, forget, self.lam)
+        return _absorb(st.theta, st.h, z, w, self.config.forget, self.lam)
 
-    def matvec(self, vec, t):
+    def fantasize(self, z, w):
+        st = self.state
+        return _absorb(st.theta, st.h, z, w, 1.0, self.lam)
+
+    def matvec(self, vec):
         return self.state.h.astype(np.float64) * vec
 
     # step 3: the secular equation directly (no Lanczos basis)
-    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None, max_steps=None):
+    def project(self, ws, z, a, mode=None, tol=None, kmax=None, max_steps=None):
         """Step 3 in place (see ExactSolver.project); returns the Newton steps taken."""
-        st = self.state
+        st, radius = self.state, self.config.radius
         k = _project(st.theta, st.h, z, a, radius, ws.out)
         if k <= 0:
             return k
@@ -163,13 +153,19 @@ class DiagonalSolver(ExplicitTheta):
         st.theta[:] = ws.out
         return k
 
-    def widths(self, V, out, t):
+    def widths(self, V, out):
         _widths(self.state.h, V, out)
 
-    @staticmethod
-    def invalid(arrays):
-        """Why a loaded payload cannot be a diagonal state (None if it can)."""
-        return None if (arrays[1] > 0).all() else "the diagonal local norm is not positive"
-
-    def payload(self):
-        return [self.state.theta, self.state.h]
+    def invalid(self, arrays):
+        """Why a loaded payload cannot be a diagonal state (None if it can): h >= lam (up to
+        its rounding to the dtype; every update keeps h_i >= lam) with headroom."""
+        theta, h = arrays[0], arrays[1]
+        problem = linalg.theta_problem(theta)
+        if problem:
+            return problem
+        eps, fmax = float(np.finfo(h.dtype).eps), float(np.finfo(h.dtype).max)
+        if not (h >= float(h.dtype.type(self.lam)) * (1.0 - 4.0 * eps)).all():
+            return "the diagonal local norm is below lam"
+        if not linalg.max_abs(h) <= fmax * linalg.HEADROOM:
+            return "the diagonal local norm has entries beyond the dtype's headroom"
+        return None

@@ -24,26 +24,28 @@ Per observation (z, y, w) of Algorithm 1, a = eta w sigma'(theta.z):
     cal_H <- cal_H + w sigma'(theta'.z) z z^T
 """
 import math
-from typing import NamedTuple
 
 import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
+from edge_omd.solvers.base import F, F8, ArraySpec, Solver, SolverSpec
 
 # aux slots (float64)
 E, PENDING, THETA_OK, BOUND = 0, 1, 2, 3
 
-
-class ExactState(NamedTuple):
-    theta: np.ndarray  # (d,)   theta = U^{-1} phi, refreshed on demand (aux[THETA_OK])
-    U: np.ndarray      # (d, d) upper Cholesky factor of cal_H (lower triangle unused, zero)
-    phi: np.ndarray    # (d,)   float64, U theta
-    xp: np.ndarray     # (d,)   pending rank-one update vector x (aux[PENDING]); destroyed by it
-    u: np.ndarray      # (d,)   work: U^{-T} z
-    rot: np.ndarray    # (3,)   work: one Givens rotation in the state's dtype
-    aux: np.ndarray    # (4,)   float64: x.theta of the pending update, pending flag, theta-valid
-                       #        flag, an upper bound on ||theta||_2 (overflow guard)
+SPEC = SolverSpec("exact", code=1, supports_forget=False, doc=(
+    "cal_H = U^T U; theta is stored as the file holds it, derived from the flushed U, phi "
+    "(a loaded state is written back unchanged)."), arrays=(
+    ArraySpec("theta", "d", F, True, "theta = U^{-1} phi, refreshed on demand (aux[THETA_OK])"),
+    ArraySpec("U", "d, d", F, True, "upper Cholesky factor of cal_H (lower triangle zero)"),
+    ArraySpec("phi", "d", F8, True, "U theta"),
+    ArraySpec("xp", "d", F, False, "pending rank-one update vector x (aux[PENDING]); destroyed by it"),
+    ArraySpec("u", "d", F, False, "work: U^{-T} z"),
+    ArraySpec("rot", "3", F, False, "work: one Givens rotation in the state's dtype"),
+    ArraySpec("aux", "4", F8, False, "x.theta of the pending update, pending flag, theta-valid "
+              "flag, an upper bound on ||theta||_2 (overflow guard)"),
+))
 
 
 @kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"))
@@ -98,8 +100,9 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
 
     Overflow guard: theta = U^{-1} phi is only materialised on demand, in the state's dtype, so a
     step that keeps phi finite could still give a theta beyond float32's range. Since
-    cal_H >= lam I, ||U^{-1} v|| <= ||v|| / sqrt(lam): the step moves theta by at most
-    |coef| sqrt(q / lam), and aux[BOUND] accumulates that bound. Only if it nears fmax is the
+    cal_H >= lam I (>= lam / 4 for a loaded state, ExactSolver.invalid), ||U^{-1} v|| <=
+    2 ||v|| / sqrt(lam): the step moves theta by at most 2 |coef| sqrt(q / lam), and aux[BOUND]
+    accumulates that bound. Only if it nears fmax is the
     candidate theta computed for real (O(d^2), never in sane use) and the step refused if not finite."""
     _sweep(U, phi, xp, z, u, rot, aux, True)
     m = 0.0
@@ -121,7 +124,8 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
         zz += float(z[i]) * float(z[i])
     if w * linalg.dsigmoid(m - coef * q) * zz * eps > 0.1 * lam:
         return math.nan
-    bound = aux[BOUND] + abs(coef) * math.sqrt(q / lam)
+    # cal_H >= lam I up to rounding; a loaded state is checked to lam / FLOOR_SLACK = lam / 4
+    bound = aux[BOUND] + abs(coef) * math.sqrt(4.0 * q / lam)
     if not bound < 0.5 * fmax:
         # the cheap bound is exhausted: check the real candidate theta = U^{-1}(phi - coef u)
         d = U.shape[0]
@@ -263,32 +267,16 @@ def _tilde_apply(U, z, a, v, tmp, out):
         out[i] += a * zv * float(z[i])
 
 
-class ExactSolver:
-    name = "exact"
-    code = 1
-    supports_forget = False
+class ExactSolver(Solver):
+    spec = SPEC
 
     @staticmethod
     def projection_shape(d, rank=None):
         """make_workspace arguments of this solver's projection (edge_omd/projection.py)."""
         return dict(small=1, kmax=projection.KMAX, steps=projection.STEPS_MAX)
 
-    @staticmethod
-    def state_bytes(d, itemsize, rank=None):
-        return (d * d + 3 * d + 3) * itemsize + (d + 4) * 8
-
-    def __init__(self, d, dtype, lam, **_):
-        self.lam = float(lam)
-        F, f8 = dtype, np.float64
-        self.state = ExactState(theta=np.zeros(d, F), U=np.zeros((d, d), F), phi=np.zeros(d, f8),
-                                xp=np.zeros(d, F), u=np.zeros(d, F), rot=np.zeros(3, F),
-                                aux=np.zeros(4, f8))
-        self.fmax, self.eps = float(np.finfo(dtype).max), float(np.finfo(dtype).eps)
-        self.reset()
-
     def reset(self):
-        for a in self.state:
-            a.fill(0)
+        super().reset()
         np.fill_diagonal(self.state.U, np.sqrt(self.lam))
         self.state.aux[THETA_OK] = 1.0
 
@@ -319,19 +307,24 @@ class ExactSolver:
         st.aux[THETA_OK] = 0.0  # re-derive from phi so theta and phi agree exactly
         st.aux[BOUND] = projection.norm2(theta64)
 
-    def step(self, z, y, w, eta, t):
+    def step(self, z, y, w):
         st = self.state
-        return _step(st.U, st.phi, st.theta, st.xp, z, st.u, st.rot, st.aux, y, w, eta, self.lam,
-                     self.fmax, self.eps)
+        return _step(st.U, st.phi, st.theta, st.xp, z, st.u, st.rot, st.aux, y, w,
+                     self.config.eta, self.lam, self.fmax, self.eps)
 
-    def absorb(self, z, w, forget, t, fresh=False):
+    def absorb(self, z, w):
+        """Step 4, right after a step: u = U^{-T} z is current, the update is deferred."""
         st = self.state
-        if not fresh:  # fantasize: no step before, so make U current and solve for z now
-            self.flush()
-            linalg.solve_upper_t(st.U, z, st.u)
         return _absorb(st.phi, st.xp, z, st.u, st.aux, w)
 
-    def matvec(self, vec, t):
+    def fantasize(self, z, w):
+        """No step before: make U current and solve for z first."""
+        st = self.state
+        self.flush()
+        linalg.solve_upper_t(st.U, z, st.u)
+        return _absorb(st.phi, st.xp, z, st.u, st.aux, w)
+
+    def matvec(self, vec):
         """cal_H vec in float64 (tests and benches; allocates its result)."""
         tmp, out = np.empty_like(vec), np.empty_like(vec)
         _hv(self.state.U, vec, tmp, out)
@@ -359,11 +352,10 @@ class ExactSolver:
         st.theta[:] = ws.prev[1]
         st.aux[THETA_OK], st.aux[BOUND] = ws.scal[6], ws.scal[7]
 
-    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None,
-                max_steps=None):
+    def project(self, ws, z, a, mode=None, tol=None, kmax=None, max_steps=None):
         """Step 3 in place. Returns the Lanczos steps taken (0: theta' was inside the ball), or
         a negative number (nothing changed) if no finite projection was found."""
-        st = self.state
+        st, radius = self.state, self.config.radius
         tol = projection.TOL[st.theta.dtype.name] if tol is None else tol
         c0 = _theta64(st.U, st.phi, ws.theta0)
         if not c0 > radius:
@@ -383,29 +375,54 @@ class ExactSolver:
         self.set_theta(ws.out)
         return k
 
-    def widths(self, V, out, t):
+    def widths(self, V, out):
         self.flush()
         _widths(self.state.U, V, self.state.u, out)
 
-    @staticmethod
-    def invalid(arrays):
-        """Why a loaded payload cannot be an exact state (None if it can)."""
+    def invalid(self, arrays):
+        """Why a loaded payload cannot be an exact state (None if it can). O(d^2) (blocked):
+        U upper triangular with a diagonal >= sqrt(lam) (a Cholesky update never lowers it, and
+        U_kk^2 is a Schur complement of cal_H >= lam I), entries with headroom, phi = U theta to
+        the rounding of a float64 product and a float32/64 theta, and no eigenvalue of
+        cal_H = U^T U below lam / FLOOR_SLACK along PROBE_STEPS power-iteration steps of
+        cal_H^{-1} (two triangular sweeps each; the estimate never exceeds the truth, so a
+        refusal is certain, and a state far below the floor is caught with high probability)."""
         theta, U, phi = arrays
-        if not (np.diagonal(U) > 0).all():
-            return "the Cholesky factor has a non-positive diagonal"
-        for i in range(1, U.shape[0]):
-            if U[i, :i].any():
-                return "the Cholesky factor is not upper triangular"
+        d, F = U.shape[0], U.dtype
+        eps, fmax = float(np.finfo(F).eps), float(np.finfo(F).max)
+        problem = linalg.theta_problem(theta)
+        if problem:
+            return problem
+        if linalg.below_diagonal(U):
+            return "the Cholesky factor is not upper triangular"
+        if not (np.diagonal(U) >= float(F.type(math.sqrt(self.lam))) * (1.0 - 2.0 * eps)).all():
+            return "the Cholesky factor's diagonal is below sqrt(lam)"
+        if not linalg.max_abs(U) <= fmax * linalg.HEADROOM:
+            return "the Cholesky factor has entries beyond the dtype's headroom"
+        th = theta.astype(np.float64)
+        tol = 2.0 * eps + 4.0 * d * 2.0 ** -52
+        for i, j in linalg.blocks(d):
+            rows = U[i:j].astype(np.float64)
+            if (np.abs(rows @ th - phi[i:j]) > tol * (np.abs(rows) @ np.abs(th)) + 1e-300).any():
+                return "phi is not U theta"
+        st = self.state
+        st.U[...] = U  # the kernels take the model's own (writable) buffer; refilled on load
+        st.u.fill(0)
+        x, tmp, out = linalg.probe_start(d), np.empty(d), np.empty(d)
+        for _ in range(linalg.PROBE_STEPS):
+            _inv_apply(st.U, st.u, 0.0, x, tmp, out)  # cal_H^{-1} x
+            rho = float(np.sqrt(out @ out))
+            if not rho * self.lam <= linalg.FLOOR_SLACK:
+                return "cal_H has an eigenvalue below lam / 4"
+            x = out / rho
         return None
 
     def payload(self):
         # theta as `theta()` derives it (from the flushed U, phi): the bytes are a function of
         # the observations alone (a journal replay gives the same bytes), and a loaded state is
         # written back unchanged
-        self.flush()
         self.theta()
-        st = self.state
-        return [st.theta, st.U, st.phi]
+        return super().payload()
 
     def loaded(self):
         """After payload arrays were filled from a file: theta and phi are both current."""

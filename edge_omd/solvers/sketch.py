@@ -17,13 +17,12 @@ With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
 import contextlib
-from typing import NamedTuple
 
 import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
-from edge_omd.solvers import ExplicitTheta
+from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
 _BLAS = []   # a threadpoolctl controller, made on first shrink
@@ -43,17 +42,21 @@ def _single_blas_thread():
     return _BLAS[0].limit(limits=1, user_api="blas")
 
 
-class SketchState(NamedTuple):
-    theta: np.ndarray    # (d,)           reward parameter
-    B: np.ndarray        # (2 ell, d)     sketch rows; rows[0] of them in use
-    L: np.ndarray        # (2 ell, 2 ell) float64, lower Cholesky factor of alpha I + B B^T
-    alpha: np.ndarray    # (1,)           float64, diagonal mass (lam + robust FD compensation)
-    rows: np.ndarray     # (1,)           int64, rows of B in use
-    bz: np.ndarray       # (2 ell,)       float64 work: B z
-    c: np.ndarray        # (2 ell,)       float64 work: K^{-1} B z
-    v: np.ndarray        # (d,)           work: cal_H^{-1} z
-    W: np.ndarray        # (2 ell, 2 ell) float64 work: Gram matrix for shrink / refactor
-    scratch: np.ndarray  # (ell, CHUNK)   work: one column block of the shrink transform
+SPEC = SolverSpec("sketch", code=3, ranked=True, consts=(("CHUNK", CHUNK),), doc=(
+    "cal_H ~ alpha I + B^T B (robust Frequent Directions, rank ell = the header's rank); "
+    "rows of B and L beyond `rows` are zero."), arrays=(
+    ArraySpec("theta", "d", F, True, "reward parameter"),
+    ArraySpec("B", "2 * ell, d", F, True, "sketch rows; rows[0] of them in use"),
+    ArraySpec("L", "2 * ell, 2 * ell", F8, True, "lower Cholesky factor of alpha I + B B^T"),
+    ArraySpec("alpha", "1", F8, True, "diagonal mass (lam + robust FD compensation)"),
+    ArraySpec("rows", "1", I8, True, "rows of B in use"),
+    ArraySpec("bz", "2 * ell", F8, False, "work: B z"),
+    ArraySpec("c", "2 * ell", F8, False, "work: K^{-1} B z"),
+    ArraySpec("v", "d", F, False, "work: cal_H^{-1} z"),
+    ArraySpec("W", "2 * ell, 2 * ell", F8, False, "work: Gram matrix for shrink / refactor"),
+    ArraySpec("scratch", "ell, min(d, CHUNK)", F, False,
+              "work: one column block of the shrink transform"),
+))
 
 
 @kernel(both("f8(F[:, ::1], f8[:, ::1], i8, f8, F[::1], f8[::1], f8[::1], F[::1])"))
@@ -247,9 +250,7 @@ def _tilde_hv(B, m, alpha, z, a, vec, tmp, out):
 
 
 class SketchSolver(ExplicitTheta):
-    name = "sketch"
-    code = 3
-    supports_forget = True
+    spec = SPEC
     robust = True  # add delta/2 back to alpha at each shrink; False = plain FD (bench/runtime.py only)
 
     @staticmethod
@@ -258,54 +259,35 @@ class SketchSolver(ExplicitTheta):
         rank <= 2 ell + 1, so no Krylov space has more than 2 ell + 2 dimensions."""
         return dict(small=2 * rank, kmax=min(projection.KMAX, 2 * rank + 2), steps=4 * rank + 12)
 
-    @staticmethod
-    def state_bytes(d, itemsize, rank):
-        m = 2 * rank
-        return (d + m * d + d + rank * min(d, CHUNK)) * itemsize + (2 * m * m + 2 * m + 2) * 8
-
-    @staticmethod
-    def max_rank(d, itemsize, budget):
-        """Largest ell <= d whose state fits `budget` bytes (0 if not even ell = 1)."""
-        lo, hi = 0, d
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if SketchSolver.state_bytes(d, itemsize, mid) <= budget:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    def __init__(self, d, dtype, lam, rank, **_):
-        self.lam = float(lam)
-        self.rank = int(rank)
-        m = 2 * self.rank
-        f8, i8 = np.float64, np.int64
-        self.state = SketchState(
-            theta=np.zeros(d, dtype), B=np.zeros((m, d), dtype), L=np.zeros((m, m), f8),
-            alpha=np.zeros(1, f8), rows=np.zeros(1, i8), bz=np.zeros(m, f8), c=np.zeros(m, f8),
-            v=np.zeros(d, dtype), W=np.zeros((m, m), f8),
-            scratch=np.zeros((self.rank, min(d, CHUNK)), dtype))
-        self.fmax = float(np.finfo(dtype).max)
-        self.reset()
+    @property
+    def rank(self):
+        return self.config.rank
 
     def reset(self):
-        for a in self.state:
-            a.fill(0)
+        super().reset()
         self.state.alpha[0] = self.lam
 
-    def step(self, z, y, w, eta, t):
+    def step(self, z, y, w):
         st = self.state
-        return _step(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, st.c, st.v, y, w, eta)
+        return _step(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, st.c, st.v, y, w,
+                     self.config.eta)
 
-    def absorb(self, z, w, forget, t, fresh=False):
+    def absorb(self, z, w):
+        """Step 4 right after a step: bz still holds B z unless B changes first."""
+        return self._append(z, w, self.config.forget, True)
+
+    def fantasize(self, z, w):
+        return self._append(z, w, 1.0, False)
+
+    def _append(self, z, w, forget, bz_current):
         st = self.state
         if forget != 1.0:
             _forget(st.B, st.L, st.alpha, st.rows, st.W, forget, self.lam)
-            fresh = False
+            bz_current = False
         if st.rows[0] == st.B.shape[0]:
             self.shrink()
-            fresh = False
-        return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w, fresh)
+            bz_current = False
+        return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w, bz_current)
 
     def shrink(self):
         """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD).
@@ -343,7 +325,7 @@ class SketchSolver(ExplicitTheta):
         st.L.flat[: ell * (st.L.shape[0] + 1): st.L.shape[0] + 1] = np.sqrt(st.alpha[0] + lk)
         st.rows[0] = ell
 
-    def matvec(self, vec, t):
+    def matvec(self, vec):
         st = self.state
         m = int(st.rows[0])
         out = np.empty_like(vec)
@@ -353,10 +335,9 @@ class SketchSolver(ExplicitTheta):
     # step 3: M mode (Woodbury solves cost what products cost)
     projection_mode = projection.MODE_M
 
-    def project(self, ws, z, a, radius, t, mode=None, tol=None, kmax=None,
-                max_steps=None):
+    def project(self, ws, z, a, mode=None, tol=None, kmax=None, max_steps=None):
         """Step 3 in place (see ExactSolver.project); B is unchanged since the step."""
-        st = self.state
+        st, radius = self.state, self.config.radius
         tol = projection.TOL[st.theta.dtype.name] if tol is None else tol
         c0 = projection.load(st.theta, ws.theta0)
         if not c0 > radius:
@@ -381,25 +362,50 @@ class SketchSolver(ExplicitTheta):
         st.theta[:] = ws.out
         return k
 
-    def widths(self, V, out, t):
+    def widths(self, V, out):
         st = self.state
         _widths(st.B, st.L, float(st.alpha[0]), int(st.rows[0]), V, st.bz, st.c, out)
 
-    @staticmethod
-    def invalid(arrays):
-        """Why a loaded payload cannot be a sketch state (None if it can)."""
+    def invalid(self, arrays):
+        """Why a loaded payload cannot be a sketch state (None if it can): rows in use within
+        the buffer, lam <= alpha (alpha only grows from lam, and forgetting mixes in lam), B
+        with headroom, nothing beyond the rows in use, L lower triangular with a diagonal >=
+        sqrt(alpha) (L L^T >= alpha I), and L L^T = alpha I + B B^T to 1e-5 of its scale:
+        entirely for m <= 256 rows in use (O(m^2 d + m^3)), else along PROBE_STEPS random
+        directions (O(m d) each)."""
         theta, B, L, alpha, rows = arrays
-        m = int(rows[0])
+        m, a = int(rows[0]), float(alpha[0])
+        fmax = float(np.finfo(B.dtype).max)
+        problem = linalg.theta_problem(theta)
+        if problem:
+            return problem
         if not 0 <= m <= B.shape[0]:
             return f"{m} rows in use of {B.shape[0]}"
-        if not float(alpha[0]) > 0:
-            return f"alpha {float(alpha[0])} is not positive"
+        if not self.lam * (1.0 - 1e-9) <= a <= fmax * linalg.HEADROOM:
+            return f"alpha {a} is outside [lam, the dtype's headroom]"
+        if not linalg.max_abs(B) <= np.sqrt(fmax * linalg.HEADROOM):
+            return "the sketch has entries beyond the dtype's headroom"
         if B[m:].any() or L[m:].any() or L[:, m:].any():
             return "rows beyond those in use are not zero"
-        if not (np.diagonal(L)[:m] > 0).all():
-            return "the small Cholesky factor has a non-positive diagonal"
+        Lm, Bm = L[:m, :m], B[:m].astype(np.float64)
+        if linalg.above_diagonal(Lm):
+            return "the small Cholesky factor is not lower triangular"
+        if not (np.diagonal(Lm) >= np.sqrt(a) * (1.0 - 1e-9)).all():
+            return "the small Cholesky factor's diagonal is below sqrt(alpha)"
+        if m == 0:
+            return None
+        scale = a + float((Bm * Bm).sum(axis=1).max())
+        if m <= 256:
+            K = Bm @ Bm.T
+            K.flat[:: m + 1] += a
+            off = float(np.abs(Lm @ Lm.T - K).max())
+        else:
+            off, rng = 0.0, np.random.default_rng(linalg.PROBE_SEED)
+            for _ in range(linalg.PROBE_STEPS):
+                x = rng.standard_normal(m)
+                x /= np.sqrt(x @ x)
+                lx, bx = Lm.T @ x, Bm.T @ x
+                off = max(off, abs(float(lx @ lx) - a - float(bx @ bx)))
+        if not off <= 1e-5 * scale:
+            return "the small Cholesky factor does not factor alpha I + B B^T"
         return None
-
-    def payload(self):
-        st = self.state
-        return [st.theta, st.B, st.L, st.alpha, st.rows]

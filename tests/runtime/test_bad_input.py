@@ -88,9 +88,9 @@ def test_integer_features_are_not_wrapped(dt):
 def test_float32_overflow_is_refused_not_stored(solver, monkeypatch):
     """A step finite in float64 but not in float32 raises NumericalError and changes nothing."""
     from edge_omd import NumericalError
-    from edge_omd import reward_model as rm
-    monkeypatch.setattr(rm, "MAX_ETA", 1e30)
-    monkeypatch.setattr(rm, "MIN_LAM", 1e-30)
+    from edge_omd import config
+    monkeypatch.setattr(config, "MAX_ETA", 1e30)
+    monkeypatch.setattr(config, "MIN_LAM", 1e-30)
     m = RewardModel(D, solver=solver, eta=1e20, lam=1e-10, sketch_rank=2 if solver == "sketch" else None)
     _refused_and_unchanged(m)
 

@@ -82,13 +82,13 @@ def test_lanczos_steps_to_1e8_are_few():
     def trial(mode, k=None, tol=None):
         c = RewardModel.from_bytes(m.to_bytes())
         np.subtract(C[-1], R[-1], out=c._z)
-        a = c._solver.step(c._z, 1.0, 1.0, 1.0, c.t)
+        a = c._solver.step(c._z, 1.0, 1.0)
         th0 = np.zeros(d)
         from edge_omd.solvers.exact import _theta64
         _theta64(c._solver.state.U, c._solver.state.phi, th0)
         U = c._solver.state.U
         Ht = U.T @ U + a * np.outer(c._z, c._z)
-        steps = c._solver.project(c._proj, c._z, a, 0.5, c.t, mode=mode, tol=tol, max_steps=k)
+        steps = c._solver.project(c._proj, c._z, a, mode=mode, tol=tol, max_steps=k)
         return c.theta, th0, Ht, steps
 
     from tests.naive import naive_projection

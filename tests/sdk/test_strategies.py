@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_omd.errors import ConfigError, InvalidInputError
+from edge_omd.errors import InvalidInputError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
 from edge_omd.strategies import (STRATEGIES, choose_pair, greedy_queries, paper_beta,
@@ -45,11 +45,11 @@ def test_random_is_two_distinct_uniform_and_seeded():
 
 
 def test_choose_pair_refuses_bad_arguments():
-    with pytest.raises(ConfigError, match="unknown strategy"):
+    with pytest.raises(InvalidInputError, match="unknown strategy"):
         choose_pair(R, None, strategy="best")
     with pytest.raises(InvalidInputError):
         choose_pair(np.array([1.0]), None, strategy="best_second")
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInputError):
         choose_pair(R, None, strategy="ucb")
     assert set(STRATEGIES) == {"ucb", "best_quantile", "best_second", "best_worst", "random"}
 
@@ -57,7 +57,7 @@ def test_choose_pair_refuses_bad_arguments():
 def test_paper_beta_and_pessimism():
     assert paper_beta(384, 0, delta=0.05) == pytest.approx(math.sqrt(384) * math.log(20))
     assert paper_beta(384, 99, delta=0.1) == pytest.approx(math.sqrt(384) * math.log(1000))
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInputError):
         paper_beta(384, 1, delta=1.5)
     np.testing.assert_allclose(pessimistic_scores([1.0, 2.0], [0.5, 3.0], 0.5), [0.75, 0.5])
 
@@ -154,7 +154,7 @@ def test_personalizer_select_queries(head, sqlite_store):
     r = p.score("q", trio[0][1])
     assert (q.first, q.second) == (int(np.argmax(r)), int(np.argmin(r)))
     assert p.updates == 1                                  # selecting learns nothing
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInputError):
         p.select_queries(pool, 1, strategy="entropy")
     with pytest.raises(InvalidInputError):
         p.select_queries([("p", ["only one"])], 1)

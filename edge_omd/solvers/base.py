@@ -1,0 +1,317 @@
+"""The solver contract and the per-solver spec: the one place where a solver's arrays are listed.
+
+A solver is one module (exact.py, cg.py, sketch.py, diagonal.py) holding its Numba kernels and
+one `Solver` subclass whose `spec` lists its arrays in order: name, shape (an expression in d and
+the sketch rank ell), dtype ("F" the state's dtype, "f8" float64, "i8" int64), and whether it is
+saved in the state file (the payload, in spec order) or work memory. From the spec alone come:
+
+    - the allocation of the state (`SolverSpec.allocate`, a NamedTuple of fixed arrays);
+    - the byte sizes (`SolverSpec.nbytes`: the whole state; `payload_bytes`: the file's part)
+      and the largest sketch rank a budget holds (`SolverSpec.max_rank`);
+    - the payload layout the state format writes and reads (edge_omd/state_format.py);
+    - the table of docs/STATE_FORMAT.md (`render_table`, checked by a test);
+    - the Java reader's layout golden (tests/runtime/golden/state_layout.json, `layout_golden`),
+      which android_demo/core's StateFormat.payloadSpec is checked against.
+
+Subclasses register themselves by code and name (`REGISTRY`); edge_omd/solvers/__init__.py
+imports the solver modules, one line each. Adding a fifth solver = one module + that line.
+
+The contract (what the RewardModel front calls; t is never passed: a solver that needs the
+update counter reads the front's (1,) int64 `counter`, hyperparameters come from `config`):
+
+    step(z, y, w) -> a          Algorithm 1, steps 1-2; NaN if nothing moved (non-finite)
+    absorb(z, w) -> c           step 4, right after a step (config.forget applies)
+    fantasize(z, w) -> c        the curvature of a hypothetical observation (no step before,
+                                no forgetting): greedy active selection on a copy
+    theta() / set_theta(v)      theta_t in the state's dtype / replace it (float64 in)
+    keep(ws) / restore(ws)      remember theta_t before step 2 / roll back a failed step 3
+    project(ws, z, a, ...)      step 3 onto ||theta|| <= config.radius; Lanczos steps or < 0
+    widths(V, out)              ||v||_{cal_H^{-1}} for each row of V
+    matvec(vec)                 cal_H vec in float64 (tests and benches)
+    reset()                     theta = 0, cal_H = lam I
+    flush()                     apply deferred work (default: none)
+    payload()                   the saved arrays, in spec order, current
+    loaded()                    after the payload arrays were filled from a file (default: none)
+    invalid(arrays)             why a loaded payload cannot be this solver's (None if it can)
+    projection_shape(d, rank)   make_workspace arguments of its step 3
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+#: dtype tags of an array: the state's dtype (float32 or float64), float64, int64
+F, F8, I8 = "F", "f8", "i8"
+_FIXED = {F8: np.dtype("<f8"), I8: np.dtype("<i8")}
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of a solver's state."""
+    name: str
+    shape: str       # comma-separated expressions in d, ell and the spec's constants: "2 * ell, d"
+    dtype: str       # F (the state's dtype), F8 or I8
+    saved: bool      # part of the state file's payload (in spec order), else work memory
+    doc: str = ""
+
+    def __post_init__(self):
+        if self.dtype not in (F, F8, I8):
+            raise ValueError(f"{self.name}: dtype tag {self.dtype!r}")
+        object.__setattr__(self, "_code", compile(f"({self.shape},)", self.name, "eval"))
+
+    def dims(self, d: int, ell: int, consts: dict) -> tuple:
+        return tuple(int(n) for n in eval(self._code, {"__builtins__": {}},  # noqa: S307
+                                          dict(consts, d=d, ell=ell, min=min)))
+
+    def np_dtype(self, itemsize: int) -> np.dtype:
+        return np.dtype(f"<f{itemsize}") if self.dtype == F else _FIXED[self.dtype]
+
+    def type_name(self) -> str:
+        """The dtype as the docs write it: F (the state's dtype), f64 or i64."""
+        return {F: "F", F8: "f64", I8: "i64"}[self.dtype]
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """Everything the format, the sizes and the allocation need to know about one solver."""
+    name: str
+    code: int                    # the u8 solver field of the state header
+    arrays: tuple                # ArraySpec, in state order; the saved ones in file order
+    ranked: bool = False         # has a rank ell (header field rank; 0 for the others)
+    supports_forget: bool = True
+    consts: tuple = ()           # ((name, value), ...) usable in shape expressions
+    doc: str = ""
+
+    def __post_init__(self):
+        if not 1 <= self.code <= 255:
+            raise ValueError(f"solver code {self.code} is not a u8 > 0")
+        names = [a.name for a in self.arrays]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate array names")
+
+    def _ell(self, rank) -> int:
+        return int(rank) if self.ranked else 0
+
+    def shapes(self, d: int, rank=None, itemsize: int = 4, saved_only: bool = False) -> list:
+        """[(name, shape, numpy dtype)] in state order (the payload's, with saved_only)."""
+        consts, ell = dict(self.consts), self._ell(rank)
+        return [(a.name, a.dims(d, ell, consts), a.np_dtype(itemsize)) for a in self.arrays
+                if a.saved or not saved_only]
+
+    def payload(self, d: int, rank, itemsize: int) -> list:
+        """[(shape, dtype)] of the payload arrays, in file order."""
+        return [(shape, dt) for _n, shape, dt in self.shapes(d, rank, itemsize, saved_only=True)]
+
+    @staticmethod
+    def _bytes(shapes) -> int:
+        return sum(int(np.prod(s, dtype=np.int64)) * dt.itemsize for _n, s, dt in shapes)
+
+    def nbytes(self, d: int, rank, itemsize: int) -> int:
+        """Bytes of every array of the state (saved and work)."""
+        return self._bytes(self.shapes(d, rank, itemsize))
+
+    def payload_bytes(self, d: int, rank, itemsize: int) -> int:
+        return self._bytes(self.shapes(d, rank, itemsize, saved_only=True))
+
+    def allocate(self, d: int, rank, dtype) -> dict:
+        """Zeroed arrays, name -> array, in state order."""
+        return {n: np.zeros(s, dt.newbyteorder("=")) for n, s, dt in
+                self.shapes(d, rank, np.dtype(dtype).itemsize)}
+
+    def state_type(self, typename: str):
+        """The NamedTuple of this solver's arrays (Numba-friendly, fixed fields)."""
+        return NamedTuple(typename, [(a.name, np.ndarray) for a in self.arrays])
+
+    def max_rank(self, d: int, itemsize: int, budget: int, extra=lambda ell: 0) -> int:
+        """Largest ell <= d with nbytes(d, ell) + extra(ell) <= budget (0 if not even ell = 1);
+        sizes grow with ell."""
+        lo, hi = 0, d
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.nbytes(d, mid, itemsize) + extra(mid) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+
+#: name -> Solver subclass, filled as the solver modules are imported (edge_omd/solvers/__init__.py)
+REGISTRY: dict = {}
+
+
+def by_code(code: int):
+    """The Solver class of a header's solver code, or None."""
+    for cls in REGISTRY.values():
+        if cls.spec.code == code:
+            return cls
+    return None
+
+
+class Solver(abc.ABC):
+    """The contract every solver fulfils (see the module docstring); one subclass per module."""
+    spec: ClassVar[SolverSpec]
+    State: ClassVar[type]
+    name: ClassVar[str]
+    code: ClassVar[int]
+    supports_forget: ClassVar[bool]
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        spec = cls.__dict__.get("spec")
+        if spec is None:  # an intermediate base (ExplicitTheta)
+            return
+        for other in REGISTRY.values():
+            if other.spec.code == spec.code and other.spec.name != spec.name:
+                raise ValueError(f"solver code {spec.code} of {spec.name!r} is {other.spec.name!r}'s")
+        cls.name, cls.code, cls.supports_forget = spec.name, spec.code, spec.supports_forget
+        cls.State = spec.state_type(f"{cls.__name__.replace('Solver', '')}State")
+        REGISTRY[spec.name] = cls
+
+    def __init__(self, config, counter):
+        """config: the model's frozen ModelConfig (edge_omd/config.py); counter: the front's (1,)
+        int64 array of updates absorbed (t)."""
+        self.config = config
+        self.counter = counter
+        dtype = np.dtype(config.dtype)
+        self.state = self.State(**self.spec.allocate(config.dim, config.rank, dtype))
+        self.fmax, self.eps = float(np.finfo(dtype).max), float(np.finfo(dtype).eps)
+        self.reset()
+
+    @property
+    def lam(self) -> float:
+        return self.config.lam
+
+    # ---- the verbs (see the module docstring)
+    @abc.abstractmethod
+    def step(self, z, y, w):
+        ...
+
+    @abc.abstractmethod
+    def absorb(self, z, w):
+        ...
+
+    @abc.abstractmethod
+    def fantasize(self, z, w):
+        ...
+
+    @abc.abstractmethod
+    def theta(self):
+        ...
+
+    @abc.abstractmethod
+    def set_theta(self, theta64):
+        ...
+
+    @abc.abstractmethod
+    def keep(self, ws):
+        ...
+
+    @abc.abstractmethod
+    def restore(self, ws):
+        ...
+
+    @abc.abstractmethod
+    def project(self, ws, z, a, mode=None, tol=None, kmax=None, max_steps=None):
+        ...
+
+    @abc.abstractmethod
+    def widths(self, V, out):
+        ...
+
+    @abc.abstractmethod
+    def matvec(self, vec):
+        ...
+
+    @staticmethod
+    @abc.abstractmethod
+    def projection_shape(d, rank=None):
+        ...
+
+    def reset(self):
+        """theta = 0 and every other array zero; subclasses then set cal_H = lam I."""
+        for a in self.state:
+            a.fill(0)
+
+    def flush(self):
+        """Apply deferred work (none by default)."""
+
+    def payload(self):
+        """The saved arrays, in file order, current."""
+        self.flush()
+        return [getattr(self.state, a.name) for a in self.spec.arrays if a.saved]
+
+    def loaded(self):
+        """The payload arrays were just filled from a file (nothing to derive by default)."""
+
+    @staticmethod
+    def invalid(arrays):
+        """Why a loaded payload cannot be this solver's state (None if it can)."""
+        return None
+
+
+class ExplicitTheta(Solver):
+    """For solvers that store theta as such (all but exact, which stores U theta)."""
+
+    def theta(self):
+        return self.state.theta
+
+    def set_theta(self, theta64):
+        self.state.theta[:] = theta64
+
+    # ---- step 3 (edge_omd/projection.py)
+    def keep(self, ws):
+        """Remember theta_t before step 2, for a rollback if the projection fails."""
+        ws.prev[0, :] = self.state.theta
+
+    def restore(self, ws):
+        self.state.theta[:] = ws.prev[0]
+
+
+# ---------------------------------------------------------------- generated artefacts
+def solvers_by_code() -> list:
+    return sorted(REGISTRY.values(), key=lambda c: c.spec.code)
+
+
+def render_table() -> str:
+    """The payload table of docs/STATE_FORMAT.md (Markdown), from the specs."""
+    rows = ["| code | solver | payload arrays, in file order (C order; F = the state's dtype) |",
+            "|-----:|--------|------------------------------------------------------------------|"]
+    for cls in solvers_by_code():
+        s = cls.spec
+        parts = [f"`{a.name}` ({a.shape}) {a.type_name()}" for a in s.arrays if a.saved]
+        rows.append(f"| {s.code} | {s.name} | {', '.join(parts)} |")
+    notes = []
+    for cls in solvers_by_code():
+        s = cls.spec
+        consts = ", ".join(f"{k} = {v}" for k, v in s.consts)
+        work = [f"`{a.name}` ({a.shape}) {a.type_name()}" for a in s.arrays if not a.saved]
+        line = f"- **{s.name}**: {s.doc}" if s.doc else f"- **{s.name}**"
+        line += f" Work memory, not saved: {', '.join(work)}." if work else ""
+        line += f" ({consts})" if consts else ""
+        notes.append(line)
+    return "\n".join(rows + [""] + notes) + "\n"
+
+
+#: (d, rank, itemsize) triples of the layout golden: small and large, both dtypes, odd ranks
+LAYOUT_CASES = [(1, 1, 4), (6, 2, 4), (6, 2, 8), (13, 5, 8), (384, 48, 4), (4096, 151, 8)]
+
+
+def layout_golden() -> dict:
+    """The per-solver payload layout for a few sizes, as the Java reader's check reads it:
+    {"solvers": [{"code", "name", "ranked", "cases": [{"d", "rank", "itemsize", "arrays":
+    [[count, itemsize, is_int], ...], "bytes"}]}]}."""
+    out = []
+    for cls in solvers_by_code():
+        s = cls.spec
+        cases = []
+        for d, rank, itemsize in LAYOUT_CASES:
+            r = rank if s.ranked else 0
+            arrays = [[int(np.prod(shape, dtype=np.int64)), dt.itemsize, dt.kind == "i"]
+                      for shape, dt in s.payload(d, r, itemsize)]
+            cases.append(dict(d=d, rank=r, itemsize=itemsize, arrays=arrays,
+                              bytes=s.payload_bytes(d, r, itemsize)))
+        out.append(dict(code=s.code, name=s.name, ranked=s.ranked, cases=cases))
+    return dict(solvers=out)
