@@ -1,7 +1,16 @@
-"""Session fixtures: tiny checkpoints exported once and shared by the export tests."""
+"""Session fixtures: tiny checkpoints exported once and shared by the export tests.
+
+The exporter is imported by its install name `edge_omd_export` (folder export/); without the
+documented install these tests fail here, loudly, instead of skipping.
+"""
+import importlib.util
 import os
 
 import pytest
+
+if importlib.util.find_spec("edge_omd_export") is None:
+    raise ImportError("edge_omd_export (the repo's export/ folder) is not installed: run "
+                      "`pip install --no-deps -e .` in the checkout (scripts/env.sh does it)")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

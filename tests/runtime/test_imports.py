@@ -1,19 +1,178 @@
-"""The runtime imports without torch or transformers (the brief's hard requirement)."""
+"""The import graph: the runtime imports without torch or transformers and never imports upward.
+
+edge_omd/apps/ (the CLI, the demo, its simulator) is the top of the graph: the only part of
+edge_omd that may import the exporter (edge_omd_export, folder export/) or the benchmarks
+(edge_omd_bench, folder bench/). Every other module of edge_omd is the runtime and imports none
+of them, nor torch/transformers/onnx (checked on the source with ast, imports inside functions
+and `importlib.import_module("...")` included, and by importing every runtime module in a fresh
+interpreter). The tests import export/ and bench/ by their install names only.
+"""
+import ast
+import importlib.metadata
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+import edge_omd
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / "edge_omd"
+APPS = PKG / "apps"
+
+#: modules the runtime must never import (a name or any submodule of it)
+FORBIDDEN_IN_RUNTIME = ("edge_omd.apps", "edge_omd_export", "edge_omd_bench", "export", "bench",
+                        "torch", "transformers", "onnx")
+#: export/ and bench/ by folder name: they are installed as edge_omd_export / edge_omd_bench
+FOLDER_NAMES = ("export", "bench")
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module name `source` (the code of `module`) imports, anywhere in the file: `import
+    a.b`, `from a import b` (a and a.b), relative imports resolved, import_module("a")."""
+    found = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1])
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module
+            found.add(name)
+            found.update(f"{name}.{alias.name}" for alias in node.names if alias.name != "*")
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                   or (isinstance(node.func, ast.Name)
+                       and node.func.id in ("import_module", "__import__")))):
+            found.add(node.args[0].value)
+    return found
+
+
+def forbidden(names, prefixes) -> list[str]:
+    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes))
+
+
+def runtime_files() -> list[Path]:
+    return sorted(p for p in PKG.rglob("*.py") if APPS not in p.parents)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_scanner_sees_every_kind_of_import():
+    src = ("import torch.nn\nfrom edge_omd import apps\nfrom ..apps.demo import main\n"
+           "def f():\n    from edge_omd_bench.cli import main\n"
+           "    importlib.import_module('transformers')\n    __import__('bench')\n")
+    names = imported_modules(src, "edge_omd.head.runner")
+    assert forbidden(names, FORBIDDEN_IN_RUNTIME) == [
+        "bench", "edge_omd.apps", "edge_omd.apps.demo", "edge_omd.apps.demo.main",
+        "edge_omd_bench.cli", "edge_omd_bench.cli.main", "torch.nn", "transformers"]
+    assert forbidden(imported_modules("from edge_omd.head import runner\nimport numpy",
+                                      "edge_omd.store"), FORBIDDEN_IN_RUNTIME) == []
+
+
+def test_no_runtime_module_imports_the_apps_the_exporter_the_bench_or_torch():
+    files = runtime_files()
+    assert PKG / "reward_model.py" in files and PKG / "head" / "runner.py" in files
+    assert not any(APPS in p.parents for p in files)
+    bad = {}
+    for path in files:
+        names = imported_modules(path.read_text(encoding="utf-8"), module_name(path),
+                                 path.name == "__init__.py")
+        hits = forbidden(names, FORBIDDEN_IN_RUNTIME)
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    assert not bad, f"runtime modules importing upward or heavy modules: {bad}"
+
+
+def test_no_test_imports_export_or_bench_by_folder_name():
+    """tests/conftest.py puts the repo root on sys.path, so `import export` would work here
+    and nowhere else; the tests use the install names edge_omd_export / edge_omd_bench."""
+    bad = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        names = imported_modules(path.read_text(encoding="utf-8"), module_name(path),
+                                 path.name == "__init__.py")
+        hits = forbidden(names, FOLDER_NAMES)
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    for folder in FOLDER_NAMES:      # nor do the packages themselves (absolute self-imports)
+        for path in sorted((ROOT / folder).glob("*.py")):
+            hits = forbidden(imported_modules(path.read_text(encoding="utf-8"), folder),
+                             FOLDER_NAMES)
+            if hits:
+                bad[str(path.relative_to(ROOT))] = hits
+    assert not bad, f"imports by folder name instead of edge_omd_export/edge_omd_bench: {bad}"
+
+
+def test_the_install_names_point_at_this_checkout():
+    """After the documented install (scripts/env.sh: `pip install --no-deps -e .`) the three
+    packages and the console script are this checkout's; otherwise the suite fails here, loudly,
+    instead of testing another copy or skipping."""
+    for name, folder in (("edge_omd", "edge_omd"), ("edge_omd_export", "export"),
+                         ("edge_omd_bench", "bench")):
+        try:
+            mod = __import__(name)
+        except ImportError as exc:
+            pytest.fail(f"{name} is not installed ({exc}); run `pip install --no-deps -e .` in "
+                        f"{ROOT} (scripts/env.sh does it)")
+        assert Path(mod.__file__).resolve().parent == ROOT / folder, \
+            f"{name} is imported from {mod.__file__}, not from this checkout's {folder}/"
+    scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")
+               if ep.name == "edge-omd"}
+    assert scripts == {"edge-omd": "edge_omd.apps.cli:main"}, scripts
+
+
+def test_the_package_exposes_the_public_names_only():
+    tree = ast.parse((PKG / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:   # imports, __version__, __all__ and the lazy __getattr__: nothing else
+        ok = (isinstance(node, (ast.Import, ast.ImportFrom))
+              or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+              or (isinstance(node, ast.Assign) and len(node.targets) == 1
+                  and getattr(node.targets[0], "id", None) in ("__all__", "__version__"))
+              or (isinstance(node, ast.FunctionDef) and node.name == "__getattr__"))
+        assert ok, f"edge_omd/__init__.py line {node.lineno} defines more than the public names"
+        if isinstance(node, ast.ImportFrom):
+            assert all(not a.name.startswith("_") for a in node.names), ast.unparse(node)
+    assert len(edge_omd.__all__) == len(set(edge_omd.__all__))
+    for name in edge_omd.__all__:
+        assert not name.startswith("_") and getattr(edge_omd, name) is not None
+    imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+                for a in n.names}
+    assert imported <= set(edge_omd.__all__), imported - set(edge_omd.__all__)
+    assert set(edge_omd.__all__) - imported == {"FeatureHead"}    # the one lazy name
+    with pytest.raises(AttributeError):
+        edge_omd.no_such_name
+
 
 CODE = """
-import sys
+import importlib, sys
 import edge_omd
-from edge_omd import RewardModel, Personalizer, SQLiteStore, FolderStore
-from edge_omd import strategies, store, state_format
-from edge_omd.head import runner, manifest, tokenize
-heavy = sorted(m for m in ("torch", "transformers", "onnx") if m in sys.modules)
+light = sorted(m for m in ("onnxruntime", "tokenizers") if m in sys.modules)
+print("LIGHT", light)
+from edge_omd import RewardModel, Personalizer, SQLiteStore, FolderStore, FeatureHead
+runtime = sys.argv[1:]
+for name in runtime:
+    importlib.import_module(name)
+print("IMPORTED", len(runtime), "edge_omd.head.runner" in runtime)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "onnx",
+               "edge_omd_export", "edge_omd_bench") or m.startswith("edge_omd.apps"))
 print("HEAVY", heavy)
 """
 
 
 def test_runtime_imports_without_torch_or_transformers():
-    r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=300)
+    runtime = [module_name(p) for p in runtime_files()]    # every module but edge_omd/apps/
+    r = subprocess.run([sys.executable, "-c", CODE, *runtime], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
+    assert "LIGHT []" in r.stdout, r.stdout              # `import edge_omd`: numpy + numba only
+    assert "IMPORTED" in r.stdout and " True" in r.stdout, r.stdout
     assert "HEAVY []" in r.stdout, r.stdout
