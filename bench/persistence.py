@@ -18,6 +18,10 @@ Sections:
   e2e        text in -> committed with the real MiniLM head after choose_pair() on the same
              candidates (the demo's head in ~/.cache/edge_omd/heads; skipped if absent).
   footprint  bytes on disk at the high-water mark (checkpoint + journal + WAL / temp file).
+  contention 4 processes x 50 feedbacks on one user at d=384, per store, with the fair queue
+             (store.FairQueue, the default) and without (fair=False: the bare SQLite busy
+             handler / flock): per-feedback latency median, p99, max; each writer's total time;
+             updates lost. Alone: python -m edge_omd_bench.persistence --only contention
 
 It prints figures and PASS/FAIL per target; it asserts nothing (shared, noisy machine: medians
 and p99 over individual calls, after a warm-up).
@@ -472,10 +476,86 @@ def footprint(dims, out):
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ------------------------------------------------------------------ contention (issue 12 item 5)
+
+def _contender(kind, path, fair, worker, n, dim, go, out_path):
+    """One writer process: n feedbacks on the shared user, each timed (wait + learn + commit)."""
+    store = (SQLiteStore(path, fair=fair) if kind == "sqlite" else FolderStore(path, fair=fair))
+    p = Personalizer(SyntheticHead(dim), store, "shared")
+    go.wait()
+    lines = []
+    t_start = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        p.feedback(f"prompt {worker} {i % 13}", f"answer {worker} {i}", up=(i % 2 == 0))
+        lines.append(f"{time.perf_counter() - t0:.6f} {p.last_commit}\n")
+    lines.append(f"done {time.perf_counter() - t_start:.6f}\n")
+    with open(out_path, "w") as f:
+        f.writelines(lines)
+    store.close()
+
+
+def contention(runs, out, writers=4, n=50, dim=384):
+    """writers processes x n feedbacks on ONE user at d=dim, per store, with and without the
+    fair queue: per-feedback latency (median, p99, max), each writer's total time, lost."""
+    import multiprocessing as mp
+    out(f"\n## contention: {writers} processes x {n} feedbacks on one user, d={dim} (default "
+        f"model and checkpoint interval, durable='full'), {runs} runs each; latency = one "
+        "feedback() call (waiting included)")
+    out(f"{'store':>7} {'lock':>7} {'median ms':>9} {'p99 ms':>8} {'max ms':>8} {'p99/med':>7} "
+        f"{'writers done in s (min-max)':>27} {'lost':>5}  target p99 <= 10 x median, "
+        "max <= 250 ms, 0 lost")
+    ctx = mp.get_context("spawn")
+    rows = []
+    for kind in ("sqlite", "folder"):
+        for fair in (False, True):
+            lat, done, lost = [], [], 0
+            for _ in range(runs):
+                tmp = tempfile.mkdtemp(prefix="eomd-race-")
+                try:
+                    path = str(Path(tmp) / ("s.sqlite" if kind == "sqlite" else "users"))
+                    init = (SQLiteStore(path) if kind == "sqlite" else FolderStore(path))
+                    Personalizer(SyntheticHead(dim), init, "shared").checkpoint()  # user exists
+                    init.close()
+                    go = ctx.Event()
+                    outs = [str(Path(tmp) / f"w{w}.txt") for w in range(writers)]
+                    procs = [ctx.Process(target=_contender, args=(kind, path, fair, w, n, dim,
+                                                                  go, outs[w]))
+                             for w in range(writers)]
+                    for pr in procs:
+                        pr.start()
+                    time.sleep(3.0)              # every process imported and opened its store
+                    go.set()
+                    for pr in procs:
+                        pr.join(600)
+                    seqs = []
+                    for o in outs:
+                        for line in open(o):
+                            a, b = line.split()
+                            if a == "done":
+                                done.append(float(b))
+                            else:
+                                lat.append(float(a))
+                                seqs.append(int(b))
+                    final = (SQLiteStore(path) if kind == "sqlite" else FolderStore(path))
+                    got = Personalizer(SyntheticHead(dim), final, "shared").updates
+                    final.close()
+                    lost += writers * n - got + (len(seqs) - len(set(seqs)))
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            med, p99, mx = statistics.median(lat), _pct(lat, 99), max(lat)
+            ok = p99 <= 10 * med and mx <= 0.25 and lost == 0
+            rows.append((kind, fair, med, p99, mx, lost))
+            out(f"{kind:>7} {'fair' if fair else 'plain':>7} {med * MS:>9.1f} {p99 * MS:>8.1f} "
+                f"{mx * MS:>8.1f} {p99 / med:>7.1f} {min(done):>13.2f} - {max(done):<11.2f} "
+                f"{lost:>5}  {'PASS' if ok else 'FAIL'}{'' if fair else ' (before: no queue)'}")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and dims")
-    ap.add_argument("--only", default="recovery,bytes,latency,big,e2e,footprint")
+    ap.add_argument("--only", default="recovery,bytes,latency,big,e2e,footprint,contention")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     out = print
@@ -496,6 +576,8 @@ def main(argv=None):
         end_to_end(30 if args.quick else 100, out)
     if "footprint" in only:
         footprint((384,) if args.quick else (384, 4096), out)
+    if "contention" in only:
+        contention(2 if args.quick else 5, out)
 
 
 if __name__ == "__main__":
