@@ -287,8 +287,10 @@ def render_table() -> str:
     for cls in solvers_by_code():
         s = cls.spec
         consts = ", ".join(f"{k} = {v}" for k, v in s.consts)
+        saved = [f"`{a.name}`: {a.doc}" for a in s.arrays if a.saved and a.doc]
         work = [f"`{a.name}` ({a.shape}) {a.type_name()}" for a in s.arrays if not a.saved]
-        line = f"- **{s.name}**: {s.doc}" if s.doc else f"- **{s.name}**"
+        line = f"- **{s.name}**: {s.doc}" if s.doc else f"- **{s.name}**:"
+        line += f" {'; '.join(saved)}." if saved else ""
         line += f" Work memory, not saved: {', '.join(work)}." if work else ""
         line += f" ({consts})" if consts else ""
         notes.append(line)

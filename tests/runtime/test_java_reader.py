@@ -60,3 +60,12 @@ def test_java_refuses_a_corrupt_state(classes, tmp_path):
     path.write_bytes(bytes(b))
     r = _java(classes, path)
     assert r.returncode == 3 and "checksum" in r.stdout
+
+
+def test_java_payload_layout_is_the_python_specs(classes):
+    """StateFormat.payloadSpec (Java) gives, for every solver code and every size of the layout
+    golden, the arrays the Python specs give (count, itemsize, int/float, order, total)."""
+    layout = os.path.join(ROOT, "tests", "runtime", "golden", "state_layout.json")
+    r = subprocess.run(["java", "-cp", classes, "dev.edgeomd.StateLayoutCheck", layout],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "layout OK" in r.stdout, r.stdout + r.stderr

@@ -162,3 +162,44 @@ def test_structurally_inconsistent_state_refused(cfg, where):
         off, val = len(b) - 4 - 8, np.int64(99).tobytes()
     with pytest.raises(StateFormatError):
         RewardModel.from_bytes(_resealed(b, off, val))
+
+
+def test_doc_tables_are_the_generated_ones():
+    """docs/STATE_FORMAT.md holds exactly the header and payload tables the code renders
+    (rewrite them with `python -c "import edge_omd.state_format as s; s.write_doc()"`)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "STATE_FORMAT.md"), encoding="utf-8") as f:
+        doc = f.read()
+    assert state_format.update_doc(doc) == doc
+    for block in state_format.render_doc_tables().values():
+        assert block in doc
+
+
+def test_java_layout_golden_is_the_specs():
+    """The layout file the Java reader is checked against (test_java_reader) is what the specs
+    give today (rewrite: tests/runtime/golden/make_golden_states.py --layout)."""
+    import json
+    from edge_omd.solvers.base import layout_golden
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "state_layout.json")
+    with open(path) as f:
+        assert json.load(f) == layout_golden()
+
+
+def test_spec_drives_allocation_sizes_and_payload():
+    """Every registered solver: its state arrays are the spec's (names, shapes, dtypes, order),
+    nbytes is the spec's sum, and the payload is the spec's saved arrays in file order."""
+    from edge_omd.solvers import SOLVERS
+    for name, cls in SOLVERS.items():
+        for dtype in ("float32", "float64"):
+            rank = 3 if cls.spec.ranked else None
+            m = RewardModel(7, solver=name, dtype=dtype, sketch_rank=rank)
+            itemsize = np.dtype(dtype).itemsize
+            spec = cls.spec.shapes(7, rank, itemsize)
+            st = m._solver.state
+            assert [(n, a.shape, a.dtype) for n, a in zip(st._fields, st)] == \
+                   [(n, s, dt.newbyteorder("=")) for n, s, dt in spec]
+            assert sum(a.nbytes for a in st) == cls.spec.nbytes(7, rank, itemsize)
+            assert m.nbytes == RewardModel.state_bytes(7, name, dtype, rank=rank)
+            b = m.to_bytes()
+            assert len(b) == state_format.HEADER.size + cls.spec.payload_bytes(7, rank, itemsize) + 4
+            assert b[10] == cls.spec.code

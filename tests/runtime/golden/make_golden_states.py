@@ -3,6 +3,12 @@ a refactor of the state format, the solvers or the front is proven to leave them
 
     python tests/runtime/golden/make_golden_states.py            # rewrite the committed files
     NUMBA_DISABLE_JIT=1 python tests/runtime/golden/make_golden_states.py
+    python tests/runtime/golden/make_golden_states.py --layout   # rewrite state_layout.json
+
+state_layout.json: the payload layout of every solver for a few sizes, from the solvers' specs
+(edge_omd.solvers.base.layout_golden), which the Java reader's StateFormat.payloadSpec is
+checked against (tests/runtime/test_java_reader.py; test_state_format checks the file is the
+specs' current output).
 
 Two sets, one per execution mode: `states/jit/` (compiled kernels: fastmath re-association
 rounds differently) and `states/nojit/` (the same kernels run as Python). Each holds
@@ -102,7 +108,29 @@ def build_all() -> dict:
     return {name: build(cfg) for name, cfg in cases()}
 
 
+def layout_text() -> str:
+    """state_layout.json's text: one solver header and one case per line."""
+    import json
+    from edge_omd.solvers.base import layout_golden
+    g = layout_golden()
+    lines = ['{"solvers": [']
+    for i, s in enumerate(g["solvers"]):
+        head = {k: v for k, v in s.items() if k != "cases"}
+        lines.append(" " + json.dumps(head)[:-1] + ', "cases": [')
+        lines += ["  " + json.dumps(c) + ("," if j < len(s["cases"]) - 1 else "")
+                  for j, c in enumerate(s["cases"])]
+        lines.append(" ]}" + ("," if i < len(g["solvers"]) - 1 else ""))
+    text = "\n".join(lines + ["]}"]) + "\n"
+    assert json.loads(text) == g
+    return text
+
+
 def main(argv=None) -> int:
+    if argv and "--layout" in argv:
+        with open(os.path.join(HERE, "state_layout.json"), "w") as f:
+            f.write(layout_text())
+        print("wrote state_layout.json")
+        return 0
     out = folder()
     os.makedirs(out, exist_ok=True)
     for name, data in build_all().items():

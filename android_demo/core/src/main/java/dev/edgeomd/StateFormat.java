@@ -13,8 +13,9 @@ import java.nio.file.StandardOpenOption;
 import java.util.zip.CRC32;
 
 /**
- * The versioned binary layout of one RewardModel state (docs/STATE_FORMAT.md, the Python source
- * of truth is edge_omd/state_format.py). Everything little-endian:
+ * The versioned binary layout of one RewardModel state (docs/STATE_FORMAT.md; the Python sources
+ * of truth are edge_omd/state_format.py HEADER_FIELDS and the solvers' specs). Everything
+ * little-endian:
  *
  * <pre>
  * 0 magic "EDGEOMD\0" | 8 u16 version | 10 u8 solver | 11 u8 dtype | 12 u32 dim | 16 u32 rank
@@ -94,7 +95,11 @@ public final class StateFormat {
         }
     }
 
-    /** The payload arrays of a solver, in file order (state_format.payload_spec). */
+    /**
+     * The payload arrays of a solver, in file order: the twin of the Python solvers' specs
+     * (edge_omd/solvers/&lt;solver&gt;.py SPEC, the source of truth). StateLayoutCheck compares the
+     * two on the layout Python writes (tests/runtime/golden/state_layout.json).
+     */
     public static ArraySpec[] payloadSpec(int solverCode, long d, int itemsize, long rank) {
         switch (solverCode) {
             case 1:
