@@ -1,0 +1,45 @@
+"""The one list of solvers and dtypes the tests run over, read from the runtime's registry.
+
+Every solver-parametrised test imports SOLVERS / DTYPES / options from here, so a solver added
+to the registry is tested everywhere at once. The only thing a new solver may have to add here
+is its entry in NEEDS: the constructor options it cannot be built without at a given d (the
+sketch needs its rank); `test_solver_checks.test_every_registered_solver_builds` fails until a
+solver that needs one has it.
+
+    >>> model = make("sketch", 10, dtype="float64", radius=0.5)   # sketch_rank chosen for d=10
+"""
+from edge_omd import reward_model
+from edge_omd.reward_model import RewardModel
+
+#: name -> solver class, in registry order (exact, cg, sketch, diagonal today)
+REGISTRY = dict(reward_model.SOLVERS)
+SOLVERS = tuple(REGISTRY)
+DTYPES = tuple(reward_model.DTYPES)
+
+#: solver -> (d, rank) -> the options it needs besides solver=; `rank` is the test's wish (None:
+#: a small default that still makes the sketch shrink on short streams)
+NEEDS = {
+    "sketch": lambda d, rank: {"sketch_rank": min(d, rank if rank is not None else max(2, d // 3))},
+}
+
+
+def supports_forget(solver):
+    """Whether the solver takes forget < 1 (exact's Cholesky factor cannot)."""
+    return bool(REGISTRY[solver].supports_forget)
+
+
+def options(solver, d, rank=None, **kw):
+    """RewardModel keyword arguments for `solver` at dimension d (plus kw); rank: the sketch
+    rank wanted (ignored by solvers without a rank)."""
+    need = NEEDS.get(solver)
+    return dict(solver=solver, **(need(d, rank) if need else {}), **kw)
+
+
+def make(solver, d, rank=None, **kw):
+    """RewardModel(d, **options(solver, d, rank, **kw))."""
+    return RewardModel(d, **options(solver, d, rank, **kw))
+
+
+def grid(*, dtypes=DTYPES):
+    """(solver, dtype) pairs, for pytest.mark.parametrize("solver,dtype", grid())."""
+    return [(s, dt) for s in SOLVERS for dt in dtypes]
