@@ -108,7 +108,7 @@ class Featurizer:
     """phi(prompt, response) through the project's FeatureHead on all-MiniLM-L6-v2 (fp32),
     exported once into bench/cache/heads/. `available()` says why not when it cannot run."""
 
-    name = "all-MiniLM-L6-v2 fp32 via edge_omd.feature_head"
+    name = "all-MiniLM-L6-v2 fp32 via edge_omd.head.runner"
 
     def __init__(self, cache_dir: str = CACHE_DIR):
         self.cache_dir = cache_dir
