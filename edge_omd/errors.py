@@ -41,6 +41,11 @@ class StoreError(EdgeOMDError):
     """A state store cannot read or write a user's state."""
 
 
+class UserIdError(StoreError, ValueError):
+    """A user id is not a string of 1-128 characters from [A-Za-z0-9._@-] starting alphanumeric
+    (edge_omd.store.validate_user_id). Nothing was touched."""
+
+
 class NumericalError(EdgeOMDError, ArithmeticError):
     """An update would have produced a non-finite state; the state was left unchanged."""
 

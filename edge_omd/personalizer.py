@@ -570,8 +570,8 @@ class Personalizer:
     def _embed(self, prompt: str, responses: list[str]) -> np.ndarray:
         phi = np.asarray(self.head.features(prompt, responses))
         if phi.shape != (len(responses), int(self.head.dim)):
-            raise HeadMismatchError(f"the head returned features of shape {phi.shape}, expected "
-                                    f"({len(responses)}, {self.head.dim})")
+            raise InvalidInputError(f"the head returned features of shape {phi.shape}, expected "
+                                    f"({len(responses)}, {self.head.dim}); nothing was learned")
         return phi
 
     def score(self, prompt: str, responses: Sequence[str]) -> np.ndarray:

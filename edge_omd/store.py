@@ -60,10 +60,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Optional
 
-from edge_omd import envelope
+from edge_omd import _checks, envelope
 from edge_omd import journal as _journal
 from edge_omd.envelope import FileIO
-from edge_omd.errors import ConfigError, StateFormatError, StoreError
+from edge_omd.errors import ConfigError, StateFormatError, StoreError, UserIdError
 from edge_omd.head.binding import check_binding
 
 _log = logging.getLogger(__name__)
@@ -83,10 +83,6 @@ MAX_UPDATES = (1 << _SEQ_BITS) - 1
 # Letters, digits, '.', '_', '-', '@'; starts with a letter or digit (so never '.' or '..'),
 # at most 128 characters. Safe as a file name on every platform we ship to.
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
-
-
-class UserIdError(StoreError, ValueError):
-    """A user id is not a string of 1-128 characters from [A-Za-z0-9._@-] starting alphanumeric."""
 
 
 def validate_user_id(user_id) -> str:
@@ -441,7 +437,7 @@ class SQLiteStore(Store):
 
     def __init__(self, path, *, timeout_s: float = 30.0, durable="full", fair: bool = True):
         self.path = Path(path)
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = _checks.at_least("timeout_s", timeout_s, 0.0, ConfigError)
         self.durable = _durability(durable)
         self._queue = FairQueue(str(self.path) + "-omdq") if fair else None
         self._local = threading.local()
