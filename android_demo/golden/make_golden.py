@@ -30,6 +30,15 @@ import numpy as np
 from edge_omd import RewardModel
 from edge_omd import strategies as st
 from edge_omd.errors import StateFormatError
+from edge_omd.solvers import SOLVERS
+from edge_omd.state_format import HEADER
+
+H = HEADER.size  # the payload starts here (docs/STATE_FORMAT.md)
+
+
+def _at(solver, array, d, itemsize, rank=0):
+    """Byte offset of a payload array in a state file (from the solver's spec)."""
+    return H + SOLVERS[solver].spec.payload_offsets(d, rank, itemsize)[array]
 
 DETERMINISTIC = ("ucb", "best_quantile", "best_second", "best_worst")
 
@@ -198,15 +207,15 @@ def _write_refusals(folder):
         put(base, "cgtol-neg", field("<d", 88, -0.1))
         put(base, "paylen", field("<Q", 128, struct.unpack_from("<Q", bases[base], 128)[0] + 4))
         put(base, "paylen-huge", field("<Q", 128, 1 << 40))
-        put(base, "theta-nan", field("<f" if base != "cg" else "<d", 136, float("nan")))
-        put(base, "theta-inf", field("<f" if base != "cg" else "<d", 136, float("inf")))
+        put(base, "theta-nan", field("<f" if base != "cg" else "<d", H, float("nan")))
+        put(base, "theta-inf", field("<f" if base != "cg" else "<d", H, float("inf")))
         muts.append((f"{base}-truncated", bases[base][:-9]))
-        muts.append((f"{base}-header-only", bases[base][:136]))
+        muts.append((f"{base}-header-only", bases[base][:H]))
         muts.append((f"{base}-extra", _reseal(bases[base] + b"\0\0\0\0")))
         muts.append((f"{base}-short", bases[base][:50]))
     # structural problems under a valid CRC
     d = 5
-    exact_u = 136 + 4 * d
+    exact_u = _at("exact", "U", d, 4)
 
     def u_lower(b):
         struct.pack_into("<f", b, exact_u + 4 * (2 * d + 1), 0.5)
@@ -217,26 +226,26 @@ def _write_refusals(folder):
     put("exact", "U-lower", u_lower)
     put("exact", "U-diag-neg", u_diag)
     put("exact", "U-diag-zero", lambda b: struct.pack_into("<f", b, exact_u, 0.0))
-    put("exact", "phi-nan", lambda b: struct.pack_into("<d", b, exact_u + 4 * d * d, float("nan")))
-    cg_s = 136 + 8 * d
+    put("exact", "phi-nan", lambda b: struct.pack_into("<d", b, _at("exact", "phi", d, 4), float("nan")))
+    cg_s = _at("cg", "S", d, 8)
     put("cg", "S-asym", lambda b: struct.pack_into("<d", b, cg_s + 8 * 1, 5.0))
     put("cg", "S-negdiag", lambda b: struct.pack_into("<d", b, cg_s, -1.0))
     ell = 2
     m_ = 2 * ell
-    sk_b = 136 + 4 * d
-    sk_l = sk_b + 4 * m_ * d
-    sk_alpha = sk_l + 8 * m_ * m_
+    sk_b, sk_l = _at("sketch", "B", d, 4, ell), _at("sketch", "L", d, 4, ell)
+    sk_alpha, sk_rows = _at("sketch", "alpha", d, 4, ell), _at("sketch", "rows", d, 4, ell)
     put("sketch", "alpha0", lambda b: struct.pack_into("<d", b, sk_alpha, 0.0))
     put("sketch", "alpha-neg", lambda b: struct.pack_into("<d", b, sk_alpha, -2.0))
-    put("sketch", "rows-neg", lambda b: struct.pack_into("<q", b, sk_alpha + 8, -1))
-    put("sketch", "rows-big", lambda b: struct.pack_into("<q", b, sk_alpha + 8, m_ + 1))
-    put("sketch", "rows-full", lambda b: struct.pack_into("<q", b, sk_alpha + 8, m_))
-    put("sketch", "rows-zero", lambda b: struct.pack_into("<q", b, sk_alpha + 8, 0))
+    put("sketch", "rows-neg", lambda b: struct.pack_into("<q", b, sk_rows, -1))
+    put("sketch", "rows-big", lambda b: struct.pack_into("<q", b, sk_rows, m_ + 1))
+    put("sketch", "rows-full", lambda b: struct.pack_into("<q", b, sk_rows, m_))
+    put("sketch", "rows-zero", lambda b: struct.pack_into("<q", b, sk_rows, 0))
     put("sketch", "B-beyond", lambda b: struct.pack_into("<f", b, sk_b + 4 * ((m_ - 1) * d), 1.0))
     put("sketch", "L-beyond", lambda b: struct.pack_into("<d", b, sk_l + 8 * (m_ * m_ - 1), 1.0))
     put("sketch", "L-diag-neg", lambda b: struct.pack_into("<d", b, sk_l, -1.0))
-    put("diagonal", "h-zero", lambda b: struct.pack_into("<f", b, 136 + 4 * d + 8, 0.0))
-    put("diagonal", "h-neg", lambda b: struct.pack_into("<f", b, 136 + 4 * d, -3.0))
+    diag_h = _at("diagonal", "h", d, 4)
+    put("diagonal", "h-zero", lambda b: struct.pack_into("<f", b, diag_h + 8, 0.0))
+    put("diagonal", "h-neg", lambda b: struct.pack_into("<f", b, diag_h, -3.0))
     # foreign files
     muts.append(("foreign-png", b"\x89PNG\r\n\x1a\n" + bytes(200)))
     muts.append(("foreign-json", b'{"theta": [1, 2, 3]}' + b" " * 150))
@@ -246,15 +255,14 @@ def _write_refusals(folder):
     muts.append(("foreign-random", rng.integers(0, 256, 500, dtype=np.uint8).tobytes()))
     muts.append(("foreign-magic-random", b"EDGEOMD\0" + rng.integers(0, 256, 500, dtype=np.uint8).tobytes()))
     # oversized headers: a valid header claiming a huge payload, in a short file
-    huge = bytearray(bases["exact"][:136])
+    huge = bytearray(bases["exact"][:H])
     struct.pack_into("<I", huge, 12, 65536)
-    struct.pack_into("<Q", huge, 128, (65536 * 65536 + 65536) * 4 + 65536 * 8)
+    struct.pack_into("<Q", huge, 128, SOLVERS["exact"].spec.payload_bytes(65536, 0, 4))
     muts.append(("oversized-exact-65536", bytes(huge) + bytes(64)))
-    huge2 = bytearray(bases["sketch"][:136])
+    huge2 = bytearray(bases["sketch"][:H])
     struct.pack_into("<I", huge2, 12, 65536)
     struct.pack_into("<I", huge2, 16, 65536)
-    m2 = 2 * 65536
-    struct.pack_into("<Q", huge2, 128, (65536 + m2 * 65536) * 4 + (m2 * m2 + 2) * 8)
+    struct.pack_into("<Q", huge2, 128, SOLVERS["sketch"].spec.payload_bytes(65536, 65536, 4))
     muts.append(("oversized-sketch-65536", bytes(huge2) + bytes(64)))
 
     verdicts = {}

@@ -116,6 +116,14 @@ class SolverSpec:
     def payload_bytes(self, d: int, rank, itemsize: int) -> int:
         return self._bytes(self.shapes(d, rank, itemsize, saved_only=True))
 
+    def payload_offsets(self, d: int, rank, itemsize: int) -> dict:
+        """name -> byte offset of each payload array from the start of the payload."""
+        out, off = {}, 0
+        for n, s, dt in self.shapes(d, rank, itemsize, saved_only=True):
+            out[n] = off
+            off += int(np.prod(s, dtype=np.int64)) * dt.itemsize
+        return out
+
     def allocate(self, d: int, rank, dtype) -> dict:
         """Zeroed arrays, name -> array, in state order."""
         return {n: np.zeros(s, dt.newbyteorder("=")) for n, s, dt in
