@@ -130,9 +130,75 @@ def labels_ratio(res: dict, crit: "Criterion") -> list[Point]:
     return pts
 
 
+# ---- the per-user benchmark (bench/peruser.py, issue 11): results of `run`, keyed by population
+#: main's figure the issue-11 target is relative to: top-1 on unseen prompts after 50 feedbacks
+#: of main's defaults (rank beta = 1, strategy "ucb", MiniLM prompt+response mean-pooled head,
+#: edge-omd defaults), per population, measured by `python -m edge_omd_bench.peruser` (full
+#: preset, seed 0, 40 users per population) on the runtime of commit 081013d: design 0.2989
+#: [0.267, 0.333], second 0.2941 [0.264, 0.325] (95% bootstrap over users); chance 0.167.
+PERUSER_MAIN_TOP1_AT_50 = {"design": 0.2989, "second": 0.2941}
+
+
+def _peruser_default_block(res: dict, pop: dict):
+    """(default beta key, top-1 matrix users x checkpoints) of the default strategy."""
+    dft = res["defaults"]
+    blk = pop["strategies"].get(dft["strategy"])
+    if blk is None:
+        return None, None
+    key = str(float(dft["beta"]))
+    if key not in blk["beta"]:
+        return None, None
+    return key, blk
+
+
+def peruser_top1_ratio(res: dict, crit: "Criterion") -> list[Point]:
+    """Top-1 after k = scope["k"] feedbacks of the run's defaults (strategy, rank beta) over the
+    reference figure (PERUSER_MAIN_TOP1_AT_50 for reference "main"), per population."""
+    from edge_omd_bench.peruser import boot_indices, ci
+    pts = []
+    cps = (res.get("config") or {}).get("checkpoints", [])
+    k = crit.scope.get("k", 50)
+    for name, pop in (res.get("populations") or {}).items():
+        ref = PERUSER_MAIN_TOP1_AT_50.get(name)
+        key, blk = _peruser_default_block(res, pop)
+        if ref is None or blk is None or k not in cps:
+            continue
+        x = np.asarray(blk["beta"][key]["top1"], np.float64)[:, cps.index(k)]
+        m, lo, hi = ci(x, boot_indices(len(x), res["config"]["boot"], res["config"]["seed"]))
+        pts.append(Point(m / ref, name, k, None, "main", "main's defaults",
+                         {"top1": m, "lo": lo, "hi": hi, "ref": ref, "beta": key,
+                          "strategy": res["defaults"]["strategy"]}))
+    return pts
+
+
+def peruser_beta_gap(res: dict, crit: "Criterion") -> list[Point]:
+    """Per population, for the default strategy: the largest lower 95% bound, over the other
+    betas b, of mean_k top-1(b) - mean_k top-1(default beta) (paired bootstrap over users);
+    > 0 means some beta is better than the default beyond its interval."""
+    from edge_omd_bench.peruser import boot_indices, ci
+    pts = []
+    for name, pop in (res.get("populations") or {}).items():
+        key, blk = _peruser_default_block(res, pop)
+        if blk is None:
+            continue
+        curves = {b: np.asarray(v["top1"], np.float64).mean(axis=1) for b, v in blk["beta"].items()}
+        idx = boot_indices(len(curves[key]), res["config"]["boot"], res["config"]["seed"])
+        gaps = {b: ci(c - curves[key], idx) for b, c in curves.items() if b != key}
+        if not gaps:
+            continue
+        worst = max(gaps, key=lambda b: gaps[b][1])
+        best = max(curves, key=lambda b: curves[b].mean())
+        pts.append(Point(gaps[worst][1], name, None, None, worst, f"beta={worst}",
+                         {"default": key, "best": best, "gap": gaps[worst],
+                          "means": {b: float(c.mean()) for b, c in curves.items()}}))
+    return pts
+
+
 METRICS: dict[str, Callable[[dict, "Criterion"], list[Point]]] = {
-    "accuracy_lead": accuracy_lead, "latency_ratio": latency_ratio, "labels_ratio": labels_ratio}
-UNITS = {"accuracy_lead": "points", "latency_ratio": "×", "labels_ratio": "×"}
+    "accuracy_lead": accuracy_lead, "latency_ratio": latency_ratio, "labels_ratio": labels_ratio,
+    "peruser_top1_ratio": peruser_top1_ratio, "peruser_beta_gap": peruser_beta_gap}
+UNITS = {"accuracy_lead": "points", "latency_ratio": "×", "labels_ratio": "×",
+         "peruser_top1_ratio": "×", "peruser_beta_gap": "points"}
 
 
 # ------------------------------------------------------------------ the records -----------
@@ -295,6 +361,35 @@ TARGETS: tuple[Target, ...] = (
            (Criterion("latency_ratio", EXACT, f"family:{FIRST_ORDER}", "<=", 3.0),), _render_t4),
     Target("T5", "active selection reaches random-selection accuracy with fewer labels",
            (Criterion("labels_ratio", "active", "random", "<", 1.0),), _render_t5, each="block"),
+)
+
+
+def _render_peruser_ratio(res: dict, ev: list) -> str:
+    pts, w = ev[0]
+    return "; ".join(f"{p.block}: top-1 {p.info['top1']:.3f} [{p.info['lo']:.3f}, {p.info['hi']:.3f}] at k={p.t} "
+                     f"(strategy {p.info['strategy']}, beta {p.info['beta']}) vs main {p.info['ref']:.3f}: "
+                     f"{p.value:.2f}×" for p in pts)
+
+
+def _render_peruser_beta(res: dict, ev: list) -> str:
+    pts, w = ev[0]
+    return "; ".join(f"{p.block}: default beta {p.info['default']}, best mean top-1 beta {p.info['best']} ("
+                     + ", ".join(f"{b}: {v:.3f}" for b, v in p.info["means"].items())
+                     + f"); {p.ref_label} - default {_pp(p.info['gap'][0])} points "
+                     f"[{_pp(p.info['gap'][1])}, {_pp(p.info['gap'][2])}]" for p in pts)
+
+
+# The issue-11 targets evaluated on `python -m edge_omd_bench.peruser` results (not on
+# `edge-omd bench`'s results.json: they are printed by the per-user benchmark).
+PERUSER_TARGETS: tuple[Target, ...] = (
+    Target("P1", "per-user benchmark: top-1 on unseen prompts after 50 feedbacks with the defaults "
+                 ">= 1.5× main's defaults, on each population",
+           (Criterion("peruser_top1_ratio", "defaults", "main", ">=", 1.5, {"k": 50}),),
+           _render_peruser_ratio),
+    Target("P2", "per-user benchmark: no rank() beta has a better top-1 over k = 0..100 than the default "
+                 "beyond its 95% interval (default strategy, each population)",
+           (Criterion("peruser_beta_gap", "defaults", "other betas", "<=", 0.0),),
+           _render_peruser_beta),
 )
 
 

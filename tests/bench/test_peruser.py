@@ -1,0 +1,137 @@
+"""Tests of the per-user benchmark (bench/peruser.py, bench/peruser_world.py) at tiny size, on
+the demo corpus only (package data) and with features that need no head: the protocol can
+succeed (oracle features: top-1 near 1), can fail (noise features: chance), its statistics
+contain their estimate, it is deterministic, and the targets read its numbers."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edge_omd_bench import peruser as P
+from edge_omd_bench import peruser_world as pw
+from edge_omd_bench.targets import PERUSER_TARGETS, evaluate
+
+
+@pytest.fixture(scope="module")
+def world():
+    return pw.build_world(n_hh=0, n_demo=45, n_cands=6, seed=0)
+
+
+# users whose utility is linear in the oracle features, answering almost without noise, over
+# properties the demo corpus varies within a prompt (so 30 train prompts show every one of them)
+LINEAR = pw.PopulationConfig(p_target=0.0, idiosyncratic=0.0, temperature=(0.05, 0.05),
+                             properties=("has_list", "has_code", "casual", "hedging", "polite"))
+
+
+def tiny(**kw):
+    base = P.Config.preset_named("quick", users=5, populations=(("design", 0),),
+                                 contenders=(P.OMD_DEFAULT, P.MLE_ID), strategies=("random", "ucb"),
+                                 checkpoints=(0, 50, 300), population=LINEAR, boot=300, workers=1)
+    return replace(base, **kw)
+
+
+def run(world, Phi, cfg):
+    return P.run(cfg, Phi=Phi, world=world, log=lambda m: None)
+
+
+def top1(res, strategy, beta, pop="design"):
+    return np.asarray(res["populations"][pop]["strategies"][strategy]["beta"][beta]["top1"])
+
+
+@pytest.fixture(scope="module")
+def oracle_res(world):
+    return run(world, P.feature_matrix(world, "oracle"), tiny())
+
+
+def test_world_is_deterministic_and_split(world):
+    again = pw.build_world(n_hh=0, n_demo=45, n_cands=6, seed=0)
+    assert again.key() == world.key()
+    assert set(world.train).isdisjoint(world.test) and len(world.train) + len(world.test) == len(world.items)
+    for it in world.items:
+        assert len(it.responses) == 6 and len(set(it.responses)) == 6
+    assert pw.build_world(n_hh=0, n_demo=45, seed=1).key() != world.key()
+
+
+def test_oracle_features_learn_the_taste(world, oracle_res):
+    chance = oracle_res["populations"]["design"]["chance"]
+    for s in ("random", "ucb"):
+        t = top1(oracle_res, s, "0.0")
+        assert abs(t[:, 0].mean() - chance) < 0.2          # k=0: theta = 0, first index
+        assert t[:, -1].mean() >= 0.85                      # k=300: the favourite
+        mle = np.asarray(oracle_res["populations"]["design"]["strategies"][s]["contenders"][P.MLE_ID]["top1"])
+        assert mle[:, -1].mean() >= 0.85
+
+
+def test_noise_features_stay_at_chance(world):
+    rng = np.random.default_rng(5)
+    noise = rng.standard_normal((len(world.pairs), 16)).astype(np.float32) / 4
+    res = run(world, noise, tiny(strategies=("random",)))
+    chance = res["populations"]["design"]["chance"]
+    assert top1(res, "random", "0.0")[:, -1].mean() < chance + 0.2
+
+
+def test_deterministic(world, oracle_res):
+    again = run(world, P.feature_matrix(world, "oracle"), tiny())
+    for s in ("random", "ucb"):
+        for b in ("0.0", "1.0"):
+            assert np.array_equal(top1(again, s, b), top1(oracle_res, s, b))
+
+
+def test_ci_contains_the_mean_and_pairs():
+    x = np.random.default_rng(0).random(30)
+    idx = P.boot_indices(30, 500, 0)
+    m, lo, hi = P.ci(x, idx)
+    assert lo <= m <= hi and hi - lo > 0
+    assert P.ci(x - x, idx) == (0.0, 0.0, 0.0)          # paired: a setting minus itself
+
+
+def test_score_test_ties_and_regret():
+    U = np.array([[0.0, 2.0, 1.0], [3.0, 3.0, 0.0]])
+    s = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])    # ties go to the lower index
+    t1, rg = P.score_test(s, U)
+    assert t1 == 1.0 and rg == 0.0
+    t1, rg = P.score_test(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), U)
+    assert t1 == 0.0 and rg == pytest.approx((2.0 + 3.0) / 2)
+
+
+def test_rank_widths_match_the_model(world):
+    from edge_omd.reward_model import RewardModel
+    m = RewardModel(4, dtype="float64")
+    rng = np.random.default_rng(1)
+    m.learn_pair(rng.standard_normal(4), rng.standard_normal(4))
+    P3 = rng.standard_normal((2, 3, 4))
+    W = P.rank_widths(m, P3)
+    for i in range(2):
+        assert np.allclose(W[i], m.width(P3[i], P3[i].mean(axis=0)))
+
+
+def test_style_block_counts_code_points():
+    a, b = pw.style_raw("😀" * 10), pw.style_raw("a" * 10)
+    assert a[0] == b[0] == math.log1p(10)
+    r = pw.style_raw("# T\n\n- x\n- y\n\n```py\nz\n```\nok?")
+    names = dict(zip(pw.STYLE_FEATURES, r))
+    assert names["list_items"] == math.log1p(2) and names["headers"] == math.log1p(1)
+    assert names["code_blocks"] == 1.0 and names["questions"] == math.log1p(1)
+    sc = pw.StyleScaler.fit(["a", "bb bb", "- x\n- y"], weight=2.0)
+    X = sc(["a", "bb bb", "- x\n- y"])
+    assert X.shape == (3, len(pw.STYLE_FEATURES)) and np.allclose(X.mean(0), 0)
+
+
+def test_style_features_concatenate(world):
+    X = P.feature_matrix(world, "oracle+style")
+    assert X.shape == (len(world.pairs), len(pw.PROPERTIES) + 1 + len(pw.STYLE_FEATURES))
+
+
+def test_thumbs_and_targets_read_the_numbers(world, monkeypatch):
+    res = run(world, P.feature_matrix(world, "oracle"), tiny(strategies=("ucb", "thumbs")))
+    assert top1(res, "thumbs", "0.0")[:, -1].mean() > top1(res, "thumbs", "0.0")[:, 0].mean()
+    from edge_omd_bench import targets
+    k50 = res["config"]["checkpoints"].index(50)
+    m = top1(res, "ucb", "1.0")[:, k50].mean()
+    monkeypatch.setitem(targets.PERUSER_MAIN_TOP1_AT_50, "design", m / 2)
+    v = evaluate(res, PERUSER_TARGETS)
+    assert v[0].met is True and v[0].worst[0].value == pytest.approx(2.0)
+    monkeypatch.setitem(targets.PERUSER_MAIN_TOP1_AT_50, "design", m)
+    assert evaluate(res, PERUSER_TARGETS)[0].met is False
+    assert v[1].met in (True, False) and v[1].worst[0] is not None
