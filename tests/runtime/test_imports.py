@@ -176,3 +176,25 @@ def test_runtime_imports_without_torch_or_transformers():
     assert "LIGHT []" in r.stdout, r.stdout              # `import edge_omd`: numpy + numba only
     assert "IMPORTED" in r.stdout and " True" in r.stdout, r.stdout
     assert "HEAVY []" in r.stdout, r.stdout
+
+
+def test_every_package_folder_is_installed():
+    """pyproject's `packages` list names every package folder, so a non-editable install
+    (a wheel) carries the same modules as the checkout; an editable install would hide a miss."""
+    try:
+        from tomllib import load                       # Python >= 3.11
+        with open(ROOT / "pyproject.toml", "rb") as f:
+            tool = load(f)["tool"]
+    except ModuleNotFoundError:                        # 3.10: the build backend's reader
+        from setuptools.config.pyprojecttoml import load_file
+        tool = load_file(ROOT / "pyproject.toml")["tool"]
+    listed = set(tool["setuptools"]["packages"])
+    dirs = tool["setuptools"]["package-dir"]
+    want = set()
+    for name, folder in dirs.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            want.add(".".join((name, *rel)))
+    assert listed == want, {"missing": sorted(want - listed), "extra": sorted(listed - want)}
+    assert importlib.metadata.distribution("edge-omd").entry_points.select(
+        group="console_scripts", name="edge-omd")
