@@ -1250,21 +1250,18 @@ class FolderStore(Store):
         new, old = self._paths(user_id), self._legacy_paths(user_id)
         io = self.io
         with self._locked(user_id):
+            # The checkpoints go first: that is the delete (a journal without its checkpoint
+            # is never read, and a new incarnation cuts it). Journal first would let a crash in
+            # between bring back the checkpoint alone, an OLDER state than the one
+            # acknowledged (found by the crash-state explorer, tests/sdk/crash_explorer.py).
             # Under the user's lock no write of this user is running, so every temporary file
-            # of the user is a leftover of a crash: erase it too (forget me). The journals go
-            # before the checkpoints: a crash in between leaves a user that still exists.
-            for path in self._stale_tmp_files(user_id) + [new.journal, old.journal]:
-                try:
-                    io.unlink(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    raise StoreError(f"cannot delete {path}: {exc}") from exc
+            # of the user is a leftover of a crash: erase it too (forget me).
             found = False
-            for path in (new.checkpoint, old.checkpoint, old.lock):
+            for path in [new.checkpoint, old.checkpoint, new.journal, old.journal, old.lock] \
+                    + self._stale_tmp_files(user_id):
                 try:
                     io.unlink(path)
-                    found = found or path != old.lock
+                    found = found or path in (new.checkpoint, old.checkpoint)
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
