@@ -102,6 +102,9 @@ def _durability(durable) -> str:
     raise ConfigError(f"durable must be 'full' or 'normal' (or True / False), got {durable!r}")
 
 
+_MAX_EPOCH = 1 << 62   # epochs are drawn in [1, 2^62] (Python and Java alike)
+
+
 def _new_epoch() -> int:
     return secrets.randbits(62) + 1
 
@@ -533,7 +536,7 @@ class SQLiteStore(Store):
             return None, None
         epoch, ck, created, slot, top = row
         where = f"{self.path}: user {user_id!r}"
-        epoch = _col_int(epoch, 0, (1 << 63) - 1, "users.epoch", where)
+        epoch = _col_int(epoch, 1, _MAX_EPOCH, "users.epoch", where)
         ck = _col_int(ck, 0, MAX_UPDATES, "users.checkpoint_updates", where)
         created = _col_real(created, "users.created_at", where)
         slot = _col_int(slot, 1, _MAX_SLOT, "users.slot", where)
@@ -558,7 +561,7 @@ class SQLiteStore(Store):
         uid, slot, epoch, fp, dim, fmt, ck, created, ckpt_at, state = row
         where = f"{self.path}: user {user_id!r}"
         slot = _col_int(slot, 1, _MAX_SLOT, "users.slot", where)
-        epoch = _col_int(epoch, 0, (1 << 63) - 1, "users.epoch", where)
+        epoch = _col_int(epoch, 1, _MAX_EPOCH, "users.epoch", where)
         fp = _col_blob(fp, "users.head_fingerprint", where, optional=True)
         dim = _col_int(dim, 1, _journal.MAX_DIM, "users.dim", where)
         fmt = _col_int(fmt, 0, (1 << 31) - 1, "users.format_version", where)
@@ -857,7 +860,7 @@ def decode_checkpoint(blob, what: str) -> StoreRecord:
     dim = envelope.field_int(h, "dim", 1, _journal.MAX_DIM, w)
     fmt = envelope.field_int(h, "format_version", 0, (1 << 31) - 1, w)
     epoch = _legacy_epoch(uid, created) if magic == _MAGIC_V1 else \
-        envelope.field_int(h, "epoch", 0, (1 << 63) - 1, w)
+        envelope.field_int(h, "epoch", 1, _MAX_EPOCH, w)
     return StoreRecord(uid, fp, dim, fmt, bytes(state), updates, created, updated, epoch, updates)
 
 
