@@ -2,25 +2,32 @@
 
 Every solver-parametrised test imports SOLVERS / DTYPES / options from here, so a solver added
 to the registry is tested everywhere at once. The only thing a new solver may have to add here
-is its entry in NEEDS: the constructor options it cannot be built without at a given d (the
-sketch needs its rank); `test_solver_checks.test_every_registered_solver_builds` fails until a
-solver that needs one has it.
+is its entry in NEEDS: the constructor options it cannot be built without at a given d, beyond
+the rank a ranked spec (the sketch) gets here already; `test_solver_checks.
+test_every_registered_solver_builds` fails until a solver that needs one has it.
 
     >>> model = make("sketch", 10, dtype="float64", radius=0.5)   # sketch_rank chosen for d=10
 """
-from edge_omd import reward_model
+from edge_omd import config
 from edge_omd.reward_model import RewardModel
+from edge_omd.solvers import SOLVERS as REGISTRY  # name -> Solver class (edge_omd/solvers/base.py)
 
-#: name -> solver class, in registry order (exact, cg, sketch, diagonal today)
-REGISTRY = dict(reward_model.SOLVERS)
+#: solver names in registry order (exact, cg, sketch, diagonal today) and the state dtypes
 SOLVERS = tuple(REGISTRY)
-DTYPES = tuple(reward_model.DTYPES)
+DTYPES = tuple(config.DTYPES)
 
-#: solver -> (d, rank) -> the options it needs besides solver=; `rank` is the test's wish (None:
-#: a small default that still makes the sketch shrink on short streams)
-NEEDS = {
-    "sketch": lambda d, rank: {"sketch_rank": min(d, rank if rank is not None else max(2, d // 3))},
-}
+#: solver -> (d, rank) -> the options it needs besides solver=, for solvers whose spec alone
+#: does not say (a ranked spec gets sketch_rank below); `rank` is the test's wish, None: a small
+#: default that still makes the buffer shrink on short streams
+NEEDS = {}
+
+
+def _needs(solver, d, rank):
+    if solver in NEEDS:
+        return NEEDS[solver](d, rank)
+    if REGISTRY[solver].spec.ranked:
+        return {"sketch_rank": min(d, rank if rank is not None else max(2, d // 3))}
+    return {}
 
 
 def supports_forget(solver):
@@ -31,8 +38,7 @@ def supports_forget(solver):
 def options(solver, d, rank=None, **kw):
     """RewardModel keyword arguments for `solver` at dimension d (plus kw); rank: the sketch
     rank wanted (ignored by solvers without a rank)."""
-    need = NEEDS.get(solver)
-    return dict(solver=solver, **(need(d, rank) if need else {}), **kw)
+    return dict(solver=solver, **_needs(solver, d, rank), **kw)
 
 
 def make(solver, d, rank=None, **kw):

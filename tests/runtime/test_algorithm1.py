@@ -3,14 +3,16 @@ import numpy as np
 import pytest
 
 from edge_omd import RewardModel
+from tests import solvers
 from tests.naive import NaiveOMD
+from tests.runtime.check_solver import check_matches_naive
 from tests.runtime.streams import feed, feed_naive, mixed_stream
 
 D, T = 10, 240
 
 
 def _pair(solver, **kw):
-    model = RewardModel(D, dtype="float64", solver=solver, **kw)
+    model = RewardModel(D, dtype="float64", **solvers.options(solver, D, **kw))
     naive = NaiveOMD(D, solver=solver, rank=model.rank, eta=kw.get("eta", 1.0), lam=kw.get("lam", 1.0),
                      radius=kw.get("radius"), forget=kw.get("forget", 1.0),
                      cg_steps=kw.get("cg_steps", 3), lam_warmup=kw.get("lam_warmup", 0),
@@ -24,34 +26,26 @@ def _assert_close(model, naive, t, rtol):
     assert err <= rtol, f"step {t}: relative theta error {err:.2e} > {rtol:g}"
 
 
-CASES = [
-    ("exact", {}),
-    ("exact", dict(eta=2.0, lam=0.5)),
-    ("exact", dict(radius=0.6)),
-    ("cg", dict(cg_steps=3, lam_warmup=50, lam=2.0)),
-    ("cg", dict(cg_steps=D, cg_tol=1e-12, forget=0.97)),
-    ("cg", dict(radius=0.6)),
-    ("cg", dict(cg_steps=2, lam_warmup=30, radius=0.4)),
-    ("sketch", dict(sketch_rank=3)),
-    ("sketch", dict(sketch_rank=4, forget=0.95, radius=0.8)),
-    ("sketch", dict(sketch_rank=D)),
-    ("diagonal", {}),
-    ("diagonal", dict(forget=0.9, radius=0.5)),
+# Settings beyond the harness's plain / radius / tuned ones (tests/runtime/test_solver_checks.py),
+# each over every solver of the registry: forgetting with CG run to convergence, a slow lambda_t
+# warm-up with a small step, a full-rank sketch under a tight ball. `rank` only reaches ranked
+# solvers; `forget` is dropped where the solver refuses it.
+VARIANTS = [
+    dict(forget=0.97, cg_steps=D, cg_tol=1e-12),
+    dict(lam_warmup=50, lam=2.0, eta=0.5, cg_steps=3),
+    dict(rank=D, radius=0.4, cg_steps=2, lam_warmup=30),
+    dict(rank=3, forget=0.95, radius=0.8),
 ]
+CASES = [(s, {k: v for k, v in kw.items() if k != "forget" or solvers.supports_forget(s)})
+         for kw in VARIANTS for s in solvers.SOLVERS]
 
 
 @pytest.mark.parametrize("solver,kw", CASES, ids=[f"{s}-{i}" for i, (s, _) in enumerate(CASES)])
 def test_matches_naive_every_step(solver, kw):
-    model, naive = _pair(solver, **kw)
-    for t, (kind, args, w) in enumerate(mixed_stream(D, T, seed=len(kw) + 7, scale=3.0)):
-        feed(model, kind, args, w)
-        feed_naive(naive, kind, args, w)
-        _assert_close(model, naive, t, 1e-6)
-    V = np.random.default_rng(1).normal(size=(6, D))
-    np.testing.assert_allclose(model.width(V), naive.width(V), rtol=1e-6)
-    np.testing.assert_allclose(model.reward(V), V @ naive.theta, rtol=1e-6, atol=1e-9)
-    if kw.get("radius"):
-        assert np.linalg.norm(model.theta) <= kw["radius"] * (1 + 1e-9)
+    kw = dict(kw)
+    rank = kw.pop("rank", None)
+    opts = solvers.options(solver, D, rank=rank, dtype="float64", **kw)
+    check_matches_naive(lambda: RewardModel(D, **opts), T, seed=len(kw) + 7)
 
 
 def test_exact_long_stream_float64():
@@ -63,10 +57,10 @@ def test_exact_long_stream_float64():
     _assert_close(model, naive, 2000, 1e-6)
 
 
-@pytest.mark.parametrize("solver", ["exact", "sketch", "diagonal", "cg"])
+@pytest.mark.parametrize("solver", solvers.SOLVERS)
 def test_float32_tracks_float64(solver):
-    m32 = RewardModel(D, dtype="float32", solver=solver, sketch_rank=4 if solver == "sketch" else None)
-    m64 = RewardModel(D, dtype="float64", solver=solver, sketch_rank=4 if solver == "sketch" else None)
+    m32 = solvers.make(solver, D, rank=4, dtype="float32")
+    m64 = solvers.make(solver, D, rank=4, dtype="float64")
     for kind, args, w in mixed_stream(D, 600, seed=11, scale=3.0):
         feed(m32, kind, args, w)
         feed(m64, kind, args, w)
@@ -82,18 +76,6 @@ def test_sketch_with_full_rank_equals_exact():
         feed(exact, kind, args, w)
         feed(sk, kind, args, w)
     np.testing.assert_allclose(sk.theta, exact.theta, rtol=1e-7, atol=1e-10)
-
-
-def test_fantasize_adds_curvature_only():
-    m = RewardModel(D, dtype="float64", solver="exact")
-    for kind, args, w in mixed_stream(D, 30, seed=2):
-        feed(m, kind, args, w)
-    z = np.ones(D) / np.sqrt(D)
-    theta, t, before = m.theta, m.t, m.width(z)[0]
-    m.fantasize(z)
-    assert m.t == t
-    np.testing.assert_array_equal(m.theta, theta)
-    assert m.width(z)[0] < before
 
 
 def test_learns_a_bradley_terry_direction_with_defaults():

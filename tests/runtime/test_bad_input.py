@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from edge_omd import EdgeOMDError, InvalidInputError, RewardModel
+from tests import solvers
 from tests.runtime.streams import feed, mixed_stream
 
 D = 6
@@ -12,10 +13,9 @@ BAD_VECTORS = [np.ones(D + 1), np.ones((D, 1)), np.array([np.nan] * D), np.array
                np.array([[1, 2], [3]], dtype=object)]
 
 
-@pytest.fixture(params=["exact", "cg", "sketch", "diagonal"])
+@pytest.fixture(params=solvers.SOLVERS)
 def model(request):
-    m = RewardModel(D, solver=request.param, sketch_rank=2 if request.param == "sketch" else None,
-                    radius=5.0)
+    m = RewardModel(D, **solvers.options(request.param, D, rank=2), radius=5.0)
     for kind, args, w in mixed_stream(D, 20, seed=0):
         feed(m, kind, args, w)
     return m
@@ -84,14 +84,15 @@ def test_integer_features_are_not_wrapped(dt):
     np.testing.assert_allclose(m_int.theta, m_f.theta)
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch"])  # diagonal shares sketch's omd_move
+# diagonal shares sketch's omd_move
+@pytest.mark.parametrize("solver", [s for s in solvers.SOLVERS if s != "diagonal"])
 def test_float32_overflow_is_refused_not_stored(solver, monkeypatch):
     """A step finite in float64 but not in float32 raises NumericalError and changes nothing."""
     from edge_omd import NumericalError
     from edge_omd import config
     monkeypatch.setattr(config, "MAX_ETA", 1e30)
     monkeypatch.setattr(config, "MIN_LAM", 1e-30)
-    m = RewardModel(D, solver=solver, eta=1e20, lam=1e-10, sketch_rank=2 if solver == "sketch" else None)
+    m = RewardModel(D, **solvers.options(solver, D, rank=2), eta=1e20, lam=1e-10)
     _refused_and_unchanged(m)
 
 
@@ -114,12 +115,11 @@ def _refused_and_unchanged(m):
     RewardModel.from_bytes(m.to_bytes())  # its own state still loads
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+@pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_read_only_inputs_are_accepted_and_learned_like_writable_ones(solver, dtype):
     """np.frombuffer, setflags(write=False) and m.theta itself: read-only arrays of either float
     dtype go through every verb and give the same bytes as writable copies of them."""
-    kw = dict(solver=solver, dtype=dtype, sketch_rank=2 if solver == "sketch" else None)
+    kw = solvers.options(solver, D, rank=2, dtype=dtype)
     a, b = RewardModel(D, **kw), RewardModel(D, **kw)
     rng = np.random.default_rng(1)
     for _ in range(5):

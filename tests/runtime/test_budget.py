@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from edge_omd import BudgetError, ConfigError, RewardModel
-from tests.runtime.streams import feed, mixed_stream
 
 
 def test_auto_picks_by_budget():
@@ -31,21 +30,8 @@ def test_sketch_at_2mib_for_d4096():
     assert m.solver == "sketch" and m.nbytes <= 2 << 20 and m.rank >= 32
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_nbytes_is_true_and_constant(solver, dtype):
-    d = 12
-    m = RewardModel(d, solver=solver, dtype=dtype, sketch_rank=3 if solver == "sketch" else None)
-    arrays = list(m._solver.state) + [m._z, m._t]
-    assert m.nbytes == sum(a.nbytes for a in arrays)
-    assert m.nbytes == RewardModel.state_bytes(d, solver, dtype, rank=m.rank)
-    sizes = []
-    for t, (kind, args, w) in enumerate(mixed_stream(d, 1000, seed=0)):
-        feed(m, kind, args, w)
-        if t in (0, 999):
-            sizes.append(m.nbytes)
-            assert all(a.shape == b.shape for a, b in zip(m._solver.state, arrays))
-    assert sizes[0] == sizes[1]
+# nbytes true and constant over a stream, for every solver x dtype x setting: the harness's
+# check_nbytes_constant (tests/runtime/check_solver.py).
 
 
 @pytest.mark.slow

@@ -10,14 +10,15 @@ import pytest
 from edge_omd import RewardModel, projection
 from edge_omd.errors import ConfigError, NumericalError
 from edge_omd_bench.projection import StepRecorder
+from tests import solvers
 from tests.naive import NaiveOMD
 from tests.runtime.streams import bt_pairs, feed, feed_naive, mixed_stream
 
 D, T = 24, 180
 
 
-def _pair(solver, radius, **kw):
-    model = RewardModel(D, dtype="float64", solver=solver, radius=radius, **kw)
+def _pair(solver, radius, rank=None, **kw):
+    model = RewardModel(D, dtype="float64", radius=radius, **solvers.options(solver, D, rank, **kw))
     naive = NaiveOMD(D, solver=solver, rank=model.rank, radius=radius, eta=kw.get("eta", 1.0),
                      lam=kw.get("lam", 1.0), forget=kw.get("forget", 1.0),
                      cg_steps=kw.get("cg_steps", 3), lam_warmup=kw.get("lam_warmup", 0),
@@ -25,16 +26,14 @@ def _pair(solver, radius, **kw):
     return model, naive
 
 
-CASES = [
-    ("exact", 0.3, {}),
-    ("exact", 1.0, dict(eta=2.0, lam=0.3)),
-    ("cg", 0.3, {}),
-    ("cg", 1.0, dict(lam_warmup=60, lam=2.0, forget=0.98)),
-    ("sketch", 0.3, dict(sketch_rank=4)),
-    ("sketch", 1.0, dict(sketch_rank=D)),
-    ("diagonal", 0.3, {}),
-    ("diagonal", 1.0, dict(forget=0.95)),
-]
+# Two settings for every solver of the registry: a tight ball (a rank-4 sketch) and a wider one
+# with every hyperparameter moved (a full-rank sketch; forget where the solver takes it).
+CASES = [(s, radius, {k: v for k, v in kw.items() if k != "forget" or solvers.supports_forget(s)})
+         for radius, kw in ((0.3, dict(rank=4)),
+                            (1.0, dict(rank=D, eta=2.0, lam=0.3, lam_warmup=60, forget=0.97)))
+         for s in solvers.SOLVERS]
+#: solvers whose step 3 runs Lanczos in a stored Krylov basis (the diagonal solves it directly)
+KRYLOV = [s for s in solvers.SOLVERS if solvers.REGISTRY[s].projection_shape(D, 4)["kmax"] > 0]
 
 
 @pytest.mark.parametrize("solver,radius,kw", CASES, ids=[f"{s}-{r}-{i}" for i, (s, r, _) in enumerate(CASES)])
@@ -52,13 +51,12 @@ def test_matches_naive_with_projection_active(solver, radius, kw):
     assert min(rec.steps) >= 0
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch"])
+@pytest.mark.parametrize("solver", KRYLOV)
 def test_continues_past_the_stored_basis(solver, monkeypatch):
     """With room for 2 stored Lanczos vectors, the rest are regenerated in a second pass: the
     result still matches the twin (and more than 3 steps were needed)."""
     monkeypatch.setattr(projection, "KMAX", 2)
-    kw = dict(sketch_rank=8) if solver == "sketch" else {}
-    model, naive = _pair(solver, 0.3, **kw)
+    model, naive = _pair(solver, 0.3, rank=8)
     assert model._proj.Q.shape[0] == 3
     rec = StepRecorder(model)
     for t, (kind, args, w) in enumerate(mixed_stream(D, 120, seed=9, scale=4.0)):
@@ -106,21 +104,8 @@ def test_lanczos_steps_to_1e8_are_few():
     assert needed(projection.MODE_M) < needed(projection.MODE_H)
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_workspace_is_counted_and_fixed(solver, dtype):
-    kw = dict(sketch_rank=3) if solver == "sketch" else {}
-    m = RewardModel(12, solver=solver, dtype=dtype, radius=0.4, **kw)
-    plain = RewardModel(12, solver=solver, dtype=dtype, **kw)
-    arrays = list(m._solver.state) + [m._z, m._t] + list(m._proj)
-    assert m.nbytes == sum(a.nbytes for a in arrays) > plain.nbytes
-    assert m.nbytes == RewardModel.state_bytes(12, solver, dtype, rank=m.rank, radius=0.4)
-    ids = [id(a) for a in m._proj]
-    for kind, args, w in mixed_stream(12, 200, seed=0, scale=4.0):
-        feed(m, kind, args, w)
-    assert [id(a) for a in m._proj] == ids and m.nbytes == sum(a.nbytes for a in arrays)
-    m2 = RewardModel.from_bytes(m.to_bytes())
-    assert m2.nbytes == m.nbytes and m2 == m
+# The workspace counted in nbytes and fixed over a stream, for every solver x dtype: the
+# harness's check_nbytes_constant under its "radius" and "tuned" settings.
 
 
 def test_budget_holds_the_workspace():
@@ -131,14 +116,13 @@ def test_budget_holds_the_workspace():
 
 
 @pytest.mark.jit
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+@pytest.mark.parametrize("solver", solvers.SOLVERS)
 def test_no_allocation_per_update(solver):
     """Over a warm stream with the projection active on every update, the traced memory never
     rises by even half a d-vector above where it started (one float64 d-vector is 8 KiB here):
     no O(d) temporary is allocated per update, by the projection or anything else."""
     d = 1024
-    kw = dict(sketch_rank=40) if solver == "sketch" else {}  # no FD shrink in the window
-    m = RewardModel(d, solver=solver, radius=0.2, **kw)
+    m = solvers.make(solver, d, rank=40, radius=0.2)  # a rank-40 sketch: no FD shrink in the window
     rec = StepRecorder(m)
     _, C, R = bt_pairs(d, 60, norm=3.0, seed=4)
     C, R = C.astype(np.float32), R.astype(np.float32)
@@ -162,9 +146,8 @@ def test_no_allocation_per_update(solver):
 def test_radius_floor(dtype, bad, ok):
     with pytest.raises(ConfigError):
         RewardModel(8, dtype=dtype, radius=bad)
-    for solver in ("exact", "cg", "sketch", "diagonal"):
-        m = RewardModel(8, dtype=dtype, radius=ok, solver=solver,
-                        sketch_rank=2 if solver == "sketch" else None)
+    for solver in solvers.SOLVERS:
+        m = solvers.make(solver, 8, rank=2, dtype=dtype, radius=ok)
         for kind, args, w in mixed_stream(8, 30, seed=1, scale=3.0):
             feed(m, kind, args, w)
         th = m.theta
@@ -172,13 +155,12 @@ def test_radius_floor(dtype, bad, ok):
         assert np.linalg.norm(th) == pytest.approx(ok, rel=1e-5), solver
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+@pytest.mark.parametrize("solver", solvers.SOLVERS)
 def test_no_finite_projection_changes_nothing(solver, monkeypatch):
     """If step 3 cannot produce a finite theta, NumericalError and the state is as before the
     update, bit for bit (step 2 is undone), and the model goes on as if it never happened."""
-    kw = dict(sketch_rank=3) if solver == "sketch" else {}
-    m = RewardModel(10, solver=solver, radius=0.3, **kw)
-    twin = RewardModel(10, solver=solver, radius=0.3, **kw)
+    m = solvers.make(solver, 10, rank=3, radius=0.3)
+    twin = solvers.make(solver, 10, rank=3, radius=0.3)
     stream = list(mixed_stream(10, 60, seed=3, scale=4.0))
     for kind, args, w in stream[:30]:
         feed(m, kind, args, w)
@@ -195,13 +177,12 @@ def test_no_finite_projection_changes_nothing(solver, monkeypatch):
     assert m.to_bytes() == twin.to_bytes()
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+@pytest.mark.parametrize("solver", solvers.SOLVERS)
 def test_float32_with_radius_tracks_float64(solver):
     """float32 states use the looser tolerance TOL['float32'] = 1e-6: theta stays within 1e-4
     of the float64 model's (10x tighter than test_algorithm1.test_float32_tracks_float64)."""
-    kw = dict(sketch_rank=4) if solver == "sketch" else {}
-    m32 = RewardModel(D, dtype="float32", solver=solver, radius=0.5, **kw)
-    m64 = RewardModel(D, dtype="float64", solver=solver, radius=0.5, **kw)
+    m32 = solvers.make(solver, D, rank=4, dtype="float32", radius=0.5)
+    m64 = solvers.make(solver, D, rank=4, dtype="float64", radius=0.5)
     rec = StepRecorder(m32)
     for kind, args, w in mixed_stream(D, 400, seed=11, scale=4.0):
         feed(m32, kind, args, w)

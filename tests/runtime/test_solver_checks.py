@@ -61,7 +61,7 @@ def test_every_registered_solver_builds():
     """The one list is the registry, and each solver builds from solvers.options alone at the
     sizes the tests use (a new solver that needs an option must add it to solvers.NEEDS)."""
     from edge_omd import reward_model
-    assert solvers.SOLVERS == tuple(reward_model.SOLVERS)
+    assert solvers.SOLVERS == tuple(reward_model.SOLVERS) and len(solvers.SOLVERS) >= 4
     for solver, dtype in solvers.grid():
         for d in (1, 2, D, *NAIVE_D):
             m = RewardModel(d, **solvers.options(solver, d, dtype=dtype))
