@@ -5,7 +5,8 @@ Folder layout (read by `edge_omd.FeatureHead`):
                              template, source hash, graph and tokenizer hashes, the head
                              fingerprint (SHA-256 over graph + tokenizer + feature settings,
                              see `edge_omd.head.manifest`), parity report
-    model.onnx[, _data]      graph: (input_ids, attention_mask) -> features (batch, d) float32
+    model.onnx[, _data]      graph: (input_ids, attention_mask[, pool_mask]) -> features
+                             (batch, d) float32; pool_mask only for pooling "response_mean"
     tokenizer.json (+ HF tokenizer files)
 
 Steps: load (config, tokenizer, weights) -> template (chat template rendered once, must leave
@@ -67,7 +68,8 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                  max_length: int = 256, calibration_texts=None, opset: int = DEFAULT_OPSET,
                  template: str | None = None, progress: bool = True,
                  external_data: bool | None = None,
-                 parity_min_cosine: float | None = None) -> pathlib.Path:
+                 parity_min_cosine: float | None = None,
+                 pooling: str | None = None) -> pathlib.Path:
     """Export `checkpoint_dir` to a feature head in `output_dir`; returns `output_dir`.
 
     variant: "fp32" | "fp16" | "int8" (dynamic, CPU) | "qdq" (static shapes (1, max_length),
@@ -79,6 +81,10 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
     template: "...{prompt}...{response}..." to override the chat/plain template.
     external_data: force (True) or forbid (False) ONNX external data; None = only above ~1.8 GB.
     parity_min_cosine: override the min-cosine bound of fp16/int8/qdq.
+    pooling: None = the architecture's default (encoders "response_mean", decoders
+        "last_token"); "mean" (encoders: every token, the default before), "last_token"
+        (decoders) or "response_mean" (both: mean over the response span while attention sees
+        the prompt). See export/pooling.py; recorded in the manifest and the fingerprint.
     Raises ExportError (unsupported architecture, missing files, failed conversion or parity).
     """
     if variant not in variants.VARIANTS:
@@ -99,6 +105,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
 
     with prog.step(f"loading {ckpt}"):
         config, spec = checkpoint.read_config(ckpt)
+        spec = spec.with_pooling(pooling)
         tok = checkpoint.load_tokenizer(ckpt)
         weights = checkpoint.weight_files(ckpt)
         model = checkpoint.load_model(ckpt, spec)
@@ -120,15 +127,18 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         if (out / stale).exists():
             (out / stale).unlink()
     work = tempfile.mkdtemp(prefix=".export-", dir=out)
-    from edge_omd_export.pooling import FeatureModule  # imports torch
+    from edge_omd_export.pooling import FeatureModule, needs_pool_mask  # imports torch
+    inputs = list(onnx_io.INPUTS) + ([onnx_io.POOL_INPUT] if needs_pool_mask(spec.pooling) else [])
     try:
         module = FeatureModule(model, spec.kind, spec.name, normalize,
-                               padding_idx=config.get("pad_token_id", 1)).eval()
-        example = _example_inputs(tok, 2, 8)
+                               padding_idx=config.get("pad_token_id", 1),
+                               pooling=spec.pooling).eval()
+        example = _example_inputs(tok, 2, 8, len(inputs))
         fp32_path = os.path.join(work, "fp32.onnx")
         if variant != "qdq":   # the QDQ variant traces its own static-shape graph below
             with prog.step(f"tracing to ONNX (opset {opset})"):
-                onnx_io.trace(module, fp32_path, example, opset, dynamic=True, feature_dim=d)
+                onnx_io.trace(module, fp32_path, example, opset, dynamic=True, feature_dim=d,
+                              input_names=inputs)
         static_shape = None
         label = {"fp32": "saving the fp32 graph", "fp16": "converting to fp16",
                  "int8": "quantising to int8 (dynamic)",
@@ -148,15 +158,17 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                 static_path = os.path.join(work, "static.onnx")
                 module.use_mask_value(-1e3)   # static activation scales need a finite mask
                 prog.note(f"tracing a static-shape (1, {max_length}) graph")
-                onnx_io.trace(module, static_path, _example_inputs(tok, 1, max_length), opset,
-                              dynamic=False, feature_dim=d)
+                onnx_io.trace(module, static_path, _example_inputs(tok, 1, max_length, len(inputs)),
+                              opset, dynamic=False, feature_dim=d, input_names=inputs)
                 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
                 tok.backend_tokenizer.save(os.path.join(work, "tok.json"))
                 enc = TextEncoder(load_tokenizer(os.path.join(work, "tok.json")), tmpl,
                                   max_length, add_special, _pad_id(tok), "right")
-                ids, mask, _ = enc.encode_batch(pairs, truncate=True, pad_to=max_length)
+                ids, mask, pool, _ = enc.encode_batch(pairs, truncate=True, pad_to=max_length,
+                                                      pool=True)
                 prog.note(f"calibrating on {len(pairs)} texts")
-                files = variants.to_qdq(static_path, str(out), work, ids, mask, external_data)
+                files = variants.to_qdq(static_path, str(out), work, ids, mask, external_data,
+                                        pool if onnx_io.POOL_INPUT in inputs else None)
         tok.save_pretrained(str(out))
         if not (out / "tokenizer.json").is_file():
             tok.backend_tokenizer.save(str(out / "tokenizer.json"))
@@ -173,7 +185,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "pad_token_id": _pad_id(tok), "padding_side": "right",
         "graph_files": files, "tokenizer_file": "tokenizer.json",
         "max_positions": limit,
-        "inputs": list(onnx_io.INPUTS), "output": onnx_io.OUTPUT,
+        "inputs": inputs, "output": onnx_io.OUTPUT,
         "source_checkpoint": os.path.basename(os.path.abspath(ckpt)),
         "source_sha256": src_hash, "source_weight_files": [os.path.basename(w) for w in weights],
         "quantization": _QUANT_NOTE[variant] | ({"calibration_texts": len(pairs)} if pairs else {}),
@@ -201,8 +213,9 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
     return out
 
 
-def _example_inputs(tok, batch: int, length: int):
-    """Tracing inputs: real-looking ids, row 0 full, other rows right-padded."""
+def _example_inputs(tok, batch: int, length: int, n_inputs: int = 2):
+    """Tracing inputs: real-looking ids, row 0 full, other rows right-padded; with a third
+    input, a pool mask over the second half of each row's real tokens."""
     import torch
     lo = 0 if tok.vocab_size is None else min(5, tok.vocab_size - 1)
     hi = max(lo + 1, min(tok.vocab_size or 100, 1000))
@@ -211,7 +224,11 @@ def _example_inputs(tok, batch: int, length: int):
     mask = torch.ones((batch, length), dtype=torch.long)
     for i in range(1, batch):
         mask[i, length - i * max(1, length // 4):] = 0
-    return ids, mask
+    if n_inputs == 2:
+        return ids, mask
+    pool = mask.clone()
+    pool[:, :length // 2] = 0
+    return ids, mask, pool
 
 
 def _calibration_pairs(texts, variant: str) -> list[tuple[str, str]]:

@@ -1,8 +1,15 @@
 """Which checkpoints can be exported, and how each one is pooled.
 
-Decoders (causal LMs) give phi = last-layer hidden state at the last non-padding token (the
-paper's choice for Llama-3-8B-Instruct / Qwen2.5-7B-Instruct); BERT-family encoders give the
-masked mean of the last layer (sentence-transformers' pooling for all-MiniLM-L6-v2).
+Default poolings (`ArchSpec.pooling`; `export_model(pooling=...)` picks another from
+`POOLINGS_BY_KIND`, see export/pooling.py):
+* decoders (causal LMs): "last_token", the last-layer hidden state at the last non-padding
+  token (the paper's choice for Llama-3-8B-Instruct / Qwen2.5-7B-Instruct); "response_mean" is
+  the option. No real decoder weights are available here to measure which is better, so the
+  paper's choice stays the default;
+* BERT-family encoders: "response_mean", the masked mean of the last layer over the response
+  span while attention sees the prompt, chosen by measurement (bench/pooling.py: held-out
+  accuracy of the default learner on HH-RLHF, README "Feature head"); "mean" over every token
+  of prompt + response (sentence-transformers' pooling, the default before) is the option.
 """
 from __future__ import annotations
 
@@ -11,22 +18,39 @@ from dataclasses import dataclass
 from edge_omd.errors import ExportError
 
 
+#: The poolings each kind of model may be exported with (the first is not the default).
+POOLINGS_BY_KIND = {"decoder": ("last_token", "response_mean"),
+                    "encoder": ("mean", "response_mean")}
+ENCODER_DEFAULT_POOLING = "response_mean"
+DECODER_DEFAULT_POOLING = "last_token"
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     name: str      # manifest "architecture"
     kind: str      # "decoder" | "encoder"
-    pooling: str   # "last_token" | "mean"
+    pooling: str   # the default: "last_token" | "mean" | "response_mean"
+
+    def with_pooling(self, pooling: str | None) -> "ArchSpec":
+        """This spec with `pooling` (None: the default), or ExportError naming the choices."""
+        if pooling is None:
+            return self
+        allowed = POOLINGS_BY_KIND[self.kind]
+        if pooling not in allowed:
+            raise ExportError(f"pooling {pooling!r} is not available for {self.kind} model "
+                              f"{self.name}; choose one of {', '.join(allowed)}")
+        return ArchSpec(self.name, self.kind, pooling)
 
 
 # config.json "model_type" -> spec. Adding an architecture means checking that its base model
 # accepts (input_ids, 4-D additive attention_mask, position_ids) and tracing it in a test.
 SUPPORTED: dict[str, ArchSpec] = {
-    "llama": ArchSpec("llama", "decoder", "last_token"),
-    "qwen2": ArchSpec("qwen2", "decoder", "last_token"),
-    "qwen3": ArchSpec("qwen3", "decoder", "last_token"),
-    "bert": ArchSpec("bert", "encoder", "mean"),
-    "roberta": ArchSpec("roberta", "encoder", "mean"),
-    "xlm-roberta": ArchSpec("xlm-roberta", "encoder", "mean"),
+    "llama": ArchSpec("llama", "decoder", DECODER_DEFAULT_POOLING),
+    "qwen2": ArchSpec("qwen2", "decoder", DECODER_DEFAULT_POOLING),
+    "qwen3": ArchSpec("qwen3", "decoder", DECODER_DEFAULT_POOLING),
+    "bert": ArchSpec("bert", "encoder", ENCODER_DEFAULT_POOLING),
+    "roberta": ArchSpec("roberta", "encoder", ENCODER_DEFAULT_POOLING),
+    "xlm-roberta": ArchSpec("xlm-roberta", "encoder", ENCODER_DEFAULT_POOLING),
 }
 
 

@@ -10,28 +10,30 @@ import os
 from edge_omd.errors import ExportError
 
 INPUTS = ["input_ids", "attention_mask"]
+POOL_INPUT = "pool_mask"     # third input of "response_mean" graphs (export/pooling.py)
 OUTPUT = "features"
 # protobuf cannot serialise one message over 2 GiB; stay well under it.
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
 def trace(module, path: str, example, opset: int, dynamic: bool,
-          feature_dim: int | None = None) -> None:
-    """Trace `module(input_ids, attention_mask)` to `path`; dynamic batch/sequence axes or static.
+          feature_dim: int | None = None, input_names: list[str] | None = None) -> None:
+    """Trace `module(*example)` to `path`; dynamic batch/sequence axes or static.
 
+    input_names: the graph's inputs, one per example tensor (default `INPUTS`).
     feature_dim: written into the graph's output shape (batch, feature_dim). The tracer leaves
     it symbolic for decoders (a gathered hidden state); a concrete d lets the runner check the
     manifest's d against the graph when it opens the head.
     """
     import torch
+    names = list(input_names or INPUTS)
     axes = None
     if dynamic:
-        axes = {"input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                OUTPUT: {0: "batch"}}
+        axes = {name: {0: "batch", 1: "sequence"} for name in names}
+        axes[OUTPUT] = {0: "batch"}
     try:
         with torch.no_grad():
-            torch.onnx.export(module, example, path, input_names=INPUTS, output_names=[OUTPUT],
+            torch.onnx.export(module, tuple(example), path, input_names=names, output_names=[OUTPUT],
                               dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
                               dynamo=False)
     except Exception as e:

@@ -1,7 +1,8 @@
 """Export-time parity: the exported head (run by the real runner) against PyTorch.
 
 Reference: the Hugging Face base model in fp32, one text at a time (no padding, HF's own
-positions and mask), pooled in numpy (last token / mean, then L2 if normalize). Candidate:
+positions and mask), pooled in torch (last token / mean over every token / mean over the
+response span ids[start:], see edge_omd/head/tokenize.py), then L2 if normalize. Candidate:
 `edge_omd.FeatureHead` on the exported folder, CPU provider, padded batches on the right AND on
 the left. So the check covers tokenizer export, template splicing, padding, the in-graph mask
 and pooling, and the conversion of the variant, not only the graph.
@@ -53,13 +54,21 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(rho) if np.isfinite(rho) else 1.0
 
 
-def reference_features(model, spec, rows: list[list[int]], normalize: bool) -> np.ndarray:
+def reference_features(model, spec, rows: list[list[int]], normalize: bool,
+                       starts: list[int] | None = None) -> np.ndarray:
+    """Per row: the model on `ids` alone, pooled per `spec.pooling`; `starts[i]` is where the
+    response span of row i begins (needed for "response_mean")."""
     import torch
     out = []
     with torch.no_grad():
-        for ids in rows:
+        for i, ids in enumerate(rows):
             h = model(input_ids=torch.tensor([ids], dtype=torch.long)).last_hidden_state[0]
-            f = h[-1] if spec.pooling == "last_token" else h.mean(dim=0)
+            if spec.pooling == "last_token":
+                f = h[-1]
+            elif spec.pooling == "response_mean":
+                f = h[starts[i]:].mean(dim=0)
+            else:
+                f = h.mean(dim=0)
             out.append(f.to(torch.float64).numpy())
     F = np.stack(out)
     if normalize:
@@ -94,14 +103,15 @@ def check(out_dir: str, model, spec, hf_tokenizer, variant: str, normalize: bool
                                 e.pad_token_id, "left")
     heads = {"right": right, "left": left}
     enc = right._encoder
-    rows, ids_match = [], True
+    rows, starts, ids_match = [], [], True
     for p, r in pairs:
-        ids, cut = enc.encode_one(p, r)
+        ids, start, cut = enc.encode_span(p, r)
         rows.append(ids)
+        starts.append(start)
         if not cut:
             hf = hf_tokenizer(enc.render(p, r), add_special_tokens=enc.add_special_tokens)["input_ids"]
             ids_match &= list(hf) == ids
-    ref = reference_features(model, spec, rows, normalize)
+    ref = reference_features(model, spec, rows, normalize, starts)
     got = {side: h.features_batch(pairs) for side, h in heads.items()}
     err = max(float(np.abs(g - ref).max()) for g in got.values())
     side_gap = float(np.abs(got["right"] - got["left"]).max())

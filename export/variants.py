@@ -86,15 +86,16 @@ OUTLIER_MAX_CHANNELS = 8
 
 
 def encode_pairs(tokenizer, template: str, max_length: int, add_special_tokens: bool,
-                 pad_id: int, work_dir: str, pairs) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, mask) of `pairs` with the runner's own encoder (right padding, truncation on)."""
+                 pad_id: int, work_dir: str, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, mask, pool_mask) of `pairs` with the runner's own encoder (right padding,
+    truncation on); pool_mask feeds the third input of "response_mean" graphs."""
     from edge_omd.head.tokenize import TextEncoder, load_tokenizer
     path = os.path.join(work_dir, "calibration-tokenizer.json")
     tokenizer.backend_tokenizer.save(path)
     enc = TextEncoder(load_tokenizer(path), template, max_length, add_special_tokens, pad_id,
                       "right")
-    ids, mask, _ = enc.encode_batch(list(pairs), truncate=True)
-    return ids, mask
+    ids, mask, pool, _ = enc.encode_batch(list(pairs), truncate=True, pool=True)
+    return ids, mask, pool
 
 
 def _const_matmuls(graph) -> list:
@@ -104,7 +105,7 @@ def _const_matmuls(graph) -> list:
 
 
 def find_outlier_channels(fp32_path: str, ids: np.ndarray, mask: np.ndarray,
-                          tau: float = OUTLIER_TAU, max_channels: int = OUTLIER_MAX_CHANNELS,
+                          pool: np.ndarray | None = None, tau: float = OUTLIER_TAU, max_channels: int = OUTLIER_MAX_CHANNELS,
                           batch: int = 4) -> dict[str, list[int]]:
     """{MatMul input tensor: outlier channel indices} over the calibration rows (ids, mask).
 
@@ -129,11 +130,12 @@ def find_outlier_channels(fp32_path: str, ids: np.ndarray, mask: np.ndarray,
     so.log_severity_level = 3
     sess = ort.InferenceSession(probe, so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
+    feeds = {"input_ids": ids, "attention_mask": mask, "pool_mask": pool}
+    wanted = [i.name for i in sess.get_inputs()]
     ch_max: dict[str, np.ndarray] = {}
     q999: dict[str, float] = {}
     for s in range(0, len(ids), batch):
-        outs = dict(zip(names, sess.run(None, {"input_ids": ids[s:s + batch],
-                                               "attention_mask": mask[s:s + batch]})))
+        outs = dict(zip(names, sess.run(None, {k: feeds[k][s:s + batch] for k in wanted})))
         for x in xs:
             a = np.abs(np.asarray(outs[x], np.float32))
             a = a.reshape(-1, a.shape[-1])
@@ -226,8 +228,9 @@ def split_outlier_channels(model, plan: dict[str, list[int]]) -> list[str]:
 
 
 def to_int8(fp32_path: str, out_dir: str, work_dir: str, external: bool | None,
-            calibration: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
-    """Dynamic int8 for the CPU provider; `calibration` = (ids, mask) to find outlier channels.
+            calibration: tuple[np.ndarray, ...] | None = None) -> list[str]:
+    """Dynamic int8 for the CPU provider; `calibration` = (ids, mask[, pool_mask]) to find
+    outlier channels.
 
     What is quantised, and why (issue 8; MiniLM = all-MiniLM-L6-v2 on 1000 HH-RLHF texts in
     runner batches of 16, cosine against fp32; tiny = the tests' random Qwen3; onnxruntime
@@ -282,8 +285,9 @@ def to_int8(fp32_path: str, out_dir: str, work_dir: str, external: bool | None,
 class _Reader:
     """onnxruntime CalibrationDataReader over pre-tokenised (1, L) rows."""
 
-    def __init__(self, ids: np.ndarray, mask: np.ndarray):
+    def __init__(self, ids: np.ndarray, mask: np.ndarray, pool: np.ndarray | None = None):
         self._rows = [{"input_ids": ids[i:i + 1], "attention_mask": mask[i:i + 1]}
+                      | ({} if pool is None else {"pool_mask": pool[i:i + 1]})
                       for i in range(len(ids))]
         self._it = iter(self._rows)
 
@@ -295,14 +299,15 @@ class _Reader:
 
 
 def to_qdq(static_fp32_path: str, out_dir: str, work_dir: str, calib_ids: np.ndarray,
-           calib_mask: np.ndarray, external: bool | None) -> list[str]:
+           calib_mask: np.ndarray, external: bool | None,
+           calib_pool: np.ndarray | None = None) -> list[str]:
     from onnxruntime.quantization import QuantType, quantize
     from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
     if len(calib_ids) == 0:
         raise ExportError("the qdq variant needs calibration texts (calibration_texts=[...])")
     out = os.path.join(work_dir, "qdq.onnx")
     try:
-        cfg = get_qnn_qdq_config(static_fp32_path, _Reader(calib_ids, calib_mask),
+        cfg = get_qnn_qdq_config(static_fp32_path, _Reader(calib_ids, calib_mask, calib_pool),
                                  activation_type=QuantType.QUInt16, weight_type=QuantType.QUInt8)
         cfg.use_external_data_format = bool(external)
         quantize(static_fp32_path, out, cfg)

@@ -52,7 +52,7 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "architecture": str,
     "kind": str,              # "decoder" | "encoder"
     "d": int,                 # feature dimension
-    "pooling": str,           # "last_token" | "mean"
+    "pooling": str,           # "last_token" | "mean" | "response_mean" (POOLINGS)
     "normalize": bool,        # L2 normalisation inside the graph
     "dtype": str,             # "fp32" | "fp16" | "int8" | "qdq"
     "opset": int,
@@ -65,7 +65,7 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "graph_sha256": str,      # hex SHA-256 of the graph file(s)
     "fingerprint": str,       # hex head fingerprint (graph + tokenizer + feature settings)
     "tokenizer_file": str,
-    "inputs": list,           # ["input_ids", "attention_mask"]
+    "inputs": list,           # INPUTS_BY_POOLING[pooling]
     "output": str,            # "features"
 }
 OPTIONAL_KEYS = ("static_shape", "source_checkpoint", "source_sha256", "parity", "template_source",
@@ -80,6 +80,14 @@ FINGERPRINT_KEYS = ("architecture", "kind", "d", "pooling", "normalize", "dtype"
                     "max_length", "template", "add_special_tokens", "pad_token_id",
                     "static_shape", "inputs", "output")
 FINGERPRINT_SCHEME = "edge-omd-head-fingerprint/1"
+
+#: Poolings a head may use (export/pooling.py): the hidden state at the last real token, the
+#: mean over every real token, the mean over the response span (tokenize.py) while attention
+#: sees the prompt. The graph inputs each one takes, in order:
+POOLINGS = ("last_token", "mean", "response_mean")
+INPUTS_BY_POOLING = {"last_token": ["input_ids", "attention_mask"],
+                     "mean": ["input_ids", "attention_mask"],
+                     "response_mean": ["input_ids", "attention_mask", "pool_mask"]}
 
 PROMPT_SLOT = "{prompt}"
 RESPONSE_SLOT = "{response}"
@@ -159,8 +167,13 @@ def validate_manifest(m: object, where: str = "manifest") -> dict:
                             f"got {type(val).__name__}")
     if m["kind"] not in ("decoder", "encoder"):
         raise HeadError(f"{where}: kind must be 'decoder' or 'encoder', got {m['kind']!r}")
-    if m["pooling"] not in ("last_token", "mean"):
-        raise HeadError(f"{where}: pooling must be 'last_token' or 'mean', got {m['pooling']!r}")
+    if m["pooling"] not in POOLINGS:
+        raise HeadError(f"{where}: pooling must be one of {', '.join(POOLINGS)}, got "
+                        f"{m['pooling']!r} (a head from a newer edge-omd? upgrade)")
+    if m["inputs"] != INPUTS_BY_POOLING[m["pooling"]]:
+        raise HeadError(f"{where}: pooling {m['pooling']!r} takes the graph inputs "
+                        f"{INPUTS_BY_POOLING[m['pooling']]}, the manifest lists {m['inputs']}; "
+                        "re-export the head")
     if m["padding_side"] not in ("left", "right"):
         raise HeadError(f"{where}: padding_side must be 'left' or 'right'")
     if m["d"] <= 0 or m["max_length"] < 2:

@@ -4,10 +4,12 @@
     >>> phi = head.features("How do I boil an egg?", ["Boil it.", "Fry it."])   # (2, head.dim)
     >>> head.check(reward_model)      # refuses a state learned on another head
 
-phi(x, a) is whatever the exporter put inside the graph (see the manifest): for decoders the
-last-layer hidden state at the last non-padding token, for encoders the masked mean of the
-last layer, optionally L2-normalised. The runner only tokenizes (`tokenizers`), pads and runs
-the graph (`onnxruntime`), so Python, Android and every execution provider get the same vector.
+phi(x, a) is whatever the exporter put inside the graph (see the manifest's "pooling"): the
+last-layer hidden state at the last non-padding token ("last_token", decoders' default), the
+masked mean over every token ("mean") or over the response span while attention sees the
+prompt ("response_mean", encoders' default; the graph's third input pool_mask marks the span,
+edge_omd/head/tokenize.py), optionally L2-normalised. The runner only tokenizes (`tokenizers`),
+pads and runs the graph (`onnxruntime`), so Python, Android and every execution provider get the same vector.
 
 `head.fingerprint` (32 bytes) identifies the whole feature map: SHA-256 over the graph file
 hashes, the tokenizer.json hash and a canonical JSON of the manifest's feature settings
@@ -343,12 +345,14 @@ class FeatureHead:
         self.last_truncated = 0
         for s in range(0, len(items), bs):
             idx = order[s:s + bs]
-            ids, mask, n_trunc = self._encoder.encode_batch([items[i] for i in idx], truncate, pad_to)
+            ids, mask, pool, n_trunc = self._encoder.encode_batch(
+                [items[i] for i in idx], truncate, pad_to, pool=True)
             self.last_truncated += n_trunc
+            feeds = {"input_ids": ids, "attention_mask": mask, "pool_mask": pool}
             if static and len(idx) < bs:   # static graphs take exactly `bs` rows
-                ids = np.concatenate([ids, np.repeat(ids[-1:], bs - len(idx), 0)])
-                mask = np.concatenate([mask, np.repeat(mask[-1:], bs - len(idx), 0)])
-            feats = self._run(ids, mask)
+                feeds = {k: np.concatenate([v, np.repeat(v[-1:], bs - len(idx), 0)])
+                         for k, v in feeds.items()}
+            feats = self._run(feeds)
             out[idx] = feats[:len(idx)].astype(np.float32, copy=False)
         if self.last_truncated:
             warnings.warn(TruncationWarning(
@@ -360,11 +364,14 @@ class FeatureHead:
                             "graph); use the fp32 variant of this head")
         return out
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """One graph call; runtime failures and wrong output shapes become HeadError."""
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One graph call on the manifest's inputs (input_ids, attention_mask and, for the
+        pooling "response_mean", pool_mask); runtime failures and wrong output shapes become
+        HeadError."""
         m = self._manifest
+        ids = feeds["input_ids"]
         try:
-            (feats,) = self._session.run([m["output"]], {"input_ids": ids, "attention_mask": mask})
+            (feats,) = self._session.run([m["output"]], {k: feeds[k] for k in m["inputs"]})
         except Exception as e:  # onnxruntime raises its own pybind exception types
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise HeadError(

@@ -11,6 +11,14 @@ Contract (the exporter's parity check runs this exact code, so Python and the gr
   and tail (template text after the response and trailing special tokens); head and tail are
   kept and the body loses tokens from its start, so the prompt is cut first and the response
   only when the prompt is gone. The last token (the decoder's feature) is always kept;
+* the response span (heads with `pooling` "response_mean", see `edge_omd.head.manifest`): the
+  tokens from the first token that ends inside the response (char offset > the response start)
+  to the end of the row, i.e. the response tokens plus the template's tail and trailing special
+  tokens (`[SEP]` for BERT, `<|im_end|>` etc. for chat templates), so an empty response still
+  pools something. Truncation keeps the span right: the kept body is the END of the body, so
+  the span start moves left by what was cut and is clipped at the head. When the span would be
+  empty (no response tokens and no tail) it is the last token. The graph input `pool_mask` is 1
+  on the span (a subset of the attention mask); attention still sees the whole row;
 * padding to the batch's longest row (or to the static shape of a QDQ graph) on the manifest's
   side; attention_mask is 1 on real tokens. The graph gives the same features for either side.
 """
@@ -65,19 +73,21 @@ class TextEncoder:
 
     def encode_one(self, prompt: str, response: str, truncate: bool = True) -> tuple[list[int], bool]:
         """Token ids of one pair and whether they were truncated (see the module contract)."""
+        ids, _, cut = self.encode_span(prompt, response, truncate)
+        return ids, cut
+
+    def encode_span(self, prompt: str, response: str,
+                    truncate: bool = True) -> tuple[list[int], int, bool]:
+        """(ids, span_start, truncated): the pooled response span is ids[span_start:]."""
         text = self.render(prompt, response)
         enc = self.tokenizer.encode(text, add_special_tokens=self.add_special_tokens)
         ids = list(enc.ids)
         if not ids:
             raise InvalidInputError("the prompt/response pair produced no tokens (empty text and a "
                                     "template without special tokens); pass non-empty text")
-        if len(ids) <= self.max_length:
-            return ids, False
-        if not truncate:
-            raise InvalidInputError(f"the pair has {len(ids)} tokens, over this head's max_length "
-                                    f"{self.max_length}; shorten it or pass truncate=True")
         p0 = len(self._pre)                                   # prompt start (chars)
-        r1 = len(self._pre) + len(prompt) + len(self._mid) + len(response)  # response end
+        r0 = len(self._pre) + len(prompt) + len(self._mid)    # response start
+        r1 = r0 + len(response)                               # response end
         offs, special = enc.offsets, enc.special_tokens_mask
         n = len(ids)
         h = 0
@@ -86,22 +96,33 @@ class TextEncoder:
         t = n
         while t > h and ((special[t - 1] and offs[t - 1] == (0, 0)) or offs[t - 1][0] >= r1):
             t -= 1
+        s = h
+        while s < t and offs[s][1] <= r0:
+            s += 1
+        if n <= self.max_length:
+            return ids, min(s, n - 1), False
+        if not truncate:
+            raise InvalidInputError(f"the pair has {len(ids)} tokens, over this head's max_length "
+                                    f"{self.max_length}; shorten it or pass truncate=True")
         budget = self.max_length - h - (n - t)
         if budget < 1:
             raise InvalidInputError(f"the template alone takes {h + n - t} tokens, leaving no room "
                                     f"for text within max_length {self.max_length}")
-        return ids[:h] + ids[t - budget:t] + ids[t:], True
+        kept = ids[:h] + ids[t - budget:t] + ids[t:]
+        return kept, min(h + max(s - (t - budget), 0), len(kept) - 1), True
 
     def encode_batch(self, pairs: list[tuple[str, str]], truncate: bool = True,
-                     pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+                     pad_to: int | None = None, *, pool: bool = False):
         """Pad the pairs into `(ids, mask)` of shape (n, T); returns also how many were truncated.
 
-        T is the longest row, or `pad_to` when given (static-shape graphs).
+        T is the longest row, or `pad_to` when given (static-shape graphs). With `pool=True`
+        returns `(ids, mask, pool_mask, n_truncated)`, pool_mask marking the response span.
         """
-        rows, n_trunc = [], 0
+        rows, starts, n_trunc = [], [], 0
         for prompt, response in pairs:
-            ids, cut = self.encode_one(prompt, response, truncate)
+            ids, start, cut = self.encode_span(prompt, response, truncate)
             rows.append(ids)
+            starts.append(start)
             n_trunc += cut
         longest = max(len(r) for r in rows)
         if pad_to is not None and pad_to < longest:
@@ -111,11 +132,12 @@ class TextEncoder:
         T = pad_to if pad_to is not None else longest
         ids = np.full((len(rows), T), self.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(rows), T), dtype=np.int64)
+        pmask = np.zeros((len(rows), T), dtype=np.int64)
         for i, r in enumerate(rows):
-            if self.padding_side == "right":
-                ids[i, :len(r)] = r
-                mask[i, :len(r)] = 1
-            else:
-                ids[i, T - len(r):] = r
-                mask[i, T - len(r):] = 1
+            off = 0 if self.padding_side == "right" else T - len(r)
+            ids[i, off:off + len(r)] = r
+            mask[i, off:off + len(r)] = 1
+            pmask[i, off + starts[i]:off + len(r)] = 1
+        if pool:
+            return ids, mask, pmask, n_trunc
         return ids, mask, n_trunc

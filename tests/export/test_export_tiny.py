@@ -301,10 +301,11 @@ def test_gpu_providers_only_where_present(tiny_head):
 
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
 def test_tiny_encoders_mean_pooling(tiny_ckpt, tiny_head, arch):
-    """BERT-family: masked mean inside the graph, same for either padding side, equal to HF."""
+    """BERT-family, pooling "mean": masked mean over every token inside the graph, same for
+    either padding side, equal to HF (the response-span default: tests/export/test_pooling.py)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
-    folder = tiny_head(arch)
+    folder = tiny_head(arch, pooling="mean")
     head = FeatureHead.open(folder, ["CPUExecutionProvider"])
     assert head.manifest["pooling"] == "mean" and head.manifest["kind"] == "encoder"
     left = FeatureHead.open(folder, ["CPUExecutionProvider"], padding_side="left")

@@ -74,3 +74,58 @@ def test_empty_text_without_special_tokens_is_refused(tok):
     enc = TextEncoder(tok, "{prompt}{response}", 8, False, 0)
     with pytest.raises(InvalidInputError, match="no tokens"):
         enc.encode_one("", "")
+
+
+# ------------------------------------------------------------------ response span (pool_mask)
+def test_span_is_response_plus_tail(tok):
+    """ids[start:] = the response tokens, then the template tail and trailing specials."""
+    enc = TextEncoder(tok, "[A] {prompt} [B] {response} [A]", 64, True, 0)
+    ids, start, cut = enc.encode_span("w1 w2 w3", "w4 w5")
+    assert not cut
+    assert ids == [1, 3] + ids_of(tok, "w1 w2 w3") + [4] + ids_of(tok, "w4 w5") + [3, 2]
+    assert ids[start:] == ids_of(tok, "w4 w5") + [3, 2]
+    # an empty response pools the tail; an empty prompt changes nothing in the span
+    ids, start, _ = enc.encode_span("w1", "")
+    assert ids[start:] == [3, 2]
+    ids, start, _ = enc.encode_span("", "w7")
+    assert ids[start:] == ids_of(tok, "w7") + [3, 2]
+
+
+def test_span_survives_truncation(tok):
+    """The prompt is cut first: the span keeps every response token; once the prompt is gone
+    the response loses its START and the span starts right after the template head."""
+    enc = TextEncoder(tok, "[A] {prompt} [B] {response} [A]", 10, True, 0)
+    prompt = " ".join(f"w{i}" for i in range(20))
+    ids, start, cut = enc.encode_span(prompt, "w30 w31")
+    assert cut and len(ids) == 10
+    assert ids[start:] == ids_of(tok, "w30 w31") + [3, 2] and ids[start - 1] == 4
+    long_resp = " ".join(f"w{i}" for i in range(20, 40))
+    ids, start, cut = enc.encode_span("w1", long_resp)
+    assert cut and len(ids) == 10 and start == 2          # <s> [A] | response end ... [A] </s>
+    assert ids[start:] == ids_of(tok, long_resp)[-6:] + [3, 2]
+
+
+def test_span_without_tail_is_never_empty(tok):
+    """No special tokens, no tail: an empty response pools the last token."""
+    enc = TextEncoder(tok, "{prompt} {response}", 64, False, 0)
+    ids, start, _ = enc.encode_span("w1 w2", "")
+    assert ids == ids_of(tok, "w1 w2") and ids[start:] == ids[-1:]
+    ids, start, _ = enc.encode_span("w1 w2", "w3")
+    assert ids[start:] == ids_of(tok, "w3")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pool_mask_follows_padding(tok, side):
+    enc = TextEncoder(tok, "[A] {prompt} [B] {response} [A]", 64, True, 0, side)
+    pairs = [("w1", "w2"), ("w1 w2 w3 w4", "w5 w6 w7")]
+    ids, mask, pool, n = enc.encode_batch(pairs, pool=True)
+    assert n == 0 and ids.shape == mask.shape == pool.shape and pool.dtype == np.int64
+    assert np.all(pool <= mask)
+    for i, (p, r) in enumerate(pairs):
+        row, start, _ = enc.encode_span(p, r)
+        real = ids[i][mask[i] == 1].tolist()
+        assert real == row
+        assert ids[i][pool[i] == 1].tolist() == row[start:]
+    # the two-array form is unchanged
+    ids2, mask2, n2 = enc.encode_batch(pairs)
+    assert np.array_equal(ids2, ids) and np.array_equal(mask2, mask) and n2 == 0
