@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from edge_omd import RewardModel
+from tests import solvers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "android_demo", "core", "src")
@@ -65,8 +66,8 @@ def test_core_compiles_against_the_java8_api(tmp_path):
 def test_goldens_cover_what_the_issue_asks(run):
     names = json.loads((run["golden"] / "model" / "index.json").read_text())
     solvers = {(n.split("_")[0], n.rsplit("_", 1)[1]) for n in names}
-    for s in ("exact", "cg", "sketch", "diagonal"):
-        for dt in ("float32", "float64"):
+    for s in solvers.SOLVERS:
+        for dt in solvers.DTYPES:
             assert (s, dt) in solvers
     for head in ("minilm", "bpe_llama3", "bpe_qwen2"):
         cases = json.loads((run["golden"] / "tok" / head / "cases.json").read_text())

@@ -16,6 +16,7 @@ import pytest
 
 from edge_omd import RewardModel
 from edge_omd._numba import KERNELS
+from tests import solvers
 from tests.runtime.streams import feed, mixed_stream
 
 pytestmark = pytest.mark.jit
@@ -91,10 +92,10 @@ def test_every_solver_and_dtype_runs_within_its_lists():
     """In this process (shared cache): after a stream of every verb on every solver and dtype,
     each kernel holds only declared signatures (an undeclared one could not even be called:
     compiles are disabled outside ensure_compiled, so it would raise TypeError)."""
-    for solver in ("exact", "cg", "sketch", "diagonal"):
-        for dtype in ("float32", "float64"):
-            m = RewardModel(7, solver=solver, dtype=dtype, sketch_rank=2 if solver == "sketch" else None,
-                            radius=0.5, forget=1.0 if solver == "exact" else 0.99)
+    for solver in solvers.SOLVERS:
+        for dtype in solvers.DTYPES:
+            m = RewardModel(7, **solvers.options(solver, 7, rank=2, dtype=dtype),
+                            radius=0.5, forget=0.99 if solvers.supports_forget(solver) else 1.0)
             for kind, args, w in mixed_stream(7, 60, seed=0):
                 feed(m, kind, args, w)
             ro = np.ones(7) / 7

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge_omd import RewardModel
+from tests import solvers
 from tests.runtime.streams import feed, mixed_stream
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,9 +34,8 @@ def _java(classes, path):
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("cfg", [dict(solver="exact"), dict(solver="cg", dtype="float64"),
-                                 dict(solver="sketch", sketch_rank=3), dict(solver="diagonal", dtype="float64")],
-                         ids=["exact", "cg", "sketch", "diagonal"])
+@pytest.mark.parametrize("cfg", [solvers.options(s, 7, rank=3, dtype=dt) for s, dt in solvers.grid()],
+                         ids=[f"{s}-{dt}" for s, dt in solvers.grid()])
 def test_java_reads_what_python_wrote(classes, tmp_path, cfg):
     m = RewardModel(7, **cfg)
     for kind, args, w in mixed_stream(7, 30, seed=4):
