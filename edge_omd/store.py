@@ -18,11 +18,16 @@ Two stores, one design (the `Store` contract below):
   = slot * 2^40 + seq, so a user's records are one contiguous range of one b-tree). Every write
   is one `BEGIN IMMEDIATE ... COMMIT` transaction (the write lock is taken before anything is
   read), so writers of one user serialise and none is lost.
-- `FolderStore(folder)`: per user `<id>.omdstate` (the checkpoint, replaced atomically:
-  temporary file, fsync, rename, fsync of the folder), `<id>.omdjournal` (append-only; truncated
-  after a checkpoint is durable) and `<id>.lock` (an `flock` around every write). Every file
-  operation goes through one small `FileIO` object (open, write, fsync, rename, truncate,
-  unlink, ...), so a test can record or fault every operation.
+- `FolderStore(folder)`: per user `<h>.omdck` (the checkpoint, replaced atomically:
+  temporary file, fsync, rename, fsync of the folder), `<h>.omdjr` (append-only; truncated
+  after a checkpoint is durable) and `<h>.omdlk` (an `flock` around every write), where h is a
+  keyed hash of the user id (file names do not reveal ids). Every file operation goes through
+  one small `FileIO` object (open, write, fsync, rename, truncate, unlink, ...), so a test can
+  record or fault every operation (tests/sdk/crash_explorer.py explores power cuts with it).
+
+Both put writers in a `FairQueue` (arrival order) before their own lock, read every row / file
+with the checks of docs/FORMATS.md (tampering and damage raise StateFormatError / StoreError),
+and frame their bytes through edge_omd/envelope.py.
 
 Durability, the same switch for both: `durable="full"` (default): every commit is fsync'ed
 before it returns, so a committed feedback survives a power cut. `durable="normal"`: commits
