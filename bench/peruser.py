@@ -37,8 +37,8 @@ resamples for every contender and setting; `--boot` resamples).
 Features are pluggable: a function [(prompt, response)] -> Phi (n, d). Built in (`--features`):
   minilm           the demo's MiniLM head (prompt + response, mean-pooled), main's default
   minilm_response  the same head on the response alone (prompt left out)
-  X+style          X with the style block (peruser_world.style_block) standardised on the train
-                   answers and concatenated (`--style-weight`: the block's norm)
+  X+style          X with the style block (peruser_world.style_raw) standardised on the train
+                   answers and concatenated (`--style-weight`: the block's norm; X+style*W: W)
   oracle           the hidden properties themselves (tests only: the protocol can succeed)
 Embeddings are cached in bench/cache/peruser-<features>-<key>.npy.
 """
@@ -105,6 +105,8 @@ class Config:
     features: str = "minilm"
     style_weight: float = 1.0
     driver_beta: Optional[float] = None   # beta of the stream's ucb / thumbs pick (None: default)
+    assume: dict = field(default_factory=dict)   # defaults to assume instead of the runtime's
+                                                 # ("beta": rank's and the stream's, "strategy")
     ceiling: bool = True           # also fit every noiseless train pair offline (what Phi allows)
     boot: int = 2000
     seed: int = 0
@@ -195,9 +197,10 @@ def feature_matrix(world: pw.World, spec: str, *, style_weight: float = 1.0, hea
         X = oracle_features(world.pairs).astype(np.float32)
     else:
         raise SystemExit(f"unknown features {spec!r}")
-    if extra == "style":
+    if extra == "style" or extra.startswith("style*"):
+        w = float(extra[6:]) if extra.startswith("style*") else style_weight
         train_texts = [world.texts[r] for i in world.train for r in world.rows(i)]
-        X = np.hstack([X, pw.StyleScaler.fit(train_texts, style_weight)(world.texts)]).astype(np.float32)
+        X = np.hstack([X, pw.StyleScaler.fit(train_texts, w)(world.texts)]).astype(np.float32)
     elif extra:
         raise SystemExit(f"unknown feature block {extra!r}")
     return np.ascontiguousarray(X, np.float32)
@@ -451,7 +454,7 @@ def run(cfg: Config, *, Phi: Optional[np.ndarray] = None, world: Optional[pw.Wor
         feature_specs: Sequence[str] = (), log=print) -> dict:
     """The benchmark; returns the results dict (per-user figures + summaries)."""
     t0 = time.perf_counter()
-    defaults = _defaults()
+    defaults = {**_defaults(), **cfg.assume}
     if defaults["beta"] not in cfg.betas:      # the default's curve is always measured
         cfg = replace(cfg, betas=tuple(sorted(set(cfg.betas) | {defaults["beta"]})))
     if world is None:
@@ -501,7 +504,7 @@ def compare_features(cfg: Config, world, specs: Sequence[str], users: dict, log)
     """Each feature spec with edge-omd defaults and the MLE, strategies random and the default
     one, the same users and streams seeds (paired across specs)."""
     out = {}
-    strategies = tuple(dict.fromkeys(("random", _defaults()["strategy"])))
+    strategies = tuple(dict.fromkeys(("random", _G["defaults"]["strategy"])))
     for spec in specs:
         Phi = feature_matrix(world, spec, style_weight=cfg.style_weight, log=log)
         _G.update(Phi=Phi, lineup=[(OMD_DEFAULT, {}), (MLE_ID, grids()[MLE_ID][1])])
@@ -594,7 +597,7 @@ def summarize(res: dict, log=print) -> dict:
             log("feature ceiling (MLE on every noiseless pair of every train prompt): top-1 "
                 f"{_fmt(*ci(pop['ceiling']['top1'], idx))}, regret {_fmt(*ci(pop['ceiling']['regret'], idx))}")
         log("top-1 on unseen prompts (mean over users [95% bootstrap CI]); edge-omd rows rank with rank()'s "
-            f"beta ({beta_d} = main's default) and with beta 0")
+            f"beta ({beta_d} = the default{', assumed' if cfg.get('assume') else ''}) and with beta 0")
         head = "k = " + " | ".join(f"{cps[j]:>3}" for j in show)
         for metric in ("top1", "regret"):
             log(f"--- {metric} --- {head}")
@@ -694,6 +697,9 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default="minilm", help="feature spec of the main run (see the docstring)")
     ap.add_argument("--compare-features", help="comma list of feature specs to compare (first = reference)")
     ap.add_argument("--style-weight", type=float, default=1.0)
+    ap.add_argument("--assume-beta", type=float, help="evaluate as if the runtime's default beta (rank and "
+                    "the stream's ucb / thumbs pick) were this (a candidate default)")
+    ap.add_argument("--assume-strategy", choices=STRATEGIES, help="... and the default pair strategy this")
     ap.add_argument("--driver-beta", type=float, help="beta of the stream's ucb / thumbs pick (default: "
                     "the runtime's DEFAULT_BETA); rank()'s beta is swept anyway")
     ap.add_argument("--workers", type=int, default=0)
@@ -716,6 +722,12 @@ def main(argv=None) -> int:
     kw = dict(features=a.features, style_weight=a.style_weight, seed=a.seed, driver_beta=a.driver_beta)
     if a.workers:
         kw["workers"] = a.workers
+    assume = {}
+    if a.assume_beta is not None:
+        assume["beta"] = float(a.assume_beta)
+    if a.assume_strategy:
+        assume["strategy"] = a.assume_strategy
+    kw["assume"] = assume
     if a.users:
         kw["users"] = a.users
     if a.strategies:

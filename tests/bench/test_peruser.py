@@ -61,6 +61,8 @@ def test_oracle_features_learn_the_taste(world, oracle_res):
         assert t[:, -1].mean() >= 0.85                      # k=300: the favourite
         mle = np.asarray(oracle_res["populations"]["design"]["strategies"][s]["contenders"][P.MLE_ID]["top1"])
         assert mle[:, -1].mean() >= 0.85
+    # the offline fit on every noiseless train pair: what the features allow
+    assert np.mean(oracle_res["populations"]["design"]["ceiling"]["top1"]) >= 0.9
 
 
 def test_noise_features_stay_at_chance(world):
@@ -69,6 +71,7 @@ def test_noise_features_stay_at_chance(world):
     res = run(world, noise, tiny(strategies=("random",)))
     chance = res["populations"]["design"]["chance"]
     assert top1(res, "random", "0.0")[:, -1].mean() < chance + 0.2
+    assert np.mean(res["populations"]["design"]["ceiling"]["top1"]) < chance + 0.2
 
 
 def test_deterministic(world, oracle_res):
