@@ -11,18 +11,28 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
+import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.util.Map;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
 import java.util.regex.Pattern;
 import java.util.zip.CRC32;
 
 /**
  * One user's model in a folder, in the layout of the Python SDK's FolderStore
- * (docs/JOURNAL_FORMAT.md), so a folder pulled from the phone opens in Python and back:
- * {@code <id>.omdstate} is the checkpoint ("EOMDREC2", u32 header length, header JSON, the
- * RewardModel state, CRC-32), replaced atomically (temp file, fsync, rename, fsync of the
- * folder); {@code <id>.omdjournal} holds one {@link Journal} record (O(d) bytes, appended and
- * fsynced) per observation learned since. Opening = load the checkpoint and replay the journal's
+ * (docs/JOURNAL_FORMAT.md, docs/FORMATS.md), so a folder pulled from the phone opens in Python
+ * and back. File names do not reveal the user id: they are {@code <h>.omdck} (the checkpoint:
+ * "EOMDREC2", u32 header length, header JSON, the RewardModel state, CRC-32; replaced atomically:
+ * temp file, fsync, rename, fsync of the folder), {@code <h>.omdjr} (one {@link Journal} record,
+ * O(d) bytes, appended and fsynced, per observation learned since) and {@code <h>.omdlk} (the
+ * lock), where h = the first 32 hex digits of HMAC-SHA256(key, "edge-omd user id\0" + id) and
+ * the key is the folder's {@code .omdkey} ("EOMDKEY1", 32 random bytes, CRC-32; made by the
+ * first store that opens the folder, Python or Java). A user found under the names of older
+ * versions ({@code <id>.omdstate}, {@code <id>.omdjournal}) is moved to the keyed names when it
+ * is opened (journal copy, then checkpoint copy, each durable, then the old files erased). Opening = load the checkpoint and replay the journal's
  * valid records (a torn tail from a crash mid-append is cut, nothing after a bad record is
  * applied), so the model comes back as it was after its last completed feedback. Every
  * {@code checkpointEvery} records the checkpoint is rewritten, then the journal emptied (a crash
@@ -34,7 +44,10 @@ import java.util.zip.CRC32;
  * (open them once with the Python SDK, which rewrites them).
  */
 public final class UserStore implements AutoCloseable {
-    public static final String STATE_SUFFIX = ".omdstate", JOURNAL_SUFFIX = ".omdjournal", LOCK_SUFFIX = ".lock";
+    public static final String STATE_SUFFIX = ".omdck", JOURNAL_SUFFIX = ".omdjr", LOCK_SUFFIX = ".omdlk";
+    static final String LEGACY_STATE = ".omdstate", LEGACY_JOURNAL = ".omdjournal", LEGACY_LOCK = ".lock";
+    public static final String KEY_FILE = ".omdkey";
+    static final byte[] KEY_MAGIC = "EOMDKEY1".getBytes(StandardCharsets.US_ASCII);
     static final byte[] MAGIC = "EOMDREC2".getBytes(StandardCharsets.US_ASCII);
     static final byte[] MAGIC_V1 = "EOMDREC1".getBytes(StandardCharsets.US_ASCII);
     public static final int RECORD_FORMAT = 2;
@@ -56,8 +69,9 @@ public final class UserStore implements AutoCloseable {
                       FileLock lock) throws IOException {
         this.folder = folder;
         this.userId = userId;
-        this.statePath = folder.resolve(userId + STATE_SUFFIX);
-        this.journalPath = folder.resolve(userId + JOURNAL_SUFFIX);
+        String name = nameOf(folder, userId);
+        this.statePath = folder.resolve(name + STATE_SUFFIX);
+        this.journalPath = folder.resolve(name + JOURNAL_SUFFIX);
         this.model = model;
         this.checkpointEvery = checkpointEvery;
         this.itemsize = "float32".equals(model.dtype()) ? 4 : 8;
@@ -81,8 +95,8 @@ public final class UserStore implements AutoCloseable {
             throw new ConfigException("checkpointEvery must be >= 1, got " + checkpointEvery);
         }
         Files.createDirectories(folder);
-        FileChannel lc = FileChannel.open(folder.resolve(userId + LOCK_SUFFIX), StandardOpenOption.CREATE,
-                StandardOpenOption.WRITE);
+        FileChannel lc = FileChannel.open(folder.resolve(nameOf(folder, userId) + LOCK_SUFFIX),
+                StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock lock;
         try {
             lock = lc.tryLock();
@@ -107,7 +121,8 @@ public final class UserStore implements AutoCloseable {
 
     private static UserStore openLocked(Path folder, String userId, RewardModel.Config fresh, int every,
                                         FileChannel lc, FileLock lock) throws IOException {
-        Path state = folder.resolve(userId + STATE_SUFFIX);
+        migrate(folder, userId);
+        Path state = statePath(folder, userId);
         if (!Files.exists(state)) {
             UserStore s = new UserStore(folder, userId, new RewardModel(fresh), every, lc, lock);
             s.createdAt = System.currentTimeMillis();
@@ -133,6 +148,161 @@ public final class UserStore implements AutoCloseable {
         }
         s.journal.position(s.journal.size());
         return s;
+    }
+
+    /** The checkpoint file of {@code userId} in {@code folder} (keyed name). */
+    public static Path statePath(Path folder, String userId) throws IOException {
+        return folder.resolve(nameOf(folder, userId) + STATE_SUFFIX);
+    }
+
+    /** The journal file of {@code userId} in {@code folder} (keyed name). */
+    public static Path journalPath(Path folder, String userId) throws IOException {
+        return folder.resolve(nameOf(folder, userId) + JOURNAL_SUFFIX);
+    }
+
+    /** The file name stem of {@code userId}: keyed hash, the folder's key made if missing. */
+    public static String nameOf(Path folder, String userId) throws IOException {
+        byte[] key = folderKey(folder);
+        try {
+            Mac mac = Mac.getInstance("HmacSHA256");
+            mac.init(new SecretKeySpec(key, "HmacSHA256"));
+            mac.update("edge-omd user id\0".getBytes(StandardCharsets.US_ASCII));
+            byte[] h = mac.doFinal(userId.getBytes(StandardCharsets.UTF_8));
+            return hex(h, 16);
+        } catch (GeneralSecurityException e) {
+            throw new IOException("HMAC-SHA256 is not available: " + e);
+        }
+    }
+
+    static byte[] folderKey(Path folder) throws IOException {
+        Path path = folder.resolve(KEY_FILE);
+        byte[] key = readKey(path);
+        if (key != null) {
+            return key;
+        }
+        Files.createDirectories(folder);
+        key = new byte[32];
+        RANDOM.nextBytes(key);
+        byte[] out = new byte[KEY_MAGIC.length + 32 + 4];
+        ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(KEY_MAGIC).put(key);
+        CRC32 crc = new CRC32();
+        crc.update(out, 0, out.length - 4);
+        b.putInt((int) crc.getValue());
+        Path tmp = folder.resolve("." + KEY_FILE + "." + hex(randomBytes(6), 6) + ".tmp");
+        try {
+            writeSynced(tmp, out);
+            try {
+                Files.createLink(path, tmp);   // never replaces a key another process made first
+            } catch (FileAlreadyExistsException e) {
+                return readKey(path);
+            } catch (UnsupportedOperationException e) {
+                Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE);
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+        syncFolder(folder);
+        return readKey(path);
+    }
+
+    private static byte[] readKey(Path path) throws IOException {
+        if (!Files.exists(path)) {
+            return null;
+        }
+        byte[] blob = Files.readAllBytes(path);
+        int n = KEY_MAGIC.length + 32;
+        boolean ok = blob.length == n + 4 && startsWith(blob, KEY_MAGIC);
+        if (ok) {
+            CRC32 crc = new CRC32();
+            crc.update(blob, 0, n);
+            ok = crc.getValue() == Integer.toUnsignedLong(
+                    ByteBuffer.wrap(blob).order(ByteOrder.LITTLE_ENDIAN).getInt(n));
+        }
+        if (!ok) {
+            throw new StateFormatException(path + " is corrupt: it holds the key that names this folder's user files; "
+                    + "restore it from a backup, or start a new folder");
+        }
+        return java.util.Arrays.copyOfRange(blob, KEY_MAGIC.length, n);
+    }
+
+    /** Files under the names of older versions (the id in clear) move to the keyed names. */
+    private static void migrate(Path folder, String userId) throws IOException {
+        Path oldState = folder.resolve(userId + LEGACY_STATE), oldJournal = folder.resolve(userId + LEGACY_JOURNAL);
+        Path newState = statePath(folder, userId), newJournal = journalPath(folder, userId);
+        if (Files.exists(oldState) && !Files.exists(newState)) {
+            byte[] j = Files.exists(oldJournal) ? Files.readAllBytes(oldJournal) : new byte[0];
+            replaceAtomically(folder, newJournal, j);
+            replaceAtomically(folder, newState, Files.readAllBytes(oldState));
+        }
+        boolean any = false;
+        for (Path p : new Path[]{oldJournal, oldState, folder.resolve(userId + LEGACY_LOCK)}) {
+            any |= Files.deleteIfExists(p);
+        }
+        if (any) {
+            syncFolder(folder);
+        }
+    }
+
+    private static void writeSynced(Path path, byte[] data) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ByteBuffer w = ByteBuffer.wrap(data);
+            while (w.hasRemaining()) {
+                ch.write(w);
+            }
+            ch.force(true);
+        }
+    }
+
+    /** temp file beside it, fsync, rename over it, fsync of the folder. */
+    private static void replaceAtomically(Path folder, Path target, byte[] data) throws IOException {
+        Path tmp = folder.resolve("." + target.getFileName() + "." + hex(randomBytes(6), 6) + ".tmp");
+        try {
+            writeSynced(tmp, data);
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+        syncFolder(folder);
+    }
+
+    private static void syncFolder(Path folder) {
+        try (FileChannel dir = FileChannel.open(folder, StandardOpenOption.READ)) {
+            dir.force(true);
+        } catch (IOException | UnsupportedOperationException e) {
+            // no directory fsync on this platform: the rename is still atomic
+        }
+    }
+
+    /** Temporary files of this user's interrupted checkpoint writes (call under its lock). */
+    private void removeStaleTemps() throws IOException {
+        String prefix = "." + statePath.getFileName() + ".";
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(folder)) {
+            for (Path p : ds) {
+                String n = p.getFileName().toString();
+                if (n.startsWith(prefix) && n.endsWith(".tmp")) {
+                    Files.deleteIfExists(p);
+                }
+            }
+        }
+    }
+
+    private static byte[] randomBytes(int n) {
+        byte[] b = new byte[n];
+        RANDOM.nextBytes(b);
+        return b;
+    }
+
+    private static String hex(byte[] b, int n) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            s.append(String.format("%02x", b[i] & 0xff));
+        }
+        return s.toString();
     }
 
     static final class Checkpoint {
@@ -290,34 +460,8 @@ public final class UserStore implements AutoCloseable {
         CRC32 crc = new CRC32();
         crc.update(out, 0, out.length - 4);
         b.putInt((int) crc.getValue());
-        byte[] rnd = new byte[6];
-        RANDOM.nextBytes(rnd);
-        StringBuilder tag = new StringBuilder();
-        for (byte x : rnd) {
-            tag.append(String.format("%02x", x & 0xff));
-        }
-        Path tmp = folder.resolve("." + userId + "." + tag + ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ByteBuffer w = ByteBuffer.wrap(out);
-                while (w.hasRemaining()) {
-                    ch.write(w);
-                }
-                ch.force(true);
-            }
-            try {
-                Files.move(tmp, statePath, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, statePath, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
-        try (FileChannel dir = FileChannel.open(folder, StandardOpenOption.READ)) {
-            dir.force(true);
-        } catch (IOException | UnsupportedOperationException e) {
-            // no directory fsync on this platform: the rename is still atomic
-        }
+        removeStaleTemps();
+        replaceAtomically(folder, statePath, out);
     }
 
     @Override

@@ -121,14 +121,17 @@ final class JournalGoldenTests {
                         }
                     }
                     live = s.model().toBytes();
-                    require(UserStore.readCheckpoint(dir.resolve("u1.omdstate"), "u1").updates == 20, "checkpoint every 10");
+                    require(UserStore.readCheckpoint(UserStore.statePath(dir, "u1"), "u1").updates == 20, "checkpoint every 10");
+                    try (java.util.stream.Stream<Path> names = Files.list(dir)) {
+                        require(names.noneMatch(f -> f.getFileName().toString().contains("u1")), "no id in file names");
+                    }
                     TestRunner.raises(java.io.IOException.class, () -> UserStore.open(dir, "u1", cfg, 10), "second open");
                 }
                 try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
                     require(Arrays.equals(s.model().toBytes(), live), dtype + ": reopen");
                     require(s.updates() == 23, "updates");
                 }
-                Path j = dir.resolve("u1.omdjournal");
+                Path j = UserStore.journalPath(dir, "u1");
                 long size = Files.size(j);
                 Files.write(j, new byte[]{'E', 'O', 'J', 'R', 1, 2, 3}, java.nio.file.StandardOpenOption.APPEND);
                 try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
@@ -151,6 +154,19 @@ final class JournalGoldenTests {
                     require(s.model().t() == 0 && s.updates() == 0, "reset persisted");
                 }
                 TestRunner.raises(InvalidInputException.class, () -> UserStore.open(dir, "../x", cfg, 10), "user id");
+                // the layout of older versions (id in the names): read, and moved to the keyed names
+                byte[] kept;
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
+                    s.learnPair(ModelGoldenTests.randomVec(g, 7, 0.4), new double[7], 1.0);
+                    kept = s.model().toBytes();
+                }
+                Files.move(UserStore.statePath(dir, "u1"), dir.resolve("u1.omdstate"));
+                Files.move(UserStore.journalPath(dir, "u1"), dir.resolve("u1.omdjournal"));
+                try (UserStore s = UserStore.open(dir, "u1", cfg, 10)) {
+                    require(Arrays.equals(s.model().toBytes(), kept), dtype + ": old names read");
+                    require(!Files.exists(dir.resolve("u1.omdstate")) && !Files.exists(dir.resolve("u1.omdjournal"))
+                            && Files.exists(UserStore.statePath(dir, "u1")), "moved to keyed names");
+                }
             }
         });
     }
@@ -164,8 +180,12 @@ final class JournalGoldenTests {
         T.check("UserStore opens a Python FolderStore user, continues it, and leaves it for Python", () -> {
             Path dir = out.resolve("folder_store");
             Files.createDirectories(dir);
-            for (String f : new String[]{"alice.omdstate", "alice.omdjournal"}) {
-                Files.copy(src.resolve(f), dir.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            try (java.util.stream.Stream<Path> files = Files.list(src)) {   // key, checkpoint, journal
+                for (Path f : (Iterable<Path>) files::iterator) {
+                    if (Files.isRegularFile(f)) {
+                        Files.copy(f, dir.resolve(f.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    }
+                }
             }
             RewardModel live = RewardModel.fromBytes(Files.readAllBytes(golden.resolve("journal").resolve("folder_store_live.eomd")));
             RewardModel.Config cfg = new RewardModel.Config(12);
