@@ -22,8 +22,12 @@ def minilm_heads(tmp_path_factory):
     from edge_omd_export import export_model
     from tests.export._tiny import minilm_dir
     root = tmp_path_factory.mktemp("minilm")
-    return {v: export_model(minilm_dir(), root / v, variant=v, progress=False)
-            for v in ("fp32", "int8")}
+    heads = {v: export_model(minilm_dir(), root / v, variant=v, progress=False)
+             for v in ("fp32", "int8")}
+    # sentence-transformers' own pooling (mean over the whole text), to compare with PyTorch
+    heads["fp32-mean"] = export_model(minilm_dir(), root / "fp32-mean", variant="fp32",
+                                      pooling="mean", progress=False)
+    return heads
 
 
 def sentence_transformers_reference(texts):
@@ -42,7 +46,7 @@ def sentence_transformers_reference(texts):
 
 
 def test_minilm_fp32_matches_pytorch(minilm_heads):
-    head = FeatureHead.open(minilm_heads["fp32"], ["CPUExecutionProvider"])
+    head = FeatureHead.open(minilm_heads["fp32-mean"], ["CPUExecutionProvider"])
     m = head.manifest
     assert head.dim == 384 and m["architecture"] == "bert" and m["pooling"] == "mean"
     assert m["parity"]["max_abs_err"] < 1e-5
