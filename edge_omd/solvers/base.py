@@ -63,6 +63,7 @@ class ArraySpec:
         object.__setattr__(self, "_code", compile(f"({self.shape},)", self.name, "eval"))
 
     def dims(self, d: int, ell: int, consts: dict) -> tuple:
+        # the expression is a constant of the solver's source, evaluated with no builtins
         return tuple(int(n) for n in eval(self._code, {"__builtins__": {}},  # noqa: S307
                                           dict(consts, d=d, ell=ell, min=min)))
 
@@ -254,9 +255,10 @@ class Solver(abc.ABC):
     def loaded(self):
         """The payload arrays were just filled from a file (nothing to derive by default)."""
 
-    @staticmethod
-    def invalid(arrays):
-        """Why a loaded payload cannot be this solver's state (None if it can)."""
+    def invalid(self, arrays):
+        """Why a loaded payload (its arrays in file order: shapes and dtypes are the spec's,
+        every float finite, checked by the reader) cannot be this solver's state, with this
+        config (None if it can)."""
         return None
 
 
