@@ -16,7 +16,8 @@ UTF-8 errors included).
 
 Files are written by `write_atomic`: a temporary file in the same folder, fsync, rename over the
 target, fsync of the folder; the rename is the commit point, so a reader sees the old bytes or
-the new ones, never a mix. Every file operation goes through a `FileIO` (the default calls `os`);
+the new ones, never a mix. They are read by `read_limited` (a bound on the size) or
+`read_sized` (a fixed header that gives the exact size, checked before the rest is read). Every file operation goes through a `FileIO` (the default calls `os`);
 tests subclass it to record, fault or drop operations (crash-state exploration).
 """
 from __future__ import annotations
@@ -308,5 +309,23 @@ def read_limited(path, max_bytes: int, what: str, io: FileIO = DEFAULT_IO) -> by
             raise StateFormatError(f"{what}: file is {size} bytes, more than any valid one "
                                    f"({max_bytes})")
         return io.pread(fd, size, 0)
+    finally:
+        io.close(fd)
+
+
+def read_sized(path, head_size: int, total_of, io: FileIO = DEFAULT_IO) -> bytes:
+    """The bytes of a file whose fixed header says how long it is: read `head_size` bytes,
+    `total_of(head)` validates them and returns the total length (raising StateFormatError on a
+    bad header), the file's size must equal it, then the rest is read. Nothing is allocated from
+    the header before it is validated and matches the file (the state format's reader).
+    OSError is left to the caller."""
+    fd = io.open(os.fspath(path), os.O_RDONLY)
+    try:
+        head = io.pread(fd, head_size, 0)
+        total = total_of(head)
+        size = io.fstat(fd).st_size
+        if size != total:
+            raise StateFormatError(f"{path}: file is {size} bytes, the header says {total}")
+        return head + io.pread(fd, total - len(head), len(head))
     finally:
         io.close(fd)

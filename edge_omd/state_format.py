@@ -148,16 +148,7 @@ def decode(buf):
 def read_file(path, io=envelope.DEFAULT_IO):
     """Read a state file, checking its header and size before reading the payload (a corrupt
     or hostile header allocates nothing)."""
-    fd = io.open(os.fspath(path), os.O_RDONLY)
-    try:
-        head = io.pread(fd, HEADER.size, 0)
-        _h, _payload, total = decode_header(head)
-        size = io.fstat(fd).st_size
-        if size != total:
-            raise StateFormatError(f"{path}: file is {size} bytes, the header says {total}")
-        return head + io.pread(fd, total - HEADER.size, HEADER.size)
-    finally:
-        io.close(fd)
+    return envelope.read_sized(path, HEADER.size, lambda head: decode_header(head)[2], io)
 
 
 def write_file(path, data):
