@@ -34,6 +34,7 @@ def model_state():
 
 
 def main(out=HERE):
+    """Writes the golden files into `out` (pass another folder to compare: `main(path)`)."""
     m = model_state()
     state = m.to_bytes()
     rec = journal.encode(EPOCH, 4, np.arange(8, dtype=np.float64) / 8, 1.0, 0.5, when=T0)
@@ -46,8 +47,9 @@ def main(out=HERE):
         with fs.transaction("alice", head_fingerprint=FakeHead(dim=8).fingerprint, dim=8) as tx:
             tx.sync(None)
             tx.create(state, updates=3)
-        names = [n for n in os.listdir(tmp) if n.endswith(".omdstate")]
-        ckpt = open(os.path.join(tmp, names[0]), "rb").read()
+        paths = fs.paths("alice") if hasattr(fs, "paths") else None   # keyed names since
+        name = paths.checkpoint if paths else os.path.join(tmp, "alice.omdstate")
+        ckpt = open(name, "rb").read()
 
     with tempfile.TemporaryDirectory() as tmp:
         p = Personalizer(FakeHead(dim=8), store.SQLiteStore(os.path.join(tmp, "s.sqlite")), "alice",
@@ -77,4 +79,4 @@ def _export_of(m):
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else HERE)
