@@ -666,7 +666,7 @@ def summarize_features(res: dict, log=print) -> None:
                         cx = np.asarray(f["ceiling"][name]["top1"])
                         log(f"  {name:<7} {spec:<24} feature ceiling (MLE on every noiseless train pair) top-1 "
                             f"{_fmt(*ci(cx, idx))} | - {base}: {_fmt(*ci(cx - cref, idx))}")
-            for b in ("0.0", str(float(res["defaults"]["beta"]))):
+            for b in dict.fromkeys(("0.0", str(float(res["defaults"]["beta"])))):
                 ref = np.asarray(feats[base]["populations"][name][s]["beta"][b]["top1"])
                 log(f"  {name:<7} {s:<7} rank beta={b}: top-1 at k=" + "/".join(str(c) for c in cps))
                 for spec, f in feats.items():
@@ -697,6 +697,9 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default="minilm", help="feature spec of the main run (see the docstring)")
     ap.add_argument("--compare-features", help="comma list of feature specs to compare (first = reference)")
     ap.add_argument("--style-weight", type=float, default=1.0)
+    ap.add_argument("--properties", help="comma list of peruser_world.PROPERTIES the users may weigh "
+                    "(default: all), e.g. only the content ones")
+    ap.add_argument("--p-length", type=float, help="share of users with a length taste (default 0.8)")
     ap.add_argument("--assume-beta", type=float, help="evaluate as if the runtime's default beta (rank and "
                     "the stream's ucb / thumbs pick) were this (a candidate default)")
     ap.add_argument("--assume-strategy", choices=STRATEGIES, help="... and the default pair strategy this")
@@ -728,6 +731,16 @@ def main(argv=None) -> int:
     if a.assume_strategy:
         assume["strategy"] = a.assume_strategy
     kw["assume"] = assume
+    popkw = {}
+    if a.properties:
+        popkw["properties"] = tuple(a.properties.split(","))
+        unknown = set(popkw["properties"]) - set(pw.PROPERTIES)
+        if unknown:
+            raise SystemExit(f"unknown properties {sorted(unknown)}; choose from {', '.join(pw.PROPERTIES)}")
+    if a.p_length is not None:
+        popkw["p_length"] = a.p_length
+    if popkw:
+        kw["population"] = pw.PopulationConfig(**popkw)
     if a.users:
         kw["users"] = a.users
     if a.strategies:
