@@ -29,8 +29,9 @@ from edge_omd._numba import ensure_compiled
 from edge_omd.config import HYPERPARAMETERS, ITEMSIZE, MAX_DIM, ModelConfig
 from edge_omd.errors import BudgetError, ConfigError, InvalidInputError, NumericalError, StateFormatError
 from edge_omd.head.binding import check_binding
-from edge_omd.solvers import SOLVERS
+from edge_omd.solvers import SOLVERS, mnl
 from edge_omd.solvers.base import F, I8, ArraySpec
+from edge_omd.solvers.mnl import MAX_K
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -243,6 +244,81 @@ class RewardModel:
         np.copyto(self._z, z)
         self._update(y, w)
 
+    def learn_choice(self, Phi, chosen, weight=1.0):
+        """The user saw the k candidates Phi (k, d) and chose row `chosen`: one multinomial-logit
+        (Plackett-Luce first choice) observation, P(chosen) = softmax_j(theta.phi_j)[chosen],
+        learned by the same one-pass step as a pair (docs/ALGORITHM.md, "Choice among k"):
+        its Hessian, rank k - 1, at theta_t inside tilde_H, at theta_{t+1} into cal_H.
+
+        2 <= k <= MAX_K (16); duplicate rows are allowed. k = 2 is `learn_pair(Phi[chosen],
+        Phi[1 - chosen])` up to rounding. Phi is converted once into the state's dtype
+        (`choice_input`); learning allocates O(k d) scratch for the call, not kept (nbytes is
+        unchanged). Bad input: InvalidInputError; a non-finite update: NumericalError; the
+        state is unchanged in both cases."""
+        P = self.choice_input(Phi)
+        c = _checks.int_in("chosen", chosen, 0, P.shape[0] - 1)
+        w = _checks.weight(weight)
+        self._choice(P, c, w)
+
+    def choice_input(self, Phi):
+        """Phi checked (a (k, d) real array, 2 <= k <= MAX_K, finite and bounded) and converted
+        into a new C-contiguous (k, d) array of the state's dtype: what `learn_choice` learns
+        from and a journal record of the choice stores (`learn_choice_observation`)."""
+        a = _checks.real_array(Phi, "Phi")
+        if a.ndim != 2 or a.shape[1] != self._d:
+            raise InvalidInputError(f"Phi must have shape (k, {self._d}), got {a.shape}")
+        if not 2 <= a.shape[0] <= MAX_K:
+            raise InvalidInputError(f"a choice needs 2 to {MAX_K} candidates, got {a.shape[0]}")
+        if a.dtype.kind in "iu":
+            a = a.astype(np.float64)
+        _checks.finite_and_bounded(a, "Phi")
+        return np.array(a, dtype=self._dtype, order="C")
+
+    def learn_choice_observation(self, Phi, chosen, weight=1.0):
+        """Learn a choice exactly as given (no conversion): the replay of a kind-2 journal
+        record. Phi: (k, d) finite, already in the state's dtype (`choice_input`'s result);
+        same kernels on the same bits, so the model ends with the live model's bytes."""
+        a = np.asarray(Phi)
+        k = a.shape[0] if a.ndim == 2 else -1
+        P = _checks.exact_array(a, "Phi", (k, self._d), self._dtype)
+        if not 2 <= k <= MAX_K:
+            raise InvalidInputError(f"a choice needs 2 to {MAX_K} candidates, got {k}")
+        c = _checks.int_in("chosen", chosen, 0, k - 1)
+        w = _checks.weight(weight)
+        self._choice(np.ascontiguousarray(P), c, w)
+
+    def _choice(self, P, c, w):
+        if self._dtype not in _MNL_READY:  # the choice kernels compile at the first choice
+            ensure_compiled(self._dtype, mnl.__name__)
+            _MNL_READY.add(self._dtype)
+        k, d = P.shape
+        cw = mnl.make_work(k - 1, d, self._dtype)  # scratch of this call (solvers/mnl.py)
+        r = 0
+        for j in range(k):  # z_j = phi_c - phi_j, in the state's dtype
+            if j != c:
+                np.subtract(P[c], P[j], out=cw.Z[r])
+                r += 1
+        solver, eta = self._solver, self._config.eta
+        solver.choice_keep(cw)
+        if not solver.choice_step(cw, w, eta):  # steps 1-2
+            solver.choice_restore(cw)
+            raise NumericalError("the choice would produce a non-finite theta; the state was "
+                                 "left unchanged (check the feature scale and eta)")
+        if self._config.radius is not None:  # step 3, tilde_H = cal_H + eta X^T X at theta_t
+            mnl.rows(cw.Lw, cw.Z, math.sqrt(eta), cw.X)
+            if mnl.project(solver, cw.X, solver.choice_lower(), solver.choice_theta0,
+                           solver.set_theta) < 0:
+                solver.choice_restore(cw)
+                raise NumericalError("the projection onto ||theta|| <= radius has no finite "
+                                     "result; the state was left unchanged (check radius and "
+                                     "the feature scale)")
+        if not solver.choice_absorb(cw, w):  # step 4
+            solver.choice_restore(cw)
+            raise NumericalError("the choice's curvature is beyond what the state's dtype can "
+                                 "hold next to lam; the state was left unchanged (check the "
+                                 "feature scale)")
+        self._t[0] = min(self._t[0] + 1, state_format.MAX_T)
+
     @property
     def observation(self):
         """z of the last learn_* call as the model used it (state dtype; a pair's difference
@@ -321,7 +397,7 @@ class RewardModel:
             model._init(_resolve(config), fingerprint)
         except ConfigError as e:
             raise StateFormatError(f"state holds invalid settings: {e}") from e
-        problem = model._solver.invalid(arrays)
+        problem = model._solver.invalid(model._solver.Payload(*arrays))
         if problem:
             raise StateFormatError(f"inconsistent {model.solver} state: {problem}")
         for dst, src in zip(model._solver.payload(), arrays):
@@ -350,6 +426,10 @@ class RewardModel:
     # ------------------------------------------------------------------ input checks
     def _vector(self, x, name):
         return _checks.vector(x, name, self._d, top=_top)
+
+
+#: dtypes whose choice kernels (edge_omd/solvers/mnl.py) are compiled in this process
+_MNL_READY: set = set()
 
 
 def _top(a):

@@ -130,9 +130,11 @@ class SolverSpec:
         return {n: np.zeros(s, dt.newbyteorder("=")) for n, s, dt in
                 self.shapes(d, rank, np.dtype(dtype).itemsize)}
 
-    def state_type(self, typename: str):
-        """The NamedTuple of this solver's arrays (Numba-friendly, fixed fields)."""
-        return NamedTuple(typename, [(a.name, np.ndarray) for a in self.arrays])
+    def state_type(self, typename: str, saved_only: bool = False):
+        """The NamedTuple of this solver's arrays (Numba-friendly, fixed fields); with
+        saved_only, of its payload (what a loader checks, by name and in file order)."""
+        return NamedTuple(typename, [(a.name, np.ndarray) for a in self.arrays
+                                     if a.saved or not saved_only])
 
     def max_rank(self, d: int, itemsize: int, budget: int, extra=lambda ell: 0) -> int:
         """Largest ell <= d with nbytes(d, ell) + extra(ell) <= budget (0 if not even ell = 1);
@@ -162,7 +164,8 @@ def by_code(code: int):
 class Solver(abc.ABC):
     """The contract every solver fulfils (see the module docstring); one subclass per module."""
     spec: ClassVar[SolverSpec]
-    State: ClassVar[type]
+    State: ClassVar[type]      # NamedTuple of every array of the spec
+    Payload: ClassVar[type]    # NamedTuple of the saved ones, in file order (what `invalid` gets)
     name: ClassVar[str]
     code: ClassVar[int]
     supports_forget: ClassVar[bool]
@@ -177,6 +180,7 @@ class Solver(abc.ABC):
                 raise ValueError(f"solver code {spec.code} of {spec.name!r} is {other.spec.name!r}'s")
         cls.name, cls.code, cls.supports_forget = spec.name, spec.code, spec.supports_forget
         cls.State = spec.state_type(f"{cls.__name__.replace('Solver', '')}State")
+        cls.Payload = spec.state_type(f"{cls.__name__.replace('Solver', '')}Payload", True)
         REGISTRY[spec.name] = cls
 
     def __init__(self, config, counter):
@@ -256,9 +260,9 @@ class Solver(abc.ABC):
         """The payload arrays were just filled from a file (nothing to derive by default)."""
 
     def invalid(self, arrays):
-        """Why a loaded payload (its arrays in file order: shapes and dtypes are the spec's,
-        every float finite, checked by the reader) cannot be this solver's state, with this
-        config (None if it can)."""
+        """Why a loaded payload cannot be this solver's state with this config (None if it
+        can). `arrays`: a `Payload` (by name or in file order; shapes and dtypes are the spec's
+        and every float is finite, the reader checked)."""
         return None
 
 
