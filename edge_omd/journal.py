@@ -12,7 +12,7 @@ Layout (docs/JOURNAL_FORMAT.md), little-endian:
     4      4     u32 length   bytes of the whole record, magic to CRC included
     8      2     u16 version  1
     10     1     u8  kind     1: GLM observation (k = 1, label y in [0, 1]);
-                              2: choice among k vectors (label = chosen index; reserved)
+                              2: choice among k vectors (2 <= k <= 16, label = chosen index)
     11     1     u8  itemsize 4 (float32) or 8 (float64): the state's dtype
     12     4     u32 dim      d
     16     4     u32 k        number of d-vectors that follow
@@ -23,7 +23,8 @@ Layout (docs/JOURNAL_FORMAT.md), little-endian:
     48     8     f64 weight   in (0, 1e6]
     56     8     f64 time     unix seconds of the commit (informative)
     64     k*d*itemsize       the vectors, row after row: kind 1: z exactly as the model used it
-                              (a pair is z = phi_chosen - phi_rejected, converted once)
+                              (a pair is z = phi_chosen - phi_rejected, converted once); kind 2:
+                              the k candidates as the model used them (RewardModel.choice_input)
     end-4  4     u32 CRC-32 (zlib / java.util.zip polynomial) of every byte before it
 
 Framing, checksum and refusal rules come from edge_omd/envelope.py (the one envelope of every
@@ -44,6 +45,7 @@ import numpy as np
 
 from edge_omd import envelope
 from edge_omd.errors import StateFormatError
+from edge_omd.solvers.mnl import MAX_K as CHOICE_MAX_K  # candidates of one choice
 
 MAGIC = b"EOJR"
 VERSION = 1
@@ -91,6 +93,10 @@ def encode(epoch: int, seq: int, vectors, label: float, weight: float, *,
     k, d = v.shape
     if kind == KIND_GLM and k != 1:
         raise StateFormatError("a kind-1 (GLM) record holds exactly one vector")
+    if kind == KIND_CHOICE and not (2 <= k <= CHOICE_MAX_K and float(label).is_integer()
+                                    and 0 <= label < k):
+        raise StateFormatError(f"a kind-2 (choice) record holds 2 to {CHOICE_MAX_K} vectors and "
+                               f"the chosen index, got k={k}, label={label!r}")
     item = v.dtype.itemsize
     body = v.astype(_DTYPES[item], copy=False).tobytes()
     n = HEADER.size + len(body) + CRC.size
@@ -131,10 +137,14 @@ def check_one(buf, off: int, *, dim: int, itemsize: int):
         return None, f"record version {version} (this SDK reads {VERSION})"
     if d != dim or item != itemsize:
         return None, f"record for d={d}/itemsize {item}, the state has d={dim}/itemsize {itemsize}"
-    if kind != KIND_GLM or k != 1 or flags != 0:
+    if not (kind == KIND_GLM and k == 1 or kind == KIND_CHOICE and 2 <= k <= CHOICE_MAX_K) \
+            or flags != 0:
         return None, f"record kind {kind} with k={k}, flags {flags:#x} is not supported"
-    if not (math.isfinite(label) and 0.0 <= label <= 1.0):
+    if kind == KIND_GLM and not (math.isfinite(label) and 0.0 <= label <= 1.0):
         return None, f"label {label!r} outside [0, 1]"
+    if kind == KIND_CHOICE and not (math.isfinite(label) and label.is_integer()
+                                    and 0 <= label < k):
+        return None, f"chosen index {label!r} is not one of the record's {k} vectors"
     if not (math.isfinite(weight) and 0.0 < weight <= MAX_WEIGHT):
         return None, f"weight {weight!r} outside (0, {MAX_WEIGHT:g}]"
     if seq > MAX_SEQ:
@@ -181,4 +191,19 @@ def parse(buf, *, epoch: int, after: int, dim: int, itemsize: int, start: int = 
 
 def apply(model, rec: Record) -> None:
     """Learn one record on `model` exactly as the live model learned it."""
-    model.learn_observation(rec.z, rec.label, rec.weight)
+    learn(model, rec.vectors if rec.kind == KIND_CHOICE else rec.z, rec.label, rec.weight)
+
+
+def kind_of(vectors) -> int:
+    """The record kind of an observation as `learn` takes it: (d,) z: 1; (k, d) candidates: 2."""
+    return KIND_CHOICE if np.ndim(vectors) == 2 else KIND_GLM
+
+
+def learn(model, vectors, label: float, weight: float) -> None:
+    """Learn one observation exactly as given: a (d,) z with its label y
+    (RewardModel.learn_observation) or the (k, d) candidates of a choice with the chosen index
+    (RewardModel.learn_choice_observation)."""
+    if kind_of(vectors) == KIND_CHOICE:
+        model.learn_choice_observation(vectors, int(label), weight)
+    else:
+        model.learn_observation(vectors, label, weight)

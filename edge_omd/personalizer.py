@@ -18,7 +18,7 @@ The three settings of the paper:
 - deployment, `choose_pair`: which two candidates to show (strategies.STRATEGIES);
 - active, `select_queries`: which k pairs of a pool to ask about (greedy max width).
 
-Persistence (edge_omd/store.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` is
+Persistence (edge_omd/store.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` / `choose` is
 committed to the store before the call returns, as ONE journal record of O(d) bytes (the
 observation z as the model learned it, its label, weight and counter). The full state is
 written only at checkpoints: at the user's first commit, every `checkpoint_every` records
@@ -356,7 +356,7 @@ class Personalizer:
         self._apply_sync(full)
         model, self._model = self._model, None
         for z, y, w in self._pending:
-            model.learn_observation(z, y, w)
+            _journal.learn(model, z, y, w)
         self._model = model
 
     @property
@@ -390,7 +390,7 @@ class Personalizer:
                     tx.create(base, updates=0)
                 obs = list(self._pending) + learn(self._model)
                 epoch, n = tx.head.epoch, tx.head.updates
-                tx.append([_journal.encode(epoch, n + 1 + i, z, y, w)
+                tx.append([_journal.encode(epoch, n + 1 + i, z, y, w, kind=_journal.kind_of(z))
                            for i, (z, y, w) in enumerate(obs)])
         except BaseException:
             # the model may have learned what was not committed: reload it next time
@@ -535,6 +535,37 @@ class Personalizer:
         def learn(model):
             model.learn_pair(phi[0], phi[1], weight=weight)
             return [(model.observation.copy(), 1.0, float(weight))]
+        self._observe(learn)
+
+    def choose(self, prompt: str, responses: Sequence[str], chosen_index: int, *,
+               weight: float = 1.0) -> None:
+        """The user was shown `responses` (2 to 16) for `prompt` and picked
+        responses[chosen_index]; committed before returning.
+
+        One multinomial-logit observation over the candidates (RewardModel.learn_choice,
+        docs/ALGORITHM.md "Choice among k"), not k - 1 pairs: it counts once and uses how
+        likely each unchosen answer was. Stored as ONE journal record (kind 2: the k feature
+        vectors as the model used them, label = the chosen index). Duplicate responses are
+        allowed; an empty prompt or response, fewer than 2 or more than 16 responses, or an
+        index out of range are refused (InvalidInputError, nothing committed).
+        """
+        _check_learn_text("prompt", prompt)
+        responses = _check_responses(responses, 2)
+        for i, r in enumerate(responses):
+            _check_learn_text(f"responses[{i}]", r)
+        from edge_omd.solvers.mnl import MAX_K
+        if len(responses) > MAX_K:
+            raise InvalidInputError(f"a choice holds at most {MAX_K} responses, got "
+                                    f"{len(responses)} (nothing was committed)")
+        c = _checks.int_in("chosen_index", chosen_index, 0, len(responses) - 1)
+        _checks.weight(weight)   # InvalidInputError now, before any store work
+        phi = self._features(prompt, responses)
+
+        def learn(model):
+            P = model.choice_input(phi)
+            model.learn_choice_observation(P, c, weight=weight)
+            P.flags.writeable = False
+            return [(P, float(c), float(weight))]
         self._observe(learn)
 
     def reset(self) -> None:

@@ -127,3 +127,55 @@ class NaiveOMD:
         Hinv = np.linalg.inv(self.cal_H())
         V = np.atleast_2d(V)
         return np.sqrt(np.einsum("nd,de,ne->n", V, Hinv, V))
+
+    # ---------------------------------------------------------------- choice among k
+    def choice_grad_hess(self, Phi, c, w, theta):
+        """Gradient and Hessian of the multinomial-logit loss -w log softmax(Phi theta)_c, in
+        the full softmax form: g = w (sum_j p_j phi_j - phi_c), H = w (sum_j p_j phi_j phi_j^T
+        - mu mu^T), mu = sum_j p_j phi_j."""
+        s = Phi @ theta
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        mu = p @ Phi
+        g = w * (mu - Phi[c])
+        H = w * (Phi.T @ (p[:, None] * Phi) - np.outer(mu, mu))
+        return g, H, p
+
+    def choice_rows(self, Phi, c, w, theta):
+        """H as k - 1 rows: X = L^T Z, Z = [phi_c - phi_j]_{j != c}, L = numpy's Cholesky factor
+        of w (diag(q) - q q^T) (q: the others' probabilities); the sketch appends these rows."""
+        _, _, p = self.choice_grad_hess(Phi, c, w, theta)
+        others = [j for j in range(Phi.shape[0]) if j != c]
+        q = p[others]
+        L = np.linalg.cholesky(w * (np.diag(q) - np.outer(q, q)))
+        return L.T @ (Phi[c] - Phi[others])
+
+    def choice(self, Phi, c, w=1.0):
+        """Algorithm 1 on one choice of row c among the rows of Phi (k, d), dense."""
+        Phi = np.asarray(Phi, dtype=np.float64)
+        g, H, _ = self.choice_grad_hess(Phi, c, w, self.theta)
+        Ht = self.cal_H() + self.eta * H                                  # step 1
+        if self.solver == "cg":
+            step = naive_cg(Ht, g, self.cg_steps, self.cg_tol)
+        else:
+            step = np.linalg.solve(Ht, g)
+        theta = self.theta - self.eta * step                              # step 2
+        if self.radius is not None:
+            theta = naive_projection(theta, Ht, self.radius)              # step 3
+        self.theta = theta
+        _, Hn, _ = self.choice_grad_hess(Phi, c, w, theta)                # step 4
+        f, lam = self.forget, self.lam
+        if self.solver == "exact":
+            self.H = f * self.H + (1 - f) * lam * np.eye(self.d) + Hn
+        elif self.solver == "cg":
+            self.S = f * self.S + Hn
+        elif self.solver == "diagonal":
+            self.h = f * self.h + (1 - f) * lam + np.diag(Hn)
+        else:
+            self.B = np.sqrt(f) * self.B
+            self.alpha = f * self.alpha + (1 - f) * lam
+            for x in self.choice_rows(Phi, c, w, theta):
+                if self.B.shape[0] == 2 * self.rank:
+                    self.shrink()
+                self.B = np.vstack([self.B, x])
+        self.t += 1

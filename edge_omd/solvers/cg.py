@@ -16,6 +16,7 @@ import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
 SPEC = SolverSpec("cg", code=2, doc="cal_H = lambda_t I + S (lambda_t from the header's lam, "
@@ -157,3 +158,97 @@ class CGSolver(ExplicitTheta):
         if not linalg.max_abs(S) <= float(np.finfo(S.dtype).max) * linalg.HEADROOM:
             return "the curvature matrix has entries beyond the dtype's headroom"
         return linalg.symmetric_psd_problem(S, self.lam_at(1) / linalg.FLOOR_SLACK)
+
+    # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
+    def choice_keep(self, cw):
+        cw.keep[0] = self.state.theta
+
+    def choice_restore(self, cw):
+        self.state.theta[:] = cw.keep[0]
+
+    def choice_step(self, cw, w, eta):
+        """Steps 1-2: K CG steps on (lambda_t I + S + eta X^T X) x = g, g = Z^T a (solved for g
+        itself: CG from 0 is linear in the right-hand side, so k = 2 is the pair's step)."""
+        st, cfg = self.state, self.config
+        mnl.margins(st.theta, cw.Z, cw.m)
+        mnl.weights(cw.m, w, cw.q, cw.Lw)
+        mnl.rows(cw.Lw, cw.Z, math.sqrt(eta), cw.X)
+        np.multiply(cw.q, -w, out=cw.b)
+        mnl.combine(cw.Z, cw.b, cw.g)
+        _cg_solve_rows(st.S, self.lam_next(), cw.X, cw.g, st.x, st.r, st.p, st.Ap, cw.t,
+                       cfg.cg_steps, cfg.cg_tol)
+        return bool(linalg.move_checked(st.theta, st.x, eta))
+
+    def choice_absorb(self, cw, w):
+        """Step 4: S <- forget S + sum_i x_i x_i^T at theta_{t+1}."""
+        st = self.state
+        mnl.margins(st.theta, cw.Z, cw.m)
+        mnl.weights(cw.m, w, cw.q, cw.Lw)
+        mnl.rows(cw.Lw, cw.Z, 1.0, cw.X)
+        _syr_rows(st.S, self.config.forget, cw.X)
+        return True
+
+    def choice_hv(self, vec, out, tmp):
+        _hv(self.state.S, self.lam_next(), vec, out)
+
+    def choice_lower(self):
+        return self.lam_next()
+
+    def choice_theta0(self, ws):
+        return projection.load(self.state.theta, ws.theta0)
+
+
+@kernel(both("i8(F[:, ::1], f8, F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], i8, f8)"))
+def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
+    """linalg.cg_solve for (S + lam I + X^T X) x = b (a rank-n term instead of a z z^T);
+    xp: (n,) scratch. Returns the steps taken."""
+    d, n = b.shape[0], X.shape[0]
+    max_steps = min(max_steps, 4 * d + 8)
+    bb = 0.0
+    for i in range(d):
+        x[i] = 0.0
+        r[i] = b[i]
+        p[i] = b[i]
+        bb += float(b[i]) * float(b[i])
+    rr = bb
+    stop = tol * tol * bb
+    steps = 0
+    while steps < max_steps and rr > stop:
+        linalg.symv_plus(S, p, lam, Ap)
+        for l in range(n):
+            xp[l] = linalg.dot(X[l], p)
+        pAp = 0.0
+        for i in range(d):
+            api = float(Ap[i])
+            for l in range(n):
+                api += float(X[l, i]) * xp[l]
+            Ap[i] = api
+            pAp += float(p[i]) * api
+        if pAp <= 0.0:
+            break
+        alpha = rr / pAp
+        rr_new = 0.0
+        for i in range(d):
+            x[i] += alpha * float(p[i])
+            ri = float(r[i]) - alpha * float(Ap[i])
+            r[i] = ri
+            rr_new += ri * ri
+        beta = rr_new / rr
+        for i in range(d):
+            p[i] = float(r[i]) + beta * float(p[i])
+        rr = rr_new
+        steps += 1
+    return steps
+
+
+@kernel(both("void(F[:, ::1], f8, F[:, ::1])"))
+def _syr_rows(S, gamma, X):
+    """In place: S <- gamma S + sum_i x_i x_i^T (full symmetric storage, exactly symmetric)."""
+    d, n = S.shape[0], X.shape[0]
+    for i in range(d):
+        row = S[i]
+        for k in range(d):
+            acc = gamma * float(row[k])
+            for l in range(n):
+                acc += float(X[l, i]) * float(X[l, k])
+            row[k] = acc

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
 SPEC = SolverSpec("diagonal", code=4, doc="cal_H ~ diag(h).", arrays=(
@@ -169,3 +170,64 @@ class DiagonalSolver(ExplicitTheta):
         if not linalg.max_abs(h) <= fmax * linalg.HEADROOM:
             return "the diagonal local norm has entries beyond the dtype's headroom"
         return None
+
+    # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
+    def choice_keep(self, cw):
+        cw.keep[0] = self.state.theta
+
+    def choice_restore(self, cw):
+        self.state.theta[:] = cw.keep[0]
+
+    def choice_step(self, cw, w, eta):
+        """Steps 1-2, exactly for tilde_H = diag(h) + eta X^T X (Woodbury): v_j = z_j / h."""
+        st = self.state
+        _div_rows(st.h, cw.Z, cw.V)
+        mnl.margins(st.theta, cw.Z, cw.m)
+        mnl.weights(cw.m, w, cw.q, cw.Lw)
+        mnl.gram(cw.V, cw.Z, cw.C)
+        if math.isnan(mnl.step_coef(cw.C, cw.Lw, cw.q, w, eta, cw.K, cw.t, cw.b)):
+            return False
+        return bool(mnl.move(st.theta, cw.V, cw.b, eta, cw.g))
+
+    def choice_absorb(self, cw, w):
+        """Step 4: h <- forget h + (1 - forget) lam + sum_i x_i^2 (the Hessian's diagonal)."""
+        st = self.state
+        mnl.margins(st.theta, cw.Z, cw.m)
+        mnl.weights(cw.m, w, cw.q, cw.Lw)
+        mnl.rows(cw.Lw, cw.Z, 1.0, cw.X)
+        _absorb_rows(st.h, cw.X, self.config.forget, self.lam)
+        return True
+
+    def choice_hv(self, vec, out, tmp):
+        _hv_diag(self.state.h, vec, out)
+
+    def choice_lower(self):
+        return self.lam
+
+    def choice_theta0(self, ws):
+        return projection.load(self.state.theta, ws.theta0)
+
+
+@kernel(both("void(F[::1], F[:, ::1], F[:, ::1])"))
+def _div_rows(h, Z, V):
+    """V_j = z_j / h."""
+    for j in range(Z.shape[0]):
+        for i in range(h.shape[0]):
+            V[j, i] = float(Z[j, i]) / float(h[i])
+
+
+@kernel(both("void(F[::1], F[:, ::1], f8, f8)"))
+def _absorb_rows(h, X, forget, lam):
+    floor = (1.0 - forget) * lam
+    for i in range(h.shape[0]):
+        acc = forget * float(h[i]) + floor
+        for l in range(X.shape[0]):
+            xi = float(X[l, i])
+            acc += xi * xi
+        h[i] = acc
+
+
+@kernel(both("void(F[::1], f8[::1], f8[::1])"))
+def _hv_diag(h, vec, out):
+    for i in range(h.shape[0]):
+        out[i] = float(h[i]) * vec[i]

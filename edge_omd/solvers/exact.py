@@ -29,6 +29,7 @@ import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, ArraySpec, Solver, SolverSpec
 
 # aux slots (float64)
@@ -428,3 +429,174 @@ class ExactSolver(Solver):
         """After payload arrays were filled from a file: theta and phi are both current."""
         theta = self.state.theta.astype(np.float64)
         self.state.aux[:] = (0.0, 0.0, 1.0, float(np.sqrt(theta @ theta)))
+
+    # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
+    def choice_keep(self, cw):
+        """Apply a pending update, then remember theta_t (phi, theta, flags) for a rollback."""
+        st = self.state
+        self.flush()
+        cw.keep[0] = st.phi
+        cw.keep[1] = st.theta
+        cw.aux[0], cw.aux[1] = st.aux[THETA_OK], st.aux[BOUND]
+
+    def choice_restore(self, cw):
+        st = self.state
+        st.phi[:] = cw.keep[0]
+        st.theta[:] = cw.keep[1]
+        st.aux[THETA_OK], st.aux[BOUND] = cw.aux[0], cw.aux[1]
+
+    def choice_step(self, cw, w, eta):
+        """Steps 1-2: V = U^{-T} Z in one pass over U (so theta.z_j = phi.v_j and
+        C = Z cal_H^{-1} Z^T = V V^T), then phi' = phi - eta V^T b. False: nothing moved."""
+        st = self.state
+        return not math.isnan(_choice_step(st.U, st.phi, cw.Z, cw.V, cw.m, cw.q, cw.Lw, cw.C,
+                                           cw.K, cw.t, cw.b, st.aux, cw.g, w, eta, self.lam,
+                                           self.fmax))
+
+    def choice_absorb(self, cw, w):
+        """Step 4: the n rows x_i at theta_{t+1} (theta.z_j = phi.v_j: U is unchanged since the
+        solve) added by n Cholesky updates in one pass over U. False (nothing changed) when the
+        rows would wipe out the factor's precision (the pair's guard: trace eps > lam / 10)."""
+        st = self.state
+        return bool(_choice_absorb(st.U, st.phi, cw.Z, cw.V, cw.X, cw.m, cw.q, cw.Lw, cw.e,
+                                   st.rot, st.aux, w, self.eps, self.lam))
+
+    def choice_hv(self, vec, out, tmp):
+        """cal_H vec (float64) for step 3 (U is current: flushed before the step)."""
+        _hv(self.state.U, vec, tmp, out)
+
+    def choice_lower(self):
+        return self.lam
+
+    def choice_theta0(self, ws):
+        """theta' in float64 into ws.theta0; returns its norm."""
+        return _theta64(self.state.U, self.state.phi, ws.theta0)
+
+
+@kernel(both("void(F[:, ::1], F[:, ::1], F[:, ::1])"))
+def _solve_rows(U, Z, V):
+    """V_j = U^{-T} z_j for every row: forward substitution, ONE top-down pass over U for all
+    rows (row k of U is read once and applied to each right-hand side)."""
+    d, n = U.shape[0], Z.shape[0]
+    for j in range(n):
+        for i in range(d):
+            V[j, i] = Z[j, i]
+    for k in range(d):
+        row = U[k, k + 1:]
+        ukk = U[k, k]
+        for j in range(n):
+            vt = V[j, k + 1:]
+            vk = V[j, k] / ukk
+            V[j, k] = vk
+            for i in range(row.shape[0]):
+                vt[i] -= vk * row[i]
+
+
+@kernel(both("f8(F[:, ::1], f8[::1], F[:, ::1], f8[::1], f8, f8[::1], F[::1], f8, f8)"))
+def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
+    """phi <- phi - eta V^T b (theta' = theta - eta tilde_H^{-1} g in phi = U theta), with the
+    pair's overflow guard (ExactSolver's _step): the move of theta is at most
+    2 ||eta V^T b|| / sqrt(lam); only when that bound nears fmax is the candidate theta built
+    (in `cand`) and checked. Returns 0, or NaN with nothing changed."""
+    d = phi.shape[0]
+    nn = 0.0
+    for i in range(d):
+        acc = 0.0
+        for j in range(V.shape[0]):
+            acc += b[j] * float(V[j, i])
+        nn += acc * acc
+    step = eta * math.sqrt(nn)
+    if not math.isfinite(step):
+        return math.nan
+    bound = aux[BOUND] + step * math.sqrt(4.0 / lam)
+    if not bound < 0.5 * fmax:
+        norm2 = 0.0
+        for i in range(d - 1, -1, -1):
+            acc = phi[i]
+            for j in range(V.shape[0]):
+                acc -= eta * b[j] * float(V[j, i])
+            row, tt = U[i, i + 1:], cand[i + 1:]
+            for k in range(row.shape[0]):
+                acc -= float(row[k]) * float(tt[k])
+            cand[i] = acc / float(U[i, i])
+            ti = float(cand[i])
+            if not math.isfinite(ti):
+                return math.nan
+            norm2 += ti * ti
+        bound = math.sqrt(norm2)
+        if not bound < 0.5 * fmax:
+            return math.nan
+    for i in range(d):
+        acc = 0.0
+        for j in range(V.shape[0]):
+            acc += b[j] * float(V[j, i])
+        phi[i] -= eta * acc
+    aux[BOUND] = bound
+    aux[THETA_OK] = 0.0
+    return 0.0
+
+
+@kernel(both("void(F[:, ::1], f8[::1], F[:, ::1], f8[::1], F[::1])"))
+def _rotate_rows(U, phi, X, e, rot):
+    """cal_H <- cal_H + sum_i x_i x_i^T as n Cholesky updates in ONE top-down pass: row k of U
+    takes the n rotations in turn while it is in cache (the same arithmetic as applying the
+    updates one after the other). [phi; e_i] is rotated alongside, so phi = U theta holds
+    (e_i = x_i.theta). X and e are destroyed."""
+    d, n = U.shape[0], X.shape[0]
+    for k in range(d):
+        row = U[k, k + 1:]
+        for i in range(n):
+            xk = float(X[i, k])
+            if xk == 0.0:
+                continue
+            xt = X[i, k + 1:]
+            ukk = float(U[k, k])
+            r = math.sqrt(ukk * ukk + xk * xk)
+            U[k, k] = r
+            inv_ukk, inv_r = 1.0 / ukk, 1.0 / r
+            cs, sn = ukk * inv_r, xk * inv_r
+            rot[0] = xk * inv_ukk
+            rot[1] = r * inv_ukk
+            rot[2] = cs
+            s, c, inv_c = rot[0], rot[1], rot[2]
+            pk = phi[k]
+            phi[k] = cs * pk + sn * e[i]
+            e[i] = cs * e[i] - sn * pk
+            for j in range(row.shape[0]):
+                ukj = (row[j] + s * xt[j]) * inv_c
+                row[j] = ukj
+                xt[j] = c * xt[j] - s * ukj
+
+
+@kernel(both("f8(F[:, ::1], f8[::1], F[:, ::1], F[:, ::1], f8[::1], f8[::1], f8[:, ::1], "
+             "f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1], F[::1], f8, f8, f8, f8)"))
+def _choice_step(U, phi, Z, V, m, q, Lw, C, K, t, b, aux, cand, w, eta, lam, fmax):
+    """Steps 1-2 of a choice (ExactSolver.choice_step) in one call. Returns 0 or NaN (nothing
+    moved)."""
+    _solve_rows(U, Z, V)
+    mnl.margins64(phi, V, m)
+    mnl.weights(m, w, q, Lw)
+    mnl.gram(V, V, C)
+    if math.isnan(mnl.step_coef(C, Lw, q, w, eta, K, t, b)):
+        return math.nan
+    return _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax)
+
+
+@kernel(both("b1(F[:, ::1], f8[::1], F[:, ::1], F[:, ::1], F[:, ::1], f8[::1], f8[::1], "
+             "f8[:, ::1], f8[::1], F[::1], f8[::1], f8, f8, f8)"))
+def _choice_absorb(U, phi, Z, V, X, m, q, Lw, e, rot, aux, w, eps, lam):
+    """Step 4 of a choice (ExactSolver.choice_absorb) in one call; False: nothing changed."""
+    mnl.margins64(phi, V, m)
+    mnl.weights(m, w, q, Lw)
+    mnl.rows(Lw, Z, 1.0, X)
+    if not mnl.sum_sq(X) * eps <= 0.1 * lam:
+        return False
+    n = m.shape[0]
+    for i in range(n):  # x_i.theta_{t+1}
+        acc = 0.0
+        for l in range(i, n):
+            acc += Lw[l, i] * m[l]
+        e[i] = acc
+    _rotate_rows(U, phi, X, e, rot)
+    aux[THETA_OK] = 0.0
+    return True

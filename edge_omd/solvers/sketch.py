@@ -17,11 +17,13 @@ With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
 import contextlib
+import math
 
 import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
+from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
@@ -409,3 +411,73 @@ class SketchSolver(ExplicitTheta):
         if not off <= 1e-5 * scale:
             return "the small Cholesky factor does not factor alpha I + B B^T"
         return None
+
+    # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
+    def choice_keep(self, cw):
+        cw.keep[0] = self.state.theta
+
+    def choice_restore(self, cw):
+        self.state.theta[:] = cw.keep[0]
+
+    def choice_step(self, cw, w, eta):
+        """Steps 1-2: v_j = cal_H^{-1} z_j by Woodbury (n solves), C = Z V^T, theta -= eta V^T b."""
+        st = self.state
+        m, alpha = int(st.rows[0]), float(st.alpha[0])
+        for j in range(cw.Z.shape[0]):
+            _solve(st.B, st.L, m, alpha, cw.Z[j], st.bz, st.c, cw.V[j])
+        mnl.margins(st.theta, cw.Z, cw.m)
+        mnl.weights(cw.m, w, cw.q, cw.Lw)
+        mnl.gram(cw.V, cw.Z, cw.C)
+        if math.isnan(mnl.step_coef(cw.C, cw.Lw, cw.q, w, eta, cw.K, cw.t, cw.b)):
+            return False
+        return bool(mnl.move(st.theta, cw.V, cw.b, eta, cw.g))
+
+    def choice_absorb(self, cw, w):
+        """Step 4: forget once, then append the n rows x_i at theta_{t+1} to B (a shrink
+        whenever the 2 ell-row buffer is full)."""
+        st = self.state
+        mnl.margins(st.theta, cw.Z, cw.m)
+        mnl.weights(cw.m, w, cw.q, cw.Lw)
+        mnl.rows(cw.Lw, cw.Z, 1.0, cw.X)
+        if self.config.forget != 1.0:
+            _forget(st.B, st.L, st.alpha, st.rows, st.W, self.config.forget, self.lam)
+        for i in range(cw.X.shape[0]):
+            if st.rows[0] == st.B.shape[0]:
+                self.shrink()
+            _append_row(st.B, st.L, st.alpha, st.rows, cw.X[i], st.bz)
+        return True
+
+    def choice_hv(self, vec, out, tmp):
+        st = self.state
+        _hv(st.B, int(st.rows[0]), float(st.alpha[0]), vec, st.bz, out)
+
+    def choice_lower(self):
+        return float(self.state.alpha[0])
+
+    def choice_theta0(self, ws):
+        return projection.load(self.state.theta, ws.theta0)
+
+
+@kernel(both("void(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1])"))
+def _append_row(B, L, alpha, rows, x, g):
+    """Append the row x to B and extend L by one row (_append with the row given). Needs
+    rows < 2 ell."""
+    m = rows[0]
+    d = x.shape[0]
+    zz = 0.0
+    for j in range(d):
+        B[m, j] = x[j]
+    for j in range(d):
+        zz += float(B[m, j]) * float(B[m, j])
+    for i in range(m):
+        g[i] = linalg.dot(B[i], B[m])
+    ll = 0.0
+    for i in range(m):
+        acc = g[i]
+        for k in range(i):
+            acc -= L[i, k] * L[m, k]
+        li = acc / L[i, i]
+        L[m, i] = li
+        ll += li * li
+    L[m, m] = np.sqrt(max(alpha[0] + zz - ll, alpha[0]))
+    rows[0] = m + 1

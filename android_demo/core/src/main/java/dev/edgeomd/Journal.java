@@ -17,12 +17,17 @@ import java.util.zip.CRC32;
  * 48 f64 weight | 56 f64 time | 64 k*d*itemsize vectors | end-4 u32 CRC-32 of every byte before it
  * </pre>
  * A reader stops at the first record that fails a check; nothing after it is applied.
+ * Kind 2 (a choice among k vectors, Python's Personalizer.choose) is valid but not learned by
+ * this core: the reader stops there with {@link Parsed#unsupported} set, and {@link UserStore}
+ * refuses the user (StateFormatException) instead of cutting the journal, so no choice is lost.
  */
 public final class Journal {
     public static final int VERSION = 1;
     public static final int KIND_GLM = 1, KIND_CHOICE = 2;
     public static final int HEADER_BYTES = 64, CRC_BYTES = 4;
     public static final int MAX_K = 1024;
+    /** Candidates of one kind-2 record (edge_omd/solvers/mnl.py MAX_K). */
+    public static final int MAX_CHOICE_K = 16;
     public static final long MAX_SEQ = 1L << 62;
     static final byte[] MAGIC = {'E', 'O', 'J', 'R'};
 
@@ -82,11 +87,18 @@ public final class Journal {
         public final Record record;
         public final int next;
         public final String reason;
+        /** A valid record of a kind this core does not learn (kind 2): not damage. */
+        public final boolean unsupported;
 
         Check(Record record, int next, String reason) {
+            this(record, next, reason, false);
+        }
+
+        Check(Record record, int next, String reason, boolean unsupported) {
             this.record = record;
             this.next = next;
             this.reason = reason;
+            this.unsupported = unsupported;
         }
     }
 
@@ -131,6 +143,10 @@ public final class Journal {
             return new Check(null, off, "record for d=" + d + "/itemsize " + item + ", the state has d=" + dim
                     + "/itemsize " + itemsize);
         }
+        if (kind == KIND_CHOICE && k >= 2 && k <= MAX_CHOICE_K && flags == 0) {
+            return new Check(null, off, "record " + Long.toUnsignedString(seq) + " is a choice among " + k
+                    + " (kind 2), which this core does not learn", true);
+        }
         if (kind != KIND_GLM || k != 1 || flags != 0) {
             return new Check(null, off, "record kind " + kind + " with k=" + k + ", flags 0x"
                     + Long.toHexString(flags) + " is not supported");
@@ -162,6 +178,8 @@ public final class Journal {
         public int skippedEnd;
         public String stop;     // null: clean end
         public int stopAt;
+        /** Stopped at a valid record of a kind this core does not learn (not damage: keep it). */
+        public boolean unsupported;
     }
 
     /**
@@ -181,6 +199,7 @@ public final class Journal {
             if (c.record == null) {
                 out.stop = c.reason;
                 out.stopAt = off;
+                out.unsupported = c.unsupported;
                 return out;
             }
             Record r = c.record;

@@ -136,6 +136,11 @@ public final class UserStore implements AutoCloseable {
         s.createdAt = ck.createdAtMillis;
         byte[] buf = Files.readAllBytes(s.journalPath);
         Journal.Parsed p = Journal.parse(buf, ck.epoch, ck.updates, ck.model.dim(), s.itemsize, 0, true);
+        if (p.unsupported) {  // a valid record this core cannot learn: refuse, never cut it away
+            s.journal.close();
+            throw new StateFormatException("user " + userId + ": the journal's " + p.stop + "; open the user "
+                    + "once with the Python SDK and call checkpoint() (the state then holds it)");
+        }
         for (Journal.Record r : p.records) {
             Journal.apply(s.model, r);
         }

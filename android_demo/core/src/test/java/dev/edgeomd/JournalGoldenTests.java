@@ -169,6 +169,43 @@ final class JournalGoldenTests {
                 }
             }
         });
+        T.check("UserStore: a kind-2 (choice) record is refused, never cut away; parse stops there, unsupported", () -> {
+            Path dir = Files.createTempDirectory(out, "choice");
+            RewardModel.Config cfg = new RewardModel.Config(5);
+            java.util.Random g = new java.util.Random(3);
+            long updates;
+            try (UserStore s = UserStore.open(dir, "u2", cfg, 100)) {
+                s.learnPair(ModelGoldenTests.randomVec(g, 5, 0.4), ModelGoldenTests.randomVec(g, 5, 0.4), 1.0);
+                updates = s.updates();
+            }
+            // what Python's Personalizer.choose appends: kind 2, k = 3 vectors, label = chosen index
+            Path jp = UserStore.journalPath(dir, "u2");
+            byte[] head = Files.readAllBytes(jp);
+            long epoch = Journal.checkOne(head, 0, 5, 4).record.epoch;
+            int n = (int) Journal.recordSize(5, 4, 3);
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            b.put(Journal.MAGIC).putInt(n).putShort((short) 1).put((byte) Journal.KIND_CHOICE).put((byte) 4)
+                    .putInt(5).putInt(3).putInt(0).putLong(epoch).putLong(updates + 1)
+                    .putDouble(2.0).putDouble(1.0).putDouble(0.0);
+            for (int i = 0; i < 15; i++) {
+                b.putFloat(0.1f * i);
+            }
+            java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+            crc.update(b.array(), 0, n - 4);
+            b.putInt(n - 4, (int) crc.getValue());
+            byte[] both = new byte[head.length + n];
+            System.arraycopy(head, 0, both, 0, head.length);
+            System.arraycopy(b.array(), 0, both, head.length, n);
+            Files.write(jp, both);
+            Journal.Parsed p = Journal.parse(both, epoch, 0, 5, 4, 0, true);
+            require(p.unsupported && p.records.size() == 1 && p.stopAt == head.length
+                    && p.stop.contains("choice among 3"), "parse: " + p.stop);
+            TestRunner.raises(StateFormatException.class, () -> UserStore.open(dir, "u2", cfg, 100), "kind 2");
+            require(Arrays.equals(Files.readAllBytes(jp), both), "the journal is kept whole");
+            byte[] bad = both.clone();  // damaged: a plain stop, not 'unsupported'
+            bad[bad.length - 1] ^= 1;
+            require(!Journal.parse(bad, epoch, 0, 5, 4, 0, true).unsupported, "damage is not unsupported");
+        });
     }
 
     /** A Python FolderStore user: open, compare with Python's live model, continue, hand back. */

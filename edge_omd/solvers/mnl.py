@@ -1,0 +1,301 @@
+"""Choose-one-of-k (multinomial logit, Plackett-Luce first choice): the small, solver-independent
+part of one `RewardModel.learn_choice` update (docs/ALGORITHM.md, "Choice among k").
+
+The user saw k candidates phi_0..phi_{k-1} and chose phi_c: P(c) = softmax_j(theta.phi_j)_c. The
+loss depends on theta only through the n = k - 1 differences, in the chosen-minus-other basis
+
+    z_j = phi_c - phi_j   (j != c, in input order),   m_j = theta.z_j,
+    q_j = P(j) = exp(-m_j) / (1 + sum_l exp(-m_l)),  p_c = 1 - sum_j q_j,
+    g(theta) = -w sum_j q_j z_j = Z^T a,             a = -w q
+    H(theta) = w Z^T (diag(q) - q q^T) Z             (rank <= n = k - 1)
+
+(k = 2: z = phi_c - phi_r, q = sigma(-m), the pair's gradient and Hessian exactly.)
+diag(q) - q q^T is positive definite (its Schur complement is p_c > 0) with the closed-form
+Cholesky factor L, column i (0-based), written with the masses after and before row i,
+s_i = p_c + sum_{l > i} q_l and s_i + q_i (suffix sums: no cancellation):
+
+    L_ii = sqrt(q_i s_i / (s_i + q_i)),   L_li = -q_l sqrt(q_i / (s_i (s_i + q_i)))   (l > i)
+
+so H = sum_i x_i x_i^T with x_i = sum_l (sqrt(w) L)_li z_l: n rank-one terms, what every solver
+absorbs (exact: n Cholesky updates; cg: n outer products; sketch: n rows; diagonal: sum x_i^2).
+
+Step 2 with tilde_H = cal_H + eta X^T X (X = Lw^T Z, Lw = sqrt(w) L, at theta_t) by Woodbury,
+with V = cal_H^{-1} Z^T (the solver's n solves) and C = Z cal_H^{-1} Z^T (n x n):
+
+    tilde_H^{-1} g = V b,   b = a - Lw K^{-1} Lw^T C a,   K = I / eta + Lw^T C Lw   (SPD, >= I/eta)
+
+so theta' = theta - eta V b: k = 2 gives the pair's Sherman-Morrison step. Everything here is
+O(n^2 d + n^3) with n <= MAX_K - 1; the d x d work stays in the solvers.
+
+Memory: the (n, d) arrays of one update (`Work`) are scratch of that call, allocated by the front
+and released when it returns, like the (n, d) copy `RewardModel.width(Phi)` makes: at most
+(MAX_K - 1) d entries each. They are not part of the state, so `nbytes` and `state_bytes` are
+the same with or without choices, and the budget logic is unchanged.
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from edge_omd import projection
+from edge_omd._numba import both, kernel
+
+#: the most candidates one choice may hold (the transient workspace is (MAX_K - 1) x d)
+MAX_K = 16
+
+
+class Work(NamedTuple):
+    """Scratch of one choice update (n = k - 1 rows; F = the state's dtype)."""
+    Z: np.ndarray      # (n, d) F   z_j = phi_c - phi_j
+    V: np.ndarray      # (n, d) F   cal_H^{-1} z_j (exact: U^{-T} z_j)
+    X: np.ndarray      # (n, d) F   rank-one rows: sqrt(eta) x_i at theta_t (step 3), x_i at theta_{t+1} (step 4)
+    g: np.ndarray      # (d,)   F   the gradient / a candidate theta
+    m: np.ndarray      # (n,)   f8  margins theta.z_j
+    q: np.ndarray      # (n,)   f8  probabilities of the others
+    e: np.ndarray      # (n,)   f8  x_i.theta (exact: rotated with phi)
+    b: np.ndarray      # (n,)   f8  step coefficients
+    t: np.ndarray      # (n,)   f8  small solve scratch
+    Lw: np.ndarray     # (n, n) f8  sqrt(w) L
+    C: np.ndarray      # (n, n) f8  Z cal_H^{-1} Z^T
+    K: np.ndarray      # (n, n) f8  I / eta + Lw^T C Lw, then its Cholesky factor
+    keep: np.ndarray   # (2, d) f8  theta_t (and exact's phi) for a rollback
+    aux: np.ndarray    # (8,)   f8  solver flags for a rollback
+
+
+def make_work(n, d, dtype):
+    """The scratch of one choice: two allocations (one per dtype), the arrays are views."""
+    F = np.dtype(dtype)
+    big = np.empty(3 * n * d + d, F)
+    small = np.empty(5 * n + 3 * n * n + 2 * d + 8)
+    nd, nn = n * d, n * n
+    sm = [small[i * n:(i + 1) * n] for i in range(5)]
+    o = 5 * n
+    return Work(Z=big[:nd].reshape(n, d), V=big[nd:2 * nd].reshape(n, d),
+                X=big[2 * nd:3 * nd].reshape(n, d), g=big[3 * nd:], m=sm[0], q=sm[1], e=sm[2],
+                b=sm[3], t=sm[4], Lw=small[o:o + nn].reshape(n, n),
+                C=small[o + nn:o + 2 * nn].reshape(n, n),
+                K=small[o + 2 * nn:o + 3 * nn].reshape(n, n),
+                keep=small[o + 3 * nn:o + 3 * nn + 2 * d].reshape(2, d),
+                aux=small[o + 3 * nn + 2 * d:])
+
+
+# ---------------------------------------------------------------------------- kernels (n x n)
+@kernel(["f8(f8[::1], f8, f8[::1], f8[:, ::1])"])
+def weights(m, w, q, Lw):
+    """From the margins m_j = theta.z_j: q (the others' probabilities) and Lw = sqrt(w) L, the
+    Cholesky factor of w (diag(q) - q q^T) (module docstring). Returns p_c."""
+    n = m.shape[0]
+    lo = 0.0  # the largest score, relative to the chosen one's: max(0, max_j -m_j) = -lo
+    for j in range(n):
+        if m[j] < lo:
+            lo = m[j]
+    ec = math.exp(lo)
+    tot = ec
+    for j in range(n):
+        ej = math.exp(lo - m[j])
+        q[j] = ej
+        tot += ej
+    inv = 1.0 / tot
+    pc = ec * inv
+    for j in range(n):
+        q[j] *= inv
+    after = pc  # s_i = p_c + sum_{l > i} q_l, from the last row up
+    for i in range(n - 1, -1, -1):
+        before = after + q[i]
+        Lw[i, i] = math.sqrt(w * q[i] * after / before) if before > 0.0 else 0.0
+        off = math.sqrt(w * q[i] / (after * before)) if after > 0.0 else 0.0
+        for l in range(i + 1, n):
+            Lw[l, i] = -q[l] * off
+        for l in range(i):
+            Lw[l, i] = 0.0
+        after = before
+    return pc
+
+
+@kernel(["f8(f8[:, ::1], f8[:, ::1], f8[::1], f8, f8, f8[:, ::1], f8[::1], f8[::1])"])
+def step_coef(C, Lw, q, w, eta, K, t, b):
+    """b = a - Lw K^{-1} Lw^T C a, a = -w q, K = I / eta + Lw^T C Lw (Cholesky in place):
+    tilde_H^{-1} g = cal_H^{-1} Z^T b. Returns b^T C b (||V b||^2 in the cal_H norm), or NaN if
+    anything is not finite."""
+    n = q.shape[0]
+    for i in range(n):  # t = Lw^T C a; K = Lw^T C Lw + I / eta
+        acc = 0.0
+        for j in range(n):
+            cj = 0.0
+            for l in range(n):
+                cj += C[j, l] * (-w * q[l])
+            acc += Lw[j, i] * cj
+        t[i] = acc
+        for k in range(i + 1):
+            acc = 0.0
+            for j in range(n):
+                lc = 0.0
+                for l in range(n):
+                    lc += C[j, l] * Lw[l, k]
+                acc += Lw[j, i] * lc
+            K[i, k] = acc + (1.0 / eta if i == k else 0.0)
+    for i in range(n):  # Cholesky, floored at 1/eta (K >= I / eta: every Schur complement too)
+        for k in range(i + 1):
+            acc = K[i, k]
+            for j in range(k):
+                acc -= K[i, j] * K[k, j]
+            if i == k:
+                K[i, i] = math.sqrt(max(acc, 1.0 / eta))
+            else:
+                K[i, k] = acc / K[k, k]
+    for i in range(n):  # K t = r
+        acc = t[i]
+        for j in range(i):
+            acc -= K[i, j] * t[j]
+        t[i] = acc / K[i, i]
+    for i in range(n - 1, -1, -1):
+        acc = t[i]
+        for j in range(i + 1, n):
+            acc -= K[j, i] * t[j]
+        t[i] = acc / K[i, i]
+    for j in range(n):
+        acc = -w * q[j]
+        for i in range(n):
+            acc -= Lw[j, i] * t[i]
+        b[j] = acc
+    bcb = 0.0
+    for j in range(n):
+        for l in range(n):
+            bcb += b[j] * C[j, l] * b[l]
+    return bcb if math.isfinite(bcb) else math.nan
+
+
+# ---------------------------------------------------------------------------- kernels (n x d)
+@kernel(both("void(F[::1], F[:, ::1], f8[::1])"))
+def margins(theta, Z, m):
+    """m_j = theta.z_j (float64 accumulation)."""
+    for j in range(Z.shape[0]):
+        acc = 0.0
+        row = Z[j]
+        for i in range(row.shape[0]):
+            acc += float(theta[i]) * float(row[i])
+        m[j] = acc
+
+
+@kernel(both("void(f8[::1], F[:, ::1], f8[::1])"))
+def margins64(phi, V, m):
+    """m_j = phi.v_j with a float64 phi (exact: theta.z_j = (U theta).(U^{-T} z_j))."""
+    for j in range(V.shape[0]):
+        acc = 0.0
+        row = V[j]
+        for i in range(row.shape[0]):
+            acc += phi[i] * float(row[i])
+        m[j] = acc
+
+
+@kernel(both("void(F[:, ::1], F[:, ::1], f8[:, ::1])"))
+def gram(V, Z, C):
+    """C_jl = (v_j.z_l + v_l.z_j) / 2: Z cal_H^{-1} Z^T, exactly symmetric."""
+    n = Z.shape[0]
+    for j in range(n):
+        for l in range(j + 1):
+            a = 0.0
+            b = 0.0
+            vj, zl, vl, zj = V[j], Z[l], V[l], Z[j]
+            for i in range(zl.shape[0]):
+                a += float(vj[i]) * float(zl[i])
+                b += float(vl[i]) * float(zj[i])
+            c = 0.5 * (a + b)
+            C[j, l] = c
+            C[l, j] = c
+
+
+@kernel(both("void(f8[:, ::1], F[:, ::1], f8, F[:, ::1])"))
+def rows(Lw, Z, scale, X):
+    """X_i = scale sum_l Lw_li z_l: the rank-one rows of the Hessian (times scale)."""
+    n, d = Z.shape[0], Z.shape[1]
+    for i in range(n):
+        xi = X[i]
+        for c in range(d):
+            xi[c] = 0.0
+        for l in range(i, n):  # Lw is lower triangular
+            coef = scale * Lw[l, i]
+            if coef != 0.0:
+                zl = Z[l]
+                for c in range(d):
+                    xi[c] += coef * float(zl[c])
+
+
+@kernel(both("void(F[:, ::1], f8[::1], F[::1])"))
+def combine(V, b, out):
+    """out = V^T b = sum_j b_j v_j."""
+    d = out.shape[0]
+    for c in range(d):
+        out[c] = 0.0
+    for j in range(V.shape[0]):
+        bj = b[j]
+        vj = V[j]
+        for c in range(d):
+            out[c] += bj * float(vj[c])
+
+
+@kernel(both("b1(F[::1], F[:, ::1], f8[::1], f8, F[::1])"))
+def move(theta, V, b, eta, cand):
+    """theta <- theta - eta V^T b, only if every new entry is finite in the state's dtype
+    (cand receives the candidate). Returns False, theta untouched, otherwise."""
+    d = theta.shape[0]
+    for c in range(d):
+        acc = float(theta[c])
+        for j in range(V.shape[0]):
+            acc -= eta * b[j] * float(V[j, c])
+        cand[c] = acc
+        if not math.isfinite(float(cand[c])):
+            return False
+    for c in range(d):
+        theta[c] = cand[c]
+    return True
+
+
+@kernel(both("f8(F[:, ::1])"))
+def sum_sq(X):
+    """sum_i ||x_i||^2 = trace of the Hessian the rows hold."""
+    acc = 0.0
+    for i in range(X.shape[0]):
+        row = X[i]
+        for c in range(row.shape[0]):
+            acc += float(row[c]) * float(row[c])
+    return acc
+
+
+@kernel(both("void(F[:, ::1], f8[::1], f8[::1])"))
+def add_rows_hv(X, vec, out):
+    """out += X^T X vec (float64 vectors): the rank-n part of tilde_H in step 3."""
+    for i in range(X.shape[0]):
+        row = X[i]
+        acc = 0.0
+        for c in range(row.shape[0]):
+            acc += float(row[c]) * vec[c]
+        for c in range(row.shape[0]):
+            out[c] += acc * float(row[c])
+
+
+# ---------------------------------------------------------------------------- step 3
+def project(solver, X, lower, theta0_loader, setter):
+    """Step 3 for a choice: argmin_{||theta|| <= radius} ||theta - theta'||_{tilde_H} with
+    tilde_H = cal_H + X^T X (X: the sqrt(eta)-scaled rows at theta_t), by the Lanczos TRS of
+    edge_omd/projection.py in H mode (one code path for every solver: `solver.choice_hv` is
+    cal_H v, `lower` a lower bound of its spectrum). The Krylov workspace is scratch of the call.
+    theta0_loader(ws) -> ||theta'|| loads theta' into ws.theta0; setter(ws.out) stores the result.
+    Returns the Lanczos steps (0: inside), or < 0 (nothing changed) if not finite."""
+    radius = solver.config.radius
+    d = X.shape[1]
+    ws = projection.make_workspace(d)
+    c0 = theta0_loader(ws)
+    if not c0 > radius:
+        return 0 if c0 == c0 else -1
+    tmp = np.empty(d)
+
+    def apply(v, out):
+        solver.choice_hv(v, out, tmp)
+        add_rows_hv(X, v, out)
+    tol = projection.TOL[np.dtype(solver.config.dtype).name]
+    k = projection.lanczos_project(apply, ws, c0, radius, projection.MODE_H, lower, tol)
+    if k < 0 or not projection.finish(ws.out, radius, solver.fmax):
+        return -1
+    setter(ws.out)
+    return k
