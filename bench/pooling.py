@@ -16,7 +16,11 @@ batches sorted by length, right padding. `--confirm N` re-embeds the first N pai
 split through heads exported by `edge_omd_export.export_model` (pooling "mean" and
 "response_mean") and prints the largest difference to the PyTorch features.
 
-Learner: `RewardModel(384)` with its defaults (eta 1, lam 1, exact solver, float32), one pass
+Also: the head's optional style block (edge_omd/head/style.py, 12 answer-form features,
+standardised on the training answers of the split, block norm `--style-weight`) appended to
+"all" and "response", and alone ("style only", d = 12).
+
+Learner: `RewardModel(d)` with its defaults (eta 1, lam 1, exact solver, float32), one pass
 over the training pairs (`learn_pair(phi_chosen, phi_rejected)`) in a seeded random order;
 accuracy = share of held-out pairs with r(chosen) > r(rejected). Split: the benchmark's fixed
 70/30 partition (`streams.split_indices`, seed 0) of each HH-RLHF test file (harmless-base,
@@ -165,6 +169,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--confirm", type=int, default=0, help="pairs to re-embed by exported heads")
     ap.add_argument("--cache", default=streams.CACHE_DIR)
+    ap.add_argument("--style-weight", type=float, default=1.0,
+                    help="norm of the style block beside the unit-norm embedding")
     ap.add_argument("--splits", default=",".join(streams.HH_SPLITS),
                     help="comma-separated HH-RLHF splits (default: both)")
     a = ap.parse_args(argv)
@@ -178,16 +184,27 @@ def main(argv=None) -> int:
         train, test, _, _ = streams.split_indices(n, a.seed)
         acc = {s: correct_per_pair(arr[f"{s}_c"], arr[f"{s}_r"], train, test, a.orders, a.seed)
                for s in SETTINGS}
+        # + the head's style block (edge_omd/head/style.py), standardised on the train answers
+        from edge_omd.head.style import StyleBlock
+        block = StyleBlock.fit([rows[i][1] for i in train] + [rows[i][3] for i in train],
+                               a.style_weight)
+        st_c = block([r[1] for r in rows]).astype(np.float32)
+        st_r = block([r[3] for r in rows]).astype(np.float32)
+        for s in ("all", "response"):
+            acc[s + "+style"] = correct_per_pair(np.hstack([arr[f"{s}_c"], st_c]),
+                                                 np.hstack([arr[f"{s}_r"], st_r]),
+                                                 train, test, a.orders, a.seed)
+        acc["style only"] = correct_per_pair(st_c, st_r, train, test, a.orders, a.seed)
         idx = np.random.default_rng([a.seed, 5]).integers(0, len(test), (a.boot, len(test)))
         lines.append(f"{name} (train {len(train)}, test {len(test)} pairs)")
-        for s in SETTINGS:
+        for s in acc:
             lo, hi = boot_ci(acc[s], idx)
-            row = f"  {s:9s} acc {acc[s].mean():.4f} [{lo:.4f}, {hi:.4f}]"
+            row = f"  {s:14s} acc {acc[s].mean():.4f} [{lo:.4f}, {hi:.4f}]"
             if s != "all":
                 dlo, dhi = boot_ci(acc[s] - acc["all"], idx)
                 row += f"   - all: {acc[s].mean() - acc['all'].mean():+.4f} [{dlo:+.4f}, {dhi:+.4f}]"
             lines.append(row)
-        print("\n".join(lines[-4:]), flush=True)
+        print("\n".join(lines[-(len(acc) + 1):]), flush=True)
         if a.confirm:
             confirm(rows, arr, a.confirm)
     print("\nsummary\n" + "\n".join(lines))

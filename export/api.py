@@ -69,7 +69,8 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                  template: str | None = None, progress: bool = True,
                  external_data: bool | None = None,
                  parity_min_cosine: float | None = None,
-                 pooling: str | None = None) -> pathlib.Path:
+                 pooling: str | None = None, style: bool = False, style_weight: float = 1.0,
+                 style_texts=None) -> pathlib.Path:
     """Export `checkpoint_dir` to a feature head in `output_dir`; returns `output_dir`.
 
     variant: "fp32" | "fp16" | "int8" (dynamic, CPU) | "qdq" (static shapes (1, max_length),
@@ -85,12 +86,17 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "last_token"); "mean" (encoders: every token, the default before), "last_token"
         (decoders) or "response_mean" (both: mean over the response span while attention sees
         the prompt). See export/pooling.py; recorded in the manifest and the fingerprint.
+    style: append the style block (edge_omd/head/style.py: 12 answer-form features of the
+        response) to the features, standardised on `style_texts` (default: the responses of
+        the bundled demo corpus) with block norm `style_weight`; the head's dim becomes d + 12.
+        Off by default (README "Style block": on the measurements here it did not help).
     Raises ExportError (unsupported architecture, missing files, failed conversion or parity).
     """
     if variant not in variants.VARIANTS:
         raise ExportError(f"variant {variant!r} is not one of {', '.join(variants.VARIANTS)}")
     if not isinstance(max_length, int) or max_length < 2:
         raise ExportError(f"max_length must be an int >= 2, got {max_length!r}")
+    style_block = _style_block(style, style_weight, style_texts)
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
@@ -191,6 +197,8 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "quantization": _QUANT_NOTE[variant] | ({"calibration_texts": len(pairs)} if pairs else {}),
         "exporter": _versions(), "parity": None,
     }
+    if style_block is not None:
+        manifest["style"] = style_block.to_manifest()
     # graph_sha256, tokenizer_sha256 and the fingerprint, computed over the final files and
     # feature settings (the parity report and versions below do not enter it).
     hm.sign_manifest(out, manifest)
@@ -229,6 +237,28 @@ def _example_inputs(tok, batch: int, length: int, n_inputs: int = 2):
     pool = mask.clone()
     pool[:, :length // 2] = 0
     return ids, mask, pool
+
+
+def _style_block(style, weight, texts):
+    """The StyleBlock to record (None without `style`), or ExportError."""
+    from edge_omd.errors import HeadError
+    from edge_omd.head.style import StyleBlock
+    if not isinstance(style, bool):
+        raise ExportError(f"style must be True or False, got {style!r}")
+    if not style:
+        return None
+    if texts is None:
+        import json
+        from edge_omd.data import __file__ as data_init
+        with open(os.path.join(os.path.dirname(data_init), "demo_corpus.json"), encoding="utf-8") as f:
+            texts = [r["text"] for p in json.load(f)["prompts"] for r in p["responses"]]
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise ExportError("style_texts must be a list of response texts (str)")
+    try:
+        return StyleBlock.fit(list(texts), float(weight))
+    except (HeadError, TypeError, ValueError) as e:
+        raise ExportError(f"the style block cannot be fitted ({e}); pass style_texts (>= 2 "
+                          "texts) and a positive style_weight") from e
 
 
 def _calibration_pairs(texts, variant: str) -> list[tuple[str, str]]:

@@ -46,6 +46,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--external-data", action="store_true", help="force ONNX external data")
     ap.add_argument("--pooling", choices=("mean", "last_token", "response_mean"), default=None,
                     help="default: response_mean for encoders, last_token for decoders")
+    ap.add_argument("--style", action="store_true",
+                    help="append the style block (12 answer-form features, edge_omd/head/style.py)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     try:
@@ -54,7 +56,7 @@ def main(argv: list[str]) -> int:
         out = export_model(args.checkpoint_dir, args.output_dir, variant=args.variant,
                            normalize=not args.no_normalize, max_length=args.max_length,
                            calibration_texts=calib, opset=args.opset, template=args.template,
-                           progress=not args.quiet, pooling=args.pooling,
+                           progress=not args.quiet, pooling=args.pooling, style=args.style,
                            external_data=True if args.external_data else None)
     except (EdgeOMDError, OSError, ValueError) as e:
         print(f"edge-omd export: error: {e}", file=sys.stderr)

@@ -13,6 +13,7 @@ is the 32 raw bytes). It identifies the whole feature map phi, not only the grap
     features         = {key: manifest.get(key) for key in FINGERPRINT_KEYS} (absent -> null):
                        architecture, kind, d, pooling, normalize, dtype, variant, max_length,
                        template, add_special_tokens, pad_token_id, static_shape, inputs, output;
+                       plus "style" only when the head has a style block (style.py);
     fingerprint      = SHA-256(canonical_json({"scheme": FINGERPRINT_SCHEME,
                                                "graph_sha256": <hex>,
                                                "tokenizer_sha256": <hex>,
@@ -72,7 +73,8 @@ OPTIONAL_KEYS = ("static_shape", "source_checkpoint", "source_sha256", "parity",
                  "quantization", "source_weight_files",
                  "variant", "exporter", "model_type",
                  "tokenizer_sha256",      # hex SHA-256 of tokenizer_file (inside the fingerprint)
-                 "max_positions")         # the checkpoint's position limit: max_length <= it
+                 "max_positions",         # the checkpoint's position limit: max_length <= it
+                 "style")                 # null or the style block (edge_omd/head/style.py)
 
 #: Manifest keys that define the feature map (or how the runner builds the graph's inputs);
 #: they enter the fingerprint. See the module docstring.
@@ -125,8 +127,13 @@ def canonical_json(obj) -> bytes:
 
 
 def feature_settings(manifest: dict) -> dict:
-    """The manifest keys that enter the fingerprint (`FINGERPRINT_KEYS`; absent -> None)."""
-    return {k: manifest.get(k) for k in FINGERPRINT_KEYS}
+    """The manifest keys that enter the fingerprint (`FINGERPRINT_KEYS`; absent -> None), and
+    "style" when the head has a style block (absent or null: not in the record at all, so
+    heads without one keep the fingerprint they had before the block existed)."""
+    out = {k: manifest.get(k) for k in FINGERPRINT_KEYS}
+    if manifest.get("style") is not None:
+        out["style"] = manifest["style"]
+    return out
 
 
 def head_fingerprint(graph_digest: bytes, tok_digest: bytes, manifest: dict) -> bytes:
@@ -206,6 +213,9 @@ def validate_manifest(m: object, where: str = "manifest") -> dict:
             raise HeadError(f"{where}: static_shape {ss} does not match max_length "
                             f"{m['max_length']} (a static graph takes rows of exactly max_length "
                             "tokens); re-export the head")
+    if m.get("style") is not None:
+        from edge_omd.head.style import StyleBlock
+        StyleBlock.from_manifest(m["style"], where)
     mp = m.get("max_positions")
     if mp is not None:
         if not isinstance(mp, int) or isinstance(mp, bool) or mp < 2:

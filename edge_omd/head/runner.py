@@ -200,6 +200,9 @@ class FeatureHead:
 
     def __init__(self, folder: str, manifest: dict, session, encoder: TextEncoder,
                  fingerprint: bytes, batch_size: int):
+        from edge_omd.head.style import StyleBlock
+        self._style = (None if manifest.get("style") is None
+                       else StyleBlock.from_manifest(manifest["style"], folder))
         self._folder = folder
         self._manifest = manifest
         self._session = session
@@ -278,8 +281,8 @@ class FeatureHead:
     # ------------------------------------------------------------------ read-only facts
     @property
     def dim(self) -> int:
-        """Feature dimension d."""
-        return int(self._manifest["d"])
+        """Feature dimension: the graph's d, plus the style block's k when the head has one."""
+        return int(self._manifest["d"]) + (0 if self._style is None else self._style.k)
 
     @property
     def fingerprint(self) -> bytes:
@@ -341,7 +344,8 @@ class FeatureHead:
         # Rows of similar length share a call, so little compute goes to padding.
         lengths = [len(p) + len(r) for p, r in items]
         order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(items), self.dim), dtype=np.float32)
+        d = int(self._manifest["d"])
+        out = np.empty((len(items), d), dtype=np.float32)
         self.last_truncated = 0
         for s in range(0, len(items), bs):
             idx = order[s:s + bs]
@@ -362,6 +366,8 @@ class FeatureHead:
         if not np.all(np.isfinite(out)):
             raise HeadError("the graph returned non-finite features (fp16 overflow or a corrupt "
                             "graph); use the fp32 variant of this head")
+        if self._style is not None:   # the answer-form block, appended (edge_omd/head/style.py)
+            out = np.hstack([out, self._style([r for _, r in items]).astype(np.float32)])
         return out
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -381,9 +387,9 @@ class FeatureHead:
                 f"pad_token_id {self._encoder.pad_token_id}, static_shape "
                 f"{m.get('static_shape')}) or the graph is corrupt; re-export the head") from e
         feats = np.asarray(feats)
-        if feats.ndim != 2 or feats.shape != (ids.shape[0], self.dim):
+        if feats.ndim != 2 or feats.shape != (ids.shape[0], m["d"]):
             raise HeadError(f"feature head {self._folder}: the graph returned features of shape "
-                            f"{feats.shape}, expected ({ids.shape[0]}, {self.dim}) (manifest d); "
+                            f"{feats.shape}, expected ({ids.shape[0]}, {m['d']}) (manifest d); "
                             "re-export the head")
         return feats
 
