@@ -124,6 +124,16 @@ def test_style_block_counts_code_points():
 def test_style_features_concatenate(world):
     X = P.feature_matrix(world, "oracle+style")
     assert X.shape == (len(world.pairs), len(pw.PROPERTIES) + 1 + len(pw.STYLE_FEATURES))
+    X2 = P.feature_matrix(world, "oracle+style*2")
+    k = len(pw.PROPERTIES) + 1
+    assert np.allclose(X2[:, :k], X[:, :k]) and np.allclose(X2[:, k:], 2 * X[:, k:], atol=1e-6)
+
+
+def test_population_over_a_subset_of_properties(world):
+    cfg = pw.PopulationConfig(properties=("tech", "money"), p_length=0.0)
+    for u in pw.draw_users(world, 3, 6, cfg):
+        used = {pw.PROPERTIES[k] for k in np.flatnonzero(u.w)}
+        assert used and used <= {"tech", "money"} and u.len_kind == "none"
 
 
 def test_thumbs_and_targets_read_the_numbers(world, monkeypatch):
