@@ -26,7 +26,8 @@ from edge_omd import _checks
 from edge_omd.errors import ConfigError
 
 DTYPES = ("float32", "float64")
-ITEMSIZE = {"float32": 4, "float64": 8}
+ITEMSIZE = {"float32": 4, "float64": 8}     # the header's dtype field is the itemsize
+DTYPE_OF_ITEMSIZE = {v: k for k, v in ITEMSIZE.items()}
 MAX_DIM = 1 << 16           # the u32 dim of the header is refused above this
 MAX_COUNT = 1 << 62         # t, lam_warmup and budget_bytes are u64 fields kept far from 2^64
 # Hyperparameter ranges: far outside anything useful, but they keep every update of a float32
@@ -114,7 +115,7 @@ class ModelConfig:
         """The config of a decoded header (`to_header`'s keys); ConfigError if a value is out
         of range (the reader turns it into a StateFormatError)."""
         return cls(dim=h["dim"], solver=h["solver"], rank=h["rank"] or None,
-                   dtype={4: "float32", 8: "float64"}[h["itemsize"]], eta=h["eta"], lam=h["lam"],
+                   dtype=DTYPE_OF_ITEMSIZE[h["itemsize"]], eta=h["eta"], lam=h["lam"],
                    radius=h["radius"] if h["radius_set"] else None, forget=h["forget"],
                    cg_steps=h["cg_steps"], lam_warmup=h["lam_warmup"], cg_tol=h["cg_tol"],
                    budget_bytes=h["budget"] or None)

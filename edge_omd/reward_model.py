@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_omd import _checks, linalg, projection, state_format
 from edge_omd._numba import ensure_compiled
+from edge_omd.config import DTYPES as DTYPE_NAMES
 from edge_omd.config import HYPERPARAMETERS, ITEMSIZE, MAX_DIM, ModelConfig
 from edge_omd.errors import BudgetError, ConfigError, InvalidInputError, NumericalError, StateFormatError
 from edge_omd.head.binding import check_binding
@@ -33,7 +34,7 @@ from edge_omd.solvers import SOLVERS, mnl
 from edge_omd.solvers.base import F, I8, ArraySpec
 from edge_omd.solvers.mnl import MAX_K
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
+DTYPES = {name: np.dtype(name).type for name in DTYPE_NAMES}  # name -> numpy scalar type
 
 #: The front's own arrays, part of every state's bytes (not saved: t is a header field)
 FRONT = (ArraySpec("z", "d", F, False, "the current observation, converted once"),
