@@ -32,8 +32,18 @@ update counter reads the front's (1,) int64 `counter`, hyperparameters come from
     flush()                     apply deferred work (default: none)
     payload()                   the saved arrays, in spec order, current
     loaded()                    after the payload arrays were filled from a file (default: none)
-    invalid(arrays)             why a loaded payload cannot be this solver's (None if it can)
+    invalid(arrays)             why a loaded payload (a `Payload`) cannot be this solver's
     projection_shape(d, rank)   make_workspace arguments of its step 3
+
+and for a choice among k (RewardModel.learn_choice; the n = k - 1 rank-one terms of one
+observation live in the call's scratch `cw`, edge_omd/solvers/mnl.py):
+
+    choice_keep(cw) / choice_restore(cw)   remember theta_t / roll back a refused choice
+    choice_step(cw, w, eta) -> ok          steps 1-2 with tilde_H = cal_H + eta X^T X
+    choice_absorb(cw, w) -> ok             step 4: the n terms at theta_{t+1}
+    choice_hv(vec, out, tmp)               cal_H vec (step 3's operator, float64)
+    choice_lower()                         a lower bound on cal_H's spectrum (step 3)
+    choice_theta0(ws)                      ||theta'|| with theta' loaded into ws.theta0
 """
 from __future__ import annotations
 
@@ -241,6 +251,35 @@ class Solver(abc.ABC):
     @staticmethod
     @abc.abstractmethod
     def projection_shape(d, rank=None):
+        ...
+
+    # ---- choice among k (see the module docstring)
+    @abc.abstractmethod
+    def choice_keep(self, cw):
+        ...
+
+    @abc.abstractmethod
+    def choice_restore(self, cw):
+        ...
+
+    @abc.abstractmethod
+    def choice_step(self, cw, w, eta):
+        ...
+
+    @abc.abstractmethod
+    def choice_absorb(self, cw, w):
+        ...
+
+    @abc.abstractmethod
+    def choice_hv(self, vec, out, tmp):
+        ...
+
+    @abc.abstractmethod
+    def choice_lower(self):
+        ...
+
+    @abc.abstractmethod
+    def choice_theta0(self, ws):
         ...
 
     def reset(self):
