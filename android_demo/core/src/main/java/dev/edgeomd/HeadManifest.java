@@ -35,10 +35,12 @@ public final class HeadManifest {
     public final boolean addSpecialTokens;
     public final String[] graphFiles, inputs;
     public final int[] staticShape;   // null, or {batch, length}
+    public final StyleBlock style;    // null, or the style block appended to the graph's d features
     public final byte[] fingerprint;  // 32 bytes
 
-    private HeadManifest(Map<String, Object> m) {
+    private HeadManifest(Map<String, Object> m, StyleBlock style) {
         raw = m;
+        this.style = style;
         d = (int) Json.integer(m.get("d"));
         maxLength = (int) Json.integer(m.get("max_length"));
         padTokenId = (int) Json.integer(m.get("pad_token_id"));
@@ -55,6 +57,11 @@ public final class HeadManifest {
         staticShape = ss == null ? null : new int[]{(int) Json.integer(Json.arr(ss).get(0)),
                 (int) Json.integer(Json.arr(ss).get(1))};
         fingerprint = hex((String) m.get("fingerprint"));
+    }
+
+    /** The head's feature dimension: the graph's d, plus the style block's K when it has one. */
+    public int featureDim() {
+        return d + (style == null ? 0 : StyleBlock.K);
     }
 
     private static String[] strings(List<Object> a) {
@@ -137,8 +144,14 @@ public final class HeadManifest {
         if (!m.get("kind").equals("decoder") && !m.get("kind").equals("encoder")) {
             throw new HeadException(where + ": kind must be 'decoder' or 'encoder', got " + m.get("kind"));
         }
-        if (!m.get("pooling").equals("last_token") && !m.get("pooling").equals("mean")) {
-            throw new HeadException(where + ": pooling must be 'last_token' or 'mean', got " + m.get("pooling"));
+        List<String> wantInputs = INPUTS_BY_POOLING.get(m.get("pooling"));
+        if (wantInputs == null) {
+            throw new HeadException(where + ": pooling must be one of last_token, mean, response_mean, got "
+                    + m.get("pooling") + " (a head from a newer edge-omd? upgrade)");
+        }
+        if (!wantInputs.equals(m.get("inputs"))) {
+            throw new HeadException(where + ": pooling '" + m.get("pooling") + "' takes the graph inputs " + wantInputs
+                    + ", the manifest lists " + m.get("inputs") + "; re-export the head");
         }
         if (!m.get("padding_side").equals("left") && !m.get("padding_side").equals("right")) {
             throw new HeadException(where + ": padding_side must be 'left' or 'right'");
@@ -215,7 +228,8 @@ public final class HeadManifest {
         if (d > StateFormat.MAX_DIM || maxLength > Integer.MAX_VALUE) {
             throw new HeadException(where + ": d=" + d + " is beyond what a reward state can hold");
         }
-        return new HeadManifest(new LinkedHashMap<>(m));
+        StyleBlock style = m.get("style") == null ? null : StyleBlock.fromManifest(m.get("style"), where);
+        return new HeadManifest(new LinkedHashMap<>(m), style);
     }
 
     /** Python's bytes.fromhex(...) of length 32: hex digits, spaces allowed between bytes. */
@@ -235,7 +249,17 @@ public final class HeadManifest {
         return n;
     }
 
-    /** Manifest keys that define the feature map (edge_omd/_head_manifest.py FINGERPRINT_KEYS). */
+    /** Graph inputs per pooling (edge_omd/head/manifest.py INPUTS_BY_POOLING): "response_mean"
+     *  graphs take the response-span pool_mask (TextEncoder.Batch.pool) as a third input. */
+    static final Map<String, List<String>> INPUTS_BY_POOLING = new LinkedHashMap<>();
+
+    static {
+        INPUTS_BY_POOLING.put("last_token", java.util.Arrays.asList("input_ids", "attention_mask"));
+        INPUTS_BY_POOLING.put("mean", java.util.Arrays.asList("input_ids", "attention_mask"));
+        INPUTS_BY_POOLING.put("response_mean", java.util.Arrays.asList("input_ids", "attention_mask", "pool_mask"));
+    }
+
+    /** Manifest keys that define the feature map (edge_omd/head/manifest.py FINGERPRINT_KEYS). */
     static final String[] FINGERPRINT_KEYS = {"architecture", "kind", "d", "pooling", "normalize", "dtype", "variant",
             "max_length", "template", "add_special_tokens", "pad_token_id", "static_shape", "inputs", "output"};
     static final String FINGERPRINT_SCHEME = "edge-omd-head-fingerprint/1";
@@ -253,6 +277,9 @@ public final class HeadManifest {
         Map<String, Object> features = new java.util.TreeMap<>();
         for (String k : FINGERPRINT_KEYS) {
             features.put(k, raw.get(k));
+        }
+        if (raw.get("style") != null) {   // only heads with a style block (Python feature_settings)
+            features.put("style", raw.get("style"));
         }
         Map<String, Object> record = new java.util.TreeMap<>();
         record.put("scheme", FINGERPRINT_SCHEME);

@@ -6,11 +6,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Text -> padded token arrays for a feature head (edge_omd/_head_tokenize.py, the same contract):
+ * Text -> padded token arrays for a feature head (edge_omd/head/tokenize.py, the same contract):
  * text = template with {prompt} and {response} spliced in; ids = tokenizer.encode(text,
  * add_special_tokens); over max_length the prompt is cut first, from its start, then the
  * response, keeping the template's head and tail tokens (so the last token is always kept);
- * rows padded to the batch's longest (or a static length) on the manifest's side.
+ * rows padded to the batch's longest (or a static length) on the manifest's side. The response
+ * span (pool_mask of "response_mean" heads) runs from the first token ending after the
+ * response's first code point to the row's end (response + template tail + trailing specials);
+ * truncation shifts it with the cut; an empty span becomes the last token.
  */
 public final class TextEncoder {
     public static final String PROMPT_SLOT = "{prompt}", RESPONSE_SLOT = "{response}";
@@ -57,6 +60,12 @@ public final class TextEncoder {
 
     /** Token ids of one pair; truncated[0] tells whether they were cut. */
     public int[] encodeOne(String prompt, String response, boolean truncate, boolean[] truncated) {
+        return encodeSpan(prompt, response, truncate, truncated, null);
+    }
+
+    /** Token ids of one pair; spanStart[0] (if given) = where the pooled response span begins. */
+    public int[] encodeSpan(String prompt, String response, boolean truncate, boolean[] truncated,
+                            int[] spanStart) {
         String text = render(prompt, response);
         Tokenizer.Encoding enc = tokenizer.encode(text, addSpecialTokens);
         int n = enc.size();
@@ -67,15 +76,9 @@ public final class TextEncoder {
         if (truncated != null) {
             truncated[0] = false;
         }
-        if (n <= maxLength) {
-            return enc.ids.clone();
-        }
-        if (!truncate) {
-            throw new InvalidInputException("the pair has " + n + " tokens, over this head's max_length "
-                    + maxLength + "; shorten it or pass truncate=true");
-        }
         int p0 = cp(pre);
-        int r1 = cp(pre) + cp(prompt) + cp(mid) + cp(response);
+        int r0 = cp(pre) + cp(prompt) + cp(mid);
+        int r1 = r0 + cp(response);
         int h = 0;
         while (h < n && ((enc.special[h] && enc.start[h] == 0 && enc.end[h] == 0)
                 || (enc.end[h] <= p0 && enc.end[h] > 0))) {
@@ -85,6 +88,20 @@ public final class TextEncoder {
         while (t > h && ((enc.special[t - 1] && enc.start[t - 1] == 0 && enc.end[t - 1] == 0)
                 || enc.start[t - 1] >= r1)) {
             t--;
+        }
+        int s = h;
+        while (s < t && enc.end[s] <= r0) {
+            s++;
+        }
+        if (n <= maxLength) {
+            if (spanStart != null) {
+                spanStart[0] = Math.min(s, n - 1);
+            }
+            return enc.ids.clone();
+        }
+        if (!truncate) {
+            throw new InvalidInputException("the pair has " + n + " tokens, over this head's max_length "
+                    + maxLength + "; shorten it or pass truncate=true");
         }
         int budget = maxLength - h - (n - t);
         if (budget < 1) {
@@ -98,6 +115,9 @@ public final class TextEncoder {
         if (truncated != null) {
             truncated[0] = true;
         }
+        if (spanStart != null) {
+            spanStart[0] = Math.min(h + Math.max(s - (t - budget), 0), out.length - 1);
+        }
         return out;
     }
 
@@ -105,14 +125,16 @@ public final class TextEncoder {
         return s.codePointCount(0, s.length());
     }
 
-    /** A padded batch: ids and attention mask (rows x T) and how many rows were truncated. */
+    /** A padded batch: ids, attention mask and response-span pool mask (rows x T; the graph of a
+     *  "response_mean" head takes pool as its input pool_mask) and how many rows were truncated. */
     public static final class Batch {
-        public final long[][] ids, mask;
+        public final long[][] ids, mask, pool;
         public final int truncated;
 
-        Batch(long[][] ids, long[][] mask, int truncated) {
+        Batch(long[][] ids, long[][] mask, long[][] pool, int truncated) {
             this.ids = ids;
             this.mask = mask;
+            this.pool = pool;
             this.truncated = truncated;
         }
     }
@@ -120,12 +142,15 @@ public final class TextEncoder {
     /** pairs[i] = {prompt, response}; padTo &lt;= 0: pad to the longest row. */
     public Batch encodeBatch(List<String[]> pairs, boolean truncate, int padTo) throws HeadException {
         List<int[]> rows = new ArrayList<>();
+        List<Integer> starts = new ArrayList<>();
         int nTrunc = 0;
         boolean[] cut = new boolean[1];
+        int[] start = new int[1];
         int longest = 0;
         for (String[] pr : pairs) {
-            int[] ids = encodeOne(pr[0], pr[1], truncate, cut);
+            int[] ids = encodeSpan(pr[0], pr[1], truncate, cut, start);
             rows.add(ids);
+            starts.add(start[0]);
             nTrunc += cut[0] ? 1 : 0;
             longest = Math.max(longest, ids.length);
         }
@@ -134,7 +159,7 @@ public final class TextEncoder {
                     + "while max_length is " + maxLength + "; the head's manifest is inconsistent: re-export the head");
         }
         int T = padTo > 0 ? padTo : longest;
-        long[][] ids = new long[rows.size()][T], mask = new long[rows.size()][T];
+        long[][] ids = new long[rows.size()][T], mask = new long[rows.size()][T], pool = new long[rows.size()][T];
         for (int i = 0; i < rows.size(); i++) {
             int[] r = rows.get(i);
             Arrays.fill(ids[i], padTokenId);
@@ -142,8 +167,9 @@ public final class TextEncoder {
             for (int k = 0; k < r.length; k++) {
                 ids[i][off + k] = r[k];
                 mask[i][off + k] = 1;
+                pool[i][off + k] = k >= starts.get(i) ? 1 : 0;
             }
         }
-        return new Batch(ids, mask, nTrunc);
+        return new Batch(ids, mask, pool, nTrunc);
     }
 }

@@ -29,7 +29,7 @@ final class TokenizerGoldenTests {
                     StandardCharsets.UTF_8)));
             Tokenizer tok = Tokenizer.load(folder.resolve("tokenizer.json"));
             List<Object> texts = Json.arr(cases.get("texts"));
-            T.check(name + ": ids, offsets and special masks of " + texts.size() + " encodings", () -> {
+            T.check(name + ": ids, offsets, special masks and style-block features of " + texts.size() + " encodings", () -> {
                 int bad = 0;
                 StringBuilder first = new StringBuilder();
                 for (Object o : texts) {
@@ -53,6 +53,16 @@ final class TokenizerGoldenTests {
                             }
                         }
                     }
+                    if (why == null && c.containsKey("style")) {   // the style block's raw features
+                        double[] got = StyleBlock.raw(text);
+                        List<Object> want = Json.arr(c.get("style"));
+                        for (int j = 0; j < StyleBlock.K && why == null; j++) {
+                            double w = Double.parseDouble((String) want.get(j));
+                            if (!(Math.abs(got[j] - w) <= 1e-14 * Math.max(1.0, Math.abs(w)))) {
+                                why = "style " + StyleBlock.FEATURES[j] + " " + got[j] + " vs " + w;
+                            }
+                        }
+                    }
                     if (why != null) {
                         if (bad < 5) {
                             first.append("\n  text=").append(Json.quote(text)).append(" add=").append(add).append(": ").append(why);
@@ -64,7 +74,7 @@ final class TokenizerGoldenTests {
             });
             List<Object> manifests = Json.arr(cases.get("manifests"));
             List<Object> batches = Json.arr(cases.get("batches"));
-            T.check(name + ": TextEncoder batches (template, truncation, padding) of " + batches.size() + " batches", () -> {
+            T.check(name + ": TextEncoder batches (template, truncation, padding, response span) of " + batches.size() + " batches", () -> {
                 int bad = 0;
                 StringBuilder first = new StringBuilder();
                 for (Object o : batches) {
@@ -89,6 +99,8 @@ final class TokenizerGoldenTests {
                                 why = "ids " + Arrays.deepToString(got.ids) + " vs " + Arrays.deepToString(ids);
                             } else if (!Arrays.deepEquals(got.mask, mask)) {
                                 why = "mask";
+                            } else if (!Arrays.deepEquals(got.pool, matrix(b.get("pool")))) {
+                                why = "pool_mask " + Arrays.deepToString(got.pool) + " vs " + b.get("pool");
                             } else if (got.truncated != Json.integer(b.get("n_trunc"))) {
                                 why = "n_trunc";
                             }
@@ -143,6 +155,19 @@ final class TokenizerGoldenTests {
                 }
                 TextEncoder enc = ok.textEncoder(folder.resolve("signed_ok"));
                 require(enc.maxLength == 256 && enc.addSpecialTokens, "text encoder settings");
+                require(ok.style != null && ok.featureDim() == ok.d + StyleBlock.K, "style block parsed");
+                Map<String, Object> sc = Json.obj(Json.parse(new String(Files.readAllBytes(
+                        folder.resolve("style_check.json")), StandardCharsets.UTF_8)));
+                List<Object> probe = Json.arr(sc.get("texts")), rows = Json.arr(sc.get("block"));
+                for (int i = 0; i < probe.size(); i++) {
+                    double[] got = ok.style.apply((String) probe.get(i));
+                    List<Object> want = Json.arr(rows.get(i));
+                    for (int j = 0; j < StyleBlock.K; j++) {
+                        double w = Double.parseDouble((String) want.get(j));
+                        require(Math.abs(got[j] - w) <= 1e-12 * Math.max(1.0, Math.abs(w)),
+                                "style block of probe " + i + " feature " + j + ": " + got[j] + " vs " + w);
+                    }
+                }
             });
         }
     }

@@ -98,6 +98,8 @@ final class OnnxFeatureHead implements AutoCloseable {
                     in.put(name, OnnxTensor.createTensor(env, b.ids));
                 } else if (name.equals("attention_mask")) {
                     in.put(name, OnnxTensor.createTensor(env, b.mask));
+                } else if (name.equals("pool_mask")) {   // "response_mean" heads
+                    in.put(name, OnnxTensor.createTensor(env, b.pool));
                 } else {
                     throw new HeadException("unknown graph input '" + name + "' in the manifest");
                 }
