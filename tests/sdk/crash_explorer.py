@@ -12,7 +12,7 @@ tests: power cuts, not just kills.
    - folder entries (create, rename, unlink) are durable as of the last folder fsync; the
      ones after it persist as an in-order prefix.
    Variants per crash point: everything persisted; nothing unsynced persisted; every prefix of
-   the unsynced folder operations; for each file, every prefix of its unsynced data
+   the unsynced folder operations, with and without the unsynced data; for each file, every prefix of its unsynced data
    operations, each one of them dropped alone (the later ones persisted: reordering), and its
    last unsynced write torn (1 byte, half, all but 1 byte).
 3. Each distinct state is written to a scratch folder and reopened with a fresh FolderStore:
@@ -256,6 +256,9 @@ def crash_states(log, k, initial):
     for j in range(len(pdir)):
         out.append((f"dir prefix {j}", _replay(log, k, initial, lambda ops, j=j: j,
                                                lambda i, ops: ops)[0]))
+    for j in range(1, len(pdir) + 1):   # folder operations persisted, unsynced data not
+        out.append((f"dir prefix {j}, no data", _replay(log, k, initial, lambda ops, j=j: j,
+                                                        lambda i, ops: [])[0]))
     for ino, ops in pdata.items():
         for j in range(len(ops)):
             out.append((f"data prefix {j}", _replay(
