@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -160,22 +161,35 @@ def matrix(X, name, d: int) -> np.ndarray:
         a = a[None, :]
     if a.ndim != 2 or a.shape[1] != d:
         raise InvalidInputError(f"{name} must have shape (n, {d}) or ({d},), got {a.shape}")
+    a = a.astype(np.float64, copy=False)  # before the bound: np.abs(int64 min) wraps negative
     finite_and_bounded(a, name)
-    return a.astype(np.float64, copy=False)
+    return a
 
 
 def exact_array(x, name, shape: tuple, dtype) -> np.ndarray:
-    """An array of exactly this shape and dtype (no conversion), finite."""
+    """An array of exactly this shape and dtype (no conversion), finite and within what a live
+    call can have produced (a pair's difference: 2 MAX_ABS_INPUT)."""
     a = np.asarray(x)
     if a.shape != shape or a.dtype != dtype:
         raise InvalidInputError(f"{name} must be {shape} {np.dtype(dtype).name}, "
                                 f"got {a.shape} {a.dtype}")
-    if not np.isfinite(a).all():
-        raise InvalidInputError(f"{name} contains NaN or inf")
+    finite_and_bounded(a, name, max_abs=2 * MAX_ABS_INPUT)
     return a
+
+
+def path(name, p):
+    """A file name: str, bytes or os.PathLike, without NUL (what the OS can be asked about)."""
+    try:
+        s = os.fspath(p)
+    except TypeError:
+        raise InvalidInputError(f"{name} must be a str, bytes or os.PathLike, "
+                                f"got {type(p).__name__}") from None
+    if ("\0" if isinstance(s, str) else b"\0") in s:
+        raise InvalidInputError(f"{name} contains a NUL character")
+    return s
 
 
 __all__ = ["MAX_ABS_INPUT", "MAX_WEIGHT", "ConfigError", "InvalidInputError", "real", "real_in",
            "at_least", "integer", "int_in", "flag", "label", "weight", "fingerprint",
            "real_array", "max_abs_or_inf", "finite_and_bounded", "vector", "matrix",
-           "exact_array"]
+           "exact_array", "path"]

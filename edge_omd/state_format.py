@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from edge_omd import envelope
+from edge_omd import _checks, envelope
 from edge_omd.config import MAX_COUNT, MAX_DIM, ModelConfig
 from edge_omd.errors import ConfigError, StateFormatError
 from edge_omd.solvers import SOLVERS, by_code
@@ -148,13 +148,14 @@ def decode(buf):
 def read_file(path, io=envelope.DEFAULT_IO):
     """Read a state file, checking its header and size before reading the payload (a corrupt
     or hostile header allocates nothing)."""
-    return envelope.read_sized(path, HEADER.size, lambda head: decode_header(head)[2], io)
+    return envelope.read_sized(_checks.path("path", path), HEADER.size,
+                               lambda head: decode_header(head)[2], io)
 
 
 def write_file(path, data):
     """Write `data` to `path` atomically (envelope.write_atomic: temp file beside it, fsync,
     rename, fsync of the folder). An interrupted save leaves the previous file intact."""
-    envelope.write_atomic(path, data)
+    envelope.write_atomic(_checks.path("path", path), data)
 
 
 write_file_atomic = write_file  # the name of format version 1's first release
