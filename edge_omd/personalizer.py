@@ -498,23 +498,45 @@ class Personalizer:
         return float(self._beta)
 
     # ------------------------------------------------------------------ learning verbs
-    def feedback(self, prompt: str, response: str, up: bool, *, weight: float = 1.0) -> None:
+    def feedback(self, prompt: str, response: str, up: bool, *,
+                 shown: Optional[Sequence[str]] = None, weight: float = 1.0) -> None:
         """Thumbs up (up=True) or down on one response; committed before returning.
 
-        The GLM observation (z = phi(x, a), y = 1 if up else 0): a comparison against a neutral
-        reference. Empty texts are refused (InvalidInputError, nothing committed).
+        shown: the OTHER responses displayed with it (1 to 15; entries equal to `response` are
+        dropped). The observation is then the response against their mean (docs/ALGORITHM.md,
+        "Thumbs relative to what was shown"): P(up) = sigma(r(a) - mean_b r(b)), the
+        Bradley-Terry comparison z = phi(x, a) - mean_b phi(x, b), y = up, so a thumb moves
+        theta along what distinguishes the answer from its alternatives, not along the prompt
+        they share. Without `shown`: z = phi(x, a), y = up, a comparison against a neutral
+        reference of reward 0. Empty texts are refused (InvalidInputError, nothing committed).
         """
         _check_learn_text("prompt", prompt)
         _check_learn_text("response", response)
         if not isinstance(up, (bool, np.bool_)):
             raise InvalidInputError(f"up must be a bool, got {type(up).__name__}")
         _checks.weight(weight)   # InvalidInputError now, before any store work
-        phi = self._features(prompt, [response])[0]
         up = bool(up)
+        y = 1.0 if up else 0.0
+        if shown is None:
+            phi = self._features(prompt, [response])[0]
 
-        def learn(model):
-            model.learn_thumb(phi, up, weight=weight)
-            return [(model.observation.copy(), 1.0 if up else 0.0, float(weight))]
+            def learn(model):
+                model.learn_thumb(phi, up, weight=weight)
+                return [(model.observation.copy(), y, float(weight))]
+        else:
+            others = [r for r in _check_responses(shown, 1) if r != response]
+            for i, r in enumerate(others):
+                _check_learn_text(f"shown[{i}]", r)
+            from edge_omd.solvers.mnl import MAX_K
+            if not 1 <= len(others) <= MAX_K - 1:
+                raise InvalidInputError(f"shown must hold 1 to {MAX_K - 1} responses other than "
+                                        f"`response`, got {len(others)} (nothing was committed)")
+            phi = self._features(prompt, [response] + others).astype(np.float64)
+            z = phi[0] - phi[1:].mean(axis=0)
+
+            def learn(model):
+                model.learn_one(z, y, weight=weight)
+                return [(model.observation.copy(), y, float(weight))]
         self._observe(learn)
 
     def prefer(self, prompt: str, chosen: str, rejected: str, *, weight: float = 1.0) -> None:

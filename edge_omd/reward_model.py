@@ -272,7 +272,7 @@ class RewardModel:
             raise InvalidInputError(f"a choice needs 2 to {MAX_K} candidates, got {a.shape[0]}")
         if a.dtype.kind in "iu":
             a = a.astype(np.float64)
-        _checks.finite_and_bounded(a, "Phi")
+        _checks.finite_and_bounded(a, "Phi", top=_top_matrix)
         return np.array(a, dtype=self._dtype, order="C")
 
     def learn_choice_observation(self, Phi, chosen, weight=1.0):
@@ -294,11 +294,7 @@ class RewardModel:
             _MNL_READY.add(self._dtype)
         k, d = P.shape
         cw = mnl.make_work(k - 1, d, self._dtype)  # scratch of this call (solvers/mnl.py)
-        r = 0
-        for j in range(k):  # z_j = phi_c - phi_j, in the state's dtype
-            if j != c:
-                np.subtract(P[c], P[j], out=cw.Z[r])
-                r += 1
+        mnl.differences(P, c, cw.Z)  # z_j = phi_c - phi_j (j != c), in the state's dtype
         solver, eta = self._solver, self._config.eta
         solver.choice_keep(cw)
         if not solver.choice_step(cw, w, eta):  # steps 1-2
@@ -431,6 +427,13 @@ class RewardModel:
 
 #: dtypes whose choice kernels (edge_omd/solvers/mnl.py) are compiled in this process
 _MNL_READY: set = set()
+
+
+def _top_matrix(a):
+    """max |a_ij| or inf for a C-contiguous float matrix through the 1-D kernel (no temporary)."""
+    if a.flags.c_contiguous and a.dtype in (np.float32, np.float64):
+        return linalg.max_abs_or_inf(a.reshape(-1))
+    return _checks.max_abs_or_inf(a)
 
 
 def _top(a):

@@ -459,7 +459,7 @@ class ExactSolver(Solver):
         rows would wipe out the factor's precision (the pair's guard: trace eps > lam / 10)."""
         st = self.state
         return bool(_choice_absorb(st.U, st.phi, cw.Z, cw.V, cw.X, cw.m, cw.q, cw.Lw, cw.e,
-                                   st.rot, st.aux, w, self.eps, self.lam))
+                                   cw.rot, st.aux, w, self.eps, self.lam))
 
     def choice_hv(self, vec, out, tmp):
         """cal_H vec (float64) for step 3 (U is current: flushed before the step)."""
@@ -538,34 +538,51 @@ def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
 
 @kernel(both("void(F[:, ::1], f8[::1], F[:, ::1], f8[::1], F[::1])"))
 def _rotate_rows(U, phi, X, e, rot):
-    """cal_H <- cal_H + sum_i x_i x_i^T as n Cholesky updates in ONE top-down pass: row k of U
-    takes the n rotations in turn while it is in cache (the same arithmetic as applying the
-    updates one after the other). [phi; e_i] is rotated alongside, so phi = U theta holds
-    (e_i = x_i.theta). X and e are destroyed."""
+    """cal_H <- cal_H + sum_i x_i x_i^T as n Cholesky updates in ONE top-down pass (the same
+    recurrence as linalg.chol_update_upper, applied to each x_i in turn): at row k the n
+    rotations are formed first (each from the diagonal the previous one left), then applied
+    to the row's tail two at a time, so the row is read and written once per two updates.
+    [phi; e_i] is rotated alongside, so phi = U theta holds (e_i = x_i.theta). X and e are
+    destroyed; rot: (3 n,) rotations in the state's dtype."""
     d, n = U.shape[0], X.shape[0]
     for k in range(d):
-        row = U[k, k + 1:]
+        ukk = float(U[k, k])
         for i in range(n):
             xk = float(X[i, k])
-            if xk == 0.0:
+            if xk == 0.0:  # the identity: (s, c, 1/c) = (0, 1, 1)
+                rot[3 * i], rot[3 * i + 1], rot[3 * i + 2] = 0.0, 1.0, 1.0
                 continue
-            xt = X[i, k + 1:]
-            ukk = float(U[k, k])
             r = math.sqrt(ukk * ukk + xk * xk)
-            U[k, k] = r
             inv_ukk, inv_r = 1.0 / ukk, 1.0 / r
             cs, sn = ukk * inv_r, xk * inv_r
-            rot[0] = xk * inv_ukk
-            rot[1] = r * inv_ukk
-            rot[2] = cs
-            s, c, inv_c = rot[0], rot[1], rot[2]
+            rot[3 * i] = xk * inv_ukk
+            rot[3 * i + 1] = r * inv_ukk
+            rot[3 * i + 2] = cs
             pk = phi[k]
             phi[k] = cs * pk + sn * e[i]
             e[i] = cs * e[i] - sn * pk
+            ukk = r
+        U[k, k] = ukk
+        row = U[k, k + 1:]
+        i = 0
+        while i + 1 < n:
+            s1, c1, ic1 = rot[3 * i], rot[3 * i + 1], rot[3 * i + 2]
+            s2, c2, ic2 = rot[3 * i + 3], rot[3 * i + 4], rot[3 * i + 5]
+            x1, x2 = X[i, k + 1:], X[i + 1, k + 1:]
             for j in range(row.shape[0]):
-                ukj = (row[j] + s * xt[j]) * inv_c
-                row[j] = ukj
-                xt[j] = c * xt[j] - s * ukj
+                u1 = (row[j] + s1 * x1[j]) * ic1
+                x1[j] = c1 * x1[j] - s1 * u1
+                u2 = (u1 + s2 * x2[j]) * ic2
+                x2[j] = c2 * x2[j] - s2 * u2
+                row[j] = u2
+            i += 2
+        if i < n:
+            s1, c1, ic1 = rot[3 * i], rot[3 * i + 1], rot[3 * i + 2]
+            x1 = X[i, k + 1:]
+            for j in range(row.shape[0]):
+                u1 = (row[j] + s1 * x1[j]) * ic1
+                x1[j] = c1 * x1[j] - s1 * u1
+                row[j] = u1
 
 
 @kernel(both("f8(F[:, ::1], f8[::1], F[:, ::1], F[:, ::1], f8[::1], f8[::1], f8[:, ::1], "
@@ -585,7 +602,8 @@ def _choice_step(U, phi, Z, V, m, q, Lw, C, K, t, b, aux, cand, w, eta, lam, fma
 @kernel(both("b1(F[:, ::1], f8[::1], F[:, ::1], F[:, ::1], F[:, ::1], f8[::1], f8[::1], "
              "f8[:, ::1], f8[::1], F[::1], f8[::1], f8, f8, f8)"))
 def _choice_absorb(U, phi, Z, V, X, m, q, Lw, e, rot, aux, w, eps, lam):
-    """Step 4 of a choice (ExactSolver.choice_absorb) in one call; False: nothing changed."""
+    """Step 4 of a choice (ExactSolver.choice_absorb) in one call; False: nothing changed.
+    rot: (>= 3 n,) scratch in the state's dtype (the rotations)."""
     mnl.margins64(phi, V, m)
     mnl.weights(m, w, q, Lw)
     mnl.rows(Lw, Z, 1.0, X)

@@ -60,23 +60,16 @@ class Work(NamedTuple):
     K: np.ndarray      # (n, n) f8  I / eta + Lw^T C Lw, then its Cholesky factor
     keep: np.ndarray   # (2, d) f8  theta_t (and exact's phi) for a rollback
     aux: np.ndarray    # (8,)   f8  solver flags for a rollback
+    rot: np.ndarray    # (3n,)  F   rotations (exact's step 4)
 
 
 def make_work(n, d, dtype):
-    """The scratch of one choice: two allocations (one per dtype), the arrays are views."""
+    """The scratch of one choice (views of a few allocations)."""
     F = np.dtype(dtype)
-    big = np.empty(3 * n * d + d, F)
-    small = np.empty(5 * n + 3 * n * n + 2 * d + 8)
-    nd, nn = n * d, n * n
-    sm = [small[i * n:(i + 1) * n] for i in range(5)]
-    o = 5 * n
-    return Work(Z=big[:nd].reshape(n, d), V=big[nd:2 * nd].reshape(n, d),
-                X=big[2 * nd:3 * nd].reshape(n, d), g=big[3 * nd:], m=sm[0], q=sm[1], e=sm[2],
-                b=sm[3], t=sm[4], Lw=small[o:o + nn].reshape(n, n),
-                C=small[o + nn:o + 2 * nn].reshape(n, n),
-                K=small[o + 2 * nn:o + 3 * nn].reshape(n, n),
-                keep=small[o + 3 * nn:o + 3 * nn + 2 * d].reshape(2, d),
-                aux=small[o + 3 * nn + 2 * d:])
+    big, vec = np.empty((3, n, d), F), np.empty(d + 3 * n, F)
+    sm, nn = np.empty((5, n)), np.empty((3, n, n))
+    return Work(big[0], big[1], big[2], vec[:d], sm[0], sm[1], sm[2], sm[3], sm[4], nn[0],
+                nn[1], nn[2], np.empty((2, d)), np.empty(8), vec[d:])
 
 
 # ---------------------------------------------------------------------------- kernels (n x n)
@@ -166,6 +159,17 @@ def step_coef(C, Lw, q, w, eta, K, t, b):
 
 
 # ---------------------------------------------------------------------------- kernels (n x d)
+@kernel(both("void(F[:, ::1], i8, F[:, ::1])", readonly=(0,)))  # P: a journal record's bytes
+def differences(P, c, Z):
+    """Z = [phi_c - phi_j for j != c], in input order (the subtraction in the state's dtype)."""
+    r = 0
+    for j in range(P.shape[0]):
+        if j != c:
+            for i in range(P.shape[1]):
+                Z[r, i] = P[c, i] - P[j, i]
+            r += 1
+
+
 @kernel(both("void(F[::1], F[:, ::1], f8[::1])"))
 def margins(theta, Z, m):
     """m_j = theta.z_j (float64 accumulation)."""

@@ -135,3 +135,41 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
     got = out.read_text().split("\n")[:-1]
     for e, want, have in zip(entries, live, got):
         assert have == want, e
+
+
+# ------------------------------------------------------------------ thumbs relative to what was shown
+
+def test_feedback_shown_is_the_answer_against_the_mean_of_the_others(head, store):
+    """feedback(..., shown=others): ONE kind-1 record z = phi(a) - mean phi(others) (converted
+    once), y = up; the model is learn_one of it; entries equal to the response are dropped;
+    without shown nothing changed (z = phi(a))."""
+    p = Personalizer(head, store, "carol", model_options={"solver": "exact"})
+    ref = RewardModel(head.dim, solver="exact")
+    head.check(ref)
+    phi = head.features(PROMPT, ANSWERS).astype(np.float64)
+    p.feedback(PROMPT, ANSWERS[0], True, shown=ANSWERS[1:] + [ANSWERS[0]])
+    p.feedback(PROMPT, ANSWERS[2], False, shown=[ANSWERS[3]], weight=0.5)
+    p.feedback(PROMPT, ANSWERS[1], True)
+    ref.learn_one(phi[0] - phi[1:].mean(axis=0), 1.0)
+    ref.learn_one(phi[2] - phi[3], 0.0, weight=0.5)
+    ref.learn_thumb(phi[1], True)
+    assert p.model.to_bytes() == ref.to_bytes()
+    recs = store.sync("carol", None).record.journal
+    assert [(r.kind, r.label, r.weight) for r in recs] == [(1, 1.0, 1.0), (1, 0.0, 0.5),
+                                                          (1, 1.0, 1.0)]
+    np.testing.assert_array_equal(
+        recs[0].z, (phi[0] - phi[1:].mean(axis=0)).astype(np.float32))
+    again = Personalizer(head, store, "carol")   # recovered from the journal: the same bytes
+    assert again.model.to_bytes() == ref.to_bytes()
+
+
+@pytest.mark.parametrize("shown", [[], [ANSWERS[0]], [""], "one string",
+                                   [f"other answer {i}" for i in range(16)], [3]],
+                         ids=["empty", "only itself", "empty text", "str", "too many", "int"])
+def test_bad_shown_is_refused_and_nothing_is_committed(shown, head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "dave")
+    p.prefer(PROMPT, ANSWERS[0], ANSWERS[1])
+    before = p.model.to_bytes()
+    with pytest.raises(InvalidInputError):
+        p.feedback(PROMPT, ANSWERS[0], True, shown=shown)
+    assert p.updates == 1 and p.model.to_bytes() == before
