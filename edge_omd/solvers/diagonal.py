@@ -204,6 +204,13 @@ class DiagonalSolver(ExplicitTheta):
     def choice_lower(self):
         return self.lam
 
+    #: step 3 of a choice is M-mode Lanczos run to the precision of the pair's secular solve
+    choice_tol = {"float32": 1e-13, "float64": 1e-13}
+
+    def choice_inv(self, vec, out, tmp):
+        """cal_H^{-1} vec = vec / h (float64)."""
+        _inv_diag(self.state.h, vec, out)
+
     def choice_theta0(self, ws):
         return projection.load(self.state.theta, ws.theta0)
 
@@ -231,3 +238,9 @@ def _absorb_rows(h, X, forget, lam):
 def _hv_diag(h, vec, out):
     for i in range(h.shape[0]):
         out[i] = float(h[i]) * vec[i]
+
+
+@kernel(both("void(F[::1], f8[::1], f8[::1])"))
+def _inv_diag(h, vec, out):
+    for i in range(h.shape[0]):
+        out[i] = vec[i] / float(h[i])

@@ -468,6 +468,10 @@ class ExactSolver(Solver):
     def choice_lower(self):
         return self.lam
 
+    def choice_inv(self, vec, out, tmp):
+        """cal_H^{-1} vec (float64): two triangular sweeps (step 3's M mode, as the pair's)."""
+        _inv_apply(self.state.U, self.state.u, 0.0, vec, tmp, out)
+
     def choice_theta0(self, ws):
         """theta' in float64 into ws.theta0; returns its norm."""
         return _theta64(self.state.U, self.state.phi, ws.theta0)

@@ -279,26 +279,95 @@ def add_rows_hv(X, vec, out):
 
 
 # ---------------------------------------------------------------------------- step 3
+@kernel(["void(f8[:, ::1], f8[:, ::1], f8[:, ::1])"])
+def chol_capacitance(X, W, G):
+    """G = lower Cholesky factor of I + X W^T (X: the rows, W = cal_H^{-1} X^T: both (n, d)
+    float64; I + X cal_H^{-1} X^T >= I, so each pivot is floored at 1)."""
+    n = X.shape[0]
+    for i in range(n):
+        for k in range(i + 1):
+            a = 0.0
+            b = 0.0
+            for c in range(X.shape[1]):
+                a += X[i, c] * W[k, c]
+                b += X[k, c] * W[i, c]
+            G[i, k] = 0.5 * (a + b) + (1.0 if i == k else 0.0)
+    for i in range(n):
+        for k in range(i + 1):
+            acc = G[i, k]
+            for j in range(k):
+                acc -= G[i, j] * G[k, j]
+            if i == k:
+                G[i, i] = math.sqrt(max(acc, 1.0))
+            else:
+                G[i, k] = acc / G[k, k]
+
+
+@kernel(["void(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1])"])
+def woodbury_rows(W, G, v, r, out):
+    """out <- out - W^T (I + X W^T)^{-1} W v: with out = cal_H^{-1} v on entry, tilde_H^{-1} v
+    on return (Woodbury for tilde_H = cal_H + X^T X; W = cal_H^{-1} X^T, G its capacitance's
+    Cholesky factor, r: (n,) scratch)."""
+    n = W.shape[0]
+    for i in range(n):
+        acc = 0.0
+        for c in range(v.shape[0]):
+            acc += W[i, c] * v[c]
+        r[i] = acc
+    for i in range(n):
+        acc = r[i]
+        for j in range(i):
+            acc -= G[i, j] * r[j]
+        r[i] = acc / G[i, i]
+    for i in range(n - 1, -1, -1):
+        acc = r[i]
+        for j in range(i + 1, n):
+            acc -= G[j, i] * r[j]
+        r[i] = acc / G[i, i]
+    for i in range(n):
+        ri = r[i]
+        for c in range(out.shape[0]):
+            out[c] -= ri * W[i, c]
+
+
 def project(solver, X, lower, theta0_loader, setter):
     """Step 3 for a choice: argmin_{||theta|| <= radius} ||theta - theta'||_{tilde_H} with
     tilde_H = cal_H + X^T X (X: the sqrt(eta)-scaled rows at theta_t), by the Lanczos TRS of
-    edge_omd/projection.py in H mode (one code path for every solver: `solver.choice_hv` is
-    cal_H v, `lower` a lower bound of its spectrum). The Krylov workspace is scratch of the call.
-    theta0_loader(ws) -> ||theta'|| loads theta' into ws.theta0; setter(ws.out) stores the result.
-    Returns the Lanczos steps (0: inside), or < 0 (nothing changed) if not finite."""
+    edge_omd/projection.py, in the solver's mode: M mode (Op = tilde_H^{-1}, Woodbury over
+    `solver.choice_inv` = cal_H^{-1}) where the solver offers it, as its pair projection does
+    (exact, sketch; the diagonal too, to the precision of its pair's secular solve:
+    `solver.choice_tol`), else H mode (`solver.choice_hv` = cal_H v, `lower` a lower bound of
+    its spectrum: cg). So k = 2 takes the pair's own path. The Krylov workspace and the
+    Woodbury rows are scratch of the call. theta0_loader(ws) -> ||theta'|| loads theta' into
+    ws.theta0; setter(ws.out) stores the result. Returns the Lanczos steps (0: inside), or < 0
+    (nothing changed) if not finite."""
     radius = solver.config.radius
-    d = X.shape[1]
+    n, d = X.shape
     ws = projection.make_workspace(d)
     c0 = theta0_loader(ws)
     if not c0 > radius:
         return 0 if c0 == c0 else -1
     tmp = np.empty(d)
+    dtype = np.dtype(solver.config.dtype).name
+    tol = getattr(solver, "choice_tol", projection.TOL)[dtype]
+    inv = getattr(solver, "choice_inv", None)
+    if inv is not None:
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
+        W, G, r = np.empty((n, d)), np.empty((n, n)), np.empty(n)
+        for i in range(n):
+            inv(X64[i], W[i], tmp)
+        chol_capacitance(X64, W, G)
 
-    def apply(v, out):
-        solver.choice_hv(v, out, tmp)
-        add_rows_hv(X, v, out)
-    tol = projection.TOL[np.dtype(solver.config.dtype).name]
-    k = projection.lanczos_project(apply, ws, c0, radius, projection.MODE_H, lower, tol)
+        def apply(v, out):
+            inv(v, out, tmp)
+            woodbury_rows(W, G, v, r, out)
+        mode = projection.MODE_M
+    else:
+        def apply(v, out):
+            solver.choice_hv(v, out, tmp)
+            add_rows_hv(X, v, out)
+        mode = projection.MODE_H
+    k = projection.lanczos_project(apply, ws, c0, radius, mode, lower, tol)
     if k < 0 or not projection.finish(ws.out, radius, solver.fmax):
         return -1
     setter(ws.out)

@@ -454,6 +454,11 @@ class SketchSolver(ExplicitTheta):
     def choice_lower(self):
         return float(self.state.alpha[0])
 
+    def choice_inv(self, vec, out, tmp):
+        """cal_H^{-1} vec (float64) by Woodbury (step 3's M mode, as the pair's)."""
+        st = self.state
+        _woodbury64(st.B, st.L, int(st.rows[0]), float(st.alpha[0]), vec, st.bz, st.c, out)
+
     def choice_theta0(self, ws):
         return projection.load(self.state.theta, ws.theta0)
 
