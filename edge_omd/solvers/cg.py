@@ -180,11 +180,16 @@ class CGSolver(ExplicitTheta):
         return bool(linalg.move_checked(st.theta, st.x, eta))
 
     def choice_absorb(self, cw, w):
-        """Step 4: S <- forget S + sum_i x_i x_i^T at theta_{t+1}."""
+        """Step 4: S <- forget S + sum_i x_i x_i^T at theta_{t+1}. False (nothing changed)
+        when the curvature sum would outgrow what the dtype holds next to the damping: the
+        pair's precision guard, (trace S + sum_i ||x_i||^2) eps > lambda_t / 10."""
         st = self.state
         mnl.margins(st.theta, cw.Z, cw.m)
         mnl.weights(cw.m, w, cw.q, cw.Lw)
         mnl.rows(cw.Lw, cw.Z, 1.0, cw.X)
+        trace = float(np.trace(st.S, dtype=np.float64)) + mnl.sum_sq(cw.X)
+        if not trace * self.eps <= 0.1 * self.lam_next():
+            return False
         _syr_rows(st.S, self.config.forget, cw.X)
         return True
 

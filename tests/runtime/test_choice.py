@@ -225,11 +225,12 @@ def test_bad_input_refused_state_unchanged(solver, dtype):
     assert m.t == t + 2 and np.isfinite(m.theta).all()
 
 
-def test_precision_guard_refuses_state_unchanged():
-    """exact, float32: a choice whose curvature would wipe out the factor's precision next to
-    lam (the pair's guard) is refused with NumericalError and the state byte for byte as
-    before; the model then still learns."""
-    m = RewardModel(D, solver="exact", dtype="float32", eta=1e-6)
+@pytest.mark.parametrize("solver", ["exact", "cg"])
+def test_precision_guard_refuses_state_unchanged(solver):
+    """float32: a choice whose curvature would wipe out the state's precision next to lam (the
+    pair's guard: exact's factor, cg's curvature sum) is refused with NumericalError and the
+    state byte for byte as before; the model then still learns."""
+    m = RewardModel(D, solver=solver, dtype="float32", eta=1e-6)
     rng = np.random.default_rng(1)
     before = m.to_bytes()
     with pytest.raises(NumericalError):
