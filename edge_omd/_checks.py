@@ -169,7 +169,10 @@ def matrix(X, name, d: int) -> np.ndarray:
 def exact_array(x, name, shape: tuple, dtype) -> np.ndarray:
     """An array of exactly this shape and dtype (no conversion), finite and within what a live
     call can have produced (a pair's difference: 2 MAX_ABS_INPUT)."""
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise InvalidInputError(f"{name} is not an array of numbers: {e}") from e
     if a.shape != shape or a.dtype != dtype:
         raise InvalidInputError(f"{name} must be {shape} {np.dtype(dtype).name}, "
                                 f"got {a.shape} {a.dtype}")
