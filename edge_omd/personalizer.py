@@ -484,8 +484,9 @@ class Personalizer:
 
     @property
     def updates(self) -> int:
-        """Committed observations of this user: each feedback / prefer / choose adds one, a batch of k
-        adds k. It never goes backwards (an import keeps the larger count); reset() restarts it."""
+        """Committed observations of this user: each feedback / prefer / choose adds one, a
+        batch of k adds k. It never goes backwards (an import keeps the larger count); reset()
+        restarts it."""
         self._refresh()
         return 0 if self._head is None else self._head.updates
 
