@@ -95,7 +95,8 @@ def main(argv=None):
                 flag = "  <- target <= 3x" if (solver, dtype, k) == ("exact", "float32", 4) else ""
                 print(f"{solver:9s} {dtype:8s} {k:3d} {p50:9.1f} {c50:10.1f} {c50 / p50:6.2f} "
                       f"{p90:9.1f} {c90:11.1f}{flag}")
-    print("\n# held-out top-1 vs theta*'s best of k (exact, d=32, 60 choices, 20 users, mean +- se)")
+    print("\n# held-out top-1 vs theta*'s best of k (exact, d=32, 60 choices, 20 users, "
+          "mean +- se)")
     for k in (3, 4, 8):
         acc = accuracy(k, users=8 if args.quick else 20)
         print(f"k={k}: learn_choice {acc['choice'][0]:.3f} +- {acc['choice'][1]:.3f}   "

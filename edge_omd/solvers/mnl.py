@@ -48,7 +48,8 @@ class Work(NamedTuple):
     """Scratch of one choice update (n = k - 1 rows; F = the state's dtype)."""
     Z: np.ndarray      # (n, d) F   z_j = phi_c - phi_j
     V: np.ndarray      # (n, d) F   cal_H^{-1} z_j (exact: U^{-T} z_j)
-    X: np.ndarray      # (n, d) F   rank-one rows: sqrt(eta) x_i at theta_t (step 3), x_i at theta_{t+1} (step 4)
+    X: np.ndarray      # (n, d) F   Hessian rows: sqrt(eta) x_i at theta_t (step 3),
+                       #            x_i at theta_{t+1} (step 4)
     g: np.ndarray      # (d,)   F   the gradient / a candidate theta
     m: np.ndarray      # (n,)   f8  margins theta.z_j
     q: np.ndarray      # (n,)   f8  probabilities of the others

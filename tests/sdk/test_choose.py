@@ -137,7 +137,7 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
         assert have == want, e
 
 
-# ------------------------------------------------------------------ thumbs relative to what was shown
+# ------------------------------------------------------------------ thumbs relative to the shown
 
 def test_feedback_shown_is_the_answer_against_the_mean_of_the_others(head, store):
     """feedback(..., shown=others): ONE kind-1 record z = phi(a) - mean phi(others) (converted
