@@ -5,6 +5,10 @@ user likes, on prompts it was never asked about?
     python -m edge_omd_bench.peruser --quick         # seconds
     python -m edge_omd_bench.peruser --features minilm,minilm_response,minilm+style,minilm_response+style
     python -m edge_omd_bench.peruser --json out.json
+    python -m edge_omd_bench.peruser --features 'minilm+style*0.25' --assume-beta 0   # candidate defaults
+    python -m edge_omd_bench.peruser --properties hedging,polite,examples,refusal,tech,health,safety,money \
+        --p-length 0 --compare-features minilm,minilm+style      # users with content-only tastes
+    python -m edge_omd_bench.peruser --report-only out.json  # tables + targets of a saved run
 
 World (bench/peruser_world.py): prompts from the demo corpus and HH-RLHF with 6 candidate
 answers each (written, human-rated, and form variants), split into train prompts (feedback is
