@@ -279,7 +279,7 @@ class RewardModel:
         """Learn a choice exactly as given (no conversion): the replay of a kind-2 journal
         record. Phi: (k, d) finite, already in the state's dtype (`choice_input`'s result);
         same kernels on the same bits, so the model ends with the live model's bytes."""
-        a = np.asarray(Phi)
+        a = _checks.real_array(Phi, "Phi")  # (a ragged list: InvalidInputError, not ValueError)
         k = a.shape[0] if a.ndim == 2 else -1
         P = _checks.exact_array(a, "Phi", (k, self._d), self._dtype)
         if not 2 <= k <= MAX_K:

@@ -80,3 +80,31 @@ def weight(w):
 
 def flag(x):
     return bool(x) if isinstance(x, (bool, np.bool_)) else None
+
+
+MAX_K = 16   # candidates of one choice (RewardModel.learn_choice)
+
+
+def choice(Phi, d):
+    """learn_choice / choice_input: a real (k, d) array, 2 <= k <= MAX_K, bounded."""
+    a = _real_array(Phi)
+    if a is None or a.ndim != 2 or a.shape[1] != d or not 2 <= a.shape[0] <= MAX_K \
+            or not _bounded(a):
+        return None
+    return native(a)
+
+
+def choice_observation(Phi, d, dtype):
+    """learn_choice_observation: exactly (k, d) in the state's dtype, bounded like a live call."""
+    a = np.asarray(Phi) if isinstance(Phi, np.ndarray) else None
+    if a is None or a.ndim != 2 or a.shape[1] != d or not 2 <= a.shape[0] <= MAX_K \
+            or a.dtype != np.dtype(dtype) or not _bounded(a, 2 * MAX_ABS_INPUT):
+        return None
+    return native(a)
+
+
+def index(i, k):
+    """An integer (Python or numpy, not a bool) in [0, k)."""
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral):
+        return None
+    return int(i) if 0 <= int(i) < k else None

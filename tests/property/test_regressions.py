@@ -64,3 +64,13 @@ def test_learn_observation_refuses_a_ragged_list(solver, dtype):
     with pytest.raises(InvalidInputError):
         m.learn_observation([[1.0, 2.0], [3.0]], 1.0)
     assert m.to_bytes() == before
+
+
+@pytest.mark.parametrize("solver,dtype", solvers.grid())
+def test_learn_choice_observation_refuses_a_ragged_list(solver, dtype):
+    """np.asarray([[1, 2], [3]]) raised a raw ValueError inside learn_choice_observation."""
+    m = solvers.make(solver, 2, dtype=dtype)
+    before = m.to_bytes()
+    with pytest.raises(InvalidInputError):
+        m.learn_choice_observation([[1.0, 2.0], [3.0]], 0)
+    assert m.to_bytes() == before

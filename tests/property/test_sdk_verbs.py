@@ -7,6 +7,7 @@ Examples per property: tests/property/_hyp.py (quick / long mode, EDGE_OMD_LONG=
 """
 import itertools
 import math
+import numbers
 import re
 import shutil
 import tempfile
@@ -44,7 +45,7 @@ texts = st.one_of(st.text(max_size=12), st.sampled_from(
     ["", " ", "\ud800", "a\x00b", "naïve 日本語 🙂", "x" * 300, "python code snippet", "prose"]))
 any_text = st.one_of(texts, texts, st.none(), st.binary(max_size=4), st.integers())
 responses = st.one_of(
-    st.lists(texts, max_size=5), st.lists(st.sampled_from(["same", "same", "other"]), max_size=4),
+    st.lists(texts, max_size=5), st.lists(st.sampled_from(["a", "b", "c"]), min_size=15, max_size=18), st.lists(st.sampled_from(["same", "same", "other"]), max_size=4),
     st.tuples(texts, texts), st.lists(any_text, max_size=3), texts, st.none())
 weights = st.one_of(st.floats(0.1, 3.0), scalars)
 
@@ -61,7 +62,7 @@ def _text(x, nonempty=False):
 @st.composite
 def calls(draw):
     """(name, kwargs, valid) of one Personalizer call."""
-    name = draw(st.sampled_from(["feedback", "prefer", "score", "rank", "choose_pair",
+    name = draw(st.sampled_from(["feedback", "prefer", "choose", "score", "rank", "choose_pair",
                                  "select_queries", "import_state"]))
     if name == "feedback":
         kw = dict(prompt=draw(any_text), response=draw(any_text),
@@ -73,6 +74,13 @@ def calls(draw):
                   weight=draw(weights))
         ok = (all(_text(kw[k], True) for k in ("prompt", "chosen", "rejected"))
               and kw["chosen"] != kw["rejected"] and oracle.weight(kw["weight"]) is not None)
+    elif name == "choose":
+        kw = dict(prompt=draw(any_text), responses=draw(responses),
+                  chosen_index=draw(st.one_of(st.integers(-1, 5), scalars)), weight=draw(weights))
+        r = kw["responses"]
+        ok = (_text(kw["prompt"], True) and _is_str_seq(r, 2) and len(r) <= oracle.MAX_K
+              and all(r) and oracle.index(kw["chosen_index"], len(r)) is not None
+              and oracle.weight(kw["weight"]) is not None)
     elif name in ("score", "rank"):
         kw = dict(prompt=draw(any_text), responses=draw(responses))
         ok = _text(kw["prompt"]) and _is_str_seq(kw["responses"], 1)
@@ -86,9 +94,11 @@ def calls(draw):
                                                  "best_worst", "random", "UCB", "", None])),
                   q=draw(st.one_of(st.floats(1, 8), st.just(math.inf), scalars)))
         q = kw["q"]
-        q_ok = not isinstance(q, (bool, np.bool_)) and isinstance(q, (int, float, np.floating,
-                                                                         np.integer))
-        q_ok = q_ok and not math.isnan(float(q)) and float(q) >= 1
+        try:
+            q_ok = (isinstance(q, numbers.Real) and not isinstance(q, (bool, np.bool_))
+                    and float(q) >= 1)      # inf allowed, NaN not
+        except OverflowError:               # an int beyond float's range
+            q_ok = False
         ok = (_text(kw["prompt"]) and _is_str_seq(kw["responses"], 2) and q_ok
               and kw["strategy"] in ("ucb", "best_quantile", "best_second", "best_worst", "random"))
     elif name == "select_queries":
@@ -153,7 +163,7 @@ def test_personalizer_verbs(stores, kind, model, ops):
             assert _snapshot(p, store) == before
             continue
         after = _snapshot(p, store)
-        if name in ("feedback", "prefer"):
+        if name in ("feedback", "prefer", "choose"):
             assert after[0][1] == before[0][1] + 1 and p.updates == after[0][1]
         else:
             assert after == before, f"{name} changed the store"

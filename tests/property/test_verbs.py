@@ -96,15 +96,35 @@ def _draw_learning_call(data, verb, m):
         z, w = data.draw(array_args(VEC_SHAPES)), data.draw(weights)
         c = (oracle.vector(z, d), oracle.weight(w))
         return (lambda mm, x: mm.fantasize(x[0], weight=x[1])), (z, w), c
+    if verb in ("learn_choice", "learn_choice_observation"):
+        Phi = data.draw(array_args(CHOICE_SHAPES)) if verb == "learn_choice" or data.draw(
+            st.booleans()) else data.draw(choice_args(m.dtype))
+        k = np.shape(Phi)[0] if np.ndim(Phi) == 2 else 0
+        i, w = data.draw(st.one_of(st.integers(-1, 4), scalars)), data.draw(weights)
+        canon_P = oracle.choice(Phi, d) if verb == "learn_choice" else \
+            oracle.choice_observation(Phi, d, m.dtype)
+        c = (canon_P, oracle.index(i, k), oracle.weight(w))
+        return (lambda mm, x: getattr(mm, verb)(*x[:2], weight=x[2])), (Phi, i, w), c
     z, y, w = data.draw(observation_args(m.dtype)), data.draw(labels), data.draw(weights)
     c = (oracle.observation(z, d, m.dtype), oracle.label(y), oracle.weight(w))
     return (lambda mm, x: mm.learn_observation(*x[:2], weight=x[2])), (z, y, w), c
 
 
-LEARNING = ["learn_one", "learn_pair", "learn_thumb", "fantasize", "learn_observation"]
+CHOICE_SHAPES = [(2, D), (3, D), (5, D)] * 3 + [(1, D), (17, D), (0, D), (D,), (2, D + 1), ()]
 
 
-@examples(300)
+@st.composite
+def choice_args(draw, dtype):
+    """learn_choice_observation's Phi in the state's own dtype (every layout)."""
+    a = draw(real_values((draw(st.sampled_from([2, 3, 16, 17])), D), dtype))
+    return dict(layouts(a))[draw(st.sampled_from([n for n, _ in layouts(a)]))]
+
+
+LEARNING = ["learn_one", "learn_pair", "learn_thumb", "fantasize", "learn_observation",
+            "learn_choice", "learn_choice_observation"]
+
+
+@examples(400)
 @given(case=st.sampled_from(CASES), verb=st.sampled_from(LEARNING), data=st.data())
 def test_learning_verbs(case, verb, data):
     m = _model(case)
@@ -155,6 +175,23 @@ def test_scoring_verbs(case, data, with_ref, verb):
     else:
         assert (out >= 0).all()
         np.testing.assert_array_equal(out, m.width(canon_X, ref=canon_ref))
+
+
+@examples(80)
+@given(case=st.sampled_from(CASES), data=st.data())
+def test_choice_input(case, data):
+    m = _model(case)
+    before = m.to_bytes()
+    Phi = data.draw(array_args(CHOICE_SHAPES))
+    canon = oracle.choice(Phi, D)
+    out, err = _call(lambda: m.choice_input(Phi))
+    assert m.to_bytes() == before
+    if canon is None:
+        assert isinstance(err, InvalidInputError), f"choice_input accepted {Phi!r:.200}"
+        return
+    assert err is None and out.flags.c_contiguous and out.dtype == np.dtype(m.dtype)
+    assert not np.shares_memory(out, Phi)
+    np.testing.assert_array_equal(out, m.choice_input(canon))
 
 
 @examples(60)
