@@ -7,7 +7,14 @@ precision. Nothing here allocates.
 """
 import math
 
+import numpy as np
+
 from edge_omd._numba import both, kernel
+
+#: |theta_i| stays below fmax * THETA_LIMIT of the state's dtype (float32: 3.1e26): with inputs
+#: up to 1e6 every product theta_i z_i stays inside float32's range (compiled float32 dot products
+#: form them in float32, measured: 1e38 * 1e4 gave inf, then NaN), and rewards stay finite.
+THETA_LIMIT = 2.0 ** -40
 
 
 @kernel(both("f8(F[::1], F[::1])"))
@@ -50,12 +57,15 @@ def dsigmoid(m):
 
 @kernel(both("b1(F[::1], F[::1], f8)"))
 def move_checked(theta, v, coef):
-    """theta <- theta - coef v, only if every new entry is finite IN THE STATE'S DTYPE (a float64
-    value can be finite and still overflow float32). The work vector v receives the candidate
-    and is consumed. Returns False, theta untouched, otherwise."""
+    """theta <- theta - coef v, only if every new entry is within THETA_LIMIT of the state's
+    dtype (finite in float64 is not enough: it can overflow float32; and compiled float32 dot
+    products form theta_i z_i in float32, so |theta_i| |z_i| must stay below its range too).
+    The work vector v receives the candidate and is consumed. Returns False, theta untouched,
+    otherwise."""
+    lim = (3.4028234663852886e38 if theta.itemsize == 4 else 1.7976931348623157e308) * THETA_LIMIT
     for i in range(theta.shape[0]):
         v[i] = float(theta[i]) - coef * float(v[i])  # rounded to F on the store
-        if not math.isfinite(float(v[i])):
+        if not abs(float(v[i])) <= lim:
             return False
     for i in range(theta.shape[0]):
         theta[i] = v[i]
@@ -136,12 +146,18 @@ def symv_plus(S, v, lam, out):
 
 @kernel(both("void(F[:, ::1], f8, f8, F[::1])"))
 def syr_scaled(S, gamma, c, z):
-    """In place: S <- gamma S + c z z^T (full symmetric storage, stays exactly symmetric)."""
+    """In place: S <- gamma S + c z z^T for a full symmetric S, exactly symmetric: the upper
+    triangle is computed in float64, rounded once, and mirrored ((c z_i) z_k and (c z_k) z_i
+    round differently, so computing both halves let S drift from symmetry)."""
     d = S.shape[0]
     for i in range(d):
         czi = c * float(z[i])
-        for k in range(d):
-            S[i, k] = gamma * float(S[i, k]) + czi * float(z[k])
+        row, zt = S[i, i:], z[i:]
+        for k in range(row.shape[0]):
+            row[k] = gamma * float(row[k]) + czi * float(zt[k])
+    for i in range(d):
+        for k in range(i + 1, d):
+            S[k, i] = S[i, k]
 
 
 @kernel(both("i8(F[:, ::1], f8, F[::1], f8, F[::1], F[::1], F[::1], F[::1], F[::1], i8, f8)"))
@@ -149,9 +165,13 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
     """Conjugate gradient for (S + lam I + a z z^T) x = b, from x0 = 0.
 
     Textbook CG: alpha = r.r / p.Ap, Fletcher-Reeves beta = r_new.r_new / r_old.r_old, stops
-    after `max_steps` steps or when ||r|| <= tol ||b||. Returns the number of steps taken.
+    after min(max_steps, 4 d + 8) steps or when ||r|| <= tol ||b||. Returns the steps taken.
     """
     d = b.shape[0]
+    # Exact arithmetic ends in d steps; in floating point a few d more reach the attainable
+    # accuracy and nothing improves beyond. The cap bounds one call's time whatever max_steps
+    # holds (cg_steps is a header field of a loaded state: up to 2^20).
+    max_steps = min(max_steps, 4 * d + 8)
     bb = 0.0
     for i in range(d):
         x[i] = 0.0
@@ -184,3 +204,127 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
         rr = rr_new
         steps += 1
     return steps
+
+
+# ---------------------------------------------------------------- load checks (numpy)
+# What a loaded state must satisfy before any verb may use it (the solvers' `invalid`). Each is
+# O(d^2) time and O(ROWS d) memory at most (row blocks), never a factorisation of a d x d
+# matrix: a recovery of a d = 4096 user stays cheap.
+
+#: A loaded local norm must have no eigenvalue below lam / FLOOR_SLACK (cg: S none below
+#: -lam_1 / FLOOR_SLACK). States the updates make satisfy it with lam itself up to rounding;
+#: the slack leaves float32 rounding room and is what the exact solver's overflow guard assumes.
+FLOOR_SLACK = 4.0
+#: Curvature entries of a loaded state stay below fmax * HEADROOM (float32: 3e32): the largest
+#: update the front allows (w sigma' ||z||^2 <= 2.5e17) then needs > 10^15 updates to overflow.
+HEADROOM = 2.0 ** -20
+ROWS = 256          # rows per block of the blocked checks (bounds their temporaries)
+PROBE_STEPS = 6     # power-iteration steps of the eigenvalue probes
+PROBE_SEED = 12     # the probes' start vector is fixed: a load is deterministic
+
+
+def blocks(n):
+    for i in range(0, n, ROWS):
+        yield i, min(i + ROWS, n)
+
+
+def max_abs(a):
+    """max |a_ij| in float64 (0 for an empty array), blocked."""
+    top = 0.0
+    flat = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+    for i, j in blocks(flat.shape[0]):
+        if flat[i:j].size:
+            top = max(top, float(np.abs(flat[i:j]).max()))
+    return top
+
+
+def theta_problem(theta):
+    """Why a loaded theta cannot be used (None if it can); finiteness is checked by the format.
+    Its entries stay within THETA_LIMIT of the dtype's range, as every update keeps them."""
+    top = max_abs(theta)
+    if not top <= float(np.finfo(theta.dtype).max) * THETA_LIMIT:
+        return f"theta has entries of {top:.3g}, beyond the dtype's limit"
+    return None
+
+
+def below_diagonal(U):
+    """Is any entry of the square U below its diagonal non-zero?"""
+    for i, j in blocks(U.shape[0]):
+        if np.tril(U[i:j, :j], i - 1).any():
+            return True
+    return False
+
+
+def above_diagonal(L):
+    """Is any entry of the square L above its diagonal non-zero?"""
+    for i, j in blocks(L.shape[0]):
+        if np.triu(L[i:j, i:], 1).any():
+            return True
+    return False
+
+
+def probe_start(d):
+    """A fixed pseudo-random unit vector (float64): the eigenvalue probes' start."""
+    x = np.random.default_rng(PROBE_SEED).standard_normal(d)
+    return x / np.sqrt(x @ x)
+
+
+def symmetric_psd_problem(S, floor):
+    """Why the symmetric curvature S cannot be a PSD sum (None if it can): symmetry to 1e-5 of
+    its largest entry, no negative diagonal, every 2 x 2 principal minor and the Ritz values of
+    a 16-step Lanczos run (indefinite_direction) above -floor. Refusals are certain (each is a
+    direction where S < -floor); a PSD S always passes."""
+    d = S.shape[0]
+    top = max_abs(S)
+    diag = np.diagonal(S).astype(np.float64)
+    if (diag < -floor).any():
+        return "the curvature matrix has a negative diagonal"
+    for i, j in blocks(d):
+        rows = S[i:j].astype(np.float64)
+        if np.abs(rows - S[:, i:j].T).max(initial=0.0) > 1e-5 * top:
+            return "the curvature matrix is not symmetric"
+        sc = 1.0 / top if top > 0.0 else 1.0  # scaled to 1: the squares cannot overflow
+        a, c, b = diag[i:j, None] * sc, diag[None, :] * sc, rows * sc
+        lmin = 0.5 * (a + c) - np.sqrt((0.5 * (a - c)) ** 2 + b ** 2)  # 2 x 2 principal minors
+        if lmin.min(initial=0.0) < -floor * sc:
+            return "the curvature matrix has a 2 x 2 principal minor below zero"
+    if indefinite_direction(S, floor):
+        return "the curvature matrix is not positive semi-definite"
+    return None
+
+
+def indefinite_direction(S, floor, steps=16):
+    """Does S (symmetric) have an eigenvalue below -floor along a Krylov space of `steps`
+    Lanczos steps (float64, full reorthogonalisation, fixed start)? Ritz values lie inside the
+    spectrum, so True is certain; the extreme eigenvalues are what Lanczos finds first. O(steps
+    d^2) time, O(steps d) memory."""
+    d = S.shape[0]
+    k = min(d, steps)
+    top = max_abs(S)
+    sc = 1.0 / top if top > 0.0 else 1.0  # Lanczos on S / max|S|: nothing overflows
+    Q = np.zeros((k, d))
+    alpha, beta = np.zeros(k), np.zeros(k)
+    q = probe_start(d)
+    n = 0
+    for j in range(k):
+        Q[j] = q
+        w = matvec64(S, q) * sc
+        alpha[j] = q @ w
+        w -= Q[: j + 1].T @ (Q[: j + 1] @ w)  # full reorthogonalisation, twice
+        w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
+        n = j + 1
+        b = float(np.sqrt(w @ w))
+        if not b > 1e-12 * (abs(alpha[j]) + 1e-300) or j == k - 1:
+            break
+        beta[j] = b
+        q = w / b
+    T = np.diag(alpha[:n]) + np.diag(beta[: n - 1], 1) + np.diag(beta[: n - 1], -1)
+    return bool(np.linalg.eigvalsh(T)[0] < -floor * sc)
+
+
+def matvec64(A, x):
+    """A x in float64 for a float32/64 A (blocked: no float64 copy of A)."""
+    out = np.empty(A.shape[0])
+    for i, j in blocks(A.shape[0]):
+        out[i:j] = A[i:j].astype(np.float64) @ x
+    return out

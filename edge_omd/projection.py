@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edge_omd import linalg
 from edge_omd._numba import both, kernel
 
 KMAX = 24         # stored Lanczos vectors (the usual projection needs 2-8, bench/projection.py)
@@ -279,7 +280,8 @@ def axpy(a, x, y):
 
 @kernel(["b1(f8[::1], f8, f8)"])
 def finish(out, radius, fmax):
-    """Land exactly on the sphere (rounding) and check every entry is finite in the state's dtype."""
+    """Land exactly on the sphere (rounding) and check every entry is within the state dtype's
+    theta limit (linalg.THETA_LIMIT of its largest finite number)."""
     nx = 0.0
     for i in range(out.shape[0]):
         nx += out[i] * out[i]
@@ -290,8 +292,9 @@ def finish(out, radius, fmax):
         s = radius / nx
         for i in range(out.shape[0]):
             out[i] *= s
+    lim = fmax * linalg.THETA_LIMIT  # the limit every update keeps theta within
     for i in range(out.shape[0]):
-        if not abs(out[i]) < fmax:
+        if not abs(out[i]) < lim:
             return False
     return True
 

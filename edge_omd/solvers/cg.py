@@ -30,8 +30,10 @@ SPEC = SolverSpec("cg", code=2, doc="cal_H = lambda_t I + S (lambda_t from the h
 ))
 
 
-@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8)"))
-def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol):
+@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8, f8)"))
+def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
+    """Steps 1-2; returns a, or NaN with nothing moved (non-finite, or beyond the precision of
+    the dtype, see the guard below; the exact solver guards the same way)."""
     m = linalg.dot(theta, z)
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
@@ -39,11 +41,22 @@ def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol):
     coef = eta * w * (s - y)
     if not math.isfinite(coef):
         return math.nan  # nothing moved
+    # Precision guard: S + c z z^T (step 4) must stay within 0.1 lam_t / eps in trace, or the
+    # dtype's rounding of S (~eps ||S||) and of the CG vectors swamps the damping lam_t and
+    # the small directions of cal_H become noise (float32: trace 8e5 lam_t, ~3e6 unit-feature
+    # updates at lam = 1 without forgetting; forget < 1 bounds the trace). O(d).
+    tr = 0.0
+    for i in range(S.shape[0]):
+        tr += float(S[i, i])
+    zz = linalg.dot(z, z)
+    if (tr + w * linalg.dsigmoid(m - coef * linalg.dot(x, z)) * zz) * eps > 0.1 * lam_t:
+        return math.nan
     return a if linalg.move_checked(theta, x, coef) else math.nan
 
 
 @kernel(both("f8(F[::1], F[:, ::1], F[::1], f8, f8)"))
 def _absorb(theta, S, z, w, forget):
+    """Step 4: S <- forget S + w sigma'(theta.z) z z^T (exactly symmetric)."""
     c = w * linalg.dsigmoid(linalg.dot(theta, z))
     linalg.syr_scaled(S, forget, c, z)
     return c
@@ -99,8 +112,16 @@ class CGSolver(ExplicitTheta):
 
     def step(self, z, y, w):
         st, cfg = self.state, self.config
-        return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, cfg.eta, self.lam_next(),
-                     cfg.cg_steps, cfg.cg_tol)
+        lam_t = self.lam_next()
+        if self.counter[0] % max(self.state.S.shape[0], 64) == 0 and self.counter[0] > 0:
+            # every max(d, 64) updates, O(d^2) (amortised O(d)): refuse to go on from a
+            # curvature sum that float32 rounding made indefinite beyond -lam_t / 8 (a stream
+            # piling ~2e4 updates into one direction does), so cal_H >= 3/4 lam_t holds with
+            # room for the drift between two probes; nothing has moved yet
+            if linalg.indefinite_direction(st.S, self._psd_floor(st.S, lam_t)):
+                return math.nan
+        return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, cfg.eta, lam_t,
+                     cfg.cg_steps, cfg.cg_tol, self.eps)
 
     def absorb(self, z, w):
         st = self.state
@@ -149,15 +170,23 @@ class CGSolver(ExplicitTheta):
     def invalid(self, arrays):
         """Why a loaded payload cannot be a cg state (None if it can). O(d^2) (blocked): S with
         headroom, symmetric, and PSD as far as cheap tests can see (its diagonal, every 2 x 2
-        principal minor, power-iteration Rayleigh quotients: linalg.symmetric_psd_problem), to
-        -lambda_1 / FLOOR_SLACK: cal_H = lambda_t I + S then stays positive definite."""
+        principal minor, Lanczos Ritz values: linalg.symmetric_psd_problem), to -lambda_1 / 8, the
+        threshold at which `step` refuses to go on: cal_H = lambda_t I + S stays >= 3/4 lambda_t."""
         theta, S = arrays[0], arrays[1]
         problem = linalg.theta_problem(theta)
         if problem:
             return problem
         if not linalg.max_abs(S) <= float(np.finfo(S.dtype).max) * linalg.HEADROOM:
             return "the curvature matrix has entries beyond the dtype's headroom"
-        return linalg.symmetric_psd_problem(S, self.lam_at(1) / linalg.FLOOR_SLACK)
+        return linalg.symmetric_psd_problem(S, self._psd_floor(S, self.lam_at(1)))
+
+    @staticmethod
+    def _psd_floor(S, lam_t):
+        """How far below zero S may reach: lam_t / 8 (cal_H >= 3/4 lam_t with room for the
+        drift between two probes), or the dtype's own rounding of S (8 d eps max|S|) where a
+        small lam_t (warm-up) is below it."""
+        d, eps = S.shape[0], float(np.finfo(S.dtype).eps)
+        return max(lam_t / (2.0 * linalg.FLOOR_SLACK), 8.0 * d * eps * linalg.max_abs(S))
 
     # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
     def choice_keep(self, cw):

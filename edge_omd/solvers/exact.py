@@ -103,7 +103,7 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     step that keeps phi finite could still give a theta beyond float32's range. Since
     cal_H >= lam I (>= lam / 4 for a loaded state, ExactSolver.invalid), ||U^{-1} v|| <=
     2 ||v|| / sqrt(lam): the step moves theta by at most 2 |coef| sqrt(q / lam), and aux[BOUND]
-    accumulates that bound. Only if it nears fmax is the
+    accumulates that bound. Only if it nears fmax * THETA_LIMIT (linalg) is the
     candidate theta computed for real (O(d^2), never in sane use) and the step refused if not finite."""
     _sweep(U, phi, xp, z, u, rot, aux, True)
     m = 0.0
@@ -127,24 +127,24 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
         return math.nan
     # cal_H >= lam I up to rounding; a loaded state is checked to lam / FLOOR_SLACK = lam / 4
     bound = aux[BOUND] + abs(coef) * math.sqrt(4.0 * q / lam)
-    if not bound < 0.5 * fmax:
-        # the cheap bound is exhausted: check the real candidate theta = U^{-1}(phi - coef u)
+    if not bound < linalg.THETA_LIMIT * fmax:
+        # the cheap bound is exhausted: check the real candidate theta = U^{-1}(phi - coef u),
+        # built in xp (free: the sweep consumed the pending update), so a refusal leaves theta
+        # and its flag exactly as they were
         d = U.shape[0]
         norm2 = 0.0
         for i in range(d - 1, -1, -1):
             acc = phi[i] - coef * float(u[i])
-            row, tt = U[i, i + 1:], theta[i + 1:]
+            row, tt = U[i, i + 1:], xp[i + 1:]
             for k in range(row.shape[0]):
                 acc -= float(row[k]) * float(tt[k])
-            theta[i] = acc / float(U[i, i])
-            ti = float(theta[i])
+            xp[i] = acc / float(U[i, i])
+            ti = float(xp[i])
             if not math.isfinite(ti):
-                aux[THETA_OK] = 0.0  # theta holds a partial candidate: re-derive it from phi
                 return math.nan
             norm2 += ti * ti
         bound = math.sqrt(norm2)
-        if not bound < 0.5 * fmax:
-            aux[THETA_OK] = 0.0
+        if not bound < linalg.THETA_LIMIT * fmax:
             return math.nan
     for i in range(phi.shape[0]):
         phi[i] -= coef * float(u[i])
@@ -384,7 +384,7 @@ class ExactSolver(Solver):
         """Why a loaded payload cannot be an exact state (None if it can). O(d^2) (blocked):
         U upper triangular with a diagonal >= sqrt(lam) (a Cholesky update never lowers it, and
         U_kk^2 is a Schur complement of cal_H >= lam I), entries with headroom, phi = U theta to
-        the rounding of a float64 product and a float32/64 theta, and no eigenvalue of
+        sqrt(eps) of |U| |theta| (componentwise, float64), and no eigenvalue of
         cal_H = U^T U below lam / FLOOR_SLACK along PROBE_STEPS power-iteration steps of
         cal_H^{-1} (two triangular sweeps each; the estimate never exceeds the truth, so a
         refusal is certain, and a state far below the floor is caught with high probability)."""
@@ -398,13 +398,19 @@ class ExactSolver(Solver):
             return "the Cholesky factor is not upper triangular"
         if not (np.diagonal(U) >= float(F.type(math.sqrt(self.lam))) * (1.0 - 2.0 * eps)).all():
             return "the Cholesky factor's diagonal is below sqrt(lam)"
-        if not linalg.max_abs(U) <= fmax * linalg.HEADROOM:
+        if not linalg.max_abs(U) <= math.sqrt(fmax * linalg.HEADROOM):  # cal_H = U^T U
             return "the Cholesky factor has entries beyond the dtype's headroom"
         th = theta.astype(np.float64)
-        tol = 2.0 * eps + 4.0 * d * 2.0 ** -52
+        # theta is re-derived from phi after every step, but a fantasize keeps it while later
+        # flushes rotate U and phi (bit-stable scoring): each rotation adds ~eps |U| |theta|.
+        # sqrt(eps) (float32: 3.5e-4 relative) admits thousands of them and no real mismatch.
+        tol = math.sqrt(eps) + 4.0 * d * 2.0 ** -52
+        tiny = 2.0 * float(np.finfo(F).smallest_subnormal)
         for i, j in linalg.blocks(d):
             rows = U[i:j].astype(np.float64)
-            if (np.abs(rows @ th - phi[i:j]) > tol * (np.abs(rows) @ np.abs(th)) + 1e-300).any():
+            absu = np.abs(rows)  # + a theta rounded to the dtype's subnormal spacing:
+            slack = tol * (absu @ np.abs(th)) + tiny * absu.sum(axis=1)
+            if (np.abs(rows @ th - phi[i:j]) > slack).any():
                 return "phi is not U theta"
         st = self.state
         st.U[...] = U  # the kernels take the model's own (writable) buffer; refilled on load

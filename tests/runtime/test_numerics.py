@@ -1,0 +1,187 @@
+"""Numerics under abuse (issue 12, items 1 and 4): float32 states on adversarial streams, every
+representation, with and without forgetting and a radius.
+
+For each stream a float32 and a float64 model learn the same observations (z already rounded to
+float32) in lockstep. Until float32 refuses an update with NumericalError (then the comparison is
+made at that point, and the refused call must have changed nothing):
+  - theta, rewards and widths are finite;
+  - the local norm cal_H is symmetric positive definite with its smallest eigenvalue at least
+    the regulariser's floor (lam; lam_t for cg) times 3/4 in float32 (the slack linalg.FLOOR_SLACK
+    allows rounding: the cg solver refuses to go on from a curvature sum that rounding pushed
+    below it) and the floor itself (to 1e-9) in float64;
+  - ||theta_32 - theta_64|| <= 1e-2 max(||theta_64||, 1) (features are unit scale: an absolute
+    1e-2 is a reward error of 1e-2), unless the stream is chaotic in float64 itself: a float64
+    run on inputs perturbed by 1e-7 relative (float32's rounding) moves theta by more than 1e-2
+    too; no dtype can then track another, and only finiteness and the floor are asserted.
+    ("scales" is such a stream: ||z|| up to 1e4 moves float64 by 8-120% under a 1e-7 or even
+    1e-9 input perturbation, measured.)
+
+Quick: 4 streams x 25,000 updates per base representation (10^5), 4 x 5,000 per variant, d = 6
+(4 x 300 without JIT). Long (EDGE_OMD_LONG=1): 4 x 250,000 = 10^6 updates per configuration.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from edge_omd import ConfigError, NumericalError, RewardModel
+from edge_omd._numba import JIT_DISABLED
+from tests.runtime.streams import STREAMS, adversarial_stream
+
+LONG = os.environ.get("EDGE_OMD_LONG", "") not in ("", "0")
+D = 6
+N = 250_000 if LONG else (300 if JIT_DISABLED else 25_000)  # per stream, base representations
+N_VARIANT = 250_000 if LONG else (300 if JIT_DISABLED else 5_000)  # forget / radius / warmup
+CONFIGS = {
+    "exact": dict(solver="exact"),
+    "cg": dict(solver="cg"),
+    "sketch": dict(solver="sketch", sketch_rank=2),
+    "diagonal": dict(solver="diagonal"),
+    "exact+radius": dict(solver="exact", radius=3.0),
+    "cg+forget+radius+warmup": dict(solver="cg", forget=0.999, radius=3.0, lam_warmup=50),
+    "sketch+forget+radius": dict(solver="sketch", sketch_rank=2, forget=0.999, radius=3.0),
+    "diagonal+forget+radius": dict(solver="diagonal", forget=0.999, radius=3.0),
+}
+
+
+def _cal_H(m):
+    """The dense local norm after m.t updates (the solvers' float64 matvec, column by column)."""
+    d = m.dim
+    H = np.stack([m._solver.matvec(np.eye(d)[i]) for i in range(d)])
+    return H
+
+
+def _floor(m):
+    s = m._solver
+    return s.lam_next() if m.solver == "cg" else s.lam
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1.0))
+
+
+def _run(cfg, dtype, Z, Y, upto, noise=0.0):
+    m = RewardModel(D, dtype=dtype, **cfg)
+    rng = np.random.default_rng(1)
+    for t in range(upto):
+        z = Z[t] * (1.0 + noise * rng.normal(size=D)) if noise else Z[t]
+        m.learn_one(z, Y[t])
+    return m
+
+
+def _check_state(m, label):
+    theta = m.theta
+    assert np.isfinite(theta).all(), label
+    P = np.random.default_rng(0).normal(size=(4, D))
+    assert np.isfinite(m.reward(P)).all() and np.isfinite(m.width(P)).all(), label
+    H = _cal_H(m)
+    assert np.isfinite(H).all(), label
+    asym = np.abs(H - H.T).max()
+    assert asym <= 1e-6 * np.abs(H).max(), f"{label}: cal_H not symmetric ({asym:.3g})"
+    lmin = float(np.linalg.eigvalsh(0.5 * (H + H.T))[0])
+    floor = _floor(m)
+    need = floor * (0.75 if m.dtype == "float32" else 1.0 - 1e-9)
+    assert lmin >= need, f"{label}: smallest eigenvalue of cal_H {lmin:.6g} < {need:.6g}"
+    return lmin
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float32_holds_or_refuses(name, stream):
+    cfg = CONFIGS[name]
+    n = N if name in ("exact", "cg", "sketch", "diagonal") else N_VARIANT
+    Z, Y = adversarial_stream(stream, D, n, seed=3)
+    m32 = RewardModel(D, dtype="float32", **cfg)
+    m64 = RewardModel(D, dtype="float64", **cfg)
+    stop = n
+    for t in range(n):
+        try:
+            m64.learn_one(Z[t], Y[t])
+        except NumericalError:
+            pytest.fail(f"float64 refused update {t}")
+        try:
+            m32.learn_one(Z[t], Y[t])
+        except NumericalError:
+            before = m32.to_bytes()
+            with pytest.raises(NumericalError):
+                m32.learn_one(Z[t], Y[t])
+            assert m32.to_bytes() == before, "a refused update changed the state"
+            m64 = _run(cfg, "float64", Z, Y, t)  # float64 at the same point
+            stop = t
+            break
+    label = f"{name}/{stream} at t={stop}"
+    _check_state(m32, label + " float32")
+    _check_state(m64, label + " float64")
+    rel = _rel(m32.theta, m64.theta)
+    if rel > 1e-2:
+        own = _rel(_run(cfg, "float64", Z, Y, stop, noise=1e-7).theta, m64.theta)
+        assert own > 1e-2, (f"{label}: float32 theta {rel:.3g} off float64, which is itself "
+                            f"stable ({own:.3g} under a 1e-7 input perturbation)")
+
+
+def test_repeated_z_float32_cg_stays_positive_definite_or_refuses():
+    """The reported case: cg float32 lost positive definiteness (min eigenvalue -26.7 after
+    2e5 updates of one z with alternating labels). Now S stays exactly symmetric and the cg
+    solver refuses (NumericalError, nothing moved) before rounding pushes S below -lam / 4."""
+    d = 8
+    n = 200_000 if LONG else (2_000 if JIT_DISABLED else 60_000)
+    Z, Y = adversarial_stream("repeat", d, n, seed=0)
+    m = RewardModel(d, dtype="float32", solver="cg")
+    refused = None
+    for t in range(n):
+        try:
+            m.learn_one(Z[t], Y[t])
+        except NumericalError:
+            refused = t
+            break
+    H = _cal_H(m)
+    assert np.array_equal(m._solver.state.S, m._solver.state.S.T)
+    assert np.linalg.eigvalsh(H)[0] >= 0.75 * m._solver.lam_next()
+    print(f"\ncg float32, repeated z: refused at t={refused}, min eigenvalue "
+          f"{np.linalg.eigvalsh(H)[0]:.4g}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_huge_curvature_is_refused_not_drifted(solver, dtype):
+    """||z|| = 1e4 with theta ~ 0: each update would add 2.5e7 of curvature in one direction,
+    beyond float32's 1 / eps against lam = 1. float32 refuses (exact, cg, sketch: NumericalError,
+    nothing moved) or holds (diagonal: per coordinate), never drifts: the sketch ended 11x off
+    float64 before, cg 100% off."""
+    Z, Y = adversarial_stream("big", D, 300, seed=1)
+    m = RewardModel(D, dtype=dtype, solver=solver, sketch_rank=2 if solver == "sketch" else None)
+    ref = RewardModel(D, dtype="float64", solver=solver, sketch_rank=2 if solver == "sketch" else None)
+    for t in range(Z.shape[0]):
+        ref.learn_one(Z[t], Y[t])
+        try:
+            m.learn_one(Z[t], Y[t])
+        except NumericalError:
+            assert dtype == "float32" and solver in ("exact", "cg", "sketch")
+            return
+    assert _rel(m.theta, ref.theta) <= 1e-2
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_radius_too_small_for_the_dtype_is_refused(solver):
+    """A radius of 1e-160 left theta NaN and made updates take seconds; the store then committed
+    a state that could never be loaded. MIN_RADIUS refuses it at construction and in the loader."""
+    from edge_omd import StateFormatError, state_format
+    from edge_omd.config import MIN_RADIUS
+    rank = 2 if solver == "sketch" else None
+    for dtype, tiny in (("float32", 1e-31), ("float64", 1e-160)):
+        with pytest.raises(ConfigError):
+            RewardModel(D, solver=solver, dtype=dtype, radius=tiny, sketch_rank=rank)
+        ok = RewardModel(D, solver=solver, dtype=dtype, radius=MIN_RADIUS[dtype], sketch_rank=rank)
+        z = np.ones(D) / np.sqrt(D)
+        for _ in range(20):
+            ok.learn_one(z, 1.0)
+        assert np.isfinite(ok.theta).all()
+        assert np.linalg.norm(ok.theta) <= MIN_RADIUS[dtype] * (1 + 1e-5)
+        data = bytearray(ok.to_bytes())
+        assert RewardModel.from_bytes(bytes(data)).to_bytes() == bytes(data)
+        off = [o for o, _s, n, _m in state_format.header_offsets() if n == "radius"][0]
+        data[off:off + 8] = np.float64(tiny).tobytes()
+        import zlib
+        data[-4:] = (zlib.crc32(bytes(data[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
+        with pytest.raises(StateFormatError):
+            RewardModel.from_bytes(bytes(data))
