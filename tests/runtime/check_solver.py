@@ -8,6 +8,7 @@ count them. `CHECKS` lists them all; tests/runtime/test_solver_checks.py runs ea
 solver x dtype x setting of the registry (tests/solvers.py), and `check_matches_naive` at
 several d against the naive float64 twin (tests/naive.py).
 
+    >>> from tests.solvers import make
     >>> for check in CHECKS:
     ...     check(lambda: make("exact", 7))      # raises AssertionError on a broken contract
 """
@@ -372,15 +373,49 @@ def check_fantasize(factory):
         assert m.width(z)[0] < width, "fantasize did not add curvature along z"
 
 
+def check_choice(factory):
+    """learn_choice among k candidates: t + 1, nbytes unchanged, replayed bit for bit by
+    learn_choice_observation(choice_input(Phi)) (a journal record of kind 2), a NaN candidate
+    refused with the state unchanged, and k = 2 close to learn_pair on the same two rows."""
+    live, twin = _fed(factory, _stream(factory().dim, 12, seed=12)), None
+    twin = live.copy()
+    n0, rng = live.nbytes, np.random.default_rng(12)
+    for k in (2, 3, 5):
+        Phi = rng.normal(size=(k, live.dim)) / np.sqrt(live.dim)
+        t = live.t
+        live.learn_choice(Phi, k - 1, weight=1.5)
+        assert live.t == t + 1 and live.nbytes == n0
+        twin.learn_choice_observation(twin.choice_input(Phi), k - 1, weight=1.5)
+        assert twin.to_bytes() == live.to_bytes(), f"choice replay differs (k={k})"
+    before = live.to_bytes()
+    bad = np.ones((3, live.dim))
+    bad[1, 0] = np.nan
+    try:
+        live.learn_choice(bad, 0)
+    except InvalidInputError:
+        pass
+    else:
+        raise AssertionError("a NaN candidate was accepted")
+    assert live.to_bytes() == before
+    a, b = live.copy(), live.copy()
+    Phi = rng.normal(size=(2, live.dim)) / np.sqrt(live.dim)
+    a.learn_choice(Phi, 0)
+    b.learn_pair(Phi[0], Phi[1])
+    scale = max(1.0, float(np.linalg.norm(b.theta)))
+    assert np.linalg.norm(a.theta - b.theta) <= NAIVE_RTOL[live.dtype] * scale
+
+
 CHECKS = [check_round_trip, check_replay_is_bit_exact, check_inputs_not_mutated,
           check_read_only_inputs_and_layouts, check_non_finite_refused, check_nbytes_constant,
-          check_scores_shapes_and_finite, check_reset, check_copy_independent, check_fantasize]
+          check_scores_shapes_and_finite, check_reset, check_copy_independent, check_fantasize,
+          check_choice]
 
 
 # ---------------------------------------------------------------------------- the naive twin
 #: relative tolerance on theta against the float64 twin, fed the model's own observations (so
-#: float32 differs by its arithmetic only)
-NAIVE_RTOL = {"float64": 1e-6, "float32": 2e-3}
+#: float32 differs by its arithmetic only; measured at most 2.0e-6 over the streams of
+#: test_solver_checks.test_matches_naive, 2026-11-29)
+NAIVE_RTOL = {"float64": 1e-6, "float32": 1e-4}
 
 
 def check_matches_naive(factory, T, seed=0):
