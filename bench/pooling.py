@@ -12,7 +12,7 @@ normalised, the head's template "{prompt}\\n{response}" with [CLS]/[SEP]):
 
 Tokens, truncation (prompt cut first) and spans come from the runner's own `TextEncoder` on the
 checkpoint's tokenizer.json; the encoder runs in PyTorch (Hugging Face `AutoModel`, eager),
-batches sorted by length, right padding. `--confirm N` re-embeds the first N pairs of each
+batches sorted by length, right padding. `--confirm N` re-embeds the first N pairs of the first
 split through heads exported by `edge_omd_export.export_model` (pooling "mean" and
 "response_mean") and prints the largest difference to the PyTorch features.
 
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
                 row += f"   - all: {acc[s].mean() - acc['all'].mean():+.4f} [{dlo:+.4f}, {dhi:+.4f}]"
             lines.append(row)
         print("\n".join(lines[-(len(acc) + 1):]), flush=True)
-        if a.confirm:
+        if a.confirm and name == a.splits.split(",")[0]:   # once: exporting takes minutes
             confirm(rows, arr, a.confirm)
     print("\nsummary\n" + "\n".join(lines))
     return 0

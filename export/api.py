@@ -82,10 +82,9 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
     template: "...{prompt}...{response}..." to override the chat/plain template.
     external_data: force (True) or forbid (False) ONNX external data; None = only above ~1.8 GB.
     parity_min_cosine: override the min-cosine bound of fp16/int8/qdq.
-    pooling: None = the architecture's default (encoders "response_mean", decoders
-        "last_token"); "mean" (encoders: every token, the default before), "last_token"
-        (decoders) or "response_mean" (both: mean over the response span while attention sees
-        the prompt). See export/pooling.py; recorded in the manifest and the fingerprint.
+    pooling: None = the architecture's default (encoders "mean", decoders "last_token");
+        "mean" (encoders: every token of prompt + response), "last_token" (decoders) or
+        "response_mean" (both: mean over the response span while attention sees the prompt). See export/pooling.py; recorded in the manifest and the fingerprint.
     style: append the style block (edge_omd/head/style.py: 12 answer-form features of the
         response) to the features, standardised on `style_texts` (default: the responses of
         the bundled demo corpus) with block norm `style_weight`; the head's dim becomes d + 12.

@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                     "of instruct checkpoints, else '{prompt}\\n{response}')")
     ap.add_argument("--external-data", action="store_true", help="force ONNX external data")
     ap.add_argument("--pooling", choices=("mean", "last_token", "response_mean"), default=None,
-                    help="default: response_mean for encoders, last_token for decoders")
+                    help="default: mean for encoders, last_token for decoders")
     ap.add_argument("--style", action="store_true",
                     help="append the style block (12 answer-form features, edge_omd/head/style.py)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -46,8 +46,8 @@ def check_binding(state_fingerprint: Optional[bytes], state_dim: int,
         raise HeadMismatchError(
             f"{what} was learned on feature head {_short(state_fingerprint)}, not on this head "
             f"{_short(head_fingerprint)}; features from different heads are not comparable: "
-            "open the head it was learned on, or start a new state. After a head change (new "
-            "default pooling, new model), keep the old head folder and serve it to its users "
+            "open the head it was learned on, or start a new state. After a head change (another "
+            "pooling, a style block, a new model), keep the old head folder and serve it to its users "
             "with edge_omd.head.HeadRegistry until they reset (README 'Changing the head')")
 
 

@@ -6,8 +6,8 @@
 
 phi(x, a) is whatever the exporter put inside the graph (see the manifest's "pooling"): the
 last-layer hidden state at the last non-padding token ("last_token", decoders' default), the
-masked mean over every token ("mean") or over the response span while attention sees the
-prompt ("response_mean", encoders' default; the graph's third input pool_mask marks the span,
+masked mean over every token ("mean", encoders' default) or over the response span while
+attention sees the prompt ("response_mean"; the graph's third input pool_mask marks the span,
 edge_omd/head/tokenize.py), optionally L2-normalised. The runner only tokenizes (`tokenizers`),
 pads and runs the graph (`onnxruntime`), so Python, Android and every execution provider get the same vector.
 

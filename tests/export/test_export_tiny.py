@@ -302,7 +302,7 @@ def test_gpu_providers_only_where_present(tiny_head):
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
 def test_tiny_encoders_mean_pooling(tiny_ckpt, tiny_head, arch):
     """BERT-family, pooling "mean": masked mean over every token inside the graph, same for
-    either padding side, equal to HF (the response-span default: tests/export/test_pooling.py)."""
+    either padding side, equal to HF (the response span: tests/export/test_pooling.py)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
     folder = tiny_head(arch, pooling="mean")
