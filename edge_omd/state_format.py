@@ -19,14 +19,14 @@ import struct
 import numpy as np
 
 from edge_omd import _checks, envelope
-from edge_omd.config import MAX_COUNT, MAX_DIM, ModelConfig
+from edge_omd.config import DTYPE_OF_ITEMSIZE, MAX_COUNT, MAX_DIM, ModelConfig
 from edge_omd.errors import ConfigError, StateFormatError
 from edge_omd.solvers import SOLVERS, by_code
 
 MAGIC = b"EDGEOMD\x00"
 VERSION = 1
 MAX_T = MAX_COUNT  # the update counter saturates here (never reached: 10^18 updates)
-DTYPES = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
+DTYPES = {k: np.dtype(name).newbyteorder("<") for k, name in DTYPE_OF_ITEMSIZE.items()}
 FLAG_RADIUS, FLAG_FINGERPRINT = 1, 2
 
 #: (name, struct code, meaning), in file order: the one description of the header
