@@ -279,14 +279,16 @@ def symmetric_psd_problem(S, floor):
     diag = np.diagonal(S).astype(np.float64)
     if (diag < -floor).any():
         return "the curvature matrix has a negative diagonal"
+    sc = 1.0 / top if top > 1.0 else 1.0  # scaled to max <= 1: the squares cannot overflow
+    f = floor * sc
+    dg = (diag * sc + f).astype(S.dtype)
     for i, j in blocks(d):
-        rows = S[i:j].astype(np.float64)
-        if np.abs(rows - S[:, i:j].T).max(initial=0.0) > 1e-5 * top:
+        rows = S[i:j] * S.dtype.type(sc)  # S's dtype: a float64 copy costs 2x at d = 4096
+        if np.abs(rows - S[:, i:j].T * S.dtype.type(sc)).max(initial=0.0) > 1e-5 * top * sc:
             return "the curvature matrix is not symmetric"
-        sc = 1.0 / top if top > 0.0 else 1.0  # scaled to 1: the squares cannot overflow
-        a, c, b = diag[i:j, None] * sc, diag[None, :] * sc, rows * sc
-        lmin = 0.5 * (a + c) - np.sqrt((0.5 * (a - c)) ** 2 + b ** 2)  # 2 x 2 principal minors
-        if lmin.min(initial=0.0) < -floor * sc:
+        # [[a + f, b], [b, c + f]] PSD: b^2 <= (a + f)(c + f). Rounding in S's dtype is ~eps of
+        # a c, far below the margin f (a + c) that floor >= 8 d eps max|S| leaves
+        if (rows * rows > dg[i:j, None] * dg[None, :]).any():
             return "the curvature matrix has a 2 x 2 principal minor below zero"
     if indefinite_direction(S, floor):
         return "the curvature matrix is not positive semi-definite"
@@ -308,7 +310,9 @@ def indefinite_direction(S, floor, steps=16):
     n = 0
     for j in range(k):
         Q[j] = q
-        w = matvec64(S, q) * sc
+        # in S's dtype (BLAS): its error, <= d eps max|S| per entry, is below the floors used
+        # (cg: max(lam_t / 8, 8 d eps max|S|)); a float64 copy of S would cost 16x (d = 4096)
+        w = (S @ q.astype(S.dtype)).astype(np.float64) * sc
         alpha[j] = q @ w
         w -= Q[: j + 1].T @ (Q[: j + 1] @ w)  # full reorthogonalisation, twice
         w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
