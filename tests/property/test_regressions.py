@@ -74,3 +74,17 @@ def test_learn_choice_observation_refuses_a_ragged_list(solver, dtype):
     with pytest.raises(InvalidInputError):
         m.learn_choice_observation([[1.0, 2.0], [3.0]], 0)
     assert m.to_bytes() == before
+
+
+def test_a_cg_float32_state_written_by_learn_pair_loads_back():
+    """Found by test_verbs_on_a_model_of_every_dtype_and_d: one valid learn_pair on a float32 cg
+    model at d=2 wrote a state its own loader refused ("2 x 2 principal minor below zero"). The
+    update must be refused (NumericalError, state unchanged) or leave a loadable state."""
+    m = RewardModel(2, solver="cg", dtype="float32")
+    before = m.to_bytes()
+    z = np.array([-32768, 11730], dtype=np.int16)
+    try:
+        m.learn_pair(z, -z.astype(np.float64))   # |z| <= MAX_ABS_INPUT: a valid call
+    except NumericalError:
+        assert m.to_bytes() == before
+    assert RewardModel.from_bytes(m.to_bytes()) == m
