@@ -180,13 +180,16 @@ def plan(*modules):
     return [k for k in KERNELS if k in wanted]
 
 
+_ENSURED = set()  # (dtype name, modules) whose whole plan is compiled
+
+
 def ensure_compiled(dtype, *modules):
     """Compile (or load from the cache) the declared `dtype` signatures of every kernel that
     code in `modules` (module names, e.g. "edge_omd.solvers.exact") defines or calls, once per
     process, callees first. Cheap when done."""
     key = np.dtype(dtype).name  # "float32" / "float64", from a dtype, a type or a name
-    if JIT_DISABLED:
-        return
+    if JIT_DISABLED or (key, modules) in _ENSURED:
+        return  # the plan walks code objects (ms): once per (dtype, modules) and process
     with _LOCK:
         for k in plan(*modules):
             if key in k.done:
@@ -199,6 +202,7 @@ def ensure_compiled(dtype, *modules):
             finally:
                 disp._can_compile = False
             k.done.add(key)
+        _ENSURED.add((key, modules))
 
 
 def both(template, readonly=(), any_dtype=False):

@@ -11,10 +11,11 @@ local norm cal_H are learned one observation at a time by the RewardModel (Algor
 state has a constant size whatever the number of updates.
 
 The three settings of the paper:
-- passive, `rank`: sort by the lower confidence bound r_a - beta ||phi_a - ref||_{cal_H^{-1}}, with
-  ref the candidates' mean feature (Bradley-Terry rewards are defined up to a per-prompt constant,
-  so uncertainty is measured relative to the candidates' centre; a candidate unlike anything the
-  user has judged is penalised);
+- passive, `rank`: sort by the lower confidence bound r_a - pessimism ||phi_a - ref||_{cal_H^{-1}},
+  with ref the candidates' mean feature (Bradley-Terry rewards are defined up to a per-prompt
+  constant, so uncertainty is measured relative to the candidates' centre; a candidate unlike
+  anything the user has judged is penalised). The paper's pessimism is beta; the default is 0
+  (plain reward), which picked the user's favourite more often on the per-user benchmark;
 - deployment, `choose_pair`: which two candidates to show (strategies.STRATEGIES);
 - active, `select_queries`: which k pairs of a pool to ask about (greedy max width).
 
@@ -206,7 +207,7 @@ class Personalizer:
         head: a FeatureHead (`.dim`, `.fingerprint`, `.features(prompt, responses)`, `.check(model)`).
         store: a `Store` (SQLiteStore, FolderStore).
         user_id: validated by `store.validate_user_id`.
-        beta: confidence radius used by `rank` (pessimism) and `choose_pair("ucb")`; a float >= 0
+        beta: confidence radius of `choose_pair("ucb")` (rank's pessimism is separate); a float >= 0
             (default 1.0, see strategies.DEFAULT_BETA) or "paper" for beta_t = sqrt(d) log((t+1)/delta).
         delta: the failure probability of beta="paper".
         model_options: keyword arguments of `RewardModel(head.dim, ...)` for a NEW user; a stored
@@ -640,12 +641,14 @@ class Personalizer:
              pessimism: Optional[float] = None) -> list[Ranked]:
         """Responses best first by r_a - pessimism * ||phi_a - mean_b phi_b||_{cal_H^{-1}}.
 
-        pessimism defaults to `beta`; 0 ranks by reward alone.
+        pessimism defaults to strategies.DEFAULT_PESSIMISM = 0 (rank by reward alone: the best
+        choice on the per-user benchmark); pass `pessimism=p.beta` for the paper's lower
+        confidence bound.
         """
         _check_text("prompt", prompt)
         responses = _check_responses(responses, 1)
         if pessimism is None:
-            pessimism = self.beta
+            pessimism = _st.DEFAULT_PESSIMISM
         else:
             pessimism = _checks.at_least("pessimism", pessimism, 0.0)
         phi = self._features(prompt, responses)

@@ -42,7 +42,7 @@ def test_rank_is_the_pessimistic_lower_confidence_bound(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u", beta=0.8)
     p.prefer(PROMPT, CODE, PROSE)
     cands = [CODE, PROSE, "completely unseen words zebra quantum harp"]
-    ranked = p.rank(PROMPT, cands)
+    ranked = p.rank(PROMPT, cands, pessimism=0.8)
     phi = head.features(PROMPT, cands)
     m = p.model
     r, w = m.reward(phi), m.width(phi, phi.astype(np.float64).mean(0))
@@ -51,6 +51,10 @@ def test_rank_is_the_pessimistic_lower_confidence_bound(head, sqlite_store):
         assert x.response == cands[x.index]
     assert [x.index for x in ranked] == list(np.argsort(-(r - 0.8 * w), kind="stable"))
     assert [x.index for x in p.rank(PROMPT, cands, pessimism=0.0)] == list(np.argsort(-r, kind="stable"))
+    # the default is plain reward (strategies.DEFAULT_PESSIMISM = 0), whatever beta is
+    default = p.rank(PROMPT, cands)
+    assert [x.score for x in default] == [pytest.approx(r[x.index]) for x in default]
+    assert [x.index for x in default] == list(np.argsort(-r, kind="stable"))
 
 
 def test_bad_input_changes_nothing(head, sqlite_store):
