@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-HH_DIR = os.environ.get("EDGE_OMD_HH_RLHF", "/work/shared/data/hh-rlhf")
+from edge_omd_bench.streams import DEFAULT_HH_DIR as HH_DIR  # one place: $EDGE_OMD_HH_DIR or ../shared/data/hh-rlhf
 SEQ = 128
 
 
@@ -288,7 +288,7 @@ def main(argv=None) -> int:
     hh = load_hh_pairs(args.pairs)
     if hh is None:
         print(f"note: {HH_DIR}/helpful-base-test.jsonl.gz not found: int8 quality on real text "
-              "is skipped (set EDGE_OMD_HH_RLHF to the folder)")
+              "is skipped (set EDGE_OMD_HH_DIR to the folder)")
     work = args.work or tempfile.mkdtemp(prefix="edge-omd-bench-features-")
     corpus = ([t for p, c, r in hh for t in (p, c, r)] if hh else
               ["the quick brown fox jumps over the lazy dog"] * 10)

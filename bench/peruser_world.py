@@ -41,10 +41,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HH_DIR = os.environ.get("EDGE_OMD_HH_DIR", os.path.normpath(
-    os.path.join(HERE, "..", "..", "shared", "data", "hh-rlhf")))
-if not os.path.isdir(HH_DIR):
-    HH_DIR = "/work/shared/data/hh-rlhf"
+from edge_omd_bench.streams import DEFAULT_HH_DIR as HH_DIR  # noqa: E402 (one place for the data folder)
 
 
 # ============================================================== text helpers =================

@@ -35,7 +35,7 @@ import numpy as np
 from edge_omd.head.manifest import (graph_fingerprint, head_fingerprint, load_manifest,
                                     tokenizer_digest)
 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
-from edge_omd.errors import HeadError, InvalidInputError, TruncationWarning
+from edge_omd.errors import ConfigError, HeadError, InvalidInputError, TruncationWarning
 from edge_omd.head.binding import bind
 
 #: Execution providers in order of preference (documented in the README): the first one that
@@ -231,16 +231,16 @@ class FeatureHead:
         Raises HeadError when a file is missing or corrupt, when the fingerprint does not
         match the graph + tokenizer + feature settings, or when the manifest does not fit the
         tokenizer (pad_token_id outside the vocabulary) or the graph (names, dimension d,
-        static shape).
+        static shape); ConfigError for a malformed `providers` or `batch_size`.
         """
         folder = os.fspath(folder)
         m = load_manifest(folder)
         if providers is not None and (isinstance(providers, str)
                                       or not all(isinstance(p, str) for p in providers)):
-            raise InvalidInputError("providers must be a list of provider names such as "
+            raise ConfigError("providers must be a list of provider names such as "
                                     "['CUDAExecutionProvider', 'CPUExecutionProvider']")
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         for name in m["graph_files"]:
             if not os.path.isfile(os.path.join(folder, name)):
                 raise HeadError(f"feature head {folder}: graph file {name!r} is missing; "

@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
-from edge_omd.errors import ExportError, HeadError, HeadMismatchError, InvalidInputError  # noqa: E402
+from edge_omd.errors import ConfigError, ExportError, HeadError, HeadMismatchError, InvalidInputError  # noqa: E402
 from edge_omd.head.runner import FeatureHead  # noqa: E402
 
 pytestmark = pytest.mark.export
@@ -114,8 +114,10 @@ def test_bad_feature_arguments(tiny_head):
         head.features_batch([("p", "r"), ("p", 3)])
     with pytest.raises(InvalidInputError, match="items is empty"):
         head.features_batch([])
-    with pytest.raises(InvalidInputError, match="providers"):
+    with pytest.raises(ConfigError, match="providers"):      # an opening argument: ConfigError
         FeatureHead.open(tiny_head("llama"), "CPUExecutionProvider")
+    with pytest.raises(ConfigError, match="batch_size"):
+        FeatureHead.open(tiny_head("llama"), ["CPUExecutionProvider"], batch_size=0)
     # empty strings are valid input: the template and BOS still give tokens
     assert head.features("", [""]).shape == (1, 32)
 

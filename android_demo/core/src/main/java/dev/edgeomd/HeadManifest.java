@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The feature-head folder's manifest.json (edge_omd/_head_manifest.py): checked with the same
+ * The feature-head folder's manifest.json (edge_omd/head/manifest.py): checked with the same
  * rules as Python's validate_manifest (keys, types, ranges, template slots, relative file names,
  * 64-hex digests), then the settings the phone needs: template and truncation (for
  * {@link TextEncoder}), the graph files and I/O names (for ONNX Runtime), d, and the head
