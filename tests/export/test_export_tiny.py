@@ -285,6 +285,11 @@ def test_cli_export(tiny_ckpt, tmp_path, capsys):
     assert m["max_length"] == 64 and m["architecture"] == "qwen3"
     rc = main(["export", str(tmp_path / "nope"), str(tmp_path / "h2"), "--quiet"])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+    rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "s"), "--variant", "fp32",
+               "--max-length", "64", "--quiet", "--style", "--style-weight", "0.25"])
+    assert rc == 0
+    s = json.load(open(tmp_path / "s" / "manifest.json"))["style"]
+    assert float(s["weight"]) == 0.25
 
 
 def test_gpu_providers_only_where_present(tiny_head):
