@@ -172,12 +172,18 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
     # accuracy and nothing improves beyond. The cap bounds one call's time whatever max_steps
     # holds (cg_steps is a header field of a loaded state: up to 2^20).
     max_steps = min(max_steps, 4 * d + 8)
+    # Every sum below runs in a loop that stores nothing, and the stores follow in a loop of
+    # their own: a loop that did both is vectorised behind a runtime alias check, and arrays
+    # that happen to lie within 128 bytes of each other take the scalar loop, which sums in
+    # another order (the result depended on where malloc put the arrays: a loaded or replayed
+    # model diverged; tests/runtime/test_no_stale_reads.py). The same holds for every kernel.
     bb = 0.0
+    for i in range(d):
+        bb += float(b[i]) * float(b[i])
     for i in range(d):
         x[i] = 0.0
         r[i] = b[i]
         p[i] = b[i]
-        bb += float(b[i]) * float(b[i])
     rr = bb
     stop = tol * tol * bb
     steps = 0
@@ -186,18 +192,19 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
         zp = dot(z, p)
         pAp = 0.0
         for i in range(d):
-            api = float(Ap[i]) + a * float(z[i]) * zp
-            Ap[i] = api
-            pAp += float(p[i]) * api
+            pAp += float(p[i]) * (float(Ap[i]) + a * float(z[i]) * zp)
+        for i in range(d):
+            Ap[i] = float(Ap[i]) + a * float(z[i]) * zp
         if pAp <= 0.0:
             break
         alpha = rr / pAp
         rr_new = 0.0
         for i in range(d):
-            x[i] += alpha * float(p[i])
             ri = float(r[i]) - alpha * float(Ap[i])
-            r[i] = ri
             rr_new += ri * ri
+        for i in range(d):
+            x[i] += alpha * float(p[i])
+            r[i] = float(r[i]) - alpha * float(Ap[i])
         beta = rr_new / rr
         for i in range(d):
             p[i] = float(r[i]) + beta * float(p[i])

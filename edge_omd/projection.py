@@ -110,11 +110,12 @@ def norm2(v):
 @kernel(both("f8(F[::1], f8[::1])"))
 def load(theta, out):
     """out = theta in float64; returns ||theta||."""
-    acc = 0.0
+    acc = 0.0  # summed in a loop that stores nothing (linalg.cg_solve says why)
     for i in range(theta.shape[0]):
         v = float(theta[i])
-        out[i] = v
         acc += v * v
+    for i in range(theta.shape[0]):
+        out[i] = theta[i]
     return math.sqrt(acc)
 
 

@@ -238,12 +238,13 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
     xp: (n,) scratch. Returns the steps taken."""
     d, n = b.shape[0], X.shape[0]
     max_steps = min(max_steps, 4 * d + 8)
-    bb = 0.0
+    bb = 0.0  # sums in loops that store nothing (linalg.cg_solve says why)
+    for i in range(d):
+        bb += float(b[i]) * float(b[i])
     for i in range(d):
         x[i] = 0.0
         r[i] = b[i]
         p[i] = b[i]
-        bb += float(b[i]) * float(b[i])
     rr = bb
     stop = tol * tol * bb
     steps = 0
@@ -251,7 +252,7 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
         linalg.symv_plus(S, p, lam, Ap)
         for l in range(n):
             xp[l] = linalg.dot(X[l], p)
-        pAp = 0.0
+        pAp = 0.0  # (the i loop holds a loop: never vectorised, one order whatever the addresses)
         for i in range(d):
             api = float(Ap[i])
             for l in range(n):
@@ -263,10 +264,11 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
         alpha = rr / pAp
         rr_new = 0.0
         for i in range(d):
-            x[i] += alpha * float(p[i])
             ri = float(r[i]) - alpha * float(Ap[i])
-            r[i] = ri
             rr_new += ri * ri
+        for i in range(d):
+            x[i] += alpha * float(p[i])
+            r[i] = float(r[i]) - alpha * float(Ap[i])
         beta = rr_new / rr
         for i in range(d):
             p[i] = float(r[i]) + beta * float(p[i])

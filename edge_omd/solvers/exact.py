@@ -246,9 +246,10 @@ def _inv_apply(U, u, a, v, tmp, out):
         row, tt = U[j, j + 1:], tmp[j + 1:]
         for k in range(row.shape[0]):
             tt[k] -= tj * float(row[k])
-    c = a * uy / (1.0 + a * uu)
-    for j in range(d):
-        tmp[j] -= c * float(u[j])
+    if a != 0.0:  # a = 0 (cal_H^{-1} alone): u is not this call's and is not read
+        c = a * uy / (1.0 + a * uu)
+        for j in range(d):
+            tmp[j] -= c * float(u[j])
     for i in range(d - 1, -1, -1):  # backward: out = U^{-1} tmp
         acc = tmp[i]
         row, oo = U[i, i + 1:], out[i + 1:]

@@ -84,11 +84,11 @@ def weights(m, w, q, Lw):
         if m[j] < lo:
             lo = m[j]
     ec = math.exp(lo)
-    tot = ec
     for j in range(n):
-        ej = math.exp(lo - m[j])
-        q[j] = ej
-        tot += ej
+        q[j] = math.exp(lo - m[j])
+    tot = ec  # summed in a loop that stores nothing (linalg.cg_solve says why)
+    for j in range(n):
+        tot += q[j]
     inv = 1.0 / tot
     pc = ec * inv
     for j in range(n):

@@ -84,11 +84,11 @@ def _solve(B, L, m, alpha, z, bz, c, v):
         for j in range(d):
             v[j] -= ci * float(B[i, j])
     inv_a = 1.0 / alpha
-    q = 0.0
+    q = 0.0  # summed in a loop that stores nothing (linalg.cg_solve says why)
     for j in range(d):
-        vj = float(v[j]) * inv_a
-        v[j] = vj
-        q += vj * float(z[j])
+        q += (float(v[j]) * inv_a) * float(z[j])
+    for j in range(d):
+        v[j] = float(v[j]) * inv_a
     return q
 
 

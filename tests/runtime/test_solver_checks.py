@@ -27,17 +27,9 @@ def _factory(solver, dtype, setting, d=D, **over):
     return lambda: RewardModel(d, **kw)
 
 
-#: (check, solver, dtype, setting) left out of this suite until a defect is fixed; each runs in
-#: tests/runtime/pending_sketch_replay.py, which says what fails and how to reproduce it.
-#: Delete the line when that file passes.
-PENDING = {(c, "sketch", "float64", st) for c in ("round_trip", "replay_is_bit_exact")
-           for st in ("radius", "tuned")}
-
-
 def _check_params():
     return [pytest.param(check, solver, dtype, setting, id=f"{check.__name__[6:]}-{solver}-{dtype}-{setting}")
-            for check in check_solver.CHECKS for solver, dtype in solvers.grid() for setting in SETTINGS
-            if (check.__name__[6:], solver, dtype, setting) not in PENDING]
+            for check in check_solver.CHECKS for solver, dtype in solvers.grid() for setting in SETTINGS]
 
 
 @pytest.mark.parametrize("check,solver,dtype,setting", _check_params())
