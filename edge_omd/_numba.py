@@ -13,6 +13,12 @@ so a kernel's callees are always compiled before it.
 fastmath: only re-association and contraction (FMA), so reductions vectorise. No `nnan`/`ninf`:
 inputs are checked finite at the Python front, and the kernels themselves test for non-finite
 results, which `nnan` would let the compiler delete.
+RULE that `reassoc` imposes: never accumulate a float sum in a loop that also writes an array.
+LLVM then versions the loop on a runtime alias check (vector loop, or scalar loop when the
+written array starts within 128 bytes of one it reads), the two orders differ by an ulp, and
+which one runs depends on where malloc put the arrays: a replayed or reloaded model would not
+reproduce the live one's bytes. Sum in a loop that writes nothing, write in the next one;
+tests/runtime/test_no_stale_reads.py (arrays packed back to back vs spread out) catches it.
 
 Compiled code is cached in ONE folder shared by the library, the CLI and the scripts:
 $NUMBA_CACHE_DIR if set, else `edge_omd.paths.cache_root()/numba` (~/.cache/edge_omd/numba).

@@ -36,8 +36,8 @@ from edge_omd.solvers.base import F, F8, ArraySpec, Solver, SolverSpec
 E, PENDING, THETA_OK, BOUND = 0, 1, 2, 3
 
 SPEC = SolverSpec("exact", code=1, supports_forget=False, doc=(
-    "cal_H = U^T U; theta is stored as the file holds it, derived from the flushed U, phi "
-    "(a loaded state is written back unchanged)."), arrays=(
+    "cal_H = U^T U. theta is derived from U and phi with every pending update applied, so a "
+    "loaded state is written back byte for byte."), arrays=(
     ArraySpec("theta", "d", F, True, "theta = U^{-1} phi, refreshed on demand (aux[THETA_OK])"),
     ArraySpec("U", "d, d", F, True, "upper Cholesky factor of cal_H (lower triangle zero)"),
     ArraySpec("phi", "d", F8, True, "U theta"),
