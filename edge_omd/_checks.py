@@ -196,3 +196,28 @@ __all__ = ["MAX_ABS_INPUT", "MAX_WEIGHT", "ConfigError", "InvalidInputError", "r
            "at_least", "integer", "int_in", "flag", "label", "weight", "fingerprint",
            "real_array", "max_abs_or_inf", "finite_and_bounded", "vector", "matrix",
            "exact_array", "path"]
+
+
+def text(name, s) -> str:
+    """A str (the SDK's text arguments: prompts, responses, user ids before their own rules)."""
+    if not isinstance(s, str):
+        raise InvalidInputError(f"{name} must be a str, got {type(s).__name__}")
+    return s
+
+
+def responses(values, at_least: int = 1) -> list:
+    """A list of at least `at_least` str from any sequence of str (not one str)."""
+    if isinstance(values, str):
+        raise InvalidInputError("responses must be a list of str, not one str; wrap it: "
+                                "[response]")
+    try:
+        values = list(values)
+    except TypeError:
+        raise InvalidInputError(f"responses must be a list of str, got "
+                                f"{type(values).__name__}") from None
+    out = [text(f"responses[{i}]", r) for i, r in enumerate(values)]
+    if not out:
+        raise InvalidInputError("responses is empty; pass at least one response")
+    if len(out) < at_least:
+        raise InvalidInputError(f"need at least {at_least} responses, got {len(out)}")
+    return out

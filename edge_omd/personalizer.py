@@ -94,23 +94,8 @@ class Query(NamedTuple):
     width: float      # ||phi_first - phi_second||_{cal_H^{-1}} when it was picked
 
 
-def _check_text(name, s) -> str:
-    if not isinstance(s, str):
-        raise InvalidInputError(f"{name} must be a str, got {type(s).__name__}")
-    return s
-
-
-def _check_responses(responses, at_least: int) -> list[str]:
-    if isinstance(responses, str) or not isinstance(responses, Sequence):
-        raise InvalidInputError("responses must be a list of str (not a single str)")
-    out = [_check_text(f"responses[{i}]", r) for i, r in enumerate(responses)]
-    if len(out) < at_least:
-        raise InvalidInputError(f"need at least {at_least} responses, got {len(out)}")
-    return out
-
-
 def _check_learn_text(name, s) -> str:
-    s = _check_text(name, s)
+    s = _checks.text(name, s)
     if not s:
         raise InvalidInputError(f"{name} is empty: nothing to learn from (nothing was committed)")
     return s
@@ -526,7 +511,7 @@ class Personalizer:
                 model.learn_thumb(phi, up, weight=weight)
                 return [(model.observation.copy(), y, float(weight))]
         else:
-            others = [r for r in _check_responses(shown, 1) if r != response]
+            others = [r for r in _checks.responses(shown, 1) if r != response]
             for i, r in enumerate(others):
                 _check_learn_text(f"shown[{i}]", r)
             from edge_omd.solvers.mnl import MAX_K
@@ -574,7 +559,7 @@ class Personalizer:
         index out of range are refused (InvalidInputError, nothing committed).
         """
         _check_learn_text("prompt", prompt)
-        responses = _check_responses(responses, 2)
+        responses = _checks.responses(responses, 2)
         for i, r in enumerate(responses):
             _check_learn_text(f"responses[{i}]", r)
         from edge_omd.solvers.mnl import MAX_K
@@ -631,8 +616,8 @@ class Personalizer:
 
     def score(self, prompt: str, responses: Sequence[str]) -> np.ndarray:
         """Rewards theta^T phi(prompt, a) of each response, (n,) float64."""
-        _check_text("prompt", prompt)
-        responses = _check_responses(responses, 1)
+        _checks.text("prompt", prompt)
+        responses = _checks.responses(responses, 1)
         phi = self._features(prompt, responses)
         self._refresh()
         return np.asarray(self._model.reward(phi), np.float64)
@@ -645,8 +630,8 @@ class Personalizer:
         choice on the per-user benchmark); pass `pessimism=p.beta` for the paper's lower
         confidence bound.
         """
-        _check_text("prompt", prompt)
-        responses = _check_responses(responses, 1)
+        _checks.text("prompt", prompt)
+        responses = _checks.responses(responses, 1)
         if pessimism is None:
             pessimism = _st.DEFAULT_PESSIMISM
         else:
@@ -667,8 +652,8 @@ class Personalizer:
         strategy: "ucb" (paper: best, then argmax r + 2 beta ||phi - phi_best||_{cal_H^{-1}}),
         "best_quantile" (best + the ceil(n/q)-th best), "best_second", "best_worst", "random".
         """
-        _check_text("prompt", prompt)
-        responses = _check_responses(responses, 2)
+        _checks.text("prompt", prompt)
+        responses = _checks.responses(responses, 2)
         if not isinstance(strategy, str) or strategy not in _st.STRATEGIES:
             raise InvalidInputError(f"unknown strategy {strategy!r}; choose one of "
                                     f"{', '.join(_st.STRATEGIES)}")
@@ -709,8 +694,8 @@ class Personalizer:
         for n, item in enumerate(pool):
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
                 raise InvalidInputError(f"pool[{n}] must be (prompt, [responses])")
-            items.append((_check_text(f"pool[{n}] prompt", item[0]),
-                          _check_responses(item[1], 2)))
+            items.append((_checks.text(f"pool[{n}] prompt", item[0]),
+                          _checks.responses(item[1], 2)))
         self._refresh()
         model = self._model
         cand, rows = [], []

@@ -37,6 +37,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from edge_omd.errors import ConfigError, HeadError, InvalidInputError
+from edge_omd import _checks
 from edge_omd.head.binding import bind
 from edge_omd.head.manifest import canonical_json
 
@@ -106,16 +107,8 @@ class ArrayHead:
 
     def features(self, prompt: str, responses: Sequence[str]) -> np.ndarray:
         """phi(prompt, a) for each response a: float32 array (len(responses), dim)."""
-        if not isinstance(prompt, str):
-            raise InvalidInputError(f"prompt must be a str, got {type(prompt).__name__}")
-        if isinstance(responses, str):
-            raise InvalidInputError("responses must be a list of str, not one str; "
-                                    "wrap it: features(prompt, [response])")
-        responses = list(responses)
-        if not responses:
-            raise InvalidInputError("responses is empty; pass at least one response")
-        if not all(isinstance(r, str) for r in responses):
-            raise InvalidInputError("every response must be a str")
+        _checks.text("prompt", prompt)
+        responses = _checks.responses(responses)
         phi = np.asarray(self._fn(prompt, responses))
         if phi.shape != (len(responses), self._dim) or not np.issubdtype(phi.dtype, np.number) \
                 or np.iscomplexobj(phi):

@@ -36,6 +36,7 @@ from edge_omd.head.manifest import (graph_fingerprint, head_fingerprint, load_ma
                                     tokenizer_digest)
 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
 from edge_omd.errors import ConfigError, HeadError, InvalidInputError, TruncationWarning
+from edge_omd import _checks
 from edge_omd.head.binding import bind
 
 #: Execution providers in order of preference (documented in the README): the first one that
@@ -313,14 +314,8 @@ class FeatureHead:
     # ------------------------------------------------------------------ features
     def features(self, prompt: str, responses: Sequence[str], *, truncate: bool = True) -> np.ndarray:
         """phi(prompt, a) for each response a: float32 array (len(responses), d)."""
-        if not isinstance(prompt, str):
-            raise InvalidInputError(f"prompt must be a str, got {type(prompt).__name__}")
-        if isinstance(responses, str):
-            raise InvalidInputError("responses must be a list of str, not one str; "
-                                    "wrap it: features(prompt, [response])")
-        responses = list(responses)
-        if not responses:
-            raise InvalidInputError("responses is empty; pass at least one response")
+        _checks.text("prompt", prompt)
+        responses = _checks.responses(responses)
         return self.features_batch([(prompt, r) for r in responses], truncate=truncate)
 
     def features_batch(self, items: Sequence[tuple[str, str]], *, truncate: bool = True) -> np.ndarray:
