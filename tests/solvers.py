@@ -49,3 +49,19 @@ def make(solver, d, rank=None, **kw):
 def grid(*, dtypes=DTYPES):
     """(solver, dtype) pairs, for pytest.mark.parametrize("solver,dtype", grid())."""
     return [(s, dt) for s in SOLVERS for dt in dtypes]
+
+
+#: settings the contract checks run under: plain, with the projection (step 3) active on most
+#: updates, and with every other hyperparameter moved off its default (forget where allowed)
+SETTINGS = {
+    "plain": lambda s: {},
+    "radius": lambda s: dict(radius=0.5),
+    "tuned": lambda s: dict(eta=2.0, lam=0.5, cg_steps=2, lam_warmup=20, radius=0.8,
+                            forget=0.97 if supports_forget(s) else 1.0),
+}
+
+
+def factory(solver, dtype, setting, d, **over):
+    """A zero-argument builder of RewardModel(d) for one (solver, dtype, SETTINGS[setting])."""
+    kw = options(solver, d, dtype=dtype, **{**SETTINGS[setting](solver), **over})
+    return lambda: RewardModel(d, **kw)

@@ -25,12 +25,7 @@ from tests import solvers
 from tests.runtime.test_choice import choice_stream
 
 D = 7
-SETTINGS = {
-    "plain": lambda s: {},
-    "radius": lambda s: dict(radius=0.5),
-    "tuned": lambda s: dict(eta=2.0, lam=0.5, cg_steps=2, lam_warmup=20, radius=0.8,
-                            forget=0.97 if solvers.supports_forget(s) else 1.0),
-}
+SETTINGS = solvers.SETTINGS
 T = 45
 SPREAD = 4096  # bytes between arrays: every vectorised loop takes its vector path
 

@@ -12,19 +12,11 @@ from tests.runtime import check_solver
 
 D = 7
 
-#: settings every check runs under: plain, with the projection (step 3) active on most
-#: updates, and with every other hyperparameter moved off its default (forget where allowed)
-SETTINGS = {
-    "plain": lambda s: {},
-    "radius": lambda s: dict(radius=0.5),
-    "tuned": lambda s: dict(eta=2.0, lam=0.5, cg_steps=2, lam_warmup=20, radius=0.8,
-                            forget=0.97 if solvers.supports_forget(s) else 1.0),
-}
+SETTINGS = solvers.SETTINGS
 
 
 def _factory(solver, dtype, setting, d=D, **over):
-    kw = solvers.options(solver, d, dtype=dtype, **{**SETTINGS[setting](solver), **over})
-    return lambda: RewardModel(d, **kw)
+    return solvers.factory(solver, dtype, setting, d, **over)
 
 
 def _check_params():
