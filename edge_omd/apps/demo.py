@@ -109,12 +109,16 @@ class DemoResult:
 
 
 def _accuracy(p, corpus, user, idx) -> float:
-    hits = 0
+    """Share of the prompts whose top-ranked answer has the user's best utility. Answers tied
+    at the top score (all of them before any feedback) count as a uniform pick among them, so
+    the corpus's order of answers never scores: at theta = 0 this is exactly chance."""
+    hits = 0.0
     for i in idx:
         item = corpus.items[i]
         u = user.utility(item.styles)
-        top = p.rank(item.prompt, list(item.responses))[0].index
-        hits += bool(u[top] >= u.max() - 1e-12)
+        ranked = p.rank(item.prompt, list(item.responses))
+        top = [r.index for r in ranked if r.score >= ranked[0].score - 1e-12 * max(1.0, abs(ranked[0].score))]
+        hits += float(np.mean([u[j] >= u.max() - 1e-12 for j in top]))
     return hits / max(len(idx), 1)
 
 

@@ -128,6 +128,17 @@ def test_simulate_reports_rounds_clicks_and_constant_state(tmp_path):
     assert 0 < res.chance_unseen < 1 and all(0 <= a <= 1 for a in res.accuracy_unseen)
     assert len(lines) == 2 + 4                     # intro, header, one row per printed round
     assert "chance" in lines[0].lower()
+    # before any feedback every answer ties: the score is chance, not the corpus's answer order
+    assert res.accuracy_unseen[0] == pytest.approx(res.chance_unseen)
+
+
+def test_top1_counts_a_tie_as_a_uniform_pick(tmp_path):
+    from edge_omd import Personalizer
+    corpus = load_corpus()
+    user = SimulatedUser(DEFAULT_TASTE, corpus.attributes)
+    p = Personalizer(FakeHead(dim=32), SQLiteStore(tmp_path / "t.sqlite"), "u")
+    idx = list(range(len(corpus.items)))
+    assert demo._accuracy(p, corpus, user, idx) == pytest.approx(chance_top1(user, corpus.items))
 
 
 def test_click_runs_the_real_head_on_the_two_answers(tmp_path):
