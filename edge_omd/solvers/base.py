@@ -322,6 +322,13 @@ class ExplicitTheta(Solver):
     def restore(self, ws):
         self.state.theta[:] = ws.prev[0]
 
+    # ---- choice among k (edge_omd/solvers/mnl.py): the same rollback for a choice
+    def choice_keep(self, cw):
+        cw.keep[0] = self.state.theta
+
+    def choice_restore(self, cw):
+        self.state.theta[:] = cw.keep[0]
+
 
 # ---------------------------------------------------------------- generated artefacts
 def solvers_by_code() -> list:

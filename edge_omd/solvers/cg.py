@@ -189,12 +189,6 @@ class CGSolver(ExplicitTheta):
         return max(lam_t / (2.0 * linalg.FLOOR_SLACK), 8.0 * d * eps * linalg.max_abs(S))
 
     # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
-    def choice_keep(self, cw):
-        cw.keep[0] = self.state.theta
-
-    def choice_restore(self, cw):
-        self.state.theta[:] = cw.keep[0]
-
     def choice_step(self, cw, w, eta):
         """Steps 1-2: K CG steps on (lambda_t I + S + eta X^T X) x = g, g = Z^T a (solved for g
         itself: CG from 0 is linear in the right-hand side, so k = 2 is the pair's step)."""

@@ -172,12 +172,6 @@ class DiagonalSolver(ExplicitTheta):
         return None
 
     # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
-    def choice_keep(self, cw):
-        cw.keep[0] = self.state.theta
-
-    def choice_restore(self, cw):
-        self.state.theta[:] = cw.keep[0]
-
     def choice_step(self, cw, w, eta):
         """Steps 1-2, exactly for tilde_H = diag(h) + eta X^T X (Woodbury): v_j = z_j / h."""
         st = self.state

@@ -108,6 +108,23 @@ def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta, eps):
     return linalg.omd_move(theta, v, m, q, y, w, eta)
 
 
+@kernel(["void(f8[:, ::1], f8[::1], i8, f8, f8)"])
+def _border(L, g, m, zz, alpha):
+    """Extend L (L L^T = alpha I + B_m B_m^T) by row m for a new row b of B with g = B_m b and
+    zz = ||b||^2: L[m, :m] = L^{-1} g, then the pivot."""
+    ll = 0.0
+    for i in range(m):  # L[m, :m] = L^{-1} g
+        acc = g[i]
+        for k in range(i):
+            acc -= L[i, k] * L[m, k]
+        li = acc / L[i, i]
+        L[m, i] = li
+        ll += li * li
+    # L[m, m]^2 = alpha (1 + b^T cal_H^{-1} b) >= alpha exactly; alpha + zz - ll cancels when
+    # ||b||^2 >> alpha, so the exact floor is applied (a Schur complement of alpha I + B B^T)
+    L[m, m] = np.sqrt(max(alpha + zz - ll, alpha))
+
+
 @kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8, b1)"))
 def _append(theta, B, L, alpha, rows, z, g, w, g_is_bz):
     """Append the row sqrt(w sigma'(theta.z)) z to B and extend L by one row. Needs rows < 2 ell.
@@ -130,17 +147,7 @@ def _append(theta, B, L, alpha, rows, z, g, w, g_is_bz):
     else:
         for i in range(m):  # g = B_m b_new
             g[i] = linalg.dot(B[i], B[m])
-    ll = 0.0
-    for i in range(m):  # L[m, :m] = L^{-1} g
-        acc = g[i]
-        for k in range(i):
-            acc -= L[i, k] * L[m, k]
-        li = acc / L[i, i]
-        L[m, i] = li
-        ll += li * li
-    # L[m, m]^2 = alpha (1 + b^T cal_H^{-1} b) >= alpha exactly; alpha + zz - ll cancels when
-    # ||b||^2 >> alpha, so the exact floor is applied (a Schur complement of alpha I + B B^T)
-    L[m, m] = np.sqrt(max(alpha[0] + zz - ll, alpha[0]))
+    _border(L, g, m, zz, alpha[0])
     rows[0] = m + 1
     return cw
 
@@ -448,12 +455,6 @@ class SketchSolver(ExplicitTheta):
         return None
 
     # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
-    def choice_keep(self, cw):
-        cw.keep[0] = self.state.theta
-
-    def choice_restore(self, cw):
-        self.state.theta[:] = cw.keep[0]
-
     def choice_step(self, cw, w, eta):
         """Steps 1-2: v_j = cal_H^{-1} z_j by Woodbury (n solves), C = Z V^T, theta -= eta V^T b."""
         st = self.state
@@ -511,13 +512,5 @@ def _append_row(B, L, alpha, rows, x, g):
         zz += float(B[m, j]) * float(B[m, j])
     for i in range(m):
         g[i] = linalg.dot(B[i], B[m])
-    ll = 0.0
-    for i in range(m):
-        acc = g[i]
-        for k in range(i):
-            acc -= L[i, k] * L[m, k]
-        li = acc / L[i, i]
-        L[m, i] = li
-        ll += li * li
-    L[m, m] = np.sqrt(max(alpha[0] + zz - ll, alpha[0]))
+    _border(L, g, m, zz, alpha[0])
     rows[0] = m + 1
