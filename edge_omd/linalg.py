@@ -160,6 +160,26 @@ def syr_scaled(S, gamma, c, z):
             S[k, i] = S[i, k]
 
 
+@kernel(both("f8(F[::1], F[::1], F[::1], F[::1], f8, f8)"))
+def cg_advance(x, r, p, Ap, rr, pAp):
+    """One CG update after the operator product Ap = A p and pAp = p.Ap: x += alpha p,
+    r -= alpha Ap, p = r + beta p (Fletcher-Reeves); returns the new r.r. The sum runs in a
+    loop that stores nothing (see cg_solve)."""
+    d = x.shape[0]
+    alpha = rr / pAp
+    rr_new = 0.0
+    for i in range(d):
+        ri = float(r[i]) - alpha * float(Ap[i])
+        rr_new += ri * ri
+    for i in range(d):
+        x[i] += alpha * float(p[i])
+        r[i] = float(r[i]) - alpha * float(Ap[i])
+    beta = rr_new / rr
+    for i in range(d):
+        p[i] = float(r[i]) + beta * float(p[i])
+    return rr_new
+
+
 @kernel(both("i8(F[:, ::1], f8, F[::1], f8, F[::1], F[::1], F[::1], F[::1], F[::1], i8, f8)"))
 def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
     """Conjugate gradient for (S + lam I + a z z^T) x = b, from x0 = 0.
@@ -197,18 +217,7 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
             Ap[i] = float(Ap[i]) + a * float(z[i]) * zp
         if pAp <= 0.0:
             break
-        alpha = rr / pAp
-        rr_new = 0.0
-        for i in range(d):
-            ri = float(r[i]) - alpha * float(Ap[i])
-            rr_new += ri * ri
-        for i in range(d):
-            x[i] += alpha * float(p[i])
-            r[i] = float(r[i]) - alpha * float(Ap[i])
-        beta = rr_new / rr
-        for i in range(d):
-            p[i] = float(r[i]) + beta * float(p[i])
-        rr = rr_new
+        rr = cg_advance(x, r, p, Ap, rr, pAp)
         steps += 1
     return steps
 

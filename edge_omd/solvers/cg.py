@@ -255,18 +255,7 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
             pAp += float(p[i]) * api
         if pAp <= 0.0:
             break
-        alpha = rr / pAp
-        rr_new = 0.0
-        for i in range(d):
-            ri = float(r[i]) - alpha * float(Ap[i])
-            rr_new += ri * ri
-        for i in range(d):
-            x[i] += alpha * float(p[i])
-            r[i] = float(r[i]) - alpha * float(Ap[i])
-        beta = rr_new / rr
-        for i in range(d):
-            p[i] = float(r[i]) + beta * float(p[i])
-        rr = rr_new
+        rr = linalg.cg_advance(x, r, p, Ap, rr, pAp)
         steps += 1
     return steps
 
