@@ -520,7 +520,7 @@ def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
     if not math.isfinite(step):
         return math.nan
     bound = aux[BOUND] + step * math.sqrt(4.0 / lam)
-    if not bound < 0.5 * fmax:
+    if not bound < linalg.THETA_LIMIT * fmax:  # the pair's limit, which the loader enforces
         norm2 = 0.0
         for i in range(d - 1, -1, -1):
             acc = phi[i]
@@ -535,7 +535,7 @@ def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
                 return math.nan
             norm2 += ti * ti
         bound = math.sqrt(norm2)
-        if not bound < 0.5 * fmax:
+        if not bound < linalg.THETA_LIMIT * fmax:
             return math.nan
     for i in range(d):
         acc = 0.0
