@@ -57,38 +57,5 @@ def bt_pairs(d, T, norm, seed):
     return theta_star, chosen, rejected
 
 
-def adversarial_stream(name, d, T, seed=0, dtype=np.float32):
-    """(Z, y) of an adversarial stream for the numerics tests (issue 12, item 4), rows of Z
-    already rounded to `dtype` so a float32 and a float64 model see the same observations:
-
-    repeat:    one unit z, labels alternating 1, 0, 1, ... (theta stays ~0, curvature piles up
-               along z: the worst case for rounding in the curvature sum)
-    scales:    unit directions times ||z|| log-uniform in [1e-6, 1e4], labels from a fixed theta*
-    big:       ||z|| = 1e4 (curvature ~1e7 per update, beyond float32's 1 / eps), labels alternating
-    collinear: z = u + 1e-4 noise around one unit u, labels from a fixed theta*
-    """
-    rng = np.random.default_rng(seed)
-    unit = rng.normal(size=d)
-    unit /= np.linalg.norm(unit)
-    theta_star = rng.normal(size=d)
-    alt = (np.arange(T) % 2).astype(np.float64)
-    if name == "repeat":
-        Z, y = np.tile(unit, (T, 1)), 1.0 - alt
-    elif name in ("scales", "big"):
-        Z = rng.normal(size=(T, d))
-        Z /= np.linalg.norm(Z, axis=1, keepdims=True)
-        if name == "scales":
-            Z *= 10.0 ** rng.uniform(-6, 4, size=(T, 1))
-            y = (rng.uniform(size=T) < 1 / (1 + np.exp(-np.clip(Z @ theta_star, -50, 50)))) * 1.0
-        else:
-            Z *= 1e4
-            y = alt
-    elif name == "collinear":
-        Z = unit + 1e-4 * rng.normal(size=(T, d))
-        y = (rng.uniform(size=T) < 1 / (1 + np.exp(-(Z @ theta_star)))) * 1.0
-    else:
-        raise ValueError(name)
-    return Z.astype(dtype).astype(np.float64), y
-
-
-STREAMS = ("repeat", "scales", "big", "collinear")
+# The adversarial streams of the numerics tests are the bench's (one generator, two users).
+from edge_omd_bench.numerics import STREAMS, adversarial_stream  # noqa: E402,F401
