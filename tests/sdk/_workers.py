@@ -165,3 +165,17 @@ def crash_before_rename(path, user_id):
     os.replace = lambda *a, **k: os._exit(3)
     store.update(user_id, lambda old: b"new state that must not appear", head_fingerprint=None,
                  dim=64)
+
+
+def assert_recovered_in_fresh_process(entries, live, tmp_path):
+    """`recover_bytes(entries)` in a spawned interpreter (nothing shared with this one) must
+    print exactly the `live` lines: every user reopened from its store has the live bytes."""
+    import multiprocessing as mp
+    out = tmp_path / "recovered.txt"
+    proc = mp.get_context("spawn").Process(target=recover_bytes, args=(entries, str(out)))
+    proc.start()
+    proc.join(300)
+    assert proc.exitcode == 0
+    got = out.read_text().split("\n")[:-1]
+    for e, want, have in zip(entries, live, got):
+        assert have == want, e

@@ -1,7 +1,6 @@
 """Personalizer.choose: one multinomial-logit observation over the candidates shown, committed as
 ONE kind-2 journal record (edge_omd/journal.py) and recovered bit for bit by a fresh process."""
 import hashlib
-import multiprocessing as mp
 
 import numpy as np
 import pytest
@@ -126,15 +125,7 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
             live.append(f"{hashlib.sha256(blob).hexdigest()} 25 {p._model.t}")
             entries.append((kind, path, name, 24))
         store.close()
-    out = tmp_path / "recovered.txt"
-    proc = mp.get_context("spawn").Process(target=_workers.recover_bytes,
-                                           args=(entries, str(out)))
-    proc.start()
-    proc.join(300)
-    assert proc.exitcode == 0
-    got = out.read_text().split("\n")[:-1]
-    for e, want, have in zip(entries, live, got):
-        assert have == want, e
+    _workers.assert_recovered_in_fresh_process(entries, live, tmp_path)
 
 
 # ------------------------------------------------------------------ thumbs relative to the shown

@@ -1,6 +1,5 @@
 """The journal: the record codec, recovery = checkpoint + replay bit for bit (checked in a fresh
 process for every representation and dtype), O(d) writes on the hot path, the feature cache."""
-import multiprocessing as mp
 import hashlib
 
 import numpy as np
@@ -124,15 +123,7 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
             live.append(f"{hashlib.sha256(blob).hexdigest()} 28 {p._model.t}")
             entries.append((kind, path, name, 24))
         store.close()
-    out = tmp_path / "recovered.txt"
-    proc = mp.get_context("spawn").Process(target=_workers.recover_bytes,
-                                           args=(entries, str(out)))
-    proc.start()
-    proc.join(300)
-    assert proc.exitcode == 0
-    got = out.read_text().split("\n")[:-1]
-    for e, want, have in zip(entries, live, got):
-        assert have == want, e
+    _workers.assert_recovered_in_fresh_process(entries, live, tmp_path)
 
 
 # ------------------------------------------------------------------ the hot path
