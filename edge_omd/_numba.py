@@ -4,7 +4,8 @@ Every kernel of the runtime is declared with `kernel(signatures)`: an explicit l
 signatures, one float32 and one float64 version of each (C-contiguous arrays; `both(...,
 readonly=...)` adds read-only variants of the arguments that may hold a caller's array, as
 pynndescent declares them). Nothing is compiled at import: a kernel's list for one dtype is
-compiled the first time a model of that solver and dtype is built (`ensure_compiled`), and new
+compiled the first time a model of that solver and dtype is built (`ensure_compiled`; the
+kernels of group "choice" at its first `learn_choice`), and new
 compiles are disabled on every kernel at all times otherwise, so a call with types outside the
 list fails loudly (TypeError) instead of compiling silently in the middle of a stream.
 Kernels are compiled in the order they were declared (linalg before the solvers that call it),
@@ -79,8 +80,8 @@ class Kernel:
     """One declared kernel: its dispatcher and its signature lists keyed by dtype name
     ('float32', 'float64'; None for signatures without a float array, compiled with either)."""
 
-    def __init__(self, dispatcher, lists):
-        self.dispatcher, self.lists = dispatcher, lists
+    def __init__(self, dispatcher, lists, group=None):
+        self.dispatcher, self.lists, self.group = dispatcher, lists, group
         self.module = dispatcher.py_func.__module__
         self.fn_name = dispatcher.py_func.__name__
         self.name = f"{self.module}.{self.fn_name}"
@@ -98,8 +99,12 @@ KERNELS: list = []
 _LOCK = threading.Lock()
 
 
-def kernel(signatures):
-    """`numba.njit` with the project's flags and an explicit signature list (see `both`)."""
+def kernel(signatures, group=None):
+    """`numba.njit` with the project's flags and an explicit signature list (see `both`).
+
+    `group`: None for the kernels every model of the module needs; "choice" for those only
+    `learn_choice` runs, compiled at the first choice (`ensure_compiled(..., group="choice")`),
+    so a model that never sees a choice never pays for them."""
     lists = {}
     for s in signatures:
         key, sig = s if isinstance(s, tuple) else (None, s)
@@ -123,7 +128,7 @@ def kernel(signatures):
             finally:
                 numba.config.CACHE_DIR = saved
         disp._can_compile = False  # only ensure_compiled compiles, and only declared signatures
-        KERNELS.append(Kernel(disp, lists))
+        KERNELS.append(Kernel(disp, lists, group))
         return disp
     return decorate
 
@@ -168,14 +173,16 @@ def _kernels_called_by(obj):
     return found
 
 
-def plan(*modules):
+def plan(*modules, group=None):
     """The kernels a caller made of `modules` needs, in declaration order (callees first): every
-    kernel defined in them, and transitively every kernel their code calls, so a solver never
-    compiles linalg kernels it does not use."""
+    kernel of `group` defined in them or called by their code, and transitively every kernel
+    those call (whatever its group), so a solver never compiles linalg kernels it does not use
+    and a model compiles its choice kernels only at its first choice."""
     import sys
     wanted = {k for k in KERNELS if k.module in modules}
     for m in modules:
         wanted |= _kernels_called_by(sys.modules[m])
+    wanted = {k for k in wanted if k.group == group}
     frontier = list(wanted)
     while frontier:
         new = set()
@@ -186,18 +193,18 @@ def plan(*modules):
     return [k for k in KERNELS if k in wanted]
 
 
-_ENSURED = set()  # (dtype name, modules) whose whole plan is compiled
+_ENSURED = set()  # (dtype name, modules, group) whose whole plan is compiled
 
 
-def ensure_compiled(dtype, *modules):
-    """Compile (or load from the cache) the declared `dtype` signatures of every kernel that
-    code in `modules` (module names, e.g. "edge_omd.solvers.exact") defines or calls, once per
-    process, callees first. Cheap when done."""
+def ensure_compiled(dtype, *modules, group=None):
+    """Compile (or load from the cache) the declared `dtype` signatures of every kernel of
+    `group` that code in `modules` (module names, e.g. "edge_omd.solvers.exact") defines or
+    calls, and of their callees, once per process, callees first. Cheap when done."""
     key = np.dtype(dtype).name  # "float32" / "float64", from a dtype, a type or a name
-    if JIT_DISABLED or (key, modules) in _ENSURED:
-        return  # the plan walks code objects (ms): once per (dtype, modules) and process
+    if JIT_DISABLED or (key, modules, group) in _ENSURED:
+        return  # the plan walks code objects (ms): once per (dtype, modules, group) and process
     with _LOCK:
-        for k in plan(*modules):
+        for k in plan(*modules, group=group):
             if key in k.done:
                 continue
             disp = k.dispatcher
@@ -208,7 +215,7 @@ def ensure_compiled(dtype, *modules):
             finally:
                 disp._can_compile = False
             k.done.add(key)
-        _ENSURED.add((key, modules))
+        _ENSURED.add((key, modules, group))
 
 
 def both(template, readonly=(), any_dtype=False):

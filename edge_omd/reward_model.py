@@ -289,9 +289,9 @@ class RewardModel:
         self._choice(np.ascontiguousarray(P), c, w)
 
     def _choice(self, P, c, w):
-        if self._dtype not in _MNL_READY:  # the choice kernels compile at the first choice
-            ensure_compiled(self._dtype, mnl.__name__)
-            _MNL_READY.add(self._dtype)
+        # the choice kernels (group "choice": solvers/mnl.py and the solver's own) compile at
+        # the first choice of this dtype and solver, not with every model
+        ensure_compiled(self._dtype, mnl.__name__, type(self._solver).__module__, group="choice")
         k, d = P.shape
         cw = mnl.make_work(k - 1, d, self._dtype)  # scratch of this call (solvers/mnl.py)
         mnl.differences(P, c, cw.Z)  # z_j = phi_c - phi_j (j != c), in the state's dtype
@@ -423,10 +423,6 @@ class RewardModel:
     # ------------------------------------------------------------------ input checks
     def _vector(self, x, name):
         return _checks.vector(x, name, self._d, top=_top)
-
-
-#: dtypes whose choice kernels (edge_omd/solvers/mnl.py) are compiled in this process
-_MNL_READY: set = set()
 
 
 def _top_matrix(a):

@@ -226,7 +226,7 @@ class CGSolver(ExplicitTheta):
         return projection.load(self.state.theta, ws.theta0)
 
 
-@kernel(both("i8(F[:, ::1], f8, F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], i8, f8)"))
+@kernel(both("i8(F[:, ::1], f8, F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], i8, f8)"), group="choice")
 def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
     """linalg.cg_solve for (S + lam I + X^T X) x = b (a rank-n term instead of a z z^T);
     xp: (n,) scratch. Returns the steps taken."""
@@ -260,7 +260,7 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
     return steps
 
 
-@kernel(both("void(F[:, ::1], f8, F[:, ::1])"))
+@kernel(both("void(F[:, ::1], f8, F[:, ::1])"), group="choice")
 def _syr_rows(S, gamma, X):
     """In place: S <- gamma S + sum_i x_i x_i^T (full symmetric storage, exactly symmetric)."""
     d, n = S.shape[0], X.shape[0]

@@ -209,7 +209,7 @@ class DiagonalSolver(ExplicitTheta):
         return projection.load(self.state.theta, ws.theta0)
 
 
-@kernel(both("void(F[::1], F[:, ::1], F[:, ::1])"))
+@kernel(both("void(F[::1], F[:, ::1], F[:, ::1])"), group="choice")
 def _div_rows(h, Z, V):
     """V_j = z_j / h."""
     for j in range(Z.shape[0]):
@@ -217,7 +217,7 @@ def _div_rows(h, Z, V):
             V[j, i] = float(Z[j, i]) / float(h[i])
 
 
-@kernel(both("void(F[::1], F[:, ::1], f8, f8)"))
+@kernel(both("void(F[::1], F[:, ::1], f8, f8)"), group="choice")
 def _absorb_rows(h, X, forget, lam):
     floor = (1.0 - forget) * lam
     for i in range(h.shape[0]):
@@ -228,13 +228,13 @@ def _absorb_rows(h, X, forget, lam):
         h[i] = acc
 
 
-@kernel(both("void(F[::1], f8[::1], f8[::1])"))
+@kernel(both("void(F[::1], f8[::1], f8[::1])"), group="choice")
 def _hv_diag(h, vec, out):
     for i in range(h.shape[0]):
         out[i] = float(h[i]) * vec[i]
 
 
-@kernel(both("void(F[::1], f8[::1], f8[::1])"))
+@kernel(both("void(F[::1], f8[::1], f8[::1])"), group="choice")
 def _inv_diag(h, vec, out):
     for i in range(h.shape[0]):
         out[i] = vec[i] / float(h[i])

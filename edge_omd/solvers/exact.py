@@ -484,7 +484,7 @@ class ExactSolver(Solver):
         return _theta64(self.state.U, self.state.phi, ws.theta0)
 
 
-@kernel(both("void(F[:, ::1], F[:, ::1], F[:, ::1])"))
+@kernel(both("void(F[:, ::1], F[:, ::1], F[:, ::1])"), group="choice")
 def _solve_rows(U, Z, V):
     """V_j = U^{-T} z_j for every row: forward substitution, ONE top-down pass over U for all
     rows (row k of U is read once and applied to each right-hand side)."""
@@ -503,7 +503,7 @@ def _solve_rows(U, Z, V):
                 vt[i] -= vk * row[i]
 
 
-@kernel(both("f8(F[:, ::1], f8[::1], F[:, ::1], f8[::1], f8, f8[::1], F[::1], f8, f8)"))
+@kernel(both("f8(F[:, ::1], f8[::1], F[:, ::1], f8[::1], f8, f8[::1], F[::1], f8, f8)"), group="choice")
 def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
     """phi <- phi - eta V^T b (theta' = theta - eta tilde_H^{-1} g in phi = U theta), with the
     pair's overflow guard (ExactSolver's _step): the move of theta is at most
@@ -547,7 +547,7 @@ def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
     return 0.0
 
 
-@kernel(both("void(F[:, ::1], f8[::1], F[:, ::1], f8[::1], F[::1])"))
+@kernel(both("void(F[:, ::1], f8[::1], F[:, ::1], f8[::1], F[::1])"), group="choice")
 def _rotate_rows(U, phi, X, e, rot):
     """cal_H <- cal_H + sum_i x_i x_i^T as n Cholesky updates in ONE top-down pass (the same
     recurrence as linalg.chol_update_upper, applied to each x_i in turn): at row k the n
@@ -597,7 +597,7 @@ def _rotate_rows(U, phi, X, e, rot):
 
 
 @kernel(both("f8(F[:, ::1], f8[::1], F[:, ::1], F[:, ::1], f8[::1], f8[::1], f8[:, ::1], "
-             "f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1], F[::1], f8, f8, f8, f8)"))
+             "f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1], F[::1], f8, f8, f8, f8)"), group="choice")
 def _choice_step(U, phi, Z, V, m, q, Lw, C, K, t, b, aux, cand, w, eta, lam, fmax):
     """Steps 1-2 of a choice (ExactSolver.choice_step) in one call. Returns 0 or NaN (nothing
     moved)."""
@@ -611,7 +611,7 @@ def _choice_step(U, phi, Z, V, m, q, Lw, C, K, t, b, aux, cand, w, eta, lam, fma
 
 
 @kernel(both("b1(F[:, ::1], f8[::1], F[:, ::1], F[:, ::1], F[:, ::1], f8[::1], f8[::1], "
-             "f8[:, ::1], f8[::1], F[::1], f8[::1], f8, f8, f8)"))
+             "f8[:, ::1], f8[::1], F[::1], f8[::1], f8, f8, f8)"), group="choice")
 def _choice_absorb(U, phi, Z, V, X, m, q, Lw, e, rot, aux, w, eps, lam):
     """Step 4 of a choice (ExactSolver.choice_absorb) in one call; False: nothing changed.
     rot: (>= 3 n,) scratch in the state's dtype (the rotations)."""

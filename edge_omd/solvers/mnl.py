@@ -74,7 +74,7 @@ def make_work(n, d, dtype):
 
 
 # ---------------------------------------------------------------------------- kernels (n x n)
-@kernel(["f8(f8[::1], f8, f8[::1], f8[:, ::1])"])
+@kernel(["f8(f8[::1], f8, f8[::1], f8[:, ::1])"], group="choice")
 def weights(m, w, q, Lw):
     """From the margins m_j = theta.z_j: q (the others' probabilities) and Lw = sqrt(w) L, the
     Cholesky factor of w (diag(q) - q q^T) (module docstring). Returns p_c."""
@@ -106,7 +106,7 @@ def weights(m, w, q, Lw):
     return pc
 
 
-@kernel(["f8(f8[:, ::1], f8[:, ::1], f8[::1], f8, f8, f8[:, ::1], f8[::1], f8[::1])"])
+@kernel(["f8(f8[:, ::1], f8[:, ::1], f8[::1], f8, f8, f8[:, ::1], f8[::1], f8[::1])"], group="choice")
 def step_coef(C, Lw, q, w, eta, K, t, b):
     """b = a - Lw K^{-1} Lw^T C a, a = -w q, K = I / eta + Lw^T C Lw (Cholesky in place):
     tilde_H^{-1} g = cal_H^{-1} Z^T b. Returns b^T C b (||V b||^2 in the cal_H norm), or NaN if
@@ -160,7 +160,7 @@ def step_coef(C, Lw, q, w, eta, K, t, b):
 
 
 # ---------------------------------------------------------------------------- kernels (n x d)
-@kernel(both("void(F[:, ::1], i8, F[:, ::1])", readonly=(0,)))  # P: a journal record's bytes
+@kernel(both("void(F[:, ::1], i8, F[:, ::1])", readonly=(0,)), group="choice")  # P: a journal record's bytes
 def differences(P, c, Z):
     """Z = [phi_c - phi_j for j != c], in input order (the subtraction in the state's dtype)."""
     r = 0
@@ -171,7 +171,7 @@ def differences(P, c, Z):
             r += 1
 
 
-@kernel(both("void(F[::1], F[:, ::1], f8[::1])"))
+@kernel(both("void(F[::1], F[:, ::1], f8[::1])"), group="choice")
 def margins(theta, Z, m):
     """m_j = theta.z_j (float64 accumulation)."""
     for j in range(Z.shape[0]):
@@ -182,7 +182,7 @@ def margins(theta, Z, m):
         m[j] = acc
 
 
-@kernel(both("void(f8[::1], F[:, ::1], f8[::1])"))
+@kernel(both("void(f8[::1], F[:, ::1], f8[::1])"), group="choice")
 def margins64(phi, V, m):
     """m_j = phi.v_j with a float64 phi (exact: theta.z_j = (U theta).(U^{-T} z_j))."""
     for j in range(V.shape[0]):
@@ -193,7 +193,7 @@ def margins64(phi, V, m):
         m[j] = acc
 
 
-@kernel(both("void(F[:, ::1], F[:, ::1], f8[:, ::1])"))
+@kernel(both("void(F[:, ::1], F[:, ::1], f8[:, ::1])"), group="choice")
 def gram(V, Z, C):
     """C_jl = (v_j.z_l + v_l.z_j) / 2: Z cal_H^{-1} Z^T, exactly symmetric."""
     n = Z.shape[0]
@@ -210,7 +210,7 @@ def gram(V, Z, C):
             C[l, j] = c
 
 
-@kernel(both("void(f8[:, ::1], F[:, ::1], f8, F[:, ::1])"))
+@kernel(both("void(f8[:, ::1], F[:, ::1], f8, F[:, ::1])"), group="choice")
 def rows(Lw, Z, scale, X):
     """X_i = scale sum_l Lw_li z_l: the rank-one rows of the Hessian (times scale)."""
     n, d = Z.shape[0], Z.shape[1]
@@ -226,7 +226,7 @@ def rows(Lw, Z, scale, X):
                     xi[c] += coef * float(zl[c])
 
 
-@kernel(both("void(F[:, ::1], f8[::1], F[::1])"))
+@kernel(both("void(F[:, ::1], f8[::1], F[::1])"), group="choice")
 def combine(V, b, out):
     """out = V^T b = sum_j b_j v_j."""
     d = out.shape[0]
@@ -239,7 +239,7 @@ def combine(V, b, out):
             out[c] += bj * float(vj[c])
 
 
-@kernel(both("b1(F[::1], F[:, ::1], f8[::1], f8, F[::1])"))
+@kernel(both("b1(F[::1], F[:, ::1], f8[::1], f8, F[::1])"), group="choice")
 def move(theta, V, b, eta, cand):
     """theta <- theta - eta V^T b, only if every new entry is finite in the state's dtype
     (cand receives the candidate). Returns False, theta untouched, otherwise."""
@@ -256,7 +256,7 @@ def move(theta, V, b, eta, cand):
     return True
 
 
-@kernel(both("f8(F[:, ::1])"))
+@kernel(both("f8(F[:, ::1])"), group="choice")
 def sum_sq(X):
     """sum_i ||x_i||^2 = trace of the Hessian the rows hold."""
     acc = 0.0
@@ -267,7 +267,7 @@ def sum_sq(X):
     return acc
 
 
-@kernel(both("void(F[:, ::1], f8[::1], f8[::1])"))
+@kernel(both("void(F[:, ::1], f8[::1], f8[::1])"), group="choice")
 def add_rows_hv(X, vec, out):
     """out += X^T X vec (float64 vectors): the rank-n part of tilde_H in step 3."""
     for i in range(X.shape[0]):
@@ -280,7 +280,7 @@ def add_rows_hv(X, vec, out):
 
 
 # ---------------------------------------------------------------------------- step 3
-@kernel(["void(f8[:, ::1], f8[:, ::1], f8[:, ::1])"])
+@kernel(["void(f8[:, ::1], f8[:, ::1], f8[:, ::1])"], group="choice")
 def chol_capacitance(X, W, G):
     """G = lower Cholesky factor of I + X W^T (X: the rows, W = cal_H^{-1} X^T: both (n, d)
     float64; I + X cal_H^{-1} X^T >= I, so each pivot is floored at 1)."""
@@ -304,7 +304,7 @@ def chol_capacitance(X, W, G):
                 G[i, k] = acc / G[k, k]
 
 
-@kernel(["void(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1])"])
+@kernel(["void(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1])"], group="choice")
 def woodbury_rows(W, G, v, r, out):
     """out <- out - W^T (I + X W^T)^{-1} W v: with out = cal_H^{-1} v on entry, tilde_H^{-1} v
     on return (Woodbury for tilde_H = cal_H + X^T X; W = cal_H^{-1} X^T, G its capacitance's

@@ -499,7 +499,7 @@ class SketchSolver(ExplicitTheta):
         return projection.load(self.state.theta, ws.theta0)
 
 
-@kernel(both("void(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1])"))
+@kernel(both("void(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1])"), group="choice")
 def _append_row(B, L, alpha, rows, x, g):
     """Append the row x to B and extend L by one row (_append with the row given). Needs
     rows < 2 ell."""

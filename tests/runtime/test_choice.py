@@ -123,7 +123,7 @@ def test_k2_is_the_pair(solver, setting):
 def test_hessian_rows():
     """mnl.weights: Lw Lw^T = w (diag(q) - q q^T) (numpy's Cholesky factor itself), and the
     k - 1 rows give the softmax Hessian of the full form; q and p_c are the softmax."""
-    ensure_compiled(np.float64, mnl.__name__)
+    ensure_compiled(np.float64, mnl.__name__, group="choice")
     rng = np.random.default_rng(0)
     naive = NaiveOMD(6)
     for k in (2, 3, 5, 16):

@@ -3,7 +3,8 @@ not recompile' check, made able to fail): a fresh process with an empty kernel c
 Numba's own compile events. Importing compiles nothing; the first model of a (solver, dtype)
 compiles exactly the declared signatures, for that dtype, of the kernels its code needs
 (`_numba.plan`: the solver's module, the projection when a radius is set, and the linalg kernels
-they call);
+they call), without its choice kernels; the first choice compiles exactly those (group
+"choice": solvers/mnl.py and the solver's own) and the next choices nothing;
 a whole stream of every verb (read-only inputs included) then compiles nothing more; a second
 process on the same cache compiles nothing at all (every kernel loads from the cache)."""
 import json
@@ -57,8 +58,18 @@ for solver, dtype in (("exact", "float32"), ("cg", "float64")):
     m.learn_thumb(np.frombuffer(np.ones(7, np.float32).tobytes(), np.float32), True)
     m.width(np.eye(7), ref=ro); m.width(ro); m.reward(ro); m.fantasize(ro)
     edge_omd.RewardModel.from_bytes(m.to_bytes()).learn_one(ro, 1.0)
-    out[f"{solver}/{dtype}"] = {"first": first, "declared": declared,
-                                "stream": len(compiles) - before - first}
+    stream = len(compiles) - before - first
+    mark = len(compiles)
+    m.learn_choice(np.eye(7)[:3], 1)
+    choice = len(compiles) - mark
+    cmods = ("edge_omd.solvers.mnl", f"edge_omd.solvers.{solver}")
+    choice_declared = sum(len(k.declared(dtype)) for k in _numba.plan(*cmods, group="choice"))
+    mark = len(compiles)
+    m.learn_choice(np.eye(7)[2:6], 0)
+    m.learn_choice(np.eye(7)[:2], 1)
+    out[f"{solver}/{dtype}"] = {"first": first, "declared": declared, "stream": stream,
+                                "choice": choice, "choice_declared": choice_declared,
+                                "choice_again": len(compiles) - mark}
 print("RESULT", json.dumps(out))
 """
 
@@ -82,10 +93,15 @@ def test_lazy_compile_once_from_the_declared_lists(tmp_path):
         # linalg's float32 list was done by the first model, so the second compiles less)
         assert 0 < c["first"] <= c["declared"], (key, c)
         assert c["stream"] == 0, (key, c)
+        # the choice kernels were not compiled with the model: the first choice compiles them
+        # (at most its declared lists: callees shared with the pair path are already done)
+        assert 0 < c["choice"] <= c["choice_declared"], (key, c)
+        assert c["choice_again"] == 0, (key, c)
     assert cold["exact/float32"]["first"] == cold["exact/float32"]["declared"]
     warm = _run(tmp_path / "kernels")
     for key in ("exact/float32", "cg/float64"):
-        assert warm[key]["first"] == 0 and warm[key]["stream"] == 0, (key, warm[key])
+        w = warm[key]
+        assert w["first"] == 0 and w["stream"] == 0 and w["choice"] == 0, (key, w)
 
 
 def test_every_solver_and_dtype_runs_within_its_lists():
