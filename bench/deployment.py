@@ -105,9 +105,10 @@ def embed_groups(head, groups, cache_dir: str, tag: str, log=print):
         chunks = []
         for s in range(0, len(items), 64):
             chunks.append(np.asarray(head.features_batch(items[s:s + 64]), np.float32))
-            print(f"\r[deployment] embedding {tag}: {min(s + 64, len(items))}/{len(items)}",
-                  end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
+            done = min(s + 64, len(items))
+            if done == len(items) or (s // 64) % 20 == 19:  # a line every 1,280 texts, no \r
+                print(f"[deployment] embedding {tag}: {done}/{len(items)}", file=sys.stderr,
+                      flush=True)
         Phi = np.concatenate(chunks)
         os.makedirs(cache_dir, exist_ok=True)
         np.save(path, Phi)

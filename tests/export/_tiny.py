@@ -17,6 +17,13 @@ CORPUS = [
     "Give me one word . Hello An answer to an empty prompt . user assistant system",
     "the a an of to and in is it for on with as at by from this that be are was",
 ]
+#: (prompt, response) pairs the export tests embed; the last has an empty response
+PAIRS = [("How do I boil an egg ?", "Put the egg in boiling water ."),
+         ("Tell me a joke about cats .", "No ."),
+         ("Is it safe to drink water from a river ?",
+          "Boil or filter it first ; river water can carry germs , always ."),
+         ("Give me one word .", "")]
+
 SPECIALS = ["<unk>", "<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
           "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

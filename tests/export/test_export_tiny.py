@@ -13,13 +13,11 @@ pytest.importorskip("onnxruntime")
 
 from edge_omd.errors import InvalidInputError  # noqa: E402
 from edge_omd.head.runner import FeatureHead  # noqa: E402
+from tests.export import _tiny  # noqa: E402
 
 pytestmark = pytest.mark.export
 
-PAIRS = [("How do I boil an egg ?", "Put the egg in boiling water ."),
-         ("Tell me a joke about cats .", "No ."),
-         ("Is it safe to drink water from a river ?",
-          "Boil or filter it first ; river water can carry germs , always .")]
+PAIRS = _tiny.PAIRS[:3]  # (the empty response is test_pooling's case)
 
 
 def torch_reference(ckpt, head, pairs, normalize):

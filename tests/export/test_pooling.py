@@ -18,14 +18,11 @@ pytest.importorskip("onnxruntime")
 
 from edge_omd.errors import ExportError, HeadError  # noqa: E402
 from edge_omd.head.runner import FeatureHead  # noqa: E402
+from tests.export import _tiny  # noqa: E402
 
 pytestmark = pytest.mark.export
 
-PAIRS = [("How do I boil an egg ?", "Put the egg in boiling water ."),
-         ("Tell me a joke about cats .", "No ."),
-         ("Is it safe to drink water from a river ?",
-          "Boil or filter it first ; river water can carry germs , always ."),
-         ("Give me one word .", "")]
+PAIRS = _tiny.PAIRS
 ARCH_POOLINGS = [("llama", "response_mean"), ("llama", "last_token"),
                  ("qwen2", "response_mean"), ("qwen3", "response_mean"),
                  ("bert", "response_mean"), ("bert", "mean"),
