@@ -55,8 +55,10 @@ final class CgSolver extends ExplicitThetaSolver {
         return lam * Math.min(1.0, (double) t / (double) lamWarmup);
     }
 
-    /** CG for (S + lam I + a z z^T) x = b from x0 = 0 (linalg.cg_solve). */
+    /** CG for (S + lam I + a z z^T) x = b from x0 = 0 (linalg.cg_solve), at most 4 d + 8 steps
+     * (a loaded cg_steps of 2^20 would take seconds; nothing improves beyond). */
     int cgSolve(double lamT, double[] z, double a, double[] b, int maxSteps, double tol) {
+        maxSteps = (int) Math.min(maxSteps, 4L * d + 8);
         double bb = 0.0;
         for (int i = 0; i < d; i++) {
             x[i] = 0.0;
@@ -104,27 +106,60 @@ final class CgSolver extends ExplicitThetaSolver {
         return steps;
     }
 
+    /**
+     * Steps 1-2 (cg.CGSolver.step and cg._step); NaN with nothing moved when the step is not
+     * finite, when S has gone indefinite beyond -lambda_t / 8 (a Lanczos probe every max(d, 64)
+     * updates, amortised O(d)), or when the curvature step 4 would add pushes the trace of S
+     * beyond 0.1 lambda_t / eps (the dtype's rounding of S would swamp the damping).
+     */
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
+        double lamT = lamAt(t + 1);
+        if (t > 0 && t % Math.max(d, 64) == 0 && Num.indefiniteDirection(S, d, psdFloor(lamT), f32)) {
+            return Double.NaN;
+        }
         double m = Num.dot(theta, z);
         double s = Num.sigmoid(m);
         double a = eta * w * s * (1.0 - s);
-        cgSolve(lamAt(t + 1), z, a, z, cgSteps, cgTol);
+        cgSolve(lamT, z, a, z, cgSteps, cgTol);
         double coef = eta * w * (s - y);
         if (!Double.isFinite(coef)) {
+            return Double.NaN;
+        }
+        double tr = 0.0;
+        for (int i = 0; i < d; i++) {
+            tr += S[i * d + i];
+        }
+        double zz = Num.dot(z, z);
+        if ((tr + w * Num.dsigmoid(m - coef * Num.dot(x, z)) * zz) * Num.eps(f32) > 0.1 * lamT) {
             return Double.NaN;
         }
         return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
     }
 
+    /**
+     * How far below zero S may reach (cg.CGSolver._psd_floor): lam_t / 8, or the dtype's own
+     * rounding of S (8 d eps max|S|) where a small lam_t (warm-up) is below it.
+     */
+    double psdFloor(double lamT) {
+        return Math.max(lamT / (2.0 * Num.FLOOR_SLACK), 8.0 * d * Num.eps(f32) * Num.maxAbs(S));
+    }
+
+    /** Step 4: S <- forget S + c z z^T, exactly symmetric (linalg.syr_scaled: the upper
+     * triangle computed, rounded once and mirrored; (c z_i) z_k and (c z_k) z_i round apart). */
     @Override
     double absorb(double[] z, double w, double forget, long t, boolean fresh) {
         double c = w * Num.dsigmoid(Num.dot(theta, z));
         for (int i = 0; i < d; i++) {
             double czi = c * z[i];
             int row = i * d;
-            for (int k = 0; k < d; k++) {
+            for (int k = i; k < d; k++) {
                 S[row + k] = Num.rd(forget * S[row + k] + czi * z[k], f32);
+            }
+        }
+        for (int i = 0; i < d; i++) {
+            for (int k = i + 1; k < d; k++) {
+                S[k * d + i] = S[i * d + k];
             }
         }
         return c;
@@ -171,24 +206,57 @@ final class CgSolver extends ExplicitThetaSolver {
         return Num.allFinite(theta) && Num.allFinite(S);
     }
 
+    /**
+     * Why a loaded payload cannot be a cg state (cg.CGSolver.invalid), or null: theta within
+     * its limit, S with headroom, symmetric and PSD as far as cheap tests see (diagonal, every
+     * 2 x 2 principal minor, the Lanczos probe) down to -psdFloor(lambda_1), the threshold at
+     * which step refuses to go on.
+     */
     @Override
     String invalid() {
-        double top = 0.0, asym = 0.0;
-        for (double v : S) {
-            top = Math.max(top, Math.abs(v));
+        String problem = Num.thetaProblem(theta, f32);
+        if (problem != null) {
+            return problem;
+        }
+        if (!(Num.maxAbs(S) <= Num.fmax(f32) * Num.HEADROOM)) {
+            return "the curvature matrix has entries beyond the dtype's headroom";
+        }
+        return symmetricPsdProblem(psdFloor(lamAt(1)));
+    }
+
+    /** linalg.symmetric_psd_problem on S (the same tests and order, sums in S's dtype). */
+    String symmetricPsdProblem(double floor) {
+        double top = Num.maxAbs(S);
+        for (int i = 0; i < d; i++) {
+            if (S[i * d + i] < -floor) {
+                return "the curvature matrix has a negative diagonal";
+            }
+        }
+        double sc = top > 1.0 ? 1.0 / top : 1.0;  // scaled to max <= 1: squares cannot overflow
+        double scF = Num.rd(sc, f32), f = floor * sc;
+        double[] dg = new double[d];
+        for (int i = 0; i < d; i++) {
+            dg[i] = Num.rd(S[i * d + i] * sc + f, f32);
+        }
+        double symTol = 1e-5 * top * sc;
+        for (int i = 0; i < d; i++) {
+            for (int k = 0; k < d; k++) {
+                double a = Num.rd(S[i * d + k] * scF, f32), b = Num.rd(S[k * d + i] * scF, f32);
+                if (Num.rd(a - b, f32) > symTol || Num.rd(b - a, f32) > symTol) {
+                    return "the curvature matrix is not symmetric";
+                }
+            }
         }
         for (int i = 0; i < d; i++) {
             for (int k = 0; k < d; k++) {
-                asym = Math.max(asym, Math.abs(Num.rd(S[i * d + k] - S[k * d + i], f32)));
+                double a = Num.rd(S[i * d + k] * scF, f32);
+                if (Num.rd(a * a, f32) > Num.rd(dg[i] * dg[k], f32)) {
+                    return "the curvature matrix has a 2 x 2 principal minor below zero";
+                }
             }
         }
-        if (asym > 1e-5 * Num.rd(top, f32)) {
-            return "the curvature matrix is not symmetric";
-        }
-        for (int i = 0; i < d; i++) {
-            if (S[i * d + i] < 0) {
-                return "the curvature matrix has a negative diagonal";
-            }
+        if (Num.indefiniteDirection(S, d, floor, f32)) {
+            return "the curvature matrix is not positive semi-definite";
         }
         return null;
     }

@@ -127,25 +127,29 @@ final class ExactSolver64 extends Solver {
         if (w * Num.dsigmoid(m - coef * q) * zz * eps > 0.1 * lam) {
             return Double.NaN;
         }
-        double bound = aux[BOUND] + Math.abs(coef) * Math.sqrt(q / lam);
-        if (!(bound < 0.5 * fmax)) {
+        // Overflow guard (exact._step): cal_H >= lam I up to rounding, >= lam / 4 for a loaded
+        // state (invalid), so ||U^{-1} v|| <= 2 ||v|| / sqrt(lam) and aux[BOUND] bounds ||theta||.
+        // Only when it nears fmax * THETA_LIMIT is the candidate theta = U^{-1}(phi - coef u)
+        // computed for real, in xp (free: the sweep consumed the pending update), so a refusal
+        // leaves theta's bytes and its flag exactly as they were.
+        double bound = aux[BOUND] + Math.abs(coef) * Math.sqrt(4.0 * q / lam);
+        double limit = Num.THETA_LIMIT * fmax;
+        if (!(bound < limit)) {
             double norm2 = 0.0;
             for (int i = d - 1; i >= 0; i--) {
                 double acc = phi[i] - coef * u[i];
                 for (int k = i + 1; k < d; k++) {
-                    acc -= U[i][k] * theta[k];
+                    acc -= (double) U[i][k] * xp[k];
                 }
-                theta[i] = acc / U[i][i];
-                double ti = theta[i];
+                xp[i] = (acc / U[i][i]);
+                double ti = xp[i];
                 if (!Double.isFinite(ti)) {
-                    aux[THETA_OK] = 0.0;
                     return Double.NaN;
                 }
                 norm2 += ti * ti;
             }
             bound = Math.sqrt(norm2);
-            if (!(bound < 0.5 * fmax)) {
-                aux[THETA_OK] = 0.0;
+            if (!(bound < limit)) {
                 return Double.NaN;
             }
         }
@@ -285,12 +289,22 @@ final class ExactSolver64 extends Solver {
         readArray(b, false, phi);
     }
 
+    /**
+     * Why a loaded payload cannot be an exact state (exact.ExactSolver.invalid), or null: theta
+     * within its limit, U upper triangular with a diagonal >= sqrt(lam) (a Cholesky update never
+     * lowers it), entries with headroom, phi = U theta to sqrt(eps) of |U| |theta| componentwise
+     * (float64), and no eigenvalue of cal_H below lam / FLOOR_SLACK along PROBE_STEPS power
+     * steps of cal_H^{-1} (the estimate never exceeds the truth: a refusal is certain). O(d^2).
+     */
     @Override
     String invalid() {
+        double[] th = new double[d];
         for (int i = 0; i < d; i++) {
-            if (!(U[i][i] > 0)) {
-                return "the Cholesky factor has a non-positive diagonal";
-            }
+            th[i] = theta[i];
+        }
+        String problem = Num.thetaProblem(th, f32);
+        if (problem != null) {
+            return problem;
         }
         for (int i = 1; i < d; i++) {
             for (int k = 0; k < i; k++) {
@@ -299,7 +313,70 @@ final class ExactSolver64 extends Solver {
                 }
             }
         }
+        double sq = Math.sqrt(lam) * (1.0 - 2.0 * eps);
+        for (int i = 0; i < d; i++) {
+            if (!(U[i][i] >= sq)) {
+                return "the Cholesky factor's diagonal is below sqrt(lam)";
+            }
+        }
+        double top = 0.0;
+        for (double[] row : U) {
+            for (double x : row) {
+                top = Math.max(top, Math.abs(x));
+            }
+        }
+        if (!(top <= Math.sqrt(fmax * Num.HEADROOM))) {  // cal_H = U^T U
+            return "the Cholesky factor has entries beyond the dtype's headroom";
+        }
+        // a fantasize keeps theta while later flushes rotate U and phi: each rotation adds
+        // ~eps |U| |theta|; sqrt(eps) admits thousands of them and no real mismatch
+        double tol = Math.sqrt(eps) + 4.0 * d * 0x1p-52;
+        double tiny = 2.0 * Double.MIN_VALUE;
+        for (int i = 0; i < d; i++) {
+            final double[] row = U[i];
+            double acc = 0.0, abs = 0.0, rowAbs = 0.0;
+            for (int k = 0; k < d; k++) {
+                acc += (double) row[k] * th[k];
+                abs += Math.abs((double) row[k]) * Math.abs(th[k]);
+                rowAbs += Math.abs((double) row[k]);
+            }
+            if (Math.abs(acc - phi[i]) > tol * abs + tiny * rowAbs) {
+                return "phi is not U theta";
+            }
+        }
+        double[] x = Num.probeStart(d), tmp = new double[d], out = new double[d];
+        for (int p = 0; p < Num.PROBE_STEPS; p++) {
+            invApply(x, tmp, out);
+            double rho = Math.sqrt(Num.dot(out, out));
+            if (!(rho * lam <= Num.FLOOR_SLACK)) {
+                return "cal_H has an eigenvalue below lam / 4";
+            }
+            for (int i = 0; i < d; i++) {
+                x[i] = out[i] / rho;
+            }
+        }
         return null;
+    }
+
+    /** out = cal_H^{-1} v = U^{-1} U^{-T} v in float64 (exact._inv_apply with a = 0). */
+    void invApply(double[] v, double[] tmp, double[] out) {
+        System.arraycopy(v, 0, tmp, 0, d);
+        for (int j = 0; j < d; j++) {
+            final double[] row = U[j];
+            double tj = tmp[j] / row[j];
+            tmp[j] = tj;
+            for (int k = j + 1; k < d; k++) {
+                tmp[k] -= tj * row[k];
+            }
+        }
+        for (int i = d - 1; i >= 0; i--) {
+            final double[] row = U[i];
+            double acc = tmp[i];
+            for (int k = i + 1; k < d; k++) {
+                acc -= row[k] * out[k];
+            }
+            out[i] = acc / row[i];
+        }
     }
 
     private boolean rowsFinite() {

@@ -2,7 +2,134 @@ package dev.edgeomd;
 
 /** Scalar helpers shared by the solvers (edge_omd/linalg.py): the logistic link, float64 dots. */
 final class Num {
+    /** |theta_i| stays below fmax * THETA_LIMIT of the state's dtype (linalg.THETA_LIMIT). */
+    static final double THETA_LIMIT = 0x1p-40;
+    /** Curvature entries of a loaded state stay below fmax * HEADROOM (linalg.HEADROOM). */
+    static final double HEADROOM = 0x1p-20;
+    /** A loaded local norm has no eigenvalue below lam / FLOOR_SLACK (linalg.FLOOR_SLACK). */
+    static final double FLOOR_SLACK = 4.0;
+    /** Power-iteration steps of the exact loader's eigenvalue probe (linalg.PROBE_STEPS). */
+    static final int PROBE_STEPS = 6;
+
     private Num() {
+    }
+
+    /** The largest finite number of the state's dtype. */
+    static double fmax(boolean f32) {
+        return f32 ? Float.MAX_VALUE : Double.MAX_VALUE;
+    }
+
+    /** Machine epsilon of the state's dtype. */
+    static double eps(boolean f32) {
+        return f32 ? Math.ulp(1.0f) : Math.ulp(1.0);
+    }
+
+    /** fmax * THETA_LIMIT: the bound every update keeps theta's entries within. */
+    static double thetaLimit(boolean f32) {
+        return fmax(f32) * THETA_LIMIT;
+    }
+
+    static double maxAbs(double[] a) {
+        double top = 0.0;
+        for (double x : a) {
+            top = Math.max(top, Math.abs(x));
+        }
+        return top;
+    }
+
+    /** Why a loaded theta cannot be used (linalg.theta_problem), or null. */
+    static String thetaProblem(double[] theta, boolean f32) {
+        double top = maxAbs(theta);
+        if (!(top <= thetaLimit(f32))) {
+            return String.format("theta has entries of %.3g, beyond the dtype's limit", top);
+        }
+        return null;
+    }
+
+    /**
+     * A fixed unit start vector for the load-time eigenvalue probes (linalg.probe_start's role:
+     * a load is deterministic). Python draws numpy's PCG64 normals, which are not reproduced
+     * here; the probes' refusals are certain from any start, and with d <= 16 the cg probe's
+     * Krylov space is the whole space, so its verdict does not depend on the start.
+     */
+    static double[] probeStart(int d) {
+        double[] x = new double[d];
+        long s = 0x9E3779B97F4A7C15L;
+        double nn = 0.0;
+        for (int i = 0; i < d; i++) {
+            s = s * 6364136223846793005L + 1442695040888963407L;
+            double u = ((s >>> 11) + 0.5) / 9007199254740992.0;  // (0, 1)
+            x[i] = u - 0.5 + (i % 2 == 0 ? 1e-3 : -1e-3);
+            nn += x[i] * x[i];
+        }
+        double inv = 1.0 / Math.sqrt(nn);
+        for (int i = 0; i < d; i++) {
+            x[i] *= inv;
+        }
+        return x;
+    }
+
+    /**
+     * Does the symmetric d x d S (row-major, values in the dtype) have an eigenvalue below
+     * -floor along a Krylov space of min(d, 16) Lanczos steps (linalg.indefinite_direction:
+     * float64, full reorthogonalisation twice, fixed start, S scaled by 1 / max|S|)? Ritz values
+     * lie inside the spectrum, so true is certain. O(16 d^2) time, O(16 d) memory.
+     */
+    static boolean indefiniteDirection(double[] S, int d, double floor, boolean f32) {
+        int k = Math.min(d, 16);
+        double top = maxAbs(S);
+        double sc = top > 0.0 ? 1.0 / top : 1.0;
+        double[][] Q = new double[k][];
+        double[] alpha = new double[k], beta = new double[k];
+        double[] q = probeStart(d), qd = new double[d];
+        int n = 0;
+        for (int j = 0; j < k; j++) {
+            Q[j] = q;
+            for (int i = 0; i < d; i++) {
+                qd[i] = rd(q[i], f32);  // the product in S's dtype, as numpy's S @ q.astype(S.dtype)
+            }
+            double[] w = new double[d];
+            for (int i = 0; i < d; i++) {
+                double acc = 0.0;
+                int row = i * d;
+                for (int c = 0; c < d; c++) {
+                    acc += S[row + c] * qd[c];
+                }
+                w[i] = rd(acc, f32) * sc;
+            }
+            alpha[j] = dot(q, w);
+            for (int pass = 0; pass < 2; pass++) {
+                double[] cj = new double[j + 1];
+                for (int r = 0; r <= j; r++) {
+                    cj[r] = dot(Q[r], w);
+                }
+                for (int r = 0; r <= j; r++) {
+                    for (int i = 0; i < d; i++) {
+                        w[i] -= cj[r] * Q[r][i];
+                    }
+                }
+            }
+            n = j + 1;
+            double b = Math.sqrt(dot(w, w));
+            if (!(b > 1e-12 * (Math.abs(alpha[j]) + 1e-300)) || j == k - 1) {
+                break;
+            }
+            beta[j] = b;
+            double[] next = new double[d];
+            for (int i = 0; i < d; i++) {
+                next[i] = w[i] / b;
+            }
+            q = next;
+        }
+        double[] T = new double[n * n];
+        for (int i = 0; i < n; i++) {
+            T[i * n + i] = alpha[i];
+            if (i + 1 < n) {
+                T[i * n + i + 1] = beta[i];
+                T[(i + 1) * n + i] = beta[i];
+            }
+        }
+        return new SymEigen(T, n).values[0] < -floor * sc;
     }
 
     /** sigma(m) = 1 / (1 + exp(-m)), without overflow for large |m|. */
@@ -65,12 +192,18 @@ final class Num {
         return moveChecked(theta, v, coef, f32) ? a : Double.NaN;
     }
 
-    /** theta <- theta - coef v only if every new entry is finite in the state's dtype; v consumed. */
+    /**
+     * theta <- theta - coef v only if every new entry is within THETA_LIMIT of the state's dtype
+     * (linalg.move_checked: finite in float64 is not enough, it can overflow float32, and
+     * |theta_i| |z_i| must stay inside float32's range); v receives the candidate and is consumed.
+     * Returns false, theta untouched, otherwise.
+     */
     static boolean moveChecked(double[] theta, double[] v, double coef, boolean f32) {
+        double lim = thetaLimit(f32);
         for (int i = 0; i < theta.length; i++) {
             double x = rd(theta[i] - coef * v[i], f32);
             v[i] = x;
-            if (!Double.isFinite(x)) {
+            if (!(Math.abs(x) <= lim)) {
                 return false;
             }
         }

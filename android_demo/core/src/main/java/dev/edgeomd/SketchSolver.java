@@ -110,10 +110,20 @@ final class SketchSolver extends ExplicitThetaSolver {
         return q;
     }
 
+    /**
+     * Steps 1-2 (sketch._step); NaN with nothing moved when not finite, or beyond the dtype's
+     * precision: the row step 4 appends, b = sqrt(w sigma'(theta'.z)) z, with ||b||^2 eps above
+     * 0.1 alpha would swamp alpha in L's new pivot (L would stop factoring alpha I + B B^T).
+     */
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
         double m = Num.dot(theta, z);
         double q = solve(z);
+        double s = Num.sigmoid(m);
+        double coef = eta * w * (s - y) / (1.0 + eta * w * s * (1.0 - s) * q);  // as omdMove
+        if (w * Num.dsigmoid(m - coef * q) * Num.dot(z, z) * Num.eps(f32) > 0.1 * alpha) {
+            return Double.NaN;
+        }
         return Num.omdMove(theta, v, m, q, y, w, eta, f32);
     }
 
@@ -152,6 +162,18 @@ final class SketchSolver extends ExplicitThetaSolver {
                 g[i] = Num.dot(B[i], bm);
             }
         }
+        border(g, m, zz);
+        rows = m + 1;
+        return cw;
+    }
+
+    /**
+     * Extend L (L L^T = alpha I + B_m B_m^T) by row m for a new row b of B with g = B_m b and
+     * zz = ||b||^2 (sketch._border): L[m, :m] = L^{-1} g, then the pivot, floored at sqrt(alpha):
+     * L[m, m]^2 = alpha (1 + b^T cal_H^{-1} b) >= alpha exactly, and alpha + zz - ll cancels
+     * when ||b||^2 >> alpha.
+     */
+    void border(double[] g, int m, double zz) {
         double ll = 0.0;
         for (int i = 0; i < m; i++) {
             double acc = g[i];
@@ -162,9 +184,7 @@ final class SketchSolver extends ExplicitThetaSolver {
             L[m * mMax + i] = li;
             ll += li * li;
         }
-        L[m * mMax + m] = Math.sqrt(Math.max(alpha + zz - ll, alpha * 1e-12));
-        rows = m + 1;
-        return cw;
+        L[m * mMax + m] = Math.sqrt(Math.max(alpha + zz - ll, alpha));
     }
 
     /** alpha <- gamma alpha + (1 - gamma) lam, B <- sqrt(gamma) B, L <- chol(alpha I + B B^T). */
@@ -199,7 +219,7 @@ final class SketchSolver extends ExplicitThetaSolver {
                     acc -= L[i * mMax + j] * L[k * mMax + j];
                 }
                 if (i == k) {
-                    L[i * mMax + i] = Math.sqrt(Math.max(acc, aNew * 1e-12));
+                    L[i * mMax + i] = Math.sqrt(Math.max(acc, aNew));  // W >= a_new I: its Schur complements too
                 } else {
                     L[i * mMax + k] = acc / L[k * mMax + k];
                 }
@@ -264,11 +284,39 @@ final class SketchSolver extends ExplicitThetaSolver {
             java.util.Arrays.fill(B[i], 0.0);
         }
         alpha = a + delta / 2.0;
+        // L = chol(alpha I + B B^T) of the rows AS STORED (sketch._shrink): in float32 a
+        // diagonal L from the eigenvalues is off by eps ||B||^2, beyond alpha once ||B||^2 >
+        // alpha / eps (||z|| = 1e4: the sketch ended 11x off float64). O(ell^2 d).
         java.util.Arrays.fill(L, 0.0);
-        for (int i = 0; i < ell; i++) {
-            L[i * mMax + i] = Math.sqrt(alpha + lk[i]);
-        }
+        choleskyShifted(ell);
         rows = ell;
+    }
+
+    /**
+     * L[:m, :m] = chol(alpha I + B_m B_m^T) from the stored rows (sketch._cholesky_shifted):
+     * the Gram matrix in float64, each pivot floored at alpha (alpha I + B B^T >= alpha I, and
+     * so is every Schur complement). O(m^2 d + m^3).
+     */
+    void choleskyShifted(int m) {
+        double[] W = new double[m * m];
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k <= i; k++) {
+                W[i * m + k] = Num.dot(B[i], B[k]);
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k <= i; k++) {
+                double acc = W[i * m + k] + (i == k ? alpha : 0.0);
+                for (int j = 0; j < k; j++) {
+                    acc -= L[i * mMax + j] * L[k * mMax + j];
+                }
+                if (i == k) {
+                    L[i * mMax + i] = Math.sqrt(Math.max(acc, alpha));
+                } else {
+                    L[i * mMax + k] = acc / L[k * mMax + k];
+                }
+            }
+        }
     }
 
     @Override
@@ -349,14 +397,33 @@ final class SketchSolver extends ExplicitThetaSolver {
         return Num.allFinite(theta) && rowsFinite() && Num.allFinite(L) && Double.isFinite(alpha);
     }
 
+    /**
+     * Why a loaded payload cannot be a sketch state (sketch.SketchSolver.invalid), or null: theta
+     * within its limit, rows in use within the buffer, lam <= alpha <= the headroom, B with
+     * headroom, nothing beyond the rows in use, L lower triangular with a diagonal >= sqrt(alpha)
+     * and L L^T = alpha I + B B^T to 1e-4 of its scale (whole for m <= 256, else along
+     * PROBE_STEPS fixed pseudo-random directions).
+     */
     @Override
     String invalid() {
+        String problem = Num.thetaProblem(theta, f32);
+        if (problem != null) {
+            return problem;
+        }
         long m = rows;
         if (!(0 <= m && m <= mMax)) {
             return m + " rows in use of " + mMax;
         }
-        if (!(alpha > 0)) {
-            return "alpha " + alpha + " is not positive";
+        double fmax = Num.fmax(f32);
+        if (!(lam * (1.0 - 1e-9) <= alpha && alpha <= fmax * Num.HEADROOM)) {
+            return "alpha " + alpha + " is outside [lam, the dtype's headroom]";
+        }
+        double topB = 0.0;
+        for (double[] row : B) {
+            topB = Math.max(topB, Num.maxAbs(row));
+        }
+        if (!(topB <= Math.sqrt(fmax * Num.HEADROOM))) {
+            return "the sketch has entries beyond the dtype's headroom";
         }
         int mi = (int) m;
         for (int i = mi; i < mMax; i++) {
@@ -374,9 +441,65 @@ final class SketchSolver extends ExplicitThetaSolver {
             }
         }
         for (int i = 0; i < mi; i++) {
-            if (!(L[i * mMax + i] > 0)) {
-                return "the small Cholesky factor has a non-positive diagonal";
+            for (int k = i + 1; k < mi; k++) {
+                if (L[i * mMax + k] != 0) {
+                    return "the small Cholesky factor is not lower triangular";
+                }
             }
+        }
+        double sa = Math.sqrt(alpha) * (1.0 - 1e-9);
+        for (int i = 0; i < mi; i++) {
+            if (!(L[i * mMax + i] >= sa)) {
+                return "the small Cholesky factor's diagonal is below sqrt(alpha)";
+            }
+        }
+        if (mi == 0) {
+            return null;
+        }
+        double scale = 0.0, off = 0.0;
+        for (int i = 0; i < mi; i++) {
+            scale = Math.max(scale, Num.dot(B[i], B[i]));
+        }
+        scale += alpha;
+        if (mi <= 256) {
+            for (int i = 0; i < mi; i++) {
+                for (int k = 0; k < mi; k++) {
+                    double ll = 0.0;
+                    for (int j = 0; j <= Math.min(i, k); j++) {
+                        ll += L[i * mMax + j] * L[k * mMax + j];
+                    }
+                    double kk = Num.dot(B[i], B[k]) + (i == k ? alpha : 0.0);
+                    off = Math.max(off, Math.abs(ll - kk));
+                }
+            }
+        } else {
+            java.util.Random rng = new java.util.Random(12);
+            for (int p = 0; p < Num.PROBE_STEPS; p++) {
+                double[] x = new double[mi];
+                double nn = 0.0;
+                for (int i = 0; i < mi; i++) {
+                    x[i] = rng.nextGaussian();
+                    nn += x[i] * x[i];
+                }
+                double lx2 = 0.0;
+                double[] bx = new double[d];
+                for (int j = 0; j < mi; j++) {  // (L^T x)_j = sum_{i >= j} L[i, j] x_i
+                    double acc = 0.0;
+                    for (int i = j; i < mi; i++) {
+                        acc += L[i * mMax + j] * x[i];
+                    }
+                    lx2 += acc * acc;
+                }
+                for (int i = 0; i < mi; i++) {
+                    for (int j = 0; j < d; j++) {
+                        bx[j] += B[i][j] * x[i];
+                    }
+                }
+                off = Math.max(off, Math.abs(lx2 - alpha * nn - Num.dot(bx, bx)) / nn);
+            }
+        }
+        if (!(off <= 1e-4 * scale)) {
+            return "the small Cholesky factor does not factor alpha I + B B^T";
         }
         return null;
     }
