@@ -189,3 +189,23 @@ def test_every_input_dtype_and_layout_reaches_every_verb(solver, dtype):
             np.testing.assert_allclose(a.reward(Xl), b.reward(X64), rtol=1e-12, atol=1e-300)
             np.testing.assert_allclose(a.width(Xl), b.width(X64), rtol=1e-12)
             np.testing.assert_allclose(a.width(Xl, ref=xl), b.width(X64, ref=x64), rtol=1e-12)
+
+
+def test_file_system_failures_of_save_and_load_are_oserrors_and_keep_the_old_file(tmp_path):
+    """save/load fail like `open` on a missing folder or file (documented); a failed save
+    leaves the previous file as it was, and a directory is never taken for a state."""
+    m = RewardModel(5)
+    m.learn_one(np.ones(5) / 5, 1.0)
+    with pytest.raises(FileNotFoundError):
+        RewardModel.load(tmp_path / "absent.omd")
+    with pytest.raises(FileNotFoundError):
+        m.save(tmp_path / "no" / "such" / "folder" / "user.omd")
+    path = tmp_path / "user.omd"
+    m.save(path)
+    before = path.read_bytes()
+    with pytest.raises(OSError):
+        m.save(tmp_path)  # a folder: cannot be replaced by a file
+    assert path.read_bytes() == before
+    assert RewardModel.load(path) == m
+    with pytest.raises(OSError):
+        RewardModel.load(tmp_path)
