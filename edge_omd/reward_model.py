@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from edge_omd import _checks, linalg, projection, state_format
+from edge_omd.prior import Prior
 from edge_omd._numba import ensure_compiled
 from edge_omd.config import DTYPES as DTYPE_NAMES
 from edge_omd.config import HYPERPARAMETERS, ITEMSIZE, MAX_DIM, ModelConfig
@@ -82,31 +83,40 @@ class RewardModel:
         cg_steps, lam_warmup, cg_tol: the cg solver's K, T and relative residual test.
         sketch_rank: force the sketch rank ell (else chosen from budget_bytes).
         head_fingerprint: 32-byte SHA-256 of the feature head this state belongs to.
+        prior: a population prior (edge_omd.prior.Prior): the model starts (and `reset`
+            returns) at theta = prior.theta0, cal_H = lam I + prior.strength H_0, held as far
+            as the solver can (docs/ALGORITHM.md, "Population prior"). Its dim must be `dim`,
+            its fingerprint the head_fingerprint when both are set (an unbound model takes the
+            prior's), ||theta0|| <= radius when a radius is set. The state stays an ordinary
+            one: to_bytes does not hold the prior, and a loaded model resets to theta = 0.
     Invalid settings raise ConfigError (BudgetError when nothing fits the budget).
     """
 
     def __init__(self, dim, *, solver="auto", sketch_rank=None, head_fingerprint=None,
-                 **hyperparameters):
+                 prior=None, **hyperparameters):
         unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; RewardModel takes "
-                              f"{', '.join(HYPERPARAMETERS)}, solver, sketch_rank, head_fingerprint")
+                              f"{', '.join(HYPERPARAMETERS)}, solver, sketch_rank, head_fingerprint, "
+                              "prior")
         config = ModelConfig(dim=dim, solver=solver, rank=sketch_rank, **hyperparameters)
         fp = None if head_fingerprint is None else _checks.fingerprint(head_fingerprint, ConfigError)
-        self._init(_resolve(config), fp)
+        self._init(_resolve(config), fp, prior)
 
     @classmethod
-    def from_config(cls, config, head_fingerprint=None):
+    def from_config(cls, config, head_fingerprint=None, prior=None):
         """A fresh model of a ModelConfig (solver "auto" and the rank resolved as the
-        constructor does)."""
+        constructor does), started at `prior` if given."""
         if not isinstance(config, ModelConfig):
             raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
         fp = None if head_fingerprint is None else _checks.fingerprint(head_fingerprint, ConfigError)
         model = cls.__new__(cls)
-        model._init(_resolve(config), fp)
+        model._init(_resolve(config), fp, prior)
         return model
 
-    def _init(self, config, fingerprint):
+    def _init(self, config, fingerprint, prior=None):
+        if prior is not None:  # checked before anything is built
+            fingerprint = _check_prior(prior, config, fingerprint)
         cls = SOLVERS[config.solver]
         d, dtype = config.dim, np.dtype(config.dtype)
         # Compile (or load from the kernel cache) only what this solver and dtype run, once.
@@ -123,6 +133,9 @@ class RewardModel:
         self._proj = None if config.radius is None else projection.make_workspace(
             d, **cls.projection_shape(d, config.rank))
         self._fingerprint = fingerprint
+        self._prior = prior
+        if prior is not None:
+            self._start()
         assert self.nbytes == _size(cls, d, dtype.itemsize, config.rank, config.radius)
 
     # ------------------------------------------------------------------ sizes and properties
@@ -334,9 +347,24 @@ class RewardModel:
         self._solver.fantasize(self._z, w)
 
     def reset(self):
-        """Forget everything learned: theta = 0, cal_H = lam I, t = 0 (settings kept)."""
-        self._solver.reset()
+        """Forget everything learned: theta = 0, cal_H = lam I, t = 0 (settings kept); with a
+        prior, back to the prior's start."""
         self._t[0] = 0
+        self._solver.reset()
+        if self._prior is not None:
+            self._start()
+
+    def _start(self):
+        """theta = theta0, cal_H = lam I + strength H_0 (t = 0: cg's damping is lambda_1)."""
+        problem = self._solver.start(*self._prior.start())
+        if problem:
+            raise ConfigError(f"the {self.solver} {self.dtype} state cannot start at this "
+                              f"prior: {problem}")
+
+    @property
+    def prior(self):
+        """The population prior this model starts (and resets) at, or None."""
+        return self._prior
 
     def _update(self, y, w):
         solver = self._solver
@@ -404,16 +432,23 @@ class RewardModel:
         return model
 
     def save(self, path):
-        """Write the state to `path` atomically (temp file + fsync + rename)."""
+        """Write the state to `path` atomically (temp file + fsync + rename). A file-system
+        failure (missing folder, no permission, disk full) raises the OSError that `open`
+        would, and leaves the previous file intact."""
         state_format.write_file(path, self.to_bytes())
 
     @classmethod
     def load(cls, path):
-        """Read a state written by `save`; checks header and size before reading the payload."""
+        """Read a state written by `save`; checks header and size before reading the payload.
+        A corrupt or foreign file raises StateFormatError; a missing or unreadable one the
+        OSError that `open` would (FileNotFoundError, PermissionError), as for any file."""
         return cls.from_bytes(state_format.read_file(path))
 
     def copy(self):
-        return type(self).from_bytes(self.to_bytes())
+        """An independent model with the same bytes (and the same prior to reset to)."""
+        out = type(self).from_bytes(self.to_bytes())
+        out._prior = self._prior
+        return out
 
     def __eq__(self, other):
         return isinstance(other, RewardModel) and self.to_bytes() == other.to_bytes()
@@ -437,6 +472,30 @@ def _top(a):
     if a.ndim == 1 and a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
         return linalg.max_abs_or_inf(a)
     return _checks.max_abs_or_inf(a)
+
+
+def _check_prior(prior, config, fingerprint):
+    """The fingerprint the model gets (the prior's when the model has none); ConfigError unless
+    `prior` is a Prior of this dim, of the same head when both are bound, inside the radius."""
+    if not isinstance(prior, Prior):
+        raise ConfigError(f"prior must be an edge_omd.prior.Prior, got {type(prior).__name__}")
+    if prior.dim != config.dim:
+        raise ConfigError(f"the prior has dim {prior.dim}, the model {config.dim}")
+    if prior.fingerprint is not None:
+        fp = _checks.fingerprint(prior.fingerprint, ConfigError)
+        if fingerprint is not None and fp != fingerprint:
+            raise ConfigError(f"the prior was fitted on head {fp.hex()[:16]}..., not on this "
+                              f"model's head {fingerprint.hex()[:16]}...; fit one on this head "
+                              "(edge-omd prior PAIRS OUT --head HEAD)")
+        fingerprint = fp
+    if not (np.isfinite(prior.theta0).all() and np.isfinite(prior.V).all()):
+        raise ConfigError("the prior holds NaN or inf")
+    if config.radius is not None:
+        norm = float(np.linalg.norm(prior.theta0))
+        if not norm <= config.radius:
+            raise ConfigError(f"the prior's ||theta0|| = {norm:.4g} is beyond radius = "
+                              f"{config.radius:g}; raise the radius or refit the prior")
+    return fingerprint
 
 
 def _resolve(config):

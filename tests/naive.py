@@ -50,7 +50,11 @@ class NaiveOMD:
     """Algorithm 1 in float64 with an explicit dense local norm for every solver."""
 
     def __init__(self, d, *, eta=1.0, lam=1.0, radius=None, forget=1.0, solver="exact",
-                 rank=None, cg_steps=3, lam_warmup=0, cg_tol=1e-6):
+                 rank=None, cg_steps=3, lam_warmup=0, cg_tol=1e-6, start=None):
+        """start: None (theta = 0, cal_H = lam I) or (theta0, c, V): a population prior's start
+        theta = theta0, cal_H = (lam + c) I + V^T V, held as each representation holds it
+        (cg: S = c I + V^T V beside lambda_t I; sketch: the top `rank` directions of V, the
+        rest dropped; diagonal: the diagonal)."""
         self.d, self.eta, self.lam, self.radius, self.forget = d, eta, lam, radius, forget
         self.solver, self.rank = solver, rank
         self.cg_steps, self.lam_warmup, self.cg_tol = cg_steps, lam_warmup, cg_tol
@@ -65,6 +69,21 @@ class NaiveOMD:
             self.alpha = lam
         elif solver == "diagonal":
             self.h = lam * np.ones(d)
+        if start is not None:
+            theta0, c, V = start
+            self.theta = np.array(theta0, dtype=np.float64)
+            V = np.asarray(V, dtype=np.float64).reshape(-1, d)
+            H0 = c * np.eye(d) + V.T @ V
+            if solver == "exact":
+                self.H = lam * np.eye(d) + H0
+            elif solver == "cg":
+                self.S = H0
+            elif solver == "sketch":
+                _, sv, Vt = np.linalg.svd(V, full_matrices=False)
+                self.B = (sv[:, None] * Vt)[: rank]
+                self.alpha = lam + c
+            elif solver == "diagonal":
+                self.h = lam + np.diag(H0)
 
     def lam_at(self, t):
         return self.lam if self.lam_warmup <= 0 else self.lam * min(1.0, t / self.lam_warmup)

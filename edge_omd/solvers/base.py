@@ -29,6 +29,9 @@ update counter reads the front's (1,) int64 `counter`, hyperparameters come from
     widths(V, out)              ||v||_{cal_H^{-1}} for each row of V
     matvec(vec)                 cal_H vec in float64 (tests and benches)
     reset()                     theta = 0, cal_H = lam I
+    start(theta0, c, V)         theta = theta0, cal_H = (lam + c) I + V^T V: a population
+                                prior's start (edge_omd/prior.py), exactly as far as the
+                                representation holds it; returns why not (nothing changed)
     flush()                     apply deferred work (default: none)
     payload()                   the saved arrays, in spec order, current
     loaded()                    after the payload arrays were filled from a file (default: none)
@@ -52,6 +55,8 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import numpy as np
+
+from edge_omd import linalg
 
 #: dtype tags of an array: the state's dtype (float32 or float64), float64, int64
 F, F8, I8 = "F", "f8", "i8"
@@ -286,6 +291,38 @@ class Solver(abc.ABC):
         """theta = 0 and every other array zero; subclasses then set cal_H = lam I."""
         for a in self.state:
             a.fill(0)
+
+    def start(self, theta0, c, V):
+        """Reset, then start at theta = theta0, cal_H = (lam + c) I + V^T V (a population
+        prior, edge_omd/prior.py: c = strength c_0, V = sqrt(strength) V_0). theta0: (d,)
+        float64, c >= 0, V: (r, d) float64. Each solver sets its arrays from these in float64
+        and rounds them to the state's dtype once (`_start`), so a started state is an ordinary
+        one (saved, loaded and checked as any other). Returns None, or why this state cannot
+        hold the start (nothing changed): theta0 beyond the dtype's THETA_LIMIT, or a curvature
+        whose trace exceeds what the dtype holds next to the damping (the solvers' per-update
+        precision guard, trace eps <= damping / 10)."""
+        dtype = np.dtype(self.config.dtype)
+        eps, fmax = float(np.finfo(dtype).eps), float(np.finfo(dtype).max)
+        top = float(np.abs(theta0).max()) if theta0.size else 0.0
+        if not top <= fmax * linalg.THETA_LIMIT:
+            return f"theta0 has entries of {top:.3g}, beyond what {dtype.name} holds"
+        trace = float(c) * theta0.shape[0] + float(np.einsum("ij,ij->", V, V))
+        damping = self.start_damping()
+        if not trace * eps <= 0.1 * damping:
+            return (f"its curvature (trace {trace:.3g}) is beyond what {dtype.name} holds next "
+                    f"to the damping {damping:g} (trace * eps <= damping / 10); lower the "
+                    "prior's strength, raise lam, or use float64")
+        self.reset()
+        self._start(np.asarray(theta0, np.float64), float(c), np.asarray(V, np.float64))
+        return None
+
+    def start_damping(self) -> float:
+        """The damping of the first update (the lam I part of cal_H_0)."""
+        return self.lam
+
+    @abc.abstractmethod
+    def _start(self, theta0, c, V):
+        """Set the arrays of a freshly reset state to the start (see `start`)."""
 
     def flush(self):
         """Apply deferred work (none by default)."""

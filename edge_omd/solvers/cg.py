@@ -106,6 +106,21 @@ class CGSolver(ExplicitTheta):
             return self.lam
         return self.lam * min(1.0, t / warmup)
 
+    def start_damping(self):
+        """cal_H_0's damping is lambda_1 (the warm-up schedule still applies)."""
+        return self.lam_at(1)
+
+    def _start(self, theta0, c, V):
+        """A prior's start (Solver.start): S = c I + V^T V in float64, made exactly symmetric,
+        rounded to the dtype; cal_H_0 = lambda_1 I + S (the damping stays lambda_t's, so with
+        a warm-up cal_H_0's isotropic part is lambda_1 + c, not lam + c). Nothing is lost."""
+        st = self.state
+        S = V.T @ V
+        S = 0.5 * (S + S.T)
+        S.flat[:: S.shape[0] + 1] += c
+        st.S[...] = S
+        st.theta[:] = theta0
+
     def lam_next(self):
         """The damping of the next round, lambda_{t+1} (t = updates absorbed so far)."""
         return self.lam_at(int(self.counter[0]) + 1)

@@ -127,6 +127,13 @@ class DiagonalSolver(ExplicitTheta):
         super().reset()
         self.state.h.fill(self.lam)
 
+    def _start(self, theta0, c, V):
+        """A prior's start (Solver.start): h = the diagonal of (lam + c) I + V^T V, i.e.
+        lam + c + sum_j V_j^2 (the off-diagonal curvature is dropped, as at every update)."""
+        st = self.state
+        st.h[:] = self.lam + c + np.einsum("ij,ij->j", V, V)
+        st.theta[:] = theta0
+
     def step(self, z, y, w):
         st = self.state
         return _step(st.theta, st.h, z, st.v, y, w, self.config.eta)

@@ -282,6 +282,23 @@ class ExactSolver(Solver):
         np.fill_diagonal(self.state.U, np.sqrt(self.lam))
         self.state.aux[THETA_OK] = 1.0
 
+    def _start(self, theta0, c, V):
+        """A prior's start (Solver.start): U = the Cholesky factor of (lam + c) I + V^T V,
+        computed in float64 (O(d^2 r + d^3), once) and rounded to the dtype; theta = theta0
+        rounded; phi = U theta from the rounded arrays (so phi = U theta holds as the loader
+        checks it). Nothing of the start is lost."""
+        st = self.state
+        if V.shape[0]:
+            M = V.T @ V
+            M.flat[:: M.shape[0] + 1] += self.lam + c
+            st.U[...] = np.linalg.cholesky(M).T
+        else:
+            np.fill_diagonal(st.U, np.sqrt(self.lam + c))
+        st.theta[:] = theta0
+        theta = st.theta.astype(np.float64)
+        _phi_from_theta(st.U, theta, st.phi)
+        st.aux[:] = (0.0, 0.0, 1.0, float(np.sqrt(theta @ theta)))
+
     def flush(self):
         """Apply the pending rank-one update now (U and phi become current)."""
         st = self.state

@@ -309,6 +309,24 @@ class SketchSolver(ExplicitTheta):
         super().reset()
         self.state.alpha[0] = self.lam
 
+    def _start(self, theta0, c, V):
+        """A prior's start (Solver.start): alpha = lam + c and V's rows as the first rows of
+        B when r <= ell; with r > ell, the top ell right singular directions of V (rows
+        s_i v_i of its SVD), and the curvature beyond them (s_i^2 for i >= ell) is DROPPED
+        (not added to alpha: robust FD's compensation is for directions a stream shrank, and
+        the prior's own isotropic part is c). L = chol(alpha I + B B^T) of the rows as stored."""
+        st, ell = self.state, self.rank
+        if V.shape[0] > ell:
+            _u, sv, Vt = np.linalg.svd(V, full_matrices=False)
+            V = sv[:ell, None] * Vt[:ell]
+        m = V.shape[0]
+        st.alpha[0] = self.lam + c
+        st.B[:m] = V
+        _cholesky_shifted(st.B, st.W, st.L, m, float(st.alpha[0]))
+        st.W.fill(0)
+        st.rows[0] = m
+        st.theta[:] = theta0
+
     def step(self, z, y, w):
         st = self.state
         return _step(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, st.c, st.v, y, w,

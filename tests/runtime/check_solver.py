@@ -420,12 +420,14 @@ NAIVE_RTOL = {"float64": 1e-6, "float32": 1e-4}
 
 def check_matches_naive(factory, T, seed=0):
     """Step by step, theta within NAIVE_RTOL of NaiveOMD (tests/naive.py) fed the same
-    observations as the model used them; widths and rewards at the end too."""
+    observations as the model used them, started where the model's prior starts it (if any);
+    widths and rewards at the end too."""
     m = factory()
     h = m.hyperparameters
     naive = NaiveOMD(m.dim, solver=m.solver, rank=m.rank, eta=h["eta"], lam=h["lam"],
                      radius=h["radius"], forget=h["forget"], cg_steps=h["cg_steps"],
-                     lam_warmup=h["lam_warmup"], cg_tol=h["cg_tol"])
+                     lam_warmup=h["lam_warmup"], cg_tol=h["cg_tol"],
+                     start=None if m.prior is None else m.prior.start())
     rtol = NAIVE_RTOL[m.dtype]
     worst = 0.0
     for t, (kind, args, w) in enumerate(mixed_stream(m.dim, T, seed=seed, scale=3.0)):

@@ -1,0 +1,290 @@
+"""The population prior (edge_omd/prior.py): the fit, where each solver x dtype starts, Algorithm 1
+from the prior against the naive float64 twin, the file format and every refusal, reset."""
+import struct
+
+import numpy as np
+import pytest
+
+from edge_omd import ConfigError, RewardModel, StateFormatError
+from edge_omd import envelope, prior as prior_mod
+from edge_omd.prior import Prior, fit_prior
+from tests import solvers
+from tests.naive import NaiveOMD, sigmoid
+from tests.runtime.check_solver import NAIVE_RTOL, check_matches_naive
+
+D = 10
+FP_A, FP_B = bytes(range(32)), bytes(range(1, 33))
+
+
+def _logistic_pairs(d, n, seed, scale=1.0):
+    """Pairs z_i with P(the chosen one is first) = sigma(theta*.z_i): rows as chosen - rejected."""
+    rng = np.random.default_rng(seed)
+    theta_star = rng.normal(size=d) * scale
+    X = rng.normal(size=(n, d)) / np.sqrt(d) * 2.0
+    first = rng.uniform(size=n) < sigmoid(X @ theta_star)
+    return theta_star, np.where(first[:, None], X, -X)
+
+
+def _prior(d=D, rank=3, strength=4.0, seed=0, fingerprint=None, norm=None):
+    _theta, Z = _logistic_pairs(d, 400, seed)
+    p = fit_prior(Z, rank=rank, strength=strength, fingerprint=fingerprint,
+                  phi_mean=np.linspace(-1, 1, d))
+    if norm is not None:  # a theta0 of this norm (inside a projection's ball)
+        p = Prior(p.theta0 * (norm / np.linalg.norm(p.theta0)), p.c, p.V, p.strength,
+                  p.n_pairs, p.phi_mean, p.fingerprint)
+    return p
+
+
+def _naive_H(lam, p):
+    """lam I + strength H_0 by the definition, dense float64."""
+    return lam * np.eye(p.dim) + p.strength * (p.c * np.eye(p.dim) + p.V.T @ p.V)
+
+
+# ------------------------------------------------------------------------------ the fit
+def test_fit_recovers_a_known_theta_within_its_standard_error():
+    theta_star, Z = _logistic_pairs(6, 20000, seed=1)
+    p = fit_prior(Z, rank=6, l2=1.0)
+    # the MLE's standard error at theta*: sqrt of the diagonal of the inverse Fisher information
+    s = sigmoid(Z @ theta_star)
+    se = np.sqrt(np.diag(np.linalg.inv((Z.T * (s * (1 - s))) @ Z)))
+    assert (np.abs(p.theta0 - theta_star) <= 5 * se).all(), (p.theta0 - theta_star) / se
+    assert p.n_pairs == 20000 and p.dim == 6
+
+
+def test_fit_is_the_regularised_optimum_and_H0_its_average_curvature():
+    _theta, Z = _logistic_pairs(5, 300, seed=2)
+    n, l2 = Z.shape[0], 0.7
+    p = fit_prior(Z, rank=5, l2=l2)
+    s = sigmoid(Z @ p.theta0)
+    grad = -((1 - s) @ Z) / n + l2 / n * p.theta0
+    assert np.abs(grad).max() <= 1e-9
+    H0 = sum(si * (1 - si) * np.outer(z, z) for si, z in zip(s, Z)) / n
+    np.testing.assert_allclose(p.H0(), H0, rtol=1e-9, atol=1e-12)
+    assert p.c == 0.0   # rank = d: nothing left over
+    # low rank: the top eigenvalues kept exactly, the rest replaced by their mean (trace kept)
+    q = fit_prior(Z, rank=2, l2=l2)
+    e = np.linalg.eigvalsh(H0)[::-1]
+    assert q.rank == 2 and q.c == pytest.approx(e[2:].mean(), rel=1e-9)
+    np.testing.assert_allclose(np.linalg.eigvalsh(q.H0())[::-1][:2], e[:2], rtol=1e-9)
+    assert np.trace(q.H0()) == pytest.approx(np.trace(H0), rel=1e-9)
+
+
+def test_fit_weights_equal_repeated_rows_and_fewer_pairs_than_dims():
+    _theta, Z = _logistic_pairs(4, 50, seed=3)
+    w = np.arange(1, 51) % 3 + 1.0
+    a = fit_prior(Z, weights=w, rank=4)
+    b = fit_prior(np.repeat(Z, w.astype(int), axis=0), rank=4)
+    np.testing.assert_allclose(a.theta0, b.theta0, rtol=1e-8)
+    np.testing.assert_allclose(a.H0(), b.H0(), rtol=1e-8, atol=1e-12)
+    _theta, Z = _logistic_pairs(12, 5, seed=4)  # n < d: H_0 has rank <= 5
+    p = fit_prior(Z, rank=8)
+    s = sigmoid(Z @ p.theta0)
+    H0 = (Z.T * (s * (1 - s))) @ Z / 5
+    assert p.rank <= 5
+    np.testing.assert_allclose(np.linalg.eigvalsh(p.H0())[::-1][:p.rank],
+                               np.linalg.eigvalsh(H0)[::-1][:p.rank], rtol=1e-8)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(Z=np.zeros((0, 3))), dict(Z=np.array([[np.nan, 1.0]])), dict(Z=np.zeros(3)),
+    dict(Z=[["a"]]), dict(l2=0.0), dict(rank=-1), dict(weights=np.array([1.0, 0.0])),
+    dict(weights=np.ones(3)), dict(strength=-1.0), dict(fingerprint=b"short"),
+    dict(phi_mean=np.ones(3))])
+def test_fit_refuses_bad_arguments(bad):
+    kw = dict(Z=np.ones((2, 2)))
+    kw.update(bad)
+    Z = kw.pop("Z")
+    with pytest.raises(ConfigError):
+        fit_prior(Z, **kw)
+
+
+# ------------------------------------------------------------------------------ the start
+@pytest.mark.parametrize("solver,dtype", solvers.grid())
+def test_each_solver_starts_where_the_prior_says(solver, dtype):
+    p = _prior()
+    m = solvers.make(solver, D, rank=4, dtype=dtype, lam=0.5, prior=p)
+    assert m.t == 0 and m.prior is p
+    np.testing.assert_array_equal(m.theta, p.theta0.astype(dtype))
+    H = _naive_H(0.5, p)
+    if solver == "diagonal":
+        H = np.diag(np.diag(H))          # the diagonal holds the diagonal only
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    V = np.random.default_rng(5).normal(size=(6, D))
+    for v in V:
+        got = m._solver.matvec(v.copy())
+        np.testing.assert_allclose(got, H @ v, rtol=tol, atol=tol * np.abs(H).max())
+    want = np.sqrt(np.einsum("nd,de,ne->n", V, np.linalg.inv(H), V))
+    np.testing.assert_allclose(m.width(V), want, rtol=10 * tol)
+    naive = NaiveOMD(D, solver=solver, rank=m.rank, lam=0.5, start=p.start())
+    np.testing.assert_allclose(m.width(V), naive.width(V), rtol=10 * tol)
+    # a started state is an ordinary one: saved, loaded (its checks pass), the same bytes
+    b = m.to_bytes()
+    assert RewardModel.from_bytes(b).to_bytes() == b
+
+
+@pytest.mark.parametrize("dtype", solvers.DTYPES)
+def test_sketch_keeps_the_top_rank_directions_and_drops_the_rest(dtype):
+    p = _prior(rank=6)
+    assert p.rank == 6
+    m = RewardModel(D, solver="sketch", sketch_rank=2, dtype=dtype, prior=p)
+    _u, sv, Vt = np.linalg.svd(np.sqrt(p.strength) * p.V, full_matrices=False)
+    H = (1.0 + p.strength * p.c) * np.eye(D) + (Vt[:2].T * sv[:2] ** 2) @ Vt[:2]
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for v in np.eye(D):
+        np.testing.assert_allclose(m._solver.matvec(v.copy()), H @ v, rtol=tol, atol=tol * 10)
+
+
+#: the harness's settings, with theta0 inside their balls (radius 0.5 and 0.8)
+SETTINGS = [(s, dt, setting) for s, dt in solvers.grid() for setting in solvers.SETTINGS]
+
+
+@pytest.mark.parametrize("solver,dtype,setting", SETTINGS)
+def test_updates_from_the_prior_match_the_naive_twin(solver, dtype, setting):
+    p = _prior(norm=0.3, strength=6.0)
+    factory = solvers.factory(solver, dtype, setting, D, prior=p)
+    worst = check_matches_naive(factory, 45, seed=11)
+    assert worst <= NAIVE_RTOL[dtype]
+
+
+def test_a_prior_start_is_not_a_cold_start():
+    """The naive twin fed from the prior is not the cold one: the check above can fail."""
+    p = _prior(norm=0.3)
+    m = RewardModel(D, dtype="float64", solver="exact", prior=p)
+    cold = NaiveOMD(D)
+    warm = NaiveOMD(D, start=p.start())
+    z = np.random.default_rng(0).normal(size=D) / np.sqrt(D)
+    for n in (cold, warm):
+        n.learn_one(z, 1.0)
+    m.learn_one(z, 1.0)
+    assert np.abs(m.theta - warm.theta).max() <= 1e-12
+    assert np.abs(m.theta - cold.theta).max() > 0.1
+
+
+@pytest.mark.parametrize("solver,dtype", solvers.grid())
+def test_reset_returns_to_the_prior_and_copy_keeps_it(solver, dtype):
+    p = _prior()
+    fresh = solvers.make(solver, D, dtype=dtype, prior=p)
+    m = solvers.make(solver, D, dtype=dtype, prior=p)
+    rng = np.random.default_rng(1)
+    for _ in range(7):
+        m.learn_pair(rng.normal(size=D) / 3, rng.normal(size=D) / 3)
+    assert m.to_bytes() != fresh.to_bytes()
+    c = m.copy()
+    m.reset()
+    assert m.to_bytes() == fresh.to_bytes()
+    c.reset()
+    assert c.to_bytes() == fresh.to_bytes()
+    # a model loaded from bytes holds no prior: it resets to the cold start
+    loaded = RewardModel.from_bytes(fresh.to_bytes())
+    assert loaded.prior is None
+    loaded.reset()
+    assert loaded.to_bytes() == solvers.make(solver, D, dtype=dtype).to_bytes()
+
+
+def test_the_model_is_checked_against_the_prior():
+    p = _prior(fingerprint=FP_A)
+    m = RewardModel(D, prior=p)
+    assert m.head_fingerprint == FP_A       # an unbound model takes the prior's head
+    assert RewardModel(D, prior=p, head_fingerprint=FP_A).head_fingerprint == FP_A
+    with pytest.raises(ConfigError, match="head"):
+        RewardModel(D, prior=p, head_fingerprint=FP_B)
+    with pytest.raises(ConfigError, match="dim"):
+        RewardModel(D + 1, prior=p)
+    with pytest.raises(ConfigError, match="radius"):
+        RewardModel(D, prior=_prior(norm=2.0), radius=1.0)
+    assert RewardModel(D, prior=_prior(norm=0.9), radius=1.0).theta.any()
+    with pytest.raises(ConfigError, match="Prior"):
+        RewardModel(D, prior=p.theta0)
+    # a curvature float32 cannot hold next to lam (the solvers' precision guard): refused
+    with pytest.raises(ConfigError, match="float32"):
+        RewardModel(D, prior=p.scaled(1e9), dtype="float32", solver="diagonal")
+    assert RewardModel(D, prior=p.scaled(1e9), dtype="float64", solver="diagonal").t == 0
+    with pytest.raises(ConfigError):
+        Prior(np.array([1.0, np.nan]), 0.0, np.zeros((0, 2)))
+    with pytest.raises(ConfigError):
+        Prior(np.ones(2), -1.0, np.zeros((0, 2)))
+    with pytest.raises(ConfigError):
+        Prior(np.ones(2), 0.0, np.zeros((3, 2)))     # rank > d
+    with pytest.raises(ConfigError):
+        Prior(np.ones(2), 0.0, np.zeros((1, 3)))     # V of another dim
+
+
+def test_strength_zero_starts_at_theta0_with_lam_I():
+    p = _prior().scaled(0.0)
+    m = RewardModel(D, dtype="float64", solver="exact", prior=p)
+    np.testing.assert_array_equal(m.theta, p.theta0)
+    np.testing.assert_allclose(m.width(np.eye(D)), np.ones(D), rtol=1e-14)
+
+
+# ------------------------------------------------------------------------------ the file
+def test_round_trip(tmp_path):
+    for p in (_prior(fingerprint=FP_A), _prior(rank=0), Prior(np.ones(3), 0.5, np.ones((1, 3)))):
+        b = p.to_bytes()
+        q = Prior.from_bytes(b)
+        assert q == p and q.to_bytes() == b
+        for data in (bytearray(b), memoryview(b)):
+            assert prior_mod.from_bytes(data) == p
+        p.save(tmp_path / "p.prior")
+        assert Prior.load(tmp_path / "p.prior") == p
+        assert (tmp_path / "p.prior").read_bytes() == b
+    assert p.nbytes == 8 * (3 + 3)
+    for budget in (600, 1000, 5000):     # a prior of the rank a budget allows fits in it
+        r = prior_mod.rank_for_budget(D, budget)
+        assert len(_prior(rank=r, fingerprint=FP_A).to_bytes()) <= budget
+        assert r == D or len(_prior(rank=r + 1, fingerprint=FP_A).to_bytes()) > budget - 64 - 8 * D
+    assert prior_mod.rank_for_budget(D, 5000) == D
+    with pytest.raises(ConfigError):
+        prior_mod.rank_for_budget(D, 100)
+
+
+def _resealed(b, header=None, body=None):
+    """The bytes of b with its JSON header and / or body replaced, CRC recomputed."""
+    _m, h, old = envelope.unpack_json(b, (prior_mod.MAGIC,), "t")
+    h = dict(h, **(header or {}))
+    return envelope.pack_json(prior_mod.MAGIC, h, bytes(old) if body is None else body)
+
+
+def test_every_refusal_is_a_state_format_error():
+    p = _prior(fingerprint=FP_A)
+    b = p.to_bytes()
+    body = np.frombuffer(envelope.unpack_json(b, (prior_mod.MAGIC,), "t")[2], np.float64)
+    bad = {
+        "magic": b"EOMDPRI2" + b[8:],
+        "state": RewardModel(D).to_bytes(),
+        "empty": b"",
+        "crc": b[:-1] + bytes([b[-1] ^ 1]),
+        "version": _resealed(b, {"format_version": 2}),
+        "dim": _resealed(b, {"dim": D + 1}),
+        "rank": _resealed(b, {"rank": p.rank + 1}),
+        "rank > d": _resealed(b, {"dim": 1}),
+        "c < 0": _resealed(b, {"c": -1.0}),
+        "c as a string": _resealed(b, {"c": "1"}),
+        "n_pairs float": _resealed(b, {"n_pairs": 1.5}),
+        "fingerprint": _resealed(b, {"head_fingerprint": "00" * 31}),
+        "has_phi_mean": _resealed(b, {"has_phi_mean": 1}),
+        "phi_mean missing": _resealed(b, {"has_phi_mean": False}),
+        "nan": _resealed(b, body=np.where(np.arange(body.size) == 3, np.nan, body).tobytes()),
+        "inf": _resealed(b, body=np.where(np.arange(body.size) == 0, np.inf, body).tobytes()),
+    }
+    for name, data in bad.items():
+        with pytest.raises(StateFormatError):
+            Prior.from_bytes(data)
+        assert name
+    for n in range(len(b)):                     # every truncation
+        with pytest.raises(StateFormatError):
+            Prior.from_bytes(b[:n])
+    for i in range(0, len(b), 7):               # single-byte flips
+        with pytest.raises(StateFormatError):
+            Prior.from_bytes(b[:i] + bytes([b[i] ^ 0x40]) + b[i + 1:])
+    with pytest.raises(StateFormatError):
+        Prior.from_bytes("not bytes")
+    assert struct.unpack_from("<I", b, 8)[0] < len(b)
+
+
+def test_load_refuses_a_wrong_file(tmp_path):
+    path = tmp_path / "x.prior"
+    RewardModel(D).save(path)
+    with pytest.raises(StateFormatError):
+        prior_mod.load(path)
+    with pytest.raises(OSError):
+        prior_mod.load(tmp_path / "missing")
