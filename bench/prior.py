@@ -62,9 +62,14 @@ ACC0_TARGET = 0.58      # issue 11: accuracy at 0 feedbacks with the prior on th
 class Config:
     users: int = 200
     stream: int = 50                      # feedbacks per user
-    strengths: tuple = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    # the grid: strengths x ranks at each of l2s (None: fit_prior's default l2), plus the
+    # theta_0 shrinkage sweep l2_sweep x l2_strengths at rank l2_rank
+    strengths: tuple = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
     ranks: tuple = (0, 16, 64)
-    l2s: tuple = (None,)                  # fit_prior's l2 values (None: its default)
+    l2s: tuple = (None,)
+    l2_sweep: tuple = (30.0, 100.0, 300.0, 1000.0, 10000.0)
+    l2_strengths: tuple = (1.0, 100.0, 1000.0)
+    l2_rank: int = 16
     boot: int = 1000
     seed: int = 0
     report_cps: tuple = REPORT_CPS
@@ -72,7 +77,20 @@ class Config:
 
     @classmethod
     def quick(cls, **kw) -> "Config":
-        return replace(cls(users=40, strengths=(1.0, 10.0, 100.0), ranks=(0, 16), boot=400), **kw)
+        return replace(cls(users=40, strengths=(1.0, 10.0, 100.0), ranks=(0, 16),
+                           l2_sweep=(100.0, 1000.0), l2_strengths=(1.0,), boot=400), **kw)
+
+    def grid(self, default_l2: float) -> list:
+        """[(l2, rank, [strengths])] in run order, each (l2, rank) fitted once."""
+        out = {}
+        for l2 in self.l2s:
+            for r in self.ranks:
+                out.setdefault((float(default_l2 if l2 is None else l2), int(r)), []).extend(
+                    float(x) for x in self.strengths)
+        for l2 in self.l2_sweep:
+            out.setdefault((float(l2), int(self.l2_rank)), []).extend(
+                float(x) for x in self.l2_strengths)
+        return [(l2, r, sorted(set(ss))) for (l2, r), ss in out.items()]
 
     def __post_init__(self):
         if self.users < 2 or self.stream < 1 or self.boot < 10:
@@ -266,6 +284,17 @@ def catch_up(prior: Arm, cold: Arm) -> Optional[int]:
     return None
 
 
+def within(prior: Arm, cold: Arm, points: float) -> Optional[int]:
+    """First n of the grid from which on the prior trails the cold start by less than `points`
+    accuracy points (estimate), or None. Informative only; the rule uses `stays_caught_up`."""
+    last = None
+    for n in sorted(prior.cps, reverse=True):
+        if 100 * (prior.acc[n] - cold.acc[n]) <= -points:
+            break
+        last = n
+    return last
+
+
 def stays_caught_up(prior: Arm, cold: Arm) -> Optional[int]:
     """First n of the grid from which on the prior is never behind again (None: behind at the
     last n). The rule uses this one: a prior that catches up at n = 3 but is behind again at
@@ -309,19 +338,20 @@ def run(cfg: Config, data: Pairs, log=print) -> dict:
     phi_mean = np.concatenate([A.phi_c, A.phi_r]).astype(np.float64).mean(axis=0)
     default_l2 = inspect.signature(P.fit_prior).parameters["l2"].default
     settings = {}
-    for l2 in cfg.l2s:
-        l2 = float(default_l2 if l2 is None else l2)
-        for r in cfg.ranks:
-            t = time.perf_counter()
-            base = P.fit_prior(ZA, rank=r, l2=l2, phi_mean=phi_mean, fingerprint=data.fingerprint)
-            log(f"  fit_prior rank {r}, l2 {l2:g} on {A.n} pairs: {time.perf_counter() - t:.1f} s, "
-                f"{base.nbytes} bytes, c = {base.c:.3g}, ||theta_0|| = {np.linalg.norm(base.theta0):.3g}")
-            for s in cfg.strengths:
-                prior = base.scaled(s)
-                al, op = arms(lambda: RewardModel(d, prior=prior, **fp_kw),
-                              f"prior s={s:g} r={r} l2={l2:g}")
-                settings[(float(s), int(r), l2)] = {"aligned": al, "opposing": op,
-                                                    "nbytes": prior.nbytes}
+    for l2, r, strengths in cfg.grid(default_l2):
+        t = time.perf_counter()
+        base = P.fit_prior(ZA, rank=r, l2=l2, phi_mean=phi_mean, fingerprint=data.fingerprint)
+        ev = np.sort(np.einsum("ij,ij->i", base.V, base.V))[::-1] + base.c
+        log(f"  fit_prior rank {r}, l2 {l2:g} on {A.n} pairs: {time.perf_counter() - t:.1f} s, "
+            f"{base.nbytes} bytes, ||theta_0|| = {np.linalg.norm(base.theta0):.3g}, c = "
+            f"{base.c:.3g}, top eigenvalue of H_0 {ev[0] if len(ev) else base.c:.3g}")
+        for s in strengths:
+            prior = base.scaled(s)
+            al, op = arms(lambda: RewardModel(d, prior=prior, **fp_kw),
+                          f"prior s={s:g} r={r} l2={l2:g}")
+            settings[(s, r, l2)] = {"aligned": al, "opposing": op, "nbytes": prior.nbytes,
+                                    "theta0_norm": float(np.linalg.norm(base.theta0)),
+                                    "c": base.c, "top_eig": float(ev[0]) if len(ev) else base.c}
     cold_al, cold_op = cold
     summary = {}
     for key, st in settings.items():
@@ -330,6 +360,7 @@ def run(cfg: Config, data: Pairs, log=print) -> dict:
         helps = all(gains[n][1] > 0 for n in cfg.report_cps if n <= CATCHUP_TARGET)
         cu, stay = catch_up(op, cold_op), stays_caught_up(op, cold_op)
         summary[key] = {"gains": gains, "helps_early": helps, "catch_up": cu, "stays": stay,
+                        "within1": within(op, cold_op, 1.0),
                         "ok": helps and stay is not None and stay <= CATCHUP_TARGET,
                         "mean_gain": float(np.mean([gains[n][0] for n in cfg.report_cps])),
                         "opp": {n: op.minus(cold_op, n) for n in cfg.report_cps}}
@@ -410,22 +441,25 @@ def render(res: dict) -> str:
             L.append(f"| {n} | {_acc(cold, n)} | {_acc(arm, n)} | {_diff(arm.minus(cold, n))} |")
         L.append("")
     L.append("### Sweep: prior - cold (points), aligned and opposing users\n")
-    L.append("| strength | rank | l2 | bytes | " + " | ".join(f"aligned {n}" for n in cfg.report_cps)
-             + " | opposing 0 | opposing 10 | opposing 50 | catch-up n (stays) | rule |")
-    L.append("|---|---|---|---|" + "---|" * (len(cfg.report_cps) + 5))
+    L.append("| strength | rank | l2 | \\|theta_0\\| | bytes | "
+             + " | ".join(f"aligned {n}" for n in cfg.report_cps)
+             + " | opposing 0 | opposing 10 | opposing 50 | catch-up n (stays) | within 1 pt | rule |")
+    L.append("|---|---|---|---|---|" + "---|" * (len(cfg.report_cps) + 6))
     for key in sorted(res["summary"], key=lambda k: (k[2], k[1], k[0])):
         sm = res["summary"][key]
-        L.append(f"| {key[0]:g} | {key[1]} | {key[2]:g} | {res['settings'][key]['nbytes']} | "
+        st_k = res["settings"][key]
+        L.append(f"| {key[0]:g} | {key[1]} | {key[2]:g} | {st_k['theta0_norm']:.3g} | {st_k['nbytes']} | "
                  + " | ".join(_diff(sm["gains"][n]) for n in cfg.report_cps)
                  + " | " + " | ".join(_diff(sm["opp"][n]) if n in sm["opp"] else "-"
                                       for n in (0, 10, max(cfg.report_cps)))
-                 + f" | {_n(sm['catch_up'], cfg)} ({_n(sm['stays'], cfg)})"
+                 + f" | {_n(sm['catch_up'], cfg)} ({_n(sm['stays'], cfg)}) | {_n(sm['within1'], cfg)}"
                  + f" | {'yes' if sm['ok'] else 'no'} |")
     L.append("")
     L.append(f"Catch-up n: the first n of {list(cfg.catchup_cps)} where opposing users' accuracy "
              f"with the prior is >= the cold start's or the difference's interval contains 0; "
              f"(stays): the first n from which on that holds at every later n (target <= "
-             f"{CATCHUP_TARGET}). Rule: the aligned gain's interval above 0 at n = "
+             f"{CATCHUP_TARGET}); within 1 pt: the first n from which on the estimate trails by "
+             f"less than 1 point (informative). Rule: the aligned gain's interval above 0 at n = "
              f"{', '.join(str(n) for n in cfg.report_cps if n <= CATCHUP_TARGET)} AND (stays) <= "
              f"{CATCHUP_TARGET}; among those, the largest mean aligned gain over n = "
              f"{', '.join(map(str, cfg.report_cps))}.\n")
@@ -459,7 +493,11 @@ def main(argv=None) -> int:
     ap.add_argument("--stream", type=int)
     ap.add_argument("--strengths", help="comma-separated, e.g. 0.3,1,3,10,30,100")
     ap.add_argument("--ranks", help="comma-separated, e.g. 0,16,64")
-    ap.add_argument("--l2s", help="comma-separated l2 values of fit_prior (default: its own)")
+    ap.add_argument("--l2s", help="comma-separated l2 values of fit_prior for the strength x "
+                                  "rank grid (default: its own)")
+    ap.add_argument("--l2-sweep", help="comma-separated l2 values of the shrinkage sweep "
+                                       "('' for none)")
+    ap.add_argument("--l2-strengths", help="comma-separated strengths of the shrinkage sweep")
     ap.add_argument("--boot", type=int)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--cache", default=streams.CACHE_DIR)
@@ -473,6 +511,10 @@ def main(argv=None) -> int:
         kw["ranks"] = tuple(int(x) for x in a.ranks.split(","))
     if a.l2s:
         kw["l2s"] = tuple(float(x) for x in a.l2s.split(","))
+    if a.l2_sweep is not None:
+        kw["l2_sweep"] = tuple(float(x) for x in a.l2_sweep.split(",") if x)
+    if a.l2_strengths:
+        kw["l2_strengths"] = tuple(float(x) for x in a.l2_strengths.split(","))
     cfg = Config.quick(**kw) if a.quick else Config(**kw)
     try:
         from threadpoolctl import threadpool_limits

@@ -26,6 +26,7 @@ def synthetic(n=400, d=6, seed=0, scale=4.0) -> PB.Pairs:
 
 CPS = (0, 2, 4, 8)
 TINY = PB.Config(users=12, stream=8, strengths=(1.0, 30.0), ranks=(2,), boot=200, seed=0,
+                 l2_sweep=(100.0,), l2_strengths=(1.0,), l2_rank=2,
                  report_cps=CPS, catchup_cps=tuple(range(9)))
 
 
@@ -84,7 +85,9 @@ def test_prior_helps_aligned_and_hurts_opposing_at_zero(res):
         d, lo, hi = op.minus(cold_op, 0)
         assert hi < 0
         assert res["summary"][key]["helps_early"] in (True, False)
-    assert set(res["settings"]) == {(1.0, 2, 1.0), (30.0, 2, 1.0)}
+    assert set(res["settings"]) == {(1.0, 2, 1.0), (30.0, 2, 1.0), (1.0, 2, 100.0)}
+    # a larger l2 shrinks theta_0 (same direction: the same ranking before any feedback)
+    assert res["settings"][(1.0, 2, 100.0)]["theta0_norm"] < res["settings"][(1.0, 2, 1.0)]["theta0_norm"]
 
 
 def test_catch_up_and_choice_follow_the_rule(res):
@@ -112,7 +115,7 @@ def test_catch_up_and_choice_follow_the_rule(res):
 
 
 def test_deterministic(res):
-    again = PB.run(replace(TINY, strengths=(1.0,)), synthetic(), log=lambda *a: None)
+    again = PB.run(replace(TINY, strengths=(1.0,), l2_sweep=()), synthetic(), log=lambda *a: None)
     a, b = again["settings"][(1.0, 2, 1.0)], res["settings"][(1.0, 2, 1.0)]
     for n in CPS:
         assert a["aligned"].acc[n] == b["aligned"].acc[n]
