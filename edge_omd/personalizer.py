@@ -55,6 +55,7 @@ from edge_omd import journal as _journal
 from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
+from edge_omd.prior import Prior
 from edge_omd.reward_model import RewardModel
 from edge_omd.store import (RECORD_FORMAT, Head, Store, StoreRecord, Sync, check_stored_head,
                             validate_user_id)
@@ -204,6 +205,10 @@ class Personalizer:
             model's shape, `default_checkpoint_every`; the journal is also checkpointed at
             `checkpoint()` / `close()`).
         feature_cache_bytes: bound of the feature cache (0 disables it).
+        prior: a population prior (edge_omd.prior.Prior, e.g. `Prior.load(path)` of an
+            `edge-omd prior` file) fitted on this head: a NEW user (and `reset`) starts at it,
+            theta = theta0, cal_H = lam I + strength H_0; a stored user keeps its state. Its dim
+            and fingerprint must be the head's (ConfigError otherwise).
 
     Raises HeadMismatchError (stored state from another head or dim), StateFormatError (stored
     state unreadable), UserIdError, ConfigError. Nothing is written by the constructor.
@@ -212,7 +217,8 @@ class Personalizer:
     def __init__(self, head, store: Store, user_id: str, *, beta: Union[float, str] = _st.DEFAULT_BETA,
                  delta: float = 0.05, model_options: Optional[dict] = None,
                  seed: Optional[int] = None, checkpoint_every: Optional[int] = None,
-                 feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES):
+                 feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
+                 prior: Optional[Prior] = None):
         self.user_id = validate_user_id(user_id)
         if not isinstance(store, Store):
             raise ConfigError(f"store must be an edge_omd.store.Store, got {type(store).__name__}")
@@ -249,6 +255,21 @@ class Personalizer:
                 continue
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ConfigError(f"{name} must be an int >= {lo}, got {v!r}")
+        if prior is not None:
+            if not isinstance(prior, Prior):
+                raise ConfigError(f"prior must be an edge_omd.prior.Prior, got "
+                                  f"{type(prior).__name__}")
+            head_fp = None if head.fingerprint is None else bytes(head.fingerprint)
+            if prior.dim != int(head.dim) or prior.fingerprint != head_fp:
+                raise ConfigError(
+                    f"the prior was fitted on another head (dim {prior.dim}, fingerprint "
+                    f"{'none' if prior.fingerprint is None else prior.fingerprint.hex()[:16]}) "
+                    f"than this one (dim {int(head.dim)}, fingerprint "
+                    f"{'none' if head_fp is None else head_fp.hex()[:16]}); fit one on this "
+                    "head: edge-omd prior PAIRS OUT --head HEAD")
+        if "prior" in model_options:
+            raise ConfigError("pass the prior as Personalizer(..., prior=), not in model_options")
+        self.prior = prior
         self.head, self.store = head, store
         self._beta, self.delta = beta, delta
         self.model_options = dict(model_options)
@@ -264,14 +285,14 @@ class Personalizer:
         #: the counter of the last observation this object committed (its position in the
         #: user's commit order; other processes' commits are numbered in between), or None
         self.last_commit: Optional[int] = None
-        if model_options:   # fail on bad options now, not at the first update
+        if model_options or prior is not None:   # fail on bad options now, not at the first update
             self._new_model()
         self._refresh()
 
     # ------------------------------------------------------------------ state and persistence
     def _new_model(self) -> RewardModel:
         try:
-            model = RewardModel(int(self.head.dim), **self.model_options)
+            model = RewardModel(int(self.head.dim), prior=self.prior, **self.model_options)
         except TypeError as exc:   # an unknown keyword (or dim given twice)
             raise ConfigError(f"model_options {sorted(self.model_options)} are not all "
                               f"RewardModel keyword arguments: {exc}") from exc
@@ -578,7 +599,8 @@ class Personalizer:
         self._observe(learn)
 
     def reset(self) -> None:
-        """Forget this user: the stored record is erased and the model is back to theta = 0."""
+        """Forget this user: the stored record is erased and the model is back to theta = 0
+        (to the prior's start with a prior)."""
         self._pending = []
         self.store.delete(self.user_id)
         self._model, self._head = None, None

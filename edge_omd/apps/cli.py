@@ -1,4 +1,4 @@
-"""`edge-omd` command line: `demo`, `export`, `bench`.
+"""`edge-omd` command line: `demo`, `export`, `prior`, `bench`.
 
 Each subcommand lives in its own module and is imported only when called, so `edge-omd --help`
 imports nothing heavy and the runtime never imports torch/transformers (only `export` does).
@@ -15,6 +15,9 @@ COMMANDS = {
     "export": ("edge_omd_export.cli",
                "export a Hugging Face checkpoint (Llama-3, Qwen2/3, BERT family) to an ONNX "
                "feature head folder (needs the export extra: torch, transformers, onnx)"),
+    "prior": ("edge_omd.apps.prior",
+              "fit a population prior (where new users start) on preference pairs embedded by a "
+              "head: edge-omd prior PAIRS OUT --head HEAD"),
     "bench": ("edge_omd_bench.cli",
               "race edge-omd against the MLE refit, River, scikit-learn and Vowpal Wabbit; "
               "writes bench/results/REPORT.md (needs the bench extra)"),
