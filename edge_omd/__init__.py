@@ -12,6 +12,7 @@ from edge_omd.errors import (BudgetError, ConfigError, EdgeOMDError, ExportError
                              HeadMismatchError, InvalidInputError, NumericalError,
                              StateFormatError, StoreError, TruncationWarning)
 from edge_omd.personalizer import Personalizer, Query, Ranked
+from edge_omd.prior import Prior, fit_prior
 from edge_omd.reward_model import RewardModel
 from edge_omd.store import FolderStore, SQLiteStore, Store, StoreRecord, UserIdError
 
@@ -21,7 +22,7 @@ __all__ = [
     "EdgeOMDError", "InvalidInputError", "ConfigError", "BudgetError", "StateFormatError",
     "HeadMismatchError", "HeadError", "ExportError", "StoreError", "NumericalError",
     "TruncationWarning", "UserIdError",
-    "RewardModel", "FeatureHead", "Personalizer", "Ranked", "Query",
+    "RewardModel", "FeatureHead", "Personalizer", "Ranked", "Query", "Prior", "fit_prior",
     "Store", "StoreRecord", "SQLiteStore", "FolderStore",
 ]
 
