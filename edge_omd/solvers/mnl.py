@@ -106,6 +106,37 @@ def weights(m, w, q, Lw):
     return pc
 
 
+@kernel(["void(f8[:, ::1], i8, f8)"], group="choice")
+def cholesky_floored(A, n, floor):
+    """A[:n, :n] <- its lower Cholesky factor, in place (the lower triangle is read), each
+    pivot floored at `floor` (a lower bound of A's spectrum known to the caller, so the floor
+    only absorbs rounding). The (n x n) systems of a choice: n = k - 1 <= 15."""
+    for i in range(n):
+        for k in range(i + 1):
+            acc = A[i, k]
+            for j in range(k):
+                acc -= A[i, j] * A[k, j]
+            if i == k:
+                A[i, i] = math.sqrt(max(acc, floor))
+            else:
+                A[i, k] = acc / A[k, k]
+
+
+@kernel(["void(f8[:, ::1], f8[::1], i8)"], group="choice")
+def cholesky_solve(L, r, n):
+    """r[:n] <- (L L^T)^{-1} r[:n] in place (L: the factor of `cholesky_floored`)."""
+    for i in range(n):
+        acc = r[i]
+        for j in range(i):
+            acc -= L[i, j] * r[j]
+        r[i] = acc / L[i, i]
+    for i in range(n - 1, -1, -1):
+        acc = r[i]
+        for j in range(i + 1, n):
+            acc -= L[j, i] * r[j]
+        r[i] = acc / L[i, i]
+
+
 @kernel(["f8(f8[:, ::1], f8[:, ::1], f8[::1], f8, f8, f8[:, ::1], f8[::1], f8[::1])"], group="choice")
 def step_coef(C, Lw, q, w, eta, K, t, b):
     """b = a - Lw K^{-1} Lw^T C a, a = -w q, K = I / eta + Lw^T C Lw (Cholesky in place):
@@ -128,25 +159,8 @@ def step_coef(C, Lw, q, w, eta, K, t, b):
                     lc += C[j, l] * Lw[l, k]
                 acc += Lw[j, i] * lc
             K[i, k] = acc + (1.0 / eta if i == k else 0.0)
-    for i in range(n):  # Cholesky, floored at 1/eta (K >= I / eta: every Schur complement too)
-        for k in range(i + 1):
-            acc = K[i, k]
-            for j in range(k):
-                acc -= K[i, j] * K[k, j]
-            if i == k:
-                K[i, i] = math.sqrt(max(acc, 1.0 / eta))
-            else:
-                K[i, k] = acc / K[k, k]
-    for i in range(n):  # K t = r
-        acc = t[i]
-        for j in range(i):
-            acc -= K[i, j] * t[j]
-        t[i] = acc / K[i, i]
-    for i in range(n - 1, -1, -1):
-        acc = t[i]
-        for j in range(i + 1, n):
-            acc -= K[j, i] * t[j]
-        t[i] = acc / K[i, i]
+    cholesky_floored(K, n, 1.0 / eta)  # K >= I / eta: every Schur complement too
+    cholesky_solve(K, t, n)
     for j in range(n):
         acc = -w * q[j]
         for i in range(n):
@@ -293,15 +307,7 @@ def chol_capacitance(X, W, G):
                 a += X[i, c] * W[k, c]
                 b += X[k, c] * W[i, c]
             G[i, k] = 0.5 * (a + b) + (1.0 if i == k else 0.0)
-    for i in range(n):
-        for k in range(i + 1):
-            acc = G[i, k]
-            for j in range(k):
-                acc -= G[i, j] * G[k, j]
-            if i == k:
-                G[i, i] = math.sqrt(max(acc, 1.0))
-            else:
-                G[i, k] = acc / G[k, k]
+    cholesky_floored(G, n, 1.0)
 
 
 @kernel(["void(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1])"], group="choice")
@@ -315,16 +321,7 @@ def woodbury_rows(W, G, v, r, out):
         for c in range(v.shape[0]):
             acc += W[i, c] * v[c]
         r[i] = acc
-    for i in range(n):
-        acc = r[i]
-        for j in range(i):
-            acc -= G[i, j] * r[j]
-        r[i] = acc / G[i, i]
-    for i in range(n - 1, -1, -1):
-        acc = r[i]
-        for j in range(i + 1, n):
-            acc -= G[j, i] * r[j]
-        r[i] = acc / G[i, i]
+    cholesky_solve(G, r, n)
     for i in range(n):
         ri = r[i]
         for c in range(out.shape[0]):
