@@ -184,10 +184,11 @@ final class ExactSolver32 extends Solver {
         return acc;
     }
 
+    /** Apply the pending rank-one update now (U and phi become current; a valid theta stays:
+     * exact.ExactSolver.flush, so fantasize leaves the scoring theta bit-stable). */
     void flush() {
         if (aux[PENDING] != 0.0) {
             sweep(xp, false);
-            aux[THETA_OK] = 0.0;  // re-derived from the new U and phi, as Python does
         }
     }
 
@@ -237,7 +238,10 @@ final class ExactSolver32 extends Solver {
     }
 
     float[] thetaRef() {
-        if (aux[THETA_OK] == 0.0) {
+        if (aux[THETA_OK] != 1.0) {
+            // always derived from the FLUSHED U, phi (exact.ExactSolver.theta): the sweep is
+            // flush-invariant, so these are the bits Python derives however often either flushed
+            flush();
             thetaFromPhi();
             aux[THETA_OK] = 1.0;
         }

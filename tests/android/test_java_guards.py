@@ -1,0 +1,352 @@
+"""The Python solvers' numerical guards hold in the Java core too (issue 12), with the same rules.
+
+Python builds each case and records its own verdicts: streams of updates (from a fresh or a
+crafted loaded state) with, for every update, whether edge_omd raised NumericalError (and then,
+checked here, left every byte of the state as it was); crafted states with the loader's verdict;
+cg curvature matrices with the verdict of the Lanczos PSD probe run before an update. The Java
+runner (android_demo/core/src/test/.../GuardTests.java) replays them: the same updates refused
+(NumericalException, toBytes unchanged), the same states refused, the same probe verdicts, and
+the final theta and widths within the goldens' tolerance of Python's. Each case trips a guard in
+Python that the Java core lacked before (theta beyond THETA_LIMIT accepted while finite, the
+trace and sketch precision guards, the loader checks, the shrink's refactored L).
+Run alone with: pytest -m java tests/android/test_java_guards.py
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from edge_omd import RewardModel, state_format
+from edge_omd.errors import NumericalError, StateFormatError
+from tests.runtime.streams import adversarial_stream
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORE = os.path.join(ROOT, "android_demo", "core", "src")
+
+pytestmark = [pytest.mark.java,
+              pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
+                                 reason="javac/java not installed")]
+
+
+# ------------------------------------------------------------------ case builders
+def _feed(m, s):
+    if s["kind"] == "one":
+        m.learn_one(np.array(s["z"]), s["y"], s["w"])
+    elif s["kind"] == "pair":
+        m.learn_pair(np.array(s["a"]), np.array(s["b"]), s["w"])
+    elif s["kind"] == "fantasize":
+        m.fantasize(np.array(s["z"]), s["w"])
+    else:
+        raise ValueError(s["kind"])
+
+
+def _stream_case(out, name, m, steps, probes):
+    """Feed `steps` to m, recording Python's verdicts; writes name.init / name.final states."""
+    (out / f"{name}.init.eomd").write_bytes(m.to_bytes())
+    verdicts = []
+    for s in steps:
+        before = m.to_bytes()
+        try:
+            _feed(m, s)
+            verdicts.append("ok")
+        except NumericalError:
+            assert m.to_bytes() == before, f"{name}: a refused update changed the state"
+            verdicts.append("numerical")
+    (out / f"{name}.final.eomd").write_bytes(m.to_bytes())
+    P = np.array(probes, dtype=np.float64)
+    return dict(name=name, kind="stream", steps=steps, verdicts=verdicts, probes=probes,
+                widths=m.width(P).tolist())
+
+
+def _crafted(m, edit):
+    """m's state bytes with its payload arrays edited by edit(arrays) (a list of copies)."""
+    config, t, fp, arrays = state_format.decode(m.to_bytes())
+    arrays = [np.array(a) for a in arrays]
+    edit(arrays)
+    return state_format.encode(config, t, fp, arrays)
+
+
+def _load_verdict(data):
+    try:
+        RewardModel.from_bytes(data)
+        return "accepted"
+    except StateFormatError as e:
+        return str(e)
+
+
+def _trained(d, n, seed=0, scale=1.0, **cfg):
+    m = RewardModel(d, **cfg)
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        z = rng.standard_normal(d) * scale
+        m.learn_one(z, float(k % 2), 1.0)
+    return m
+
+
+def _theta_limit_cases(out):
+    """A loaded theta of 1e20 (sigma saturated: no curvature damps the step), eta = w = 1e6,
+    lam = 1e-9: the step along z = (1, 1e6, 0, 0) moves theta_2 by ~1e27, finite in float32 but
+    beyond THETA_LIMIT (3.1e26): refused; a step that stays within it is taken."""
+    cases = []
+    for solver, extra in (("exact", {}), ("cg", {}), ("sketch", dict(sketch_rank=2)),
+                          ("diagonal", {})):
+        m = RewardModel(4, solver=solver, dtype="float32", lam=1e-9, eta=1e6, **extra)
+
+        def edit(a, solver=solver):
+            a[0][0] = 1e20
+            if solver == "exact":  # phi = U theta
+                a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+        m = RewardModel.from_bytes(_crafted(m, edit))
+        steps = [dict(kind="one", z=[1.0, 1e6, 0.0, 0.0], y=0.0, w=1e6),
+                 dict(kind="one", z=[1.0, 1e-3, 0.0, 0.0], y=0.0, w=1.0),
+                 dict(kind="one", z=[1.0, 0.0, 1e6, 0.0], y=0.0, w=1e6)]
+        c = _stream_case(out, f"theta_limit_{solver}", m, steps, [[0, 0, 0, 1.0]])
+        assert c["verdicts"] == ["numerical", "ok", "numerical"], c["verdicts"]
+        cases.append(c)
+    return cases
+
+
+def _growing_stream(d, seed, scales, pair=False):
+    rng = np.random.default_rng(seed)
+    steps = []
+    for k, sc in enumerate(scales):
+        z = rng.standard_normal(d)
+        z = (z / np.sqrt(z @ z) * sc).tolist()
+        if pair:
+            steps.append(dict(kind="pair", a=z, b=[0.0] * d, w=1.0))
+        else:
+            steps.append(dict(kind="one", z=z, y=float(k % 2), w=1.0))
+    return steps
+
+
+def _precision_cases(out):
+    """Feature norms growing to 1e4 in float32: the trace guard (cg), the appended row's guard
+    (sketch), the rank-one guard (exact) refuse some; small updates in between go on."""
+    scales = [3e3, 1, 10, 1e4, 2, 100, 3e4, 0.5, 300, 1e3, 3e3, 1] * 2  # 3e3 first: m = 0
+    cases = []
+    for solver, extra in (("cg", dict(cg_steps=6)), ("sketch", dict(sketch_rank=2)),
+                          ("exact", {})):
+        for dt in ("float32", "float64"):
+            m = RewardModel(6, solver=solver, dtype=dt, **extra)
+            u = (np.arange(6.0) - 2.5) / np.sqrt(17.5)  # one direction, alternating labels: the
+            steps = _growing_stream(6, 3, scales) + [  # trace of S (cg) piles up
+                dict(kind="one", z=(u * 1e3).tolist(), y=float(k % 2), w=1.0) for k in range(30)]
+            c = _stream_case(out, f"precision_{solver}_{dt}", m, steps, np.eye(6)[:3].tolist())
+            if dt == "float32":
+                assert "numerical" in c["verdicts"] and "ok" in c["verdicts"][1:], c["verdicts"]
+            cases.append(c)
+    return cases
+
+
+def _shrink_cases(out):
+    """Many shrinks of a rank-2 sketch with rows of norm up to 600 (float32 and float64), the
+    forgetting variant too: L refactored from the stored rows, pivots floored at alpha."""
+    cases = []
+    for dt in ("float32", "float64"):
+        for forget in (1.0, 0.9):
+            m = RewardModel(8, solver="sketch", sketch_rank=2, dtype=dt, forget=forget)
+            rng = np.random.default_rng(7)
+            scales = (rng.uniform(0.5, 600.0, 80)).tolist()
+            c = _stream_case(out, f"shrink_{dt}_{forget}", m, _growing_stream(8, 11, scales, True),
+                             rng.standard_normal((4, 8)).tolist())
+            cases.append(c)
+    for name in ("big", "scales", "repeat"):  # bench/numerics.py's adversarial streams
+        Z, y = adversarial_stream(name, 8, 400, seed=2)
+        m = RewardModel(8, solver="sketch", sketch_rank=2, dtype="float32")
+        steps = [dict(kind="one", z=Z[k].astype(np.float64).tolist(), y=float(y[k]), w=1.0)
+                 for k in range(len(y))]
+        c = _stream_case(out, f"shrink_adversarial_{name}", m, steps, np.eye(8)[:4].tolist())
+        # float32 rounding differs between the twins over 400 updates piling up along one
+        # direction (Java sums B^T c in float64, Numba rounds per row): 1e-2 relative here
+        c["tol32"] = 1e-2
+        cases.append(c)
+    return cases
+
+
+def _fantasize_then_refused(out):
+    """exact: a fantasize keeps the scoring theta while U and phi rotate; an update then refused
+    by the overflow guard (||theta|| = 3.16e26 is past THETA_LIMIT of float32, 3.09e26, though
+    every entry is within it: the bound path builds the candidate theta and refuses) must leave
+    theta's bytes as they were (exact._step builds its candidate in xp, not in theta)."""
+    m = RewardModel(4, solver="exact", dtype="float32")
+
+    def edit(a):
+        a[0][:] = [3.0e26, 1.0e26, 3.0, -2.0]
+        a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+    m = RewardModel.from_bytes(_crafted(m, edit))
+    steps = [dict(kind="fantasize", z=[0.0, 0.0, 0.3, 0.2], w=1.0),
+             dict(kind="fantasize", z=[0.0, 0.0, -0.1, 0.4], w=2.0),
+             dict(kind="one", z=[0.0, 0.0, 1.0, 1.0], y=0.0, w=1.0)]
+    c = _stream_case(out, "exact_fantasize_refused", m, steps, [[0, 0, 1.0, 0]])
+    assert c["verdicts"] == ["ok", "ok", "numerical"]
+    return [c]
+
+
+def _load_cases(out):
+    """Crafted states around each loader check, with Python's verdict."""
+    cases = []
+
+    def add(name, data):
+        (out / f"{name}.load.eomd").write_bytes(data)
+        cases.append(dict(name=name, kind="load", verdict=_load_verdict(data)))
+
+    for dt in ("float32", "float64"):
+        lam = 1.0
+        # ---- cg (d = 6: the Lanczos probe spans the whole space)
+        m = _trained(6, 20, dtype=dt, solver="cg")
+        add(f"cg_valid_{dt}", m.to_bytes())
+        S = m._solver.state.S.astype(np.float64)
+        top = np.abs(S).max()
+
+        def set_S(M):
+            def edit(a):
+                a[1][:] = M
+            return edit
+        A = S.copy()
+        A[0, 1] += 0.1 * top
+        add(f"cg_asymmetric_{dt}", _crafted(m, set_S(A)))
+        A = S.copy()
+        A[2, 2] = -lam
+        add(f"cg_negative_diagonal_{dt}", _crafted(m, set_S(A)))
+        A = S.copy()
+        A[0, 1] = A[1, 0] = 1.5 * np.sqrt(S[0, 0] * S[1, 1]) + 0.5
+        add(f"cg_minor_{dt}", _crafted(m, set_S(A)))
+        v = np.ones(6) / np.sqrt(6.0)
+        for c, label in ((lam / 4, "indefinite"), (lam / 16, "slightly_indefinite")):
+            add(f"cg_{label}_{dt}", _crafted(m, set_S(-c * np.outer(v, v))))
+        A = S.copy()
+        A[3, 3] = 1e33 if dt == "float32" else 1e303
+        add(f"cg_headroom_{dt}", _crafted(m, set_S(A)))
+
+        def big_theta(a):
+            a[0][1] = 1e27 if dt == "float32" else 1e297
+        add(f"cg_theta_limit_{dt}", _crafted(m, big_theta))
+        # ---- sketch (rank 2, 25 updates: shrinks happened)
+        m = _trained(6, 25, dtype=dt, solver="sketch", sketch_rank=2, scale=3.0)
+        add(f"sketch_valid_{dt}", m.to_bytes())
+        rows = int(m._solver.state.rows[0])
+        assert rows >= 2
+
+        def sk(fn):
+            def edit(a):
+                fn(a)
+            return edit
+        add(f"sketch_upper_{dt}", _crafted(m, sk(lambda a: a[2].__setitem__((0, 1), 0.5))))
+        add(f"sketch_low_pivot_{dt}", _crafted(
+            m, sk(lambda a: a[2].__setitem__((1, 1), 0.5 * np.sqrt(a[3][0])))))
+        add(f"sketch_not_factor_{dt}", _crafted(
+            m, sk(lambda a: a[2].__setitem__((1, 0), a[2][1, 0] * 1.5 + 0.3))))
+        add(f"sketch_alpha_below_lam_{dt}", _crafted(m, sk(lambda a: a[3].__setitem__(0, 0.5))))
+        add(f"sketch_headroom_{dt}", _crafted(
+            m, sk(lambda a: a[1].__setitem__((0, 0), 1e17 if dt == "float32" else 1e152))))
+        add(f"sketch_theta_limit_{dt}", _crafted(
+            m, sk(lambda a: a[0].__setitem__(2, 1e27 if dt == "float32" else 1e297))))
+        # ---- exact
+        m = _trained(6, 20, dtype=dt, solver="exact")
+        add(f"exact_valid_{dt}", m.to_bytes())
+
+        def phi_off(a):
+            a[2][0] = a[2][0] * 1.01 + 0.01
+        add(f"exact_phi_{dt}", _crafted(m, phi_off))
+
+        def low_diag(a):
+            a[1][4, 4] = 0.5
+            a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+        add(f"exact_low_diagonal_{dt}", _crafted(m, low_diag))
+
+        def ill(a):  # diagonal >= sqrt(lam) but cal_H = U^T U has an eigenvalue ~1e-2 lam
+            U = np.eye(6) * np.sqrt(lam)
+            U[0, 1] = 10.0
+            a[1][:] = U
+            a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+        add(f"exact_ill_conditioned_{dt}", _crafted(m, ill))
+
+        def headroom(a):
+            a[1][0, 5] = 1e17 if dt == "float32" else 1e152
+            a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+        add(f"exact_headroom_{dt}", _crafted(m, headroom))
+
+        def th_lim(a):
+            a[0][3] = 1e27 if dt == "float32" else 1e297
+            a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+        add(f"exact_theta_limit_{dt}", _crafted(m, th_lim))
+    return cases
+
+
+def _cg_probe_cases():
+    """The curvature probe run before the update after t = 64 (d = 8 <= 64): S with an
+    eigenvalue -lam/4 (refused) or -lam/16 (taken), built into a model directly (the loader
+    would refuse the first)."""
+    cases = []
+    rng = np.random.default_rng(5)
+    d = 8
+    for dt in ("float32", "float64"):
+        for c, expect in ((0.25, "numerical"), (1 / 16, "ok"), (0.6, "numerical")):
+            Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+            ev = rng.uniform(0.0, 3.0, d)
+            ev[0] = -c
+            S = (Q * ev) @ Q.T
+            S = (S + S.T) / 2
+            m = RewardModel(d, solver="cg", dtype=dt)
+            m._solver.state.S[:] = S
+            S = m._solver.state.S.astype(np.float64)  # as the dtype holds it
+            m._t[0] = 64
+            z = rng.standard_normal(d) * 0.3
+            try:
+                m.learn_one(z, 1.0, 1.0)
+                got = "ok"
+            except NumericalError:
+                got = "numerical"
+            assert got == expect, (dt, c, got)
+            cases.append(dict(name=f"cg_probe_{dt}_{c:g}", kind="cg_probe", dtype=dt, d=d, lam=1.0,
+                              S=S.ravel().tolist(), t=64, z=z.tolist(), verdict=got))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("java_guards")
+    cases_dir, classes = base / "cases", base / "classes"
+    cases_dir.mkdir()
+    cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
+             + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases())
+    (cases_dir / "cases.json").write_text(json.dumps(cases))
+    files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
+             os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]
+    subprocess.run(["javac", "-encoding", "UTF-8", "-d", str(classes), *files], check=True,
+                   capture_output=True, timeout=300)
+    r = subprocess.run(["java", "-Xmx512m", "-cp", str(classes), "dev.edgeomd.GuardTests",
+                        str(cases_dir)], capture_output=True, text=True, timeout=300)
+    return dict(cases=cases, stdout=r.stdout + r.stderr, rc=r.returncode)
+
+
+def test_java_guards_agree_with_python(run):
+    m = re.search(r"(\d+) passed, (\d+) failed", run["stdout"])
+    assert m, run["stdout"][-3000:]
+    passed, failed = int(m.group(1)), int(m.group(2))
+    assert failed == 0 and run["rc"] == 0, run["stdout"][-6000:]
+    assert passed == len(run["cases"]), run["stdout"][-3000:]
+
+
+def test_the_cases_trip_every_guard(run):
+    """The cases exercise what they claim: refusals and acceptances on each side."""
+    cases = run["cases"]
+    loads = {c["name"]: c["verdict"] for c in cases if c["kind"] == "load"}
+    for dt in ("float32", "float64"):
+        for solver in ("cg", "sketch", "exact"):
+            assert loads[f"{solver}_valid_{dt}"] == "accepted"
+        assert loads[f"cg_slightly_indefinite_{dt}"] == "accepted"
+        for name in ("cg_asymmetric", "cg_negative_diagonal", "cg_minor", "cg_indefinite",
+                     "cg_headroom", "cg_theta_limit", "sketch_upper", "sketch_low_pivot",
+                     "sketch_not_factor", "sketch_alpha_below_lam", "sketch_headroom",
+                     "sketch_theta_limit", "exact_phi", "exact_low_diagonal",
+                     "exact_ill_conditioned", "exact_headroom", "exact_theta_limit"):
+            assert loads[f"{name}_{dt}"] != "accepted", name
+    assert "positive semi-definite" in loads["cg_indefinite_float64"]
+    assert "eigenvalue below" in loads["exact_ill_conditioned_float64"]
+    probes = [c["verdict"] for c in cases if c["kind"] == "cg_probe"]
+    assert probes.count("numerical") == 4 and probes.count("ok") == 2
