@@ -209,13 +209,14 @@ def _newton(Z, w, l2):
         if not dec > 2.0 * NEWTON_TOL:
             break
         t = 1.0
-        while dec > NEWTON_FULL:  # backtracking (Armijo), far from the optimum only
-            new = _loss(Z, w, W, l2, theta - t * step)
-            if new <= loss - 0.25 * t * dec or t < 1e-10:
-                loss = new
-                break
-            t *= 0.5
+        if dec > NEWTON_FULL:  # backtracking (Armijo), far from the optimum only
+            while True:
+                new = _loss(Z, w, W, l2, theta - t * step)
+                if new <= loss - 0.25 * t * dec or t < 1e-10:
+                    break
+                t *= 0.5
         theta = theta - t * step
+        loss = _loss(Z, w, W, l2, theta)
     return theta
 
 

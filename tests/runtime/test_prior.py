@@ -69,6 +69,15 @@ def test_fit_is_the_regularised_optimum_and_H0_its_average_curvature():
     assert np.trace(q.H0()) == pytest.approx(np.trace(H0), rel=1e-9)
 
 
+def test_fit_converges_on_nearly_separable_pairs_with_a_small_ridge():
+    """Far from 0 (||theta_0|| ~ 20): the line search keeps Newton monotone, then it converges."""
+    _theta, Z = _logistic_pairs(4, 200, seed=5, scale=30.0)
+    p = fit_prior(Z, rank=4, l2=1e-3)
+    s = sigmoid(Z @ p.theta0)
+    grad = -((1 - s) @ Z) / 200 + 1e-3 / 200 * p.theta0
+    assert np.linalg.norm(p.theta0) > 5 and np.abs(grad).max() <= 1e-10
+
+
 def test_fit_weights_equal_repeated_rows_and_fewer_pairs_than_dims():
     _theta, Z = _logistic_pairs(4, 50, seed=3)
     w = np.arange(1, 51) % 3 + 1.0
