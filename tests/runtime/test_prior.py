@@ -70,7 +70,7 @@ def test_fit_is_the_regularised_optimum_and_H0_its_average_curvature():
 
 
 def test_fit_converges_on_nearly_separable_pairs_with_a_small_ridge():
-    """Far from 0 (||theta_0|| ~ 20): the line search keeps Newton monotone, then it converges."""
+    """Far from 0 (||theta_0|| ~ 47): the line search keeps Newton monotone, then it converges."""
     _theta, Z = _logistic_pairs(4, 200, seed=5, scale=30.0)
     p = fit_prior(Z, rank=4, l2=1e-3)
     s = sigmoid(Z @ p.theta0)
