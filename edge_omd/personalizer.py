@@ -68,6 +68,8 @@ _log = logging.getLogger(__name__)
 #: Default bound of the feature cache (features + 128 bytes per entry): 2,700 answers at
 #: d=384 float32, 250 at d=4096.
 DEFAULT_FEATURE_CACHE_BYTES = 4 << 20
+#: Prompts whose offered candidates (rank / score / choose_pair) feedback() remembers
+_MAX_OFFERED = 32
 #: A new user's state budget unless model_options says otherwise: the exact model up to
 #: d = 1448 (every head below that keeps it), a robust-FD sketch of rank ~186 at d = 4096
 #: (Llama-3-8B), within 0.2 accuracy points of the 64 MiB exact state on power-law features
@@ -146,11 +148,43 @@ class _FeatureCache:
         self._d: OrderedDict = OrderedDict()
         self.nbytes = 0
         self.hits = self.misses = 0
+        # prompt digest -> (response keys, float64 sum of their features) of the candidates
+        # offered last for that prompt (`offer`); at most _MAX_OFFERED prompts, kept even when
+        # the feature cache is disabled (d float64 + 16 bytes a response each)
+        self._offered: OrderedDict = OrderedDict()
 
-    def keys(self, prompt: str, responses: list[str]) -> list[bytes]:
+    def _prompt_hash(self, prompt: str):
         h = hashlib.blake2b(digest_size=16, key=self._fp)
         pb = prompt.encode("utf-8", "surrogatepass")
         h.update(len(pb).to_bytes(8, "little") + pb)
+        return h
+
+    def offer(self, prompt: str, keys: list[bytes], phi: np.ndarray) -> None:
+        """Remember the candidates `keys` (features `phi`, (n, d)) the assistant had for
+        `prompt` (rank / score: all of them; choose_pair: the two shown). Replaces the
+        prompt's previous list."""
+        k = self._prompt_hash(prompt).digest()
+        self._offered.pop(k, None)
+        if len(keys) >= 2:
+            self._offered[k] = (tuple(keys), phi.astype(np.float64).sum(axis=0))
+            while len(self._offered) > _MAX_OFFERED:
+                self._offered.popitem(last=False)
+
+    def others_mean(self, prompt: str, key: bytes, phi: np.ndarray) -> Optional[np.ndarray]:
+        """Mean feature (float64) of the candidates offered last for `prompt` other than the
+        response `key` (features `phi`, (d,)), or None when that list does not hold it or
+        holds nothing else."""
+        entry = self._offered.get(self._prompt_hash(prompt).digest())
+        if entry is None or key not in entry[0]:
+            return None
+        keys, total = entry
+        same = keys.count(key)
+        if same == len(keys):
+            return None
+        return (total - same * phi.astype(np.float64)) / (len(keys) - same)
+
+    def keys(self, prompt: str, responses: list[str]) -> list[bytes]:
+        h = self._prompt_hash(prompt)
         out = []
         for r in responses:
             g = h.copy()
@@ -183,6 +217,7 @@ class _FeatureCache:
 
     def clear(self):
         self._d.clear()
+        self._offered.clear()
         self.nbytes = 0
 
 
@@ -515,8 +550,13 @@ class Personalizer:
         "Thumbs relative to what was shown"): P(up) = sigma(r(a) - mean_b r(b)), the
         Bradley-Terry comparison z = phi(x, a) - mean_b phi(x, b), y = up, so a thumb moves
         theta along what distinguishes the answer from its alternatives, not along the prompt
-        they share. Without `shown`: z = phi(x, a), y = up, a comparison against a neutral
-        reference of reward 0. Empty texts are refused (InvalidInputError, nothing committed).
+        they share. Without `shown`, the alternatives are the candidates this Personalizer last
+        offered for the same prompt, if that list holds `response` (`rank` / `score`: all of
+        them, whether displayed or not; `choose_pair`: the other one of the pair; remembered for
+        the last 32 prompts, in memory only): z = phi(x, a) - their mean feature. Otherwise
+        z = phi(x, a), y = up, a comparison against a neutral reference of reward 0 (no
+        reference kept in the state did better on the per-user benchmark: docs/ALGORITHM.md).
+        Empty texts are refused (InvalidInputError, nothing committed).
         """
         _check_learn_text("prompt", prompt)
         _check_learn_text("response", response)
@@ -527,10 +567,17 @@ class Personalizer:
         y = 1.0 if up else 0.0
         if shown is None:
             phi = self._features(prompt, [response])[0]
+            ref = self._cache.others_mean(prompt, self._cache.keys(prompt, [response])[0], phi)
+            if ref is None:
+                def learn(model):
+                    model.learn_thumb(phi, up, weight=weight)
+                    return [(model.observation.copy(), y, float(weight))]
+            else:
+                z = phi.astype(np.float64) - ref
 
-            def learn(model):
-                model.learn_thumb(phi, up, weight=weight)
-                return [(model.observation.copy(), y, float(weight))]
+                def learn(model):
+                    model.learn_one(z, y, weight=weight)
+                    return [(model.observation.copy(), y, float(weight))]
         else:
             others = [r for r in _checks.responses(shown, 1) if r != response]
             for i, r in enumerate(others):
@@ -642,6 +689,7 @@ class Personalizer:
         responses = _checks.responses(responses, 1)
         phi = self._features(prompt, responses)
         self._refresh()
+        self._cache.offer(prompt, self._cache.keys(prompt, responses), phi)
         return np.asarray(self._model.reward(phi), np.float64)
 
     def rank(self, prompt: str, responses: Sequence[str], *,
@@ -660,6 +708,7 @@ class Personalizer:
             pessimism = _checks.at_least("pessimism", pessimism, 0.0)
         phi = self._features(prompt, responses)
         self._refresh()
+        self._cache.offer(prompt, self._cache.keys(prompt, responses), phi)
         r = np.asarray(self._model.reward(phi), np.float64)
         ref = phi.astype(np.float64).mean(axis=0).astype(phi.dtype)
         w = np.asarray(self._model.width(phi, ref), np.float64)
@@ -684,8 +733,11 @@ class Personalizer:
         self._refresh()
         model = self._model
         r = np.asarray(model.reward(phi), np.float64)
-        return _st.choose_pair(r, lambda a: model.width(phi, phi[a]), strategy=strategy,
+        a, b = _st.choose_pair(r, lambda a: model.width(phi, phi[a]), strategy=strategy,
                                beta=self.beta, q=q, rng=self._rng)
+        pair = [responses[a], responses[b]]
+        self._cache.offer(prompt, self._cache.keys(prompt, pair), phi[[a, b]])
+        return a, b
 
     def select_queries(self, pool: Sequence[tuple[str, Sequence[str]]], k: int, *,
                        strategy: str = "width") -> list[Query]:
