@@ -169,6 +169,24 @@ def test_a_prior_start_is_not_a_cold_start():
     assert np.abs(m.theta - cold.theta).max() > 0.1
 
 
+FORGETTING = [(s, dt) for s, dt in solvers.grid() if solvers.supports_forget(s)]
+
+
+@pytest.mark.parametrize("solver,dtype", FORGETTING)
+def test_forgetting_decays_the_prior_towards_lam_I(solver, dtype):
+    """docs/ALGORITHM.md: with forget < 1 the prior's curvature is old evidence like any other;
+    observations of negligible weight leave cal_H -> lam I (cg: lambda_t I)."""
+    p = _prior(strength=50.0)
+    m = solvers.make(solver, D, rank=4, dtype=dtype, forget=0.8, lam=0.5, prior=p)
+    v = np.random.default_rng(2).normal(size=D)
+    before = m._solver.matvec(v.copy())
+    assert np.linalg.norm(before - 0.5 * v) > 0.1 * np.linalg.norm(v)
+    z = np.random.default_rng(3).normal(size=D) / np.sqrt(D)
+    for _ in range(120):                        # 0.8^120 ~ 2.5e-12 of the prior is left
+        m.learn_one(z, 0.5, weight=1e-9)
+    np.testing.assert_allclose(m._solver.matvec(v.copy()), 0.5 * v, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_reset_returns_to_the_prior_and_copy_keeps_it(solver, dtype):
     p = _prior()
