@@ -307,13 +307,41 @@ def _cg_probe_cases():
     return cases
 
 
+def _projection_cases(out):
+    """Streams with a radius for every solver (Python's step 3: one Lanczos basis, M mode for
+    exact and sketch, H mode for cg, the diagonal's own Newton): Python's state after each
+    update, for Java's Solver.project (Lanczos, M / H mode as Python) to reproduce."""
+    cases = []
+    rng = np.random.default_rng(9)
+    for solver, extra in (("exact", {}), ("cg", dict(cg_steps=4, lam_warmup=8)),
+                          ("sketch", dict(sketch_rank=3, forget=0.97)), ("diagonal", {})):
+        for dt in ("float32", "float64"):
+            cfg = dict(solver=solver, dtype=dt, radius=0.6, eta=2.0, **extra)
+            m = RewardModel(12, **cfg)
+            steps, states = [], [m.to_bytes()]
+            for k in range(30):
+                a, b = rng.standard_normal(12), rng.standard_normal(12)
+                steps.append(dict(kind="pair", a=a.tolist(), b=b.tolist(), w=1.0 + (k % 3)))
+                _feed(m, steps[-1])
+                states.append(m.to_bytes())
+            name = f"projection_{solver}_{dt}"
+            for k, data in enumerate(states):
+                (out / f"{name}.s{k}.eomd").write_bytes(data)
+            cases.append(dict(name=name, kind="projection", steps=steps, radius=cfg["radius"],
+                              eta=cfg["eta"], forget=cfg.get("forget", 1.0)))
+    # the Lanczos driver alone against a dense solution, with a full and a 3-vector basis
+    cases += [dict(name=f"lanczos_unit_{d}", kind="lanczos_unit", d=d, seed=d) for d in (8, 40)]
+    return cases
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("java_guards")
     cases_dir, classes = base / "cases", base / "classes"
     cases_dir.mkdir()
     cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
-             + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases())
+             + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
+             + _projection_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))
     files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
              os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]

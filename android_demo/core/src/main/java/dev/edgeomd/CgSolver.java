@@ -137,6 +137,12 @@ final class CgSolver extends ExplicitThetaSolver {
         return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
     }
 
+    /** cal_H = lambda_{t+1} I + S >= lambda_{t+1} I: the H-mode residual test's lower bound. */
+    @Override
+    double projectionLower(long t) {
+        return lamAt(t + 1);
+    }
+
     /**
      * How far below zero S may reach (cg.CGSolver._psd_floor): lam_t / 8, or the dtype's own
      * rounding of S (8 d eps max|S|) where a small lam_t (warm-up) is below it.

@@ -243,6 +243,66 @@ final class ExactSolver64 extends Solver {
         return thetaRef().clone();
     }
 
+    private double[] keptPhi, keptTheta;
+    private double keptOk, keptBound;
+
+    /**
+     * Remember theta_t before step 2 (phi, theta and their flags) for a rollback; the pending
+     * curvature update is applied first, so a rollback gives back exactly the bits a model that
+     * never saw this observation has (exact.ExactSolver.keep).
+     */
+    @Override
+    void keep() {
+        flush();
+        if (keptPhi == null) {
+            keptPhi = new double[d];
+            keptTheta = new double[d];
+        }
+        System.arraycopy(phi, 0, keptPhi, 0, d);
+        for (int i = 0; i < d; i++) {
+            keptTheta[i] = theta[i];
+        }
+        keptOk = aux[THETA_OK];
+        keptBound = aux[BOUND];
+    }
+
+    @Override
+    void restore() {
+        System.arraycopy(keptPhi, 0, phi, 0, d);
+        for (int i = 0; i < d; i++) {
+            theta[i] = keptTheta[i];
+        }
+        aux[THETA_OK] = keptOk;
+        aux[BOUND] = keptBound;
+    }
+
+    /**
+     * Step 3 in M mode (exact.ExactSolver.project), right after a step: U is current and u =
+     * U^{-T} z; theta' = U^{-1} phi in float64; the result is committed by setTheta.
+     */
+    @Override
+    int project(double[] z, double a, double radius, long t) {
+        double[] theta0 = new double[d];
+        double nn = 0.0;
+        for (int i = d - 1; i >= 0; i--) {
+            double acc = phi[i];
+            final double[] row = U[i];
+            for (int k = i + 1; k < d; k++) {
+                acc -= row[k] * theta0[k];
+            }
+            theta0[i] = acc / row[i];
+            nn += theta0[i] * theta0[i];
+        }
+        double c0 = Math.sqrt(nn);
+        if (!(c0 > radius)) {
+            return c0 == c0 ? 0 : -1;
+        }
+        final double[] tmp = new double[d];
+        Projection.Apply op = (v, out) -> invApply(v, a, tmp, out);
+        return finishProjection(Projection.lanczosProject(op, theta0, c0, radius, Projection.MODE_M, lam,
+                Projection.tol(f32), Projection.KMAX, Projection.STEPS_MAX), radius);
+    }
+
     @Override
     void setTheta(double[] theta64) {
         System.arraycopy(theta64, 0, theta, 0, d);
@@ -364,13 +424,31 @@ final class ExactSolver64 extends Solver {
 
     /** out = cal_H^{-1} v = U^{-1} U^{-T} v in float64 (exact._inv_apply with a = 0). */
     void invApply(double[] v, double[] tmp, double[] out) {
+        invApply(v, 0.0, tmp, out);
+    }
+
+    /**
+     * out = tilde_H^{-1} v = U^{-1} (I + a u u^T)^{-1} U^{-T} v with u = U^{-T} z of this step
+     * (exact._inv_apply: step 3's operator in M mode; a = 0: u is not read).
+     */
+    void invApply(double[] v, double a, double[] tmp, double[] out) {
         System.arraycopy(v, 0, tmp, 0, d);
+        double uy = 0.0, uu = 0.0;
         for (int j = 0; j < d; j++) {
             final double[] row = U[j];
             double tj = tmp[j] / row[j];
             tmp[j] = tj;
+            double uj = u[j];
+            uy += uj * tj;
+            uu += uj * uj;
             for (int k = j + 1; k < d; k++) {
                 tmp[k] -= tj * row[k];
+            }
+        }
+        if (a != 0.0) {
+            double c = a * uy / (1.0 + a * uu);
+            for (int j = 0; j < d; j++) {
+                tmp[j] -= c * u[j];
             }
         }
         for (int i = d - 1; i >= 0; i--) {

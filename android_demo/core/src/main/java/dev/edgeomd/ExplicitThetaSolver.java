@@ -24,4 +24,19 @@ abstract class ExplicitThetaSolver extends Solver {
             theta[i] = Num.rd(theta64[i], f32);
         }
     }
+
+    private double[] kept;
+
+    @Override
+    final void keep() {
+        if (kept == null) {
+            kept = new double[d];
+        }
+        System.arraycopy(theta, 0, kept, 0, d);
+    }
+
+    @Override
+    final void restore() {
+        System.arraycopy(kept, 0, theta, 0, d);
+    }
 }

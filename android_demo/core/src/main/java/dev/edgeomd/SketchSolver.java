@@ -338,6 +338,65 @@ final class SketchSolver extends ExplicitThetaSolver {
         return out;
     }
 
+    /** out = cal_H^{-1} vec = (vec - B^T K^{-1} B vec) / alpha in float64 (sketch._woodbury64). */
+    void woodbury64(double[] vec, double[] bzw, double[] cw, double[] out) {
+        int m = (int) rows;
+        for (int i = 0; i < m; i++) {
+            bzw[i] = Num.dot(B[i], vec);
+        }
+        for (int i = 0; i < m; i++) {
+            double acc = bzw[i];
+            for (int k = 0; k < i; k++) {
+                acc -= L[i * mMax + k] * cw[k];
+            }
+            cw[i] = acc / L[i * mMax + i];
+        }
+        for (int i = m - 1; i >= 0; i--) {
+            double acc = cw[i];
+            for (int k = i + 1; k < m; k++) {
+                acc -= L[k * mMax + i] * cw[k];
+            }
+            cw[i] = acc / L[i * mMax + i];
+        }
+        double invA = 1.0 / alpha;
+        for (int j = 0; j < d; j++) {
+            out[j] = vec[j] * invA;
+        }
+        for (int i = 0; i < m; i++) {
+            double ci = cw[i] * invA;
+            final double[] row = B[i];
+            for (int j = 0; j < d; j++) {
+                out[j] -= ci * row[j];
+            }
+        }
+    }
+
+    /**
+     * Step 3 in M mode (sketch.SketchSolver.project): tilde_H^{-1} v = P v - a (Pz.v) / (1 + a
+     * z.Pz) Pz with P = cal_H^{-1} by Woodbury; B is unchanged since the step. Krylov spaces have at
+     * most 2 ell + 2 dimensions (tilde_H^{-1} - I / alpha has rank <= 2 ell + 1).
+     */
+    @Override
+    int project(double[] z, double a, double radius, long t) {
+        double c0 = Num.norm(theta);
+        if (!(c0 > radius)) {
+            return c0 == c0 ? 0 : -1;
+        }
+        final double[] bzw = new double[Math.max(mMax, 1)], cw = new double[Math.max(mMax, 1)];
+        final double[] pz = new double[d];
+        woodbury64(z, bzw, cw, pz);
+        final double zpz = Num.dot(z, pz);
+        Projection.Apply op = (v, out) -> {
+            woodbury64(v, bzw, cw, out);
+            double coef = a * Num.dot(pz, v) / (1.0 + a * zpz);
+            for (int j = 0; j < d; j++) {
+                out[j] -= coef * pz[j];
+            }
+        };
+        return finishProjection(Projection.lanczosProject(op, theta.clone(), c0, radius, Projection.MODE_M, alpha,
+                Projection.tol(f32), Math.min(Projection.KMAX, 2 * rank + 2), 4 * rank + 12), radius);
+    }
+
     @Override
     void widths(double[][] V, double[] out, long t) {
         int m = (int) rows;

@@ -42,6 +42,52 @@ abstract class Solver {
     /** cal_H v in float64 for the local norm after t updates. */
     abstract double[] matvec(double[] v, long t);
 
+    /** Remember theta_t before step 2, for a rollback if step 3 fails (Python's keep(ws)). */
+    abstract void keep();
+
+    /** Undo step 2: theta_t as keep() saw it (Python's restore(ws)). */
+    abstract void restore();
+
+    /**
+     * Step 3 in place, right after step(z, ...) returned a (Python's solver.project): the
+     * tilde_H-norm projection of theta' onto ||theta|| <= radius by {@link Projection}. Returns the
+     * Lanczos steps taken (0: theta' was inside the ball), or -1 (theta' left as it is: the caller
+     * restores theta_t) when no finite projection within the dtype's theta limit exists. This
+     * default runs H mode on matvec + a z z^T with lower bound {@link #projectionLower}; exact and
+     * sketch apply tilde_H^{-1} (M mode) as Python does.
+     */
+    int project(double[] z, double a, double radius, long t) {
+        double[] th = theta();
+        double c0 = Num.norm(th);
+        if (!(c0 > radius)) {
+            return c0 == c0 ? 0 : -1;
+        }
+        final double[] z64 = z.clone();
+        Projection.Apply op = (v, out) -> {
+            double[] hv = matvec(v, t);
+            double zv = Num.dot(z64, v);
+            for (int i = 0; i < d; i++) {
+                out[i] = hv[i] + a * zv * z64[i];
+            }
+        };
+        return finishProjection(Projection.lanczosProject(op, th, c0, radius, Projection.MODE_H,
+                projectionLower(t), Projection.tol(f32), Projection.KMAX, Projection.STEPS_MAX), radius);
+    }
+
+    /** A lower bound on cal_H's spectrum after t updates (the H-mode residual test): lam. */
+    double projectionLower(long t) {
+        return lam;
+    }
+
+    /** Commit a projection's result (setTheta) if it is finite and within the theta limit. */
+    final int finishProjection(double[] out, double radius) {
+        if (out == null || !Projection.finish(out, radius, f32)) {
+            return -1;
+        }
+        setTheta(out);
+        return 1;
+    }
+
     /** ||v||_{cal_H^{-1}} for each row of V (rows rounded to the dtype). */
     abstract void widths(double[][] V, double[] out, long t);
 

@@ -47,6 +47,12 @@ public final class GuardTests {
                 case "cg_probe":
                     t.check(name, () -> cgProbe(c));
                     break;
+                case "projection":
+                    t.check(name, () -> projection(dir, name, c));
+                    break;
+                case "lanczos_unit":
+                    t.check(name, () -> lanczosUnit((int) Json.integer(c.get("d")), Json.integer(c.get("seed"))));
+                    break;
                 default:
                     throw new IllegalArgumentException("case kind " + c.get("kind"));
             }
@@ -88,6 +94,149 @@ public final class GuardTests {
             got = e.getMessage();
         }
         require(got.equals("accepted") == verdict.equals("accepted"), "Java: " + got + "; Python: " + verdict);
+    }
+
+    /**
+     * From each Python state, one update as Python's RewardModel._update runs it, on the model's
+     * solver: keep, step (steps 1-2), Solver.project (step 3, Lanczos in the solver's mode),
+     * absorb (step 4); theta must equal Python's next state's (1e-5 relative in float32, 1e-7 in
+     * float64: both projections stop at a residual test).
+     */
+    static void projection(Path dir, String name, Map<String, Object> c) throws Exception {
+        List<Object> steps = Json.arr(c.get("steps"));
+        double radius = Json.num(c.get("radius")), eta = Json.num(c.get("eta")), forget = Json.num(c.get("forget"));
+        java.lang.reflect.Field sf = RewardModel.class.getDeclaredField("solver");
+        sf.setAccessible(true);
+        int projected = 0;
+        for (int k = 1; k <= steps.size(); k++) {
+            RewardModel m = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".s" + (k - 1) + ".eomd")));
+            RewardModel py = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".s" + k + ".eomd")));
+            Solver s = (Solver) sf.get(m);
+            boolean f32 = "float32".equals(m.dtype());
+            Map<String, Object> st = Json.obj(steps.get(k - 1));
+            double[] a = Json.doubles(st.get("a")), b = Json.doubles(st.get("b"));
+            double[] z = new double[a.length];
+            for (int i = 0; i < z.length; i++) {
+                z[i] = Num.rd(a[i] - b[i], f32);
+            }
+            double w = Json.num(st.get("w"));
+            s.keep();
+            double am = s.step(z, 1.0, w, eta, m.t());
+            require(!Double.isNaN(am), "step " + k + " refused");
+            int steps3 = s.project(z, am, radius, m.t());
+            require(steps3 >= 0, "step " + k + ": projection refused");
+            projected += steps3;
+            s.absorb(z, w, forget, m.t(), true);
+            close(s.theta(), py.theta(), f32 ? 1e-5 : 1e-7, "step " + k + " theta");
+            require(Num.norm(s.theta()) <= radius * (1 + 1e-6), "outside the ball");
+        }
+        require(projected > 0, "no step left the ball");
+    }
+
+    /**
+     * Projection.lanczosProject against the dense solution (eigendecomposition, mu by bisection)
+     * on an ill-conditioned SPD operator, both modes, with the full basis and with kmax = 3 (the
+     * rolling vectors and the second pass).
+     */
+    static void lanczosUnit(int d, long seed) {
+        java.util.Random rng = new java.util.Random(seed);
+        double[] A = new double[d * d];
+        double[][] G = new double[d][d];
+        for (int i = 0; i < d; i++) {
+            for (int j = 0; j < d; j++) {
+                G[i][j] = rng.nextGaussian();
+            }
+        }
+        double[] ev = new double[d];
+        for (int i = 0; i < d; i++) {
+            ev[i] = Math.pow(10.0, 3.0 * i / (d - 1));  // 1 .. 1e3
+        }
+        SymEigen basis = new SymEigen(gram(G, d), d);  // an orthonormal basis V
+        double[][] V = basis.vectors;
+        for (int i = 0; i < d; i++) {
+            for (int j = 0; j < d; j++) {
+                double acc = 0.0;
+                for (int k = 0; k < d; k++) {
+                    acc += V[i][k] * ev[k] * V[j][k];
+                }
+                A[i * d + j] = acc;
+            }
+        }
+        double[] theta0 = new double[d];
+        for (int i = 0; i < d; i++) {
+            theta0[i] = rng.nextGaussian();
+        }
+        double c0 = Num.norm(theta0), radius = 0.3 * c0;
+        double[] coef = new double[d];  // V^T theta0
+        for (int k = 0; k < d; k++) {
+            for (int i = 0; i < d; i++) {
+                coef[k] += V[i][k] * theta0[i];
+            }
+        }
+        double lo = 0.0, hi = 1e12;
+        for (int it = 0; it < 400; it++) {  // ||theta(mu)|| = radius, theta(mu) = V diag(l / (l + mu)) V^T theta0
+            double mu = 0.5 * (lo + hi), nn = 0.0;
+            for (int k = 0; k < d; k++) {
+                double x = ev[k] / (ev[k] + mu) * coef[k];
+                nn += x * x;
+            }
+            if (Math.sqrt(nn) > radius) {
+                lo = mu;
+            } else {
+                hi = mu;
+            }
+        }
+        double mu = 0.5 * (lo + hi);
+        double[] exact = new double[d];
+        for (int i = 0; i < d; i++) {
+            for (int k = 0; k < d; k++) {
+                exact[i] += V[i][k] * ev[k] / (ev[k] + mu) * coef[k];
+            }
+        }
+        Projection.Apply hOp = (v, out) -> {
+            for (int i = 0; i < d; i++) {
+                out[i] = Num.dot(A, i * d, v, 0, d);
+            }
+        };
+        Projection.Apply mOp = (v, out) -> {  // A^{-1} v = V diag(1 / l) V^T v
+            double[] c = new double[d];
+            for (int k = 0; k < d; k++) {
+                for (int i = 0; i < d; i++) {
+                    c[k] += V[i][k] * v[i];
+                }
+                c[k] /= ev[k];
+            }
+            for (int i = 0; i < d; i++) {
+                double acc = 0.0;
+                for (int k = 0; k < d; k++) {
+                    acc += V[i][k] * c[k];
+                }
+                out[i] = acc;
+            }
+        };
+        for (int kmax : new int[]{Projection.KMAX, 3}) {
+            double[] h = Projection.lanczosProject(hOp, theta0, c0, radius, Projection.MODE_H, 1.0, 1e-10, kmax,
+                    Projection.STEPS_MAX);
+            double[] m = Projection.lanczosProject(mOp, theta0, c0, radius, Projection.MODE_M, 1.0, 1e-10, kmax,
+                    Projection.STEPS_MAX);
+            require(h != null && m != null, "no projection");
+            close(h, exact, 1e-7, "H mode, kmax " + kmax);
+            close(m, exact, 1e-7, "M mode, kmax " + kmax);
+        }
+    }
+
+    static double[] gram(double[][] G, int d) {
+        double[] out = new double[d * d];
+        for (int i = 0; i < d; i++) {
+            for (int j = 0; j < d; j++) {
+                double acc = 0.0;
+                for (int k = 0; k < d; k++) {
+                    acc += G[i][k] * G[j][k];
+                }
+                out[i * d + j] = acc;
+            }
+        }
+        return out;
     }
 
     static void cgProbe(Map<String, Object> c) {
