@@ -334,6 +334,46 @@ def _projection_cases(out):
     return cases
 
 
+def _style_cases(out):
+    """Issue 11: the features of a head whose manifest has a style block are the graph's d
+    values followed by the block of each RESPONSE (edge_omd/head/runner.py FeatureHead.features:
+    np.hstack([out, style(responses).astype(float32)]), weight from the manifest); without one,
+    the graph's values alone. Java's HeadManifest.features (what the app calls) must agree."""
+    from edge_omd.head.manifest import validate_manifest
+    from edge_omd.head.style import StyleBlock
+    base = {"format": "edge-omd-feature-head", "format_version": 1, "architecture": "bert",
+            "kind": "encoder", "d": 8, "pooling": "mean", "normalize": True, "dtype": "fp32",
+            "opset": 17, "max_length": 256, "template": "{prompt}\n{response}",
+            "add_special_tokens": True, "pad_token_id": 0, "padding_side": "right",
+            "graph_files": ["model.onnx"], "graph_sha256": "ab" * 32,
+            "fingerprint": "0123456789abcdef" * 4, "tokenizer_file": "tokenizer.json",
+            "inputs": ["input_ids", "attention_mask"], "output": "features", "static_shape": None,
+            "tokenizer_sha256": "cd" * 32, "max_positions": 512, "variant": None}
+    responses = ["Short.", "# Plan\n\n1. Boil water\n2. Add \U0001F600 eggs\n\n```sh\nsleep 540\n```",
+                 "", "\u00dcBER stra\u00dfe!!", "- a\n- b\n* c\n\n**bold** and **more**? Yes?",
+                 "A " * 300]
+    rng = np.random.default_rng(4)
+    graph = rng.standard_normal((len(responses), 8)).astype(np.float32)
+    cases = []
+    for label, weight in (("style_w1.5", 1.5), ("style_w0.25", 0.25), ("no_style", None)):
+        m = dict(base)
+        if weight is not None:
+            m["style"] = StyleBlock.fit(["Short.", "A longer answer:\n- one\n- two",
+                                         "Why? **Because**!", "1) x\n2) y"], weight).to_manifest()
+        validate_manifest(m)
+        folder = out / f"head_{label}"
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+        feats = graph
+        if weight is not None:  # runner.py's rule, on the manifest's block
+            block = StyleBlock.from_manifest(m["style"])(responses)
+            feats = np.hstack([graph, block.astype(np.float32)])
+        cases.append(dict(name=f"head_features_{label}", kind="head_features",
+                          folder=f"head_{label}", graph=graph.astype(np.float64).tolist(),
+                          responses=responses, features=feats.astype(np.float64).tolist()))
+    return cases
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("java_guards")
@@ -341,7 +381,7 @@ def run(tmp_path_factory):
     cases_dir.mkdir()
     cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
              + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
-             + _projection_cases(cases_dir))
+             + _projection_cases(cases_dir) + _style_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))
     files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
              os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]

@@ -64,6 +64,46 @@ public final class HeadManifest {
         return d + (style == null ? 0 : StyleBlock.K);
     }
 
+    /**
+     * The head's features of (prompt, response) rows, as Python's FeatureHead.features returns
+     * them (edge_omd/head/runner.py): each row of the graph's output (d values, float32) followed,
+     * when the manifest has a style block, by the block of that row's RESPONSE (standardised with
+     * the manifest's mean and sd, scaled by its weight / sqrt(K), float32). Rows have
+     * {@link #featureDim()} entries: what a RewardModel of that dim learns from.
+     *
+     * @param graph     the graph's output, one row of d per response
+     * @param responses the response of each row (the prompt never enters the block)
+     */
+    public double[][] features(double[][] graph, List<String> responses) {
+        if (graph == null || responses == null || graph.length != responses.size()) {
+            throw new InvalidInputException("features: one graph row per response, got "
+                    + (graph == null ? "null" : graph.length) + " rows and "
+                    + (responses == null ? "null" : responses.size()) + " responses");
+        }
+        double[][] out = new double[graph.length][];
+        for (int i = 0; i < graph.length; i++) {
+            if (graph[i] == null || graph[i].length != d) {
+                throw new InvalidInputException("features: graph row " + i + " must have the manifest's d=" + d
+                        + " values");
+            }
+            if (responses.get(i) == null) {
+                throw new InvalidInputException("features: response " + i + " is null");
+            }
+            double[] row = new double[featureDim()];
+            for (int j = 0; j < d; j++) {
+                row[j] = (float) graph[i][j];
+            }
+            if (style != null) {
+                double[] b = style.apply(responses.get(i));
+                for (int j = 0; j < StyleBlock.K; j++) {
+                    row[d + j] = (float) b[j];
+                }
+            }
+            out[i] = row;
+        }
+        return out;
+    }
+
     private static String[] strings(List<Object> a) {
         String[] out = new String[a.size()];
         for (int i = 0; i < out.length; i++) {

@@ -50,6 +50,9 @@ public final class GuardTests {
                 case "projection":
                     t.check(name, () -> projection(dir, name, c));
                     break;
+                case "head_features":
+                    t.check(name, () -> headFeatures(dir, c));
+                    break;
                 case "lanczos_unit":
                     t.check(name, () -> lanczosUnit((int) Json.integer(c.get("d")), Json.integer(c.get("seed"))));
                     break;
@@ -237,6 +240,34 @@ public final class GuardTests {
             }
         }
         return out;
+    }
+
+    /**
+     * HeadManifest.features (what the app's OnnxFeatureHead returns) against Python's
+     * FeatureHead.features rule: the graph's rows, then the style block of each response when
+     * the manifest has one; a model of featureDim() learns from them.
+     */
+    static void headFeatures(Path dir, Map<String, Object> c) throws Exception {
+        HeadManifest h = HeadManifest.load(dir.resolve((String) c.get("folder")));
+        double[][] graph = ModelGoldenTests.matrix(c.get("graph")), want = ModelGoldenTests.matrix(c.get("features"));
+        List<String> responses = new java.util.ArrayList<>();
+        for (Object r : Json.arr(c.get("responses"))) {
+            responses.add((String) r);
+        }
+        double[][] got = h.features(graph, responses);
+        require(got.length == want.length, "rows");
+        require(h.featureDim() == want[0].length, "featureDim " + h.featureDim() + " vs " + want[0].length);
+        for (int i = 0; i < got.length; i++) {
+            require(got[i].length == want[i].length, "row " + i + " length");
+            for (int j = 0; j < got[i].length; j++) {
+                require(Math.abs(got[i][j] - want[i][j]) <= 1e-6 * Math.max(1.0, Math.abs(want[i][j])),
+                        "row " + i + " feature " + j + ": " + got[i][j] + " vs " + want[i][j]);
+            }
+        }
+        RewardModel m = new RewardModel(new RewardModel.Config(h.featureDim()));
+        m.learnPair(got[1], got[0], 1.0);
+        TestRunner.raises(InvalidInputException.class, () -> h.features(graph, responses.subList(0, 2)),
+                "rows and responses differ");
     }
 
     static void cgProbe(Map<String, Object> c) {

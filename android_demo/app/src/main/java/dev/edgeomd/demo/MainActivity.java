@@ -75,21 +75,29 @@ public final class MainActivity extends Activity {
         try {
             prompts = readCorpus();
             head = new OnnxFeatureHead(headFolder());
-            RewardModel.Config cfg = new RewardModel.Config(head.manifest.d);
+            // the head's features: the graph's d plus the style block's when it has one
+            RewardModel.Config cfg = new RewardModel.Config(head.manifest.featureDim());
             cfg.budgetBytes = 1 << 20;  // exact up to d ~ 500 in float32, a sketch above
             cfg.headFingerprint = head.manifest.fingerprint;
             Path userDir = new File(getFilesDir(), "user").toPath();
             store = UserStore.open(userDir, USER, cfg, 20);
+            boolean usable;
             try {
                 store.model().bindHead(head.manifest.fingerprint);
+                // a state of the graph's d alone (kept before the app appended the head's style
+                // block) cannot score featureDim() features
+                usable = store.model().dim() == head.manifest.featureDim();
             } catch (IllegalStateException other) {
-                // learned on another head: keep that state aside (never delete it), start fresh
+                usable = false;  // learned on another head
+            }
+            if (!usable) {
+                // keep that state aside (never delete it), start fresh
                 store.close();
                 Path aside = new File(getFilesDir(), "user-previous-head-" + System.currentTimeMillis()).toPath();
                 Files.move(userDir, aside);
                 store = UserStore.open(userDir, USER, cfg, 20);
             }
-            say("head d=" + head.manifest.d + " on " + head.provider + "; " + store.model());
+            say("head d=" + head.manifest.featureDim() + " on " + head.provider + "; " + store.model());
             showNext();
         } catch (Exception e) {
             say("Cannot start: " + e.getMessage() + "\nPush an exported head to " + headFolder()

@@ -66,8 +66,17 @@ final class OnnxFeatureHead implements AutoCloseable {
         provider = used;
     }
 
-    /** phi of each response to the prompt, (n, d) float64. */
+    /**
+     * phi of each response to the prompt, (n, manifest.featureDim()) float64: the graph's d
+     * features followed by the style block when the head has one (HeadManifest.features, as
+     * Python's FeatureHead.features).
+     */
     double[][] features(String prompt, List<String> responses) throws Exception {
+        return manifest.features(graphFeatures(prompt, responses), responses);
+    }
+
+    /** The graph's output for each response to the prompt, (n, d). */
+    private double[][] graphFeatures(String prompt, List<String> responses) throws Exception {
         List<String[]> pairs = new ArrayList<>();
         for (String r : responses) {
             pairs.add(new String[]{prompt, r});
