@@ -5,6 +5,7 @@ without `shown`, and the references a state could keep instead of reward 0.
     python -m edge_omd_bench.thumbs --trials 10           # fewer
     python -m edge_omd_bench.thumbs --peruser             # + the per-user benchmark's thumbs stream
     python -m edge_omd_bench.thumbs --peruser --users 10  # fewer users there
+    python -m edge_omd_bench.thumbs --trials 1 --peruser --features 'minilm+style*0.25'
 
 Part 1, demo corpus, real all-MiniLM-L6-v2 head, exact solver. Per trial (a fresh user each):
 one corpus prompt, its long answer L (concise=0 and no other style) and its short answer S
@@ -277,17 +278,19 @@ def main(argv=None):
     ap.add_argument("--peruser", action="store_true", help="also the per-user benchmark's thumbs "
                     "stream with each reference")
     ap.add_argument("--users", type=int, default=None, help="users per population (--peruser)")
+    ap.add_argument("--features", default="minilm", help="feature spec of the per-user run "
+                    "(bench/peruser.py's --features)")
     ap.add_argument("--workers", type=int, default=0)
     args = ap.parse_args(argv)
     print("# what a thumb is read against: demo corpus, all-MiniLM-L6-v2, exact solver")
     run(args.trials, args.thumbs)
     if args.peruser:
         from edge_omd_bench import peruser as pu
-        cfg = pu.Config.preset_named("full", workers=args.workers)
+        cfg = pu.Config.preset_named("full", workers=args.workers, features=args.features)
         if args.users:
             cfg = replace(cfg, users=args.users)
-        print(f"\n# the per-user benchmark's thumbs stream (bench/peruser.py, MiniLM features, "
-              f"{cfg.users} users a population), by reference")
+        print(f"\n# the per-user benchmark's thumbs stream (bench/peruser.py, features "
+              f"{cfg.features}, {cfg.users} users a population), by reference")
         report_peruser(run_peruser(cfg=cfg))
 
 
