@@ -163,12 +163,26 @@ final class CgSolver extends ExplicitThetaSolver {
                 S[row + k] = Num.rd(forget * S[row + k] + czi * z[k], f32);
             }
         }
-        for (int i = 0; i < d; i++) {
-            for (int k = i + 1; k < d; k++) {
-                S[k * d + i] = S[i * d + k];
+        mirrorUpper();
+        return c;
+    }
+
+    /** S's lower triangle from its upper one, in 32 x 32 tiles (a plain column walk of the
+     * stores cost ~40% of an update at d = 384). */
+    void mirrorUpper() {
+        final int tile = 32;
+        for (int i0 = 0; i0 < d; i0 += tile) {
+            int i1 = Math.min(d, i0 + tile);
+            for (int k0 = i0; k0 < d; k0 += tile) {
+                int k1 = Math.min(d, k0 + tile);
+                for (int i = i0; i < i1; i++) {
+                    int row = i * d;
+                    for (int k = Math.max(k0, i + 1); k < k1; k++) {
+                        S[k * d + i] = S[row + k];
+                    }
+                }
             }
         }
-        return c;
     }
 
     @Override
