@@ -368,7 +368,8 @@ def run(cfg: Config, data: Pairs, log=print) -> dict:
     chosen = max(ok, key=lambda k: summary[k]["mean_gain"]) if ok else None
     return {"cfg": cfg, "n": data.n, "nA": A.n, "nB": B.n, "d": d, "name": data.name,
             "cold": cold, "settings": settings, "summary": summary, "chosen": chosen,
-            "cross": cross_groups(A, B, float(default_l2), cfg), "seconds": time.perf_counter() - t0}
+            "cross": cross_groups(A, B, float(default_l2), cfg), "seconds": time.perf_counter() - t0,
+            "shipped": (float(P.DEFAULT_STRENGTH), int(P.DEFAULT_RANK), float(default_l2))}
 
 
 def cross_groups(A: Pairs, B: Pairs, l2: float, cfg: Config) -> list:
@@ -409,6 +410,33 @@ def _n(x, cfg) -> str:
     return str(x) if x is not None else f"> {max(cfg.catchup_cps)}"
 
 
+def shown_setting(res: dict) -> tuple:
+    """The setting whose curves are shown: the chosen one, else fit_prior's shipped defaults
+    when they were measured, else the largest mean aligned gain."""
+    if res["chosen"] is not None:
+        return res["chosen"]
+    if res["shipped"] in res["settings"]:
+        return res["shipped"]
+    return max(res["summary"], key=lambda k: res["summary"][k]["mean_gain"])
+
+
+def render_summary(results: list) -> str:
+    """One line per population: the shown setting's figures."""
+    L = ["## Summary\n",
+         "| population | setting | accuracy at 0 with the prior | prior - cold: aligned 0 | "
+         "aligned 10 | aligned 50 | opposing 10 | opposing 50 | default found |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        key = shown_setting(res)
+        st, sm = res["settings"][key], res["summary"][key]
+        g, o = sm["gains"], sm["opp"]
+        L.append(f"| {res['name']} | s {key[0]:g}, r {key[1]}, l2 {key[2]:g} | "
+                 f"{_acc(st['aligned'], 0)} | {_diff(g[0])} | {_diff(g[10])} | {_diff(g[50])} | "
+                 f"{_diff(o[10])} | {_diff(o[50])} | "
+                 f"{'yes' if res['chosen'] is not None else 'no'} |")
+    return "\n".join(L) + "\n"
+
+
 def render(res: dict) -> str:
     """Markdown: the chosen (or best) setting's curves, the sweep, the verdicts."""
     cfg = res["cfg"]
@@ -428,10 +456,11 @@ def render(res: dict) -> str:
             L.append(f"| {fit} ({na} pairs) | {ev} ({nb} pairs) | {acc:.3f} [{lo:.3f}, {hi:.3f}] |")
         L.append("")
     ch = res["chosen"]
-    show = ch if ch is not None else max(res["summary"], key=lambda k: res["summary"][k]["mean_gain"])
+    show = shown_setting(res)
     st = res["settings"][show]
     tag = (f"strength {show[0]:g}, rank {show[1]}, l2 {show[2]:g}" + (
-        " (chosen)" if ch is not None else " (largest mean aligned gain; does NOT meet the rule)"))
+        " (chosen)" if ch is not None else " (fit_prior's defaults; no setting meets the rule)"
+        if show == res["shipped"] else " (largest mean aligned gain; does NOT meet the rule)"))
     for label, cold, arm in (("aligned users", cold_al, st["aligned"]),
                              ("opposing users (every label of B flipped)", cold_op, st["opposing"])):
         L.append(f"### {label}: prior {tag}\n")
@@ -524,11 +553,17 @@ def main(argv=None) -> int:
     print(__doc__.splitlines()[0], flush=True)
     parts = [f"# Population prior on HH-RLHF (bench/prior.py)\n",
              f"`python -m edge_omd_bench.prior {' '.join(args)}`\n"]
+    results = []
     for pop in a.populations.split(","):
         data = load_hh_pairs(tuple(pop.split("+")), a.cache)
-        text = render(run(cfg, data))
+        results.append(run(cfg, data))
+        text = render(results[-1])
         print(text, flush=True)
         parts.append(text)
+    if set(REPORT_CPS) <= set(cfg.report_cps):
+        text = render_summary(results)
+        print(text)
+        parts.insert(2, text)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(parts))

@@ -112,6 +112,7 @@ def test_catch_up_and_choice_follow_the_rule(res):
     assert res["chosen"] == (max(ok, key=lambda k: res["summary"][k]["mean_gain"]) if ok else None)
     text = PB.render(res)
     assert "### aligned users" in text and "### Sweep" in text and "Verdict" in text
+    assert PB.shown_setting(res) in res["settings"]
 
 
 def test_deterministic(res):
