@@ -129,3 +129,25 @@ def test_personalizer_refuses_a_prior_of_another_head(tmp_path, fake_head):
     with pytest.raises(ConfigError, match="model_options"):
         Personalizer(fake_head, store, "u", model_options={"prior": p})
     store.close()
+
+
+@pytest.mark.export
+def test_cli_with_a_real_exported_head(tmp_path):
+    """The real path once: a tiny BERT exported by edge_omd_export, opened by FeatureHead."""
+    from edge_omd import FeatureHead
+    from edge_omd_export import export_model
+    from tests.export._tiny import make_checkpoint
+    folder = export_model(make_checkpoint("bert", str(tmp_path / "ckpt")), tmp_path / "head",
+                          variant="fp32", progress=False)
+    pairs = _write_jsonl(tmp_path / "pairs.jsonl", _pairs(40))
+    out = tmp_path / "p.prior"
+    assert cli.main(["prior", str(pairs), str(out), "--head", str(folder), "--rank", "3"]) == 0
+    head = FeatureHead.open(folder)
+    p = Prior.load(out)
+    assert p.fingerprint == head.fingerprint and p.dim == head.dim and p.n_pairs == 40
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    prompt, answers = "question number 7 about topic 0", [GOOD[0], BAD[0]]
+    got = Personalizer(head, store, "u", prior=p).score(prompt, answers)
+    np.testing.assert_allclose(got, head.features(prompt, answers).astype(np.float64) @
+                               p.theta0.astype(np.float32).astype(np.float64), rtol=1e-5, atol=1e-6)
+    store.close()
