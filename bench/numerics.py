@@ -18,6 +18,8 @@ Streams (d-dimensional, seeded):
   collinear: z = u + 1e-4 noise around one unit u, labels from a fixed theta*
 """
 import argparse
+import math
+import os
 
 import numpy as np
 
@@ -72,11 +74,151 @@ def smallest_eigenvalue(m):
     return float(np.linalg.eigvalsh(0.5 * (H + H.T))[0])
 
 
+# ------------------------------------------------------------ calibration of the exact guard
+def ordinary_streams(d, n, seed=0, log=print):
+    """{name: (kind, Z, y)} of ordinary users at dimension d, n updates each (kind "pair":
+    learn_pair(Z[t], 0) with y = 1 (chosen first), "one": learn_one(Z[t], y[t])):
+      synth-B1 / synth-B8: bench/streams.SynthProblem Bradley-Terry pairs (power-law spectrum,
+                 ||theta*|| = 1 and 8), every pair fresh;
+      hh-pairs:  HH-RLHF helpful-base test pairs embedded by all-MiniLM-L6-v2 (bench/streams,
+                 cached), z = phi_chosen - phi_rejected, a seeded random orthonormal projection
+                 to d (scaled by sqrt(384 / d) to keep ||z||), cycled in shuffled order;
+      hh-thumbs: the same embeddings uncentered (thumbs without `shown`: chosen y = 1, rejected
+                 y = 0), whose mean direction dominates cal_H (the worst conditioning of the four).
+    The HH streams are left out (logged) when the MiniLM package is not installed."""
+    from edge_omd_bench import streams as bs
+    rng = np.random.default_rng([seed, d])
+    out = {}
+    for B in (1.0, 8.0):
+        prob = bs.SynthProblem.make(d, B, seed)
+        Z, y = prob.stream(seed, n)
+        out[f"synth-B{B:g}"] = ("one", Z, y.astype(np.float64))
+    ok, why = bs.Featurizer.available()
+    path = os.path.join(bs.DEFAULT_HH_DIR, "helpful-base-test.jsonl.gz")
+    if not ok or not os.path.exists(path):
+        log(f"HH streams left out: {why or path + ' missing'}")
+        return out
+    data = bs.embed_split(path, "helpful-base", bs.Featurizer(), log=log)
+    D = data.phi_c.shape[1]
+    Q, _ = np.linalg.qr(rng.standard_normal((D, d)))
+    Q *= np.sqrt(D / d)
+    pc, pr = data.phi_c.astype(np.float64) @ Q, data.phi_r.astype(np.float64) @ Q
+    idx = np.concatenate([rng.permutation(len(pc)) for _ in range(n // len(pc) + 1)])[:n]
+    out["hh-pairs"] = ("pair", pc[idx] - pr[idx], np.ones(n))
+    both = np.concatenate([pc, pr])
+    lab = np.concatenate([np.ones(len(pc)), np.zeros(len(pr))])
+    idx = np.concatenate([rng.permutation(len(both)) for _ in range(n // len(both) + 1)])[:n]
+    out["hh-thumbs"] = ("one", both[idx], lab[idx])
+    return out
+
+
+def calibrate(d, n, log=print):
+    """The exact solver's precision guard (ExactSolver._precision_lost) against drift: float32
+    and float64 exact models learn each stream in lockstep; at every probe point
+    (linalg.probe_period(d)) the guard's statistic eps32 * lmax / lmin is read from the float64
+    model (what a float32 model holding the same cal_H would see) next to ||theta32 - theta64||
+    / max(||theta64||, 1). Printed per stream: the largest statistic, the rejected rule's
+    eps32 * lmax / lam, where float32 refused, the drift there (or at the end)."""
+    from edge_omd import linalg
+    eps = float(np.finfo(np.float32).eps)
+    per = linalg.probe_period(d)
+    log(f"exact solver, d = {d}, {n} updates per stream; guard: refuse when eps * lmax / lmin > "
+        f"{linalg.KAPPA_EPS_LIMIT:g} (probed every {per} updates)")
+    log(f"{'stream':12s} {'max eps*k':>10s} {'max eps*lmax/lam':>17s} {'refused at':>10s} "
+        f"{'rel drift':>10s} {'max rel':>9s} {'first rel>1e-2 at':>17s} {'eps*k there':>11s}")
+    sets = dict(ordinary_streams(d, n, log=log))
+    Zc, yc = stream("collinear", d, n)
+    sets["collinear"] = ("one", Zc, yc)
+    sets["collinear, no guard"] = ("one", Zc, yc)
+    limit = linalg.KAPPA_EPS_LIMIT
+    for name, (kind, Z, y) in sets.items():
+        linalg.KAPPA_EPS_LIMIT = math.inf if name.endswith("no guard") else limit
+        m32 = RewardModel(d, dtype="float32", solver="exact")
+        m64 = RewardModel(d, dtype="float64", solver="exact")
+        zero = np.zeros(d)
+        top_k = top_l = top_rel = 0.0
+        stop, cross, cross_k = "-", "-", "-"
+        for t in range(n):
+            if t and t % per == 0:
+                lmax, lmin = m64._solver.extreme_eigenvalues()
+                k = eps * lmax / lmin
+                top_k, top_l = max(top_k, k), max(top_l, eps * lmax / m64._solver.lam)
+                rel = np.linalg.norm(m32.theta - m64.theta) / max(np.linalg.norm(m64.theta), 1.0)
+                top_rel = max(top_rel, rel)
+                if rel > 1e-2 and cross == "-":
+                    cross, cross_k = str(t), f"{k:.2e}"
+            try:
+                if kind == "pair":
+                    m32.learn_pair(Z[t], zero)
+                else:
+                    m32.learn_one(Z[t], y[t])
+            except NumericalError:
+                stop = str(t)
+                break
+            if kind == "pair":
+                m64.learn_pair(Z[t], zero)
+            else:
+                m64.learn_one(Z[t], y[t])
+        rel = np.linalg.norm(m32.theta - m64.theta) / max(np.linalg.norm(m64.theta), 1.0)
+        log(f"{name:12s} {top_k:10.2e} {top_l:17.2e} {stop:>10s} {rel:10.2e} {top_rel:9.2e} "
+            f"{cross:>17s} {cross_k:>11s}", flush=True)
+    linalg.KAPPA_EPS_LIMIT = limit
+
+
+# ------------------------------------------------------------ cost of the precision probes
+def probe_cost(dims=(384, 4096), updates=30, probes=5, log=print):
+    """Per-update cost of the float32 precision probes next to the update's own cost: one probe
+    (exact: flush + linalg.extreme_eigenvalues; cg: the PSD probe linalg.indefinite_direction)
+    timed `probes` times, divided by linalg.probe_period(d) (it runs once per period), and one
+    learn_one timed over `updates` calls (unit features, random labels). Median times; wall
+    clock, so a loaded machine inflates both alike."""
+    import time
+    from edge_omd import linalg
+    log(f"{'solver':7s} {'d':>5s} {'update':>10s} {'one probe':>10s} {'period':>6s} "
+        f"{'probe/update':>12s} {'share':>6s}")
+    for d in dims:
+        rng = np.random.default_rng(d)
+        Z = rng.normal(size=(updates + 1, d)).astype(np.float32)
+        Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+        for solver in ("exact", "cg"):
+            m = RewardModel(d, dtype="float32", solver=solver)
+            m.learn_one(Z[0], 1.0)  # compiled and warm
+            times = []
+            for t in range(1, updates + 1):
+                t0 = time.perf_counter()
+                m.learn_one(Z[t], float(t % 2))
+                times.append(time.perf_counter() - t0)
+            s = m._solver
+            lam_t = s.lam_next() if solver == "cg" else s.lam
+            ptimes = []
+            for _ in range(probes):
+                t0 = time.perf_counter()
+                if solver == "exact":
+                    s.extreme_eigenvalues()
+                else:
+                    linalg.indefinite_direction(s.state.S, s._psd_floor(s.state.S, lam_t))
+                ptimes.append(time.perf_counter() - t0)
+            up, pr, per = float(np.median(times)), float(np.median(ptimes)), linalg.probe_period(d)
+            log(f"{solver:7s} {d:5d} {up * 1e3:8.3f}ms {pr * 1e3:8.2f}ms {per:6d} "
+                f"{pr / per * 1e6:10.2f}us {pr / per / up:6.1%}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--d", type=int, default=8)
     ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--calibrate", action="store_true",
+                    help="the exact solver's precision guard against drift on ordinary and "
+                         "collinear streams (use with --n 1000000)")
+    ap.add_argument("--cost", action="store_true",
+                    help="per-update cost of the float32 precision probes at d = 384 and 4096")
     args = ap.parse_args(argv)
+    if args.cost:
+        probe_cost()
+        return
+    if args.calibrate:
+        calibrate(args.d, args.n)
+        return
     print(f"d = {args.d}, up to {args.n} updates per stream; rel = ||theta32 - theta64|| / "
           "max(||theta64||, 1); eigenvalues over the floor")
     print(f"{'solver':9s} {'stream':10s} {'refused at':>10s} {'rel':>9s} {'min eig 32':>11s} "

@@ -348,3 +348,68 @@ def matvec64(A, x):
     for i, j in blocks(A.shape[0]):
         out[i:j] = A[i:j].astype(np.float64) @ x
     return out
+
+
+# ---------------------------------------------------------------- precision probes (updates)
+# Run by the solvers' updates every probe_period(d) updates (amortised O(d) per update): they
+# refuse to go on from a local norm the state's dtype can no longer hold (NumericalError,
+# nothing moved). Deterministic functions of the state (fixed start, fixed step count), so a
+# replayed or reloaded model refuses exactly where the live one did.
+
+#: The exact solver refuses an update once eps * kappa(cal_H) > KAPPA_EPS_LIMIT (eps of the
+#: state's dtype, kappa = lambda_max / lambda_min as estimated by `extreme_eigenvalues`).
+#: Why kappa and not lambda_max / lam: the float32 factor's rounding is ~eps lambda_max in
+#: absolute terms and matters against the smallest eigenvalue, which grows with the data for an
+#: ordinary user (lambda_max / lam alone refused ordinary users after ~5e4 updates at d = 8).
+#: Calibrated by `python -m edge_omd_bench.numerics --calibrate` (bench/numerics.py): on the
+#: nearly-collinear stream (d = 6) float32 theta drifts 1e-2 from float64 at eps kappa ~ 2.8e-3
+#: (1.4e-3 at eps kappa = 1e-3), while ordinary streams stay far below the limit.
+KAPPA_EPS_LIMIT = 1e-3
+EIG_STEPS = 4  # power-iteration steps on A and on A^{-1} per probe
+
+
+def probe_period(d):
+    """Updates between two precision probes of a d-dimensional state (cg, exact)."""
+    return max(d, 64)
+
+
+def probe_due(t, d):
+    """Is a precision probe due before the update after t updates? (never at t = 0)"""
+    return t > 0 and t % probe_period(d) == 0
+
+
+def guard_start(d):
+    """The precision probes' fixed start: x_i = frac((i + 1) * 2654435761 / 2^32) - 1/2 (a
+    Weyl sequence in integer arithmetic, so another implementation, e.g. the Java core, builds
+    the same vector bit for bit), normalised to unit length."""
+    i = np.arange(1, d + 1, dtype=np.uint64)
+    x = ((i * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0 ** 32 - 0.5
+    return x / np.sqrt(x @ x)
+
+
+def extreme_eigenvalues(apply, apply_inv, d, steps=EIG_STEPS):
+    """(lmax, lmin) estimates of an SPD operator A of size d: the best Rayleigh quotients of
+    `steps` power-iteration steps on A (apply(v, out): out = A v) and on A^{-1} (apply_inv),
+    float64, from the fixed start `guard_start`. lmax <= lambda_max and lmin >= lambda_min
+    always (Rayleigh quotients lie inside the spectrum), so lmax / lmin never overstates the
+    condition number; the extreme eigenvalues are what power iteration finds first. Allocates
+    three float64 work vectors of d; 2 * steps operator applications."""
+    lmax, inv_lmin = 0.0, 0.0
+    out = np.empty(d)
+    for op in (apply, apply_inv):
+        x = guard_start(d)
+        best = 0.0
+        for _ in range(steps):
+            op(x, out)
+            rq = float(x @ out)
+            best = max(best, rq)
+            nrm = float(np.sqrt(out @ out))
+            if not (nrm > 0.0 and math.isfinite(nrm)):
+                break
+            x = out / nrm
+        if op is apply:
+            lmax = best
+        else:
+            inv_lmin = best
+    lmin = 1.0 / inv_lmin if inv_lmin > 0.0 else math.inf
+    return lmax, lmin

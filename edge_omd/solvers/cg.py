@@ -128,15 +128,21 @@ class CGSolver(ExplicitTheta):
     def step(self, z, y, w):
         st, cfg = self.state, self.config
         lam_t = self.lam_next()
-        if self.counter[0] % max(self.state.S.shape[0], 64) == 0 and self.counter[0] > 0:
-            # every max(d, 64) updates, O(d^2) (amortised O(d)): refuse to go on from a
-            # curvature sum that float32 rounding made indefinite beyond -lam_t / 8 (a stream
-            # piling ~2e4 updates into one direction does), so cal_H >= 3/4 lam_t holds with
-            # room for the drift between two probes; nothing has moved yet
-            if linalg.indefinite_direction(st.S, self._psd_floor(st.S, lam_t)):
-                return math.nan
+        if self._curvature_lost(lam_t):
+            return math.nan
         return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, cfg.eta, lam_t,
                      cfg.cg_steps, cfg.cg_tol, self.eps)
+
+    def _curvature_lost(self, lam_t):
+        """The PSD probe, run before an update (pair or choice) every linalg.probe_period(d)
+        updates, O(d^2) (amortised O(d)): True (refuse; nothing has moved yet) when float32
+        rounding made the curvature sum indefinite beyond -lam_t / 8 (a stream piling ~2e4
+        updates into one direction does), so cal_H >= 3/4 lam_t holds with room for the drift
+        between two probes."""
+        S = self.state.S
+        if not linalg.probe_due(int(self.counter[0]), S.shape[0]):
+            return False
+        return linalg.indefinite_direction(S, self._psd_floor(S, lam_t))
 
     def absorb(self, z, w):
         st = self.state
@@ -208,6 +214,8 @@ class CGSolver(ExplicitTheta):
         """Steps 1-2: K CG steps on (lambda_t I + S + eta X^T X) x = g, g = Z^T a (solved for g
         itself: CG from 0 is linear in the right-hand side, so k = 2 is the pair's step)."""
         st, cfg = self.state, self.config
+        if self._curvature_lost(self.lam_next()):  # the pair's PSD probe (_syr_rows as syr_scaled)
+            return False
         mnl.margins(st.theta, cw.Z, cw.m)
         mnl.weights(cw.m, w, cw.q, cw.Lw)
         mnl.rows(cw.Lw, cw.Z, math.sqrt(eta), cw.X)

@@ -328,8 +328,42 @@ class ExactSolver(Solver):
 
     def step(self, z, y, w):
         st = self.state
+        if self._precision_lost():
+            return math.nan
         return _step(st.U, st.phi, st.theta, st.xp, z, st.u, st.rot, st.aux, y, w,
                      self.config.eta, self.lam, self.fmax, self.eps)
+
+    def _precision_lost(self):
+        """The precision guard, run before an update every linalg.probe_period(d) updates
+        (amortised O(d) per update): True (refuse; nothing has moved) once
+        eps * lambda_max / lambda_min of cal_H > linalg.KAPPA_EPS_LIMIT, both estimated by
+        linalg.EIG_STEPS power-iteration steps on cal_H and on cal_H^{-1} (two triangular
+        sweeps each). The factor holds cal_H only to ~eps lambda_max (rounding that piles up
+        over the updates), which is noise against the smallest eigenvalue once the condition
+        number nears 1 / eps: theta = U^{-1} phi then drifts from what float64 gives (a
+        nearly-collinear stream, float32: 1e-2 after ~1.9e5 updates at d = 6). A pending update
+        is applied first (the sweep is flush-invariant): the probe reads the flushed U, a
+        function of the observations alone, so a replayed model refuses where the live one did."""
+        if not linalg.probe_due(int(self.counter[0]), self.state.U.shape[0]):
+            return False
+        lmax, lmin = self.extreme_eigenvalues()
+        return not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin
+
+    def extreme_eigenvalues(self):
+        """(lmax, lmin): the precision guard's estimates of cal_H's extreme eigenvalues
+        (linalg.extreme_eigenvalues; lmax / lmin never overstates the condition number).
+        Flushes a pending update (bytes unchanged: the sweep is flush-invariant)."""
+        st = self.state
+        d = st.U.shape[0]
+        self.flush()
+        U, tmp = st.U, np.empty(d)
+
+        def apply(v, out):
+            _hv(U, v, tmp, out)
+
+        def apply_inv(v, out):
+            _inv_apply(U, st.u, 0.0, v, tmp, out)  # a = 0: u is not read
+        return linalg.extreme_eigenvalues(apply, apply_inv, d)
 
     def absorb(self, z, w):
         """Step 4, right after a step: u = U^{-T} z is current, the update is deferred."""
@@ -473,6 +507,8 @@ class ExactSolver(Solver):
         """Steps 1-2: V = U^{-T} Z in one pass over U (so theta.z_j = phi.v_j and
         C = Z cal_H^{-1} Z^T = V V^T), then phi' = phi - eta V^T b. False: nothing moved."""
         st = self.state
+        if self._precision_lost():
+            return False
         return not math.isnan(_choice_step(st.U, st.phi, cw.Z, cw.V, cw.m, cw.q, cw.Lw, cw.C,
                                            cw.K, cw.t, cw.b, st.aux, cw.g, w, eta, self.lam,
                                            self.fmax))

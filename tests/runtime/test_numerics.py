@@ -18,6 +18,11 @@ made at that point, and the refused call must have changed nothing):
 
 Quick: 4 streams x 25,000 updates per base representation (10^5), 4 x 5,000 per variant, d = 6
 (4 x 300 without JIT). Long (EDGE_OMD_LONG=1): 4 x 250,000 = 10^6 updates per configuration.
+
+The exact solver's precision guard (eps kappa(cal_H) > linalg.KAPPA_EPS_LIMIT refuses): its
+estimates against a dense eigvalsh twin, a refusal before drift on a weighted collinear stream,
+the same refusal after a reload, and ordinary users never refused (10^5 updates, 10^6 long).
+The cg choice path's PSD probe: 30,000 repeated float32 choices.
 """
 import os
 
@@ -185,3 +190,158 @@ def test_radius_too_small_for_the_dtype_is_refused(solver):
         data[-4:] = (zlib.crc32(bytes(data[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
         with pytest.raises(StateFormatError):
             RewardModel.from_bytes(bytes(data))
+
+
+# ---- the exact solver's precision guard (ExactSolver._precision_lost, linalg.KAPPA_EPS_LIMIT)
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _dense_extremes(m):
+    ev = np.linalg.eigvalsh(_cal_H(m))
+    return float(ev[-1]), float(ev[0])
+
+
+def _ordinary(d, n, B):
+    """An ordinary user: Bradley-Terry pairs of bench/streams.SynthProblem (power-law spectrum)."""
+    from edge_omd_bench.streams import SynthProblem
+    Z, y = SynthProblem.make(d, B, 0).stream(0, n)
+    return Z.astype(np.float32), y.astype(np.float64)
+
+
+@pytest.mark.parametrize("stream", ["collinear", "ordinary"])
+def test_exact_guard_estimates_bracket_the_dense_eigenvalues(stream):
+    """The guard's estimates (linalg.extreme_eigenvalues: power iteration on cal_H and on
+    cal_H^{-1}) against the slow twin, a dense eigvalsh of cal_H: lmax never above lambda_max,
+    lmin never below lambda_min (so a refusal is certain), and close where it matters (one
+    dominant direction)."""
+    d, n = 6, (600 if JIT_DISABLED else 6_000)
+    if stream == "collinear":
+        Z, Y = adversarial_stream("collinear", d, n, seed=3)
+    else:
+        Z, Y = _ordinary(d, n, 4.0)
+    m = RewardModel(d, dtype="float64", solver="exact")
+    for t in range(n):
+        m.learn_one(Z[t], Y[t])
+        if (t + 1) % (n // 6) == 0:
+            lmax, lmin = m._solver.extreme_eigenvalues()
+            tmax, tmin = _dense_extremes(m)
+            assert lmax <= tmax * (1 + 1e-9) and lmin >= tmin * (1 - 1e-9), (t, lmax, tmax, lmin, tmin)
+            assert lmax >= 0.5 * tmax and lmin <= 2.0 * tmin, (t, lmax, tmax, lmin, tmin)
+            if stream == "collinear":
+                assert lmax >= 0.999 * tmax and lmin <= 1.001 * tmin, (t, lmax, tmax, lmin, tmin)
+
+
+def _until_refused(m, Z, Y, w=1.0, start=0):
+    for t in range(start, Z.shape[0]):
+        try:
+            m.learn_one(Z[t], Y[t], weight=w)
+        except NumericalError:
+            return t
+    return None
+
+
+@pytest.mark.jit
+def test_exact_float32_refuses_when_the_condition_number_nears_1_over_eps():
+    """The nearly-collinear stream drove float32 theta 2.6e-2 off float64 at 250,000 updates with
+    no error. The guard refuses (NumericalError, nothing changed, again on a retry and for a
+    choice) once eps kappa(cal_H) passes linalg.KAPPA_EPS_LIMIT; weight 16 gets there in ~4,000
+    updates. At the refusal float32 is still within 1e-2 of float64 and the dense condition
+    number confirms the rule; one probe earlier the model was allowed to learn."""
+    from edge_omd import linalg
+    d, w = 6, 16.0
+    Z, Y = adversarial_stream("collinear", d, 8_000, seed=3)
+    m32 = RewardModel(d, dtype="float32", solver="exact")
+    t = _until_refused(m32, Z, Y, w)
+    assert t is not None, "float32 exact never refused on the weighted collinear stream"
+    assert t % linalg.probe_period(d) == 0
+    tmax, tmin = _dense_extremes(m32)
+    assert EPS32 * tmax / tmin > linalg.KAPPA_EPS_LIMIT
+    before = m32.to_bytes()
+    for _ in range(2):
+        with pytest.raises(NumericalError):
+            m32.learn_one(Z[t], Y[t], weight=w)
+    with pytest.raises(NumericalError):
+        m32.learn_choice(np.stack([Z[t], Z[t + 1], Z[t + 2]]), 0)
+    assert m32.to_bytes() == before, "a refused update changed the state"
+    m64 = RewardModel(d, dtype="float64", solver="exact")
+    for s in range(t):
+        m64.learn_one(Z[s], Y[s], weight=w)
+    assert _rel(m32.theta, m64.theta) <= 1e-2
+    # the probe before: eps kappa still below the limit
+    prev = RewardModel(d, dtype="float32", solver="exact")
+    for s in range(t - linalg.probe_period(d)):
+        prev.learn_one(Z[s], Y[s], weight=w)
+    lmax, lmin = prev._solver.extreme_eigenvalues()
+    assert EPS32 * lmax <= linalg.KAPPA_EPS_LIMIT * lmin
+
+
+@pytest.mark.jit
+def test_exact_guard_refuses_at_the_same_update_after_a_reload():
+    """The probe reads the flushed factor (a function of the observations alone) at fixed update
+    counts, so a model reloaded mid-stream (a pending update in the live one) and fed the rest
+    refuses at exactly the live model's update, with the live model's bytes."""
+    d, w = 6, 16.0
+    Z, Y = adversarial_stream("collinear", d, 8_000, seed=3)
+    live = RewardModel(d, dtype="float32", solver="exact")
+    for t in range(3_001):
+        live.learn_one(Z[t], Y[t], weight=w)
+    saved = live.to_bytes()
+    t_live = _until_refused(live, Z, Y, w, start=3_001)
+    again = RewardModel.from_bytes(saved)
+    assert _until_refused(again, Z, Y, w, start=3_001) == t_live is not None
+    assert again.to_bytes() == live.to_bytes()
+
+
+@pytest.mark.parametrize("B", [1.0, 8.0])
+def test_exact_float32_never_refuses_an_ordinary_user(B):
+    """Calibration (bench/numerics.py --calibrate): ordinary users stay far below the guard's
+    limit. Bradley-Terry pairs with a power-law spectrum at d = 8, 10^5 updates (10^6 in long
+    mode): no refusal, eps kappa below 1 % of the limit, float32 within 1e-2 of float64 (on a
+    sample of it: the float64 twin runs on the first 10^5)."""
+    from edge_omd import linalg
+    d = 8
+    n = 1_000_000 if LONG else (400 if JIT_DISABLED else 100_000)
+    Z, Y = _ordinary(d, n, B)
+    m32 = RewardModel(d, dtype="float32", solver="exact")
+    m64 = RewardModel(d, dtype="float64", solver="exact")
+    n64 = min(n, 100_000)
+    for t in range(n):
+        m32.learn_one(Z[t], Y[t])  # a refusal fails the test (NumericalError)
+        if t < n64:
+            m64.learn_one(Z[t], Y[t])
+        if t + 1 == n64:
+            assert _rel(m32.theta, m64.theta) <= 1e-2
+    lmax, lmin = _dense_extremes(m32)
+    assert EPS32 * lmax / lmin <= 0.01 * linalg.KAPPA_EPS_LIMIT
+
+
+@pytest.mark.jit
+def test_cg_choice_keeps_the_curvature_positive_definite_or_refuses():
+    """The choice kernel _syr_rows had no PSD probe: 3 fixed candidates along one direction with
+    alternating choices took cal_H's smallest eigenvalue to -2.6 after 30,000 float32 choices
+    (0.21 after 20,000). The pair's probe now runs before a choice too: it refuses
+    (NumericalError, nothing changed) and cal_H stays >= 3/4 lam_t, S exactly symmetric."""
+    d = 8
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=d)
+    u /= np.linalg.norm(u)
+    Phi = np.stack([u, -u, 0.5 * u]).astype(np.float32)
+    m = RewardModel(d, dtype="float32", solver="cg")
+    refused = None
+    for t in range(30_000):
+        try:
+            m.learn_choice(Phi, t % 2)
+        except NumericalError:
+            refused = t
+            break
+    S = m._solver.state.S
+    assert np.array_equal(S, S.T)
+    lmin = float(np.linalg.eigvalsh(_cal_H(m))[0])
+    assert lmin >= 0.75 * m._solver.lam_next(), lmin
+    assert refused is not None
+    before = m.to_bytes()
+    with pytest.raises(NumericalError):
+        m.learn_choice(Phi, refused % 2)
+    with pytest.raises(NumericalError):
+        m.learn_one(Phi[0], 1.0)
+    assert m.to_bytes() == before
