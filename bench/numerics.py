@@ -2,6 +2,8 @@
 
     python -m edge_omd_bench.numerics                 # d = 8, 10^5 updates per stream
     python -m edge_omd_bench.numerics --d 32 --n 200000
+    python -m edge_omd_bench.numerics --calibrate --d 8 --n 1000000   # the exact guard's limit
+    python -m edge_omd_bench.numerics --cost          # per-update cost of the precision probes
 
 For each representation and stream, a float32 and a float64 model learn the same observations
 (z rounded to float32 first) in lockstep until float32 refuses an update (NumericalError: the
