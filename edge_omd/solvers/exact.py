@@ -349,6 +349,19 @@ class ExactSolver(Solver):
         lmax, lmin = self.extreme_eigenvalues()
         return not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin
 
+    def start(self, theta0, c, V):
+        """Solver.start, refusing (nothing changed) a start the precision guard would refuse at
+        its first probe: eps * lambda_max / lambda_min of cal_H_0 = (lam + c) I + V^T V above
+        linalg.KAPPA_EPS_LIMIT (exact eigenvalues: lam + c + those of V V^T, O(r^2 d))."""
+        d, a = V.shape[1], self.lam + float(c)
+        s = np.linalg.eigvalsh(V @ V.T) if V.shape[0] else np.zeros(1)
+        lmax, lmin = a + max(float(s[-1]), 0.0), a + (max(float(s[0]), 0.0) if V.shape[0] == d else 0.0)
+        if not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin:
+            return (f"its condition number ({lmax / lmin:.3g}) is beyond what {self.state.U.dtype.name} "
+                    f"holds (eps * kappa <= {linalg.KAPPA_EPS_LIMIT:g}, the exact solver's "
+                    "precision guard); lower the prior's strength, raise lam, or use float64")
+        return super().start(theta0, c, V)
+
     def extreme_eigenvalues(self):
         """(lmax, lmin): the precision guard's estimates of cal_H's extreme eigenvalues
         (linalg.extreme_eigenvalues; lmax / lmin never overstates the condition number).

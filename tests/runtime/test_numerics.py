@@ -345,3 +345,22 @@ def test_cg_choice_keeps_the_curvature_positive_definite_or_refuses():
     with pytest.raises(NumericalError):
         m.learn_one(Phi[0], 1.0)
     assert m.to_bytes() == before
+
+
+def test_exact_float32_refuses_a_prior_start_the_guard_would_refuse():
+    """A population prior whose cal_H_0 float32 cannot hold (eps kappa above the guard's limit,
+    though within the start's trace bound) was accepted and then refused at update 64 for good;
+    it is now a ConfigError at construction (float64 holds it, and a milder prior starts)."""
+    from edge_omd.prior import Prior
+    d = 8
+    V = np.zeros((1, d))
+    V[0, 0] = 300.0  # cal_H_0 = I + 9e4 e1 e1^T: eps kappa = 1.1e-2 in float32
+    with pytest.raises(ConfigError, match="condition number"):
+        RewardModel(d, dtype="float32", solver="exact", prior=Prior(np.zeros(d), 0.0, V, strength=1.0))
+    m = RewardModel(d, dtype="float64", solver="exact", prior=Prior(np.zeros(d), 0.0, V, strength=1.0))
+    V[0, 0] = 30.0  # eps kappa = 1.1e-4: starts, and learns past the first probe
+    m = RewardModel(d, dtype="float32", solver="exact", prior=Prior(np.zeros(d), 0.0, V, strength=1.0))
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        m.learn_one(rng.normal(size=d) / np.sqrt(d), float(t % 2))
+    assert m.t == 200
