@@ -355,10 +355,11 @@ class ExactSolver(Solver):
         linalg.KAPPA_EPS_LIMIT (exact eigenvalues: lam + c + those of V V^T, O(r^2 d))."""
         d, a = V.shape[1], self.lam + float(c)
         s = np.linalg.eigvalsh(V @ V.T) if V.shape[0] else np.zeros(1)
-        lmax, lmin = a + max(float(s[-1]), 0.0), a + (max(float(s[0]), 0.0) if V.shape[0] == d else 0.0)
+        lmax = a + max(float(s[-1]), 0.0)
+        lmin = a + (max(float(s[0]), 0.0) if V.shape[0] == d else 0.0)
         if not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin:
-            return (f"its condition number ({lmax / lmin:.3g}) is beyond what {self.state.U.dtype.name} "
-                    f"holds (eps * kappa <= {linalg.KAPPA_EPS_LIMIT:g}, the exact solver's "
+            return (f"its condition number ({lmax / lmin:.3g}) is beyond what "
+                    f"{self.state.U.dtype.name} holds (eps * kappa <= {linalg.KAPPA_EPS_LIMIT:g}, the exact solver's "
                     "precision guard); lower the prior's strength, raise lam, or use float64")
         return super().start(theta0, c, V)
 
