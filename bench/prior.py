@@ -1,11 +1,13 @@
 """Does a population prior help a new user? HH-RLHF with disjoint halves (issue 11 item 5).
 
-    python -m edge_omd_bench.prior                    # 200 users, the strength x rank sweep
+    python -m edge_omd_bench.prior                    # 200 users, both splits pooled, the sweep
+    python -m edge_omd_bench.prior --populations harmless-base+helpful-base,harmless-base,helpful-base
     python -m edge_omd_bench.prior --quick            # 40 users, a smaller sweep (a minute)
-    python -m edge_omd_bench.prior --users 400 --strengths 1,10 --ranks 16
+    python -m edge_omd_bench.prior --users 400 --strengths 1,10 --ranks 16 --l2-sweep "" --seed 1
 
-Data: both HH-RLHF test splits (harmless-base + helpful-base, read from /work/shared/data/hh-rlhf,
-never copied), embedded by the SDK's default head (all-MiniLM-L6-v2 fp32, pooling `mean`, the
+Data: a population = HH-RLHF test splits (by default harmless-base + helpful-base pooled;
+`--populations` runs several, each written as one section), read from /work/shared/data/hh-rlhf
+(never copied), embedded by the SDK's default head (all-MiniLM-L6-v2 fp32, pooling `mean`, the
 features a user of the SDK gets; bench/streams.py's FeatureHead, cached in bench/cache/). The
 pooled pairs are split once by a fixed seed into two disjoint halves:
   A  the population: `edge_omd.prior.fit_prior(phi_chosen - phi_rejected of A, rank=r,
@@ -27,18 +29,20 @@ resamples for both. Catch-up of opposing users: the first n of the grid 0..10, 1
 at which the prior's accuracy is >= the cold start's or the interval of the difference
 contains 0 (target: <= 10).
 
-Choice of the default (strength s, rank r): among the settings that help aligned users at 0, 5
-and 10 feedbacks (difference interval above 0 at each) AND let opposing users catch up within
-10 feedbacks, the one with the largest mean aligned gain over n = 0, 5, 10, 25, 50. If none
-qualifies, the bench says so: a prior that never helps is not a default.
+Sweep: strength x rank at fit_prior's default l2, and theta_0's length (fit_prior's l2, at rank
+16) x a few strengths. Choice of the default (strength s, rank r, l2): among the settings that
+help aligned users at 0, 5 and 10 feedbacks (difference interval above 0 at each) AND whose
+opposing users are caught up from some n <= 10 on (not behind at any later n of the grid), the
+one with the largest mean aligned gain over n = 0, 5, 10, 25, 50. If none qualifies, the bench
+says so: a prior that never helps is not a default.
 
 Writes the tables to bench/results/prior.md (`--out`). Nothing is asserted here.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import glob
+import inspect
 import os
 import sys
 import time
