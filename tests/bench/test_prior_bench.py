@@ -142,3 +142,16 @@ def test_cross_groups_see_opposed_populations():
             a, lo, hi = acc[(f, e)]
             assert lo <= a <= hi
             assert (a > 0.7) if f == e else (a < 0.3)
+
+
+def test_head_fingerprint_binds_without_changing_figures():
+    """With the head's fingerprint (as on HH-RLHF) the prior and every model are bound to it;
+    the figures are those of the unbound run."""
+    cfg = replace(TINY, strengths=(1.0,), l2_sweep=(), users=4, boot=50)
+    plain = synthetic()
+    bound = PB.Pairs("bound", plain.phi_c, plain.phi_r, bytes(range(32)))
+    a = PB.run(cfg, plain, log=lambda *x: None)["settings"][(1.0, 2, 1.0)]
+    b = PB.run(cfg, bound, log=lambda *x: None)["settings"][(1.0, 2, 1.0)]
+    for n in CPS:
+        assert a["aligned"].acc[n] == b["aligned"].acc[n]
+        assert a["opposing"].acc[n] == b["opposing"].acc[n]
