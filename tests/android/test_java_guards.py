@@ -8,7 +8,9 @@ runner (android_demo/core/src/test/.../GuardTests.java) replays them: the same u
 (NumericalException, toBytes unchanged), the same states refused, the same probe verdicts, and
 the final theta and widths within the goldens' tolerance of Python's. Each case trips a guard in
 Python that the Java core lacked before (theta beyond THETA_LIMIT accepted while finite, the
-trace and sketch precision guards, the loader checks, the shrink's refactored L).
+trace and sketch precision guards, the exact solver's eps * kappa guard, the loader checks).
+Also: step 3 (Java's Lanczos projection per solver against Python's next states), and the
+features of a head with a style block (issue 11: HeadManifest.features, what the app calls).
 Run alone with: pytest -m java tests/android/test_java_guards.py
 """
 import json
@@ -184,6 +186,28 @@ def _fantasize_then_refused(out):
     c = _stream_case(out, "exact_fantasize_refused", m, steps, [[0, 0, 1.0, 0]])
     assert c["verdicts"] == ["ok", "ok", "numerical"]
     return [c]
+
+
+def _kappa_cases(out):
+    """exact: the precision guard before the update after t = 64 (linalg.probe_due, d <= 64):
+    eps kappa(cal_H) > linalg.KAPPA_EPS_LIMIT refuses (float32 kappa 1e6, float64 9e12); a mild
+    kappa, or the same state one update before the probe is due, goes on."""
+    cases = []
+    for dt, big in (("float32", 1e3), ("float64", 3e6)):
+        for label, top, t in (("ill", big, 64), ("mild", 3.0, 64), ("not_due", big, 63)):
+            m = RewardModel(6, solver="exact", dtype=dt)
+            config, _t, fp, arrays = state_format.decode(m.to_bytes())
+            arrays = [np.array(a) for a in arrays]
+            arrays[1][1, 1] = top  # cal_H = diag(1, top^2, 1, ...), theta = phi = 0
+            m = RewardModel.from_bytes(state_format.encode(config, t, fp, arrays))
+            steps = [dict(kind="one", z=[0.3, -0.2, 0.1, 0.0, 0.2, 0.1], y=1.0, w=1.0)]
+            c = _stream_case(out, f"kappa_{label}_{dt}", m, steps, np.eye(6)[:2].tolist())
+            assert c["verdicts"] == (["numerical"] if label == "ill" else ["ok"]), (label, dt)
+            cases.append(c)
+    from edge_omd import linalg
+    cases += [dict(name=f"guard_start_{d}", kind="guard_start", d=d, x=linalg.guard_start(d).tolist())
+              for d in (1, 7, 4096)]  # the probes' start, built the same way on both sides
+    return cases
 
 
 def _load_cases(out):
@@ -381,7 +405,7 @@ def run(tmp_path_factory):
     cases_dir.mkdir()
     cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
              + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
-             + _projection_cases(cases_dir) + _style_cases(cases_dir))
+             + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))
     files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
              os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]

@@ -115,7 +115,7 @@ final class CgSolver extends ExplicitThetaSolver {
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
         double lamT = lamAt(t + 1);
-        if (t > 0 && t % Math.max(d, 64) == 0 && Num.indefiniteDirection(S, d, psdFloor(lamT), f32)) {
+        if (Num.probeDue(t, d) && Num.indefiniteDirection(S, d, psdFloor(lamT), f32)) {
             return Double.NaN;
         }
         double m = Num.dot(theta, z);

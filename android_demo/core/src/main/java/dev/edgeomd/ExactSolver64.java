@@ -105,8 +105,35 @@ final class ExactSolver64 extends Solver {
         aux[E] = 0.0;
     }
 
+    /**
+     * The precision guard (exact.ExactSolver._precision_lost), before an update every
+     * Num.probePeriod(d) updates (amortised O(d)): true (refuse; nothing has moved) once eps
+     * lambda_max / lambda_min of cal_H > KAPPA_EPS_LIMIT, both estimated by power steps on cal_H
+     * and on cal_H^{-1}; the factor holds cal_H only to ~eps lambda_max, noise against the
+     * smallest eigenvalue once the condition number nears 1 / eps. A pending update is applied
+     * first (the sweep is flush-invariant: the bytes do not change).
+     */
+    boolean precisionLost(long t) {
+        if (!Num.probeDue(t, d)) {
+            return false;
+        }
+        double[] l = extremeEigenvalues();
+        return !(eps * l[0] <= Num.KAPPA_EPS_LIMIT * l[1]);
+    }
+
+    /** (lmax, lmin) of cal_H as the precision guard estimates them; flushes a pending update. */
+    double[] extremeEigenvalues() {
+        flush();
+        final double[] tmp = new double[d];
+        return Num.extremeEigenvalues((v, out) -> System.arraycopy(matvec(v, 0), 0, out, 0, d),
+                (v, out) -> invApply(v, tmp, out), d);
+    }
+
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
+        if (precisionLost(t)) {
+            return Double.NaN;
+        }
         sweep(z, true);
         double m = 0.0, q = 0.0;
         for (int i = 0; i < d; i++) {

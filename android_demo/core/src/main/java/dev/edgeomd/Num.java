@@ -10,6 +10,76 @@ final class Num {
     static final double FLOOR_SLACK = 4.0;
     /** Power-iteration steps of the exact loader's eigenvalue probe (linalg.PROBE_STEPS). */
     static final int PROBE_STEPS = 6;
+    /** The exact solver refuses an update once eps kappa(cal_H) > KAPPA_EPS_LIMIT (linalg). */
+    static final double KAPPA_EPS_LIMIT = 1e-3;
+    /** Power-iteration steps on A and on A^{-1} per precision probe (linalg.EIG_STEPS). */
+    static final int EIG_STEPS = 4;
+
+    /** out = A v (float64 vectors): an operator of the precision probes. */
+    interface Op {
+        void apply(double[] v, double[] out);
+    }
+
+    /**
+     * The precision probes' fixed start (linalg.guard_start): x_i = frac((i + 1) 2654435761 /
+     * 2^32) - 1/2, a Weyl sequence in integer arithmetic (the same vector as Python's), unit length.
+     */
+    static double[] guardStart(int d) {
+        double[] x = new double[d];
+        for (int i = 0; i < d; i++) {
+            x[i] = (((i + 1L) * 2654435761L) & 0xFFFFFFFFL) / 4294967296.0 - 0.5;
+        }
+        double inv = 1.0 / Math.sqrt(dot(x, x));
+        for (int i = 0; i < d; i++) {
+            x[i] *= inv;
+        }
+        return x;
+    }
+
+    /** Updates between two precision probes of a d-dimensional state (linalg.probe_period). */
+    static long probePeriod(int d) {
+        return Math.max(d, 64);
+    }
+
+    /** Is a precision probe due before the update after t updates? (never at t = 0) */
+    static boolean probeDue(long t, int d) {
+        return t > 0 && t % probePeriod(d) == 0;
+    }
+
+    /**
+     * (lmax, lmin) estimates of an SPD operator of size d (linalg.extreme_eigenvalues): the best
+     * Rayleigh quotients of EIG_STEPS power steps on A and on A^{-1}, float64, from the fixed
+     * start {@link #guardStart} (Python's, bit for bit); lmax <= lambda_max and lmin >= lambda_min
+     * always, so lmax / lmin never overstates the condition number.
+     */
+    static double[] extremeEigenvalues(Op apply, Op applyInv, int d) {
+        double lmax = 0.0, invLmin = 0.0;
+        double[] out = new double[d];
+        for (int which = 0; which < 2; which++) {
+            Op op = which == 0 ? apply : applyInv;
+            double[] x = guardStart(d);
+            double best = 0.0;
+            for (int s = 0; s < EIG_STEPS; s++) {
+                op.apply(x, out);
+                best = Math.max(best, dot(x, out));
+                double nrm = Math.sqrt(dot(out, out));
+                if (!(nrm > 0.0 && Double.isFinite(nrm))) {
+                    break;
+                }
+                double[] next = new double[d];
+                for (int i = 0; i < d; i++) {
+                    next[i] = out[i] / nrm;
+                }
+                x = next;
+            }
+            if (which == 0) {
+                lmax = best;
+            } else {
+                invLmin = best;
+            }
+        }
+        return new double[]{lmax, invLmin > 0.0 ? 1.0 / invLmin : Double.POSITIVE_INFINITY};
+    }
 
     private Num() {
     }

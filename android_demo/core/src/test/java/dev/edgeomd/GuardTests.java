@@ -21,7 +21,11 @@ import static dev.edgeomd.TestRunner.require;
  * <li>load: a crafted state is refused (StateFormatException) exactly when Python's loader
  * refused it;</li>
  * <li>cg_probe: CgSolver.step after t = 64 updates refuses from the given curvature S exactly when
- * Python's did (the Lanczos PSD probe).</li>
+ * Python's did (the Lanczos PSD probe);</li>
+ * <li>projection: from each of Python's states with a radius, keep / step / Solver.project /
+ * absorb give Python's next theta; lanczos_unit: the Lanczos driver against a dense solution;</li>
+ * <li>head_features: HeadManifest.features (the app's features) equal Python's head rule with
+ * and without a style block; guard_start: the precision probes' start vector is Python's.</li>
  * </ul>
  */
 public final class GuardTests {
@@ -52,6 +56,10 @@ public final class GuardTests {
                     break;
                 case "head_features":
                     t.check(name, () -> headFeatures(dir, c));
+                    break;
+                case "guard_start":
+                    t.check(name, () -> close(Num.guardStart((int) Json.integer(c.get("d"))),
+                            Json.doubles(c.get("x")), 1e-15, "guard start"));
                     break;
                 case "lanczos_unit":
                     t.check(name, () -> lanczosUnit((int) Json.integer(c.get("d")), Json.integer(c.get("seed"))));
