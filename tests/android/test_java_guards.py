@@ -205,7 +205,8 @@ def _kappa_cases(out):
             assert c["verdicts"] == (["numerical"] if label == "ill" else ["ok"]), (label, dt)
             cases.append(c)
     from edge_omd import linalg
-    cases += [dict(name=f"guard_start_{d}", kind="guard_start", d=d, x=linalg.guard_start(d).tolist())
+    cases += [dict(name=f"guard_start_{d}", kind="guard_start", d=d,
+                   x=linalg.guard_start(d).tolist())
               for d in (1, 7, 4096)]  # the probes' start, built the same way on both sides
     return cases
 
@@ -373,7 +374,8 @@ def _style_cases(out):
             "fingerprint": "0123456789abcdef" * 4, "tokenizer_file": "tokenizer.json",
             "inputs": ["input_ids", "attention_mask"], "output": "features", "static_shape": None,
             "tokenizer_sha256": "cd" * 32, "max_positions": 512, "variant": None}
-    responses = ["Short.", "# Plan\n\n1. Boil water\n2. Add \U0001F600 eggs\n\n```sh\nsleep 540\n```",
+    responses = ["Short.",
+                 "# Plan\n\n1. Boil water\n2. Add \U0001F600 eggs\n\n```sh\nsleep 540\n```",
                  "", "\u00dcBER stra\u00dfe!!", "- a\n- b\n* c\n\n**bold** and **more**? Yes?",
                  "A " * 300]
     rng = np.random.default_rng(4)
