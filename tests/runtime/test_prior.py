@@ -226,6 +226,18 @@ def test_the_model_is_checked_against_the_prior():
     with pytest.raises(ConfigError, match="float32"):
         RewardModel(D, prior=p.scaled(1e9), dtype="float32", solver="diagonal")
     assert RewardModel(D, prior=p.scaled(1e9), dtype="float64", solver="diagonal").t == 0
+    # exact float32 also refuses a start its eps * kappa guard would refuse every update from
+    one = Prior(p.theta0, 0.0, np.eye(D)[:1], strength=2e4)  # H_0 = e_0 e_0^T
+    steep = one                                  # kappa = 1 + 2e4: eps * kappa ~ 2.4e-3 > 1e-3
+    with pytest.raises(ConfigError, match="condition number"):
+        RewardModel(D, prior=steep, dtype="float32", solver="exact")
+    for solver, dtype in (("exact", "float64"), ("cg", "float32"), ("diagonal", "float32")):
+        assert RewardModel(D, prior=steep, dtype=dtype, solver=solver).t == 0
+    mild = one.scaled(2e3)                       # eps * kappa ~ 2.4e-4: started, and it learns
+    m = RewardModel(D, prior=mild, dtype="float32", solver="exact")
+    for i in range(70):                          # past the guard's first probe (t = 64)
+        m.learn_one(np.eye(D)[i % D] * 0.3, float(i % 2))
+    assert m.t == 70
     with pytest.raises(ConfigError):
         Prior(np.array([1.0, np.nan]), 0.0, np.zeros((0, 2)))
     with pytest.raises(ConfigError):
