@@ -86,8 +86,12 @@ def ordinary_streams(d, n, seed=0, log=print):
                  cached), z = phi_chosen - phi_rejected, a seeded random orthonormal projection
                  to d (scaled by sqrt(384 / d) to keep ||z||), cycled in shuffled order;
       hh-thumbs: the same embeddings uncentered (thumbs without `shown`: chosen y = 1, rejected
-                 y = 0), whose mean direction dominates cal_H (the worst conditioning of the four).
-    The HH streams are left out (logged) when the MiniLM package is not installed."""
+                 y = 0), whose mean direction dominates cal_H (the worst conditioning of these);
+      peruser:   the per-user benchmark's world (bench/peruser_world, default size; its MiniLM
+                 answer features, projected the same way) and its first simulated user of
+                 population seed 0: two answers of a random train prompt, the winner drawn
+                 Bradley-Terry from the user's hidden utility at its temperature.
+    The HH and per-user streams are left out (logged) when the MiniLM package is not installed."""
     from edge_omd_bench import streams as bs
     rng = np.random.default_rng([seed, d])
     out = {}
@@ -111,6 +115,19 @@ def ordinary_streams(d, n, seed=0, log=print):
     lab = np.concatenate([np.ones(len(pc)), np.zeros(len(pr))])
     idx = np.concatenate([rng.permutation(len(both)) for _ in range(n // len(both) + 1)])[:n]
     out["hh-thumbs"] = ("one", both[idx], lab[idx])
+    from edge_omd_bench import peruser, peruser_world as pw
+    world = pw.build_world()
+    Phi = peruser.feature_matrix(world, "minilm", log=log).astype(np.float64)
+    Phi = Phi @ Q
+    user = pw.draw_users(world, 0, 1)[0]
+    items = rng.choice(world.train, size=n)
+    a, b = rng.integers(0, world.n_cands, size=n), rng.integers(0, world.n_cands - 1, size=n)
+    b = b + (b >= a)  # two different answers
+    ra, rb = items * world.n_cands + a, items * world.n_cands + b
+    p_a = 1.0 / (1.0 + np.exp(-(user.u[ra] - user.u[rb]) / user.temperature))
+    a_wins = rng.uniform(size=n) < p_a
+    win, lose = np.where(a_wins, ra, rb), np.where(a_wins, rb, ra)
+    out["peruser"] = ("pair", Phi[win] - Phi[lose], np.ones(n))
     return out
 
 
