@@ -259,19 +259,29 @@ final class CgSolver extends ExplicitThetaSolver {
             dg[i] = Num.rd(S[i * d + i] * sc + f, f32);
         }
         double symTol = 1e-5 * top * sc;
-        for (int i = 0; i < d; i++) {
-            for (int k = 0; k < d; k++) {
-                double a = Num.rd(S[i * d + k] * scF, f32), b = Num.rd(S[k * d + i] * scF, f32);
-                if (Num.rd(a - b, f32) > symTol || Num.rd(b - a, f32) > symTol) {
-                    return "the curvature matrix is not symmetric";
+        final int rows = 256, tile = 32;  // row blocks as linalg.blocks; tiles: S^T read in cache
+        for (int i0 = 0; i0 < d; i0 += rows) {
+            int i1 = Math.min(d, i0 + rows);
+            for (int t0 = i0; t0 < i1; t0 += tile) {
+                int t1 = Math.min(i1, t0 + tile);
+                for (int k0 = 0; k0 < d; k0 += tile) {
+                    int k1 = Math.min(d, k0 + tile);
+                    for (int i = t0; i < t1; i++) {
+                        for (int k = k0; k < k1; k++) {
+                            double a = Num.rd(S[i * d + k] * scF, f32), b = Num.rd(S[k * d + i] * scF, f32);
+                            if (Num.rd(a - b, f32) > symTol || Num.rd(b - a, f32) > symTol) {
+                                return "the curvature matrix is not symmetric";
+                            }
+                        }
+                    }
                 }
             }
-        }
-        for (int i = 0; i < d; i++) {
-            for (int k = 0; k < d; k++) {
-                double a = Num.rd(S[i * d + k] * scF, f32);
-                if (Num.rd(a * a, f32) > Num.rd(dg[i] * dg[k], f32)) {
-                    return "the curvature matrix has a 2 x 2 principal minor below zero";
+            for (int i = i0; i < i1; i++) {
+                for (int k = 0; k < d; k++) {
+                    double a = Num.rd(S[i * d + k] * scF, f32);
+                    if (Num.rd(a * a, f32) > Num.rd(dg[i] * dg[k], f32)) {
+                        return "the curvature matrix has a 2 x 2 principal minor below zero";
+                    }
                 }
             }
         }

@@ -160,12 +160,7 @@ final class Num {
             }
             double[] w = new double[d];
             for (int i = 0; i < d; i++) {
-                double acc = 0.0;
-                int row = i * d;
-                for (int c = 0; c < d; c++) {
-                    acc += S[row + c] * qd[c];
-                }
-                w[i] = rd(acc, f32) * sc;
+                w[i] = rd(dot4(S, i * d, qd, d), f32) * sc;
             }
             alpha[j] = dot(q, w);
             for (int pass = 0; pass < 2; pass++) {
@@ -228,6 +223,22 @@ final class Num {
             acc += a[ao + i] * b[bo + i];
         }
         return acc;
+    }
+
+    /** sum_{i < n} a[ao + i] b_i with four partial sums (as {@link #dot(double[], double[])}). */
+    static double dot4(double[] a, int ao, double[] b, int n) {
+        int i = 0;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (; i + 3 < n; i += 4) {
+            s0 += a[ao + i] * b[i];
+            s1 += a[ao + i + 1] * b[i + 1];
+            s2 += a[ao + i + 2] * b[i + 2];
+            s3 += a[ao + i + 3] * b[i + 3];
+        }
+        for (; i < n; i++) {
+            s0 += a[ao + i] * b[i];
+        }
+        return (s0 + s1) + (s2 + s3);
     }
 
     /**
