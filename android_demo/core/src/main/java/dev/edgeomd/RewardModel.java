@@ -373,26 +373,19 @@ public final class RewardModel {
     }
 
     private void update(double y, double w) {
-        double a = solver.step(z, y, w, eta, t);
+        boolean project = !Double.isNaN(radius);
+        if (project) {
+            solver.keep();  // theta_t, to undo step 2 if step 3 fails
+        }
+        double a = solver.step(z, y, w, eta, t);  // steps 1-2
         if (Double.isNaN(a)) {
             throw new NumericalException("the update would produce a non-finite theta; the state was left "
                     + "unchanged (check the feature scale and eta)");
         }
-        if (!Double.isNaN(radius)) {
-            double[] th = solver.theta();
-            if (Num.norm(th) > radius) {
-                final double[] z64 = z.clone();
-                final long tt = t;
-                Projection.Op tilde = v -> {
-                    double[] out = solver.matvec(v, tt);
-                    double zv = Num.dot(z64, v);
-                    for (int i = 0; i < d; i++) {
-                        out[i] += a * z64[i] * zv;
-                    }
-                    return out;
-                };
-                solver.setTheta(Projection.projectToBall(th, tilde, radius));
-            }
+        if (project && solver.project(z, a, radius, t) < 0) {  // step 3
+            solver.restore();
+            throw new NumericalException("the projection onto ||theta|| <= radius has no finite result; the "
+                    + "state was left unchanged (check radius and the feature scale)");
         }
         solver.absorb(z, w, forget, t, true);
         t = Math.min(t + 1, StateFormat.MAX_T);
