@@ -299,6 +299,14 @@ def _load_cases(out):
             a[0][3] = 1e27 if dt == "float32" else 1e297
             a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
         add(f"exact_theta_limit_{dt}", _crafted(m, th_lim))
+        # ---- diagonal
+        m = _trained(6, 20, dtype=dt, solver="diagonal")
+        add(f"diagonal_valid_{dt}", m.to_bytes())
+        add(f"diagonal_below_lam_{dt}", _crafted(m, lambda a: a[1].__setitem__(2, 0.5 * lam)))
+        add(f"diagonal_headroom_{dt}", _crafted(
+            m, lambda a: a[1].__setitem__(4, 1e33 if dt == "float32" else 1e303)))
+        add(f"diagonal_theta_limit_{dt}", _crafted(
+            m, lambda a: a[0].__setitem__(1, 1e27 if dt == "float32" else 1e297)))
     return cases
 
 
@@ -431,14 +439,15 @@ def test_the_cases_trip_every_guard(run):
     cases = run["cases"]
     loads = {c["name"]: c["verdict"] for c in cases if c["kind"] == "load"}
     for dt in ("float32", "float64"):
-        for solver in ("cg", "sketch", "exact"):
+        for solver in ("cg", "sketch", "exact", "diagonal"):
             assert loads[f"{solver}_valid_{dt}"] == "accepted"
         assert loads[f"cg_slightly_indefinite_{dt}"] == "accepted"
         for name in ("cg_asymmetric", "cg_negative_diagonal", "cg_minor", "cg_indefinite",
                      "cg_headroom", "cg_theta_limit", "sketch_upper", "sketch_low_pivot",
                      "sketch_not_factor", "sketch_alpha_below_lam", "sketch_headroom",
                      "sketch_theta_limit", "exact_phi", "exact_low_diagonal",
-                     "exact_ill_conditioned", "exact_headroom", "exact_theta_limit"):
+                     "exact_ill_conditioned", "exact_headroom", "exact_theta_limit",
+                     "diagonal_below_lam", "diagonal_headroom", "diagonal_theta_limit"):
             assert loads[f"{name}_{dt}"] != "accepted", name
     assert "positive semi-definite" in loads["cg_indefinite_float64"]
     assert "eigenvalue below" in loads["exact_ill_conditioned_float64"]

@@ -97,10 +97,21 @@ final class DiagonalSolver extends ExplicitThetaSolver {
 
     @Override
     String invalid() {
+        // as edge_omd/solvers/diagonal.py `invalid`: theta within its limit, h >= lam (up to
+        // its rounding to the dtype; every update keeps h_i >= lam) with headroom
+        String problem = Num.thetaProblem(theta, f32);
+        if (problem != null) {
+            return problem;
+        }
+        double eps = f32 ? 0x1p-23 : 0x1p-52;
+        double floor = (f32 ? (double) (float) lam : lam) * (1.0 - 4.0 * eps);
         for (double x : h) {
-            if (!(x > 0)) {
-                return "the diagonal local norm is not positive";
+            if (!(x >= floor)) {
+                return "the diagonal local norm is below lam";
             }
+        }
+        if (!(Num.maxAbs(h) <= Num.fmax(f32) * Num.HEADROOM)) {
+            return "the diagonal local norm has entries beyond the dtype's headroom";
         }
         return null;
     }
