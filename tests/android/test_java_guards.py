@@ -408,6 +408,25 @@ def _style_cases(out):
     return cases
 
 
+def _thumb_shown_cases(out):
+    """A thumb on one answer while others were on screen: Personalizer.feedback(..., shown=)
+    learns z = phi(a) - mean phi(shown), y = up (edge_omd/personalizer.py); the app does the
+    same through RewardModel.thumbObservation and must end with the same bytes."""
+    cases = []
+    rng = np.random.default_rng(9)
+    for dt in ("float32", "float64"):
+        for k, up in ((2, True), (4, False)):
+            m = _trained(6, 10, dtype=dt, solver="exact")
+            name = f"thumb_shown_{dt}_{k}"
+            (out / f"{name}.init.eomd").write_bytes(m.to_bytes())
+            phi = rng.standard_normal((k, 6)).astype(np.float32).astype(np.float64)
+            m.learn_one(phi[0] - phi[1:].mean(axis=0), 1.0 if up else 0.0)  # the SDK's rule
+            (out / f"{name}.final.eomd").write_bytes(m.to_bytes())
+            cases.append(dict(name=name, kind="thumb_shown", phi=phi.tolist(), up=up,
+                              z=m.observation.astype(np.float64).tolist()))
+    return cases
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("java_guards")
@@ -415,7 +434,8 @@ def run(tmp_path_factory):
     cases_dir.mkdir()
     cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
              + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
-             + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir))
+             + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir)
+             + _thumb_shown_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))
     files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
              os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]

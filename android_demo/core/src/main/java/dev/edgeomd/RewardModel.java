@@ -330,6 +330,33 @@ public final class RewardModel {
     }
 
     /**
+     * The observation of a thumb on the response with features phi while the responses with
+     * features shown (1 to 15, the others displayed with it) were on screen, as Python's
+     * Personalizer.feedback(..., shown=...): z = phi - mean(shown), to learn with y = up
+     * ({@link #learnOne}, a kind-1 journal record). Same float64 operations as numpy's
+     * phi[0] - phi[1:].mean(axis=0): the rows summed in order, then divided by their count.
+     */
+    public static double[] thumbObservation(double[] phi, double[][] shown) {
+        if (phi == null || shown == null || shown.length < 1 || shown.length > 15) {
+            throw new InvalidInputException("a thumb against what was shown needs phi and 1 to 15 shown rows");
+        }
+        double[] sum = new double[phi.length];
+        for (double[] row : shown) {
+            if (row == null || row.length != phi.length) {
+                throw new InvalidInputException("every shown row must have length " + phi.length);
+            }
+            for (int i = 0; i < sum.length; i++) {
+                sum[i] += row[i];
+            }
+        }
+        double[] z = new double[phi.length];
+        for (int i = 0; i < z.length; i++) {
+            z[i] = phi[i] - sum[i] / shown.length;
+        }
+        return z;
+    }
+
+    /**
      * Learn z exactly as given: the replay of a journal record (z already in the state's dtype,
      * as {@link #observation()} held it after the live learn call).
      */

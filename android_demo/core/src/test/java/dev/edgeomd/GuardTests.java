@@ -61,6 +61,9 @@ public final class GuardTests {
                     t.check(name, () -> close(Num.guardStart((int) Json.integer(c.get("d"))),
                             Json.doubles(c.get("x")), 1e-15, "guard start"));
                     break;
+                case "thumb_shown":
+                    t.check(name, () -> thumbShown(dir, name, c));
+                    break;
                 case "lanczos_unit":
                     t.check(name, () -> lanczosUnit((int) Json.integer(c.get("d")), Json.integer(c.get("seed"))));
                     break;
@@ -276,6 +279,23 @@ public final class GuardTests {
         m.learnPair(got[1], got[0], 1.0);
         TestRunner.raises(InvalidInputException.class, () -> h.features(graph, responses.subList(0, 2)),
                 "rows and responses differ");
+    }
+
+    /**
+     * A thumb against what was shown: the observation Python's Personalizer rule learns, bit
+     * for bit, and the model after it (to the twins' usual tolerance).
+     */
+    static void thumbShown(Path dir, String name, Map<String, Object> c) throws Exception {
+        RewardModel m = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".init.eomd")));
+        double[][] rows = ModelGoldenTests.matrix(c.get("phi"));
+        double[][] shown = Arrays.copyOfRange(rows, 1, rows.length);
+        boolean up = Boolean.TRUE.equals(c.get("up"));
+        m.learnOne(RewardModel.thumbObservation(rows[0], shown), up ? 1.0 : 0.0, 1.0);
+        require(Arrays.equals(m.observation(), Json.doubles(c.get("z"))), "observation differs from Python's");
+        RewardModel py = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".final.eomd")));
+        close(m.theta(), py.theta(), "float32".equals(m.dtype()) ? 1e-5 : 1e-12, "theta");
+        TestRunner.raises(InvalidInputException.class, () -> RewardModel.thumbObservation(rows[0], new double[0][]),
+                "nothing shown");
     }
 
     static void cgProbe(Map<String, Object> c) {

@@ -160,8 +160,9 @@ public final class MainActivity extends Activity {
                     store.learnPair(phi[shownA], phi[shownB], 1.0);
                 } else if (bWins) {
                     store.learnPair(phi[shownB], phi[shownA], 1.0);
-                } else if (thumbUpA) {
-                    store.learnThumb(phi[shownA], true, 1.0);
+                } else if (thumbUpA) {  // A against B, which was on screen with it (as the SDK)
+                    store.learnOne(RewardModel.thumbObservation(phi[shownA], new double[][] {phi[shownB]}),
+                            1.0, 1.0);
                 }
                 showNext();
             } catch (Exception e) {
@@ -176,7 +177,8 @@ public final class MainActivity extends Activity {
                 return;
             }
             try {
-                store.learnThumb(phi[shownA], false, 1.0);
+                store.learnOne(RewardModel.thumbObservation(phi[shownA], new double[][] {phi[shownB]}),
+                        0.0, 1.0);
                 showNext();
             } catch (Exception e) {
                 say("Not learned (nothing changed): " + e.getMessage());
