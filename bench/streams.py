@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# one place for the HH-RLHF transcript split: the runtime's (the `edge-omd prior` command's)
+from edge_omd.apps.prior import ASSISTANT, split_transcript  # noqa: F401 (re-exported)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, "cache")
 DEFAULT_HH_DIR = os.environ.get(
     "EDGE_OMD_HH_DIR", os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "hh-rlhf")))
 HH_SPLITS = ("harmless-base", "helpful-base")
-ASSISTANT = "\n\nAssistant:"
 
 
 def sigmoid(m):
@@ -80,14 +82,6 @@ def flip(Zc_minus_r: np.ndarray, seed: int):
 
 
 # ------------------------------------------------------------------ HH-RLHF -----------------
-def split_transcript(text: str) -> tuple[str, str]:
-    """prompt = everything up to the last "\\n\\nAssistant:", response = what follows it."""
-    i = text.rfind(ASSISTANT)
-    if i < 0:
-        return "", text.strip()
-    return text[:i], text[i + len(ASSISTANT):].strip()
-
-
 def load_hh(path: str, limit: int | None = None) -> list[tuple[str, str, str, str]]:
     """[(prompt_c, response_c, prompt_r, response_r)] from one gzip jsonl split."""
     out = []

@@ -243,7 +243,8 @@ class Personalizer:
         prior: a population prior (edge_omd.prior.Prior, e.g. `Prior.load(path)` of an
             `edge-omd prior` file) fitted on this head: a NEW user (and `reset`) starts at it,
             theta = theta0, cal_H = lam I + strength H_0; a stored user keeps its state. Its dim
-            and fingerprint must be the head's (ConfigError otherwise).
+            and fingerprint must be the head's, its lam model_options' lam (ConfigError
+            otherwise). Opt-in: no prior is shipped (one is specific to a head and a population).
 
     Raises HeadMismatchError (stored state from another head or dim), StateFormatError (stored
     state unreadable), UserIdError, ConfigError. Nothing is written by the constructor.

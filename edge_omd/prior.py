@@ -1,28 +1,31 @@
 """The population prior: where a new user starts (issue 11, item 5).
 
 A new user with no prior starts at theta = 0, cal_H = lam I, and ranks answers no better than
-chance. A population of preference pairs, embedded by the same feature head, knows more: fitted
-once (`fit_prior`, the `edge-omd prior` command), it gives
+chance. A population of preference pairs, embedded by the same feature head, knows more. After
+s pairs of their own, the SDK's cold learner approximates argmin sum_{j<=s} loss_j + lam/2
+||theta||^2. A prior "worth s average population pairs" is that objective with the population's
+average loss in place of the user's pairs (`fit_prior`, the `edge-omd prior` command):
 
-    theta_0   the population's reward direction: the L2-regularised logistic MLE
-              argmin_theta (1/W) sum_i w_i log(1 + exp(-theta.z_i)) + l2 / (2 W) ||theta||^2,
+    theta_0 = argmin_theta  s/W sum_i w_i log(1 + exp(-theta.z_i)) + lam/2 ||theta||^2,
               z_i = phi_chosen - phi_rejected, W = sum_i w_i (Newton in float64);
-    H_0       the per-pair AVERAGE curvature of that log-likelihood at theta_0,
-              (1/W) sum_i w_i sigma'(theta_0.z_i) z_i z_i^T, kept as c I + V^T V: its top r
-              eigenpairs (V's rows sqrt(e_i - c) u_i) over c = the mean of the other eigenvalues
-              (the trace is kept), so every solver can hold it (docs/ALGORITHM.md, "Population
-              prior");
+    H_0     = (1/W) sum_i w_i sigma'(theta_0.z_i) z_i z_i^T, the per-pair AVERAGE curvature at
+              theta_0, kept as c I + V^T V: its top r eigenpairs (V's rows sqrt(e_i - c) u_i)
+              over c = the mean of the other eigenvalues (the trace is kept), so every solver
+              can hold it (docs/ALGORITHM.md, "Population prior");
 
-and a new user starts at theta = theta_0, cal_H_0 = lam I + strength H_0: the population's
-evidence counts as `strength` pairs, not as all n of them, so one user's own feedback can move
-away from it within a few pairs.
+and a new user starts at theta = theta_0, cal_H_0 = lam I + s H_0: exactly the Hessian of that
+objective at its minimiser, i.e. its Laplace approximation. The strength s therefore sets BOTH
+how far theta_0 is from 0 (a small s shrinks it towards 0) and how firmly it is held; it is a
+fit-time parameter (one way to set it: `fit_prior(strength=)`, `edge-omd prior --strength`), and
+the prior records the lam it was fitted for: a model with another lam refuses it (ConfigError).
+Measured on HH-RLHF (bench/prior.py, README "Population prior"): see DEFAULT_STRENGTH.
 
     >>> import numpy as np
     >>> from edge_omd.prior import fit_prior
     >>> Z = np.random.default_rng(0).normal(size=(200, 4)) + [1.0, 0, 0, 0]
-    >>> prior = fit_prior(Z, rank=2)
-    >>> prior.dim, prior.rank, bool(prior.theta0[0] > 0)
-    (4, 2, True)
+    >>> prior = fit_prior(Z, rank=2, strength=10.0)
+    >>> prior.dim, prior.rank, prior.strength, prior.lam, bool(prior.theta0[0] > 0)
+    (4, 2, 10.0, 1.0, True)
 
 File format (docs/FORMATS.md, "Population prior"): `to_bytes` / `from_bytes` / `save` / `load`,
 framed by edge_omd/envelope.py (magic b"EOMDPRI1", JSON header, float64 arrays, CRC-32).
@@ -30,6 +33,7 @@ Runtime code: numpy only (no torch, no onnx).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -37,17 +41,21 @@ from typing import Optional
 import numpy as np
 
 from edge_omd import _checks, envelope
-from edge_omd.config import MAX_DIM
+from edge_omd.config import MAX_DIM, MAX_LAM, MIN_LAM, ModelConfig
 from edge_omd.errors import ConfigError, StateFormatError
 
 __all__ = ["Prior", "fit_prior", "to_bytes", "from_bytes", "save", "load", "rank_for_budget",
-           "DEFAULT_STRENGTH", "DEFAULT_RANK", "MAGIC", "VERSION"]
+           "DEFAULT_STRENGTH", "DEFAULT_RANK", "DEFAULT_LAM", "MAX_STRENGTH", "MAGIC", "VERSION"]
 
 MAGIC = b"EOMDPRI1"
 VERSION = 1
-#: a new user's cal_H_0 = lam I + strength H_0: the prior is worth this many of the user's own
-#: pairs (a starting choice; bench/ measures what each strength buys, issue 11 item 5)
+#: what a prior is worth, in average population pairs (module docstring); bench/prior.py
+#: measures each strength (README "Population prior")
 DEFAULT_STRENGTH = 10.0
+#: the largest strength (a prior worth 1e9 pairs is the unregularised MLE for any population)
+MAX_STRENGTH = 1e9
+#: the lam a prior is fitted for when none is given: the models' default (ModelConfig.lam)
+DEFAULT_LAM = float(next(f.default for f in dataclasses.fields(ModelConfig) if f.name == "lam"))
 DEFAULT_RANK = 16
 #: the most eigenpairs a prior keeps (a 4096-dim prior of this rank is 32 MiB)
 MAX_RANK = 1024
@@ -59,8 +67,8 @@ NEWTON_TOL = 1e-24
 NEWTON_FULL = 1e-10
 NEWTON_MAX_ITER = 100
 _F8 = np.dtype("<f8")
-_HEADER_KEYS = ("format_version", "dim", "rank", "c", "strength", "n_pairs", "has_phi_mean",
-                "head_fingerprint")
+_HEADER_KEYS = ("format_version", "dim", "rank", "c", "strength", "lam", "n_pairs",
+                "has_phi_mean", "head_fingerprint")
 
 
 def _array(x, name, shape, error=ConfigError) -> np.ndarray:
@@ -80,12 +88,14 @@ def _array(x, name, shape, error=ConfigError) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class Prior:
     """A population prior (module docstring): the start theta = theta0, cal_H_0 = lam I +
-    strength (c I + V^T V) of every new user. Arrays are read-only float64 copies; every field
-    is checked (ConfigError)."""
+    strength (c I + V^T V) of every new user. `fit_prior` makes the consistent one (theta0 the
+    minimiser for this strength and lam); built by hand, the fields are taken as given. Arrays
+    are read-only float64 copies; every field is checked (ConfigError)."""
     theta0: np.ndarray                  # (d,) the population's reward direction
     c: float                            # >= 0: H_0's isotropic part
     V: np.ndarray                       # (r, d), r <= min(d, MAX_RANK): H_0 = c I + V^T V
-    strength: float = DEFAULT_STRENGTH  # >= 0: the prior counts as `strength` pairs
+    strength: float = DEFAULT_STRENGTH  # in [0, MAX_STRENGTH]: worth this many population pairs
+    lam: float = DEFAULT_LAM            # the models' lam it was fitted for (they must have it)
     n_pairs: int = 0                    # pairs it was fitted on (informative)
     phi_mean: Optional[np.ndarray] = None  # (d,) mean feature of the population's responses
     fingerprint: Optional[bytes] = None    # the head the features came from (32 bytes)
@@ -110,7 +120,9 @@ class Prior:
                               f"got {V.shape}")
         put(self, "V", _array(V, "V", V.shape))
         put(self, "c", _checks.at_least("prior c", self.c, 0.0, ConfigError))
-        put(self, "strength", _checks.at_least("prior strength", self.strength, 0.0, ConfigError))
+        put(self, "strength", _checks.real_in("prior strength", self.strength, 0.0, MAX_STRENGTH,
+                                              ConfigError))
+        put(self, "lam", _checks.real_in("prior lam", self.lam, MIN_LAM, MAX_LAM, ConfigError))
         put(self, "n_pairs", _checks.int_in("prior n_pairs", self.n_pairs, 0, 1 << 62, ConfigError))
         if self.phi_mean is not None:
             put(self, "phi_mean", _array(self.phi_mean, "phi_mean", (d,)))
@@ -133,11 +145,6 @@ class Prior:
         return int(self.theta0.nbytes + self.V.nbytes
                    + (0 if self.phi_mean is None else self.phi_mean.nbytes))
 
-    def scaled(self, strength) -> "Prior":
-        """The same prior worth `strength` pairs."""
-        return Prior(self.theta0, self.c, self.V, strength, self.n_pairs, self.phi_mean,
-                     self.fingerprint)
-
     def H0(self) -> np.ndarray:
         """H_0 = c I + V^T V, dense (d, d) float64 (tests and benches)."""
         H = self.V.T @ self.V
@@ -146,7 +153,8 @@ class Prior:
 
     def start(self):
         """(theta0, c', V') of a new user's start: cal_H_0 = (lam + c') I + V'^T V', with
-        c' = strength c and V' = sqrt(strength) V (what Solver.start takes)."""
+        c' = strength c and V' = sqrt(strength) V (what Solver.start takes; lam is the
+        model's, which must equal self.lam)."""
         return self.theta0, self.strength * self.c, math.sqrt(self.strength) * self.V
 
     def __eq__(self, other):
@@ -156,6 +164,7 @@ class Prior:
             a is not None and b is not None and np.array_equal(a, b))
         return (same(self.theta0, other.theta0) and self.c == other.c
                 and same(self.V, other.V) and self.strength == other.strength
+                and self.lam == other.lam
                 and self.n_pairs == other.n_pairs and same(self.phi_mean, other.phi_mean)
                 and self.fingerprint == other.fingerprint)
 
@@ -164,7 +173,7 @@ class Prior:
     def __repr__(self):
         fp = "None" if self.fingerprint is None else self.fingerprint.hex()[:16] + "..."
         return (f"Prior(dim={self.dim}, rank={self.rank}, c={self.c:.4g}, "
-                f"strength={self.strength:g}, n_pairs={self.n_pairs}, fingerprint={fp})")
+                f"strength={self.strength:g}, lam={self.lam:g}, n_pairs={self.n_pairs}, fingerprint={fp})")
 
     def to_bytes(self) -> bytes:
         return to_bytes(self)
@@ -187,23 +196,24 @@ def _sigma_neg(m):
     return 0.5 * (1.0 - np.tanh(0.5 * m))
 
 
-def _loss(Z, w, W, l2, theta):
-    return float(w @ np.logaddexp(0.0, -(Z @ theta))) / W + 0.5 * l2 / W * float(theta @ theta)
+def _loss(Z, w, W, rho, theta):
+    return float(w @ np.logaddexp(0.0, -(Z @ theta))) / W + 0.5 * rho * float(theta @ theta)
 
 
-def _newton(Z, w, l2):
-    """theta_0 = argmin (1/W) sum_i w_i log(1 + exp(-theta.z_i)) + l2/(2W) ||theta||^2 by
-    Newton's method with a backtracking (Armijo) line search, in float64. Strongly convex for
-    l2 > 0, so it converges from 0."""
+def _newton(Z, w, rho):
+    """argmin (1/W) sum_i w_i log(1 + exp(-theta.z_i)) + rho/2 ||theta||^2 by Newton's method
+    with a backtracking (Armijo) line search, in float64: the prior's objective divided by s,
+    rho = lam / s (so the loss is of order 1 at any strength and NEWTON_TOL is absolute).
+    Strongly convex for rho > 0, so it converges from 0."""
     n, d = Z.shape
     W = float(w.sum())
     theta = np.zeros(d)
-    loss = _loss(Z, w, W, l2, theta)
+    loss = _loss(Z, w, W, rho, theta)
     for _ in range(NEWTON_MAX_ITER):
         p = _sigma_neg(Z @ theta)                       # sigma(-m_i) = 1 - sigma(m_i)
-        g = -(Z.T @ (w * p)) / W + (l2 / W) * theta
+        g = -(Z.T @ (w * p)) / W + rho * theta
         H = (Z.T * (w * p * (1.0 - p) / W)) @ Z
-        H.flat[:: d + 1] += l2 / W
+        H.flat[:: d + 1] += rho
         step = np.linalg.solve(H, g)
         dec = float(g @ step)                           # squared Newton decrement
         if not dec > 2.0 * NEWTON_TOL:
@@ -211,12 +221,12 @@ def _newton(Z, w, l2):
         t = 1.0
         if dec > NEWTON_FULL:  # backtracking (Armijo), far from the optimum only
             while True:
-                new = _loss(Z, w, W, l2, theta - t * step)
+                new = _loss(Z, w, W, rho, theta - t * step)
                 if new <= loss - 0.25 * t * dec or t < 1e-10:
                     break
                 t *= 0.5
         theta = theta - t * step
-        loss = _loss(Z, w, W, l2, theta)
+        loss = _loss(Z, w, W, rho, theta)
     return theta
 
 
@@ -240,15 +250,19 @@ def _top_eigen(A, r):
     return np.maximum(e, 0.0), U, trace
 
 
-def fit_prior(Z, *, rank=DEFAULT_RANK, l2=1.0, strength=DEFAULT_STRENGTH, phi_mean=None,
-              fingerprint=None, weights=None) -> Prior:
-    """Fit a population prior on n preference pairs.
+def fit_prior(Z, *, strength=DEFAULT_STRENGTH, lam=DEFAULT_LAM, rank=DEFAULT_RANK,
+              phi_mean=None, fingerprint=None, weights=None) -> Prior:
+    """Fit a population prior worth `strength` average pairs on n preference pairs.
 
-    Z: (n, d) rows z_i = phi_chosen - phi_rejected (finite, n >= 1). weights: (n,) > 0 or None
-    (all 1). l2 > 0: the ridge of the fit (the online model's lam plays the same role).
-    rank: eigenpairs of H_0 kept (<= min(d, MAX_RANK); those at or below the mean of the rest
-    are dropped, so prior.rank may be smaller). strength: what the prior is worth, in pairs.
-    phi_mean: (d,) the population's mean response feature, kept for the thumbs reference.
+    theta_0 = argmin s/W sum_i w_i log(1 + exp(-theta.z_i)) + lam/2 ||theta||^2 and H_0 the
+    per-pair average curvature at theta_0, so that lam I + s H_0 is that objective's Hessian
+    (module docstring). Z: (n, d) rows z_i = phi_chosen - phi_rejected (finite, n >= 1).
+    strength s in [0, MAX_STRENGTH]: 0 gives theta_0 = 0 (cal_H_0 = lam I, the cold start);
+    large s tends to the population's unregularised MLE, held as n pairs would hold it only if
+    s = n. lam: the models' lam (default: ModelConfig's); a model with another lam refuses the
+    prior. weights: (n,) > 0 or None (all 1). rank: eigenpairs of H_0 kept (<= min(d,
+    MAX_RANK); those at or below the mean of the rest are dropped, so prior.rank may be
+    smaller). phi_mean: (d,) the population's mean response feature (informative).
     fingerprint: the head the features came from (32 bytes), which binds the prior.
     Bad arguments: ConfigError. Cost: O(n d^2) per Newton step plus one eigendecomposition.
     """
@@ -267,9 +281,10 @@ def fit_prior(Z, *, rank=DEFAULT_RANK, l2=1.0, strength=DEFAULT_STRENGTH, phi_me
         w = _array(weights, "weights", (n,))
         if not (w > 0).all():
             raise ConfigError("weights must all be > 0")
+    strength = _checks.real_in("strength", strength, 0.0, MAX_STRENGTH, ConfigError)
+    lam = _checks.real_in("lam", lam, MIN_LAM, MAX_LAM, ConfigError)
     rank = _checks.int_in("rank", rank, 0, MAX_RANK, ConfigError)
-    l2 = _checks.real_in("l2", l2, 0.0, 1e9, ConfigError, open_lo=True)
-    theta0 = _newton(Z, w, l2)
+    theta0 = _newton(Z, w, lam / strength) if strength > 0 else np.zeros(d)
     p = _sigma_neg(Z @ theta0)
     s = w * p * (1.0 - p) / float(w.sum())              # per-pair sigma'(theta_0.z_i), averaged
     r = min(rank, d)
@@ -277,7 +292,7 @@ def fit_prior(Z, *, rank=DEFAULT_RANK, l2=1.0, strength=DEFAULT_STRENGTH, phi_me
     c = max((trace - float(e.sum())) / (d - r), 0.0) if d > r else 0.0
     keep = e > c
     V = np.sqrt(e[keep] - c)[:, None] * U[keep]
-    return Prior(theta0, c, V, strength, n, phi_mean, fingerprint)
+    return Prior(theta0, c, V, strength, lam, n, phi_mean, fingerprint)
 
 
 def rank_for_budget(dim, budget_bytes) -> int:
@@ -285,8 +300,8 @@ def rank_for_budget(dim, budget_bytes) -> int:
     if not even rank 0 fits)."""
     dim = _checks.int_in("dim", dim, 1, MAX_DIM, ConfigError)
     budget = _checks.int_in("budget_bytes", budget_bytes, 1, 1 << 62, ConfigError)
-    # + 64: the header's numbers c and strength, written as JSON, take up to 24 chars each
-    base = 64 + len(to_bytes(Prior(np.zeros(dim), 0.0, np.zeros((0, dim)), n_pairs=1 << 62,
+    # + 96: the header's numbers c, strength and lam, written as JSON, take up to 24 chars each
+    base = 96 + len(to_bytes(Prior(np.zeros(dim), 0.0, np.zeros((0, dim)), n_pairs=1 << 62,
                                    phi_mean=np.zeros(dim), fingerprint=bytes(32))))
     if budget < base:
         raise ConfigError(f"budget_bytes={budget} is below the smallest prior for d={dim} "
@@ -302,7 +317,7 @@ def to_bytes(prior: Prior) -> bytes:
         raise ConfigError(f"to_bytes needs a Prior, got {type(prior).__name__}")
     header = {
         "format_version": VERSION, "dim": prior.dim, "rank": prior.rank, "c": prior.c,
-        "strength": prior.strength, "n_pairs": prior.n_pairs,
+        "strength": prior.strength, "lam": prior.lam, "n_pairs": prior.n_pairs,
         "has_phi_mean": prior.phi_mean is not None,
         "head_fingerprint": None if prior.fingerprint is None else prior.fingerprint.hex(),
     }
@@ -325,8 +340,10 @@ def from_bytes(buf) -> Prior:
     r = envelope.field_int(h, "rank", 0, min(d, MAX_RANK), w)
     c = envelope.field_real(h, "c", w)
     strength = envelope.field_real(h, "strength", w)
-    if c < 0 or strength < 0:
-        raise StateFormatError(f"{w}: c and strength must be >= 0, got {c!r}, {strength!r}")
+    lam = envelope.field_real(h, "lam", w)
+    if c < 0 or not 0 <= strength <= MAX_STRENGTH or not MIN_LAM <= lam <= MAX_LAM:
+        raise StateFormatError(f"{w}: c must be >= 0, strength in [0, {MAX_STRENGTH:g}], lam in "
+                               f"[{MIN_LAM:g}, {MAX_LAM:g}], got {c!r}, {strength!r}, {lam!r}")
     n_pairs = envelope.field_int(h, "n_pairs", 0, 1 << 62, w)
     has_mean = h.get("has_phi_mean")
     if not isinstance(has_mean, bool):
@@ -343,7 +360,7 @@ def from_bytes(buf) -> Prior:
     theta0, V = flat[:d], flat[d:d + r * d].reshape(r, d)
     phi_mean = flat[d + r * d:] if has_mean else None
     try:
-        return Prior(theta0, c, V, strength, n_pairs, phi_mean, fingerprint)
+        return Prior(theta0, c, V, strength, lam, n_pairs, phi_mean, fingerprint)
     except ConfigError as exc:
         raise StateFormatError(f"{what} is inconsistent: {exc}; {fix}") from exc
 

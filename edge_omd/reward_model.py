@@ -86,8 +86,9 @@ class RewardModel:
         prior: a population prior (edge_omd.prior.Prior): the model starts (and `reset`
             returns) at theta = prior.theta0, cal_H = lam I + prior.strength H_0, held as far
             as the solver can (docs/ALGORITHM.md, "Population prior"). Its dim must be `dim`,
-            its fingerprint the head_fingerprint when both are set (an unbound model takes the
-            prior's), ||theta0|| <= radius when a radius is set. The state stays an ordinary
+            its lam the model's lam (else ConfigError: refit it for this lam), its fingerprint
+            the head_fingerprint when both are set (an unbound model takes the prior's),
+            ||theta0|| <= radius when a radius is set. The state stays an ordinary
             one: to_bytes does not hold the prior, and a loaded model resets to theta = 0.
     Invalid settings raise ConfigError (BudgetError when nothing fits the budget).
     """
@@ -476,11 +477,17 @@ def _top(a):
 
 def _check_prior(prior, config, fingerprint):
     """The fingerprint the model gets (the prior's when the model has none); ConfigError unless
-    `prior` is a Prior of this dim, of the same head when both are bound, inside the radius."""
+    `prior` is a Prior of this dim and lam, of the same head when both are bound, inside the
+    radius."""
     if not isinstance(prior, Prior):
         raise ConfigError(f"prior must be an edge_omd.prior.Prior, got {type(prior).__name__}")
     if prior.dim != config.dim:
         raise ConfigError(f"the prior has dim {prior.dim}, the model {config.dim}")
+    if prior.lam != config.lam:   # theta0 minimises the prior's objective for ITS lam only
+        raise ConfigError(f"the prior was fitted for lam = {prior.lam:g}, the model has lam = "
+                          f"{config.lam:g}; build the model with lam={prior.lam:g} or refit the "
+                          f"prior for this lam (fit_prior(..., lam={config.lam:g}), edge-omd "
+                          f"prior ... --lam {config.lam:g})")
     if prior.fingerprint is not None:
         fp = _checks.fingerprint(prior.fingerprint, ConfigError)
         if fingerprint is not None and fp != fingerprint:

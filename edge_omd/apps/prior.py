@@ -1,19 +1,21 @@
 """`edge-omd prior PAIRS OUT --head HEAD`: fit a population prior on preference pairs.
 
 Reads a population of preferences, embeds both answers of each with the feature head, fits
-theta_0 and H_0 (edge_omd/prior.py, `fit_prior`) and writes the prior file OUT, bound to the
-head's fingerprint (docs/FORMATS.md, "Population prior"). An app then starts every new user
-there: `Personalizer(head, store, user, prior=Prior.load(OUT))`.
+theta_0 and H_0 for a prior worth --strength average population pairs (edge_omd/prior.py,
+`fit_prior`: theta_0 = argmin s/n sum_i loss_i + lam/2 ||theta||^2, cal_H_0 = lam I + s H_0) and
+writes the prior file OUT, bound to the head's fingerprint (docs/FORMATS.md, "Population
+prior"). An app then starts every new user there, with the models' lam the prior was fitted for
+(--lam): `Personalizer(head, store, user, prior=Prior.load(OUT))`.
 
 PAIRS: a .jsonl file (or .jsonl.gz), one JSON object a line, either
     {"prompt": ..., "chosen": ..., "rejected": ...}       (two answers to one prompt), or
     {"chosen": transcript, "rejected": transcript}         (HH-RLHF: each transcript is split at
                                                            its last "\\n\\nAssistant:" into prompt
-                                                           and answer, as bench/streams.py does).
+                                                           and answer, `split_transcript`).
 Pairs whose two answers are the same text are skipped (they carry no preference).
 
     edge-omd prior /work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz hh.prior \\
-        --head ~/.cache/edge_omd/heads/all-minilm-l6-v2-fp32 --rank 16
+        --head ~/.cache/edge_omd/heads/all-minilm-l6-v2-fp32 --strength 10
 """
 from __future__ import annotations
 
@@ -28,9 +30,10 @@ import warnings
 import numpy as np
 
 from edge_omd.errors import EdgeOMDError, InvalidInputError, TruncationWarning
-from edge_omd.prior import DEFAULT_RANK, DEFAULT_STRENGTH, fit_prior, rank_for_budget, save
+from edge_omd.prior import (DEFAULT_LAM, DEFAULT_RANK, DEFAULT_STRENGTH, fit_prior,
+                             rank_for_budget, save)
 
-#: where an HH-RLHF transcript's last answer starts (bench/streams.py splits the same way)
+#: where an HH-RLHF transcript's last answer starts (bench/streams.py imports this split)
 ASSISTANT = "\n\nAssistant:"
 #: (prompt, answer) pairs embedded per head call
 BATCH = 64
@@ -124,10 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget-bytes", type=int, default=None,
                     help="largest prior file: the rank is the most that fits")
     ap.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
-                    help="what the prior is worth, in the user's own pairs: cal_H_0 = lam I + "
-                         "strength H_0 (default: %(default)s)")
-    ap.add_argument("--l2", type=float, default=1.0,
-                    help="ridge of the fit, l2/2 ||theta||^2 over all pairs (default: %(default)s)")
+                    help="what the prior is worth, in average population pairs s: it sets both "
+                         "theta_0 (argmin s/n sum loss + lam/2 ||theta||^2; small s shrinks it "
+                         "towards 0) and cal_H_0 = lam I + s H_0 (default: %(default)s)")
+    ap.add_argument("--lam", type=float, default=DEFAULT_LAM,
+                    help="the lam of the users' models (RewardModel(lam=)); a model with "
+                         "another lam refuses the prior (default: %(default)s, the models' "
+                         "default)")
     ap.add_argument("--limit", type=int, default=None, help="use the first N pairs only")
     return ap
 
@@ -152,8 +158,8 @@ def main(argv=None) -> int:
         Z = Pc - Pr
         fp = None if head.fingerprint is None else bytes(head.fingerprint)
         t1 = time.perf_counter()
-        prior = fit_prior(Z, rank=rank, l2=args.l2, strength=args.strength, phi_mean=phi_mean,
-                          fingerprint=fp)
+        prior = fit_prior(Z, strength=args.strength, lam=args.lam, rank=rank,
+                          phi_mean=phi_mean, fingerprint=fp)
         t_fit = time.perf_counter() - t1
         save(args.out, prior)
     except (EdgeOMDError, OSError) as exc:
@@ -164,7 +170,7 @@ def main(argv=None) -> int:
           f"twice; {truncated} texts truncated by the head), embedded in {t_embed:.1f}s, "
           f"fitted in {t_fit:.2f}s")
     print(f"[prior] d={prior.dim}, rank {prior.rank}, c={prior.c:.4g}, strength "
-          f"{prior.strength:g}, ||theta0||={np.linalg.norm(prior.theta0):.4g}; theta0 prefers "
+          f"{prior.strength:g}, lam {prior.lam:g}, ||theta0||={np.linalg.norm(prior.theta0):.4g}; theta0 prefers "
           f"the chosen answer on {agree:.3f} of these (training) pairs")
     print(f"[prior] wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out)} bytes), "
           f"bound to head {'(none)' if fp is None else fp.hex()[:16] + '...'}")

@@ -131,6 +131,26 @@ def test_personalizer_refuses_a_prior_of_another_head(tmp_path, fake_head):
     store.close()
 
 
+def test_the_prior_is_fitted_for_the_users_lam(tmp_path, fake_head, capsys):
+    """--lam: the users' models' lam; a Personalizer whose models have another lam refuses the
+    prior (theta_0 minimises the objective of the prior's lam only) and says how to fix it."""
+    pairs = _write_jsonl(tmp_path / "pairs.jsonl", _pairs(80))
+    out = tmp_path / "p.prior"
+    assert prior_app.main([str(pairs), str(out), "--head", "h", "--strength", "4",
+                           "--lam", "0.5", "--rank", "2"]) == 0
+    p = Prior.load(out)
+    assert p.lam == 0.5 and p.strength == 4.0
+    assert "lam 0.5" in capsys.readouterr().out
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    with pytest.raises(ConfigError, match=r"fitted for lam = 0.5.*--lam 1"):
+        Personalizer(fake_head, store, "u", prior=p)          # the models' default lam is 1
+    u = Personalizer(fake_head, store, "u", prior=p, model_options={"lam": 0.5})
+    assert u.score("question number 3 about topic 3", GOOD[:2]).any()
+    store.close()
+    assert prior_app.main([str(pairs), str(out), "--head", "h", "--lam", "0"]) == 1
+    assert "ConfigError" in capsys.readouterr().err
+
+
 @pytest.mark.export
 def test_cli_with_a_real_exported_head(tmp_path):
     """The real path once: a tiny BERT exported by edge_omd_export, opened by FeatureHead."""
