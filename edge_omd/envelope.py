@@ -6,6 +6,8 @@ rules a reader applies, and the crash-safe file write. docs/FORMATS.md lists the
     journal rec.  EOJR         u32 length, fixed header, k d-vectors           journal.py
     store file    EOMDREC2     u32 header length, JSON header, state bytes     store.py
     user export   EOMDUSR1     u32 header length, JSON header, state bytes     personalizer.py
+    prior file    EOMDPRI1     u32 header length, JSON header, float64 arrays  prior.py
+    folder key    EOMDKEY1     fixed 44 bytes: magic, the 32-byte key          store.py
 
 All little-endian; every one ends with the CRC-32 (zlib / java.util.zip polynomial) of every byte
 before it. A reader refuses, before it allocates or interprets anything: a wrong magic, a length
