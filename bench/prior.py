@@ -35,8 +35,9 @@ contains 0) is reported too.
 Sweep: strength x rank. Choice of the default (strength s, rank r): among the settings that
 help aligned users at 0, 5 and 10 feedbacks (difference interval above 0 at each) AND whose
 opposing users are caught up to 1 point from some n <= 10 on (at every later n of the grid), the
-one with the largest mean aligned gain over n = 0, 5, 10, 25, 50. If none qualifies, the bench
-says so: a prior that never helps is not a default.
+one with the largest mean aligned gain over n = 0, 5, 10, 25, 50 (in tenths of a point; a tie goes
+to the smaller rank). If none qualifies, the bench says so: a prior that never helps is not a
+default.
 
 Writes the tables to bench/results/prior.md (`--out`). Nothing is asserted here.
 """
@@ -367,12 +368,18 @@ def run(cfg: Config, data: Pairs, log=print) -> dict:
                         "mean_gain": float(np.mean([gains[n][0] for n in cfg.report_cps])),
                         "opp": {n: op.minus(cold_op, n) for n in cfg.report_cps}}
     ok = [k for k in summary if summary[k]["ok"]]
-    chosen = max(ok, key=lambda k: summary[k]["mean_gain"]) if ok else None
+    chosen = max(ok, key=lambda k: choice_key(summary, k)) if ok else None
     return {"cfg": cfg, "n": data.n, "nA": A.n, "nB": B.n, "d": d, "name": data.name,
             "cold": cold, "settings": settings, "summary": summary, "chosen": chosen,
             "cross": cross_groups(A, B, float(P.DEFAULT_STRENGTH), cfg),
             "seconds": time.perf_counter() - t0,
             "shipped": (float(P.DEFAULT_STRENGTH), int(P.DEFAULT_RANK))}
+
+
+def choice_key(summary: dict, key: tuple) -> tuple:
+    """The rule's order among qualifying settings: the largest mean aligned gain, counted in
+    tenths of a point; a tie goes to the smaller rank (the smaller file)."""
+    return round(1000 * summary[key]["mean_gain"]), -key[1]
 
 
 def cross_groups(A: Pairs, B: Pairs, strength: float, cfg: Config) -> list:
@@ -489,7 +496,8 @@ def render(res: dict) -> str:
                  + " | " + " | ".join(_diff(sm["opp"][n]) if n in sm["opp"] else "-"
                                       for n in (0, 10, max(cfg.report_cps)))
                  + f" | {_n(sm['ni_catch_up'], cfg)} ({_n(sm['ni_stays'], cfg)})"
-                 + f" | {_n(sm['catch_up'], cfg)} ({_n(sm['stays'], cfg)}) | {_n(sm['within1'], cfg)}"
+                 + f" | {_n(sm['catch_up'], cfg)} ({_n(sm['stays'], cfg)})"
+                 + f" | {_n(sm['within1'], cfg)}"
                  + f" | {'yes' if sm['ok'] else 'no'} |")
     L.append("")
     L.append(f"Caught up to {CATCHUP_MARGIN:g} pt: the first n of {list(cfg.catchup_cps)} where "
@@ -502,7 +510,8 @@ def render(res: dict) -> str:
              f"trails by less than 1 point (informative). Rule: the aligned gain's interval "
              f"above 0 at n = {', '.join(str(n) for n in cfg.report_cps if n <= CATCHUP_TARGET)}"
              f" AND caught up to {CATCHUP_MARGIN:g} pt (stays) <= {CATCHUP_TARGET}; among those, "
-             f"the largest mean aligned gain over n = {', '.join(map(str, cfg.report_cps))}.\n")
+             f"the largest mean aligned gain over n = {', '.join(map(str, cfg.report_cps))} "
+             f"(tenths of a point; a tie goes to the smaller rank).\n")
     L.append("### Verdict\n")
     a0 = st["aligned"]
     lo0 = a0.ci[0][0]

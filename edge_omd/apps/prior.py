@@ -15,7 +15,7 @@ PAIRS: a .jsonl file (or .jsonl.gz), one JSON object a line, either
 Pairs whose two answers are the same text are skipped (they carry no preference).
 
     edge-omd prior /work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz hh.prior \\
-        --head ~/.cache/edge_omd/heads/all-minilm-l6-v2-fp32 --strength 10
+        --head ~/.cache/edge_omd/heads/all-minilm-l6-v2-fp32 --strength 1
 """
 from __future__ import annotations
 
