@@ -345,7 +345,10 @@ class RewardModel:
         z = self._vector(z, "z")
         w = _checks.weight(weight)
         np.copyto(self._z, z, casting="unsafe")
-        self._solver.fantasize(self._z, w)
+        if math.isnan(self._solver.fantasize(self._z, w)):  # the solver's guards: nothing moved
+            raise NumericalError("the fantasized curvature is beyond what the state's dtype can "
+                                 "hold next to lam; the state was left unchanged (check the "
+                                 "feature scale)")
 
     def reset(self):
         """Forget everything learned: theta = 0, cal_H = lam I, t = 0 (settings kept); with a

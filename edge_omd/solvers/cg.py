@@ -99,6 +99,13 @@ class CGSolver(ExplicitTheta):
         """make_workspace arguments of this solver's projection (edge_omd/projection.py)."""
         return dict(small=1, kmax=projection.KMAX, steps=projection.STEPS_MAX)
 
+    def reset(self):
+        super().reset()
+        self._drift = 0.0  # a bound on S's spectral drift since S was last known PSD (`fantasize`)
+
+    def loaded(self):
+        self._drift = math.inf  # only the loader's floor is known: probe before a fantasize
+
     def lam_at(self, t):
         """lambda_t = lambda_0 min(1, t / T) at round t (1-based); T = 0 means constant."""
         warmup = self.config.lam_warmup
@@ -120,6 +127,7 @@ class CGSolver(ExplicitTheta):
         S.flat[:: S.shape[0] + 1] += c
         st.S[...] = S
         st.theta[:] = theta0
+        self._drift = math.inf  # rounded to the dtype: probe before a fantasize
 
     def lam_next(self):
         """The damping of the next round, lambda_{t+1} (t = updates absorbed so far)."""
@@ -146,11 +154,34 @@ class CGSolver(ExplicitTheta):
 
     def absorb(self, z, w):
         st = self.state
-        return _absorb(st.theta, st.S, z, w, self.config.forget)
+        c = _absorb(st.theta, st.S, z, w, self.config.forget)
+        self._drift += float(np.trace(st.S, dtype=np.float64)) * self.eps  # `fantasize`
+        return c
 
     def fantasize(self, z, w):
+        """S += c z z^T (no forgetting), or NaN (nothing changed) when the loader could refuse
+        the result. Without a guard, repeated fantasizes piled rounding into S until it did
+        (float32, a nearly repeated ||z|| = 30: 2 x 2 minors below the floor after 7,500 at
+        lam = 1, not PSD after 20,000 at lam = 1e3). Each S += c z z^T moves S's spectrum by at
+        most e = eps (trace S + c ||z||^2) (its rounding, entrywise <= eps |S_ij|, has a norm
+        <= eps ||S||_F <= eps trace S). So: e > floor / 4 is refused (floor: the loader's,
+        `_psd_floor` at lambda_1), as is e > lambda_{t+1} / 10 (the step's trace guard), and once the e summed
+        since the last probe (`_drift`, also fed by `absorb`) would pass 3/4 floor, the PSD probe
+        runs at floor / 4 first (O(16 d^2), every ~floor / e fantasizes: rare at ordinary
+        scales): S stays >= -floor, so every state left loads."""
         st = self.state
-        return _absorb(st.theta, st.S, z, w, 1.0)
+        S, eps = st.S, self.eps
+        c = w * linalg.dsigmoid(linalg.dot(st.theta, z))
+        e = (float(np.trace(S, dtype=np.float64)) + c * linalg.dot(z, z)) * eps
+        floor = self._psd_floor(S, self.lam_at(1))
+        if not e <= min(0.25 * floor, 0.1 * self.lam_next()):  # and the step's guard
+            return math.nan
+        if not self._drift + e <= 0.75 * floor:
+            if linalg.indefinite_direction(S, 0.25 * floor):
+                return math.nan
+            self._drift = 0.0
+        self._drift += e
+        return _absorb(st.theta, S, z, w, 1.0)
 
     def matvec(self, vec):
         """cal_H vec in float64 for the local norm after t updates (damping lambda_{t+1})."""

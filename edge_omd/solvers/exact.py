@@ -269,6 +269,47 @@ def _tilde_apply(U, z, a, v, tmp, out):
         out[i] += a * zv * float(z[i])
 
 
+#: the loader's phi = U theta check: slack tol |U| |theta| + _TINY sum_j |U_ij| per row (a theta
+#: rounded to the dtype's subnormal spacing), by itemsize
+_TINY = {4: 2.0 * float(np.finfo(np.float32).smallest_subnormal),
+         8: 2.0 * float(np.finfo(np.float64).smallest_subnormal)}
+
+
+def _phi_tolerance(dtype, d):
+    """The loader's relative tolerance of phi = U theta: sqrt(eps) of the dtype (+ float64's own
+    rounding of the products)."""
+    return math.sqrt(float(np.finfo(dtype).eps)) + 4.0 * d * 2.0 ** -52
+
+
+@kernel(both("f8(f8[::1], F[::1], F[::1], f8)"))
+def _fantasy_curvature(phi, z, u, w):
+    """c = w sigma'(theta.z) of a fantasize (theta.z = phi.u), as _absorb computes it."""
+    m = 0.0
+    for i in range(phi.shape[0]):
+        m += phi[i] * float(u[i])
+    return w * linalg.dsigmoid(m)
+
+
+@kernel(both("b1(F[:, ::1], F[::1], f8[::1], f8, f8)"))
+def _phi_drift(U, theta, phi, tol, tiny):
+    """Is |U theta - phi|_i > tol (|U| |theta|)_i + tiny sum_j |U_ij| for some row i (the
+    loader's check, ExactSolver.invalid, at tolerance `tol`)? One pass over the upper triangle."""
+    d = U.shape[0]
+    for i in range(d):
+        acc = 0.0
+        mag = 0.0
+        ab = 0.0
+        row, tt = U[i, i:], theta[i:]
+        for k in range(row.shape[0]):
+            uk, tk = float(row[k]), float(tt[k])
+            acc += uk * tk
+            mag += abs(uk) * abs(tk)
+            ab += abs(uk)
+        if not abs(acc - phi[i]) <= tol * mag + tiny * ab:
+            return True
+    return False
+
+
 class ExactSolver(Solver):
     spec = SPEC
 
@@ -385,11 +426,29 @@ class ExactSolver(Solver):
         return _absorb(st.phi, st.xp, z, st.u, st.aux, w)
 
     def fantasize(self, z, w):
-        """No step before: make U current and solve for z first."""
+        """No step before: make U current and solve for z first. Returns c, or NaN (nothing
+        changed) when c z z^T is beyond what the dtype holds next to lam (the step's guard).
+
+        theta stays bit for bit (scoring is stable) while the update rotates U and phi: phi is
+        then U theta only up to the rotation's rounding, which the dtype amplifies by up to
+        sqrt(1 + c z^T cal_H^{-1} z) (the Givens recurrence divides by the old diagonal; float32,
+        lam = 1e-9: 287 x the loader's tolerance after ONE fantasize). So the update is applied
+        now (the same bits as a later flush) and phi checked against U theta as the loader
+        checks it (O(d^2), one pass); past a quarter of its tolerance phi is set to U theta (the
+        theta the state holds, not moved). Ordinary inputs never come near it: bytes unchanged."""
         st = self.state
         self.flush()
         linalg.solve_upper_t(st.U, z, st.u)
-        return _absorb(st.phi, st.xp, z, st.u, st.aux, w)
+        c = _fantasy_curvature(st.phi, z, st.u, w)
+        if not (math.isfinite(c) and c * linalg.dot(z, z) * self.eps <= 0.1 * self.lam):
+            return math.nan
+        c = _absorb(st.phi, st.xp, z, st.u, st.aux, w)
+        if st.aux[THETA_OK] == 1.0:
+            self.flush()
+            tol = 0.25 * _phi_tolerance(st.U.dtype, st.U.shape[0])
+            if _phi_drift(st.U, st.theta, st.phi, tol, _TINY[st.U.dtype.itemsize]):
+                _phi_from_theta(st.U, st.theta.astype(np.float64), st.phi)
+        return c
 
     def matvec(self, vec):
         """cal_H vec in float64 (tests and benches; allocates its result)."""
@@ -467,11 +526,12 @@ class ExactSolver(Solver):
         if not linalg.max_abs(U) <= math.sqrt(fmax * linalg.HEADROOM):  # cal_H = U^T U
             return "the Cholesky factor has entries beyond the dtype's headroom"
         th = theta.astype(np.float64)
-        # theta is re-derived from phi after every step, but a fantasize keeps it while later
-        # flushes rotate U and phi (bit-stable scoring): each rotation adds ~eps |U| |theta|.
-        # sqrt(eps) (float32: 3.5e-4 relative) admits thousands of them and no real mismatch.
-        tol = math.sqrt(eps) + 4.0 * d * 2.0 ** -52
-        tiny = 2.0 * float(np.finfo(F).smallest_subnormal)
+        # theta is re-derived from phi after every step, but a fantasize keeps it while it
+        # rotates U and phi (bit-stable scoring): each rotation adds ~eps |U| |theta| (more for
+        # a large one, which fantasize repairs). sqrt(eps) (float32: 3.5e-4 relative) admits
+        # thousands of them and no real mismatch.
+        tol = _phi_tolerance(F, d)
+        tiny = _TINY[F.itemsize]
         for i, j in linalg.blocks(d):
             rows = U[i:j].astype(np.float64)
             absu = np.abs(rows)  # + a theta rounded to the dtype's subnormal spacing:

@@ -367,3 +367,68 @@ def test_exact_float32_refuses_a_prior_start_the_guard_would_refuse():
     for t in range(200):
         m.learn_one(rng.normal(size=d) / np.sqrt(d), float(t % 2))
     assert m.t == 200
+
+
+def _loads(m):
+    return RewardModel.from_bytes(m.to_bytes())
+
+
+def test_exact_fantasize_never_leaves_a_state_the_loader_refuses():
+    """exact float32 fantasize keeps theta bit for bit while the update rotates U and phi; the
+    rotation's rounding, amplified by sqrt(1 + c z^T cal_H^{-1} z), left phi != U theta
+    ("phi is not U theta" on reload). A curvature beyond the step's guard is refused with the
+    state unchanged; below it phi is kept equal to U theta (reload accepted, theta unmoved)."""
+    theta = np.array([1e3, 3.0, -2.0, 0.5])  # a state the loader accepts
+    m = RewardModel(4, solver="exact", dtype="float32", lam=1e-9)
+    m._solver.set_theta(theta)
+    m = _loads(m)
+    before = m.to_bytes()
+    with pytest.raises(NumericalError):
+        m.fantasize([0.0, 0.3, 0.2, 0.1])  # c ||z||^2 eps = 3.8e-9 > lam / 10
+    assert m.to_bytes() == before
+    _loads(m)
+    m = RewardModel(4, solver="exact", dtype="float32", lam=1e-4)
+    m._solver.set_theta(theta)
+    m = _loads(m)
+    kept = m.theta.tobytes()
+    m.fantasize(20.0 * np.array([0.0, 0.2, 0.3, 0.0]))  # theta.z = 0: c = 1/4, within the guard
+    assert m.theta.tobytes() == kept, "fantasize moved theta"
+    again = _loads(m)  # was "phi is not U theta"
+    assert again.to_bytes() == m.to_bytes()
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # many in a row (theta never re-derived): each reload still accepted
+        try:
+            m.fantasize(rng.normal(size=4) * 10.0 ** rng.uniform(-1, 1.5))
+        except NumericalError:
+            continue
+        _loads(m)
+    assert m.theta.tobytes() == kept
+
+
+@pytest.mark.parametrize("lam, n_max", [(1.0, 7_500),
+                                        pytest.param(1e3, 20_000, marks=pytest.mark.jit)])
+def test_cg_fantasize_never_leaves_a_curvature_the_loader_refuses(lam, n_max):
+    """cg fantasize had neither the step's precision guard nor its PSD probe: a nearly repeated
+    ||z|| = 30 piled rounding into S until the loader refused it (float32: 2 x 2 minors below
+    the floor after 7,500 at lam = 1; not PSD after 20,000 at lam = 1e3). Now it refuses
+    (NumericalError, state unchanged) first, and every state it left loads."""
+    rng = np.random.default_rng(0)
+    z0 = rng.normal(size=D)
+    z0 *= 30.0 / np.linalg.norm(z0)
+    m = RewardModel(D, solver="cg", dtype="float32", lam=lam)
+    refused = None
+    for n in range(n_max):
+        z = z0 + 1e-3 * rng.normal(size=D)
+        try:
+            m.fantasize(z)
+        except NumericalError:
+            refused = n
+            break
+        if n % 500 == 499:
+            _loads(m)
+    assert refused is not None, "no refusal before the loader's limit"
+    before = m.to_bytes()
+    with pytest.raises(NumericalError):
+        m.fantasize(z)
+    assert m.to_bytes() == before
+    _loads(m)
