@@ -92,6 +92,33 @@ def _solve(B, L, m, alpha, z, bz, c, v):
     return q
 
 
+#: A step is refused when its own rounding may move theta by more than DRIFT_LIMIT of
+#: max(||theta'||, 1) (`_step_drift`): float32 holds the sketched cal_H^{-1} z only to
+#: ~eps kappa, kappa = 1 + lambda_max(B B^T) / alpha (the rows are stored in the dtype: an entry's
+#: rounding, eps ||B||^2 in norm, meets the 1 / alpha of the small directions).
+DRIFT_LIMIT = 1e-3
+
+
+@kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[::1], f8, f8)"))
+def _step_drift(theta, L, m, alpha, v, coef, eps):
+    """eps kappa ||coef v|| / max(||theta - coef v||, 1), kappa = trace(L L^T) / alpha - m + 1
+    >= 1 + lambda_max(B B^T) / alpha (L L^T = alpha I + B B^T): a bound on the relative move of
+    theta by the dtype's rounding of the sketch. O(m^2 + d)."""
+    tr = 0.0
+    for i in range(m):
+        for k in range(i + 1):
+            tr += L[i, k] * L[i, k]
+    kappa = max(tr / alpha - m, 0.0) + 1.0
+    vv = 0.0
+    tt = 0.0
+    for j in range(v.shape[0]):
+        vj = coef * float(v[j])
+        vv += vj * vj
+        tj = float(theta[j]) - vj
+        tt += tj * tj
+    return eps * kappa * math.sqrt(vv) / max(math.sqrt(tt), 1.0)
+
+
 @kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8[::1], F[::1], f8, f8, f8, f8)"))
 def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta, eps):
     """Steps 1-2; returns a, or NaN with nothing moved (non-finite, or beyond the precision of
@@ -104,6 +131,8 @@ def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta, eps):
     s = linalg.sigmoid(m)
     coef = eta * w * (s - y) / (1.0 + eta * w * s * (1.0 - s) * q)  # as omd_move computes it
     if w * linalg.dsigmoid(m - coef * q) * linalg.dot(z, z) * eps > 0.1 * alpha[0]:
+        return math.nan
+    if _step_drift(theta, L, rows[0], alpha[0], v, coef, eps) > DRIFT_LIMIT:
         return math.nan
     return linalg.omd_move(theta, v, m, q, y, w, eta)
 

@@ -432,3 +432,57 @@ def test_cg_fantasize_never_leaves_a_curvature_the_loader_refuses(lam, n_max):
         m.fantasize(z)
     assert m.to_bytes() == before
     _loads(m)
+
+
+def _scaled_repeat(d, n, big, small):
+    """The 'repeat' stream (one unit z, labels alternating) times `big`, every 7th row times
+    `small` (the review's case: a curvature row of sqrt(sigma') * 15 next to rows of 1500)."""
+    Z, Y = adversarial_stream("repeat", d, n, seed=3)
+    Z = Z * big
+    Z[::7] *= small
+    return Z.astype(np.float32).astype(np.float64), Y
+
+
+@pytest.mark.parametrize("lam, small", [(0.1, 1e-2), (0.01, 1e-3)])
+def test_sketch_float32_refuses_before_drifting_on_a_scaled_repeat(lam, small):
+    """sketch float32, rank 2, d = 8: 400 updates of the repeat stream x 1500 with every 7th row
+    small went 0.12 (lam = 0.1) and 10.5 (lam = 0.01) off float64 with no NumericalError (exact
+    and cg refuse). The sketch holds cal_H^{-1} z only to ~eps kappa (its rows are stored in
+    float32), and these steps are 30-60 x ||theta||: now a step whose rounding could move theta
+    by more than sketch.DRIFT_LIMIT is refused, and up to there float32 is within 1e-2."""
+    d, n = 8, 400
+    Z, Y = _scaled_repeat(d, n, 1500.0, small)
+    cfg = dict(solver="sketch", sketch_rank=2, lam=lam)
+    m32 = RewardModel(d, dtype="float32", **cfg)
+    m64 = RewardModel(d, dtype="float64", **cfg)
+    for t in range(n):
+        try:
+            m32.learn_one(Z[t], Y[t])
+        except NumericalError:
+            before = m32.to_bytes()
+            with pytest.raises(NumericalError):
+                m32.learn_one(Z[t], Y[t])
+            assert m32.to_bytes() == before, "a refused update changed the state"
+            break
+        m64.learn_one(Z[t], Y[t])
+        assert _rel(m32.theta, m64.theta) <= 1e-2, f"drifted at t={t}"
+
+
+@pytest.mark.parametrize("B", [1.0, 8.0])
+def test_sketch_float32_never_refuses_an_ordinary_user(B):
+    """The sketch's drift guard never refuses an ordinary user (Bradley-Terry pairs, power-law
+    spectrum, d = 8, rank 2 and 4, 3 x 10^4 updates; 10^6 long): float32 within 1e-2 of float64
+    (bench/numerics.py --calibrate --sketch: the guard's statistic on ordinary streams)."""
+    d = 8
+    n = 1_000_000 if LONG else (400 if JIT_DISABLED else 30_000)
+    Z, Y = _ordinary(d, n, B)
+    for rank in (2, 4):
+        m32 = RewardModel(d, dtype="float32", solver="sketch", sketch_rank=rank)
+        m64 = RewardModel(d, dtype="float64", solver="sketch", sketch_rank=rank)
+        n64 = min(n, 100_000)
+        for t in range(n):
+            m32.learn_one(Z[t], Y[t])  # a refusal fails the test (NumericalError)
+            if t < n64:
+                m64.learn_one(Z[t], Y[t])
+            if t + 1 == n64:
+                assert _rel(m32.theta, m64.theta) <= 1e-2

@@ -124,7 +124,37 @@ final class SketchSolver extends ExplicitThetaSolver {
         if (w * Num.dsigmoid(m - coef * q) * Num.dot(z, z) * Num.eps(f32) > 0.1 * alpha) {
             return Double.NaN;
         }
+        if (stepDrift(coef) > DRIFT_LIMIT) {
+            return Double.NaN;
+        }
         return Num.omdMove(theta, v, m, q, y, w, eta, f32);
+    }
+
+    /** sketch.DRIFT_LIMIT: a step whose rounding may move theta by more is refused. */
+    static final double DRIFT_LIMIT = 1e-3;
+
+    /**
+     * sketch._step_drift: eps kappa ||coef v|| / max(||theta - coef v||, 1) with
+     * kappa = trace(L L^T) / alpha - m + 1 (>= 1 + lambda_max(B B^T) / alpha), v = cal_H^{-1} z.
+     */
+    double stepDrift(double coef) {
+        int m = (int) rows;
+        double tr = 0.0;
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k <= i; k++) {
+                double l = L[i * mMax + k];
+                tr += l * l;
+            }
+        }
+        double kappa = Math.max(tr / alpha - m, 0.0) + 1.0;
+        double vv = 0.0, tt = 0.0;
+        for (int j = 0; j < d; j++) {
+            double vj = coef * v[j];
+            vv += vj * vj;
+            double tj = theta[j] - vj;
+            tt += tj * tj;
+        }
+        return Num.eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0);
     }
 
     @Override
