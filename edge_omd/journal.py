@@ -33,6 +33,13 @@ binary format, docs/FORMATS.md): `seal` writes the CRC, `crc_ok` checks it.
 A reader stops at the first record that fails any check (`parse` says why): a torn record (a
 crash in the middle of an append) fails its length or its checksum, and since every update
 depends on the ones before it nothing after a bad record is ever applied.
+
+Forward compatibility: every record version keeps its first 10 bytes (magic, u32 length, u16
+version) and ends with the CRC-32 of the bytes before it. A record that is complete (its length
+fits the data) and intact (CRC ok) but of a newer version, or of version 1 with a kind or flags
+this SDK does not know, was written by a NEWER edge-omd: it is not damage. `check_one` reports
+it with a `Newer` reason and `parse` sets `Parsed.newer`; the stores then refuse the user
+(StoreError: upgrade) and never cut it, so a downgrade loses no acknowledged feedback.
 """
 from __future__ import annotations
 
@@ -48,6 +55,7 @@ from edge_omd.errors import StateFormatError
 from edge_omd.solvers.mnl import MAX_K as CHOICE_MAX_K  # candidates of one choice
 
 MAGIC = b"EOJR"
+FRAME = struct.Struct("<4sIH")     # magic, length, version: the same in every record version
 VERSION = 1
 KIND_GLM, KIND_CHOICE = 1, 2
 HEADER = struct.Struct("<4sIHBBIIIQQddd")
@@ -105,12 +113,54 @@ def encode(epoch: int, seq: int, vectors, label: float, weight: float, *,
     return envelope.seal(head + body)
 
 
+class Newer(str):
+    """The stop reason of a complete, checksummed record this SDK cannot read: a newer record
+    version, or version 1 with a kind or flags it does not know. Written by a newer edge-omd,
+    not damage: a reader refuses the user (upgrade) and never cuts it.
+
+    version, kind: as stored (kind None when the version is not 1: its header is unknown);
+    epoch, seq: the version-1 header's (None when the version is not 1)."""
+    version: int
+    kind: Optional[int]
+    epoch: Optional[int]
+    seq: Optional[int]
+
+    def __new__(cls, text: str, version: int, kind=None, epoch=None, seq=None):
+        out = super().__new__(cls, text)
+        out.version, out.kind, out.epoch, out.seq = version, kind, epoch, seq
+        return out
+
+
 class Parsed(NamedTuple):
     records: list          # [Record] accepted, in order
     ends: list             # byte offset (relative to the buffer) just after each accepted record
     skipped_end: int       # offset after the records skipped as older than the checkpoint
     stop: Optional[str]    # why parsing stopped before the end of the buffer (None: clean end)
     stop_at: int           # offset where parsing stopped (== len(buf) when clean)
+    newer: Optional[str] = None   # stop is a Newer record (written by a newer SDK): never cut
+
+
+def _newer(buf, off: int, left: int) -> Optional[Newer]:
+    """A Newer reason if the record at `off` is complete and intact but of a version, kind or
+    flags this SDK does not know; None otherwise (the ordinary checks then say what it is)."""
+    if left < FRAME.size:
+        return None
+    magic, n, version = FRAME.unpack_from(buf, off)
+    if magic != MAGIC or not FRAME.size + CRC.size <= n <= left \
+            or not envelope.crc_ok(buf, off, off + n):
+        return None
+    if version > VERSION:
+        return Newer(f"record version {version} (this SDK reads {VERSION}): written by a newer "
+                     f"edge-omd", version)
+    if version != VERSION or n < HEADER.size + CRC.size:
+        return None
+    (_m, _n, _v, kind, _item, _d, _k, flags, epoch, seq, _label, _weight,
+     _when) = HEADER.unpack_from(buf, off)
+    if kind in (KIND_GLM, KIND_CHOICE) and flags == 0:
+        return None
+    return Newer(f"record {seq} of kind {kind} with flags {flags:#x}, which this SDK does not "
+                 f"know (it reads kinds {KIND_GLM} and {KIND_CHOICE}, flags 0): written by a "
+                 f"newer edge-omd", version, kind, epoch, seq)
 
 
 def check_one(buf, off: int, *, dim: int, itemsize: int):
@@ -118,8 +168,12 @@ def check_one(buf, off: int, *, dim: int, itemsize: int):
 
     Checks, in this order: the magic, the length against what is left and against the size
     that (dim, itemsize, k) imply, the checksum, the version, kind, flags, label, weight and
-    the vector's finiteness."""
+    the vector's finiteness. A complete, checksummed record of a newer version or an unknown
+    kind / flags gives a `Newer` reason (not damage: see the module docstring)."""
     left = len(buf) - off
+    newer = _newer(buf, off, left)
+    if newer is not None:
+        return None, newer
     if left < HEADER.size + CRC.size:
         return None, f"torn record: {left} bytes at the end"
     (magic, n, version, kind, item, d, k, flags, epoch, seq, label, weight,
@@ -163,13 +217,32 @@ def parse(buf, *, epoch: int, after: int, dim: int, itemsize: int, start: int = 
     Records with seq <= after are skipped first when `skip_older` (what a crash between a
     checkpoint and the journal's truncation leaves behind); then every record must have the
     checkpoint's epoch and seq = after + 1, after + 2, ...; parsing stops at the first that
-    does not (or is torn / corrupt) and says why."""
+    does not (or is torn / corrupt) and says why.
+
+    A Newer record (written by a newer SDK) stops parsing with `newer` set, except a version-1
+    one that the sequence rules above would skip (older than the checkpoint: it is in the
+    state) or stop at as damage (another incarnation, a gap), exactly as a known kind."""
     records, ends = [], []
     off = start
     skipped_end = start
     expect = after + 1
     while off < len(buf):
         rec, nxt = check_one(buf, off, dim=dim, itemsize=itemsize)
+        if rec is None and isinstance(nxt, Newer):
+            if nxt.seq is None:
+                return Parsed(records, ends, skipped_end, nxt, off, nxt)
+            n = FRAME.unpack_from(buf, off)[1]
+            if skip_older and not records and nxt.seq <= after:
+                off = skipped_end = off + n
+                continue
+            if nxt.epoch != epoch:
+                return Parsed(records, ends, skipped_end,
+                              f"record of another incarnation (epoch {nxt.epoch}, expected "
+                              f"{epoch})", off)
+            if nxt.seq != expect:
+                return Parsed(records, ends, skipped_end,
+                              f"record seq {nxt.seq}, expected {expect}", off)
+            return Parsed(records, ends, skipped_end, nxt, off, nxt)
         if rec is None:
             return Parsed(records, ends, skipped_end, nxt, off)
         if skip_older and not records and rec.seq <= after:

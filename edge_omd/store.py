@@ -265,6 +265,16 @@ def _state_meta(state: bytes):
     return meta["dim"], meta["itemsize"]
 
 
+def _refuse_newer(parsed: _journal.Parsed, user_id: str, where) -> _journal.Parsed:
+    """`parsed`, unless it stopped at a record written by a newer edge-omd (journal.Newer): then
+    StoreError, before anything is applied, cut or rewritten (a downgrade must not lose it)."""
+    if parsed.newer is not None:
+        raise StoreError(f"user {user_id!r} in {where}: the journal stops at a {parsed.newer} "
+                         f"(after {len(parsed.records)} records this SDK reads); upgrade edge-omd "
+                         f"to open this user (nothing was changed: every record is kept)")
+    return parsed
+
+
 def _parse_tail(buf, *, state: bytes, epoch: int, after: int, start: int = 0,
                 skip_older: bool = True) -> _journal.Parsed:
     meta = _state_meta(state)
@@ -575,7 +585,8 @@ class SQLiteStore(Store):
         ckpt_at = _col_real(ckpt_at, "users.checkpointed_at", where)
         state = _col_blob(state, "checkpoints.state", where)
         buf, n = self._rows(con, slot, ck)
-        parsed = _parse_tail(buf, state=state, epoch=epoch, after=ck, skip_older=False)
+        parsed = _refuse_newer(_parse_tail(buf, state=state, epoch=epoch, after=ck,
+                                           skip_older=False), uid, self.path)
         if parsed.stop is not None:
             _log.warning("%s: user %r: the journal stops at record %d of %d: %s", self.path,
                          uid, len(parsed.records) + 1, n, parsed.stop)
@@ -1122,15 +1133,17 @@ class FolderStore(Store):
             except FileNotFoundError:
                 return None
         if cont:
-            parsed = _journal.parse(buf, epoch=cursor.epoch, after=cursor.updates,
-                                    dim=cursor.pos[3], itemsize=cursor.pos[4], skip_older=False)
+            parsed = _refuse_newer(_journal.parse(
+                buf, epoch=cursor.epoch, after=cursor.updates, dim=cursor.pos[3],
+                itemsize=cursor.pos[4], skip_older=False), user_id, self.folder)
             e = parsed.ends[-1] if parsed.ends else 0
             tail = buf[e - 4:e] if e else cursor.pos[5]
             head = cursor._replace(updates=cursor.updates + len(parsed.records),
                                    pos=(cid, jid, start + e) + cursor.pos[3:5] + (tail,))
             return (Sync(head, None, tuple(parsed.records)),
                     (jid, start + parsed.stop_at, size, parsed.stop))
-        parsed = _parse_tail(buf, state=rec.state, epoch=rec.epoch, after=rec.updates)
+        parsed = _refuse_newer(_parse_tail(buf, state=rec.state, epoch=rec.epoch,
+                                           after=rec.updates), user_id, self.folder)
         meta = _state_meta(rec.state) or (0, 0)
         end = parsed.ends[-1] if parsed.ends else parsed.skipped_end
         full = StoreRecord(rec.user_id, rec.head_fingerprint, rec.dim, rec.format_version,

@@ -20,11 +20,18 @@ import java.util.zip.CRC32;
  * Kind 2 (a choice among k vectors, Python's Personalizer.choose) is valid but not learned by
  * this core: the reader stops there with {@link Parsed#unsupported} set, and {@link UserStore}
  * refuses the user (StateFormatException) instead of cutting the journal, so no choice is lost.
+ * A complete, checksummed record of a newer record version, or of version 1 with a kind or flags
+ * no edge-omd reader knows today, was written by a NEWER edge-omd (docs/JOURNAL_FORMAT.md,
+ * "Forward compatibility"): the reader stops there with {@link Parsed#newer} set and UserStore
+ * refuses the user (upgrade), never cuts it. Every version keeps bytes 0-9 (magic, u32 length,
+ * u16 version) and the trailing CRC-32; nothing else is assumed of a newer version.
  */
 public final class Journal {
     public static final int VERSION = 1;
     public static final int KIND_GLM = 1, KIND_CHOICE = 2;
     public static final int HEADER_BYTES = 64, CRC_BYTES = 4;
+    /** magic, u32 length, u16 version: the same in every record version. */
+    public static final int FRAME_BYTES = 10;
     public static final int MAX_K = 1024;
     /** Candidates of one kind-2 record (edge_omd/solvers/mnl.py MAX_K). */
     public static final int MAX_CHOICE_K = 16;
@@ -89,22 +96,77 @@ public final class Journal {
         public final String reason;
         /** A valid record of a kind this core does not learn (kind 2): not damage. */
         public final boolean unsupported;
+        /** A complete, checksummed record of a newer edge-omd (newer version, unknown kind/flags). */
+        public final boolean newer;
+        /** Version-1 header of an unsupported/newer record (sequence rules apply); else -1/false. */
+        final boolean v1;
+        final long epoch, seq;
 
         Check(Record record, int next, String reason) {
-            this(record, next, reason, false);
+            this(record, next, reason, false, false, false, 0, 0);
         }
 
-        Check(Record record, int next, String reason, boolean unsupported) {
+        Check(Record record, int next, String reason, boolean unsupported, boolean newer, boolean v1,
+              long epoch, long seq) {
             this.record = record;
             this.next = next;
             this.reason = reason;
             this.unsupported = unsupported;
+            this.newer = newer;
+            this.v1 = v1;
+            this.epoch = epoch;
+            this.seq = seq;
         }
+    }
+
+    /** A Check with newer set if the record at off is complete and intact but of a version, kind or
+     * flags no reader of this format version knows (edge_omd/journal.py _newer); null otherwise. */
+    static Check newer(byte[] buf, int off, long left) {
+        if (left < FRAME_BYTES) {
+            return null;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (buf[off + i] != MAGIC[i]) {
+                return null;
+            }
+        }
+        ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
+        long n = Integer.toUnsignedLong(b.getInt(off + 4));
+        int version = Short.toUnsignedInt(b.getShort(off + 8));
+        if (n < FRAME_BYTES + CRC_BYTES || n > left) {
+            return null;
+        }
+        CRC32 crc = new CRC32();
+        crc.update(buf, off, (int) n - CRC_BYTES);
+        if (crc.getValue() != Integer.toUnsignedLong(b.getInt(off + (int) n - CRC_BYTES))) {
+            return null;
+        }
+        if (version > VERSION) {
+            return new Check(null, off + (int) n, "record version " + version + " (this SDK reads " + VERSION
+                    + "): written by a newer edge-omd", false, true, false, 0, 0);
+        }
+        if (version != VERSION || n < HEADER_BYTES + CRC_BYTES) {
+            return null;
+        }
+        int kind = Byte.toUnsignedInt(b.get(off + 10));
+        long flags = Integer.toUnsignedLong(b.getInt(off + 20));
+        long epoch = b.getLong(off + 24), seq = b.getLong(off + 32);
+        if ((kind == KIND_GLM || kind == KIND_CHOICE) && flags == 0) {
+            return null;
+        }
+        return new Check(null, off + (int) n, "record " + Long.toUnsignedString(seq) + " of kind " + kind
+                + " with flags 0x" + Long.toHexString(flags) + ", which this SDK does not know (it reads kinds "
+                + KIND_GLM + " and " + KIND_CHOICE + ", flags 0): written by a newer edge-omd",
+                false, true, true, epoch, seq);
     }
 
     /** Check the record at off, in the Python reader's order of checks. */
     public static Check checkOne(byte[] buf, int off, int dim, int itemsize) {
         long left = buf.length - off;
+        Check nw = newer(buf, off, left);
+        if (nw != null) {
+            return nw;
+        }
         if (left < HEADER_BYTES + CRC_BYTES) {
             return new Check(null, off, "torn record: " + left + " bytes at the end");
         }
@@ -144,8 +206,8 @@ public final class Journal {
                     + "/itemsize " + itemsize);
         }
         if (kind == KIND_CHOICE && k >= 2 && k <= MAX_CHOICE_K && flags == 0) {
-            return new Check(null, off, "record " + Long.toUnsignedString(seq) + " is a choice among " + k
-                    + " (kind 2), which this core does not learn", true);
+            return new Check(null, off + (int) n, "record " + Long.toUnsignedString(seq) + " is a choice among "
+                    + k + " (kind 2), which this core does not learn", true, false, true, epoch, seq);
         }
         if (kind != KIND_GLM || k != 1 || flags != 0) {
             return new Check(null, off, "record kind " + kind + " with k=" + k + ", flags 0x"
@@ -180,13 +242,17 @@ public final class Journal {
         public int stopAt;
         /** Stopped at a valid record of a kind this core does not learn (not damage: keep it). */
         public boolean unsupported;
+        /** Stopped at a record written by a newer edge-omd (not damage: refuse, keep it). */
+        public boolean newer;
     }
 
     /**
      * Records with seq &lt;= after are skipped first when skipOlder (a crash between a checkpoint
      * and the journal's truncation); then every record must carry the checkpoint's epoch and
      * seq = after + 1, after + 2, ...; parsing stops at the first that does not, or is torn or
-     * corrupt, and says why.
+     * corrupt, and says why. A version-1 record this core does not learn (kind 2) or does not
+     * know (newer) follows the same sequence rules (skipped when older, a plain stop for another
+     * incarnation or a gap), then stops with unsupported / newer set; a newer version always does.
      */
     public static Parsed parse(byte[] buf, long epoch, long after, int dim, int itemsize, int start,
                                boolean skipOlder) {
@@ -196,10 +262,28 @@ public final class Journal {
         long expect = after + 1;
         while (off < buf.length) {
             Check c = checkOne(buf, off, dim, itemsize);
+            if (c.record == null && c.v1) {  // valid, not learned here: the sequence rules first
+                if (skipOlder && out.records.isEmpty() && Long.compareUnsigned(c.seq, after) <= 0) {
+                    off = c.next;
+                    out.skippedEnd = off;
+                    continue;
+                }
+                out.stopAt = off;
+                if (c.epoch != epoch) {
+                    out.stop = "record of another incarnation (epoch " + Long.toUnsignedString(c.epoch)
+                            + ", expected " + Long.toUnsignedString(epoch) + ")";
+                    return out;
+                }
+                if (c.seq != expect) {
+                    out.stop = "record seq " + Long.toUnsignedString(c.seq) + ", expected " + expect;
+                    return out;
+                }
+            }
             if (c.record == null) {
                 out.stop = c.reason;
                 out.stopAt = off;
                 out.unsupported = c.unsupported;
+                out.newer = c.newer;
                 return out;
             }
             Record r = c.record;

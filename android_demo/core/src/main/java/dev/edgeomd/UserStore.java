@@ -136,6 +136,12 @@ public final class UserStore implements AutoCloseable {
         s.createdAt = ck.createdAtMillis;
         byte[] buf = Files.readAllBytes(s.journalPath);
         Journal.Parsed p = Journal.parse(buf, ck.epoch, ck.updates, ck.model.dim(), s.itemsize, 0, true);
+        if (p.newer) {  // written by a newer edge-omd (docs/JOURNAL_FORMAT.md): refuse, never cut it away
+            s.journal.close();
+            throw new StateFormatException("user " + userId + ": the journal stops at a " + p.stop + " (after "
+                    + p.records.size() + " records this SDK reads); upgrade edge-omd to open this user "
+                    + "(nothing was changed: every record is kept)");
+        }
         if (p.unsupported) {  // a valid record this core cannot learn: refuse, never cut it away
             s.journal.close();
             throw new StateFormatException("user " + userId + ": the journal's " + p.stop + "; open the user "

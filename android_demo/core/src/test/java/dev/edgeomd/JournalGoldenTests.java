@@ -206,6 +206,49 @@ final class JournalGoldenTests {
             bad[bad.length - 1] ^= 1;
             require(!Journal.parse(bad, epoch, 0, 5, 4, 0, true).unsupported, "damage is not unsupported");
         });
+        T.check("UserStore: a newer edge-omd's record (version 2, kind 9) is refused, never cut; a torn one is cut", () -> {
+            for (String what : new String[]{"version", "kind9"}) {
+                Path dir = Files.createTempDirectory(out, "newer");
+                RewardModel.Config cfg = new RewardModel.Config(5);
+                java.util.Random g = new java.util.Random(4);
+                long updates;
+                try (UserStore s = UserStore.open(dir, "u3", cfg, 100)) {
+                    for (int i = 0; i < 2; i++) {
+                        s.learnPair(ModelGoldenTests.randomVec(g, 5, 0.4), ModelGoldenTests.randomVec(g, 5, 0.4), 1.0);
+                    }
+                    updates = s.updates();
+                }
+                Path jp = UserStore.journalPath(dir, "u3");
+                byte[] head = Files.readAllBytes(jp);
+                long epoch = Journal.checkOne(head, 0, 5, 4).record.epoch;
+                byte[] fut = Journal.encode(epoch, updates + 1, new double[]{1, 2, 3, 4, 5}, 4, 1.0, 1.0, 0.0);
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(fut).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                if (what.equals("version")) {
+                    b.putShort(8, (short) (Journal.VERSION + 1));
+                } else {
+                    b.put(10, (byte) 9);
+                }
+                java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+                crc.update(fut, 0, fut.length - 4);
+                b.putInt(fut.length - 4, (int) crc.getValue());
+                byte[] both = new byte[head.length + fut.length];
+                System.arraycopy(head, 0, both, 0, head.length);
+                System.arraycopy(fut, 0, both, head.length, fut.length);
+                Files.write(jp, both);
+                Journal.Parsed p = Journal.parse(both, epoch, 0, 5, 4, 0, true);
+                require(p.newer && !p.unsupported && p.records.size() == 2 && p.stopAt == head.length
+                        && p.stop.contains("newer edge-omd"), what + " parse: " + p.stop);
+                TestRunner.raises(StateFormatException.class, () -> UserStore.open(dir, "u3", cfg, 100), what);
+                require(Arrays.equals(Files.readAllBytes(jp), both), what + ": the journal is kept whole");
+                byte[] torn = Arrays.copyOf(both, both.length - 3);  // the same record torn: cut as before
+                require(!Journal.parse(torn, epoch, 0, 5, 4, 0, true).newer, what + ": torn is not newer");
+                Files.write(jp, torn);
+                try (UserStore s = UserStore.open(dir, "u3", cfg, 100)) {
+                    require(s.updates() == updates, what + ": the valid prefix opens");
+                }
+                require(Arrays.equals(Files.readAllBytes(jp), head), what + ": the torn tail was cut");
+            }
+        });
     }
 
     /** A Python FolderStore user: open, compare with Python's live model, continue, hand back. */
