@@ -142,25 +142,29 @@ class Parsed(NamedTuple):
 
 def _newer(buf, off: int, left: int) -> Optional[Newer]:
     """A Newer reason if the record at `off` is complete and intact but of a version, kind or
-    flags this SDK does not know; None otherwise (the ordinary checks then say what it is)."""
+    flags this SDK does not know; None otherwise (the ordinary checks then say what it is).
+    The header fields are looked at first: a record of a known kind costs no second CRC."""
     if left < FRAME.size:
         return None
     magic, n, version = FRAME.unpack_from(buf, off)
-    if magic != MAGIC or not FRAME.size + CRC.size <= n <= left \
-            or not envelope.crc_ok(buf, off, off + n):
+    if magic != MAGIC or not FRAME.size + CRC.size <= n <= left:
         return None
-    if version > VERSION:
-        return Newer(f"record version {version} (this SDK reads {VERSION}): written by a newer "
-                     f"edge-omd", version)
-    if version != VERSION or n < HEADER.size + CRC.size:
+    if version == VERSION:
+        if n < HEADER.size + CRC.size:
+            return None
+        (_m, _n, _v, kind, _item, _d, _k, flags, epoch, seq, _label, _weight,
+         _when) = HEADER.unpack_from(buf, off)
+        if kind in (KIND_GLM, KIND_CHOICE) and flags == 0:
+            return None
+        why = Newer(f"record {seq} of kind {kind} with flags {flags:#x}, which this SDK does not "
+                    f"know (it reads kinds {KIND_GLM} and {KIND_CHOICE}, flags 0): written by a "
+                    f"newer edge-omd", version, kind, epoch, seq)
+    elif version > VERSION:
+        why = Newer(f"record version {version} (this SDK reads {VERSION}): written by a newer "
+                    f"edge-omd", version)
+    else:
         return None
-    (_m, _n, _v, kind, _item, _d, _k, flags, epoch, seq, _label, _weight,
-     _when) = HEADER.unpack_from(buf, off)
-    if kind in (KIND_GLM, KIND_CHOICE) and flags == 0:
-        return None
-    return Newer(f"record {seq} of kind {kind} with flags {flags:#x}, which this SDK does not "
-                 f"know (it reads kinds {KIND_GLM} and {KIND_CHOICE}, flags 0): written by a "
-                 f"newer edge-omd", version, kind, epoch, seq)
+    return why if envelope.crc_ok(buf, off, off + n) else None
 
 
 def check_one(buf, off: int, *, dim: int, itemsize: int):

@@ -136,28 +136,30 @@ public final class Journal {
         if (n < FRAME_BYTES + CRC_BYTES || n > left) {
             return null;
         }
+        Check why;
+        if (version == VERSION) {  // the header first: a record of a known kind costs no second CRC
+            if (n < HEADER_BYTES + CRC_BYTES) {
+                return null;
+            }
+            int kind = Byte.toUnsignedInt(b.get(off + 10));
+            long flags = Integer.toUnsignedLong(b.getInt(off + 20));
+            long epoch = b.getLong(off + 24), seq = b.getLong(off + 32);
+            if ((kind == KIND_GLM || kind == KIND_CHOICE) && flags == 0) {
+                return null;
+            }
+            why = new Check(null, off + (int) n, "record " + Long.toUnsignedString(seq) + " of kind " + kind
+                    + " with flags 0x" + Long.toHexString(flags) + ", which this SDK does not know (it reads kinds "
+                    + KIND_GLM + " and " + KIND_CHOICE + ", flags 0): written by a newer edge-omd",
+                    false, true, true, epoch, seq);
+        } else if (version > VERSION) {
+            why = new Check(null, off + (int) n, "record version " + version + " (this SDK reads " + VERSION
+                    + "): written by a newer edge-omd", false, true, false, 0, 0);
+        } else {
+            return null;
+        }
         CRC32 crc = new CRC32();
         crc.update(buf, off, (int) n - CRC_BYTES);
-        if (crc.getValue() != Integer.toUnsignedLong(b.getInt(off + (int) n - CRC_BYTES))) {
-            return null;
-        }
-        if (version > VERSION) {
-            return new Check(null, off + (int) n, "record version " + version + " (this SDK reads " + VERSION
-                    + "): written by a newer edge-omd", false, true, false, 0, 0);
-        }
-        if (version != VERSION || n < HEADER_BYTES + CRC_BYTES) {
-            return null;
-        }
-        int kind = Byte.toUnsignedInt(b.get(off + 10));
-        long flags = Integer.toUnsignedLong(b.getInt(off + 20));
-        long epoch = b.getLong(off + 24), seq = b.getLong(off + 32);
-        if ((kind == KIND_GLM || kind == KIND_CHOICE) && flags == 0) {
-            return null;
-        }
-        return new Check(null, off + (int) n, "record " + Long.toUnsignedString(seq) + " of kind " + kind
-                + " with flags 0x" + Long.toHexString(flags) + ", which this SDK does not know (it reads kinds "
-                + KIND_GLM + " and " + KIND_CHOICE + ", flags 0): written by a newer edge-omd",
-                false, true, true, epoch, seq);
+        return crc.getValue() == Integer.toUnsignedLong(b.getInt(off + (int) n - CRC_BYTES)) ? why : null;
     }
 
     /** Check the record at off, in the Python reader's order of checks. */
