@@ -3,6 +3,7 @@
     python -m edge_omd_bench.numerics                 # d = 8, 10^5 updates per stream
     python -m edge_omd_bench.numerics --d 32 --n 200000
     python -m edge_omd_bench.numerics --calibrate --d 8 --n 1000000   # the exact guard's limit
+    python -m edge_omd_bench.numerics --calibrate --sketch --d 8 --n 100000  # the sketch's
     python -m edge_omd_bench.numerics --cost          # per-update cost of the precision probes
 
 For each representation and stream, a float32 and a float64 model learn the same observations
@@ -184,6 +185,62 @@ def calibrate(d, n, log=print):
     linalg.KAPPA_EPS_LIMIT = limit
 
 
+def _sketch_statistic(m, z, y):
+    """The sketch drift guard's statistic (sketch._step_drift) of learn_one(z, y) on float32
+    model m, computed as _step does before it moves anything (only work arrays are written)."""
+    from edge_omd import linalg
+    from edge_omd.solvers import sketch
+    st, eta = m._solver.state, m._solver.config.eta
+    zz = np.ascontiguousarray(z, dtype=st.theta.dtype)
+    rows, alpha = int(st.rows[0]), float(st.alpha[0])
+    q = sketch._solve(st.B, st.L, rows, alpha, zz, st.bz, st.c, st.v)
+    s = linalg.sigmoid(linalg.dot(st.theta, zz))
+    coef = eta * (s - y) / (1.0 + eta * s * (1.0 - s) * q)
+    return sketch._step_drift(st.theta, st.L, rows, alpha, st.v, coef,
+                              float(np.finfo(st.theta.dtype).eps))
+
+
+def calibrate_sketch(d, n, ranks=(2, 4), log=print):
+    """The sketch's drift guard (sketch._step_drift > sketch.DRIFT_LIMIT refuses a step): float32
+    and float64 sketches learn each ordinary stream (`ordinary_streams`) and the review's scaled
+    repeat stream (x 1500, every 7th row x 1e-2, lam = 0.1) in lockstep. Printed per stream and
+    rank: the largest statistic over the updates, where float32 refused, the drift there (or at
+    the end) and the largest drift seen."""
+    from edge_omd.solvers import sketch
+    log(f"sketch solver, d = {d}, {n} updates per stream; guard: refuse a step when eps kappa "
+        f"||coef v|| / max(||theta'||, 1) > {sketch.DRIFT_LIMIT:g}")
+    log(f"{'stream':12s} {'rank':>4s} {'max stat':>10s} {'refused at':>10s} {'rel drift':>10s} "
+        f"{'max rel':>9s}")
+    sets = {k: v + (1.0,) for k, v in ordinary_streams(d, n, log=log).items()}
+    Zr, yr = stream("repeat", d, min(n, 400))
+    Zr = Zr * 1500.0
+    Zr[::7] *= 1e-2
+    sets["repeat x1500"] = ("one", Zr.astype(np.float32).astype(np.float64), yr, 0.1)
+    for name, (kind, Z, y, lam) in sets.items():
+        if kind == "pair":
+            y = np.ones(len(Z))  # learn_pair(z, 0) is learn_one(z, 1)
+        for rank in ranks:
+            kw = dict(solver="sketch", sketch_rank=rank, lam=lam)
+            m32 = RewardModel(d, dtype="float32", **kw)
+            m64 = RewardModel(d, dtype="float64", **kw)
+            top = top_rel = 0.0
+            stop = "-"
+            for t in range(len(Z)):
+                top = max(top, _sketch_statistic(m32, Z[t], y[t]))
+                try:
+                    m32.learn_one(Z[t], y[t])
+                except NumericalError:
+                    stop = str(t)
+                    break
+                m64.learn_one(Z[t], y[t])
+                if t % 1000 == 999 or len(Z) <= 1000:
+                    top_rel = max(top_rel, np.linalg.norm(m32.theta - m64.theta)
+                                  / max(np.linalg.norm(m64.theta), 1.0))
+            rel = np.linalg.norm(m32.theta - m64.theta) / max(np.linalg.norm(m64.theta), 1.0)
+            log(f"{name:12s} {rank:4d} {top:10.2e} {stop:>10s} {rel:10.2e} {top_rel:9.2e}",
+                flush=True)
+
+
 # ------------------------------------------------------------ cost of the precision probes
 def probe_cost(dims=(384, 4096), updates=30, probes=5, log=print):
     """Per-update cost of the float32 precision probes next to the update's own cost: one probe
@@ -231,12 +288,14 @@ def main(argv=None):
                          "collinear streams (use with --n 1000000)")
     ap.add_argument("--cost", action="store_true",
                     help="per-update cost of the float32 precision probes at d = 384 and 4096")
+    ap.add_argument("--sketch", action="store_true",
+                    help="with --calibrate: the sketch's drift guard instead of the exact one")
     args = ap.parse_args(argv)
     if args.cost:
         probe_cost()
         return
     if args.calibrate:
-        calibrate(args.d, args.n)
+        (calibrate_sketch if args.sketch else calibrate)(args.d, args.n)
         return
     print(f"d = {args.d}, up to {args.n} updates per stream; rel = ||theta32 - theta64|| / "
           "max(||theta64||, 1); eigenvalues over the floor")

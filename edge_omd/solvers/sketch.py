@@ -513,6 +513,8 @@ class SketchSolver(ExplicitTheta):
         mnl.gram(cw.V, cw.Z, cw.C)
         if math.isnan(mnl.step_coef(cw.C, cw.Lw, cw.q, w, eta, cw.K, cw.t, cw.b)):
             return False
+        if _choice_drift(st.theta, st.L, m, alpha, cw.V, cw.b, eta, self.eps) > DRIFT_LIMIT:
+            return False  # the pair's drift guard (_step_drift) on the move eta V^T b
         return bool(mnl.move(st.theta, cw.V, cw.b, eta, cw.g))
 
     def choice_absorb(self, cw, w):
@@ -544,6 +546,26 @@ class SketchSolver(ExplicitTheta):
 
     def choice_theta0(self, ws):
         return projection.load(self.state.theta, ws.theta0)
+
+
+@kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[:, ::1], f8[::1], f8, f8)"), group="choice")
+def _choice_drift(theta, L, m, alpha, V, b, eta, eps):
+    """_step_drift of a choice's move eta V^T b (V: rows cal_H^{-1} z_j). O(m^2 + n d)."""
+    tr = 0.0
+    for i in range(m):
+        for k in range(i + 1):
+            tr += L[i, k] * L[i, k]
+    kappa = max(tr / alpha - m, 0.0) + 1.0
+    vv = 0.0
+    tt = 0.0
+    for c in range(theta.shape[0]):
+        acc = 0.0
+        for j in range(V.shape[0]):
+            acc += eta * b[j] * float(V[j, c])
+        vv += acc * acc
+        tc = float(theta[c]) - acc
+        tt += tc * tc
+    return eps * kappa * math.sqrt(vv) / max(math.sqrt(tt), 1.0)
 
 
 @kernel(both("void(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1])"), group="choice")

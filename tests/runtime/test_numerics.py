@@ -486,3 +486,27 @@ def test_sketch_float32_never_refuses_an_ordinary_user(B):
                 m64.learn_one(Z[t], Y[t])
             if t + 1 == n64:
                 assert _rel(m32.theta, m64.theta) <= 1e-2
+
+
+@pytest.mark.parametrize("lam, small", [(0.1, 1e-2), (0.01, 1e-3)])
+def test_sketch_float32_choice_refuses_before_drifting_on_a_scaled_repeat(lam, small):
+    """The same stream as choices between z and 0 (learn_choice: the choice kernels' move
+    eta V^T b): 1.0 (lam = 0.1) and 70 (lam = 0.01) off float64 with no NumericalError before
+    the choice path got the pair's drift guard."""
+    d, n = 8, 400
+    Z, Y = _scaled_repeat(d, n, 1500.0, small)
+    cfg = dict(solver="sketch", sketch_rank=2, lam=lam)
+    m32 = RewardModel(d, dtype="float32", **cfg)
+    m64 = RewardModel(d, dtype="float64", **cfg)
+    for t in range(n):
+        P, chosen = np.stack([Z[t], np.zeros(d)]), 0 if Y[t] == 1.0 else 1
+        try:
+            m32.learn_choice(P, chosen)
+        except NumericalError:
+            before = m32.to_bytes()
+            with pytest.raises(NumericalError):
+                m32.learn_choice(P, chosen)
+            assert m32.to_bytes() == before, "a refused choice changed the state"
+            break
+        m64.learn_choice(P, chosen)
+        assert _rel(m32.theta, m64.theta) <= 1e-2, f"drifted at t={t}"
