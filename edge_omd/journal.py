@@ -175,15 +175,16 @@ def check_one(buf, off: int, *, dim: int, itemsize: int):
     the vector's finiteness. A complete, checksummed record of a newer version or an unknown
     kind / flags gives a `Newer` reason (not damage: see the module docstring)."""
     left = len(buf) - off
-    newer = _newer(buf, off, left)
-    if newer is not None:
-        return None, newer
     if left < HEADER.size + CRC.size:
-        return None, f"torn record: {left} bytes at the end"
+        return None, _newer(buf, off, left) or f"torn record: {left} bytes at the end"
     (magic, n, version, kind, item, d, k, flags, epoch, seq, label, weight,
      when) = HEADER.unpack_from(buf, off)
     if magic != MAGIC:
         return None, "bad magic (not the start of a record)"
+    if version != VERSION or flags != 0 or kind not in (KIND_GLM, KIND_CHOICE):
+        newer = _newer(buf, off, left)   # (a known version, kind and flags: never Newer)
+        if newer is not None:
+            return None, newer
     if not 0 < k <= MAX_K or n != record_size(d, item if item in _DTYPES else 0, k) \
             or item not in _DTYPES:
         return None, f"inconsistent record length {n} (k={k}, d={d}, itemsize={item})"
