@@ -160,10 +160,11 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
     assert jp == jbefore
     parsed = journal.parse(jp, epoch=cursor.epoch, after=0, dim=D, itemsize=4)
     assert [r.seq for r in parsed.records] == [1, 2, 3] and parsed.newer is not None
-    # other users of the store are untouched by the refusal
+    # other users of the store are untouched by the refusal, and forget-me still erases the user
     other = Personalizer(head, store, "bob")
     other.feedback("p", "hello", up=True)
     assert Personalizer(head, store, "bob").updates == 1
+    assert store.delete("ann") is True and store.get("ann") is None
     # a torn tail after the same valid records is still cut (and the feedback goes on)
     (tmp_path / "torn").mkdir()
     store2 = _store(kind, tmp_path / "torn")
