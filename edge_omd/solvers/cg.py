@@ -164,17 +164,23 @@ class CGSolver(ExplicitTheta):
         (float32, a nearly repeated ||z|| = 30: 2 x 2 minors below the floor after 7,500 at
         lam = 1, not PSD after 20,000 at lam = 1e3). Each S += c z z^T moves S's spectrum by at
         most e = eps (trace S + c ||z||^2) (its rounding, entrywise <= eps |S_ij|, has a norm
-        <= eps ||S||_F <= eps trace S). So: e > floor / 4 is refused (floor: the loader's,
-        `_psd_floor` at lambda_1), as is e > lambda_{t+1} / 10 (the step's trace guard), and once the e summed
-        since the last probe (`_drift`, also fed by `absorb`) would pass 3/4 floor, the PSD probe
-        runs at floor / 4 first (O(16 d^2), every ~floor / e fantasizes: rare at ordinary
-        scales): S stays >= -floor, so every state left loads."""
+        <= eps ||S||_F <= eps trace S). So: e > lambda_{t+1} / 10 (the step's trace guard) or
+        e > floor / 4 is refused (floor: the loader's, `_psd_floor` at lambda_1), and once the e
+        summed since the last probe (`_drift`, also fed by `absorb`) would pass 3/4 floor, the
+        PSD probe runs at floor / 4 first (O(16 d^2), every ~floor / e fantasizes: rare at
+        ordinary scales; the first one after a load): S stays >= -floor, so every state left
+        loads."""
         st = self.state
         S, eps = st.S, self.eps
         c = w * linalg.dsigmoid(linalg.dot(st.theta, z))
         e = (float(np.trace(S, dtype=np.float64)) + c * linalg.dot(z, z)) * eps
-        floor = self._psd_floor(S, self.lam_at(1))
-        if not e <= min(0.25 * floor, 0.1 * self.lam_next()):  # and the step's guard
+        if not e <= 0.1 * self.lam_next():  # the step's guard
+            return math.nan
+        lam_1 = self.lam_at(1)
+        floor = lam_1 / (2.0 * linalg.FLOOR_SLACK)  # _psd_floor's first term: max|S| (a pass
+        if e > 0.25 * floor or self._drift + e > 0.75 * floor:  # over S) only when needed
+            floor = self._psd_floor(S, lam_1)
+        if not e <= 0.25 * floor:
             return math.nan
         if not self._drift + e <= 0.75 * floor:
             if linalg.indefinite_direction(S, 0.25 * floor):
