@@ -313,8 +313,7 @@ class RewardModel:
         solver.choice_keep(cw)
         if not solver.choice_step(cw, w, eta):  # steps 1-2
             solver.choice_restore(cw)
-            raise NumericalError("the choice would produce a non-finite theta; the state was "
-                                 "left unchanged (check the feature scale and eta)")
+            raise NumericalError(_REFUSED.format("choice"))
         if self._config.radius is not None:  # step 3, tilde_H = cal_H + eta X^T X at theta_t
             mnl.rows(cw.Lw, cw.Z, math.sqrt(eta), cw.X)
             if mnl.project(solver, cw.X, solver.choice_lower(), solver.choice_theta0,
@@ -376,8 +375,7 @@ class RewardModel:
             solver.keep(self._proj)  # theta_t, to undo step 2 if step 3 fails
         a = solver.step(self._z, y, w)  # steps 1-2
         if math.isnan(a):  # the kernel checked before moving anything
-            raise NumericalError("the update would produce a non-finite theta; the state was "
-                                 "left unchanged (check the feature scale and eta)")
+            raise NumericalError(_REFUSED.format("update"))
         if self._proj is not None:                          # step 3
             k = solver.project(self._proj, self._z, a)
             if k < 0:
@@ -462,6 +460,14 @@ class RewardModel:
     # ------------------------------------------------------------------ input checks
     def _vector(self, x, name):
         return _checks.vector(x, name, self._d, top=_top)
+
+
+#: A refused step 1-2 (the solver's guards: a non-finite or overflowing theta, or a local norm
+#: the dtype no longer holds accurately: docs/ALGORITHM.md, "Numerics in float32")
+_REFUSED = ("the {} was refused: it would give a non-finite theta, or the state's dtype can no "
+            "longer hold the local norm accurately (its condition number nears 1/eps: use "
+            "dtype='float64', forget < 1, or reset); the state was left unchanged (check the "
+            "feature scale and eta)")
 
 
 def _top_matrix(a):

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge_omd import _checks
-from edge_omd.errors import InvalidInputError
+from edge_omd.errors import InvalidInputError, NumericalError
 
 __all__ = ["STRATEGIES", "DEFAULT_BETA", "DEFAULT_PESSIMISM", "DEFAULT_Q", "paper_beta", "pessimistic_scores",
            "choose_pair", "greedy_queries"]
@@ -117,7 +117,10 @@ def greedy_queries(model, Z: np.ndarray, k: int) -> list[tuple[int, float]]:
     cal_H_{j+1} = cal_H_j + sigma'(theta^T z_j) z_j z_j^T (`model.fantasize`, on a copy: theta and
     the caller's model do not move), so a direction already asked about loses its width and the
     k queries are not redundant. Rows of zero width (identical responses) are never picked.
-    Returns [(row, width at the time it was picked)], in pick order (len <= k).
+    Returns [(row, width at the time it was picked)], in pick order (len <= k). A row whose
+    fantasized curvature the state's dtype cannot hold (`fantasize` raises NumericalError, the
+    copy unchanged; learning it would be refused too) is still picked; the next rounds then see
+    the widths without it.
     """
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[0] == 0:
@@ -133,5 +136,8 @@ def greedy_queries(model, Z: np.ndarray, k: int) -> list[tuple[int, float]]:
             break
         out.append((j, float(w[j])))
         taken[j] = True
-        m.fantasize(Z[j])
+        try:
+            m.fantasize(Z[j])
+        except NumericalError:
+            pass  # the copy is unchanged (the solver's guards): go on with its widths
     return out

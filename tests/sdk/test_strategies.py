@@ -158,3 +158,17 @@ def test_personalizer_select_queries(head, sqlite_store):
         p.select_queries(pool, 1, strategy="entropy")
     with pytest.raises(InvalidInputError):
         p.select_queries([("p", ["only one"])], 1)
+
+
+def test_greedy_queries_go_on_when_a_fantasize_is_refused():
+    """A float32 exact model with a tiny lam cannot hold the curvature of a unit row next to
+    lam (fantasize raises NumericalError, the model unchanged): the selection still returns its
+    k picks, by the widths of the unchanged copy, and the caller's model does not move."""
+    from edge_omd.errors import NumericalError
+    m = RewardModel(4, solver="exact", dtype="float32", lam=1e-9)
+    with pytest.raises(NumericalError):
+        m.copy().fantasize(np.eye(4)[0])
+    before = m.to_bytes()
+    picks = greedy_queries(m, np.eye(4) * [1.0, 0.9, 0.8, 0.7], 3)
+    assert [j for j, _ in picks] == [0, 1, 2]
+    assert m.to_bytes() == before
