@@ -99,16 +99,22 @@ def _solve(B, L, m, alpha, z, bz, c, v):
 DRIFT_LIMIT = 1e-3
 
 
-@kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[::1], f8, f8)"))
-def _step_drift(theta, L, m, alpha, v, coef, eps):
-    """eps kappa ||coef v|| / max(||theta - coef v||, 1), kappa = trace(L L^T) / alpha - m + 1
-    >= 1 + lambda_max(B B^T) / alpha (L L^T = alpha I + B B^T): a bound on the relative move of
-    theta by the dtype's rounding of the sketch. O(m^2 + d)."""
+@kernel(["f8(f8[:, ::1], i8, f8)"])
+def _kappa_bound(L, m, alpha):
+    """trace(L L^T) / alpha - m + 1 >= 1 + lambda_max(B B^T) / alpha >= kappa(cal_H) (L L^T =
+    alpha I + B B^T over the m rows in use). O(m^2)."""
     tr = 0.0
     for i in range(m):
         for k in range(i + 1):
             tr += L[i, k] * L[i, k]
-    kappa = max(tr / alpha - m, 0.0) + 1.0
+    return max(tr / alpha - m, 0.0) + 1.0
+
+
+@kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[::1], f8, f8)"))
+def _step_drift(theta, L, m, alpha, v, coef, eps):
+    """eps kappa ||coef v|| / max(||theta - coef v||, 1) (kappa: `_kappa_bound`): a bound on the
+    relative move of theta by the dtype's rounding of the sketch. O(m^2 + d)."""
+    kappa = _kappa_bound(L, m, alpha)
     vv = 0.0
     tt = 0.0
     for j in range(v.shape[0]):
@@ -551,11 +557,7 @@ class SketchSolver(ExplicitTheta):
 @kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[:, ::1], f8[::1], f8, f8)"), group="choice")
 def _choice_drift(theta, L, m, alpha, V, b, eta, eps):
     """_step_drift of a choice's move eta V^T b (V: rows cal_H^{-1} z_j). O(m^2 + n d)."""
-    tr = 0.0
-    for i in range(m):
-        for k in range(i + 1):
-            tr += L[i, k] * L[i, k]
-    kappa = max(tr / alpha - m, 0.0) + 1.0
+    kappa = _kappa_bound(L, m, alpha)
     vv = 0.0
     tt = 0.0
     for c in range(theta.shape[0]):
