@@ -30,6 +30,16 @@ SPEC = SolverSpec("cg", code=2, doc="cal_H = lambda_t I + S (lambda_t from the h
 ))
 
 
+@kernel(both("f8(F[:, ::1])"))
+def _trace(S):
+    """trace S in float64, with no temporary (np.trace(S, dtype=float64) buffers a cast copy of
+    the diagonal: an O(d) allocation per update)."""
+    acc = 0.0
+    for i in range(S.shape[0]):
+        acc += float(S[i, i])
+    return acc
+
+
 @kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8, f8)"))
 def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
     """Steps 1-2; returns a, or NaN with nothing moved (non-finite, or beyond the precision of
@@ -155,7 +165,7 @@ class CGSolver(ExplicitTheta):
     def absorb(self, z, w):
         st = self.state
         c = _absorb(st.theta, st.S, z, w, self.config.forget)
-        self._drift += float(np.trace(st.S, dtype=np.float64)) * self.eps  # `fantasize`
+        self._drift += _trace(st.S) * self.eps  # `fantasize`
         return c
 
     def fantasize(self, z, w):
@@ -173,7 +183,7 @@ class CGSolver(ExplicitTheta):
         st = self.state
         S, eps = st.S, self.eps
         c = w * linalg.dsigmoid(linalg.dot(st.theta, z))
-        e = (float(np.trace(S, dtype=np.float64)) + c * linalg.dot(z, z)) * eps
+        e = (_trace(S) + c * linalg.dot(z, z)) * eps
         if not e <= 0.1 * self.lam_next():  # the step's guard
             return math.nan
         lam_1 = self.lam_at(1)
@@ -270,7 +280,7 @@ class CGSolver(ExplicitTheta):
         mnl.margins(st.theta, cw.Z, cw.m)
         mnl.weights(cw.m, w, cw.q, cw.Lw)
         mnl.rows(cw.Lw, cw.Z, 1.0, cw.X)
-        trace = float(np.trace(st.S, dtype=np.float64)) + mnl.sum_sq(cw.X)
+        trace = _trace(st.S) + mnl.sum_sq(cw.X)
         if not trace * self.eps <= 0.1 * self.lam_next():
             return False
         _syr_rows(st.S, self.config.forget, cw.X)
