@@ -201,6 +201,23 @@ def _dense_extremes(m):
     return float(ev[-1]), float(ev[0])
 
 
+def _ordinary_lockstep(Z, Y, **options):
+    """Learn the ordinary stream (Z, Y) in float32 (a refusal fails the test: NumericalError)
+    and its first 10^5 in float64 beside it; float32 must end those within 1e-2 of float64.
+    Returns the float32 model."""
+    d, n = Z.shape[1], len(Z)
+    m32 = RewardModel(d, dtype="float32", **options)
+    m64 = RewardModel(d, dtype="float64", **options)
+    n64 = min(n, 100_000)
+    for t in range(n):
+        m32.learn_one(Z[t], Y[t])
+        if t < n64:
+            m64.learn_one(Z[t], Y[t])
+        if t + 1 == n64:
+            assert _rel(m32.theta, m64.theta) <= 1e-2
+    return m32
+
+
 def _ordinary(d, n, B):
     """An ordinary user: Bradley-Terry pairs of bench/streams.SynthProblem (power-law spectrum)."""
     from edge_omd_bench.streams import SynthProblem
@@ -303,15 +320,7 @@ def test_exact_float32_never_refuses_an_ordinary_user(B):
     d = 8
     n = 1_000_000 if LONG else (400 if JIT_DISABLED else 100_000)
     Z, Y = _ordinary(d, n, B)
-    m32 = RewardModel(d, dtype="float32", solver="exact")
-    m64 = RewardModel(d, dtype="float64", solver="exact")
-    n64 = min(n, 100_000)
-    for t in range(n):
-        m32.learn_one(Z[t], Y[t])  # a refusal fails the test (NumericalError)
-        if t < n64:
-            m64.learn_one(Z[t], Y[t])
-        if t + 1 == n64:
-            assert _rel(m32.theta, m64.theta) <= 1e-2
+    m32 = _ordinary_lockstep(Z, Y, solver="exact")
     lmax, lmin = _dense_extremes(m32)
     assert EPS32 * lmax / lmin <= 0.01 * linalg.KAPPA_EPS_LIMIT
 
@@ -478,15 +487,7 @@ def test_sketch_float32_never_refuses_an_ordinary_user(B):
     n = 1_000_000 if LONG else (400 if JIT_DISABLED else 30_000)
     Z, Y = _ordinary(d, n, B)
     for rank in (2, 4):
-        m32 = RewardModel(d, dtype="float32", solver="sketch", sketch_rank=rank)
-        m64 = RewardModel(d, dtype="float64", solver="sketch", sketch_rank=rank)
-        n64 = min(n, 100_000)
-        for t in range(n):
-            m32.learn_one(Z[t], Y[t])  # a refusal fails the test (NumericalError)
-            if t < n64:
-                m64.learn_one(Z[t], Y[t])
-            if t + 1 == n64:
-                assert _rel(m32.theta, m64.theta) <= 1e-2
+        _ordinary_lockstep(Z, Y, solver="sketch", sketch_rank=rank)
 
 
 @pytest.mark.parametrize("lam, small", [(0.1, 1e-2), (0.01, 1e-3)])
