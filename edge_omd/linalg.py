@@ -180,6 +180,20 @@ def cg_advance(x, r, p, Ap, rr, pAp):
     return rr_new
 
 
+@kernel(both("f8(F[::1], F[::1], F[::1], F[::1])"))
+def cg_start(b, x, r, p):
+    """The start of a CG solve from x0 = 0: x = 0, r = p = b; returns b.b (float64). The sum
+    runs in a loop that stores nothing, the stores in one of their own (cg_solve says why)."""
+    bb = 0.0
+    for i in range(b.shape[0]):
+        bb += float(b[i]) * float(b[i])
+    for i in range(b.shape[0]):
+        x[i] = 0.0
+        r[i] = b[i]
+        p[i] = b[i]
+    return bb
+
+
 @kernel(both("i8(F[:, ::1], f8, F[::1], f8, F[::1], F[::1], F[::1], F[::1], F[::1], i8, f8)"))
 def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
     """Conjugate gradient for (S + lam I + a z z^T) x = b, from x0 = 0.
@@ -197,13 +211,7 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
     # that happen to lie within 128 bytes of each other take the scalar loop, which sums in
     # another order (the result depended on where malloc put the arrays: a loaded or replayed
     # model diverged; tests/runtime/test_no_stale_reads.py). The same holds for every kernel.
-    bb = 0.0
-    for i in range(d):
-        bb += float(b[i]) * float(b[i])
-    for i in range(d):
-        x[i] = 0.0
-        r[i] = b[i]
-        p[i] = b[i]
+    bb = cg_start(b, x, r, p)
     rr = bb
     stop = tol * tol * bb
     steps = 0

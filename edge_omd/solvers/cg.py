@@ -302,13 +302,7 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
     xp: (n,) scratch. Returns the steps taken."""
     d, n = b.shape[0], X.shape[0]
     max_steps = min(max_steps, 4 * d + 8)
-    bb = 0.0  # sums in loops that store nothing (linalg.cg_solve says why)
-    for i in range(d):
-        bb += float(b[i]) * float(b[i])
-    for i in range(d):
-        x[i] = 0.0
-        r[i] = b[i]
-        p[i] = b[i]
+    bb = linalg.cg_start(b, x, r, p)  # sums in loops that store nothing (linalg.cg_solve)
     rr = bb
     stop = tol * tol * bb
     steps = 0
