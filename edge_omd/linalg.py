@@ -180,6 +180,23 @@ def cg_advance(x, r, p, Ap, rr, pAp):
     return rr_new
 
 
+@kernel(["void(f8[:, ::1], i8, f8)"])
+def cholesky_floored(A, n, floor):
+    """A[:n, :n] <- its lower Cholesky factor, in place (the lower triangle is read), each
+    pivot floored at `floor`, a lower bound of A's spectrum the caller knows (so the floor only
+    absorbs rounding): the sketch's small factor (floor alpha) and a choice's (n x n) systems
+    (solvers/mnl.py). O(n^3)."""
+    for i in range(n):
+        for k in range(i + 1):
+            acc = A[i, k]
+            for j in range(k):
+                acc -= A[i, j] * A[k, j]
+            if i == k:
+                A[i, i] = math.sqrt(max(acc, floor))
+            else:
+                A[i, k] = acc / A[k, k]
+
+
 @kernel(both("f8(F[::1], F[::1], F[::1], F[::1])"))
 def cg_start(b, x, r, p):
     """The start of a CG solve from x0 = 0: x = 0, r = p = b; returns b.b (float64). The sum

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_omd import projection
+from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
 
 #: the most candidates one choice may hold (the transient workspace is (MAX_K - 1) x d)
@@ -106,25 +106,9 @@ def weights(m, w, q, Lw):
     return pc
 
 
-@kernel(["void(f8[:, ::1], i8, f8)"], group="choice")
-def cholesky_floored(A, n, floor):
-    """A[:n, :n] <- its lower Cholesky factor, in place (the lower triangle is read), each
-    pivot floored at `floor` (a lower bound of A's spectrum known to the caller, so the floor
-    only absorbs rounding). The (n x n) systems of a choice: n = k - 1 <= 15."""
-    for i in range(n):
-        for k in range(i + 1):
-            acc = A[i, k]
-            for j in range(k):
-                acc -= A[i, j] * A[k, j]
-            if i == k:
-                A[i, i] = math.sqrt(max(acc, floor))
-            else:
-                A[i, k] = acc / A[k, k]
-
-
 @kernel(["void(f8[:, ::1], f8[::1], i8)"], group="choice")
 def cholesky_solve(L, r, n):
-    """r[:n] <- (L L^T)^{-1} r[:n] in place (L: the factor of `cholesky_floored`)."""
+    """r[:n] <- (L L^T)^{-1} r[:n] in place (L: the factor of `linalg.cholesky_floored`)."""
     for i in range(n):
         acc = r[i]
         for j in range(i):
@@ -159,7 +143,7 @@ def step_coef(C, Lw, q, w, eta, K, t, b):
                     lc += C[j, l] * Lw[l, k]
                 acc += Lw[j, i] * lc
             K[i, k] = acc + (1.0 / eta if i == k else 0.0)
-    cholesky_floored(K, n, 1.0 / eta)  # K >= I / eta: every Schur complement too
+    linalg.cholesky_floored(K, n, 1.0 / eta)  # K >= I / eta: every Schur complement too
     cholesky_solve(K, t, n)
     for j in range(n):
         acc = -w * q[j]
@@ -307,7 +291,7 @@ def chol_capacitance(X, W, G):
                 a += X[i, c] * W[k, c]
                 b += X[k, c] * W[i, c]
             G[i, k] = 0.5 * (a + b) + (1.0 if i == k else 0.0)
-    cholesky_floored(G, n, 1.0)
+    linalg.cholesky_floored(G, n, 1.0)
 
 
 @kernel(["void(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1])"], group="choice")

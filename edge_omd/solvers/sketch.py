@@ -205,15 +205,10 @@ def _forget(B, L, alpha, rows, W, gamma, lam):
             if i == k:
                 acc -= a_old
             W[i, k] = gamma * acc + (a_new if i == k else 0.0)
-    for i in range(m):  # Cholesky of W into L
+    for i in range(m):  # L <- chol(W): W >= a_new I, its Schur complements too
         for k in range(i + 1):
-            acc = W[i, k]
-            for j in range(k):
-                acc -= L[i, j] * L[k, j]
-            if i == k:
-                L[i, i] = np.sqrt(max(acc, a_new))  # W >= a_new I: its Schur complements too
-            else:
-                L[i, k] = acc / L[k, k]
+            L[i, k] = W[i, k]
+    linalg.cholesky_floored(L, m, a_new)
     alpha[0] = a_new
 
 
@@ -230,13 +225,8 @@ def _cholesky_shifted(B, W, L, m, alpha):
             W[i, k] = acc
     for i in range(m):
         for k in range(i + 1):
-            acc = W[i, k] + (alpha if i == k else 0.0)
-            for j in range(k):
-                acc -= L[i, j] * L[k, j]
-            if i == k:
-                L[i, i] = np.sqrt(max(acc, alpha))
-            else:
-                L[i, k] = acc / L[k, k]
+            L[i, k] = W[i, k] + (alpha if i == k else 0.0)
+    linalg.cholesky_floored(L, m, alpha)
 
 
 @kernel(both("void(F[:, ::1], f8[:, ::1], f8, i8, F[:, ::1], f8[::1], f8[::1], f8[::1])"))
