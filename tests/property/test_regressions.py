@@ -56,23 +56,16 @@ def test_save_and_load_refuse_a_path_that_is_not_one(path, tmp_path, monkeypatch
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("verb,label", [("learn_observation", 1.0),
+                                        ("learn_choice_observation", 0)])
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
-def test_learn_observation_refuses_a_ragged_list(solver, dtype):
-    """np.asarray([[1, 2], [3]]) raised a raw ValueError inside learn_observation."""
+def test_replay_verbs_refuse_a_ragged_list(solver, dtype, verb, label):
+    """np.asarray([[1, 2], [3]]) raised a raw ValueError inside learn_observation and
+    learn_choice_observation."""
     m = solvers.make(solver, 2, dtype=dtype)
     before = m.to_bytes()
     with pytest.raises(InvalidInputError):
-        m.learn_observation([[1.0, 2.0], [3.0]], 1.0)
-    assert m.to_bytes() == before
-
-
-@pytest.mark.parametrize("solver,dtype", solvers.grid())
-def test_learn_choice_observation_refuses_a_ragged_list(solver, dtype):
-    """np.asarray([[1, 2], [3]]) raised a raw ValueError inside learn_choice_observation."""
-    m = solvers.make(solver, 2, dtype=dtype)
-    before = m.to_bytes()
-    with pytest.raises(InvalidInputError):
-        m.learn_choice_observation([[1.0, 2.0], [3.0]], 0)
+        getattr(m, verb)([[1.0, 2.0], [3.0]], label)
     assert m.to_bytes() == before
 
 
