@@ -19,7 +19,7 @@ The three settings of the paper:
 - deployment, `choose_pair`: which two candidates to show (strategies.STRATEGIES);
 - active, `select_queries`: which k pairs of a pool to ask about (greedy max width).
 
-Persistence (edge_omd/store.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` / `choose` is
+Persistence (edge_omd/store/, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` / `choose` is
 committed to the store before the call returns, as ONE journal record of O(d) bytes (the
 observation z as the model learned it, its label, weight and counter). The full state is
 written only at checkpoints: at the user's first commit, every `checkpoint_every` records

@@ -6,7 +6,8 @@ import struct
 
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FileIO, FolderStore, SQLiteStore, _SQLiteTx
+from edge_omd.store import FileIO, FolderStore, SQLiteStore
+from edge_omd.store.sqlite import _SQLiteTx
 from tests.sdk.fakes import FakeHead
 
 
