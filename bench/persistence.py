@@ -39,11 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_omd import journal
 from edge_omd.head.binding import bind
 from edge_omd.personalizer import Personalizer, default_checkpoint_every
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.store import FolderStore, SQLiteStore, journal
 
 MS = 1e3
 

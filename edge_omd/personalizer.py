@@ -51,12 +51,12 @@ import numpy as np
 
 from edge_omd import _checks
 from edge_omd import envelope as _envelope
-from edge_omd import journal as _journal
 from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
 from edge_omd.prior import Prior
 from edge_omd.reward_model import RewardModel
+from edge_omd.store import journal as _journal
 from edge_omd.store import (RECORD_FORMAT, Head, Store, StoreRecord, Sync, check_stored_head,
                             validate_user_id)
 

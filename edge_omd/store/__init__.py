@@ -1,7 +1,7 @@
 """Where users' reward models live between sessions: a checkpoint plus a journal per user;
 crash-safe, multi-process safe, O(d) bytes written per feedback.
 
-Every committed observation is ONE journal record (edge_omd/journal.py,
+Every committed observation is ONE journal record (edge_omd/store/journal.py,
 docs/JOURNAL_FORMAT.md): the z the model learned (one d-vector in the state's dtype), its label,
 weight, counter and a CRC-32. The full state (RewardModel bytes) is written only at a
 CHECKPOINT: when a user is created (so a replay base always exists), every N records, when the

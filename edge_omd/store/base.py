@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
-from edge_omd import journal as _journal
 from edge_omd.errors import ConfigError, StateFormatError, StoreError, UserIdError
 from edge_omd.head.binding import check_binding
+from edge_omd.store import journal as _journal
 
 # the RewardModel's own format version). 2: checkpoint + journal. 1: one blob per user (read,
 # migrated).

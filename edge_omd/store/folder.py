@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
 
 from edge_omd import envelope
-from edge_omd import journal as _journal
 from edge_omd.envelope import FileIO
 from edge_omd.errors import StateFormatError, StoreError
+from edge_omd.store import journal as _journal
 from edge_omd.store.base import (_MAX_EPOCH, _USER_ID, MAX_UPDATES, RECORD_FORMAT, Head, Store,
                                  StoreRecord, Sync, _durability, _nothing, _parse_tail,
                                  _refuse_newer, _state_meta, validate_user_id)

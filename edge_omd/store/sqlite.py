@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 from edge_omd import _checks
-from edge_omd import journal as _journal
 from edge_omd.errors import ConfigError, StateFormatError, StoreError
+from edge_omd.store import journal as _journal
 from edge_omd.store.base import (_MAX_EPOCH, _SEQ_BITS, _USER_ID, MAX_UPDATES, RECORD_FORMAT,
                                  Head, Store, StoreRecord, Sync, _check_new_state, _durability,
                                  _new_epoch, _nothing, _parse_tail, _refuse_newer, _state_meta,

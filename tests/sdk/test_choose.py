@@ -1,14 +1,14 @@
 """Personalizer.choose: one multinomial-logit observation over the candidates shown, committed as
-ONE kind-2 journal record (edge_omd/journal.py) and recovered bit for bit by a fresh process."""
+ONE kind-2 journal record (edge_omd/store/journal.py) and recovered bit for bit by a fresh process."""
 import hashlib
 
 import numpy as np
 import pytest
 
-from edge_omd import journal
 from edge_omd.errors import InvalidInputError, StateFormatError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
+from edge_omd.store import journal
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_omd import journal, personalizer, store
+from edge_omd import personalizer, store
 from edge_omd.errors import StateFormatError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore, StoreRecord
+from edge_omd.store import FolderStore, SQLiteStore, StoreRecord, journal
 from tests.sdk.fakes import FakeHead
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -5,11 +5,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from edge_omd import journal
 from edge_omd.errors import ConfigError, InvalidInputError, StateFormatError
 from edge_omd.personalizer import Personalizer, default_checkpoint_every
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.store import FolderStore, SQLiteStore, journal
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
 

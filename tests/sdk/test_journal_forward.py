@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_omd import envelope, journal
+from edge_omd import envelope
 from edge_omd.errors import StoreError
 from edge_omd.personalizer import Personalizer
-from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.store import FolderStore, SQLiteStore, journal
 from tests.sdk.fakes import FakeHead
 
 D = 64

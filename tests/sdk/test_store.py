@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from pathlib import Path
 
-from edge_omd import journal
 from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore, UserIdError, validate_user_id
+from edge_omd.store import FolderStore, SQLiteStore, UserIdError, validate_user_id, journal
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
 

@@ -16,8 +16,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 
-from edge_omd import journal, store  # noqa: E402
-from edge_omd.store import folder_tx  # noqa: E402
+from edge_omd import store  # noqa: E402
+from edge_omd.store import folder_tx, journal  # noqa: E402
 from edge_omd.personalizer import Personalizer  # noqa: E402
 from edge_omd.reward_model import RewardModel  # noqa: E402
 from tests.sdk.fakes import FakeHead  # noqa: E402
