@@ -36,14 +36,12 @@ an update.
 Features: the Personalizer keeps the features of the answers it embedded last (bounded by
 `feature_cache_bytes`, default 4 MiB, least recently used out first), keyed by the head's
 fingerprint, the prompt and the response, so `prefer` / `feedback` on answers that `rank` /
-`choose_pair` / `score` just embedded cost no second forward pass.
+`choose_pair` / `score` just embedded cost no second forward pass (edge_omd/feature_cache.py).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
@@ -54,6 +52,7 @@ from edge_omd import envelope as _envelope
 from edge_omd import strategies as _st
 from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
                              NumericalError, StateFormatError)
+from edge_omd.feature_cache import DEFAULT_FEATURE_CACHE_BYTES, FeatureCache
 from edge_omd.prior import Prior
 from edge_omd.reward_model import RewardModel
 from edge_omd.store import journal as _journal
@@ -65,17 +64,11 @@ __all__ = ["Personalizer", "Ranked", "Query", "default_checkpoint_every",
 
 _log = logging.getLogger(__name__)
 
-#: Default bound of the feature cache (features + 128 bytes per entry): 2,700 answers at
-#: d=384 float32, 250 at d=4096.
-DEFAULT_FEATURE_CACHE_BYTES = 4 << 20
-#: Prompts whose offered candidates (rank / score / choose_pair) feedback() remembers
-_MAX_OFFERED = 32
 #: A new user's state budget unless model_options says otherwise: the exact model up to
 #: d = 1448 (every head below that keeps it), a robust-FD sketch of rank ~186 at d = 4096
 #: (Llama-3-8B), within 0.2 accuracy points of the 64 MiB exact state on power-law features
 #: (`python -m edge_omd_bench.budget`). `model_options={"budget_bytes": None}` gives exact.
 DEFAULT_BUDGET_BYTES = 8 << 20
-_ENTRY_OVERHEAD = 128
 
 _EXPORT_MAGIC = b"EOMDUSR1"
 
@@ -134,91 +127,6 @@ def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None,
     per = _REPLAY_FIXED_S + _REPLAY_PER_WORK_S * _update_work(dim, solver, rank)
     left = _RECOVERY_BUDGET_S - _LOAD_PER_BYTE_S * state
     return int(min(_MAX_EVERY, max(_MIN_EVERY, left // per)))
-
-
-class _FeatureCache:
-    """Features of recently embedded (prompt, response) pairs, least recently used out first.
-
-    Keys are 16-byte BLAKE2b digests of (head fingerprint, prompt, response), so the texts are
-    not kept; each entry costs its features + _ENTRY_OVERHEAD bytes against `max_bytes`."""
-
-    def __init__(self, fingerprint: bytes, max_bytes: int):
-        self.max_bytes = int(max_bytes)
-        self._fp = bytes(fingerprint)[:64]
-        self._d: OrderedDict = OrderedDict()
-        self.nbytes = 0
-        self.hits = self.misses = 0
-        # prompt digest -> (response keys, float64 sum of their features) of the candidates
-        # offered last for that prompt (`offer`); at most _MAX_OFFERED prompts, kept even when
-        # the feature cache is disabled (d float64 + 16 bytes a response each)
-        self._offered: OrderedDict = OrderedDict()
-
-    def _prompt_hash(self, prompt: str):
-        h = hashlib.blake2b(digest_size=16, key=self._fp)
-        pb = prompt.encode("utf-8", "surrogatepass")
-        h.update(len(pb).to_bytes(8, "little") + pb)
-        return h
-
-    def offer(self, prompt: str, keys: list[bytes], phi: np.ndarray) -> None:
-        """Remember the candidates `keys` (features `phi`, (n, d)) the assistant had for
-        `prompt` (rank / score: all of them; choose_pair: the two shown). Replaces the
-        prompt's previous list."""
-        k = self._prompt_hash(prompt).digest()
-        self._offered.pop(k, None)
-        if len(keys) >= 2:
-            self._offered[k] = (tuple(keys), phi.astype(np.float64).sum(axis=0))
-            while len(self._offered) > _MAX_OFFERED:
-                self._offered.popitem(last=False)
-
-    def others_mean(self, prompt: str, key: bytes, phi: np.ndarray) -> Optional[np.ndarray]:
-        """Mean feature (float64) of the candidates offered last for `prompt` other than the
-        response `key` (features `phi`, (d,)), or None when that list does not hold it or
-        holds nothing else."""
-        entry = self._offered.get(self._prompt_hash(prompt).digest())
-        if entry is None or key not in entry[0]:
-            return None
-        keys, total = entry
-        same = keys.count(key)
-        if same == len(keys):
-            return None
-        return (total - same * phi.astype(np.float64)) / (len(keys) - same)
-
-    def keys(self, prompt: str, responses: list[str]) -> list[bytes]:
-        h = self._prompt_hash(prompt)
-        out = []
-        for r in responses:
-            g = h.copy()
-            g.update(r.encode("utf-8", "surrogatepass"))
-            out.append(g.digest())
-        return out
-
-    def get(self, key):
-        row = self._d.get(key)
-        if row is not None:
-            self._d.move_to_end(key)
-        return row
-
-    def put(self, key, row: np.ndarray) -> None:
-        if self.max_bytes <= 0:
-            return
-        cost = row.nbytes + _ENTRY_OVERHEAD
-        if cost > self.max_bytes:
-            return
-        old = self._d.pop(key, None)
-        if old is not None:
-            self.nbytes -= old.nbytes + _ENTRY_OVERHEAD
-        row = np.array(row, copy=True)
-        row.flags.writeable = False
-        self._d[key] = row
-        self.nbytes += cost
-        while self.nbytes > self.max_bytes:
-            _k, v = self._d.popitem(last=False)
-            self.nbytes -= v.nbytes + _ENTRY_OVERHEAD
-
-    def clear(self):
-        self._d.clear()
-        self._offered.clear()
-        self.nbytes = 0
 
 
 class Personalizer:
@@ -313,7 +221,7 @@ class Personalizer:
             self.model_options["budget_bytes"] = DEFAULT_BUDGET_BYTES
         self._rng = rng
         self._every_option = None if checkpoint_every is None else int(checkpoint_every)
-        self._cache = _FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
+        self._cache = FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
         self._model: Optional[RewardModel] = None   # committed state (+ pending in batch mode)
         self._head: Optional[Head] = None           # where _model's committed part stands
         self._pending: list[tuple] = []             # (z, y, w) learned but not committed
@@ -659,23 +567,7 @@ class Personalizer:
     def _features(self, prompt: str, responses: list[str]) -> np.ndarray:
         """phi(prompt, a) for each response, (n, d): from the feature cache where it has them,
         one head call for the rest."""
-        cache, d = self._cache, int(self.head.dim)
-        if cache.max_bytes <= 0:
-            return self._embed(prompt, responses)
-        keys = cache.keys(prompt, responses)
-        rows = [cache.get(k) for k in keys]
-        missing = [i for i, r in enumerate(rows) if r is None]
-        if missing:
-            cache.misses += len(missing)
-            new = self._embed(prompt, [responses[i] for i in missing])
-            for j, i in enumerate(missing):
-                rows[i] = new[j]
-                cache.put(keys[i], new[j])
-        cache.hits += len(responses) - len(missing)
-        out = np.empty((len(responses), d), dtype=np.result_type(*[r.dtype for r in rows]))
-        for i, r in enumerate(rows):
-            out[i] = r
-        return out
+        return self._cache.features(prompt, responses, self._embed, int(self.head.dim))
 
     def _embed(self, prompt: str, responses: list[str]) -> np.ndarray:
         phi = np.asarray(self.head.features(prompt, responses))
