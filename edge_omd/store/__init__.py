@@ -39,7 +39,9 @@ schema 1, folder files with magic EOMDREC1). Such stores still open: SQLite is m
 transaction when opened (schema 2), a folder's EOMDREC1 file is read as a checkpoint and
 rewritten as one (EOMDREC2) at the next write of that user. Nothing is lost either way.
 
-Modules: base (the contract, StoreRecord, Head: the cursor, Sync), fair_queue, sqlite, folder.
+Modules: base (the contract, StoreRecord, Head: the cursor, Sync), fair_queue, sqlite, folder
+(+ folder_tx), journal (the record codec) and session (what one Personalizer does with a store:
+sync, replay, commit, checkpoint, export; imported by edge_omd.personalizer, not here).
 """
 from edge_omd.envelope import FileIO
 from edge_omd.errors import UserIdError

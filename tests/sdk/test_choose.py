@@ -118,11 +118,12 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
                         _drive(p, 101)
                 if seq % 5 == 0:
                     p.rank(PROMPT, ANSWERS)
-            assert p.updates == 25 and p._head.updates > p._head.checkpoint_updates
+            cursor = p._session.cursor
+            assert p.updates == 25 and cursor.updates > cursor.checkpoint_updates
             kinds = {r.kind for r in store.sync(name, None).record.journal}
             assert journal.KIND_CHOICE in kinds
-            blob = p._model.to_bytes()
-            live.append(f"{hashlib.sha256(blob).hexdigest()} 25 {p._model.t}")
+            blob = p._session.model.to_bytes()
+            live.append(f"{hashlib.sha256(blob).hexdigest()} 25 {p._session.model.t}")
             entries.append((kind, path, name, 24))
         store.close()
     _workers.assert_recovered_in_fresh_process(entries, live, tmp_path)
