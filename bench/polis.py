@@ -252,10 +252,12 @@ def make_split(conv: Conversation, kind: str, seed: int, streams=None) -> Split:
 
 def population_feedback(conv: Conversation, Phi: np.ndarray, split: Split) -> popm.Feedback:
     """The fit data: the population's votes (split "statements": on the other statements only)."""
-    keep = np.isin(conv.voter, split.population) & ~(split.held if split.kind == "statements"
-                                                     else np.zeros(len(conv.texts), bool))[conv.item]
+    keep = np.isin(conv.voter, split.population)
+    if split.kind == "statements":
+        keep &= ~split.held[conv.item]
     return popm.Feedback.thumbs(Phi, conv.voter[keep], conv.item[keep], conv.up[keep],
-                                seed=split.seed * 7919 + zlib.crc32(conv.name.encode()) % 7919)
+                                seed=zlib.crc32(f"{conv.name}/{split.kind}/{split.seed}".encode()),
+                                new_items=split.kind == "statements")
 
 
 def evaluate(conv: Conversation, Phi: np.ndarray, split: Split, contenders, cps=CHECKPOINTS,
@@ -442,11 +444,10 @@ def markdown(res: dict, summary: dict) -> str:
         L.append("AUC on each new user's held-out votes after k of their votes: mean [95 % CI]\n")
         L.append("| contender | " + " | ".join(f"k = {k}" for k in ks) + " |")
         L.append("|---|" + "---|" * len(ks))
-        L.append("| new users (evaluations) | " + " | ".join(
-            f"{next(iter(v for c, v in block['pooled'][k].items() if c != 'minus')).users} "
-            f"({next(iter(v for c, v in block['pooled'][k].items() if c != 'minus')).evals})"
-            for k in ks) + " |")
         cids = [c for c in block["pooled"][ks[0]] if c != "minus"]
+        L.append("| new users (evaluations) | " + " | ".join(
+            f"{block['pooled'][k][cids[0]].users} ({block['pooled'][k][cids[0]].evals})"
+            for k in ks) + " |")
         for cid in cids:
             L.append(f"| {labels[cid]} | " + " | ".join(block["pooled"][k][cid].fmt() for k in ks) + " |")
         if "minus" in block["pooled"][ks[0]]:
@@ -456,7 +457,14 @@ def markdown(res: dict, summary: dict) -> str:
             for cid in block["pooled"][ks[0]]["minus"]:
                 L.append(f"| {labels[cid]} - population | "
                          + " | ".join(block["pooled"][k]["minus"][cid].fmt_diff() for k in ks) + " |")
-        L.append(f"\nPer conversation (AUC mean [95 % CI]; users per k):\n")
+        L.append("\nPer seed (pooled over the conversations; AUC mean over new users):\n")
+        L.append("| contender | k | " + " | ".join(f"seed {s}" for s in res["config"]["seeds"]) + " |")
+        L.append("|---|---|" + "---|" * len(res["config"]["seeds"]))
+        for cid in cids:
+            for k in ("0", "20"):
+                L.append(f"| {labels[cid]} | {k} | " + " | ".join(
+                    f"{seed_mean(res, kind, cid, k, s):.3f}" for s in res["config"]["seeds"]) + " |")
+        L.append("\nPer conversation (AUC mean [95 % CI]; users per k):\n")
         L.append("| conversation | contender | " + " | ".join(f"k = {k}" for k in ks) + " |")
         L.append("|---|---|" + "---|" * len(ks))
         for conv, per in block["per_conversation"].items():
@@ -469,6 +477,14 @@ def markdown(res: dict, summary: dict) -> str:
                     per[k][cid].fmt() if k in per else "-" for k in ks) + " |")
         L.append("")
     return "\n".join(L)
+
+
+def seed_mean(res: dict, kind: str, cid: str, k: str, seed: int) -> float:
+    """Mean AUC of contender cid at checkpoint k over the new users of one seed (every
+    conversation); nan where none was measured."""
+    a = [u["auc"][cid][k] for r in res["splits"][kind] if r["seed"] == seed
+         for u in r["users"] if k in u["auc"].get(cid, {})]
+    return float(np.mean(a)) if a else float("nan")
 
 
 def run_info(res: dict) -> str:

@@ -38,7 +38,7 @@ The lineup (what main has today, plus references):
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -56,6 +56,10 @@ class Feedback:
     second: np.ndarray   # (n,) int64: -1 for a thumb, a pair's other item
     up: np.ndarray       # (n,) bool: thumb up (True for a pair: `first` was preferred)
     seed: int = 0        # for contenders that draw (the population model's validation users)
+    new_items: bool = False   # new users are scored on items with no feedback here (Polis'
+                              # held-out statements, the synthetic test prompts)
+    group: Optional[np.ndarray] = None  # (n_items,) int: the prompt an item answers (None:
+                                        # every item its own); held out together
 
     @property
     def dim(self) -> int:
@@ -66,20 +70,24 @@ class Feedback:
         return int(len(self.user))
 
     def take(self, mask: np.ndarray) -> "Feedback":
-        return Feedback(self.Phi, self.user[mask], self.first[mask], self.second[mask],
-                        self.up[mask], self.seed)
+        return replace(self, user=self.user[mask], first=self.first[mask],
+                       second=self.second[mask], up=self.up[mask])
+
+    def groups(self) -> np.ndarray:
+        """(n_items,) the group of every item (`group`, or the item itself)."""
+        return np.arange(len(self.Phi)) if self.group is None else np.asarray(self.group)
 
     @classmethod
-    def thumbs(cls, Phi, user, item, up, seed: int = 0) -> "Feedback":
+    def thumbs(cls, Phi, user, item, up, **kw) -> "Feedback":
         item = np.asarray(item, np.int64)
         return cls(np.asarray(Phi, np.float32), np.asarray(user, np.int64), item,
-                   np.full(len(item), -1, np.int64), np.asarray(up, bool), seed)
+                   np.full(len(item), -1, np.int64), np.asarray(up, bool), **kw)
 
     @classmethod
-    def pairs(cls, Phi, user, win, lose, seed: int = 0) -> "Feedback":
+    def pairs(cls, Phi, user, win, lose, **kw) -> "Feedback":
         win = np.asarray(win, np.int64)
         return cls(np.asarray(Phi, np.float32), np.asarray(user, np.int64), win,
-                   np.asarray(lose, np.int64), np.ones(len(win), bool), seed)
+                   np.asarray(lose, np.int64), np.ones(len(win), bool), **kw)
 
 
 class Learner:
@@ -282,27 +290,58 @@ def sdk_prior(pop: Feedback) -> NewUser:
     return lambda: SDKLearner(pop.Phi, _sdk_model(pop.dim, prior))
 
 
-#: the population model's lam grid (sum loss + lam/2 ||beta||^2) and the share of population
-#: users held out to choose it
-POP_LAMS = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-POP_VALIDATION = 0.2
+#: the population model's lam grid (sum loss + lam/2 ||beta||^2), the share of population users
+#: and (when new users are scored on new items) of item groups held out to choose it
+POP_LAMS = tuple(10.0 ** np.arange(-4, 6))    # 1e-4 ... 1e5
+POP_VALIDATION_USERS = 0.2
+POP_VALIDATION_GROUPS = 0.3
+POP_VALIDATION_REPEATS = 5      # seeded validation splits whose losses are pooled
 
 
-def choose_lam(pop: Feedback, lams=POP_LAMS, share: float = POP_VALIDATION) -> tuple[float, list]:
-    """The population model's lam, chosen on population users only: a seeded `share` of them
-    is held out, the model fitted on the others for each lam; the lam with the smallest mean
-    log-loss per held-out record wins (a tie: the larger lam). Returns (lam, losses)."""
+def validation_split(pop: Feedback, repeat: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, check) record masks of the population model's lam choice, population users only:
+    a seeded POP_VALIDATION_USERS of the users are checked, the others fitted. When new users
+    will be scored on new items (`pop.new_items`), a seeded POP_VALIDATION_GROUPS of the item
+    groups with feedback are held out as well: no fitted record touches them, and only checked
+    users' records on them are checked (the regime the model is evaluated in)."""
+    rng = np.random.default_rng([pop.seed, 0x9071, repeat])
     users = np.unique(pop.user)
-    rng = np.random.default_rng([pop.seed, 0x9071])
-    val = rng.permutation(users)[: max(1, int(round(share * len(users))))]
-    is_val = np.isin(pop.user, val)
-    X, y, w, thumbs = design(pop, ~is_val)
-    Xv, yv, wv, _ = design(pop, is_val)
-    losses = []
-    for lam in lams:
-        beta, b = fit_logistic(X, y, w, lam, intercept=thumbs)
-        m = Xv @ beta + b
-        losses.append(float(wv @ (np.logaddexp(0.0, m) - yv * m) / wv.sum()))
+    val = rng.permutation(users)[: max(1, int(round(POP_VALIDATION_USERS * len(users))))]
+    check = np.isin(pop.user, val)
+    fit = ~check
+    if pop.new_items:
+        groups = pop.groups()
+        is_pair = pop.second >= 0
+        seen = np.unique(groups[np.concatenate([pop.first, pop.second[is_pair]])])
+        out = rng.permutation(seen)[: max(1, int(round(POP_VALIDATION_GROUPS * len(seen))))]
+        held = np.isin(groups, out)
+        touches = held[pop.first] | (is_pair & held[np.where(is_pair, pop.second, 0)])
+        inside = held[pop.first] & (~is_pair | held[np.where(is_pair, pop.second, 0)])
+        fit &= ~touches
+        check &= inside
+    return fit, check
+
+
+def choose_lam(pop: Feedback, lams=POP_LAMS) -> tuple[float, list]:
+    """The population model's lam: for each of POP_VALIDATION_REPEATS `validation_split`s and
+    each lam, fitted on the split's fit records and scored by the log-loss of its checked
+    records; the smallest mean log-loss per checked record (pooled over the splits) wins (a
+    tie: the larger lam). Returns (lam, losses per lam)."""
+    total, count = np.zeros(len(lams)), 0.0
+    for r in range(POP_VALIDATION_REPEATS):
+        fit, check = validation_split(pop, r)
+        if not fit.any() or not check.any():
+            continue
+        X, y, w, thumbs = design(pop, fit)
+        Xv, yv, wv, _ = design(pop, check)
+        for j, lam in enumerate(lams):
+            beta, b = fit_logistic(X, y, w, lam, intercept=thumbs)
+            m = Xv @ beta + b
+            total[j] += float(wv @ (np.logaddexp(0.0, m) - yv * m))
+        count += float(wv.sum())
+    if count == 0:
+        raise ValueError("the population is too small to choose lam (no validation split)")
+    losses = list(total / count)
     best = min(range(len(lams)), key=lambda j: (round(losses[j], 12), -lams[j]))
     return float(lams[best]), losses
 

@@ -158,7 +158,8 @@ def run(cfg: Config, *, world: Optional[pw.World] = None, Phi: Optional[np.ndarr
         pop_users, _ = draw_population(world, seed, cfg.population, cfg.taste)
         recs = [(u.id, a, b) for u in pop_users for a, b in pair_stream(world, u, cfg.stream, seed)]
         r = np.array(recs, np.int64)
-        fb = popm.Feedback.pairs(Phi, r[:, 0], r[:, 1], r[:, 2], seed=seed)
+        fb = popm.Feedback.pairs(Phi, r[:, 0], r[:, 1], r[:, 2], seed=seed, new_items=True,
+                                 group=np.arange(len(Phi)) // nc)
         new, opposing = draw_population(world, seed, cfg.users, cfg.taste, first_id=cfg.population)
         out = {"opposing": opposing.tolist(), "top1": {}, "fit": {}, "chance": float(np.mean(
             [np.mean([np.mean(u.u[world.rows(i)] >= u.u[world.rows(i)].max() - 1e-12)

@@ -397,3 +397,25 @@ def test_real_conversation_runs_both_splits():
             assert u["votes"] >= PB.MIN_VOTES and 0 < u["agree"] < u["evaluated"]
             assert all(0.0 <= a <= 1.0 for c in u["auc"].values() for a in c.values())
     assert PB.summarize(res)["statements"]["pooled"]["0"]["population"].users == 4
+
+
+@pytest.mark.parametrize("new_items", [False, True])
+def test_population_lam_is_chosen_on_population_users_in_the_evaluated_regime(new_items):
+    """Checked records come from held-out population users; when new users are scored on new
+    items, from held-out item groups too, and no fitted record touches those groups."""
+    rng = np.random.default_rng(2)
+    Phi = rng.standard_normal((40, 4)).astype(np.float32)
+    group = np.arange(40) // 4                               # 10 "prompts" of 4 answers
+    n = 2000
+    win = rng.integers(0, 40, n)
+    lose = (win // 4) * 4 + (win + rng.integers(1, 4, n)) % 4   # another answer of the prompt
+    pop = popm.Feedback.pairs(Phi, rng.integers(0, 50, n), win, lose, seed=3,
+                              new_items=new_items, group=group)
+    fit, check = popm.validation_split(pop)
+    assert fit.any() and check.any() and not (fit & check).any()
+    assert not set(pop.user[fit]) & set(pop.user[check])
+    groups_fit = set(group[pop.first[fit]]) | set(group[pop.second[fit]])
+    groups_check = set(group[pop.first[check]]) | set(group[pop.second[check]])
+    assert bool(groups_fit & groups_check) == (not new_items)
+    lam, losses = popm.choose_lam(pop)
+    assert lam in popm.POP_LAMS and len(losses) == len(popm.POP_LAMS)
