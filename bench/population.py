@@ -292,7 +292,7 @@ def sdk_prior(pop: Feedback) -> NewUser:
 
 #: the population model's lam grid (sum loss + lam/2 ||beta||^2), the share of population users
 #: and (when new users are scored on new items) of item groups held out to choose it
-POP_LAMS = tuple(10.0 ** np.arange(-4, 6))    # 1e-4 ... 1e5
+POP_LAMS = tuple(10.0 ** e for e in range(-4, 6))    # 1e-4 ... 1e5
 POP_VALIDATION_USERS = 0.2
 POP_VALIDATION_GROUPS = 0.3
 POP_VALIDATION_REPEATS = 5      # seeded validation splits whose losses are pooled
