@@ -312,13 +312,8 @@ class Solver(abc.ABC):
             return (f"its curvature (trace {trace:.3g}) is beyond what {dtype.name} holds next "
                     f"to the damping {damping:g} (trace * eps <= damping / 10); lower the "
                     "prior's strength, raise lam, or use float64")
-        # the float64 products and factorisations run on ONE BLAS thread, as the sketch's
-        # shrink does (its _single_blas_thread says why: under load OpenBLAS's pool busy-waits;
-        # measured here, exact d=384 on the loaded 2-core machine: 1.0 s -> 2-15 ms)
-        from edge_omd.solvers.sketch import _single_blas_thread
         self.reset()
-        with _single_blas_thread():
-            self._start(np.asarray(theta0, np.float64), float(c), np.asarray(V, np.float64))
+        self._start(np.asarray(theta0, np.float64), float(c), np.asarray(V, np.float64))
         return None
 
     def start_damping(self) -> float:
