@@ -383,16 +383,31 @@ class SketchSolver(ExplicitTheta):
         super().reset()
         self.state.alpha[0] = self.lam
 
-    def _start(self, theta0, c, V):
-        """A prior's start (Solver.start): alpha = lam + c and V's rows as the first rows of
-        B when r <= ell; with r > ell, the top ell right singular directions of V (rows
-        s_i v_i of its SVD), and the curvature beyond them (s_i^2 for i >= ell) is DROPPED
-        (not added to alpha: robust FD's compensation is for directions a stream shrank, and
-        the prior's own isotropic part is c). L = chol(alpha I + B B^T) of the rows as stored."""
+    def _start_problem(self, theta0, c, V, sign):
+        """Solver._start_problem, and no negative part: alpha I + B B^T cannot hold one."""
+        if sign < 0.0:
+            return ("the sketch (alpha I + B B^T) cannot hold a negative low-rank part "
+                    "(cal_H_0 = (lam + c) I - V^T V); use the exact, cg or diagonal solver")
+        return super()._start_problem(theta0, c, V, sign)
+
+    def _start(self, theta0, c, V, sign):
+        """A prior's start (Solver.start, sign = +1): alpha = lam + c and V's rows as the first
+        rows of B when r <= ell; with r > ell, the top ell right singular directions of V (rows
+        s_i v_i = q_i^T V, q_i the eigenvectors of V V^T by linalg.gram_eigen's sym_eigen, in
+        float64), and the curvature beyond them (s_i^2 for i >= ell) is DROPPED (not added to
+        alpha: robust FD's compensation is for directions a stream shrank, and the prior's own
+        isotropic part is c). L = chol(alpha I + B B^T) of the rows as stored."""
         st, ell = self.state, self.rank
-        if V.shape[0] > ell:
-            _u, sv, Vt = np.linalg.svd(V, full_matrices=False)
-            V = sv[:ell, None] * Vt[:ell]
+        r = V.shape[0]
+        if r > ell:
+            G, ev = np.empty((r, r)), np.empty(r)
+            linalg.gram64(V, G)
+            if not linalg.sym_eigen(G, r, ev, np.empty(r)):
+                raise NumericalError("the eigensolver did not converge on V V^T")
+            top = np.ascontiguousarray(G[::-1][:ell])  # eigenvectors, largest eigenvalue first
+            rows = np.empty((ell, V.shape[1]))
+            linalg.combine_rows(top, V, rows)
+            V = rows
         m = V.shape[0]
         st.alpha[0] = self.lam + c
         st.B[:m] = V
