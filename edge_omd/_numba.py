@@ -11,15 +11,14 @@ list fails loudly (TypeError) instead of compiling silently in the middle of a s
 Kernels are compiled in the order they were declared (linalg before the solvers that call it),
 so a kernel's callees are always compiled before it.
 
-fastmath: only re-association and contraction (FMA), so reductions vectorise. No `nnan`/`ninf`:
-inputs are checked finite at the Python front, and the kernels themselves test for non-finite
-results, which `nnan` would let the compiler delete.
-RULE that `reassoc` imposes: never accumulate a float sum in a loop that also writes an array.
-LLVM then versions the loop on a runtime alias check (vector loop, or scalar loop when the
-written array starts within 128 bytes of one it reads), the two orders differ by an ulp, and
-which one runs depends on where malloc put the arrays: a replayed or reloaded model would not
-reproduce the live one's bytes. Sum in a loop that writes nothing, write in the next one;
-tests/runtime/test_no_stale_reads.py (arrays packed back to back vs spread out) catches it.
+No fastmath: every kernel rounds as its source reads, operation by operation, so the bits it
+saves or returns are the same on every x86-64 CPU whatever vector width LLVM compiles for, and
+the same as the NUMBA_DISABLE_JIT path's in float64 (docs/ALGORITHM.md, "Numerics"). With
+`reassoc` the host's SIMD width decided the order of every vectorised sum (AVX-512 and AVX2
+machines wrote different goldens) and `contract` fused multiply-adds where the CPU has FMA.
+Element-wise loops still vectorise (each lane rounds as the scalar code would); sums run in
+source order. The transcendental functions are the project's own (linalg.exp, fdlibm's), not
+the C library's, which glibc also picks per CPU.
 
 Compiled code is cached in ONE folder shared by the library, the CLI and the scripts:
 $NUMBA_CACHE_DIR if set, else `edge_omd.paths.cache_root()/numba` (~/.cache/edge_omd/numba).
@@ -39,7 +38,7 @@ from numba.core import sigutils
 
 from edge_omd.paths import numba_cache_dir
 
-FASTMATH = {"reassoc", "contract"}
+FASTMATH = False  # see the module docstring: no reassociation, no contraction (FMA)
 JIT_DISABLED = bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0"))
 _FLAGS = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", boundscheck=False)
 

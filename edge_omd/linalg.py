@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, ensure_compiled, kernel
+from edge_omd.errors import NumericalError
 
 #: |theta_i| stays below fmax * THETA_LIMIT of the state's dtype (float32: 3.1e26): with inputs
 #: up to 1e6 every product theta_i z_i stays inside float32's range (compiled float32 dot products
@@ -39,12 +40,66 @@ def max_abs_or_inf(a):
     return acc
 
 
+# fdlibm 5.3's e_exp.c (Sun Microsystems, 1993; the exp of Java's StrictMath): its constants,
+# and its tests on the high word of |x| written as comparisons with the doubles they stand for.
+_EXP_HI_HALF_LN2 = 0.3465735912322998      # |x| >= this  <=>  high word > 0x3fd62e42
+_EXP_HI_1P5_LN2 = 1.0397205352783203       # |x| < this   <=>  high word < 0x3ff0a2b2
+_EXP_HI_BIG = 709.7822265625               # |x| >= this  <=>  high word >= 0x40862e42
+_EXP_TINY, _TWO_M1000 = 2.0 ** -28, 2.0 ** -1000
+_EXP_O, _EXP_U = 7.09782712893383973096e+02, -7.45133219101941108420e+02
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+_P1, _P2, _P3 = 1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05
+_P4, _P5 = -1.65339022054652515390e-06, 4.13813679705723846039e-08
+
+
+@kernel(["f8(f8)"])
+def exp(x):
+    """e^x by fdlibm's e_exp.c, operation for operation (< 1 ulp): the same bits on every CPU
+    and in the NUMBA_DISABLE_JIT path, and those of Java's StrictMath.exp. (math.exp is the C
+    library's, which glibc picks per CPU: its FMA variant rounds differently.) Reduction
+    x = k ln2 + r with ln2 in two parts, a degree-5 minimax polynomial for the rational
+    approximation of r, then 2^k (math.ldexp, exact where it is used)."""
+    ax = abs(x)
+    if not ax < _EXP_HI_BIG:
+        if x != x:
+            return x + x
+        if x > _EXP_O:
+            return math.inf
+        if x < _EXP_U:
+            return 0.0
+    k = 0
+    hi = lo = 0.0
+    if ax >= _EXP_HI_HALF_LN2:
+        if ax < _EXP_HI_1P5_LN2:
+            if x > 0.0:
+                hi, lo, k = x - _LN2_HI, _LN2_LO, 1
+            else:
+                hi, lo, k = x + _LN2_HI, -_LN2_LO, -1
+        else:
+            k = int(_INV_LN2 * x + (0.5 if x > 0.0 else -0.5))  # C's (int): toward zero
+            t = float(k)
+            hi = x - t * _LN2_HI  # exact: t * ln2_hi has trailing zeros
+            lo = t * _LN2_LO
+        x = hi - lo
+    elif ax < _EXP_TINY:
+        return 1.0 + x
+    t = x * x
+    c = x - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
+    if k == 0:
+        return 1.0 - ((x * c) / (c - 2.0) - x)
+    y = 1.0 - ((lo - (x * c) / (2.0 - c)) - hi)
+    if k >= -1021:
+        return math.ldexp(y, k)  # exact (fdlibm adds k to the exponent)
+    return math.ldexp(y, k + 1000) * _TWO_M1000  # one rounding, as fdlibm's
+
+
 @kernel(["f8(f8)"])
 def sigmoid(m):
-    """sigma(m) = 1 / (1 + exp(-m)), without overflow for large |m|."""
+    """sigma(m) = 1 / (1 + exp(-m)), without overflow for large |m| (exp: fdlibm's, above)."""
     if m >= 0.0:
-        return 1.0 / (1.0 + math.exp(-m))
-    e = math.exp(m)
+        return 1.0 / (1.0 + exp(-m))
+    e = exp(m)
     return e / (1.0 + e)
 
 
@@ -195,6 +250,315 @@ def cholesky_floored(A, n, floor):
                 A[i, i] = math.sqrt(max(acc, floor))
             else:
                 A[i, k] = acc / A[k, k]
+
+
+@kernel(["f8(f8, f8)"])
+def _hypot(a, b):
+    """sqrt(a^2 + b^2) without overflow, by JAMA's formula (the C library's hypot is not
+    specified to the last bit)."""
+    x, y = abs(a), abs(b)
+    big, small = max(x, y), min(x, y)
+    if big == 0.0:
+        return 0.0
+    r = small / big
+    return big * math.sqrt(1.0 + r * r)
+
+
+@kernel(["b1(f8[:, ::1], i8, f8[::1], f8[::1])"])
+def sym_eigen(A, n, d, e):
+    """Eigendecomposition of the symmetric A[:n, :n], in place: A's first n rows become the
+    unit eigenvectors, d[:n] the eigenvalues ascending (row i belongs to d[i]); e: (>= n,)
+    scratch. Householder tridiagonalisation and the implicit QL algorithm (EISPACK's tred2 /
+    tql2 as in the public-domain JAMA library; the Java core's SymEigen.java, the same steps
+    with A read as its transposed V, which for a symmetric A is A). Fixed operations only, no
+    LAPACK: the same bits on every CPU. O(n^3). Returns False if QL did not converge (300
+    sweeps for one eigenvalue: never seen on finite input)."""
+    if n == 0:
+        return True
+    for j in range(n):
+        d[j] = A[j, n - 1]
+    for i in range(n - 1, 0, -1):  # tred2: Householder reduction to tridiagonal form
+        scale = 0.0
+        h = 0.0
+        for k in range(i):
+            scale += abs(d[k])
+        if scale == 0.0:
+            e[i] = d[i - 1]
+            for j in range(i):
+                d[j] = A[j, i - 1]
+                A[j, i] = 0.0
+                A[i, j] = 0.0
+        else:
+            for k in range(i):
+                d[k] /= scale
+                h += d[k] * d[k]
+            f = d[i - 1]
+            g = math.sqrt(h)
+            if f > 0.0:
+                g = -g
+            e[i] = scale * g
+            h = h - f * g
+            d[i - 1] = f - g
+            for j in range(i):
+                e[j] = 0.0
+            for j in range(i):
+                f = d[j]
+                A[i, j] = f
+                g = e[j] + A[j, j] * f
+                for k in range(j + 1, i):
+                    g += A[j, k] * d[k]
+                    e[k] += A[j, k] * f
+                e[j] = g
+            f = 0.0
+            for j in range(i):
+                e[j] /= h
+                f += e[j] * d[j]
+            hh = f / (h + h)
+            for j in range(i):
+                e[j] -= hh * d[j]
+            for j in range(i):
+                f = d[j]
+                g = e[j]
+                row = A[j]
+                for k in range(j, i):
+                    row[k] -= f * e[k] + g * d[k]
+                d[j] = A[j, i - 1]
+                A[j, i] = 0.0
+        d[i] = h
+    for i in range(n - 1):  # accumulate the transformations
+        A[i, n - 1] = A[i, i]
+        A[i, i] = 1.0
+        h = d[i + 1]
+        if h != 0.0:
+            for k in range(i + 1):
+                d[k] = A[i + 1, k] / h
+            for j in range(i + 1):
+                g = 0.0
+                for k in range(i + 1):
+                    g += A[i + 1, k] * A[j, k]
+                for k in range(i + 1):
+                    A[j, k] -= g * d[k]
+        for k in range(i + 1):
+            A[i + 1, k] = 0.0
+    for j in range(n):
+        d[j] = A[j, n - 1]
+        A[j, n - 1] = 0.0
+    A[n - 1, n - 1] = 1.0
+    e[0] = 0.0
+    for i in range(1, n):  # tql2: implicit QL on the tridiagonal (d, e)
+        e[i - 1] = e[i]
+    e[n - 1] = 0.0
+    f = 0.0
+    tst1 = 0.0
+    eps = 2.0 ** -52
+    for l in range(n):
+        tst1 = max(tst1, abs(d[l]) + abs(e[l]))
+        m = l
+        while m < n - 1:
+            if abs(e[m]) <= eps * tst1:
+                break
+            m += 1
+        if m > l:
+            it = 0
+            while True:
+                it += 1
+                if it > 300:
+                    return False
+                g = d[l]
+                p = (d[l + 1] - g) / (2.0 * e[l])
+                r = _hypot(p, 1.0)
+                if p < 0.0:
+                    r = -r
+                d[l] = e[l] / (p + r)
+                d[l + 1] = e[l] * (p + r)
+                dl1 = d[l + 1]
+                h = g - d[l]
+                for i in range(l + 2, n):
+                    d[i] -= h
+                f = f + h
+                p = d[m]
+                c = 1.0
+                c2 = c
+                c3 = c
+                el1 = e[l + 1]
+                s = 0.0
+                s2 = 0.0
+                for i in range(m - 1, l - 1, -1):
+                    c3 = c2
+                    c2 = c
+                    s2 = s
+                    g = c * e[i]
+                    h = c * p
+                    r = _hypot(p, e[i])
+                    e[i + 1] = s * r
+                    s = e[i] / r
+                    c = p / r
+                    p = c * d[i] - s * g
+                    d[i + 1] = h + s * (c * g + s * d[i])
+                    vi, vi1 = A[i], A[i + 1]
+                    for k in range(n):
+                        h = vi1[k]
+                        vi1[k] = s * vi[k] + c * h
+                        vi[k] = c * vi[k] - s * h
+                p = -s * s2 * c3 * el1 * e[l] / dl1
+                e[l] = s * p
+                d[l] = c * p
+                if not abs(e[l]) > eps * tst1:
+                    break
+        d[l] = d[l] + f
+        e[l] = 0.0
+    for i in range(n - 1):  # ascending, vectors with them (selection sort)
+        k = i
+        p = d[i]
+        for j in range(i + 1, n):
+            if d[j] < p:
+                k = j
+                p = d[j]
+        if k != i:
+            d[k] = d[i]
+            d[i] = p
+            for j in range(n):
+                t = A[i, j]
+                A[i, j] = A[k, j]
+                A[k, j] = t
+    return True
+
+
+# ---------------------------------------------------------------- a population prior's start
+# cal_H_0 = (lam + c) I + sign V^T V (Solver.start) from V: (r, d) float64, every sum in a fixed
+# order in float64 (no BLAS, no LAPACK), so a started state has the same bits on every CPU.
+
+@kernel(["f8(f8[:, ::1])"], group="start")
+def sum_sq64(V):
+    """||V||_F^2, summed row by row in order."""
+    acc = 0.0
+    for i in range(V.shape[0]):
+        row = V[i]
+        for j in range(row.shape[0]):
+            acc += row[j] * row[j]
+    return acc
+
+
+@kernel(["void(f8[:, ::1], f8[:, ::1])"], group="start")
+def gram64(V, G):
+    """G = V V^T (r x r), each entry summed over the columns in order, exactly symmetric."""
+    for i in range(V.shape[0]):
+        for k in range(i + 1):
+            a, b = V[i], V[k]
+            acc = 0.0
+            for j in range(a.shape[0]):
+                acc += a[j] * b[j]
+            G[i, k] = acc
+            G[k, i] = acc
+
+
+@kernel(["void(f8[:, ::1], f8, f8, f8[:, ::1])"], group="start")
+def low_rank_plus(V, c, sign, out):
+    """out = c I + sign V^T V (d x d, sign = +-1), one row at a time: out_ik = sum_j V_ji V_jk
+    over the rows of V in order (the loop over k vectorises element by element), then sign and
+    c applied once. Exactly symmetric without mirroring: V_ji V_jk and V_jk V_ji are the same
+    product, summed in the same order. O(r d^2)."""
+    for i in range(out.shape[0]):
+        row = out[i]
+        for k in range(row.shape[0]):
+            row[k] = 0.0
+        for j in range(V.shape[0]):
+            v = V[j]
+            vi = v[i]
+            for k in range(row.shape[0]):
+                row[k] += vi * v[k]
+        for k in range(row.shape[0]):
+            row[k] = sign * row[k]
+        row[i] = c + row[i]
+
+
+@kernel(["void(f8[:, ::1], f8[::1])"], group="start")
+def col_sum_sq(V, out):
+    """out_i = sum_j V_ji^2 (the diagonal of V^T V), summed over the rows in order."""
+    for i in range(out.shape[0]):
+        out[i] = 0.0
+    for j in range(V.shape[0]):
+        v = V[j]
+        for i in range(out.shape[0]):
+            out[i] += v[i] * v[i]
+
+
+@kernel(["void(f8[:, ::1], f8[:, ::1], f8[:, ::1])"], group="start")
+def combine_rows(C, V, out):
+    """out = C V ((n, r) times (r, d), float64), each entry summed over the rows of V in order."""
+    for i in range(out.shape[0]):
+        o = out[i]
+        for j in range(o.shape[0]):
+            o[j] = 0.0
+        for k in range(V.shape[0]):
+            coef, v = C[i, k], V[k]
+            for j in range(o.shape[0]):
+                o[j] += coef * v[j]
+
+
+@kernel(["void(f8[:, ::1], f8[:, ::1], f8, f8)"], group="start")
+def chol_rows_upper(U, X, sign, floor):
+    """In place: U^T U <- U^T U + sign sum_i x_i x_i^T (sign = +-1) for an upper-triangular
+    float64 U, the r rows of X (destroyed) in ONE top-down pass: at row k each row's rotation
+    is formed from the diagonal the previous one left, then applied to the row's tail (as
+    linalg.chol_update_upper for each x_i in turn). sign = +1: Givens rotations (LINPACK's
+    dchud). sign = -1: the downdate's hyperbolic rotations in mixed form (r = sqrt(u^2 - x^2),
+    u' = (u - s x) / c, x' = c x - s u', s = x / u_kk, c = r / u_kk), stable when every
+    intermediate U^T U - sum x_i x_i^T stays >= floor I, which the caller guarantees; each
+    downdated pivot^2 is floored at `floor` (a Schur complement of such a matrix is >= floor),
+    so the floor only absorbs rounding. O(r d^2)."""
+    d, r = U.shape[0], X.shape[0]
+    for k in range(d):
+        ukk = U[k, k]
+        row = U[k, k + 1:]
+        for i in range(r):
+            xk = X[i, k]
+            if xk == 0.0:
+                continue
+            rr = ukk * ukk + sign * (xk * xk)
+            if sign < 0.0:
+                rr = max(rr, floor)
+            rk = math.sqrt(rr)
+            s, c, inv_c = xk / ukk, rk / ukk, ukk / rk
+            ss = sign * s
+            xt = X[i, k + 1:]
+            for j in range(row.shape[0]):
+                ukj = (row[j] + ss * xt[j]) * inv_c
+                row[j] = ukj
+                xt[j] = c * xt[j] - s * ukj
+            ukk = rk
+        U[k, k] = ukk
+
+
+@kernel(["b1(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1])"], group="start")
+def gram_eigen(V, G, ev, work):
+    """The eigenvalues of V^T V's non-trivial part into ev (ascending): sym_eigen of V V^T
+    (r <= d) or V^T V (r > d), formed in G (n x n, n = min(r, d)). False: no convergence."""
+    r, d = V.shape
+    if r <= d:
+        gram64(V, G)
+    else:
+        low_rank_plus(V, 0.0, 1.0, G)
+    return sym_eigen(G, min(r, d), ev, work)
+
+
+def ensure_start_compiled():
+    """Compile (or load) the start kernels above, once per process (f8 only: any model)."""
+    ensure_compiled("float64", __name__, group="start")
+
+
+def low_rank_extremes(V):
+    """(largest, smallest) eigenvalue of V^T V for V: (r, d) float64 (the smallest is 0 when
+    r < d), by `gram_eigen`: the same numbers on every CPU. Allocates O(min(r, d)^2)."""
+    r, d = V.shape
+    if r == 0:
+        return 0.0, 0.0
+    ensure_start_compiled()
+    n = min(r, d)
+    ev = np.empty(n)
+    if not gram_eigen(V, np.empty((n, n)), ev, np.empty(n)):
+        raise NumericalError("the eigensolver did not converge on V V^T")
+    return max(float(ev[-1]), 0.0), (max(float(ev[0]), 0.0) if r >= d else 0.0)
 
 
 @kernel(both("f8(F[::1], F[::1], F[::1], F[::1])"))

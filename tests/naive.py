@@ -51,10 +51,11 @@ class NaiveOMD:
 
     def __init__(self, d, *, eta=1.0, lam=1.0, radius=None, forget=1.0, solver="exact",
                  rank=None, cg_steps=3, lam_warmup=0, cg_tol=1e-6, start=None):
-        """start: None (theta = 0, cal_H = lam I) or (theta0, c, V): a population prior's start
-        theta = theta0, cal_H = (lam + c) I + V^T V, held as each representation holds it
-        (cg: S = c I + V^T V beside lambda_t I; sketch: the top `rank` directions of V, the
-        rest dropped; diagonal: the diagonal)."""
+        """start: None (theta = 0, cal_H = lam I) or (theta0, c, V[, sign]): a population
+        prior's start theta = theta0, cal_H = (lam + c) I + sign V^T V (sign +1 unless given),
+        held as each representation holds it (cg: S = c I + sign V^T V beside lambda_t I;
+        sketch: the top `rank` directions of V, the rest dropped, and no negative part;
+        diagonal: the diagonal)."""
         self.d, self.eta, self.lam, self.radius, self.forget = d, eta, lam, radius, forget
         self.solver, self.rank = solver, rank
         self.cg_steps, self.lam_warmup, self.cg_tol = cg_steps, lam_warmup, cg_tol
@@ -70,15 +71,17 @@ class NaiveOMD:
         elif solver == "diagonal":
             self.h = lam * np.ones(d)
         if start is not None:
-            theta0, c, V = start
+            theta0, c, V, sign = (tuple(start) + (1.0,))[:4]
             self.theta = np.array(theta0, dtype=np.float64)
             V = np.asarray(V, dtype=np.float64).reshape(-1, d)
-            H0 = c * np.eye(d) + V.T @ V
+            H0 = c * np.eye(d) + sign * (V.T @ V)
             if solver == "exact":
                 self.H = lam * np.eye(d) + H0
             elif solver == "cg":
                 self.S = H0
             elif solver == "sketch":
+                if sign < 0:
+                    raise ValueError("alpha I + B^T B holds no negative part")
                 _, sv, Vt = np.linalg.svd(V, full_matrices=False)
                 self.B = (sv[:, None] * Vt)[: rank]
                 self.alpha = lam + c

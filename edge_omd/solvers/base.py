@@ -29,9 +29,10 @@ update counter reads the front's (1,) int64 `counter`, hyperparameters come from
     widths(V, out)              ||v||_{cal_H^{-1}} for each row of V
     matvec(vec)                 cal_H vec in float64 (tests and benches)
     reset()                     theta = 0, cal_H = lam I
-    start(theta0, c, V)         theta = theta0, cal_H = (lam + c) I + V^T V: a population
-                                prior's start (edge_omd/prior.py), exactly as far as the
-                                representation holds it; returns why not (nothing changed)
+    start(theta0, c, V, sign)   theta = theta0, cal_H = (lam + c) I + sign V^T V (sign +-1):
+                                a population prior's start (edge_omd/prior.py), exactly as
+                                far as the representation holds it; returns why not (nothing
+                                changed)
     flush()                     apply deferred work (default: none)
     payload()                   the saved arrays, in spec order, current
     loaded()                    after the payload arrays were filled from a file (default: none)
@@ -292,33 +293,50 @@ class Solver(abc.ABC):
         for a in self.state:
             a.fill(0)
 
-    def start(self, theta0, c, V):
-        """Reset, then start at theta = theta0, cal_H = (lam + c) I + V^T V (a population
+    def start(self, theta0, c, V, sign=1.0):
+        """Reset, then start at theta = theta0, cal_H_0 = (lam + c) I + sign V^T V (a population
         prior, edge_omd/prior.py: c = strength c_0, V = sqrt(strength) V_0). theta0: (d,)
-        float64, c >= 0, V: (r, d) float64. Each solver sets its arrays from these in float64
-        and rounds them to the state's dtype once (`_start`), so a started state is an ordinary
-        one (saved, loaded and checked as any other). Returns None, or why this state cannot
-        hold the start (nothing changed): theta0 beyond the dtype's THETA_LIMIT, or a curvature
-        whose trace exceeds what the dtype holds next to the damping (the solvers' per-update
-        precision guard, trace eps <= damping / 10)."""
+        float64, c >= 0, V: (r, d) float64, sign = +1 or -1. With sign = -1 the caller
+        guarantees every eigenvalue of V^T V is <= c, so cal_H_0 >= lam I (the loaders' floor);
+        it is checked here (lambda_max(V V^T) by linalg.low_rank_extremes, to the rounding of
+        its own computation). Each solver sets its arrays from these in float64, every sum in a
+        fixed order with no BLAS or LAPACK (linalg's start kernels), and rounds them to the
+        state's dtype once (`_start`), so a started state is an ordinary one (saved, loaded and
+        checked as any other) with the same bits on every CPU. Returns None, or why this state
+        cannot hold the start (nothing changed): a sign other than +-1, a negative part beyond
+        c, theta0 beyond the dtype's THETA_LIMIT, or a curvature whose trace exceeds what the
+        dtype holds next to the damping (the solvers' per-update precision guard,
+        trace eps <= damping / 10)."""
+        if sign not in (1.0, -1.0):
+            return f"sign must be +1 or -1, got {sign!r}"
+        theta0 = np.ascontiguousarray(theta0, np.float64)
+        V = np.ascontiguousarray(V, np.float64).reshape(-1, theta0.shape[0])
+        linalg.ensure_start_compiled()
+        problem = self._start_problem(theta0, float(c), V, float(sign))
+        if problem:
+            return problem
+        self.reset()
+        self._start(theta0, float(c), V, float(sign))
+        return None
+
+    def _start_problem(self, theta0, c, V, sign):
+        """Why this state cannot hold the start (see `start`), or None."""
         dtype = np.dtype(self.config.dtype)
         eps, fmax = float(np.finfo(dtype).eps), float(np.finfo(dtype).max)
-        top = float(np.abs(theta0).max()) if theta0.size else 0.0
+        top = linalg.max_abs_or_inf(theta0) if theta0.size else 0.0
         if not top <= fmax * linalg.THETA_LIMIT:
             return f"theta0 has entries of {top:.3g}, beyond what {dtype.name} holds"
-        trace = float(c) * theta0.shape[0] + float(np.einsum("ij,ij->", V, V))
+        if sign < 0.0:
+            gmax = linalg.low_rank_extremes(V)[0]
+            if not gmax <= c + 8.0 * max(V.shape[0], 1) * 2.0 ** -52 * gmax:
+                return (f"the negative part's largest eigenvalue ({gmax:.6g}) exceeds c = {c:.6g}: "
+                        "cal_H_0 = (lam + c) I - V^T V would fall below lam I")
+        trace = c * theta0.shape[0] + sign * linalg.sum_sq64(V)
         damping = self.start_damping()
         if not trace * eps <= 0.1 * damping:
             return (f"its curvature (trace {trace:.3g}) is beyond what {dtype.name} holds next "
                     f"to the damping {damping:g} (trace * eps <= damping / 10); lower the "
                     "prior's strength, raise lam, or use float64")
-        # the float64 products and factorisations run on ONE BLAS thread, as the sketch's
-        # shrink does (its _single_blas_thread says why: under load OpenBLAS's pool busy-waits;
-        # measured here, exact d=384 on the loaded 2-core machine: 1.0 s -> 2-15 ms)
-        from edge_omd.solvers.sketch import _single_blas_thread
-        self.reset()
-        with _single_blas_thread():
-            self._start(np.asarray(theta0, np.float64), float(c), np.asarray(V, np.float64))
         return None
 
     def start_damping(self) -> float:
@@ -326,7 +344,7 @@ class Solver(abc.ABC):
         return self.lam
 
     @abc.abstractmethod
-    def _start(self, theta0, c, V):
+    def _start(self, theta0, c, V, sign):
         """Set the arrays of a freshly reset state to the start (see `start`)."""
 
     def flush(self):

@@ -127,14 +127,16 @@ class CGSolver(ExplicitTheta):
         """cal_H_0's damping is lambda_1 (the warm-up schedule still applies)."""
         return self.lam_at(1)
 
-    def _start(self, theta0, c, V):
-        """A prior's start (Solver.start): S = c I + V^T V in float64, made exactly symmetric,
-        rounded to the dtype; cal_H_0 = lambda_1 I + S (the damping stays lambda_t's, so with
-        a warm-up cal_H_0's isotropic part is lambda_1 + c, not lam + c). Nothing is lost."""
+    def _start(self, theta0, c, V, sign):
+        """A prior's start (Solver.start): S = c I + sign V^T V in float64
+        (linalg.low_rank_plus: exactly symmetric, O(r d^2)), rounded to the dtype once;
+        cal_H_0 = lambda_1 I + S (the damping stays lambda_t's, so with a warm-up cal_H_0's
+        isotropic part is lambda_1 + c, not lam + c). With sign = -1, S >= 0 as the caller
+        guarantees. Nothing is lost."""
         st = self.state
-        S = V.T @ V
-        S = 0.5 * (S + S.T)
-        S.flat[:: S.shape[0] + 1] += c
+        d = st.S.shape[0]
+        S = np.empty((d, d))
+        linalg.low_rank_plus(V, c, sign, S)
         st.S[...] = S
         st.theta[:] = theta0
         self._drift = math.inf  # rounded to the dtype: probe before a fantasize

@@ -127,11 +127,17 @@ class DiagonalSolver(ExplicitTheta):
         super().reset()
         self.state.h.fill(self.lam)
 
-    def _start(self, theta0, c, V):
-        """A prior's start (Solver.start): h = the diagonal of (lam + c) I + V^T V, i.e.
-        lam + c + sum_j V_j^2 (the off-diagonal curvature is dropped, as at every update)."""
+    def _start(self, theta0, c, V, sign):
+        """A prior's start (Solver.start): h = the diagonal of (lam + c) I + sign V^T V, i.e.
+        lam + c + sign sum_j V_j^2 (linalg.col_sum_sq), rounded to the dtype once. The
+        off-diagonal curvature is dropped, as at every update: an APPROXIMATE start (exact
+        only for a diagonal V^T V). With sign = -1, h >= lam (the diagonal of the caller's
+        c I - V^T V >= 0), floored at lam for rounding."""
         st = self.state
-        st.h[:] = self.lam + c + np.einsum("ij,ij->j", V, V)
+        h = np.empty(st.h.shape[0])
+        linalg.col_sum_sq(V, h)
+        h = (self.lam + c) + sign * h
+        st.h[:] = np.maximum(h, self.lam) if sign < 0.0 else h
         st.theta[:] = theta0
 
     def step(self, z, y, w):

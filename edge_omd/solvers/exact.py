@@ -323,22 +323,23 @@ class ExactSolver(Solver):
         np.fill_diagonal(self.state.U, np.sqrt(self.lam))
         self.state.aux[THETA_OK] = 1.0
 
-    def _start(self, theta0, c, V):
-        """A prior's start (Solver.start): U = the Cholesky factor of (lam + c) I + V^T V,
-        computed in float64 (O(d^2 r + d^3), once) and rounded to the dtype; theta = theta0
-        rounded; phi = U theta from the rounded arrays (so phi = U theta holds as the loader
-        checks it). Nothing of the start is lost."""
-        st = self.state
+    def _start(self, theta0, c, V, sign):
+        """A prior's start (Solver.start): U = the Cholesky factor of (lam + c) I + sign V^T V,
+        from sqrt(lam + c) I by r rank-one updates (sign = -1: downdates, pivots floored at
+        sqrt(lam), the floor cal_H_0 >= lam I gives) in one float64 pass
+        (linalg.chol_rows_upper, O(r d^2)), rounded to the dtype once; theta = theta0 rounded;
+        phi = U theta from the rounded arrays (so phi = U theta holds as the loader checks it).
+        Nothing of the start is lost."""
+        st, d = self.state, self.state.U.shape[0]
+        U = np.zeros((d, d))
+        np.fill_diagonal(U, math.sqrt(self.lam + c))
         if V.shape[0]:
-            M = V.T @ V
-            M.flat[:: M.shape[0] + 1] += self.lam + c
-            st.U[...] = np.linalg.cholesky(M).T
-        else:
-            np.fill_diagonal(st.U, np.sqrt(self.lam + c))
+            linalg.chol_rows_upper(U, V.copy(), sign, self.lam)
+        st.U[...] = U
         st.theta[:] = theta0
         theta = st.theta.astype(np.float64)
         _phi_from_theta(st.U, theta, st.phi)
-        st.aux[:] = (0.0, 0.0, 1.0, float(np.sqrt(theta @ theta)))
+        st.aux[:] = (0.0, 0.0, 1.0, projection.norm2(theta))
 
     def flush(self):
         """Apply the pending rank-one update now (U and phi become current)."""
@@ -390,19 +391,23 @@ class ExactSolver(Solver):
         lmax, lmin = self.extreme_eigenvalues()
         return not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin
 
-    def start(self, theta0, c, V):
-        """Solver.start, refusing (nothing changed) a start the precision guard would refuse at
-        its first probe: eps * lambda_max / lambda_min of cal_H_0 = (lam + c) I + V^T V above
-        linalg.KAPPA_EPS_LIMIT (exact eigenvalues: lam + c + those of V V^T, O(r^2 d))."""
-        d, a = V.shape[1], self.lam + float(c)
-        s = np.linalg.eigvalsh(V @ V.T) if V.shape[0] else np.zeros(1)
-        lmax = a + max(float(s[-1]), 0.0)
-        lmin = a + (max(float(s[0]), 0.0) if V.shape[0] == d else 0.0)
+    def _start_problem(self, theta0, c, V, sign):
+        """Solver._start_problem, and a start the precision guard would refuse at its first
+        probe: eps * lambda_max / lambda_min of cal_H_0 = (lam + c) I + sign V^T V above
+        linalg.KAPPA_EPS_LIMIT (exact eigenvalues: lam + c + sign those of V^T V,
+        linalg.low_rank_extremes, O(r^2 d + min(r, d)^3))."""
+        problem = super()._start_problem(theta0, c, V, sign)
+        if problem:
+            return problem
+        a = self.lam + c
+        gmax, gmin = linalg.low_rank_extremes(V)
+        lmax, lmin = (a + gmax, a + gmin) if sign > 0.0 else (a - gmin, max(a - gmax, self.lam))
         if not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin:
             return (f"its condition number ({lmax / lmin:.3g}) is beyond what "
-                    f"{self.state.U.dtype.name} holds (eps * kappa <= {linalg.KAPPA_EPS_LIMIT:g}, the exact solver's "
-                    "precision guard); lower the prior's strength, raise lam, or use float64")
-        return super().start(theta0, c, V)
+                    f"{self.state.U.dtype.name} holds (eps * kappa <= {linalg.KAPPA_EPS_LIMIT:g}, the "
+                    "exact solver's precision guard); lower the prior's strength, raise lam, or "
+                    "use float64")
+        return None
 
     def extreme_eigenvalues(self):
         """(lmax, lmin): the precision guard's estimates of cal_H's extreme eigenvalues
@@ -560,7 +565,7 @@ class ExactSolver(Solver):
     def loaded(self):
         """After payload arrays were filled from a file: theta and phi are both current."""
         theta = self.state.theta.astype(np.float64)
-        self.state.aux[:] = (0.0, 0.0, 1.0, float(np.sqrt(theta @ theta)))
+        self.state.aux[:] = (0.0, 0.0, 1.0, projection.norm2(theta))
 
     # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
     def choice_keep(self, cw):

@@ -83,9 +83,9 @@ def weights(m, w, q, Lw):
     for j in range(n):
         if m[j] < lo:
             lo = m[j]
-    ec = math.exp(lo)
+    ec = linalg.exp(lo)  # fdlibm's: the same bits on every CPU
     for j in range(n):
-        q[j] = math.exp(lo - m[j])
+        q[j] = linalg.exp(lo - m[j])
     tot = ec  # summed in a loop that stores nothing (linalg.cg_solve says why)
     for j in range(n):
         tot += q[j]

@@ -16,32 +16,17 @@ its Cholesky factor L (float64, extended by one row per append in O(m^2)):
 With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
-import contextlib
 import math
 
 import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
+from edge_omd.errors import NumericalError
 from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
-_BLAS = []   # a threadpoolctl controller, made on first shrink
-
-
-def _single_blas_thread():
-    """The shrink's small eigh/matmul run on ONE BLAS thread: OpenBLAS's pool busy-waits, and on
-    a loaded 2-core machine a 302 x 302 shrink took 150-860 ms multi-threaded against 7-13 ms
-    single-threaded (measured, d=384, rank 151). Only the BLAS thread count is touched, only
-    for the duration of the shrink."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: without it the shrink still works, just with BLAS's default
-        return contextlib.nullcontext()
-    if not _BLAS:
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 SPEC = SolverSpec("sketch", code=3, ranked=True, consts=(("CHUNK", CHUNK),), doc=(
@@ -229,6 +214,70 @@ def _cholesky_shifted(B, W, L, m, alpha):
     linalg.cholesky_floored(L, m, alpha)
 
 
+@kernel(both("b1(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], f8[:, ::1], f8[::1], f8[::1], F[:, ::1], i8, b1)"))
+def _shrink(B, L, alpha, rows, W, s, e, scratch, ell, robust):
+    """Frequent-Directions shrink of the m = rows[0] rows in use down to ell (robust FD), in place.
+
+    B B^T = L L^T - alpha I = sum_i s_i q_i q_i^T (linalg.sym_eigen, in W), s descending,
+    delta = s_ell (the ell+1-th largest, 0-based ell), and new row i < ell of B is
+    sqrt(max(s_i - delta, 0) / s_i) q_i^T B (= sqrt(s_i - delta) times the i-th right singular
+    vector of B), formed one column block at a time in `scratch`, summed over the old rows in
+    their order (each term added in float64 and stored in the dtype). alpha grows by delta / 2
+    (robust), and L = chol(alpha I + B B^T) of the rows AS STORED, in float64: in float32 a
+    diagonal L from the eigenvalues would be off by eps ||B||^2, beyond alpha once ||B||^2 >
+    alpha / eps (||z|| = 1e4: the sketch ended 11x off float64). s, e: (>= m,) float64
+    scratch. O(m^3 + ell m d); no LAPACK, no BLAS: the same bits on every CPU. Returns False
+    (B, L, alpha, rows unchanged) if the eigensolver did not converge."""
+    m = rows[0]
+    a = alpha[0]
+    for i in range(m):  # W = L L^T - alpha I = B B^T
+        for k in range(i + 1):
+            acc = 0.0
+            for j in range(k + 1):
+                acc += L[i, j] * L[k, j]
+            if i == k:
+                acc -= a
+            W[i, k] = acc
+            W[k, i] = acc
+    if not linalg.sym_eigen(W, m, s, e):
+        return False
+    # eigenvalue i in descending order: s[m - 1 - i], its vector W[m - 1 - i]
+    delta = max(s[m - 1 - ell], 0.0) if m > ell else 0.0
+    for i in range(ell):  # e[i]: the scale of new row i
+        si = s[m - 1 - i] if i < m else 0.0
+        e[i] = math.sqrt((si - delta) / si) if si > delta else 0.0
+    d = B.shape[1]
+    width = scratch.shape[1]
+    for j0 in range(0, d, width):
+        n = min(width, d - j0)
+        for i in range(ell):
+            blk = scratch[i, :n]
+            for j in range(n):
+                blk[j] = 0.0
+            if i >= m or e[i] == 0.0:
+                continue
+            q = W[m - 1 - i]
+            for k in range(m):
+                coef = e[i] * q[k]
+                bk = B[k, j0: j0 + n]
+                for j in range(n):
+                    blk[j] = float(blk[j]) + coef * float(bk[j])
+        for i in range(ell):
+            row, blk = B[i, j0: j0 + n], scratch[i, :n]
+            for j in range(n):
+                row[j] = blk[j]
+    for i in range(ell, m):
+        for j in range(d):
+            B[i, j] = 0.0
+    alpha[0] = a + (delta / 2.0 if robust else 0.0)
+    for i in range(L.shape[0]):
+        for k in range(L.shape[1]):
+            L[i, k] = 0.0
+    _cholesky_shifted(B, W, L, ell, alpha[0])
+    rows[0] = ell
+    return True
+
+
 @kernel(both("void(F[:, ::1], f8[:, ::1], f8, i8, F[:, ::1], f8[::1], f8[::1], f8[::1])"))
 def _widths(B, L, alpha, m, V, bz, c, out):
     for n in range(V.shape[0]):
@@ -334,16 +383,31 @@ class SketchSolver(ExplicitTheta):
         super().reset()
         self.state.alpha[0] = self.lam
 
-    def _start(self, theta0, c, V):
-        """A prior's start (Solver.start): alpha = lam + c and V's rows as the first rows of
-        B when r <= ell; with r > ell, the top ell right singular directions of V (rows
-        s_i v_i of its SVD), and the curvature beyond them (s_i^2 for i >= ell) is DROPPED
-        (not added to alpha: robust FD's compensation is for directions a stream shrank, and
-        the prior's own isotropic part is c). L = chol(alpha I + B B^T) of the rows as stored."""
+    def _start_problem(self, theta0, c, V, sign):
+        """Solver._start_problem, and no negative part: alpha I + B B^T cannot hold one."""
+        if sign < 0.0:
+            return ("the sketch (alpha I + B B^T) cannot hold a negative low-rank part "
+                    "(cal_H_0 = (lam + c) I - V^T V); use the exact, cg or diagonal solver")
+        return super()._start_problem(theta0, c, V, sign)
+
+    def _start(self, theta0, c, V, sign):
+        """A prior's start (Solver.start, sign = +1): alpha = lam + c and V's rows as the first
+        rows of B when r <= ell; with r > ell, the top ell right singular directions of V (rows
+        s_i v_i = q_i^T V, q_i the eigenvectors of V V^T by linalg.gram_eigen's sym_eigen, in
+        float64), and the curvature beyond them (s_i^2 for i >= ell) is DROPPED (not added to
+        alpha: robust FD's compensation is for directions a stream shrank, and the prior's own
+        isotropic part is c). L = chol(alpha I + B B^T) of the rows as stored."""
         st, ell = self.state, self.rank
-        if V.shape[0] > ell:
-            _u, sv, Vt = np.linalg.svd(V, full_matrices=False)
-            V = sv[:ell, None] * Vt[:ell]
+        r = V.shape[0]
+        if r > ell:
+            G, ev = np.empty((r, r)), np.empty(r)
+            linalg.gram64(V, G)
+            if not linalg.sym_eigen(G, r, ev, np.empty(r)):
+                raise NumericalError("the eigensolver did not converge on V V^T")
+            top = np.ascontiguousarray(G[::-1][:ell])  # eigenvectors, largest eigenvalue first
+            rows = np.empty((ell, V.shape[1]))
+            linalg.combine_rows(top, V, rows)
+            V = rows
         m = V.shape[0]
         st.alpha[0] = self.lam + c
         st.B[:m] = V
@@ -375,42 +439,13 @@ class SketchSolver(ExplicitTheta):
         return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w, bz_current)
 
     def shrink(self):
-        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD).
-
-        Amortised O(ell d) per update. The eigendecomposition allocates O(ell^2) transient
-        memory; the d-sized work happens in place, one CHUNK-column block at a time.
-        """
-        with _single_blas_thread():
-            self._shrink()
-
-    def _shrink(self):
-        st, ell = self.state, self.rank
-        m = int(st.rows[0])
-        alpha = float(st.alpha[0])
-        np.matmul(st.L[:m, :m], st.L[:m, :m].T, out=st.W[:m, :m])  # B B^T = L L^T - alpha I
-        st.W[:m, :m].flat[:: m + 1] -= alpha
-        s, Q = np.linalg.eigh(st.W[:m, :m])
-        s, Q = s[::-1], Q[:, ::-1]                                 # descending
-        delta = max(float(s[ell]), 0.0) if m > ell else 0.0
-        keep = s[:ell] > delta
-        scale = np.zeros(ell)
-        scale[keep] = np.sqrt((s[:ell][keep] - delta) / s[:ell][keep])
-        Mt = np.ascontiguousarray((Q[:, :ell] * scale).T, dtype=st.B.dtype)  # (ell, m)
-        d = st.B.shape[1]
-        for j in range(0, d, CHUNK):
-            cols = slice(j, min(j + CHUNK, d))
-            blk = st.scratch[:, : cols.stop - j]
-            np.matmul(Mt, st.B[:m, cols], out=blk)
-            st.B[:ell, cols] = blk
-        st.B[ell:m] = 0
-        st.alpha[0] = alpha + (delta / 2.0 if self.robust else 0.0)
-        # L = chol(alpha I + B B^T) of the rows AS STORED, in float64: the transform's rows are
-        # rounded to the dtype, and in float32 a diagonal L from the eigenvalues would be off by
-        # eps ||B||^2, beyond alpha once ||B||^2 > alpha / eps (||z|| = 1e4: the sketch ended 11x
-        # off float64). O(ell^2 d), as the transform.
-        st.L.fill(0)
-        _cholesky_shifted(st.B, st.W, st.L, ell, float(st.alpha[0]))
-        st.rows[0] = ell
+        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD,
+        `_shrink`). Amortised O(ell d) per update; allocates nothing."""
+        st = self.state
+        if not _shrink(st.B, st.L, st.alpha, st.rows, st.W, st.bz, st.c, st.scratch, self.rank,
+                       self.robust):
+            raise NumericalError("the sketch's eigensolver did not converge; the state was left "
+                                 "unchanged")
 
     def matvec(self, vec):
         st = self.state
