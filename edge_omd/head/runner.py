@@ -32,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edge_omd.head.external import check_external_data
 from edge_omd.head.manifest import (graph_fingerprint, head_fingerprint, load_manifest,
                                     tokenizer_digest)
 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
@@ -230,9 +231,10 @@ class FeatureHead:
             (manifest feature settings) are checked either way.
 
         Raises HeadError when a file is missing or corrupt, when the fingerprint does not
-        match the graph + tokenizer + feature settings, or when the manifest does not fit the
-        tokenizer (pad_token_id outside the vocabulary) or the graph (names, dimension d,
-        static shape); ConfigError for a malformed `providers` or `batch_size`.
+        match the graph + tokenizer + feature settings, when the graph reads an external-data
+        file that graph_files does not list (edge_omd/head/external.py), or when the manifest
+        does not fit the tokenizer (pad_token_id outside the vocabulary) or the graph (names,
+        dimension d, static shape); ConfigError for a malformed `providers` or `batch_size`.
         """
         folder = os.fspath(folder)
         m = load_manifest(folder)
@@ -251,7 +253,8 @@ class FeatureHead:
                                               graph_digest):
             raise HeadError(f"feature head {folder}: the graph does not match the manifest's "
                             "graph_sha256 (corrupt or replaced file); re-export the head")
-        tok = load_tokenizer(os.path.join(folder, m["tokenizer_file"]))
+        check_external_data(folder, m["graph_files"])
+        # the tokenizer's bytes are checked before the tokenizer library parses them
         tok_digest = tokenizer_digest(folder, m["tokenizer_file"])
         if "tokenizer_sha256" in m and not hmac.compare_digest(
                 tok_digest, bytes.fromhex(m["tokenizer_sha256"])):
@@ -264,6 +267,7 @@ class FeatureHead:
                             "its graph, tokenizer and feature settings (template, max_length, "
                             "pooling, ... edited after export, or files from another export); "
                             "re-export the head instead of editing it")
+        tok = load_tokenizer(os.path.join(folder, m["tokenizer_file"]))
         if not _is_token(tok, m["pad_token_id"]):
             raise HeadError(f"feature head {folder}: pad_token_id {m['pad_token_id']} is not a "
                             "token of the tokenizer (vocabulary size "
