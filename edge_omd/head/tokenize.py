@@ -271,21 +271,25 @@ class _Cut:
     def __init__(self, tokenizer, max_length: int):
         self.window = 8 * max_length + 256   # characters of body kept at the first try
         self.safe = False
-        try:
-            cfg = json.loads(tokenizer.to_str())
-        except Exception:     # a tokenizer object without to_str: never cut
+        try:   # each component's own JSON (the whole tokenizer's can be megabytes)
+            normalizer, pre, post = (None if c is None else json.loads(c.__getstate__())
+                                     for c in (tokenizer.normalizer, tokenizer.pre_tokenizer,
+                                               tokenizer.post_processor))
+            added = list(tokenizer.get_added_tokens_decoder().values())
+            dropout = getattr(tokenizer.model, "dropout", None)
+        except Exception:     # not a `tokenizers` Tokenizer: never cut
             return
-        space = _junction_char(cfg.get("normalizer"))
-        pre = cfg.get("pre_tokenizer") or {}
+        space = _junction_char(normalizer)
+        pre = pre or {}
         first = pre.get("pretokenizers", [{}])[0] if pre.get("type") == "Sequence" else pre
-        post = cfg.get("post_processor") or {"type": "TemplateProcessing"}
+        post = post or {"type": "TemplateProcessing"}
         posts = post.get("processors", []) if post.get("type") == "Sequence" else [post]
         self.safe = (space is not None and _splits_junction(first, space)
                      and all(p.get("type") in _POST_PROCESSORS for p in posts)
-                     and not (cfg.get("model") or {}).get("dropout")
-                     and not any(a.get("rstrip") or a.get("lstrip")
-                                 or any(c.isspace() or c == space for c in a.get("content", ""))
-                                 for a in cfg.get("added_tokens", [])))
+                     and not dropout
+                     and not any(a.rstrip or a.lstrip
+                                 or any(c.isspace() or c == space for c in a.content)
+                                 for a in added))
 
     def encode(self, enc: TextEncoder, text: str, p0: int, r0: int, r1: int, truncate: bool):
         """enc._select of the whole text, computed from a cut text; None when no cut is proven
