@@ -139,7 +139,7 @@ class TextEncoder:
                 at_least: bool = False) -> tuple[list[int], int, bool]:
         """Head, body and tail of one encoding (prompt start p0, response r0..r1 in its text's
         characters) and the truncation of the module contract. at_least: the encoding is of a
-        cut text, so the whole pair has more tokens than it (said in a refusal)."""
+        cut text, so the whole pair has at least as many tokens (said in a refusal)."""
         ids = list(enc.ids)
         if not ids:
             raise InvalidInputError("the prompt/response pair produced no tokens (empty text and a "
@@ -150,7 +150,7 @@ class TextEncoder:
         if n <= self.max_length:
             return ids, min(s, n - 1), False
         if not truncate:
-            raise InvalidInputError(f"the pair has {'more than ' if at_least else ''}{n} tokens, "
+            raise InvalidInputError(f"the pair has {'at least ' if at_least else ''}{n} tokens, "
                                     f"over this head's max_length {self.max_length}; shorten it "
                                     "or pass truncate=True")
         budget = self.max_length - h - (n - t)

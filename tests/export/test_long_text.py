@@ -72,8 +72,8 @@ TOKENIZERS = {"minilm": _minilm, "llama3": lambda: _bpe(LLAMA3_SPLIT, False),
 
 
 def _result(enc, prompt, response, truncate):
-    """encode_span's result, or the class of its refusal (a refusal of a cut text says "more
-    than N tokens" where the whole text's says how many)."""
+    """encode_span's result, or the class of its refusal (a refusal of a cut text says "at
+    least N tokens" where the whole text's says how many)."""
     try:
         return enc.encode_span(prompt, response, truncate)
     except Exception as e:
