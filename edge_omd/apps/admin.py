@@ -49,8 +49,10 @@ def store_kind(path: str) -> str:
             return "folder"
         raise StoreError(f"{path} is a folder without an edge-omd key or user files: not a "
                          "FolderStore folder (nothing was created in it)")
-    with open(path, "rb") as f:
-        head = f.read(len(SQLITE_MAGIC))
+    head = b""
+    if os.path.isfile(path):      # not a FIFO or a device: reading those could block
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
     if head == SQLITE_MAGIC:
         return "sqlite"
     raise StoreError(f"{path} is neither an SQLite database nor a FolderStore folder")
@@ -97,7 +99,11 @@ def _personalizer(store, user_id: str, head=None):
 
 
 def _time(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
+    try:
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(
+            timespec="seconds")
+    except (OverflowError, ValueError, OSError):    # a time no clock shows: print it as it is
+        return repr(t)
 
 
 def _fp(fp) -> str:

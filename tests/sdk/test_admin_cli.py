@@ -177,6 +177,10 @@ def test_store_paths_are_told_apart_and_nothing_is_created(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
     rc, _, err = run(capsys, "users", tmp_path / "notes.txt")
     assert rc == 1 and "neither an SQLite database nor a FolderStore folder" in err
+    import os
+    os.mkfifo(tmp_path / "pipe")          # read, it would block
+    rc, _, err = run(capsys, "users", tmp_path / "pipe")
+    assert rc == 1 and "neither an SQLite database nor a FolderStore folder" in err
     FolderStore(tmp_path / "fresh").close()              # a store without users yet
     assert run(capsys, "users", tmp_path / "fresh", "--json")[:2] == (
         0, json.dumps({"kind": "folder", "store": str(tmp_path / "fresh"), "users": []},
