@@ -39,11 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_omd import journal
 from edge_omd.head.binding import bind
 from edge_omd.personalizer import Personalizer, default_checkpoint_every
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.store import FolderStore, SQLiteStore, journal
 
 MS = 1e3
 
@@ -120,7 +119,7 @@ def recovery(dims, reps, out):
                 for i in range(n):
                     pr, a, b = _texts(i)
                     p.prefer(pr, a, b)
-                assert p._head.updates - p._head.checkpoint_updates == n
+                assert p._session.cursor.updates - p._session.cursor.checkpoint_updates == n
                 times, loads = [], []
                 for _ in range(reps):
                     s2 = _store("sqlite", tmp, "normal")
@@ -245,7 +244,7 @@ def write_volume(cases, out, quick):
             rec = journal.record_size(d, m._dtype.itemsize)
             fake = [journal.encode(1, i + 1, np.ones(d, m._dtype), 1.0, 1.0)
                     for i in range(min(total, 2000))]
-            state = p._model.to_bytes()
+            state = p._session.model.to_bytes()
             if kind == "sqlite":
                 bare, _ = _bare_sqlite(fake, durable, tmp)
                 c = _bare_sqlite_state(state, 3, durable, tmp)

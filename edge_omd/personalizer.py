@@ -19,7 +19,7 @@ The three settings of the paper:
 - deployment, `choose_pair`: which two candidates to show (strategies.STRATEGIES);
 - active, `select_queries`: which k pairs of a pool to ask about (greedy max width).
 
-Persistence (edge_omd/store.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` / `choose` is
+Persistence (edge_omd/store/session.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` / `choose` is
 committed to the store before the call returns, as ONE journal record of O(d) bytes (the
 observation z as the model learned it, its label, weight and counter). The full state is
 written only at checkpoints: at the user's first commit, every `checkpoint_every` records
@@ -36,48 +36,32 @@ an update.
 Features: the Personalizer keeps the features of the answers it embedded last (bounded by
 `feature_cache_bytes`, default 4 MiB, least recently used out first), keyed by the head's
 fingerprint, the prompt and the response, so `prefer` / `feedback` on answers that `rank` /
-`choose_pair` / `score` just embedded cost no second forward pass.
+`choose_pair` / `score` just embedded cost no second forward pass (edge_omd/feature_cache.py).
 """
 from __future__ import annotations
 
-import hashlib
-import logging
-import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
 from edge_omd import _checks
-from edge_omd import envelope as _envelope
-from edge_omd import journal as _journal
 from edge_omd import strategies as _st
-from edge_omd.errors import (ConfigError, HeadMismatchError, InvalidInputError,
-                             NumericalError, StateFormatError)
+from edge_omd.errors import ConfigError, InvalidInputError
+from edge_omd.feature_cache import DEFAULT_FEATURE_CACHE_BYTES, FeatureCache
 from edge_omd.prior import Prior
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import (RECORD_FORMAT, Head, Store, StoreRecord, Sync, check_stored_head,
-                            validate_user_id)
+from edge_omd.store import Store, validate_user_id
+from edge_omd.store.session import Session, default_checkpoint_every
 
 __all__ = ["Personalizer", "Ranked", "Query", "default_checkpoint_every",
            "DEFAULT_FEATURE_CACHE_BYTES"]
 
-_log = logging.getLogger(__name__)
-
-#: Default bound of the feature cache (features + 128 bytes per entry): 2,700 answers at
-#: d=384 float32, 250 at d=4096.
-DEFAULT_FEATURE_CACHE_BYTES = 4 << 20
-#: Prompts whose offered candidates (rank / score / choose_pair) feedback() remembers
-_MAX_OFFERED = 32
 #: A new user's state budget unless model_options says otherwise: the exact model up to
 #: d = 1448 (every head below that keeps it), a robust-FD sketch of rank ~186 at d = 4096
 #: (Llama-3-8B), within 0.2 accuracy points of the 64 MiB exact state on power-law features
 #: (`python -m edge_omd_bench.budget`). `model_options={"budget_bytes": None}` gives exact.
 DEFAULT_BUDGET_BYTES = 8 << 20
-_ENTRY_OVERHEAD = 128
-
-_EXPORT_MAGIC = b"EOMDUSR1"
 
 
 class Ranked(NamedTuple):
@@ -102,123 +86,6 @@ def _check_learn_text(name, s) -> str:
     if not s:
         raise InvalidInputError(f"{name} is empty: nothing to learn from (nothing was committed)")
     return s
-
-
-# Default checkpoint interval N: recovery = load the checkpoint + replay N records must stay
-# <= 1 s. Measured with bench/persistence.py on the 2-core reference machine (d = 384 ... 4096,
-# exact and sketch; the table is in docs/JOURNAL_FORMAT.md), idle and under a load average of 8:
-# loading a checkpoint costs up to ~5 ns per state byte (64 MiB at d=4096 exact: 0.15-0.35 s),
-# replaying one record ~0.15 ms of fixed overhead plus up to ~2 ns per unit of the update's work
-# (d^2 for exact / cg, 2 ell d + 4 ell^2 for the sketch, d for the diagonal; d=4096 exact:
-# 10-44 ms a record, memory-bound). N is sized for 0.45 s of such an estimate, which kept every
-# recovery measured on the loaded machine under about 0.75 s.
-_RECOVERY_BUDGET_S = 0.45
-_LOAD_PER_BYTE_S = 5e-9
-_REPLAY_FIXED_S, _REPLAY_PER_WORK_S = 1.5e-4, 2e-9
-_MIN_EVERY, _MAX_EVERY = 8, 4096
-
-
-def _update_work(dim: int, solver: str, rank: Optional[int]) -> int:
-    d, r = int(dim), int(rank or 1)
-    if solver in ("exact", "cg"):
-        return d * d
-    if solver == "sketch":
-        return 2 * r * d + 4 * r * r
-    return d
-
-
-def default_checkpoint_every(dim: int, solver: str, rank: Optional[int] = None,
-                             dtype: str = "float32") -> int:
-    """Journal records between checkpoints for a model of this shape (recovery <= 1 s)."""
-    state = RewardModel.state_bytes(dim, solver, dtype, rank)
-    per = _REPLAY_FIXED_S + _REPLAY_PER_WORK_S * _update_work(dim, solver, rank)
-    left = _RECOVERY_BUDGET_S - _LOAD_PER_BYTE_S * state
-    return int(min(_MAX_EVERY, max(_MIN_EVERY, left // per)))
-
-
-class _FeatureCache:
-    """Features of recently embedded (prompt, response) pairs, least recently used out first.
-
-    Keys are 16-byte BLAKE2b digests of (head fingerprint, prompt, response), so the texts are
-    not kept; each entry costs its features + _ENTRY_OVERHEAD bytes against `max_bytes`."""
-
-    def __init__(self, fingerprint: bytes, max_bytes: int):
-        self.max_bytes = int(max_bytes)
-        self._fp = bytes(fingerprint)[:64]
-        self._d: OrderedDict = OrderedDict()
-        self.nbytes = 0
-        self.hits = self.misses = 0
-        # prompt digest -> (response keys, float64 sum of their features) of the candidates
-        # offered last for that prompt (`offer`); at most _MAX_OFFERED prompts, kept even when
-        # the feature cache is disabled (d float64 + 16 bytes a response each)
-        self._offered: OrderedDict = OrderedDict()
-
-    def _prompt_hash(self, prompt: str):
-        h = hashlib.blake2b(digest_size=16, key=self._fp)
-        pb = prompt.encode("utf-8", "surrogatepass")
-        h.update(len(pb).to_bytes(8, "little") + pb)
-        return h
-
-    def offer(self, prompt: str, keys: list[bytes], phi: np.ndarray) -> None:
-        """Remember the candidates `keys` (features `phi`, (n, d)) the assistant had for
-        `prompt` (rank / score: all of them; choose_pair: the two shown). Replaces the
-        prompt's previous list."""
-        k = self._prompt_hash(prompt).digest()
-        self._offered.pop(k, None)
-        if len(keys) >= 2:
-            self._offered[k] = (tuple(keys), phi.astype(np.float64).sum(axis=0))
-            while len(self._offered) > _MAX_OFFERED:
-                self._offered.popitem(last=False)
-
-    def others_mean(self, prompt: str, key: bytes, phi: np.ndarray) -> Optional[np.ndarray]:
-        """Mean feature (float64) of the candidates offered last for `prompt` other than the
-        response `key` (features `phi`, (d,)), or None when that list does not hold it or
-        holds nothing else."""
-        entry = self._offered.get(self._prompt_hash(prompt).digest())
-        if entry is None or key not in entry[0]:
-            return None
-        keys, total = entry
-        same = keys.count(key)
-        if same == len(keys):
-            return None
-        return (total - same * phi.astype(np.float64)) / (len(keys) - same)
-
-    def keys(self, prompt: str, responses: list[str]) -> list[bytes]:
-        h = self._prompt_hash(prompt)
-        out = []
-        for r in responses:
-            g = h.copy()
-            g.update(r.encode("utf-8", "surrogatepass"))
-            out.append(g.digest())
-        return out
-
-    def get(self, key):
-        row = self._d.get(key)
-        if row is not None:
-            self._d.move_to_end(key)
-        return row
-
-    def put(self, key, row: np.ndarray) -> None:
-        if self.max_bytes <= 0:
-            return
-        cost = row.nbytes + _ENTRY_OVERHEAD
-        if cost > self.max_bytes:
-            return
-        old = self._d.pop(key, None)
-        if old is not None:
-            self.nbytes -= old.nbytes + _ENTRY_OVERHEAD
-        row = np.array(row, copy=True)
-        row.flags.writeable = False
-        self._d[key] = row
-        self.nbytes += cost
-        while self.nbytes > self.max_bytes:
-            _k, v = self._d.popitem(last=False)
-            self.nbytes -= v.nbytes + _ENTRY_OVERHEAD
-
-    def clear(self):
-        self._d.clear()
-        self._offered.clear()
-        self.nbytes = 0
 
 
 class Personalizer:
@@ -312,18 +179,12 @@ class Personalizer:
         if "budget_bytes" not in model_options and model_options.get("solver", "auto") == "auto":
             self.model_options["budget_bytes"] = DEFAULT_BUDGET_BYTES
         self._rng = rng
-        self._every_option = None if checkpoint_every is None else int(checkpoint_every)
-        self._cache = _FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
-        self._model: Optional[RewardModel] = None   # committed state (+ pending in batch mode)
-        self._head: Optional[Head] = None           # where _model's committed part stands
-        self._pending: list[tuple] = []             # (z, y, w) learned but not committed
-        self._batch_depth = 0
-        #: the counter of the last observation this object committed (its position in the
-        #: user's commit order; other processes' commits are numbered in between), or None
-        self.last_commit: Optional[int] = None
+        self._cache = FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
+        #: the user's committed state as this object keeps it: sync, replay, commit, checkpoint
+        self._session = Session(store, self.user_id, head, self._new_model, checkpoint_every)
         if model_options or prior is not None:   # fail on bad options now, not at the first update
             self._new_model()
-        self._refresh()
+        self._session.refresh()
 
     # ------------------------------------------------------------------ state and persistence
     def _new_model(self) -> RewardModel:
@@ -335,144 +196,16 @@ class Personalizer:
         self.head.check(model)   # binds the head's fingerprint
         return model
 
-    def _load(self, rec: StoreRecord) -> RewardModel:
-        rec.check_head(self.head.fingerprint, int(self.head.dim))
-        return self._decode(rec.user_id, rec.state)
-
-    def _decode(self, user_id: str, state: bytes) -> RewardModel:
-        try:
-            model = RewardModel.from_bytes(state)
-        except StateFormatError as exc:
-            raise StateFormatError(
-                f"user {user_id!r}: the stored state cannot be read ({exc}); restore it with "
-                f"an edge-omd version that wrote it, or erase it with store.delete("
-                f"{user_id!r}) and start again") from exc
-        self.head.check(model)   # HeadMismatchError if the blob's own dim/fingerprint differ
-        return model
-
-    def _replay(self, model: RewardModel, records) -> None:
-        for r in records:
-            try:
-                _journal.apply(model, r)
-            except (InvalidInputError, NumericalError) as exc:
-                raise StateFormatError(
-                    f"user {self.user_id!r}: journal record {r.seq} cannot be replayed ({exc}); "
-                    f"erase the user with store.delete({self.user_id!r}) and start again") from exc
-
-    def _apply_sync(self, s: Sync) -> None:
-        """Make _model the committed state `s` describes (from the cursor _head)."""
-        if s.head is None:
-            self._model, self._head = self._new_model(), None
-            return
-        if s.record is not None:
-            model = self._load(s.record)
-            self._model = None
-            self._replay(model, s.record.journal)
-            self._model, self._head = model, s.head
-            return
-        if s.tail:
-            model, self._model = self._model, None   # unusable if a replay fails half-way
-            self._replay(model, s.tail)
-            self._model = model
-        self._head = s.head
-
-    def _refresh(self) -> None:
-        if not self._pending:
-            self._apply_sync(self.store.sync(self.user_id,
-                                             self._head if self._model is not None else None))
-            return
-        # batch mode: the model holds uncommitted observations on top of the committed state
-        s = self.store.sync(self.user_id, self._head if self._model is not None else None)
-        if self._model is not None and not self._moved(s):
-            self._head = s.head
-            return
-        self._rebuild(self.store.sync(self.user_id, None) if s.record is None and
-                      s.head is not None else s)
-
-    def _moved(self, s: Sync) -> bool:
-        if s.head is None:
-            return self._head is not None
-        return s.record is not None or bool(s.tail) or self._head is None
-
-    def _rebuild(self, full: Sync) -> None:
-        """_model = the committed state of `full` (checkpoint + journal) + the pending ones."""
-        self._apply_sync(full)
-        model, self._model = self._model, None
-        for z, y, w in self._pending:
-            _journal.learn(model, z, y, w)
-        self._model = model
+    @property
+    def last_commit(self) -> Optional[int]:
+        """The counter of the last observation this object committed (its position in the
+        user's commit order; other processes' commits are numbered in between), or None."""
+        return self._session.last_commit
 
     @property
     def checkpoint_every(self) -> int:
         """Journal records between two checkpoints."""
-        if self._every_option is not None:
-            return self._every_option
-        m = self._model if self._model is not None else self._new_model()
-        return default_checkpoint_every(m.dim, m.solver, m.rank, m.dtype)
-
-    def _commit(self, learn) -> None:
-        """Learn (in place, inside the store's transaction) and append the journal records.
-
-        learn(model) -> [(z, y, w)] the observations as the model learned them."""
-        created = self._head is None
-        try:
-            with self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,
-                                        dim=int(self.head.dim), checkpoint=created) as tx:
-                s = tx.sync(self._head if self._model is not None else None)
-                if self._pending:
-                    if self._model is None or self._moved(s):
-                        self._rebuild(tx.sync(None) if s.record is None and s.head is not None
-                                      else s)
-                    else:
-                        self._head = s.head
-                else:
-                    self._apply_sync(s)
-                if tx.head is None:   # a new user: its first checkpoint is the replay base
-                    base = self._new_model().to_bytes() if self._pending else \
-                        self._model.to_bytes()
-                    tx.create(base, updates=0)
-                obs = list(self._pending) + learn(self._model)
-                epoch, n = tx.head.epoch, tx.head.updates
-                tx.append([_journal.encode(epoch, n + 1 + i, z, y, w, kind=_journal.kind_of(z))
-                           for i, (z, y, w) in enumerate(obs)])
-        except BaseException:
-            # the model may have learned what was not committed: reload it next time
-            self._model, self._head = None, None
-            raise
-        self._head = tx.head
-        self._pending = []
-        self.last_commit = self._head.updates
-        if self._head.updates - self._head.checkpoint_updates >= self.checkpoint_every:
-            self._checkpoint(auto=True)
-
-    def _checkpoint(self, auto: bool) -> bool:
-        try:
-            with self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,
-                                        dim=int(self.head.dim), checkpoint=True) as tx:
-                self._apply_sync(tx.sync(self._head if self._model is not None else None))
-                h = tx.head
-                if h is None or h.updates == h.checkpoint_updates or (
-                        auto and h.updates - h.checkpoint_updates < self.checkpoint_every):
-                    return False
-                tx.checkpoint(self._model.to_bytes(), updates=h.updates)
-        except Exception as exc:
-            self._model, self._head = None, None
-            if not auto:
-                raise
-            # the feedback is committed; the checkpoint is tried again at the next commit
-            _log.warning("user %r: checkpoint failed (the journal is kept): %s", self.user_id, exc)
-            return False
-        self._head = tx.head
-        return True
-
-    def _observe(self, learn) -> None:
-        if self._batch_depth == 0:
-            self._commit(learn)
-            return
-        # Batch mode: learn in memory now (the RewardModel leaves itself unchanged on bad
-        # input), commit at flush.
-        self._refresh()
-        self._pending.extend(learn(self._model))
+        return self._session.checkpoint_every
 
     def flush(self) -> int:
         """Commit the pending observations in one transaction; returns how many were committed.
@@ -481,17 +214,13 @@ class Personalizer:
         processes committed meanwhile (the pending observations are then learned again after
         theirs, in commit order), and one journal record per observation is appended.
         """
-        n = len(self._pending)
-        if n:
-            self._commit(lambda model: [])
-        return n
+        return self._session.flush()
 
     def checkpoint(self) -> bool:
         """Commit pending observations, then write the full state now if the journal is not
         empty (so the next open replays nothing). Call it when the app goes idle. Returns
         whether a checkpoint was written."""
-        self.flush()
-        return self._checkpoint(auto=False)
+        return self._session.checkpoint()
 
     def close(self) -> None:
         """`checkpoint()`; the store stays open (it may serve other users)."""
@@ -506,39 +235,32 @@ class Personalizer:
     @contextmanager
     def batch(self):
         """Group updates: they apply at once in memory and are committed when the block exits."""
-        self._batch_depth += 1
-        try:
+        with self._session.batch():
             yield self
-        finally:
-            self._batch_depth -= 1
-            if self._batch_depth == 0:
-                self.flush()
 
     @property
     def pending(self) -> int:
         """Observations applied in memory but not yet committed (non-zero only inside batch())."""
-        return len(self._pending)
+        return self._session.pending
 
     @property
     def model(self) -> RewardModel:
         """A copy of the current model (committed state plus pending observations)."""
-        self._refresh()
-        return self._model.copy()
+        return self._session.current().copy()
 
     @property
     def updates(self) -> int:
         """Committed observations of this user: each feedback / prefer / choose adds one, a
         batch of k adds k. It never goes backwards (an import keeps the larger count); reset()
         restarts it."""
-        self._refresh()
-        return 0 if self._head is None else self._head.updates
+        return self._session.updates
 
     @property
     def beta(self) -> float:
         """The confidence radius in use (beta_t of the current round for beta='paper')."""
         if self._beta == "paper":
-            self._refresh()
-            return _st.paper_beta(int(self.head.dim), int(self._model.t), delta=self.delta)
+            return _st.paper_beta(int(self.head.dim), int(self._session.current().t),
+                                  delta=self.delta)
         return float(self._beta)
 
     # ------------------------------------------------------------------ learning verbs
@@ -593,7 +315,7 @@ class Personalizer:
             def learn(model):
                 model.learn_one(z, y, weight=weight)
                 return [(model.observation.copy(), y, float(weight))]
-        self._observe(learn)
+        self._session.observe(learn)
 
     def prefer(self, prompt: str, chosen: str, rejected: str, *, weight: float = 1.0) -> None:
         """The user preferred `chosen` to `rejected` for `prompt`; committed before returning.
@@ -613,7 +335,7 @@ class Personalizer:
         def learn(model):
             model.learn_pair(phi[0], phi[1], weight=weight)
             return [(model.observation.copy(), 1.0, float(weight))]
-        self._observe(learn)
+        self._session.observe(learn)
 
     def choose(self, prompt: str, responses: Sequence[str], chosen_index: int, *,
                weight: float = 1.0) -> None:
@@ -644,38 +366,20 @@ class Personalizer:
             model.learn_choice_observation(P, c, weight=weight)
             P.flags.writeable = False
             return [(P, float(c), float(weight))]
-        self._observe(learn)
+        self._session.observe(learn)
 
     def reset(self) -> None:
         """Forget this user: the stored record is erased and the model is back to theta = 0
         (to the prior's start with a prior)."""
-        self._pending = []
-        self.store.delete(self.user_id)
-        self._model, self._head = None, None
+        self._session.delete()
         self._cache.clear()
-        self._refresh()
+        self._session.refresh()
 
     # ------------------------------------------------------------------ decisions
     def _features(self, prompt: str, responses: list[str]) -> np.ndarray:
         """phi(prompt, a) for each response, (n, d): from the feature cache where it has them,
         one head call for the rest."""
-        cache, d = self._cache, int(self.head.dim)
-        if cache.max_bytes <= 0:
-            return self._embed(prompt, responses)
-        keys = cache.keys(prompt, responses)
-        rows = [cache.get(k) for k in keys]
-        missing = [i for i, r in enumerate(rows) if r is None]
-        if missing:
-            cache.misses += len(missing)
-            new = self._embed(prompt, [responses[i] for i in missing])
-            for j, i in enumerate(missing):
-                rows[i] = new[j]
-                cache.put(keys[i], new[j])
-        cache.hits += len(responses) - len(missing)
-        out = np.empty((len(responses), d), dtype=np.result_type(*[r.dtype for r in rows]))
-        for i, r in enumerate(rows):
-            out[i] = r
-        return out
+        return self._cache.features(prompt, responses, self._embed, int(self.head.dim))
 
     def _embed(self, prompt: str, responses: list[str]) -> np.ndarray:
         phi = np.asarray(self.head.features(prompt, responses))
@@ -689,9 +393,9 @@ class Personalizer:
         _checks.text("prompt", prompt)
         responses = _checks.responses(responses, 1)
         phi = self._features(prompt, responses)
-        self._refresh()
+        model = self._session.current()
         self._cache.offer(prompt, self._cache.keys(prompt, responses), phi)
-        return np.asarray(self._model.reward(phi), np.float64)
+        return np.asarray(model.reward(phi), np.float64)
 
     def rank(self, prompt: str, responses: Sequence[str], *,
              pessimism: Optional[float] = None) -> list[Ranked]:
@@ -708,11 +412,11 @@ class Personalizer:
         else:
             pessimism = _checks.at_least("pessimism", pessimism, 0.0)
         phi = self._features(prompt, responses)
-        self._refresh()
+        model = self._session.current()
         self._cache.offer(prompt, self._cache.keys(prompt, responses), phi)
-        r = np.asarray(self._model.reward(phi), np.float64)
+        r = np.asarray(model.reward(phi), np.float64)
         ref = phi.astype(np.float64).mean(axis=0).astype(phi.dtype)
-        w = np.asarray(self._model.width(phi, ref), np.float64)
+        w = np.asarray(model.width(phi, ref), np.float64)
         s = _st.pessimistic_scores(r, w, pessimism)
         order = np.lexsort((np.arange(s.size), -s))
         return [Ranked(int(i), responses[i], float(s[i]), float(r[i]), float(w[i])) for i in order]
@@ -731,8 +435,7 @@ class Personalizer:
                                     f"{', '.join(_st.STRATEGIES)}")
         q = _checks.at_least("q", q, 1.0, allow_inf=True)
         phi = self._features(prompt, responses)
-        self._refresh()
-        model = self._model
+        model = self._session.current()
         r = np.asarray(model.reward(phi), np.float64)
         a, b = _st.choose_pair(r, lambda a: model.width(phi, phi[a]), strategy=strategy,
                                beta=self.beta, q=q, rng=self._rng)
@@ -771,8 +474,7 @@ class Personalizer:
                 raise InvalidInputError(f"pool[{n}] must be (prompt, [responses])")
             items.append((_checks.text(f"pool[{n}] prompt", item[0]),
                           _checks.responses(item[1], 2)))
-        self._refresh()
-        model = self._model
+        model = self._session.current()
         cand, rows = [], []
         for n, (prompt, responses) in enumerate(items):
             phi = self._features(prompt, responses).astype(np.float64)
@@ -801,14 +503,7 @@ class Personalizer:
         dim, head fingerprint, update count, time), the RewardModel's own bytes, u32 CRC-32 of
         everything before it.
         """
-        self.flush()
-        self._refresh()
-        return _envelope.pack_json(_EXPORT_MAGIC, {
-            "record_format": RECORD_FORMAT, "dim": int(self.head.dim),
-            "head_fingerprint": bytes(self.head.fingerprint).hex(),
-            "updates": 0 if self._head is None else self._head.updates,
-            "exported_at": time.time(),
-        }, self._model.to_bytes())
+        return self._session.export_state()
 
     def import_state(self, blob: bytes) -> None:
         """Replace this user's state by an `export_state` blob (committed before returning).
@@ -816,36 +511,7 @@ class Personalizer:
         Raises StateFormatError (corrupt or foreign blob) or HeadMismatchError (learned on
         another head); in both cases nothing changes. Pending observations are committed first.
         """
-        if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise InvalidInputError(f"blob must be bytes, got {type(blob).__name__}")
-        _magic, h, state = _envelope.unpack_json(
-            blob, (_EXPORT_MAGIC,), "the user export",
-            "pass the bytes export_state() returned (export again if they were damaged)")
-        w = "the user export's header"
-        fingerprint = _envelope.field_hex(h, "head_fingerprint", 32, w)
-        dim = _envelope.field_int(h, "dim", 1, 1 << 16, w)
-        record_format = _envelope.field_int(h, "record_format", 0, (1 << 31) - 1, w)
-        exported = _envelope.field_int(h, "updates", 0, (1 << 63) - 1, w) if "updates" in h \
-            else 0
-        # all checks before anything is written
-        check_stored_head(self.user_id, record_format, fingerprint, dim,
-                          self.head.fingerprint, int(self.head.dim))
-        model = self._decode(self.user_id, bytes(state))
-        self.flush()
-        state = model.to_bytes()
-        from edge_omd.store import MAX_UPDATES
-        try:
-            with self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,
-                                        dim=int(self.head.dim), checkpoint=True) as tx:
-                s = tx.sync(None)
-                now = 0 if s.head is None else s.head.updates
-                # a new checkpoint (new epoch: every cached copy reloads); the counter never
-                # goes backwards, whatever the export's own count
-                tx.create(state, updates=min(max(now, exported), MAX_UPDATES))
-        except BaseException:
-            self._model, self._head = None, None
-            raise
-        self._model, self._head = model, tx.head
+        self._session.import_state(blob)
 
     def __repr__(self):
         return (f"Personalizer(user_id={self.user_id!r}, store={self.store!r}, "

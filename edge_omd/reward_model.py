@@ -252,7 +252,7 @@ class RewardModel:
 
         z: (d,) finite, already in the state's dtype (what `observation` held after the live
         learn_* call); y in [0, 1]. Same kernels on the same bits: the model ends with the
-        bytes the live model had (edge_omd/journal.py)."""
+        bytes the live model had (edge_omd/store/journal.py)."""
         z = _checks.exact_array(z, "z", (self._d,), self._dtype)
         y = _checks.label(y)
         w = _checks.weight(weight)

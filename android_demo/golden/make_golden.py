@@ -6,7 +6,7 @@ OUT_DIR/model/<case>/: case.json (settings, the seeded stream, probes, and after
 Python rewards, widths and deterministic choose_pair picks) and s<k>.eomd (the state after k
 updates, k = 0..K); OUT_DIR/model/refuse/: mutated states with a verdict from Python's loader
 (accepted or the StateFormatError message), for Java to agree with.
-OUT_DIR/journal/<case>/: a checkpoint after 4 updates, the journal of the rest (edge_omd/journal.py)
+OUT_DIR/journal/<case>/: a checkpoint after 4 updates, the journal of the rest (edge_omd/store/journal.py)
 and damaged variants, each with Python's parse verdict and the state its replay gives.
 OUT_DIR/tok/<head>/: tokenizer.json, manifest.json (template, max_length, special tokens, pad id,
 padding side) and cases.json (texts, ids of the raw tokenizer, and padded ids/masks of the
@@ -293,9 +293,9 @@ def _label_of(s):
 
 
 def write_journal_cases(root):
-    """Checkpoint after 4 updates + a journal of the rest (edge_omd/journal.py records); damaged
+    """Checkpoint after 4 updates + a journal of the rest (edge_omd/store/journal.py records); damaged
     variants with Python's parse verdict and the state its replay gives."""
-    from edge_omd import journal
+    from edge_omd.store import journal
     os.makedirs(root, exist_ok=True)
     names = []
     for ci, (name, d, cfg) in enumerate(JOURNAL_CASES):
@@ -372,8 +372,7 @@ def write_journal_cases(root):
 def write_folder_store(folder):
     """A Python FolderStore user ("alice": checkpoint at 10 updates + journal of 7 more) for the
     Java UserStore to open, continue and hand back (tests/android checks the way back)."""
-    from edge_omd import journal
-    from edge_omd.store import FolderStore
+    from edge_omd.store import FolderStore, journal
     st = FolderStore(folder)
     d = 12
     m = RewardModel(d, solver="exact", dtype="float32", head_fingerprint=bytes(range(32)))

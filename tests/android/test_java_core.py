@@ -100,8 +100,7 @@ def test_python_loads_what_java_wrote(run):
 def test_python_folder_store_opens_what_java_continued(run):
     """A FolderStore user written by Python, continued on the JVM by UserStore (5 more pairs),
     opens in Python's FolderStore: its checkpoint + journal replay to Java's live model."""
-    from edge_omd import journal
-    from edge_omd.store import FolderStore
+    from edge_omd.store import FolderStore, journal
     folder = run["out"] / "folder_store"
     s = FolderStore(folder).sync("alice")
     rec = s.record

@@ -6,7 +6,8 @@ import struct
 
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FileIO, FolderStore, SQLiteStore, _SQLiteTx
+from edge_omd.store import FileIO, FolderStore, SQLiteStore
+from edge_omd.store.sqlite import _SQLiteTx
 from tests.sdk.fakes import FakeHead
 
 
@@ -140,8 +141,8 @@ def recover_bytes(entries, out_path):
     for kind, path, user_id, dim in entries:
         store = open_store(kind, path)
         p = Personalizer(FakeHead(dim=dim), store, user_id)
-        blob = p._model.to_bytes()
-        lines.append(f"{hashlib.sha256(blob).hexdigest()} {p.updates} {p._model.t}\n")
+        blob = p._session.model.to_bytes()
+        lines.append(f"{hashlib.sha256(blob).hexdigest()} {p.updates} {p._session.model.t}\n")
         store.close()
     with open(out_path, "w") as f:
         f.writelines(lines)

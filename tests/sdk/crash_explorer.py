@@ -35,11 +35,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_omd import journal
 from edge_omd.envelope import FileIO
 from edge_omd.errors import EdgeOMDError
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore
+from edge_omd.store import FolderStore, journal
 
 CATEGORIES = ("append", "checkpoint", "truncation", "rename", "delete")
 

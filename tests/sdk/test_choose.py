@@ -1,14 +1,14 @@
 """Personalizer.choose: one multinomial-logit observation over the candidates shown, committed as
-ONE kind-2 journal record (edge_omd/journal.py) and recovered bit for bit by a fresh process."""
+ONE kind-2 journal record (edge_omd/store/journal.py) and recovered bit for bit by a fresh process."""
 import hashlib
 
 import numpy as np
 import pytest
 
-from edge_omd import journal
 from edge_omd.errors import InvalidInputError, StateFormatError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
+from edge_omd.store import journal
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
 
@@ -118,11 +118,12 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
                         _drive(p, 101)
                 if seq % 5 == 0:
                     p.rank(PROMPT, ANSWERS)
-            assert p.updates == 25 and p._head.updates > p._head.checkpoint_updates
+            cursor = p._session.cursor
+            assert p.updates == 25 and cursor.updates > cursor.checkpoint_updates
             kinds = {r.kind for r in store.sync(name, None).record.journal}
             assert journal.KIND_CHOICE in kinds
-            blob = p._model.to_bytes()
-            live.append(f"{hashlib.sha256(blob).hexdigest()} 25 {p._model.t}")
+            blob = p._session.model.to_bytes()
+            live.append(f"{hashlib.sha256(blob).hexdigest()} 25 {p._session.model.t}")
             entries.append((kind, path, name, 24))
         store.close()
     _workers.assert_recovered_in_fresh_process(entries, live, tmp_path)

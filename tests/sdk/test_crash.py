@@ -125,12 +125,13 @@ def test_sigkill_at_random_moments_loses_no_committed_feedback(tmp_path, kind, d
         n = p.updates
         assert n >= last_n, "the counter went backwards"
         assert reported <= n <= reported + 1, (reported, n, at)   # reported ones all survive
-        assert p._model.t == n
+        assert p._session.model.t == n
         while ref_n < n:
             ref_n += 1
             _workers.reference_apply(ref, head, ref_n)
-        assert p._model.to_bytes() == ref.to_bytes(), (it, at, n)   # a replay of exactly them
-        seen_ckpt.add(p._head.checkpoint_updates)
+        # a replay of exactly them
+        assert p._session.model.to_bytes() == ref.to_bytes(), (it, at, n)
+        seen_ckpt.add(p._session.cursor.checkpoint_updates)
         last_n = n
         store.close()
     assert injected >= KILLS // 3 and last_n >= KILLS and len(seen_ckpt) > 3
@@ -219,8 +220,8 @@ def test_power_cut_loses_nothing_when_full_and_at_most_the_records_since_the_che
         if durable == "full":
             assert n == k                                    # every acknowledged one
         else:
-            assert n == p._head.checkpoint_updates and k - n < 5   # < N lost, never more
-        assert q._model.to_bytes() == states[n]              # and exactly a prefix
+            assert n == p._session.cursor.checkpoint_updates and k - n < 5   # < N lost, never more
+        assert q._session.model.to_bytes() == states[n]              # and exactly a prefix
 
 
 # ------------------------------------------------------------------ concurrency
@@ -242,13 +243,13 @@ def test_four_processes_fifty_feedbacks_each_equal_a_sequential_replay(tmp_path,
     store = _workers.open_store(kind, path)
     head = FakeHead(dim=64)
     p = Personalizer(head, store, "shared")
-    assert p.updates == 200 and p._model.t == 200
+    assert p.updates == 200 and p._session.model.t == 200
     ref = RewardModel(64, **p.model_options)     # the Personalizer's defaults (its budget)
     head.check(ref)
     for _, w, i in order:
         prompt, response, up = _workers.hammer_observation(w, i)
         ref.learn_thumb(head.features(prompt, [response])[0], up)
-    assert p._model.to_bytes() == ref.to_bytes()
+    assert p._session.model.to_bytes() == ref.to_bytes()
     store.close()
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_omd import journal, personalizer, store
+from edge_omd import store
 from edge_omd.errors import StateFormatError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore, StoreRecord
+from edge_omd.store import FolderStore, SQLiteStore, StoreRecord, journal, session
 from tests.sdk.fakes import FakeHead
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -62,7 +62,7 @@ def test_golden_checkpoint_opens_under_its_old_name_and_moves_to_the_keyed_one(t
 
 
 def test_user_export_bytes_unchanged(tmp_path, monkeypatch):
-    monkeypatch.setattr(personalizer.time, "time", lambda: META["time"])
+    monkeypatch.setattr(session.time, "time", lambda: META["time"])
     p = Personalizer(FakeHead(dim=8), SQLiteStore(tmp_path / "s.sqlite"), "alice",
                      model_options={"solver": "exact", "dtype": "float64"})
     p.import_state(_golden("user_export_v1.bin"))

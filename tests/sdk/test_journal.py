@@ -5,11 +5,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from edge_omd import journal
 from edge_omd.errors import ConfigError, InvalidInputError, StateFormatError
 from edge_omd.personalizer import Personalizer, default_checkpoint_every
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.store import FolderStore, SQLiteStore, journal
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
 
@@ -118,9 +117,9 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
                         _workers.send(p, 100)
                         _workers.send(p, 101)
             # checkpoints at 7, 15 (the batch crossed 14) and 22; records 23-28 in the journal
-            assert p.updates == 28 and p._head.checkpoint_updates == 22
-            blob = p._model.to_bytes()
-            live.append(f"{hashlib.sha256(blob).hexdigest()} 28 {p._model.t}")
+            assert p.updates == 28 and p._session.cursor.checkpoint_updates == 22
+            blob = p._session.model.to_bytes()
+            live.append(f"{hashlib.sha256(blob).hexdigest()} 28 {p._session.model.t}")
             entries.append((kind, path, name, 24))
         store.close()
     _workers.assert_recovered_in_fresh_process(entries, live, tmp_path)
@@ -138,7 +137,7 @@ def test_feedback_writes_one_record_and_never_the_state_between_checkpoints(head
         p.prefer(PROMPT, f"{CODE} {i}", PROSE)
         if i < 4 and i > 0:
             # exact keeps its fused deferred update across feedbacks: nothing flushed it
-            assert p._model._solver.state.aux[1] == 1.0
+            assert p._session.model._solver.state.aux[1] == 1.0
     # the state was serialised only for the first checkpoint (creation, t=0) and at 5 and 10
     assert calls == [0, 5, 10]
     rec = store.get("u")

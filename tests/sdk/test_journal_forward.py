@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_omd import envelope, journal
+from edge_omd import envelope
 from edge_omd.errors import StoreError
 from edge_omd.personalizer import Personalizer
-from edge_omd.store import FolderStore, SQLiteStore
+from edge_omd.store import FolderStore, SQLiteStore, journal
 from tests.sdk.fakes import FakeHead
 
 D = 64
@@ -123,7 +123,7 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
     for i in range(3):
         p.feedback("p", f"answer {i}", up=i % 2 == 0)
     live = p.model.to_bytes()
-    cursor = p._head
+    cursor = p._session.cursor
     _append_future(store, kind, "ann", what, cursor.epoch, 4)   # what a newer SDK appended
     before = _snapshot(store, kind)
     jbefore = _journal_bytes(store, kind, "ann")
@@ -172,7 +172,7 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
     for i in range(3):
         q.feedback("p", f"answer {i}", up=i % 2 == 0)
     assert q.model.to_bytes() == live
-    full = journal.encode(q._head.epoch, 4, np.ones(D, np.float32), 1.0, 1.0)
+    full = journal.encode(q._session.cursor.epoch, 4, np.ones(D, np.float32), 1.0, 1.0)
     if kind == "folder":
         jp2 = Path(store2.paths("ann").journal)
         jp2.write_bytes(jp2.read_bytes() + full[:len(full) // 2])

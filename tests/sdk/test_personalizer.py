@@ -184,7 +184,7 @@ def test_default_budget_keeps_exact_for_small_heads_and_sketches_large_ones(sqli
 
 def test_a_failed_commit_leaves_the_stored_and_the_cached_state_as_they_were(head, sqlite_store,
                                                                              monkeypatch):
-    from edge_omd.store import _SQLiteTx
+    from edge_omd.store.sqlite import _SQLiteTx
     p = Personalizer(head, sqlite_store, "u")
     p.prefer(PROMPT, CODE, PROSE)
     before, theta = sqlite_store.get("u"), p.model.theta

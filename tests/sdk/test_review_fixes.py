@@ -60,7 +60,7 @@ def test_folder_failure_before_rename_still_reports_and_keeps_the_old_state(tmp_
     def failing_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store_mod.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(StoreError, match="previous state is intact"):
         store.update("bob", lambda old: b"new", head_fingerprint=FP, dim=8)
     monkeypatch.undo()

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from pathlib import Path
 
-from edge_omd import journal
 from edge_omd.errors import ConfigError, HeadMismatchError, StateFormatError, StoreError
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
-from edge_omd.store import FolderStore, SQLiteStore, UserIdError, validate_user_id
+from edge_omd.store import FolderStore, SQLiteStore, UserIdError, validate_user_id, journal
 from tests.sdk import _workers
 from tests.sdk.fakes import FakeHead
 
@@ -259,7 +258,7 @@ def test_folder_torn_record_stops_replay_and_is_cut_before_the_next_append(tmp_p
     live = p.model.to_bytes()
     jpath = Path(store.paths("lea").journal)
     good = jpath.read_bytes()
-    rec = journal.encode(p._head.epoch, 4, np.ones(64, np.float32), 1.0, 1.0)
+    rec = journal.encode(p._session.cursor.epoch, 4, np.ones(64, np.float32), 1.0, 1.0)
     jpath.write_bytes(good + rec[:len(rec) // 2])            # a crash in the middle of an append
     q = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "lea")
     assert q.updates == 3 and q.model.to_bytes() == live      # everything before it survives
@@ -386,7 +385,7 @@ def test_folder_reader_never_continues_past_a_record_that_was_cut_back(tmp_path,
     assert reader.updates == 2
     jpath = Path(reader.store.paths("ola").journal)
     good = jpath.read_bytes()
-    bogus = journal.encode(p._head.epoch, 3, np.full(64, 0.1, np.float32), 1.0, 1.0)
+    bogus = journal.encode(p._session.cursor.epoch, 3, np.full(64, 0.1, np.float32), 1.0, 1.0)
     jpath.write_bytes(good + bogus)            # visible for a moment (its fsync will fail)...
     assert reader.updates == 3
     jpath.write_bytes(good)                    # ...and cut back: it was never committed

@@ -5,7 +5,8 @@ either way, recovered bit for bit."""
 import numpy as np
 import pytest
 
-from edge_omd.personalizer import _MAX_OFFERED, Personalizer
+from edge_omd.feature_cache import _MAX_OFFERED
+from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
 
 PROMPT = "how do I reverse a list in python"

@@ -9,13 +9,15 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 
-from edge_omd import journal, personalizer, store  # noqa: E402
+from edge_omd import store  # noqa: E402
+from edge_omd.store import folder_tx, journal  # noqa: E402
 from edge_omd.personalizer import Personalizer  # noqa: E402
 from edge_omd.reward_model import RewardModel  # noqa: E402
 from tests.sdk.fakes import FakeHead  # noqa: E402
@@ -39,9 +41,8 @@ def main(out=HERE):
     state = m.to_bytes()
     rec = journal.encode(EPOCH, 4, np.arange(8, dtype=np.float64) / 8, 1.0, 0.5, when=T0)
     rec32 = journal.encode(EPOCH, 5, np.arange(8, dtype=np.float32) / 8, 0.0, 1.0, when=T0)
-    store.time.time = lambda: T0
-    store._new_epoch = lambda: EPOCH
-    personalizer.time.time = lambda: T0
+    time.time = lambda: T0   # every writer reads the clock through the time module
+    folder_tx._new_epoch = lambda: EPOCH   # the epoch of the folder checkpoint below
     with tempfile.TemporaryDirectory() as tmp:
         fs = store.FolderStore(tmp)
         with fs.transaction("alice", head_fingerprint=FakeHead(dim=8).fingerprint, dim=8) as tx:

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.zip.CRC32;
 
 /**
- * Journal records (format version 1, edge_omd/journal.py): one committed observation each, so a
+ * Journal records (format version 1, edge_omd/store/journal.py): one committed observation each, so a
  * user's state is a checkpoint (the RewardModel's bytes) plus the records learned since, and
  * recovery = load the checkpoint, then {@link #apply} every record in order. Little-endian:
  *
@@ -120,7 +120,7 @@ public final class Journal {
     }
 
     /** A Check with newer set if the record at off is complete and intact but of a version, kind or
-     * flags no reader of this format version knows (edge_omd/journal.py _newer); null otherwise. */
+     * flags no reader of this format version knows (edge_omd/store/journal.py _newer); null otherwise. */
     static Check newer(byte[] buf, int off, long left) {
         if (left < FRAME_BYTES) {
             return null;

@@ -10,7 +10,7 @@ import java.util.Map;
 import static dev.edgeomd.TestRunner.close;
 import static dev.edgeomd.TestRunner.require;
 
-/** Journal records (edge_omd/journal.py) against the Python goldens (make_golden.py, journal/). */
+/** Journal records (edge_omd/store/journal.py) against the Python goldens (make_golden.py, journal/). */
 final class JournalGoldenTests {
     private JournalGoldenTests() {
     }

@@ -1,7 +1,7 @@
 """Writes edge_omd/data/demo_corpus.json from the hand-written components below (deterministic).
 
-    python -m edge_omd.data.make_demo_corpus           # rewrite the JSON beside this file
-    python -m edge_omd.data.make_demo_corpus --check   # exit 1 if the JSON differs from this file
+    python scripts/make_demo_corpus.py           # rewrite edge_omd/data/demo_corpus.json
+    python scripts/make_demo_corpus.py --check   # exit 1 if the JSON differs from this file
 
 Every prompt has four prose bodies written for it, one per (concise|detailed) x (formal|casual),
 a short bulleted summary and, for prompts where code is natural, one code block. Each response
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-OUT = Path(__file__).with_name("demo_corpus.json")
+OUT = Path(__file__).resolve().parents[1] / "edge_omd" / "data" / "demo_corpus.json"
 ATTRIBUTES = ("concise", "casual", "list", "code")
 DESCRIPTION = (
     "Demo corpus of edge-omd, written for the project: assistant prompts, each with candidate "

@@ -3,7 +3,7 @@
 A user's persisted state is a CHECKPOINT (the RewardModel's bytes, docs/STATE_FORMAT.md) plus a
 JOURNAL of the observations committed since: recovery = load the checkpoint, then learn every
 journal record in order (`RewardModel.learn_observation`), which gives the live model's bytes
-exactly (same kernels, same inputs, same order). Both stores (edge_omd/store.py) keep the same
+exactly (same kernels, same inputs, same order). Both stores (edge_omd/store/) keep the same
 records: SQLite as one row each, the folder store as an append-only file of them back to back.
 Layout (docs/JOURNAL_FORMAT.md), little-endian:
 
