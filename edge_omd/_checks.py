@@ -192,21 +192,35 @@ def path(name, p):
     return s
 
 
-__all__ = ["MAX_ABS_INPUT", "MAX_WEIGHT", "ConfigError", "InvalidInputError", "real", "real_in",
-           "at_least", "integer", "int_in", "flag", "label", "weight", "fingerprint",
-           "real_array", "max_abs_or_inf", "finite_and_bounded", "vector", "matrix",
-           "exact_array", "path"]
-
-
-def text(name, s) -> str:
-    """A str (the SDK's text arguments: prompts, responses, user ids before their own rules)."""
+# ---------------------------------------------------------------- texts
+# The text rule of the Personalizer's verbs, one rule for all of them: the prompt and every
+# answer, whether learned from (feedback, prefer, choose, shown) or decided on (score, rank,
+# choose_pair, select_queries), is a str holding at least one character that is not whitespace
+# (str.isspace). An empty or blank text says nothing a user could prefer, and ranked it would
+# be shown as a winner of nothing; refusing it everywhere keeps what rank offers and what
+# feedback accepts the same. Lone surrogates are allowed: the head tokenizes each as U+FFFD
+# (edge_omd/head/tokenize.py). A feature head itself (`string`) takes any str: phi is defined
+# for the empty text too.
+def string(name, s) -> str:
+    """A str, any str (a feature head's texts)."""
     if not isinstance(s, str):
         raise InvalidInputError(f"{name} must be a str, got {type(s).__name__}")
     return s
 
 
-def responses(values, at_least: int = 1) -> list:
-    """A list of at least `at_least` str from any sequence of str (not one str)."""
+def text(name, s) -> str:
+    """A str with a character that is not whitespace (the verbs' text rule, above)."""
+    string(name, s)
+    if not s or s.isspace():
+        raise InvalidInputError(f"{name} is {'empty' if not s else 'only whitespace'}: the "
+                                "prompt and every answer must hold a visible character "
+                                "(nothing was learned or stored)")
+    return s
+
+
+def responses(values, at_least: int = 1, check=text) -> list:
+    """A list of at least `at_least` texts (each passing `check`: the verbs' `text` rule, or
+    `string` for a feature head) from any sequence of str (not one str)."""
     if isinstance(values, str):
         raise InvalidInputError("responses must be a list of str, not one str; wrap it: "
                                 "[response]")
@@ -215,9 +229,15 @@ def responses(values, at_least: int = 1) -> list:
     except TypeError:
         raise InvalidInputError(f"responses must be a list of str, got "
                                 f"{type(values).__name__}") from None
-    out = [text(f"responses[{i}]", r) for i, r in enumerate(values)]
+    out = [check(f"responses[{i}]", r) for i, r in enumerate(values)]
     if not out:
         raise InvalidInputError("responses is empty; pass at least one response")
     if len(out) < at_least:
         raise InvalidInputError(f"need at least {at_least} responses, got {len(out)}")
     return out
+
+
+__all__ = ["MAX_ABS_INPUT", "MAX_WEIGHT", "ConfigError", "InvalidInputError", "real", "real_in",
+           "at_least", "integer", "int_in", "flag", "label", "weight", "fingerprint",
+           "real_array", "max_abs_or_inf", "finite_and_bounded", "vector", "matrix",
+           "exact_array", "path", "string", "text", "responses"]

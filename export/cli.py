@@ -5,23 +5,35 @@ import argparse
 import json
 import sys
 
-from edge_omd.errors import EdgeOMDError
+from edge_omd.errors import EdgeOMDError, InvalidInputError
 
 
 def _read_calibration(path: str) -> list:
-    """One text per line, or JSON lines with "prompt"/"response" (or "text") fields."""
+    """One text per line, or JSON lines with "prompt"/"response" (or "text") fields;
+    InvalidInputError naming the file and line for anything else."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError(f"{path}:{n}: not UTF-8 (column {exc.start + 1})") from None
             if not line.strip():
                 continue
             if line.lstrip().startswith("{"):
-                obj = json.loads(line)
-                if "response" in obj:
+                try:
+                    obj = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    raise InvalidInputError(f"{path}:{n}: not JSON ({type(exc).__name__}: "
+                                            f"{str(exc)[:200]})") from None
+                if isinstance(obj, dict) and isinstance(obj.get("response"), str) \
+                        and isinstance(obj.get("prompt", ""), str):
                     out.append((obj.get("prompt", ""), obj["response"]))
-                else:
+                elif isinstance(obj, dict) and isinstance(obj.get("text"), str):
                     out.append(obj["text"])
+                else:
+                    raise InvalidInputError(f"{path}:{n}: a JSON line needs a string 'text', or "
+                                            "a string 'response' (and 'prompt')")
             else:
                 out.append(line)
     return out
@@ -63,7 +75,7 @@ def main(argv: list[str]) -> int:
                            style_weight=args.style_weight,
                            external_data=True if args.external_data else None)
     except (EdgeOMDError, OSError, ValueError) as e:
-        print(f"edge-omd export: error: {e}", file=sys.stderr)
+        print(f"edge-omd export: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     print(out)
     return 0

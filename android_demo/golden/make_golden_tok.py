@@ -14,13 +14,8 @@ import os
 import random
 
 from edge_omd.head.style import style_raw
-from edge_omd.head.tokenize import TextEncoder, load_tokenizer
+from edge_omd.head.tokenize import LLAMA3_SPLIT, QWEN2_SPLIT, TextEncoder, load_tokenizer
 from edge_omd.errors import InvalidInputError
-
-LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 PIECES = [
     "Hello, world!", "How do I reverse a list in Python?", "It's the user's choice; they'll decide.",
@@ -41,6 +36,8 @@ PIECES = [
     "«quotes» „German“ ‘single’ “double”", "em—dash en–dash", "a\u0301\u0302\u0303 stacked marks",
     "\U0001F600" * 30, "ok 👌🏻👌🏼👌🏽👌🏾👌🏿", "१२३ devanagari digits ٣٤٥ arabic digits",
 ]
+#: pairs with lone surrogates: Python and Java both tokenize each one as U+FFFD
+SURROGATE_PAIRS = ([("a\ud800b", "answer \udc00")], [("emoji cut \ud83d", "\ude00 x"), ("\udfff", "ok")])
 WORDS = ("the quick brown fox jumps over a lazy dog while users prefer concise answers and "
          "formal tone with lists code blocks python java kotlin android phone model reward").split()
 
@@ -298,7 +295,7 @@ def write_tok_cases(root, n_texts=1200):
                     except InvalidInputError as e:
                         rec.update(error=str(e))
                     batches.append(rec)
-                for pairs in ([("", "")], [("", "x")], [(" ", "\n")]):
+                for pairs in ([("", "")], [("", "x")], [(" ", "\n")]) + SURROGATE_PAIRS:
                     rec = dict(template_index=ti, padding_side=side, pairs=[list(p) for p in pairs])
                     try:
                         ids, mask, pool, n_trunc = enc.encode_batch(pairs, pool=True)

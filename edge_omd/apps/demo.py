@@ -29,8 +29,9 @@ from typing import Optional
 
 import numpy as np
 
+from edge_omd.apps.cli import run
 from edge_omd.paths import cache_root, heads_dir
-from edge_omd.errors import EdgeOMDError, HeadError, HeadMismatchError, StateFormatError
+from edge_omd.errors import HeadError, HeadMismatchError, StateFormatError
 from edge_omd.apps.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
                                     corpus_key, format_taste, load_corpus, parse_taste,
                                     progress_bar, split_prompts)
@@ -298,13 +299,32 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
 
 
 # ----------------------------------------------------------------------------- interactive
+PICK_KEYS = {"1": "pick answer [1]", "2": "pick answer [2]", "s": "skip", "r": "reset (forget "
+             "you)", "q": "quit"}
+THUMB_KEYS = {"u": "thumb up", "d": "thumb down", "": "(enter) no thumb", "q": "quit"}
+
+
+def _ask(inp, out, question: str, keys: dict) -> str:
+    """One of `keys`, asked until it comes; an unknown key is said to be one, with the list."""
+    while True:
+        key = inp(question).strip().lower()
+        if key in keys:
+            return key
+        out(f"[demo] unknown key {key!r}: press " + ", ".join(
+            f"{k or 'enter'} to {what.removeprefix('(enter) ')}" for k, what in keys.items()))
+
+
 def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", seed: int = 0,
                 reset: bool = False, inp=input, out=print) -> int:
     """You are the user: two answers per prompt, pick 1 or 2; then thumbs on the new top one.
 
-    Your state persists in the store between runs; `reset` forgets it first.
+    Your state persists in the store between runs; `reset` forgets it first. Each pick and thumb
+    is confirmed once it is stored; an unknown key is said to be one and the question repeated.
+    The ranking prints score = reward - pessimism x width with the pessimism `rank` used
+    (strategies.DEFAULT_PESSIMISM), so the line's arithmetic is the ranking's.
     """
     from edge_omd.personalizer import Personalizer
+    from edge_omd.strategies import DEFAULT_PESSIMISM
 
     corpus = load_corpus()
     cache = head if isinstance(head, FeatureCache) else FeatureCache(head)
@@ -320,13 +340,14 @@ def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", see
         "remembered ('r' forgets you). Keys: 1 / 2 pick an answer, s skip, u / d thumbs "
         "up / down on the top answer, r reset, q quit.")
     rng = np.random.default_rng(seed)
+    pessimism = DEFAULT_PESSIMISM
     try:
         for n in rng.permutation(len(corpus)):
             item = corpus.items[int(n)]
             cands = list(item.responses)
             a, b = p.choose_pair(item.prompt, cands, strategy=strategy)
             out(f"\n=== {item.prompt}\n--- [1] ---\n{cands[a]}\n--- [2] ---\n{cands[b]}")
-            key = inp("Which answer do you prefer? [1/2/s/r/q] ").strip().lower()
+            key = _ask(inp, out, "Which answer do you prefer? [1/2/s/r/q] ", PICK_KEYS)
             if key == "q":
                 break
             if key == "r":
@@ -336,17 +357,21 @@ def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", see
             if key in ("1", "2"):
                 win, lose = (a, b) if key == "1" else (b, a)
                 p.prefer(item.prompt, cands[win], cands[lose])
-            top = p.rank(item.prompt, cands)
-            out(f"[demo] after {p.updates} updates, the ranking for this prompt starts with:")
+                out(f"[demo] saved: you prefer [{key}] ({p.updates} updates stored)")
+            top = p.rank(item.prompt, cands, pessimism=pessimism)
+            out(f"[demo] after {p.updates} updates, the ranking for this prompt starts with "
+                f"(score = reward - {pessimism:g} x width):")
             for k, r in enumerate(top[:3], 1):
                 c, ca, li, co = item.styles[r.index]
                 tags = ", ".join(["concise" if c else "detailed", "casual" if ca else "formal"]
                                  + (["list"] if li else []) + (["code"] if co else []))
-                out(f"  {k}. score {r.score:+.3f} = reward {r.reward:+.3f} - beta x width "
-                    f"{r.width:.3f}  [{tags}] {r.response.splitlines()[0][:60]}")
-            key = inp("Thumbs on the top answer? [u/d/enter] ").strip().lower()
+                out(f"  {k}. score {r.score:+.3f} = reward {r.reward:+.3f} - {pessimism:g} x "
+                    f"width {r.width:.3f}  [{tags}] {r.response.splitlines()[0][:60]}")
+            key = _ask(inp, out, "Thumbs on the top answer? [u/d/enter/q] ", THUMB_KEYS)
             if key in ("u", "d"):
                 p.feedback(item.prompt, top[0].response, up=(key == "u"))
+                out(f"[demo] saved: thumb {'up' if key == 'u' else 'down'} on answer 1 "
+                    f"({p.updates} updates stored)")
             elif key == "q":
                 break
     except EOFError:
@@ -390,35 +415,35 @@ def _parser():
 
 
 def main(argv=None) -> int:
+    return run("demo", lambda: _main(argv))
+
+
+def _main(argv) -> int:
     from edge_omd.store import SQLiteStore
 
     args = _parser().parse_args(argv)
     if args.rounds < 1 or args.every < 1:
-        print("edge-omd demo: --rounds and --every must be >= 1", file=sys.stderr)
+        print("edge-omd demo: UsageError: --rounds and --every must be >= 1", file=sys.stderr)
         return 2
-    try:
-        corpus_attrs = load_corpus().attributes
-        taste = parse_taste(args.taste, corpus_attrs)
-        t0 = time.perf_counter()
-        head = ensure_demo_head(Path(args.head) if args.head else None)
-        print(f"[demo] head: {head!r}, fingerprint {head.fingerprint.hex()[:16]}... "
-              f"(ready in {time.perf_counter() - t0:.1f}s)")
-        if args.store == DEFAULT_STORE:   # the demo's own folder (a --store given is used as is)
-            Path(DEFAULT_STORE).parent.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(args.store)
-        if args.interactive:
-            return interactive(head, store, strategy=args.strategy, seed=args.seed,
-                               reset=args.reset)
-        shown = ", ".join(f"{k}={v:+g}" for k, v in taste.items())
-        print(f"[demo] simulated user, hidden taste: {shown}; strategy {args.strategy}; "
-              f"store {store.path}")
-        res = simulate(head, store, rounds=args.rounds, strategy=args.strategy,
-                       seed=args.seed, taste=taste, temperature=args.temperature,
-                       every=args.every, progress=not args.no_progress,
-                       features_dir=None if args.fresh_features else cache_root() / "demo")
-    except EdgeOMDError as exc:
-        print(f"edge-omd demo: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    corpus_attrs = load_corpus().attributes
+    taste = parse_taste(args.taste, corpus_attrs)
+    t0 = time.perf_counter()
+    head = ensure_demo_head(Path(args.head) if args.head else None)
+    print(f"[demo] head: {head!r}, fingerprint {head.fingerprint.hex()[:16]}... "
+          f"(ready in {time.perf_counter() - t0:.1f}s)")
+    if args.store == DEFAULT_STORE:   # the demo's own folder (a --store given is used as is)
+        Path(DEFAULT_STORE).parent.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(args.store)
+    if args.interactive:
+        return interactive(head, store, strategy=args.strategy, seed=args.seed,
+                           reset=args.reset)
+    shown = ", ".join(f"{k}={v:+g}" for k, v in taste.items())
+    print(f"[demo] simulated user, hidden taste: {shown}; strategy {args.strategy}; "
+          f"store {store.path}")
+    res = simulate(head, store, rounds=args.rounds, strategy=args.strategy,
+                   seed=args.seed, taste=taste, temperature=args.temperature,
+                   every=args.every, progress=not args.no_progress,
+                   features_dir=None if args.fresh_features else cache_root() / "demo")
     c = click_summary(res)
     sizes = sorted(set(res.state_bytes))
     if res.features_from:

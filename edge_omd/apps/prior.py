@@ -26,10 +26,12 @@ import os
 import sys
 import time
 import warnings
+import zlib
 
 import numpy as np
 
-from edge_omd.errors import EdgeOMDError, InvalidInputError, TruncationWarning
+from edge_omd.apps.cli import run
+from edge_omd.errors import InvalidInputError, TruncationWarning
 from edge_omd.prior import (DEFAULT_LAM, DEFAULT_RANK, DEFAULT_STRENGTH, fit_prior,
                              rank_for_budget, save)
 
@@ -47,37 +49,65 @@ def split_transcript(text: str) -> tuple[str, str]:
     return text[:i], text[i + len(ASSISTANT):].strip()
 
 
+#: the longest line of a PAIRS file (a pair of long transcripts is well under a megabyte)
+MAX_LINE_BYTES = 16 << 20
+
+
+def _lines(path):
+    """(line number, text) of each line of a .jsonl or .jsonl.gz file; InvalidInputError
+    naming the file and line for bytes that are not UTF-8, a line above MAX_LINE_BYTES, or a
+    gzip stream that is corrupt or cut short."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        n = 0
+        while True:
+            n += 1
+            try:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise InvalidInputError(f"{path}:{n}: the gzip stream is corrupt or cut short "
+                                        f"({type(exc).__name__}: {exc})") from None
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES:
+                raise InvalidInputError(f"{path}:{n}: line longer than {MAX_LINE_BYTES} bytes")
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x} at "
+                                        f"column {exc.start + 1})") from None
+
+
 def read_pairs(path, limit=None):
     """[(prompt_chosen, chosen, prompt_rejected, rejected)] from a PAIRS file (module
-    docstring); InvalidInputError naming the line for anything else. Pairs with two equal
-    answers are dropped; returns (pairs, dropped)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
+    docstring); InvalidInputError naming the file and line for anything else. Pairs with two
+    equal answers are dropped; returns (pairs, dropped)."""
     out, dropped = [], 0
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInputError(f"{path}:{n}: not JSON ({exc})") from None
-            if not (isinstance(r, dict) and isinstance(r.get("chosen"), str)
-                    and isinstance(r.get("rejected"), str)):
-                raise InvalidInputError(f"{path}:{n}: needs string fields 'chosen' and "
-                                        "'rejected' (and 'prompt', or HH-RLHF transcripts)")
-            if "prompt" in r:
-                if not isinstance(r["prompt"], str):
-                    raise InvalidInputError(f"{path}:{n}: 'prompt' must be a string")
-                pc, c, pr, rj = r["prompt"], r["chosen"], r["prompt"], r["rejected"]
-            else:
-                pc, c = split_transcript(r["chosen"])
-                pr, rj = split_transcript(r["rejected"])
-            if (pc, c) == (pr, rj) or not c or not rj:
-                dropped += 1
-                continue
-            out.append((pc, c, pr, rj))
-            if limit and len(out) >= limit:
-                break
+    for n, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except (ValueError, RecursionError) as exc:   # RecursionError: nested thousands deep
+            raise InvalidInputError(f"{path}:{n}: not JSON ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]})") from None
+        if not (isinstance(r, dict) and isinstance(r.get("chosen"), str)
+                and isinstance(r.get("rejected"), str)):
+            raise InvalidInputError(f"{path}:{n}: needs string fields 'chosen' and "
+                                    "'rejected' (and 'prompt', or HH-RLHF transcripts)")
+        if "prompt" in r:
+            if not isinstance(r["prompt"], str):
+                raise InvalidInputError(f"{path}:{n}: 'prompt' must be a string")
+            pc, c, pr, rj = r["prompt"], r["chosen"], r["prompt"], r["rejected"]
+        else:
+            pc, c = split_transcript(r["chosen"])
+            pr, rj = split_transcript(r["rejected"])
+        if (pc, c) == (pr, rj) or not c or not rj:
+            dropped += 1
+            continue
+        out.append((pc, c, pr, rj))
+        if limit and len(out) >= limit:
+            break
     return out, dropped
 
 
@@ -139,32 +169,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    return run("prior", lambda: _main(argv))
+
+
+def _main(argv) -> int:
     args = _parser().parse_args(argv)
-    try:
-        head = open_head(args.head)
-        rank = args.rank
-        if args.budget_bytes is not None:
-            fit = rank_for_budget(int(head.dim), args.budget_bytes)
-            rank = fit if rank is None else min(rank, fit)
-        rank = DEFAULT_RANK if rank is None else rank
-        t0 = time.perf_counter()
-        pairs, dropped = read_pairs(args.pairs, args.limit)
-        if not pairs:
-            raise InvalidInputError(f"{args.pairs}: no usable pair")
-        log = (lambda s: print(s, file=sys.stderr))
-        Pc, Pr, truncated = embed_pairs(head, pairs, log)
-        t_embed = time.perf_counter() - t0
-        phi_mean = 0.5 * (Pc.mean(axis=0) + Pr.mean(axis=0))
-        Z = Pc - Pr
-        fp = None if head.fingerprint is None else bytes(head.fingerprint)
-        t1 = time.perf_counter()
-        prior = fit_prior(Z, strength=args.strength, lam=args.lam, rank=rank,
-                          phi_mean=phi_mean, fingerprint=fp)
-        t_fit = time.perf_counter() - t1
-        save(args.out, prior)
-    except (EdgeOMDError, OSError) as exc:
-        print(f"edge-omd prior: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    head = open_head(args.head)
+    rank = args.rank
+    if args.budget_bytes is not None:
+        fit = rank_for_budget(int(head.dim), args.budget_bytes)
+        rank = fit if rank is None else min(rank, fit)
+    rank = DEFAULT_RANK if rank is None else rank
+    t0 = time.perf_counter()
+    pairs, dropped = read_pairs(args.pairs, args.limit)
+    if not pairs:
+        raise InvalidInputError(f"{args.pairs}: no usable pair")
+    log = (lambda s: print(s, file=sys.stderr))
+    Pc, Pr, truncated = embed_pairs(head, pairs, log)
+    t_embed = time.perf_counter() - t0
+    phi_mean = 0.5 * (Pc.mean(axis=0) + Pr.mean(axis=0))
+    Z = Pc - Pr
+    fp = None if head.fingerprint is None else bytes(head.fingerprint)
+    t1 = time.perf_counter()
+    prior = fit_prior(Z, strength=args.strength, lam=args.lam, rank=rank,
+                      phi_mean=phi_mean, fingerprint=fp)
+    t_fit = time.perf_counter() - t1
+    save(args.out, prior)
     agree = float(np.mean(Z @ prior.theta0 > 0))
     print(f"[prior] {len(pairs)} pairs from {args.pairs} ({dropped} skipped: the same answer "
           f"twice; {truncated} texts truncated by the head), embedded in {t_embed:.1f}s, "

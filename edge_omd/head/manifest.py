@@ -39,10 +39,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 
 from edge_omd.errors import HeadError
 
 MANIFEST_NAME = "manifest.json"
+#: A manifest is a few kB (keys, a template, the parity report, a style block); a larger file
+#: is refused before it is read, so a hostile folder cannot make `open` read gigabytes.
+MAX_MANIFEST_BYTES = 1 << 20
+#: ... and nests a few levels; deeper values are refused (copying or printing them would recurse).
+MAX_MANIFEST_DEPTH = 16
 FORMAT_NAME = "edge-omd-feature-head"
 FORMAT_VERSION = 1
 
@@ -183,9 +189,10 @@ def validate_manifest(m: object, where: str = "manifest") -> dict:
                         "re-export the head")
     if m["padding_side"] not in ("left", "right"):
         raise HeadError(f"{where}: padding_side must be 'left' or 'right'")
-    if m["d"] <= 0 or m["max_length"] < 2:
-        raise HeadError(f"{where}: d and max_length must be positive (d={m['d']}, "
-                        f"max_length={m['max_length']})")
+    from edge_omd.config import MAX_DIM
+    if not 1 <= m["d"] <= MAX_DIM or m["max_length"] < 2:
+        raise HeadError(f"{where}: d must be in [1, {MAX_DIM}] and max_length at least 2 "
+                        f"(d={str(m['d'])[:40]}, max_length={str(m['max_length'])[:40]})")
     t = m["template"]
     if t.count(PROMPT_SLOT) != 1 or t.count(RESPONSE_SLOT) != 1 or t.index(PROMPT_SLOT) > t.index(RESPONSE_SLOT):
         raise HeadError(f"{where}: template must contain {PROMPT_SLOT} then {RESPONSE_SLOT} once each")
@@ -237,14 +244,60 @@ def load_manifest(folder: str | os.PathLike) -> dict:
         raise HeadError(f"feature head folder {folder} does not exist; export one with "
                         "`edge-omd export CHECKPOINT_DIR OUTPUT_DIR`")
     try:
-        with open(path, encoding="utf-8") as f:
-            m = json.load(f)
+        raw = _read_regular_file(path, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise HeadError(f"{path} is missing: {folder} is not an exported feature head "
                         "(run `edge-omd export`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HeadError(f"{path} is corrupt ({e}); re-export the head") from e
+    except OSError as e:
+        raise HeadError(f"{path} cannot be read ({e}); re-export the head") from e
+    try:
+        m = json.loads(raw.decode("utf-8"))
+    # ValueError: bad JSON, bad UTF-8, an integer beyond Python's digit limit;
+    # RecursionError: arrays or objects nested thousands deep.
+    except (ValueError, RecursionError) as e:
+        raise HeadError(f"{path} is corrupt ({type(e).__name__}: {str(e)[:200]}); "
+                        "re-export the head") from None
+    if _depth(m) > MAX_MANIFEST_DEPTH:
+        raise HeadError(f"{path} is corrupt (values nested more than {MAX_MANIFEST_DEPTH} deep; "
+                        "a manifest nests a few levels); re-export the head")
     return validate_manifest(m, path)
+
+
+def _depth(obj) -> int:
+    """How deep lists and objects nest in a parsed JSON value (iterative: no recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        v, level = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((c, level + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _read_regular_file(path: str, max_bytes: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `max_bytes` (OSError otherwise).
+    Opened non-blocking and checked with fstat, so a FIFO or a device in its place is refused
+    instead of blocking or being read without end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"not a regular file (mode {stat.filemode(st.st_mode)})")
+        if st.st_size > max_bytes:
+            raise OSError(f"{st.st_size} bytes, above the {max_bytes} any manifest needs")
+        chunks, left = [], max_bytes + 1   # +1: a file that grew since fstat is caught too
+        while left > 0:
+            b = os.read(fd, left)
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise OSError(f"more than the {max_bytes} bytes any manifest needs")
+        return data
+    finally:
+        os.close(fd)
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict) -> str:

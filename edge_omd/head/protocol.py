@@ -107,8 +107,8 @@ class ArrayHead:
 
     def features(self, prompt: str, responses: Sequence[str]) -> np.ndarray:
         """phi(prompt, a) for each response a: float32 array (len(responses), dim)."""
-        _checks.text("prompt", prompt)
-        responses = _checks.responses(responses)
+        _checks.string("prompt", prompt)
+        responses = _checks.responses(responses, check=_checks.string)
         phi = np.asarray(self._fn(prompt, responses))
         if phi.shape != (len(responses), self._dim) or not np.issubdtype(phi.dtype, np.number) \
                 or np.iscomplexobj(phi):

@@ -32,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edge_omd.head.external import check_external_data
 from edge_omd.head.manifest import (graph_fingerprint, head_fingerprint, load_manifest,
                                     tokenizer_digest)
 from edge_omd.head.tokenize import TextEncoder, load_tokenizer
@@ -230,9 +231,10 @@ class FeatureHead:
             (manifest feature settings) are checked either way.
 
         Raises HeadError when a file is missing or corrupt, when the fingerprint does not
-        match the graph + tokenizer + feature settings, or when the manifest does not fit the
-        tokenizer (pad_token_id outside the vocabulary) or the graph (names, dimension d,
-        static shape); ConfigError for a malformed `providers` or `batch_size`.
+        match the graph + tokenizer + feature settings, when the graph reads an external-data
+        file that graph_files does not list (edge_omd/head/external.py), or when the manifest
+        does not fit the tokenizer (pad_token_id outside the vocabulary) or the graph (names,
+        dimension d, static shape); ConfigError for a malformed `providers` or `batch_size`.
         """
         folder = os.fspath(folder)
         m = load_manifest(folder)
@@ -251,19 +253,25 @@ class FeatureHead:
                                               graph_digest):
             raise HeadError(f"feature head {folder}: the graph does not match the manifest's "
                             "graph_sha256 (corrupt or replaced file); re-export the head")
-        tok = load_tokenizer(os.path.join(folder, m["tokenizer_file"]))
+        check_external_data(folder, m["graph_files"])
+        # the tokenizer's bytes are checked before the tokenizer library parses them
+        tok_path = os.path.join(folder, m["tokenizer_file"])
+        if not os.path.isfile(tok_path):
+            raise HeadError(f"tokenizer file {tok_path} is missing; re-export the head")
         tok_digest = tokenizer_digest(folder, m["tokenizer_file"])
         if "tokenizer_sha256" in m and not hmac.compare_digest(
                 tok_digest, bytes.fromhex(m["tokenizer_sha256"])):
             raise HeadError(f"feature head {folder}: {m['tokenizer_file']} does not match the "
-                            "manifest's tokenizer_sha256 (edited or replaced tokenizer: other "
-                            "token ids, other features); re-export the head")
+                            f"manifest's tokenizer_sha256: tokenizer file {m['tokenizer_file']} "
+                            "is corrupt or was edited (other token ids, other features); "
+                            "re-export the head")
         fp = head_fingerprint(graph_digest, tok_digest, m)
         if not hmac.compare_digest(fp, bytes.fromhex(m["fingerprint"])):
             raise HeadError(f"feature head {folder}: the manifest's fingerprint does not match "
                             "its graph, tokenizer and feature settings (template, max_length, "
                             "pooling, ... edited after export, or files from another export); "
                             "re-export the head instead of editing it")
+        tok = load_tokenizer(tok_path)
         if not _is_token(tok, m["pad_token_id"]):
             raise HeadError(f"feature head {folder}: pad_token_id {m['pad_token_id']} is not a "
                             "token of the tokenizer (vocabulary size "
@@ -314,8 +322,8 @@ class FeatureHead:
     # ------------------------------------------------------------------ features
     def features(self, prompt: str, responses: Sequence[str], *, truncate: bool = True) -> np.ndarray:
         """phi(prompt, a) for each response a: float32 array (len(responses), d)."""
-        _checks.text("prompt", prompt)
-        responses = _checks.responses(responses)
+        _checks.string("prompt", prompt)
+        responses = _checks.responses(responses, check=_checks.string)
         return self.features_batch([(prompt, r) for r in responses], truncate=truncate)
 
     def features_batch(self, items: Sequence[tuple[str, str]], *, truncate: bool = True) -> np.ndarray:

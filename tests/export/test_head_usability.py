@@ -46,3 +46,47 @@ def test_cli_help_lists_every_command_and_imports_nothing_heavy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stdout
+
+
+# ---------------------------------------------------------------- text (issue 21, 8)
+def test_a_lone_surrogate_is_read_as_the_replacement_character(tiny_head):
+    """Python allows a lone surrogate in a str, UTF-8 cannot hold it: the head tokenizes it as
+    U+FFFD (as the Java TextEncoder does) instead of failing in the tokenizer."""
+    for arch in ("bert", "qwen2"):
+        head = FeatureHead.open(tiny_head(arch))
+        got = head.features("the cat \ud800 is", ["on the \udc00", "\udfff"])
+        want = head.features("the cat \ufffd is", ["on the \ufffd", "\ufffd"])
+        assert (got == want).all()
+
+
+def test_a_huge_prompt_is_cut_before_the_tokenizer(tiny_head):
+    """Only what max_length can keep is tokenized: a 2 MB prompt reaches the tokenizer as a few
+    thousand characters (a 10 MB one took 27 s and 1.7 GB tokenized whole)."""
+    head = FeatureHead.open(tiny_head("bert"))
+    enc = head._encoder
+    seen = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+        def encode(self, text, **kw):
+            seen.append(len(text))
+            return tok.encode(text, **kw)
+    tok, enc.tokenizer = enc.tokenizer, Spy()
+    big = ("the cat is on the computer . " * 80_000)[:2_000_000]
+    with pytest.warns(TruncationWarning):
+        phi = head.features(big, ["is it safe ?"])
+    assert phi.shape == (1, head.dim) and 0 < max(seen) < 100_000
+
+
+def test_prior_cli_reads_a_lone_surrogate_through_a_real_head(tiny_head, tmp_path, capsys):
+    import json
+    from edge_omd.apps import cli
+    rows = [{"prompt": f"how do I boil an egg ? {i}", "chosen": "put the egg in water \ud800",
+             "rejected": f"no . {i}"} for i in range(12)]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc = cli.main(["prior", str(pairs), str(tmp_path / "p.prior"), "--head", tiny_head("bert"),
+                   "--rank", "2"])
+    assert rc == 0, capsys.readouterr().err

@@ -5,6 +5,7 @@ The edits are re-signed (`sign_manifest`) where needed, as a buggy exporter woul
 otherwise the fingerprint check would refuse them first (test_fingerprint.py).
 """
 import json
+import os
 import shutil
 
 import numpy as np
@@ -131,3 +132,143 @@ def test_static_pad_shorter_than_a_row_is_a_head_error(tiny_head):
     enc = FeatureHead.open(tiny_head("llama"), CPU)._encoder
     with pytest.raises(HeadError, match="static"):
         enc.encode_batch([("the cat is on the computer", "a robot paints")], pad_to=3)
+
+
+# ---------------------------------------------------------------- hostile head folders (issue 21, 7)
+def _manifest_text(tiny_head, tmp_path):
+    folder = tmp_path / "h"
+    shutil.copytree(tiny_head("bert"), folder)
+    return folder, (folder / "manifest.json").read_text()
+
+
+@pytest.mark.parametrize("edit", ["nested", "nested-key", "digits"])
+def test_a_hostile_manifest_is_a_head_error(tiny_head, tmp_path, edit):
+    """JSON nested past Python's recursion limit (RecursionError), a nested extra key, and a
+    5,000-digit d (beyond Python's int string limit: ValueError) are HeadError."""
+    folder, text = _manifest_text(tiny_head, tmp_path)
+    if edit == "nested":
+        text = "[" * 100_000 + "]" * 100_000
+    elif edit == "nested-key":
+        text = text.replace("{", '{"x": ' + "[" * 200 + "]" * 200 + ", ", 1)
+    else:
+        m = json.loads(text)
+        text = text.replace(f'"d": {m["d"]}', '"d": 1' + "0" * 5000, 1)
+    (folder / "manifest.json").write_text(text)
+    with pytest.raises(HeadError, match="corrupt"):
+        FeatureHead.open(folder, CPU)
+
+
+def test_a_manifest_over_the_limit_is_refused_unread(tiny_head, tmp_path):
+    folder, _ = _manifest_text(tiny_head, tmp_path)
+    path = folder / "manifest.json"
+    with open(path, "r+b") as f:
+        f.truncate(64 << 20)      # sparse: nothing is written to disk; 64 x the limit
+    with pytest.raises(HeadError, match=r"67108864 bytes, above the \d+ any manifest needs"):
+        FeatureHead.open(folder, CPU)
+
+
+def test_a_fifo_manifest_is_refused_without_blocking(tiny_head, tmp_path):
+    folder, _ = _manifest_text(tiny_head, tmp_path)
+    (folder / "manifest.json").unlink()
+    os.mkfifo(folder / "manifest.json")      # open() of a FIFO with no writer would wait forever
+    with pytest.raises(HeadError, match="not a regular file"):
+        FeatureHead.open(folder, CPU)
+
+
+def test_d_is_bounded_like_every_state():
+    from edge_omd.config import MAX_DIM
+    with pytest.raises(HeadError, match=f"d must be in \\[1, {MAX_DIM}\\]"):
+        hm.validate_manifest(_minimal_manifest(d=MAX_DIM + 1))
+    hm.validate_manifest(_minimal_manifest(d=MAX_DIM))
+
+
+def _minimal_manifest(**changes):
+    m = {"format": hm.FORMAT_NAME, "format_version": hm.FORMAT_VERSION, "architecture": "bert",
+         "kind": "encoder", "d": 32, "pooling": "mean", "normalize": True, "dtype": "fp32",
+         "opset": 17, "max_length": 64, "template": "{prompt}\n{response}",
+         "add_special_tokens": True, "pad_token_id": 0, "padding_side": "right",
+         "graph_files": ["model.onnx"], "graph_sha256": "ab" * 32, "fingerprint": "cd" * 32,
+         "tokenizer_file": "tokenizer.json", "inputs": ["input_ids", "attention_mask"],
+         "output": "features"}
+    m.update(changes)
+    return m
+
+
+def test_a_tokenizer_panic_is_a_head_error(tiny_head, tmp_path):
+    """A split regex that exceeds Oniguruma's backtracking limit makes `tokenizers` panic:
+    pyo3's PanicException derives from BaseException, past any `except Exception`."""
+    folder = tmp_path / "h"
+    shutil.copytree(tiny_head("bert"), folder)
+    tok = json.loads((folder / "tokenizer.json").read_text())
+    tok["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(?:x+x+)+y"},
+                            "behavior": "Isolated", "invert": False}
+    (folder / "tokenizer.json").write_text(json.dumps(tok))
+    m = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(hm.sign_manifest(folder, m)))
+    head = FeatureHead.open(folder, CPU)
+    with pytest.raises(HeadError, match="tokenizer failed"):
+        head.features("x" * 40, ["an answer"])
+    assert head.features("the cat", ["is on the computer"]).shape == (1, head.dim)
+
+
+def _relocate_external_data(folder, location):
+    """Point every external tensor of folder/model.onnx at `location` (a copy of its data)."""
+    import onnx
+    path = str(folder / "model.onnx")
+    model = onnx.load(path, load_external_data=False)
+    moved = 0
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = location
+                moved += 1
+    onnx.save_model(model, path)
+    shutil.copy(folder / "model.onnx_data", folder / location)
+    return moved
+
+
+def test_a_graph_reading_an_unlisted_file_is_refused(tiny_head, tmp_path):
+    """The external-data file the graph reads must be one the fingerprint hashes: otherwise
+    editing it would change the features under the same fingerprint."""
+    folder = tmp_path / "h"
+    shutil.copytree(tiny_head("qwen2", external_data=True), folder)
+    assert _relocate_external_data(folder, "weights.bin") > 0
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["graph_files"] == ["model.onnx", "model.onnx_data"]
+    (folder / "manifest.json").write_text(json.dumps(hm.sign_manifest(folder, m)))
+    with pytest.raises(HeadError, match="'weights.bin', a file the manifest's graph_files"):
+        FeatureHead.open(folder, CPU)
+    # listed under its own name, the same graph opens (and its fingerprint covers the file)
+    m["graph_files"] = ["model.onnx", "weights.bin"]
+    (folder / "manifest.json").write_text(json.dumps(hm.sign_manifest(folder, m)))
+    FeatureHead.open(folder, CPU)
+
+
+def test_external_locations_are_found_in_every_kind_of_tensor(tmp_path):
+    """Initializers, Constant-node attribute tensors and the initializers of an If subgraph."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    from edge_omd.head.external import external_locations
+
+    def ext(name, location):
+        t = helper.make_tensor(name, TensorProto.FLOAT, [1], [1.0])
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", location), ("offset", "0"), ("length", "4")):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        return t
+    then = helper.make_graph([helper.make_node("Identity", ["w2"], ["y"])], "then", [],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+                             initializer=[ext("w2", "sub.bin")])
+    nodes = [helper.make_node("Constant", [], ["c"], value=ext("c0", "const.bin")),
+             helper.make_node("If", ["cond"], ["out"], then_branch=then, else_branch=then)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])],
+                              initializer=[ext("w", "init.bin")])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    assert external_locations(str(path)) == {"init.bin", "const.bin", "sub.bin"}
+    path.write_bytes(b"\x0f\x00garbage")
+    with pytest.raises(HeadError, match="not a valid ONNX model"):
+        external_locations(str(path))

@@ -50,13 +50,13 @@ responses = st.one_of(
 weights = st.one_of(st.floats(0.1, 3.0), scalars)
 
 
+def _text(x):
+    """The verbs' text rule (edge_omd/_checks.py): a str with a non-whitespace character."""
+    return isinstance(x, str) and x != "" and not x.isspace()
+
+
 def _is_str_seq(r, at_least):
-    return (isinstance(r, (list, tuple)) and all(isinstance(x, str) for x in r)
-            and len(r) >= at_least)
-
-
-def _text(x, nonempty=False):
-    return isinstance(x, str) and (bool(x) or not nonempty)
+    return isinstance(r, (list, tuple)) and all(_text(x) for x in r) and len(r) >= at_least
 
 
 @st.composite
@@ -67,19 +67,19 @@ def calls(draw):
     if name == "feedback":
         kw = dict(prompt=draw(any_text), response=draw(any_text),
                   up=draw(st.one_of(st.booleans(), scalars)), weight=draw(weights))
-        ok = (_text(kw["prompt"], True) and _text(kw["response"], True)
+        ok = (_text(kw["prompt"]) and _text(kw["response"])
               and oracle.flag(kw["up"]) is not None and oracle.weight(kw["weight"]) is not None)
     elif name == "prefer":
         kw = dict(prompt=draw(any_text), chosen=draw(any_text), rejected=draw(any_text),
                   weight=draw(weights))
-        ok = (all(_text(kw[k], True) for k in ("prompt", "chosen", "rejected"))
+        ok = (all(_text(kw[k]) for k in ("prompt", "chosen", "rejected"))
               and kw["chosen"] != kw["rejected"] and oracle.weight(kw["weight"]) is not None)
     elif name == "choose":
         kw = dict(prompt=draw(any_text), responses=draw(responses),
                   chosen_index=draw(st.one_of(st.integers(-1, 5), scalars)), weight=draw(weights))
         r = kw["responses"]
-        ok = (_text(kw["prompt"], True) and _is_str_seq(r, 2) and len(r) <= oracle.MAX_K
-              and all(r) and oracle.index(kw["chosen_index"], len(r)) is not None
+        ok = (_text(kw["prompt"]) and _is_str_seq(r, 2) and len(r) <= oracle.MAX_K
+              and oracle.index(kw["chosen_index"], len(r)) is not None
               and oracle.weight(kw["weight"]) is not None)
     elif name in ("score", "rank"):
         kw = dict(prompt=draw(any_text), responses=draw(responses))

@@ -210,8 +210,7 @@ def test_corpus_features_are_kept_between_runs_and_checked(tmp_path):
 
 
 def test_taste_help_states_the_real_default(capsys):
-    with pytest.raises(SystemExit):
-        demo.main(["--help"])
+    assert demo.main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert f"default: {format_taste(DEFAULT_TASTE)}" in text
 
@@ -287,3 +286,30 @@ def test_a_failed_export_leaves_no_half_written_head(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="simulated failure"):
         demo.ensure_demo_head(log=lambda *a: None)
     assert list((tmp_path / "cache" / "heads").iterdir()) == []    # no temporary folder left
+
+
+def test_interactive_states_its_arithmetic_confirms_and_names_unknown_keys(tmp_path):
+    """The ranking line's arithmetic is the ranking's (score = reward - pessimism x width with
+    the pessimism rank used), an unknown key is said to be one and the question asked again,
+    and each pick or thumb is confirmed once stored."""
+    from edge_omd.strategies import DEFAULT_PESSIMISM
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    answers = iter(["x", "1", "?", "u", "2", "d", "q"])
+    lines = []
+    assert demo.interactive(FakeHead(dim=32), store, inp=lambda prompt: next(answers),
+                            out=lines.append) == 0
+    text = "\n".join(lines)
+    unknown = [line for line in lines if line.startswith("[demo] unknown key")]
+    assert len(unknown) == 2 and "'x'" in unknown[0] and "'?'" in unknown[1]
+    assert "1 to pick answer [1]" in unknown[0] and "u to thumb up" in unknown[1]
+    assert "[demo] saved: you prefer [1] (1 updates stored)" in text
+    assert "[demo] saved: thumb up on answer 1 (2 updates stored)" in text
+    assert "[demo] saved: you prefer [2] (3 updates stored)" in text
+    assert "[demo] saved: thumb down on answer 1 (4 updates stored)" in text
+    ranked = re.findall(r"score ([-+][\d.]+) = reward ([-+][\d.]+) - ([\d.]+) x width ([\d.]+)",
+                        text)
+    assert len(ranked) == 6
+    for s, r, k, w in ranked:
+        assert float(k) == DEFAULT_PESSIMISM
+        assert abs(float(s) - (float(r) - float(k) * float(w))) <= 1.5e-3
+    assert store.get("you").updates == 4

@@ -38,9 +38,10 @@ public final class TextEncoder {
         }
         this.tokenizer = tokenizer;
         this.template = template;
-        this.pre = template.substring(0, p);
-        this.mid = template.substring(p + PROMPT_SLOT.length(), r);
-        this.post = template.substring(r + RESPONSE_SLOT.length());
+        String t = scalarText(template);
+        this.pre = t.substring(0, p);
+        this.mid = t.substring(p + PROMPT_SLOT.length(), r);
+        this.post = t.substring(r + RESPONSE_SLOT.length());
         this.maxLength = maxLength;
         this.addSpecialTokens = addSpecialTokens;
         this.padTokenId = padTokenId;
@@ -54,8 +55,30 @@ public final class TextEncoder {
                 m.get("padding_side") == null ? "right" : (String) m.get("padding_side"));
     }
 
+    /** The exact text that is tokenized for one pair (lone surrogates as U+FFFD). */
     public String render(String prompt, String response) {
-        return pre + prompt + mid + response + post;
+        return pre + scalarText(prompt) + mid + scalarText(response) + post;
+    }
+
+    /**
+     * s with each lone surrogate (a UTF-16 unit of U+D800..U+DFFF that is not half of a pair)
+     * replaced by U+FFFD, one unit for one: edge_omd/head/tokenize.py's rule, so text cut in the
+     * middle of a pair gets the same tokens on every side.
+     */
+    public static String scalarText(String s) {
+        StringBuilder out = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                if (out == null) {
+                    out = new StringBuilder(s);
+                }
+                out.setCharAt(i, '\uFFFD');
+            }
+        }
+        return out == null ? s : out.toString();
     }
 
     /** Token ids of one pair; truncated[0] tells whether they were cut. */
