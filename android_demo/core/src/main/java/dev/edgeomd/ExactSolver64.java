@@ -3,26 +3,33 @@ package dev.edgeomd;
 import java.nio.ByteBuffer;
 
 /**
- * Exact local norm in float64 (edge_omd/solvers/exact.py): cal_H = U^T U as its upper Cholesky
- * factor U (row-major d x d), theta kept as phi = U theta, the rank-one update deferred and fused
- * with the next forward solve into one top-down sweep of the upper triangle.
- * {@link ExactSolver32} is the same code on float arrays.
+ * Exact local norm (edge_omd/solvers/exact.py): cal_H = U^T U as its upper Cholesky factor U
+ * (row-major d x d), theta kept as phi = U theta, the rank-one update deferred and fused with the
+ * next forward solve into one top-down sweep of the upper triangle.
+ *
+ * <p>One source, two classes: the types and casts marked F are the state's dtype, double in
+ * ExactSolver64 and float in ExactSolver32, which android_demo/core/gen_exact32.py generates from
+ * ExactSolver64.java (every F-marked double becomes float; the suite fails when the committed
+ * ExactSolver32.java is not its output). As in the Numba kernels, a float32 state's row loops run
+ * in float arithmetic with float rotation coefficients (the kernel's rotation goes through a
+ * 3-element scratch array of the state's dtype); phi and every scalar and reduction stay double.
  */
 final class ExactSolver64 extends Solver {
     static final int E = 0, PENDING = 1, THETA_OK = 2, BOUND = 3;
-    final double[] theta, phi, xp, u, zbuf;
-    final double[][] U;  // row i: U[i][i..d) (rows as arrays: C2 vectorises row[j] loops)
+    final /*F*/double[] theta, xp, u, zbuf;
+    final /*F*/double[][] U;  // row i: U[i][i..d) (rows as arrays: C2 vectorises row[j] loops)
+    final double[] phi;
     final double[] aux = new double[4];
-    final double fmax = Double.MAX_VALUE, eps = Math.ulp(1.0);
+    final double fmax = /*F*/Double.MAX_VALUE, eps = Math.ulp((/*F*/double) 1.0);
 
     ExactSolver64(int d, double lam) {
-        super(d, false, lam);
-        theta = new double[d];
-        U = new double[d][d];
+        super(d, /*F*/Double.BYTES == 4, lam);
+        theta = new /*F*/double[d];
+        U = new /*F*/double[d][d];
         phi = new double[d];
-        xp = new double[d];
-        u = new double[d];
-        zbuf = new double[d];
+        xp = new /*F*/double[d];
+        u = new /*F*/double[d];
+        zbuf = new /*F*/double[d];
         reset();
     }
 
@@ -39,14 +46,14 @@ final class ExactSolver64 extends Solver {
     @Override
     void reset() {
         java.util.Arrays.fill(theta, 0);
-        for (double[] row : U) {
+        for (/*F*/double[] row : U) {
             java.util.Arrays.fill(row, 0);
         }
         java.util.Arrays.fill(phi, 0);
         java.util.Arrays.fill(xp, 0);
         java.util.Arrays.fill(u, 0);
         java.util.Arrays.fill(aux, 0);
-        double s = Math.sqrt(lam);
+        /*F*/double s = (/*F*/double) Math.sqrt(lam);
         for (int i = 0; i < d; i++) {
             U[i][i] = s;
         }
@@ -54,10 +61,10 @@ final class ExactSolver64 extends Solver {
     }
 
     /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */
-    void sweep(double[] z, boolean solve) {
+    void sweep(/*F*/double[] z, boolean solve) {
         final int d = this.d;
-        final double[][] U = this.U;
-        final double[] xp = this.xp, u = this.u;
+        final /*F*/double[][] U = this.U;
+        final /*F*/double[] xp = this.xp, u = this.u;
         final double[] phi = this.phi;
         boolean pending = aux[PENDING] != 0.0;
         double e = aux[E];
@@ -65,36 +72,36 @@ final class ExactSolver64 extends Solver {
             System.arraycopy(z, 0, u, 0, d);
         }
         for (int k = 0; k < d; k++) {
-            final double[] row = U[k];
+            final /*F*/double[] row = U[k];
             double xk = pending ? xp[k] : 0.0;
             if (xk != 0.0) {
                 double ukk = row[k];
                 double r = Math.sqrt(ukk * ukk + xk * xk);
-                row[k] = r;
+                row[k] = (/*F*/double) r;
                 double invUkk = 1.0 / ukk, invR = 1.0 / r;
                 double cs = ukk * invR, sn = xk * invR;
-                double s = xk * invUkk, c = r * invUkk, invC = cs;
+                /*F*/double s = (/*F*/double) (xk * invUkk), c = (/*F*/double) (r * invUkk), invC = (/*F*/double) cs;
                 double pk = phi[k];
                 phi[k] = cs * pk + sn * e;
                 e = cs * e - sn * pk;
                 if (solve) {
-                    double uk = u[k] / row[k];
+                    /*F*/double uk = u[k] / row[k];
                     u[k] = uk;
                     for (int j = k + 1; j < d; j++) {
-                        double ukj = (row[j] + s * xp[j]) * invC;
+                        /*F*/double ukj = (row[j] + s * xp[j]) * invC;
                         row[j] = ukj;
                         xp[j] = c * xp[j] - s * ukj;
                         u[j] -= uk * ukj;
                     }
                 } else {
                     for (int j = k + 1; j < d; j++) {
-                        double ukj = (row[j] + s * xp[j]) * invC;
+                        /*F*/double ukj = (row[j] + s * xp[j]) * invC;
                         row[j] = ukj;
                         xp[j] = c * xp[j] - s * ukj;
                     }
                 }
             } else if (solve) {
-                double uk = u[k] / row[k];
+                /*F*/double uk = u[k] / row[k];
                 u[k] = uk;
                 for (int j = k + 1; j < d; j++) {
                     u[j] -= uk * row[j];
@@ -134,7 +141,10 @@ final class ExactSolver64 extends Solver {
         if (precisionLost(t)) {
             return Double.NaN;
         }
-        sweep(z, true);
+        for (int i = 0; i < d; i++) {
+            zbuf[i] = (/*F*/double) z[i];
+        }
+        sweep(zbuf, true);
         double m = 0.0, q = 0.0;
         for (int i = 0; i < d; i++) {
             double ui = u[i];
@@ -168,7 +178,7 @@ final class ExactSolver64 extends Solver {
                 for (int k = i + 1; k < d; k++) {
                     acc -= (double) U[i][k] * xp[k];
                 }
-                xp[i] = (acc / U[i][i]);
+                xp[i] = (/*F*/double) (acc / U[i][i]);
                 double ti = xp[i];
                 if (!Double.isFinite(ti)) {
                     return Double.NaN;
@@ -189,14 +199,14 @@ final class ExactSolver64 extends Solver {
     }
 
     /** u = U^{-T} b (U current); returns ||u||^2. */
-    double solveUpperT(double[] b, double[] out) {
+    double solveUpperT(/*F*/double[] b, /*F*/double[] out) {
         System.arraycopy(b, 0, out, 0, d);
         double acc = 0.0;
         for (int j = 0; j < d; j++) {
-            final double[] row = U[j];
-            double oj = out[j] / row[j];
+            final /*F*/double[] row = U[j];
+            /*F*/double oj = out[j] / row[j];
             out[j] = oj;
-            acc += oj * oj;
+            acc += (double) oj * oj;
             for (int k = j + 1; k < d; k++) {
                 out[k] -= oj * row[k];
             }
@@ -214,9 +224,12 @@ final class ExactSolver64 extends Solver {
 
     @Override
     double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        for (int i = 0; i < d; i++) {
+            zbuf[i] = (/*F*/double) z[i];
+        }
         if (!fresh) {
             flush();
-            solveUpperT(z, u);
+            solveUpperT(zbuf, u);
         }
         double mNew = 0.0;
         for (int i = 0; i < d; i++) {
@@ -225,7 +238,7 @@ final class ExactSolver64 extends Solver {
         double c = w * Num.dsigmoid(mNew);
         double sc = Math.sqrt(c);
         for (int i = 0; i < d; i++) {
-            xp[i] = sc * z[i];
+            xp[i] = (/*F*/double) (sc * zbuf[i]);
         }
         aux[E] = sc * mNew;
         aux[PENDING] = 1.0;
@@ -235,26 +248,26 @@ final class ExactSolver64 extends Solver {
     void thetaFromPhi() {
         for (int i = d - 1; i >= 0; i--) {
             double acc = phi[i];
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i + 1; k < d; k++) {
-                acc -= row[k] * theta[k];
+                acc -= (double) row[k] * theta[k];
             }
-            theta[i] = acc / row[i];
+            theta[i] = (/*F*/double) (acc / row[i]);
         }
     }
 
     void phiFromTheta(double[] th, double[] out) {
         for (int i = 0; i < d; i++) {
             double acc = 0.0;
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i; k < d; k++) {
-                acc += row[k] * th[k];
+                acc += (double) row[k] * th[k];
             }
             out[i] = acc;
         }
     }
 
-    double[] thetaRef() {
+    /*F*/double[] thetaRef() {
         if (aux[THETA_OK] != 1.0) {
             // always derived from the FLUSHED U, phi (exact.ExactSolver.theta): the sweep is
             // flush-invariant, so these are the bits Python derives however often either flushed
@@ -267,7 +280,12 @@ final class ExactSolver64 extends Solver {
 
     @Override
     double[] theta() {
-        return thetaRef().clone();
+        /*F*/double[] th = thetaRef();
+        double[] out = new double[d];
+        for (int i = 0; i < d; i++) {
+            out[i] = th[i];
+        }
+        return out;
     }
 
     private double[] keptPhi, keptTheta;
@@ -297,7 +315,7 @@ final class ExactSolver64 extends Solver {
     void restore() {
         System.arraycopy(keptPhi, 0, phi, 0, d);
         for (int i = 0; i < d; i++) {
-            theta[i] = keptTheta[i];
+            theta[i] = (/*F*/double) keptTheta[i];
         }
         aux[THETA_OK] = keptOk;
         aux[BOUND] = keptBound;
@@ -313,7 +331,7 @@ final class ExactSolver64 extends Solver {
         double nn = 0.0;
         for (int i = d - 1; i >= 0; i--) {
             double acc = phi[i];
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i + 1; k < d; k++) {
                 acc -= row[k] * theta0[k];
             }
@@ -332,7 +350,9 @@ final class ExactSolver64 extends Solver {
 
     @Override
     void setTheta(double[] theta64) {
-        System.arraycopy(theta64, 0, theta, 0, d);
+        for (int i = 0; i < d; i++) {
+            theta[i] = (/*F*/double) theta64[i];
+        }
         phiFromTheta(theta64, phi);
         aux[THETA_OK] = 0.0;
         aux[BOUND] = Num.norm(theta64);
@@ -344,9 +364,9 @@ final class ExactSolver64 extends Solver {
         phiFromTheta(v, tmp);
         for (int i = 0; i < d; i++) {
             double ti = tmp[i];
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i; k < d; k++) {
-                out[k] += row[k] * ti;
+                out[k] += (double) row[k] * ti;
             }
         }
         return out;
@@ -356,7 +376,10 @@ final class ExactSolver64 extends Solver {
     void widths(double[][] V, double[] out, long t) {
         flush();
         for (int n = 0; n < V.length; n++) {
-            out[n] = Math.sqrt(solveUpperT(V[n], u));
+            for (int i = 0; i < d; i++) {
+                zbuf[i] = (/*F*/double) V[n][i];
+            }
+            out[n] = Math.sqrt(solveUpperT(zbuf, u));
         }
     }
 
@@ -364,18 +387,18 @@ final class ExactSolver64 extends Solver {
     void writePayload(ByteBuffer b) {
         flush();
         thetaRef();
-        writeArray(b, false, theta);
-        for (double[] row : U) {
-            writeArray(b, false, row);
+        writeArray(b, f32, theta);
+        for (/*F*/double[] row : U) {
+            writeArray(b, f32, row);
         }
         writeArray(b, false, phi);
     }
 
     @Override
     void readPayload(ByteBuffer b) {
-        readArray(b, false, theta);
-        for (double[] row : U) {
-            readArray(b, false, row);
+        readArray(b, f32, theta);
+        for (/*F*/double[] row : U) {
+            readArray(b, f32, row);
         }
         readArray(b, false, phi);
     }
@@ -404,15 +427,15 @@ final class ExactSolver64 extends Solver {
                 }
             }
         }
-        double sq = Math.sqrt(lam) * (1.0 - 2.0 * eps);
+        double sq = (/*F*/double) Math.sqrt(lam) * (1.0 - 2.0 * eps);
         for (int i = 0; i < d; i++) {
             if (!(U[i][i] >= sq)) {
                 return "the Cholesky factor's diagonal is below sqrt(lam)";
             }
         }
         double top = 0.0;
-        for (double[] row : U) {
-            for (double x : row) {
+        for (/*F*/double[] row : U) {
+            for (/*F*/double x : row) {
                 top = Math.max(top, Math.abs(x));
             }
         }
@@ -422,9 +445,9 @@ final class ExactSolver64 extends Solver {
         // a fantasize keeps theta while later flushes rotate U and phi: each rotation adds
         // ~eps |U| |theta|; sqrt(eps) admits thousands of them and no real mismatch
         double tol = Math.sqrt(eps) + 4.0 * d * 0x1p-52;
-        double tiny = 2.0 * Double.MIN_VALUE;
+        double tiny = 2.0 * /*F*/Double.MIN_VALUE;
         for (int i = 0; i < d; i++) {
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             double acc = 0.0, abs = 0.0, rowAbs = 0.0;
             for (int k = 0; k < d; k++) {
                 acc += (double) row[k] * th[k];
@@ -462,7 +485,7 @@ final class ExactSolver64 extends Solver {
         System.arraycopy(v, 0, tmp, 0, d);
         double uy = 0.0, uu = 0.0;
         for (int j = 0; j < d; j++) {
-            final double[] row = U[j];
+            final /*F*/double[] row = U[j];
             double tj = tmp[j] / row[j];
             tmp[j] = tj;
             double uj = u[j];
@@ -479,7 +502,7 @@ final class ExactSolver64 extends Solver {
             }
         }
         for (int i = d - 1; i >= 0; i--) {
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             double acc = tmp[i];
             for (int k = i + 1; k < d; k++) {
                 acc -= row[k] * out[k];
@@ -489,7 +512,7 @@ final class ExactSolver64 extends Solver {
     }
 
     private boolean rowsFinite() {
-        for (double[] row : U) {
+        for (/*F*/double[] row : U) {
             if (!Num.allFinite(row)) {
                 return false;
             }
@@ -518,7 +541,7 @@ final class ExactSolver64 extends Solver {
             for (int j = 0; j < d; j++) {
                 double acc = 0;
                 for (int k = 0; k <= Math.min(i, j); k++) {
-                    acc += U[k][i] * U[k][j];
+                    acc += (double) U[k][i] * U[k][j];
                 }
                 H[i * d + j] = acc;
             }

@@ -304,4 +304,23 @@ final class Num {
     static double norm(double[] a) {
         return Math.sqrt(dot(a, a));
     }
+
+    /** The float arrays of the float32 exact solver (ExactSolver32): every entry finite. */
+    static boolean allFinite(float[] a) {
+        for (float x : a) {
+            if (!Float.isFinite(x)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** ||a|| of a float array, summed in float64 in order. */
+    static double norm(float[] a) {
+        double acc = 0.0;
+        for (float x : a) {
+            acc += (double) x * x;
+        }
+        return Math.sqrt(acc);
+    }
 }

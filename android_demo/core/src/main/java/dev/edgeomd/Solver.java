@@ -133,4 +133,23 @@ abstract class Solver {
             put(b, f32, x);
         }
     }
+
+    /** A float array (the float32 exact solver's): f32 must be true. */
+    static void readArray(ByteBuffer b, boolean f32, float[] a) {
+        if (!f32) {
+            throw new IllegalArgumentException("a float array in a float64 state");
+        }
+        for (int i = 0; i < a.length; i++) {
+            a[i] = b.getFloat();
+        }
+    }
+
+    static void writeArray(ByteBuffer b, boolean f32, float[] a) {
+        if (!f32) {
+            throw new IllegalArgumentException("a float array in a float64 state");
+        }
+        for (float x : a) {
+            b.putFloat(x);
+        }
+    }
 }
