@@ -188,6 +188,57 @@ def _fantasize_then_refused(out):
     return [c]
 
 
+def _fantasize_guard_cases(out):
+    """Issue 12's fantasize guards (commit e6b198a), which the Java core lacked: exact float32
+    refuses a curvature beyond the step's precision guard (lam = 1e-9) and keeps phi = U theta
+    for the loader after many fantasizes that leave theta bit for bit (lam = 1e-4); cg float32
+    refuses a nearly repeated ||z|| = 30 before its rounding passes the loader's floor (the
+    step's trace guard at lam = 1, the PSD probe on the drift budget at lam = 1e3). Java must
+    refuse exactly there, and every state it leaves must load (GuardTests.stream reloads)."""
+    cases = []
+    theta = [1e3, 3.0, -2.0, 0.5]  # a state the loader accepts
+
+    def set_theta(a):
+        a[0][:] = theta
+        a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)  # phi = U theta
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
+                                                    lam=1e-9), set_theta))
+    steps = [dict(kind="fantasize", z=[0.0, 0.3, 0.2, 0.1], w=1.0),  # c |z|^2 eps > lam / 10
+             dict(kind="fantasize", z=[0.0, 0.0, 0.0, 1e-6], w=1.0)]
+    c = _stream_case(out, "fantasize_exact_lam1e-9", m, steps, np.eye(4).tolist())
+    assert c["verdicts"] == ["numerical", "ok"], c["verdicts"]
+    cases.append(c)
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
+                                                    lam=1e-4), set_theta))
+    rng = np.random.default_rng(0)
+    steps = [dict(kind="fantasize", z=(20.0 * np.array([0.0, 0.2, 0.3, 0.0])).tolist(), w=1.0)]
+    steps += [dict(kind="fantasize", z=(rng.normal(size=4) * 10.0 ** rng.uniform(-1, 1.5)).tolist(),
+                   w=1.0) for _ in range(50)]
+    c = _stream_case(out, "fantasize_exact_lam1e-4", m, steps, np.eye(4).tolist())
+    assert set(c["verdicts"]) == {"ok"}, c["verdicts"]  # (phi repaired: the reloads pass)
+    cases.append(c)
+    for lam, n_max in ((1.0, 7_500), (1e3, 20_000)):
+        rng = np.random.default_rng(0)
+        z0 = rng.normal(size=6)
+        z0 *= 30.0 / np.linalg.norm(z0)
+        m = RewardModel(6, solver="cg", dtype="float32", lam=lam)
+        steps, probe = [], m.copy()
+        for _ in range(n_max):  # up to Python's first refusal, then two more
+            steps.append(dict(kind="fantasize", z=(z0 + 1e-3 * rng.normal(size=6)).tolist(), w=1.0))
+            try:
+                probe.fantasize(np.array(steps[-1]["z"]))
+            except NumericalError:
+                break
+        steps += steps[-1:] * 2
+        c = _stream_case(out, f"fantasize_cg_lam{lam:g}", m, steps, np.eye(6)[:3].tolist())
+        assert c["verdicts"][-3:] == ["numerical"] * 3 and "numerical" not in c["verdicts"][:-3]
+        # S is run up to the guard, where its float32 rounding (eps trace S) is lam / 10 by
+        # construction: the small directions' widths differ by ~1e-3 between the twins
+        c["tol32"] = 1e-2
+        cases.append(c)
+    return cases
+
+
 def _kappa_cases(out):
     """exact: the precision guard before the update after t = 64 (linalg.probe_due, d <= 64):
     eps kappa(cal_H) > linalg.KAPPA_EPS_LIMIT refuses (float32 kappa 1e6, float64 9e12); a mild
@@ -433,7 +484,7 @@ def run(tmp_path_factory):
     cases_dir, classes = base / "cases", base / "classes"
     cases_dir.mkdir()
     cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
-             + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
+             + _fantasize_then_refused(cases_dir) + _fantasize_guard_cases(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
              + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir)
              + _thumb_shown_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))

@@ -13,6 +13,8 @@ final class CgSolver extends ExplicitThetaSolver {
     final long lamWarmup;
     final double cgTol;
     final double[] S, x, r, p, Ap;
+    /** A bound on S's spectral drift since S was last known PSD ({@link #fantasize}). */
+    private double drift;
 
     CgSolver(int d, boolean f32, double lam, int cgSteps, long lamWarmup, double cgTol) {
         super(d, f32, lam);
@@ -45,6 +47,13 @@ final class CgSolver extends ExplicitThetaSolver {
         for (double[] a : new double[][]{theta, S, x, r, p, Ap}) {
             java.util.Arrays.fill(a, 0);
         }
+        drift = 0.0;
+    }
+
+    /** Only the loader's floor is known of a loaded S: probe before the first fantasize. */
+    @Override
+    void loaded() {
+        drift = Double.POSITIVE_INFINITY;
     }
 
     /** lambda_t = lambda_0 min(1, t / T) at round t (1-based); T = 0 means constant. */
@@ -115,7 +124,7 @@ final class CgSolver extends ExplicitThetaSolver {
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
         double lamT = lamAt(t + 1);
-        if (Num.probeDue(t, d) && Num.indefiniteDirection(S, d, psdFloor(lamT), f32)) {
+        if (curvatureLost(t)) {
             return Double.NaN;
         }
         double m = Num.dot(theta, z);
@@ -126,15 +135,30 @@ final class CgSolver extends ExplicitThetaSolver {
         if (!Double.isFinite(coef)) {
             return Double.NaN;
         }
-        double tr = 0.0;
-        for (int i = 0; i < d; i++) {
-            tr += S[i * d + i];
-        }
+        double tr = trace();
         double zz = Num.dot(z, z);
         if ((tr + w * Num.dsigmoid(m - coef * Num.dot(x, z)) * zz) * Num.eps(f32) > 0.1 * lamT) {
             return Double.NaN;
         }
         return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
+    }
+
+    /**
+     * The PSD probe before an update (pair or choice) every Num.probePeriod(d) updates
+     * (cg.CGSolver._curvature_lost): true (refuse; nothing has moved) when rounding made S
+     * indefinite beyond -psdFloor(lambda_{t+1}).
+     */
+    boolean curvatureLost(long t) {
+        return Num.probeDue(t, d) && Num.indefiniteDirection(S, d, psdFloor(lamAt(t + 1)), f32);
+    }
+
+    /** trace S in float64. */
+    double trace() {
+        double tr = 0.0;
+        for (int i = 0; i < d; i++) {
+            tr += S[i * d + i];
+        }
+        return tr;
     }
 
     /** cal_H = lambda_{t+1} I + S >= lambda_{t+1} I: the H-mode residual test's lower bound. */
@@ -155,6 +179,47 @@ final class CgSolver extends ExplicitThetaSolver {
      * triangle computed, rounded once and mirrored; (c z_i) z_k and (c z_k) z_i round apart). */
     @Override
     double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        double c = syr(z, w, forget);
+        drift += trace() * Num.eps(f32);  // fantasize's drift budget
+        return c;
+    }
+
+    /**
+     * S += c z z^T (no forgetting), or NaN (nothing changed) when the loader could refuse the
+     * result (cg.CGSolver.fantasize): each such update moves S's spectrum by at most e = eps
+     * (trace S + c ||z||^2). e > lambda_{t+1} / 10 (the step's trace guard) or e > floor / 4 is
+     * refused (floor: the loader's, psdFloor(lambda_1)), and once the e summed since the last
+     * probe (drift, also fed by absorb) would pass 3/4 floor, the PSD probe runs at floor / 4
+     * first: S stays >= -floor, so every state left loads.
+     */
+    @Override
+    double fantasize(double[] z, double w, long t) {
+        double eps = Num.eps(f32);
+        double c = w * Num.dsigmoid(Num.dot(theta, z));
+        double e = (trace() + c * Num.dot(z, z)) * eps;
+        if (!(e <= 0.1 * lamAt(t + 1))) {
+            return Double.NaN;
+        }
+        double lam1 = lamAt(1);
+        double floor = lam1 / (2.0 * Num.FLOOR_SLACK);  // psdFloor's first term: max|S| only when needed
+        if (e > 0.25 * floor || drift + e > 0.75 * floor) {
+            floor = psdFloor(lam1);
+        }
+        if (!(e <= 0.25 * floor)) {
+            return Double.NaN;
+        }
+        if (!(drift + e <= 0.75 * floor)) {
+            if (Num.indefiniteDirection(S, d, 0.25 * floor, f32)) {
+                return Double.NaN;
+            }
+            drift = 0.0;
+        }
+        drift += e;
+        return syr(z, w, 1.0);
+    }
+
+    /** S <- forget S + c z z^T, c = w sigma'(theta.z) (cg._absorb); returns c. */
+    double syr(double[] z, double w, double forget) {
         double c = w * Num.dsigmoid(Num.dot(theta, z));
         for (int i = 0; i < d; i++) {
             double czi = c * z[i];

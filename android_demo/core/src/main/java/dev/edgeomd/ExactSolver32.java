@@ -246,6 +246,75 @@ final class ExactSolver32 extends Solver {
         return c;
     }
 
+    /**
+     * A hypothetical observation's curvature (exact.ExactSolver.fantasize): U made current and z
+     * solved first; NaN (nothing changed) when c ||z||^2 eps > lam / 10, the step's precision
+     * guard. theta stays bit for bit while the update rotates U and phi, so phi is U theta only up
+     * to the rotation's rounding, amplified by up to sqrt(1 + c z^T cal_H^{-1} z): the update is
+     * applied now (the bits of a later flush) and phi checked against U theta as the loader checks
+     * it; past a quarter of its tolerance phi is set to U theta (theta not moved).
+     */
+    @Override
+    double fantasize(double[] z, double w, long t) {
+        for (int i = 0; i < d; i++) {
+            zbuf[i] = (float) z[i];
+        }
+        flush();
+        solveUpperT(zbuf, u);
+        double m = 0.0;  // theta.z = phi.u (exact._fantasy_curvature)
+        for (int i = 0; i < d; i++) {
+            m += phi[i] * u[i];
+        }
+        double c = w * Num.dsigmoid(m), zz = 0.0;
+        for (int i = 0; i < d; i++) {
+            zz += (double) zbuf[i] * zbuf[i];
+        }
+        if (!(Double.isFinite(c) && c * zz * eps <= 0.1 * lam)) {
+            return Double.NaN;
+        }
+        c = absorb(z, w, 1.0, t, true);  // u = U^{-T} z is current
+        if (aux[THETA_OK] == 1.0) {
+            flush();
+            if (phiDrift(0.25 * phiTolerance())) {
+                double[] th = new double[d];
+                for (int i = 0; i < d; i++) {
+                    th[i] = theta[i];
+                }
+                phiFromTheta(th, phi);
+            }
+        }
+        return c;
+    }
+
+    /** The loader's relative tolerance of phi = U theta: sqrt(eps) (+ float64's own rounding). */
+    double phiTolerance() {
+        return Math.sqrt(eps) + 4.0 * d * 0x1p-52;
+    }
+
+    /** The loader's slack for a theta rounded to the dtype's subnormal spacing, per |U_ij|. */
+    static final double TINY = 2.0 * Float.MIN_VALUE;
+
+    /**
+     * Is |U theta - phi|_i > tol (|U| |theta|)_i + TINY sum_j |U_ij| for some row i (the
+     * loader's check at tolerance tol, exact._phi_drift)? One pass over the upper triangle.
+     */
+    boolean phiDrift(double tol) {
+        for (int i = 0; i < d; i++) {
+            final float[] row = U[i];
+            double acc = 0.0, mag = 0.0, ab = 0.0;
+            for (int k = i; k < d; k++) {
+                double uk = row[k], tk = theta[k];
+                acc += uk * tk;
+                mag += Math.abs(uk) * Math.abs(tk);
+                ab += Math.abs(uk);
+            }
+            if (!(Math.abs(acc - phi[i]) <= tol * mag + TINY * ab)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     void thetaFromPhi() {
         for (int i = d - 1; i >= 0; i--) {
             double acc = phi[i];
@@ -445,8 +514,7 @@ final class ExactSolver32 extends Solver {
         }
         // a fantasize keeps theta while later flushes rotate U and phi: each rotation adds
         // ~eps |U| |theta|; sqrt(eps) admits thousands of them and no real mismatch
-        double tol = Math.sqrt(eps) + 4.0 * d * 0x1p-52;
-        double tiny = 2.0 * Float.MIN_VALUE;
+        double tol = phiTolerance();
         for (int i = 0; i < d; i++) {
             final float[] row = U[i];
             double acc = 0.0, abs = 0.0, rowAbs = 0.0;
@@ -455,7 +523,7 @@ final class ExactSolver32 extends Solver {
                 abs += Math.abs((double) row[k]) * Math.abs(th[k]);
                 rowAbs += Math.abs((double) row[k]);
             }
-            if (Math.abs(acc - phi[i]) > tol * abs + tiny * rowAbs) {
+            if (Math.abs(acc - phi[i]) > tol * abs + TINY * rowAbs) {
                 return "phi is not U theta";
             }
         }

@@ -383,14 +383,22 @@ public final class RewardModel {
         return z.clone();
     }
 
-    /** Add the curvature of a hypothetical observation without moving theta or t. */
+    /**
+     * Add the curvature w sigma'(theta.z) z z^T of a hypothetical observation to the local norm
+     * without moving theta or t (greedy, non-redundant active selection on a copy).
+     * NumericalException, the state unchanged, where the solver's guards refuse it (a curvature
+     * beyond what the dtype holds next to lam: Python's RewardModel.fantasize).
+     */
     public void fantasize(double[] zIn, double weight) {
         vector(zIn, "z");
         double w = weight(weight);
         for (int i = 0; i < d; i++) {
             z[i] = Num.rd(zIn[i], f32);
         }
-        solver.absorb(z, w, 1.0, t, false);
+        if (Double.isNaN(solver.fantasize(z, w, t))) {
+            throw new NumericalException("the fantasized curvature is beyond what the state's dtype can hold "
+                    + "next to lam; the state was left unchanged (check the feature scale)");
+        }
     }
 
     /** Forget everything learned (settings kept). */

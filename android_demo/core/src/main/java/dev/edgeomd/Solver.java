@@ -33,6 +33,16 @@ abstract class Solver {
     /** Step 4: add w sigma'(theta.z) z z^T (fresh: right after this z's step). */
     abstract double absorb(double[] z, double w, double forget, long t, boolean fresh);
 
+    /**
+     * A hypothetical observation's curvature w sigma'(theta.z) z z^T added to the local norm
+     * without moving theta (greedy active selection, on a copy; no forgetting). Returns c, or NaN
+     * with nothing changed where the solver's guards refuse it (exact and cg: Python's
+     * solver.fantasize); this default (sketch, diagonal) has none, as in Python.
+     */
+    double fantasize(double[] z, double w, long t) {
+        return absorb(z, w, 1.0, t, false);
+    }
+
     /** theta in float64 (a fresh copy of the stored, dtype-rounded values). */
     abstract double[] theta();
 

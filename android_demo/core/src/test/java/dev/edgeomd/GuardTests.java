@@ -16,7 +16,8 @@ import static dev.edgeomd.TestRunner.require;
  * writes the cases): java dev.edgeomd.GuardTests CASES_DIR [-v]. One check per case:
  * <ul>
  * <li>stream: from Python's initial state, every update Python refused (NumericalError) is
- * refused here (NumericalException) with toBytes unchanged, every other one is taken; the final
+ * refused here (NumericalException) with toBytes unchanged, every other one is taken, and every
+ * state left after each step loads (fromBytes); the final
  * theta and widths match Python's (1e-4 relative in float32, 1e-9 in float64);</li>
  * <li>load: a crafted state is refused (StateFormatException) exactly when Python's loader
  * refused it;</li>
@@ -89,6 +90,11 @@ public final class GuardTests {
                 require(Arrays.equals(m.toBytes(), before), "step " + k + ": a refused update changed the state");
             }
             require(got.equals(verdicts.get(k)), "step " + k + ": Java " + got + ", Python " + verdicts.get(k));
+            try {  // every state an update or a refusal leaves loads
+                RewardModel.fromBytes(m.toBytes());
+            } catch (StateFormatException e) {
+                throw new AssertionError("step " + k + ": the state no longer loads: " + e.getMessage());
+            }
         }
         RewardModel py = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".final.eomd")));
         double tol = "float32".equals(m.dtype()) ? (c.containsKey("tol32") ? Json.num(c.get("tol32")) : 1e-4) : 1e-9;
