@@ -68,25 +68,12 @@ final class CgSolver extends ExplicitThetaSolver {
      * (a loaded cg_steps of 2^20 would take seconds; nothing improves beyond). */
     int cgSolve(double lamT, double[] z, double a, double[] b, int maxSteps, double tol) {
         maxSteps = (int) Math.min(maxSteps, 4L * d + 8);
-        double bb = 0.0;
-        for (int i = 0; i < d; i++) {
-            x[i] = 0.0;
-            r[i] = b[i];
-            p[i] = b[i];
-            bb += b[i] * b[i];
-        }
+        double bb = cgStart(b);
         double rr = bb;
         double stop = tol * tol * bb;
         int steps = 0;
         while (steps < maxSteps && rr > stop) {
-            for (int i = 0; i < d; i++) {  // Ap = (S + lam I) p
-                double acc = lamT * p[i];
-                int row = i * d;
-                for (int k = 0; k < d; k++) {
-                    acc += S[row + k] * p[k];
-                }
-                Ap[i] = Num.rd(acc, f32);
-            }
+            symvPlus(lamT);
             double zp = Num.dot(z, p);
             double pAp = 0.0;
             for (int i = 0; i < d; i++) {
@@ -97,22 +84,85 @@ final class CgSolver extends ExplicitThetaSolver {
             if (pAp <= 0.0) {
                 break;
             }
-            double alpha = rr / pAp;
-            double rrNew = 0.0;
-            for (int i = 0; i < d; i++) {
-                x[i] = Num.rd(x[i] + alpha * p[i], f32);
-                double ri = r[i] - alpha * Ap[i];
-                r[i] = Num.rd(ri, f32);
-                rrNew += ri * ri;
-            }
-            double beta = rrNew / rr;
-            for (int i = 0; i < d; i++) {
-                p[i] = Num.rd(r[i] + beta * p[i], f32);
-            }
-            rr = rrNew;
+            rr = cgAdvance(rr, pAp);
             steps++;
         }
         return steps;
+    }
+
+    /** CG for (S + lam I + X^T X) x = b (cg._cg_solve_rows: a choice's rank-n term instead of a
+     * z z^T), from x0 = 0, at most 4 d + 8 steps. */
+    int cgSolveRows(double lamT, double[][] X, double[] b, int maxSteps, double tol) {
+        maxSteps = (int) Math.min(maxSteps, 4L * d + 8);
+        int n = X.length;
+        double[] xp = new double[n];
+        double bb = cgStart(b);
+        double rr = bb;
+        double stop = tol * tol * bb;
+        int steps = 0;
+        while (steps < maxSteps && rr > stop) {
+            symvPlus(lamT);
+            for (int l = 0; l < n; l++) {
+                xp[l] = Num.dot(X[l], p);
+            }
+            double pAp = 0.0;
+            for (int i = 0; i < d; i++) {
+                double api = Ap[i];
+                for (int l = 0; l < n; l++) {
+                    api += X[l][i] * xp[l];
+                }
+                Ap[i] = Num.rd(api, f32);
+                pAp += p[i] * api;
+            }
+            if (pAp <= 0.0) {
+                break;
+            }
+            rr = cgAdvance(rr, pAp);
+            steps++;
+        }
+        return steps;
+    }
+
+    /** x = 0, r = p = b; returns b.b (linalg.cg_start). */
+    private double cgStart(double[] b) {
+        double bb = 0.0;
+        for (int i = 0; i < d; i++) {
+            x[i] = 0.0;
+            r[i] = b[i];
+            p[i] = b[i];
+            bb += b[i] * b[i];
+        }
+        return bb;
+    }
+
+    /** Ap = (S + lam I) p, rounded to the dtype (linalg.symv_plus). */
+    private void symvPlus(double lamT) {
+        for (int i = 0; i < d; i++) {
+            double acc = lamT * p[i];
+            int row = i * d;
+            for (int k = 0; k < d; k++) {
+                acc += S[row + k] * p[k];
+            }
+            Ap[i] = Num.rd(acc, f32);
+        }
+    }
+
+    /** x += alpha p, r -= alpha Ap, p = r + beta p (Fletcher-Reeves); returns the new r.r
+     * (linalg.cg_advance). */
+    private double cgAdvance(double rr, double pAp) {
+        double alpha = rr / pAp;
+        double rrNew = 0.0;
+        for (int i = 0; i < d; i++) {
+            x[i] = Num.rd(x[i] + alpha * p[i], f32);
+            double ri = r[i] - alpha * Ap[i];
+            r[i] = Num.rd(ri, f32);
+            rrNew += ri * ri;
+        }
+        double beta = rrNew / rr;
+        for (int i = 0; i < d; i++) {
+            p[i] = Num.rd(r[i] + beta * p[i], f32);
+        }
+        return rrNew;
     }
 
     /**
@@ -248,6 +298,55 @@ final class CgSolver extends ExplicitThetaSolver {
                 }
             }
         }
+    }
+
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    /**
+     * Steps 1-2 (cg.CGSolver.choice_step): K CG steps on (lambda_t I + S + eta X^T X) x = g,
+     * g = Z^T a (CG from 0 is linear in the right-hand side: k = 2 is the pair's step), after the
+     * pair's PSD probe; theta -= eta x within the theta limit.
+     */
+    @Override
+    boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
+        if (curvatureLost(t)) {
+            return false;
+        }
+        Mnl.margins(theta, cw.Z, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.rows(cw.Lw, cw.Z, Math.sqrt(eta), cw.X, f32);
+        for (int j = 0; j < cw.n; j++) {
+            cw.b[j] = cw.q[j] * -w;
+        }
+        Mnl.combine(cw.Z, cw.b, cw.g, f32);
+        cgSolveRows(lamAt(t + 1), cw.X, cw.g, cgSteps, cgTol);
+        return Num.moveChecked(theta, x, eta, f32);
+    }
+
+    /**
+     * Step 4: S <- forget S + sum_i x_i x_i^T at theta_{t+1}; false (nothing changed) when the
+     * curvature sum would outgrow what the dtype holds next to the damping (the pair's precision
+     * guard: (trace S + sum_i ||x_i||^2) eps > lambda_t / 10).
+     */
+    @Override
+    boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
+        Mnl.margins(theta, cw.Z, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+        if (!((trace() + Mnl.sumSq(cw.X)) * Num.eps(f32) <= 0.1 * lamAt(t + 1))) {
+            return false;
+        }
+        for (int i = 0; i < d; i++) {  // the upper triangle, then mirrored (cg._syr_rows: exactly symmetric)
+            int row = i * d;
+            for (int k = i; k < d; k++) {
+                double acc = forget * S[row + k];
+                for (double[] xl : cw.X) {
+                    acc += xl[i] * xl[k];
+                }
+                S[row + k] = Num.rd(acc, f32);
+            }
+        }
+        mirrorUpper();
+        return true;
     }
 
     @Override

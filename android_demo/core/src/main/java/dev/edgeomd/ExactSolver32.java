@@ -398,17 +398,7 @@ final class ExactSolver32 extends Solver {
     @Override
     int project(double[] z, double a, double radius, long t) {
         double[] theta0 = new double[d];
-        double nn = 0.0;
-        for (int i = d - 1; i >= 0; i--) {
-            double acc = phi[i];
-            final float[] row = U[i];
-            for (int k = i + 1; k < d; k++) {
-                acc -= row[k] * theta0[k];
-            }
-            theta0[i] = acc / row[i];
-            nn += theta0[i] * theta0[i];
-        }
-        double c0 = Math.sqrt(nn);
+        double c0 = theta64(theta0);
         if (!(c0 > radius)) {
             return c0 == c0 ? 0 : -1;
         }
@@ -416,6 +406,21 @@ final class ExactSolver32 extends Solver {
         Projection.Apply op = (v, out) -> invApply(v, a, tmp, out);
         return finishProjection(Projection.lanczosProject(op, theta0, c0, radius, Projection.MODE_M, lam,
                 Projection.tol(f32), Projection.KMAX, Projection.STEPS_MAX), radius);
+    }
+
+    /** out = U^{-1} phi in float64 (theta' of step 3, exact._theta64); returns ||out||. */
+    double theta64(double[] out) {
+        double nn = 0.0;
+        for (int i = d - 1; i >= 0; i--) {
+            double acc = phi[i];
+            final float[] row = U[i];
+            for (int k = i + 1; k < d; k++) {
+                acc -= row[k] * out[k];
+            }
+            out[i] = acc / row[i];
+            nn += out[i] * out[i];
+        }
+        return Math.sqrt(nn);
     }
 
     @Override
@@ -578,6 +583,214 @@ final class ExactSolver32 extends Solver {
             }
             out[i] = acc / row[i];
         }
+    }
+
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    /**
+     * Steps 1-2 (exact.ExactSolver.choice_step), after the precision guard: V = U^{-T} Z in one
+     * pass over U, so theta.z_j = phi.v_j and C = Z cal_H^{-1} Z^T = V V^T; then phi' = phi -
+     * eta V^T b with the pair's overflow guard. false: nothing moved.
+     */
+    @Override
+    boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
+        if (precisionLost(t)) {
+            return false;
+        }
+        solveRows(cw.Z, cw.V);
+        margins64(cw.V, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.gram(cw.V, cw.V, cw.C);
+        if (Double.isNaN(Mnl.stepCoef(cw, w, eta))) {
+            return false;
+        }
+        return choiceMove(cw.V, cw.b, eta, cw.g);
+    }
+
+    /**
+     * Step 4 (exact.ExactSolver.choice_absorb): the n rows x_i at theta_{t+1} (theta.z_j = phi.v_j:
+     * U is unchanged since the solve) added by n Cholesky updates in one pass over U; false
+     * (nothing changed) when they would wipe out the factor's precision (the pair's guard: trace
+     * eps > lam / 10).
+     */
+    @Override
+    boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
+        margins64(cw.V, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+        if (!(Mnl.sumSq(cw.X) * eps <= 0.1 * lam)) {
+            return false;
+        }
+        int n = cw.n;
+        for (int i = 0; i < n; i++) {  // x_i.theta_{t+1}
+            double acc = 0.0;
+            for (int l = i; l < n; l++) {
+                acc += cw.Lw[l * n + i] * cw.m[l];
+            }
+            cw.e[i] = acc;
+        }
+        rotateRows(cw.X, cw.e);
+        aux[THETA_OK] = 0.0;
+        return true;
+    }
+
+    /** m_j = phi.v_j (theta.z_j = (U theta).(U^{-T} z_j)). */
+    void margins64(double[][] V, double[] m) {
+        for (int j = 0; j < V.length; j++) {
+            double acc = 0.0;
+            final double[] vj = V[j];
+            for (int i = 0; i < d; i++) {
+                acc += phi[i] * vj[i];
+            }
+            m[j] = acc;
+        }
+    }
+
+    /** V_j = U^{-T} z_j for every row: forward substitution, ONE top-down pass over U for all rows
+     * (exact._solve_rows), in the dtype's arithmetic. */
+    void solveRows(double[][] Z, double[][] V) {
+        for (int j = 0; j < Z.length; j++) {
+            System.arraycopy(Z[j], 0, V[j], 0, d);
+        }
+        for (int k = 0; k < d; k++) {
+            final float[] row = U[k];
+            float ukk = row[k];
+            for (final double[] vj : V) {
+                float vk = (float) vj[k] / ukk;
+                vj[k] = vk;
+                for (int i = k + 1; i < d; i++) {
+                    vj[i] = (float) vj[i] - vk * row[i];
+                }
+            }
+        }
+    }
+
+    /**
+     * phi <- phi - eta V^T b (exact._choice_move) with the pair's overflow guard: theta moves by
+     * at most 2 ||eta V^T b|| / sqrt(lam); only when aux[BOUND] plus that nears fmax THETA_LIMIT
+     * is the candidate theta built (in cand) and checked. false: nothing changed.
+     */
+    boolean choiceMove(double[][] V, double[] b, double eta, double[] cand) {
+        double nn = 0.0;
+        for (int i = 0; i < d; i++) {
+            double acc = 0.0;
+            for (int j = 0; j < V.length; j++) {
+                acc += b[j] * V[j][i];
+            }
+            nn += acc * acc;
+        }
+        double step = eta * Math.sqrt(nn);
+        if (!Double.isFinite(step)) {
+            return false;
+        }
+        double bound = aux[BOUND] + step * Math.sqrt(4.0 / lam);
+        double limit = Num.THETA_LIMIT * fmax;
+        if (!(bound < limit)) {
+            double norm2 = 0.0;
+            for (int i = d - 1; i >= 0; i--) {
+                double acc = phi[i];
+                for (int j = 0; j < V.length; j++) {
+                    acc -= eta * b[j] * V[j][i];
+                }
+                final float[] row = U[i];
+                for (int k = i + 1; k < d; k++) {
+                    acc -= (double) row[k] * cand[k];
+                }
+                cand[i] = (float) (acc / row[i]);
+                double ti = cand[i];
+                if (!Double.isFinite(ti)) {
+                    return false;
+                }
+                norm2 += ti * ti;
+            }
+            bound = Math.sqrt(norm2);
+            if (!(bound < limit)) {
+                return false;
+            }
+        }
+        for (int i = 0; i < d; i++) {
+            double acc = 0.0;
+            for (int j = 0; j < V.length; j++) {
+                acc += b[j] * V[j][i];
+            }
+            phi[i] -= eta * acc;
+        }
+        aux[BOUND] = bound;
+        aux[THETA_OK] = 0.0;
+        return true;
+    }
+
+    /**
+     * cal_H <- cal_H + sum_i x_i x_i^T as n Cholesky updates in ONE top-down pass
+     * (exact._rotate_rows): at row k the n rotations are formed first (each from the diagonal the
+     * previous one left), then applied to the row's tail two at a time. [phi; e_i] is rotated
+     * alongside, so phi = U theta holds (e_i = x_i.theta). X and e are destroyed.
+     */
+    void rotateRows(double[][] X, double[] e) {
+        int n = X.length;
+        float[] rot = new float[3 * n];  // (s, c, 1/c) per row, in the dtype
+        for (int k = 0; k < d; k++) {
+            final float[] row = U[k];
+            double ukk = row[k];
+            for (int i = 0; i < n; i++) {
+                double xk = X[i][k];
+                if (xk == 0.0) {  // the identity
+                    rot[3 * i] = 0;
+                    rot[3 * i + 1] = 1;
+                    rot[3 * i + 2] = 1;
+                    continue;
+                }
+                double r = Math.sqrt(ukk * ukk + xk * xk);
+                double invUkk = 1.0 / ukk, invR = 1.0 / r;
+                double cs = ukk * invR, sn = xk * invR;
+                rot[3 * i] = (float) (xk * invUkk);
+                rot[3 * i + 1] = (float) (r * invUkk);
+                rot[3 * i + 2] = (float) cs;
+                double pk = phi[k];
+                phi[k] = cs * pk + sn * e[i];
+                e[i] = cs * e[i] - sn * pk;
+                ukk = r;
+            }
+            row[k] = (float) ukk;
+            int i = 0;
+            for (; i + 1 < n; i += 2) {
+                float s1 = rot[3 * i], c1 = rot[3 * i + 1], ic1 = rot[3 * i + 2];
+                float s2 = rot[3 * i + 3], c2 = rot[3 * i + 4], ic2 = rot[3 * i + 5];
+                final double[] x1 = X[i], x2 = X[i + 1];
+                for (int j = k + 1; j < d; j++) {
+                    float x1j = (float) x1[j], x2j = (float) x2[j];
+                    float u1 = (row[j] + s1 * x1j) * ic1;
+                    x1[j] = c1 * x1j - s1 * u1;
+                    float u2 = (u1 + s2 * x2j) * ic2;
+                    x2[j] = c2 * x2j - s2 * u2;
+                    row[j] = u2;
+                }
+            }
+            if (i < n) {
+                float s1 = rot[3 * i], c1 = rot[3 * i + 1], ic1 = rot[3 * i + 2];
+                final double[] x1 = X[i];
+                for (int j = k + 1; j < d; j++) {
+                    float x1j = (float) x1[j];
+                    float u1 = (row[j] + s1 * x1j) * ic1;
+                    x1[j] = c1 * x1j - s1 * u1;
+                    row[j] = u1;
+                }
+            }
+        }
+    }
+
+    /** cal_H^{-1} v by two triangular sweeps: step 3 of a choice in M mode, as the pair's. */
+    @Override
+    Projection.Apply choiceInverse() {
+        final double[] tmp = new double[d];
+        return (v, out) -> invApply(v, tmp, out);
+    }
+
+    /** theta' = U^{-1} phi in float64 (U is current: flushed before the step). */
+    @Override
+    double[] choiceTheta0() {
+        double[] out = new double[d];
+        theta64(out);
+        return out;
     }
 
     private boolean rowsFinite() {

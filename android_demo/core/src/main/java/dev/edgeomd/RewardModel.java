@@ -25,6 +25,8 @@ public final class RewardModel {
     public static final double MAX_ABS_INPUT = 1e6;
     public static final double MAX_WEIGHT = 1e6;
     public static final double MAX_ETA = 1e6, MIN_LAM = 1e-9, MAX_LAM = 1e9;
+    /** The most candidates of one choice ({@link #learnChoice}; Python's MAX_K). */
+    public static final int MAX_CHOICES = Mnl.MAX_K;
 
     /** Hyperparameters (edge_omd.RewardModel's keyword arguments). */
     public static final class Config {
@@ -361,21 +363,91 @@ public final class RewardModel {
      * as {@link #observation()} held it after the live learn call).
      */
     public void learnObservation(double[] zIn, double y, double weight) {
-        if (zIn == null || zIn.length != d) {
-            throw new InvalidInputException("z must have length " + d);
-        }
-        for (double v : zIn) {
-            if (!Double.isFinite(v)) {
-                throw new InvalidInputException("z contains NaN or inf");
-            }
-            if (f32 && (double) (float) v != v) {
-                throw new InvalidInputException("z must hold float32 values for a float32 state");
-            }
-        }
+        exact(zIn, "z");
         double yy = label(y);
         double w = weight(weight);
         System.arraycopy(zIn, 0, z, 0, d);
         update(yy, w);
+    }
+
+    /**
+     * The user saw the k candidates Phi (k rows of length d) and chose row {@code chosen}: one
+     * multinomial-logit (Plackett-Luce first choice) observation, P(chosen) =
+     * softmax_j(theta.phi_j)[chosen], learned by the same one-pass step as a pair (Python's
+     * RewardModel.learn_choice, docs/ALGORITHM.md "Choice among k"): its Hessian, rank k - 1, at
+     * theta_t inside tilde_H and at theta_{t+1} into cal_H. 2 <= k <= 16; duplicate rows are
+     * allowed; k = 2 is {@code learnPair(Phi[chosen], Phi[1 - chosen])} up to rounding. Phi is
+     * rounded to the state's dtype once ({@link #choiceInput}); O(k d) scratch per call, nothing
+     * kept. Bad input: InvalidInputException; a refused update: NumericalException; the state is
+     * unchanged in both cases.
+     */
+    public void learnChoice(double[][] Phi, int chosen, double weight) {
+        double[][] P = choiceInput(Phi);
+        int c = chosenIndex(chosen, P.length);
+        double w = weight(weight);
+        choice(P, c, w);
+    }
+
+    /**
+     * Phi checked (2 to 16 rows of length d, finite, |entries| <= 1e6) and rounded to the state's
+     * dtype into a new array: what {@link #learnChoice} learns from and a kind-2 journal record
+     * stores ({@link #learnChoiceObservation}).
+     */
+    public double[][] choiceInput(double[][] Phi) {
+        choiceShape(Phi);
+        double[][] P = new double[Phi.length][d];
+        for (int j = 0; j < Phi.length; j++) {
+            vector(Phi[j], "Phi");
+            for (int i = 0; i < d; i++) {
+                P[j][i] = Num.rd(Phi[j][i], f32);
+            }
+        }
+        return P;
+    }
+
+    /**
+     * Learn a choice exactly as given (no conversion): the replay of a kind-2 journal record.
+     * Phi: 2 to 16 rows of length d, finite, already in the state's dtype ({@link #choiceInput}'s
+     * result); the same steps on the same values as the live call.
+     */
+    public void learnChoiceObservation(double[][] Phi, int chosen, double weight) {
+        choiceShape(Phi);
+        double[][] P = new double[Phi.length][];
+        for (int j = 0; j < Phi.length; j++) {
+            exact(Phi[j], "Phi");
+            P[j] = Phi[j].clone();
+        }
+        int c = chosenIndex(chosen, P.length);
+        double w = weight(weight);
+        choice(P, c, w);
+    }
+
+    /** RewardModel._choice: steps 1-4 of Algorithm 1 for a choice (Mnl), rolled back if refused. */
+    private void choice(double[][] P, int c, double w) {
+        Mnl.Work cw = new Mnl.Work(P.length - 1, d);
+        Mnl.differences(P, c, cw.Z, f32);  // z_j = phi_c - phi_j (j != c), in the state's dtype
+        solver.keep();
+        if (!solver.choiceStep(cw, w, eta, t)) {  // steps 1-2
+            solver.restore();
+            throw new NumericalException("the choice was refused: it would give a non-finite theta, or the state's "
+                    + "dtype can no longer hold the local norm accurately (its condition number nears 1/eps: use "
+                    + "dtype='float64', forget < 1, or reset); the state was left unchanged (check the feature "
+                    + "scale and eta)");
+        }
+        if (!Double.isNaN(radius)) {  // step 3, tilde_H = cal_H + eta X^T X at theta_t
+            Mnl.rows(cw.Lw, cw.Z, Math.sqrt(eta), cw.X, f32);
+            if (Mnl.project(solver, cw.X, radius, t) < 0) {
+                solver.restore();
+                throw new NumericalException("the projection onto ||theta|| <= radius has no finite result; the "
+                        + "state was left unchanged (check radius and the feature scale)");
+            }
+        }
+        if (!solver.choiceAbsorb(cw, w, forget, t)) {  // step 4
+            solver.restore();
+            throw new NumericalException("the choice's curvature is beyond what the state's dtype can hold next to "
+                    + "lam; the state was left unchanged (check the feature scale)");
+        }
+        t = Math.min(t + 1, StateFormat.MAX_T);
     }
 
     /** z of the last learn call as the model used it (dtype-rounded): what a journal record stores. */
@@ -591,6 +663,52 @@ public final class RewardModel {
             throw new InvalidInputException(name + " has entries above 1e+06 in magnitude; features are "
                     + "expected L2-normalised");
         }
+    }
+
+    /** 2 to MAX_CHOICES rows (each checked by the caller). */
+    private void choiceShape(double[][] Phi) {
+        if (Phi == null) {
+            throw new InvalidInputException("Phi must have shape (k, " + d + "), got null");
+        }
+        if (Phi.length < 2 || Phi.length > MAX_CHOICES) {
+            throw new InvalidInputException("a choice needs 2 to " + MAX_CHOICES + " candidates, got " + Phi.length);
+        }
+        for (double[] row : Phi) {
+            if (row == null || row.length != d) {
+                throw new InvalidInputException("Phi must have shape (k, " + d + "), got a row of length "
+                        + (row == null ? "null" : String.valueOf(row.length)));
+            }
+        }
+    }
+
+    /**
+     * A replayed vector exactly as a live call can have left it (Python's _checks.exact_array):
+     * length d, finite, within 2 MAX_ABS_INPUT (a pair's difference), float32 values for a float32
+     * state.
+     */
+    private void exact(double[] x, String name) {
+        if (x == null || x.length != d) {
+            throw new InvalidInputException(name + " must have length " + d);
+        }
+        for (double v : x) {
+            if (!Double.isFinite(v)) {
+                throw new InvalidInputException(name + " contains NaN or inf");
+            }
+            if (Math.abs(v) > 2 * MAX_ABS_INPUT) {
+                throw new InvalidInputException(name + " has entries above 2e+06 in magnitude; features are "
+                        + "expected L2-normalised");
+            }
+            if (f32 && (double) (float) v != v) {
+                throw new InvalidInputException(name + " must hold float32 values for a float32 state");
+            }
+        }
+    }
+
+    private static int chosenIndex(int chosen, int k) {
+        if (chosen < 0 || chosen >= k) {
+            throw new InvalidInputException("chosen must be in [0, " + (k - 1) + "], got " + chosen);
+        }
+        return chosen;
     }
 
     private static double label(double y) {

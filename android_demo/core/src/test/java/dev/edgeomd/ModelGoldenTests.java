@@ -66,6 +66,7 @@ final class ModelGoldenTests {
             case "pair": m.learnPair(Json.doubles(s.get("a")), Json.doubles(s.get("b")), w); break;
             case "thumb": m.learnThumb(Json.doubles(s.get("phi")), (Boolean) s.get("up"), w); break;
             case "fantasize": m.fantasize(Json.doubles(s.get("z")), w); break;
+            case "choice": m.learnChoice(matrix(s.get("P")), (int) Json.integer(s.get("c")), w); break;
             default: throw new IllegalArgumentException(kind);
         }
     }
