@@ -219,6 +219,19 @@ def _fantasize_guard_cases(out):
     c = _stream_case(out, "fantasize_exact_lam1e-4", m, steps, np.eye(4).tolist())
     assert set(c["verdicts"]) == {"ok"}, c["verdicts"]  # (phi repaired: the reloads pass)
     cases.append(c)
+    # greedy active selection fantasizes on a copy: a refused row is still picked, the next
+    # rounds see the widths without it (strategies.greedy_queries); Java's picks must agree
+    from edge_omd import strategies
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
+                                                    lam=1e-9), set_theta))
+    Z = np.array([[0.0, 0.3, 0.2, 0.1], [0.0, 0.0, 0.0, 1e-6], [0.0, 0.31, 0.2, 0.1],
+                  [0.0, 0.0, 1e-5, 0.0]])
+    with pytest.raises(NumericalError):
+        m.copy().fantasize(Z[0])
+    (out / "greedy_refused.init.eomd").write_bytes(m.to_bytes())
+    picks = [[int(j), float(w)] for j, w in strategies.greedy_queries(m, Z, 4)]
+    assert len(picks) == 4
+    cases.append(dict(name="greedy_refused", kind="greedy", Z=Z.tolist(), k=4, picks=picks))
     for lam, n_max in ((1.0, 7_500), (1e3, 20_000)):
         rng = np.random.default_rng(0)
         z0 = rng.normal(size=6)
