@@ -132,8 +132,10 @@ def _record(m, s):
 
 def _outputs(m, probes):
     r = m.reward(probes)
-    out = dict(rewards=r.tolist(), widths=m.width(probes).tolist(),
-               widths_ref=m.width(probes, ref=probes[0]).tolist(), choices={})
+    w = m.width(probes)
+    out = dict(rewards=r.tolist(), widths=w.tolist(),
+               widths_ref=m.width(probes, ref=probes[0]).tolist(), choices={},
+               pessimistic=st.pessimistic_scores(r, w, 0.5).tolist())
     for strat in DETERMINISTIC:
         out["choices"][strat] = list(st.choose_pair(r, lambda a: m.width(probes, probes[a]),
                                                     strategy=strat, beta=1.0, q=4.0))

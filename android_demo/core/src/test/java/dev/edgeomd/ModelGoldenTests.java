@@ -107,6 +107,17 @@ final class ModelGoldenTests {
                 require(m.rank() == Json.integer(c.get("rank")), "rank " + m.rank());
                 require(m.nbytes() == Json.integer(c.get("nbytes")), "nbytes " + m.nbytes() + " vs " + c.get("nbytes"));
                 require(Arrays.equals(m.toBytes(), py[0]), "bytes differ");
+                if (cfg.headFingerprint != null) {  // bindHead: an unbound state bound to the head
+                    RewardModel.Config unbound = config(c, dim);
+                    unbound.headFingerprint = null;
+                    RewardModel u = new RewardModel(unbound);
+                    u.bindHead(cfg.headFingerprint);
+                    require(Arrays.equals(u.toBytes(), py[0]), "bindHead: bytes differ from Python's bound state");
+                    u.bindHead(cfg.headFingerprint);  // the same head again: accepted
+                    byte[] other = cfg.headFingerprint.clone();
+                    other[0] ^= 1;
+                    raises(IllegalStateException.class, () -> u.bindHead(other), "bindHead: another head");
+                }
             });
             T.check(name + ": read-then-write byte-identical at every step", () -> {
                 for (int k = 0; k <= K; k++) {
@@ -141,6 +152,8 @@ final class ModelGoldenTests {
                     close(m.width(probes, null), Json.doubles(o.get("widths")), tol, "widths at step " + k);
                     close(m.width(probes, probes[0]), Json.doubles(o.get("widths_ref")), tol,
                             "widths (ref) at step " + k);
+                    close(Strategies.pessimisticScores(r, m.width(probes, null), 0.5),
+                            Json.doubles(o.get("pessimistic")), tol, "pessimistic scores at step " + k);
                     Map<String, Object> ch = Json.obj(o.get("choices"));
                     for (Map.Entry<String, Object> e : ch.entrySet()) {
                         int[] got = Strategies.choosePair(m, probes, e.getKey(), 1.0, 4.0, null);
