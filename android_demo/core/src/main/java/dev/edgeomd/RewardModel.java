@@ -5,6 +5,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
 
 /**
  * One user's linear Bradley-Terry reward r(phi) = theta^T phi, learned by one-pass online mirror
@@ -28,21 +31,25 @@ public final class RewardModel {
     /** The most candidates of one choice ({@link #learnChoice}; Python's MAX_K). */
     public static final int MAX_CHOICES = Mnl.MAX_K;
 
-    /** Hyperparameters (edge_omd.RewardModel's keyword arguments). */
+    /**
+     * Hyperparameters (edge_omd.RewardModel's keyword arguments, edge_omd.config.ModelConfig's
+     * defaults). A setting Python leaves at None is an empty optional here, e.g.
+     * {@code c.radius = OptionalDouble.of(0.8)}; a present value is checked as Python checks it.
+     */
     public static final class Config {
         public int dim;
         public String solver = "auto";      // auto, exact, cg, sketch, diagonal
         public String dtype = "float32";    // float32, float64
-        public long budgetBytes = 0;        // 0: unlimited
+        public OptionalLong budgetBytes = OptionalLong.empty();  // bound on the whole state; empty: unlimited
         public double eta = 1.0;
         public double lam = 1.0;
-        public double radius = Double.NaN;  // NaN: no projection
+        public OptionalDouble radius = OptionalDouble.empty();   // B of ||theta|| <= B; empty: no step 3
         public double forget = 1.0;
         public long cgSteps = 3;
-        public long lamWarmup = 0;
+        public long lamWarmup = 0;          // T of lambda_t = lam min(1, t / T); 0: constant
         public double cgTol = 1e-6;
-        public int sketchRank = 0;          // 0: from the budget
-        public byte[] headFingerprint = null;
+        public OptionalInt sketchRank = OptionalInt.empty();     // the sketch's rank; empty: from the budget
+        public byte[] headFingerprint = null;  // 32 bytes, or null: not bound to a head
 
         public Config(int dim) {
             this.dim = dim;
@@ -53,8 +60,10 @@ public final class RewardModel {
     private final boolean f32;
     private final int rank;
     private final Solver solver;
-    private final double eta, lam, radius, forget, cgTol;
-    private final long cgSteps, lamWarmup, budget;
+    private final double eta, lam, forget, cgTol;
+    private final double radius;  // NaN: no step 3 (Config.radius empty)
+    private final long budget;    // 0: unlimited (Config.budgetBytes empty), as the header stores it
+    private final long cgSteps, lamWarmup;
     private byte[] fingerprint;
     private final double[] z;  // the current observation, rounded to the dtype
     private long t;
@@ -66,14 +75,20 @@ public final class RewardModel {
         d = c.dim;
         eta = rangeParam("eta", c.eta, 0.0, MAX_ETA);
         lam = rangeParam("lam", c.lam, MIN_LAM, MAX_LAM);
-        if (!Double.isNaN(c.radius) && !(Double.isFinite(c.radius) && c.radius > 0)) {
-            throw new ConfigException("radius must be a finite number > 0, got " + c.radius);
+        if (c.radius == null || c.budgetBytes == null || c.sketchRank == null) {
+            throw new ConfigException("radius, budgetBytes and sketchRank are optionals: empty, not null");
         }
-        if (!Double.isNaN(c.radius) && c.radius < ("float32".equals(c.dtype) ? 1e-30 : 1e-150)) {
-            throw new ConfigException("radius=" + c.radius + " is too small for " + c.dtype
-                    + " (the projected theta would underflow)");
+        if (c.radius.isPresent()) {
+            double r = c.radius.getAsDouble();
+            if (!(Double.isFinite(r) && r > 0)) {
+                throw new ConfigException("radius must be a finite number > 0, got " + r);
+            }
+            if (r < ("float32".equals(c.dtype) ? 1e-30 : 1e-150)) {
+                throw new ConfigException("radius=" + r + " is too small for " + c.dtype
+                        + " (the projected theta would underflow)");
+            }
         }
-        radius = c.radius;
+        radius = c.radius.orElse(Double.NaN);
         if (!(Double.isFinite(c.forget) && c.forget > 0.0 && c.forget <= 1.0)) {
             throw new ConfigException("forget must be in (0, 1], got " + c.forget);
         }
@@ -95,13 +110,15 @@ public final class RewardModel {
             throw new ConfigException("cg_tol must be in [0, 1), got " + c.cgTol);
         }
         cgTol = c.cgTol;
-        if (c.budgetBytes < 0 || c.budgetBytes > StateFormat.MAX_T) {
+        long b = c.budgetBytes.orElse(1);
+        if (b < 1 || b > StateFormat.MAX_T) {
             throw new ConfigException("budget_bytes must be in [1, " + StateFormat.MAX_T + "], got "
-                    + Long.toUnsignedString(c.budgetBytes));
+                    + Long.toUnsignedString(b));
         }
-        budget = c.budgetBytes;
-        if (c.sketchRank < 0 || c.sketchRank > d) {
-            throw new ConfigException("sketch_rank must be in [1, " + d + "], got " + c.sketchRank);
+        budget = c.budgetBytes.orElse(0);
+        int forcedRank = c.sketchRank.orElse(0);
+        if (c.sketchRank.isPresent() && (forcedRank < 1 || forcedRank > d)) {
+            throw new ConfigException("sketch_rank must be in [1, " + d + "], got " + forcedRank);
         }
         if (c.headFingerprint != null && c.headFingerprint.length != 32) {
             throw new InvalidInputException("a head fingerprint is 32 bytes (SHA-256 digest)");
@@ -118,7 +135,7 @@ public final class RewardModel {
                     name = full;
                     break;
                 }
-                r = sketchRankForBudget(c.sketchRank, itemsize);
+                r = sketchRankForBudget(forcedRank, itemsize);
                 if (r >= 2) {
                     name = "sketch";
                 } else if (fits("diagonal", 0, itemsize)) {
@@ -131,7 +148,7 @@ public final class RewardModel {
                 break;
             }
             case "sketch":
-                r = sketchRankForBudget(c.sketchRank, itemsize);
+                r = sketchRankForBudget(forcedRank, itemsize);
                 if (r < 1) {
                     throw new ConfigException("budget_bytes=" + budget + " holds no sketch for d=" + d
                             + " (rank 1 needs " + (SketchSolver.stateBytes(d, itemsize, 1) + front) + " bytes)");
@@ -583,19 +600,16 @@ public final class RewardModel {
         Config c = new Config(h.dim);
         c.solver = h.solver();
         c.dtype = h.itemsize == 4 ? "float32" : "float64";
-        c.budgetBytes = h.budget;
+        c.budgetBytes = h.budget == 0 ? OptionalLong.empty() : OptionalLong.of(h.budget);
         c.eta = h.eta;
         c.lam = h.lam;
-        c.radius = h.hasRadius() ? h.radius : Double.NaN;
+        c.radius = h.hasRadius() ? OptionalDouble.of(h.radius) : OptionalDouble.empty();
         c.forget = h.forget;
         c.cgSteps = h.cgSteps;
         c.lamWarmup = h.lamWarmup;
         c.cgTol = h.cgTol;
-        c.sketchRank = h.rank;
+        c.sketchRank = h.rank == 0 ? OptionalInt.empty() : OptionalInt.of(h.rank);
         c.headFingerprint = h.hasFingerprint() ? h.fingerprint : null;
-        if (h.hasRadius() && Double.isNaN(h.radius)) {
-            throw new StateFormatException("state holds invalid settings: radius must be a finite number > 0, got NaN");
-        }
         if (h.budget < 0) {
             throw new StateFormatException("state holds invalid settings: budget_bytes "
                     + Long.toUnsignedString(h.budget) + " is out of range");

@@ -297,7 +297,7 @@ final class JournalGoldenTests {
             int dim = (int) Json.integer(u.get("dim"));
             RewardModel.Config cfg = ModelGoldenTests.config(u, dim);
             double tol = "float32".equals(cfg.dtype) ? ModelGoldenTests.TOL32
-                    : Double.isNaN(cfg.radius) ? ModelGoldenTests.TOL64 : ModelGoldenTests.TOL64_PROJECTION;
+                    : !cfg.radius.isPresent() ? ModelGoldenTests.TOL64 : ModelGoldenTests.TOL64_PROJECTION;
             T.check("UserStore opens Python FolderStore user " + user + " (choices replayed), continues it as "
                     + "Python does, and leaves it for Python", () -> {
                 RewardModel live = RewardModel.fromBytes(Files.readAllBytes(root.resolve("folder_live")
