@@ -329,9 +329,7 @@ final class CgSolver extends ExplicitThetaSolver {
      */
     @Override
     boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
-        Mnl.margins(theta, cw.Z, cw.m);
-        Mnl.weights(cw.m, w, cw.q, cw.Lw);
-        Mnl.rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+        Mnl.hessianRows(cw, theta, w, f32);
         if (!((trace() + Mnl.sumSq(cw.X)) * Num.eps(f32) <= 0.1 * lamAt(t + 1))) {
             return false;
         }

@@ -66,10 +66,7 @@ final class DiagonalSolver extends ExplicitThetaSolver {
                 cw.V[j][i] = Num.rd(cw.Z[j][i] / h[i], f32);
             }
         }
-        Mnl.margins(theta, cw.Z, cw.m);
-        Mnl.weights(cw.m, w, cw.q, cw.Lw);
-        Mnl.gram(cw.V, cw.Z, cw.C);
-        if (Double.isNaN(Mnl.stepCoef(cw, w, eta))) {
+        if (!Mnl.coefficients(cw, theta, w, eta)) {
             return false;
         }
         return Mnl.move(theta, cw.V, cw.b, eta, cw.g, f32);
@@ -78,9 +75,7 @@ final class DiagonalSolver extends ExplicitThetaSolver {
     /** Step 4: h <- forget h + (1 - forget) lam + sum_i x_i^2 (the Hessian's diagonal). */
     @Override
     boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
-        Mnl.margins(theta, cw.Z, cw.m);
-        Mnl.weights(cw.m, w, cw.q, cw.Lw);
-        Mnl.rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+        Mnl.hessianRows(cw, theta, w, f32);
         double floor = (1.0 - forget) * lam;
         for (int i = 0; i < d; i++) {
             double acc = forget * h[i] + floor;

@@ -160,6 +160,24 @@ final class Mnl {
         return Double.isFinite(bcb) ? bcb : Double.NaN;
     }
 
+    /**
+     * Steps 1-2's coefficients for a solver that holds theta and has put cal_H^{-1} z_j in V:
+     * margins, weights, C = Z V^T (symmetrised) and b ({@link #stepCoef}). false: not finite.
+     */
+    static boolean coefficients(Work cw, double[] theta, double w, double eta) {
+        margins(theta, cw.Z, cw.m);
+        weights(cw.m, w, cw.q, cw.Lw);
+        gram(cw.V, cw.Z, cw.C);
+        return !Double.isNaN(stepCoef(cw, w, eta));
+    }
+
+    /** Step 4's rows: the Hessian's x_i at theta (theta_{t+1}), into X. */
+    static void hessianRows(Work cw, double[] theta, double w, boolean f32) {
+        margins(theta, cw.Z, cw.m);
+        weights(cw.m, w, cw.q, cw.Lw);
+        rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+    }
+
     // ------------------------------------------------------------------ n x d
     /** Z = [phi_c - phi_j for j != c], in input order, rounded to the state's dtype. */
     static void differences(double[][] P, int c, double[][] Z, boolean f32) {

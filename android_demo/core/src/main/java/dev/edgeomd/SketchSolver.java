@@ -373,10 +373,7 @@ final class SketchSolver extends ExplicitThetaSolver {
             solve(cw.Z[j]);
             System.arraycopy(v, 0, cw.V[j], 0, d);
         }
-        Mnl.margins(theta, cw.Z, cw.m);
-        Mnl.weights(cw.m, w, cw.q, cw.Lw);
-        Mnl.gram(cw.V, cw.Z, cw.C);
-        if (Double.isNaN(Mnl.stepCoef(cw, w, eta))) {
+        if (!Mnl.coefficients(cw, theta, w, eta)) {
             return false;
         }
         double kappa = kappaBound(), vv = 0.0, tt = 0.0;  // sketch._choice_drift
@@ -399,9 +396,7 @@ final class SketchSolver extends ExplicitThetaSolver {
      * 2 ell-row buffer is full). */
     @Override
     boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
-        Mnl.margins(theta, cw.Z, cw.m);
-        Mnl.weights(cw.m, w, cw.q, cw.Lw);
-        Mnl.rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+        Mnl.hessianRows(cw, theta, w, f32);
         if (forget != 1.0) {
             forget(forget);
         }
