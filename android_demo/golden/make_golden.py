@@ -6,8 +6,12 @@ OUT_DIR/model/<case>/: case.json (settings, the seeded stream, probes, and after
 Python rewards, widths and deterministic choose_pair picks) and s<k>.eomd (the state after k
 updates, k = 0..K); OUT_DIR/model/refuse/: mutated states with a verdict from Python's loader
 (accepted or the StateFormatError message), for Java to agree with.
-OUT_DIR/journal/<case>/: a checkpoint after 4 updates, the journal of the rest (edge_omd/store/journal.py)
-and damaged variants, each with Python's parse verdict and the state its replay gives.
+OUT_DIR/journal/<case>/: a checkpoint after 4 updates, the journal of the rest (edge_omd/store/journal.py,
+kind-1 and kind-2 records) and damaged variants, each with Python's parse verdict and the state its
+replay gives. OUT_DIR/journal/folder_store/: a Python FolderStore holding one user per solver x
+dtype (and two with a radius) whose journals hold pairs, thumbs and choices; users.json gives,
+per user, the observations that follow and Python's state after each (folder_next/), for the Java
+UserStore to replay the journal, continue, and hand back.
 OUT_DIR/tok/<head>/: tokenizer.json, manifest.json (template, max_length, special tokens, pad id,
 padding side) and cases.json (texts, ids of the raw tokenizer, and padded ids/masks of the
 TextEncoder for batches of prompt/response pairs, both padding sides).
@@ -31,6 +35,7 @@ from edge_omd import RewardModel
 from edge_omd import strategies as st
 from edge_omd.errors import StateFormatError
 from edge_omd.solvers import SOLVERS
+from edge_omd.solvers.mnl import MAX_K
 from edge_omd.state_format import HEADER
 
 H = HEADER.size  # the payload starts here (docs/STATE_FORMAT.md)
@@ -51,6 +56,7 @@ for _dt in ("float32", "float64"):
         (f"sketch_{_dt}", 12, 45, dict(solver="sketch", dtype=_dt, sketch_rank=3)),
         (f"diagonal_{_dt}", 12, 40, dict(solver="diagonal", dtype=_dt)),
         (f"exact_radius_{_dt}", 10, 30, dict(solver="exact", dtype=_dt, radius=0.8, eta=2.0)),
+        (f"cg_radius_{_dt}", 10, 30, dict(solver="cg", dtype=_dt, cg_steps=4, radius=0.8, eta=2.0)),
         (f"cg_warmup_forget_{_dt}", 10, 30, dict(solver="cg", dtype=_dt, cg_steps=4, lam_warmup=10,
                                                  forget=0.97, cg_tol=1e-8)),
         (f"sketch_forget_radius_{_dt}", 10, 35, dict(solver="sketch", dtype=_dt, sketch_rank=2,
@@ -69,11 +75,15 @@ CASES += [
 
 
 def _stream(d, T, seed):
-    """Seeded mixed stream: one/pair/thumb/fantasize, soft labels, weights, unit-ish features."""
+    """Seeded mixed stream: one/pair/thumb/choice/fantasize, soft labels, weights, unit-ish
+    features; choices among 2 to MAX_K candidates (some with a duplicate row), the pick drawn
+    from the multinomial logit of a hidden theta."""
     rng = np.random.default_rng(seed)
     theta_star = rng.normal(size=d) * 2.0
     for t in range(T):
         kind = ("one", "pair", "thumb", "pair", "fantasize")[t % 5] if t % 11 != 10 else "pair"
+        if t % 6 == 5:
+            kind = "choice"
         w = 1.0 if t % 4 else float(rng.uniform(0.2, 3.0))
         if kind == "one":
             z = rng.normal(size=d) / math.sqrt(d)
@@ -87,6 +97,14 @@ def _stream(d, T, seed):
         elif kind == "thumb":
             phi = rng.normal(size=d) / math.sqrt(d)
             yield dict(kind=kind, phi=phi.tolist(), up=bool(theta_star @ phi > 0), w=w)
+        elif kind == "choice":
+            k = (3, 2, 5, MAX_K, 4)[(t // 6) % 5]
+            P = rng.normal(size=(k, d)) / math.sqrt(d)
+            if k > 2 and t % 4 == 1:
+                P[-1] = P[0]  # duplicate candidates are allowed
+            u = P @ theta_star
+            p = np.exp(u - u.max())
+            yield dict(kind=kind, P=P.tolist(), c=int(rng.choice(k, p=p / p.sum())), w=w)
         else:
             yield dict(kind=kind, z=(rng.normal(size=d) / math.sqrt(d)).tolist(), w=w)
 
@@ -98,14 +116,26 @@ def _apply(m, s):
         m.learn_pair(np.array(s["a"]), np.array(s["b"]), weight=s["w"])
     elif s["kind"] == "thumb":
         m.learn_thumb(np.array(s["phi"]), s["up"], weight=s["w"])
+    elif s["kind"] == "choice":
+        m.learn_choice(np.array(s["P"]), s["c"], weight=s["w"])
     else:
         m.fantasize(np.array(s["z"]), weight=s["w"])
 
 
+def _record(m, s):
+    """(vectors, label) of the journal record of step s, just learned by m (as the Personalizer
+    journals it: a choice's candidates as the model used them, RewardModel.choice_input)."""
+    if s["kind"] == "choice":
+        return m.choice_input(np.array(s["P"])), s["c"]
+    return np.array(m.observation), _label_of(s)
+
+
 def _outputs(m, probes):
     r = m.reward(probes)
-    out = dict(rewards=r.tolist(), widths=m.width(probes).tolist(),
-               widths_ref=m.width(probes, ref=probes[0]).tolist(), choices={})
+    w = m.width(probes)
+    out = dict(rewards=r.tolist(), widths=w.tolist(),
+               widths_ref=m.width(probes, ref=probes[0]).tolist(), choices={},
+               pessimistic=st.pessimistic_scores(r, w, 0.5).tolist())
     for strat in DETERMINISTIC:
         out["choices"][strat] = list(st.choose_pair(r, lambda a: m.width(probes, probes[a]),
                                                     strategy=strat, beta=1.0, q=4.0))
@@ -289,12 +319,19 @@ def _label_of(s):
         return s["y"]
     if s["kind"] == "thumb":
         return 1.0 if s["up"] else 0.0
+    if s["kind"] == "choice":
+        return s["c"]
     return 1.0
 
 
+def _encode(journal, epoch, seq, vectors, label, w, when):
+    """One journal record as the Personalizer writes it (kind from the vectors' shape)."""
+    return journal.encode(epoch, seq, vectors, label, w, kind=journal.kind_of(vectors), when=when)
+
+
 def write_journal_cases(root):
-    """Checkpoint after 4 updates + a journal of the rest (edge_omd/store/journal.py records); damaged
-    variants with Python's parse verdict and the state its replay gives."""
+    """Checkpoint after 4 updates + a journal of the rest (edge_omd/store/journal.py records, kinds 1
+    and 2); damaged variants with Python's parse verdict and the state its replay gives."""
     from edge_omd.store import journal
     os.makedirs(root, exist_ok=True)
     names = []
@@ -310,28 +347,42 @@ def write_journal_cases(root):
                 with open(os.path.join(folder, "checkpoint.eomd"), "wb") as f:
                     f.write(m.to_bytes())
             elif k > 4:
-                recs.append(dict(seq=m.t, z=np.array(m.observation), label=_label_of(s), w=s["w"]))
+                vectors, label = _record(m, s)
+                recs.append(dict(seq=m.t, z=vectors, label=label, w=s["w"]))
         with open(os.path.join(folder, "live.eomd"), "wb") as f:
             f.write(m.to_bytes())
         item = m._dtype.itemsize
 
         def enc(r, epoch=7, seq=None):
-            return journal.encode(epoch, r["seq"] if seq is None else seq, r["z"], r["label"], r["w"],
-                                  when=1234.5)
+            return _encode(journal, epoch, r["seq"] if seq is None else seq, r["z"], r["label"], r["w"],
+                           1234.5)
 
         blobs = [enc(r) for r in recs]
+        glm = next(i for i in range(2, len(recs)) if recs[i]["z"].ndim == 1)   # a kind-1 record
+        ch = next(i for i in range(2, len(recs)) if recs[i]["z"].ndim == 2)    # a kind-2 record
+        assert any(r["z"].ndim == 2 and len(r["z"]) == MAX_K for r in recs)
         clean = b"".join(blobs)
         bad_crc = bytearray(clean)
         bad_crc[sum(map(len, blobs[:3])) + 70] ^= 4
         v2 = bytearray(blobs[2])
         struct.pack_into("<H", v2, 8, 2)
         v2 = _reseal(v2)
-        k2 = bytearray(blobs[2])
-        struct.pack_into("<B", k2, 10, 2)
+        k2 = bytearray(blobs[glm])
+        struct.pack_into("<B", k2, 10, 2)  # a kind-2 header on one vector
         k2 = _reseal(k2)
-        lab = journal.encode(7, recs[2]["seq"], recs[2]["z"], 1.5, 1.0, when=0.0)
-        w0 = journal.encode(7, recs[2]["seq"], recs[2]["z"], 1.0, 0.0, when=0.0)
-        other_d = journal.encode(7, recs[2]["seq"], np.zeros(d + 1, recs[2]["z"].dtype), 1.0, 1.0, when=0.0)
+        z, seq = recs[glm]["z"], recs[glm]["seq"]
+        lab = journal.encode(7, seq, z, 1.5, 1.0, when=0.0)
+        w0 = journal.encode(7, seq, z, 1.0, 0.0, when=0.0)
+        other_d = journal.encode(7, seq, np.zeros(d + 1, z.dtype), 1.0, 1.0, when=0.0)
+
+        def bad_choice(label):  # a choice record whose chosen index is not one of its rows
+            b = bytearray(blobs[ch])
+            struct.pack_into("<d", b, 40, label)
+            return _reseal(b)
+        k1 = bytearray(blobs[ch])
+        struct.pack_into("<B", k1, 10, 1)  # a kind-1 header on k > 1 vectors
+        k1 = _reseal(k1)
+        before_glm, before_ch = b"".join(blobs[:glm]), b"".join(blobs[:ch])
         variants = {
             "clean": clean,
             "torn-tail": clean[:-10],
@@ -341,10 +392,15 @@ def write_journal_cases(root):
             "seq-gap": b"".join(blobs[:3]) + b"".join(blobs[4:]),
             "older-first": enc(recs[0], seq=3) + enc(recs[0], seq=4) + clean,
             "version2": b"".join(blobs[:2]) + v2 + b"".join(blobs[3:]),
-            "kind2": b"".join(blobs[:2]) + k2,
-            "label": b"".join(blobs[:2]) + lab,
-            "weight0": b"".join(blobs[:2]) + w0,
-            "other-dim": b"".join(blobs[:2]) + other_d,
+            "kind2": before_glm + k2,
+            "label": before_glm + lab,
+            "weight0": before_glm + w0,
+            "other-dim": before_glm + other_d,
+            "choice-index-k": before_ch + bad_choice(float(len(recs[ch]["z"]))),
+            "choice-index-half": before_ch + bad_choice(0.5),
+            "choice-index-neg": before_ch + bad_choice(-1.0),
+            "choice-kind1": before_ch + k1,
+            "choice-torn": before_ch + blobs[ch][:-7],
             "garbage": clean + b"\0" * 100,
             "empty": b"",
         }
@@ -361,34 +417,64 @@ def write_journal_cases(root):
             verdicts[label] = dict(n=len(p.records), ends=p.ends, skipped_end=p.skipped_end,
                                    stop=p.stop, stop_at=p.stop_at)
         assert verdicts["clean"]["n"] == len(recs)
+        assert all(verdicts[v]["n"] == ch and verdicts[v]["stop"] for v in variants if v.startswith("choice-"))
         with open(os.path.join(folder, "case.json"), "w") as f:
             json.dump(dict(name=name, dim=d, itemsize=item, epoch=7, after=4, verdicts=verdicts), f, indent=1)
         names.append(name)
     with open(os.path.join(root, "index.json"), "w") as f:
         json.dump(names, f)
-    write_folder_store(os.path.join(root, "folder_store"))
+    write_folder_store(root)
 
 
-def write_folder_store(folder):
-    """A Python FolderStore user ("alice": checkpoint at 10 updates + journal of 7 more) for the
-    Java UserStore to open, continue and hand back (tests/android checks the way back)."""
-    from edge_omd.store import FolderStore, journal
-    st = FolderStore(folder)
-    d = 12
-    m = RewardModel(d, solver="exact", dtype="float32", head_fingerprint=bytes(range(32)))
-    with st.transaction("alice", head_fingerprint=m.head_fingerprint, dim=d) as tx:
-        epoch = tx.create(m.to_bytes(), updates=0).epoch
-    steps = [s for s in _stream(d, 40, seed=77) if s["kind"] != "fantasize"][:17]
-    for k, s in enumerate(steps, 1):
-        _apply(m, s)
-        rec = journal.encode(epoch, m.t, m.observation, _label_of(s), s["w"], when=1000.0 + k)
-        with st.transaction("alice", head_fingerprint=m.head_fingerprint, dim=d) as tx:
-            tx.append([rec])
-            if k == 10:
-                tx.checkpoint(m.to_bytes(), updates=k)
+#: The FolderStore users for the Java UserStore: every solver x dtype, and two with a radius
+#: (step 3 of a choice on replay: M mode for the sketch, H mode for cg)
+FOLDER_USERS = [(f"{s}_{dt}", dict(solver=s, dtype=dt, **extra))
+                for s, extra in (("exact", {}), ("cg", dict(cg_steps=3)), ("sketch", dict(sketch_rank=3)),
+                                 ("diagonal", {}))
+                for dt in ("float32", "float64")]
+FOLDER_USERS += [("sketch_radius_forget_float32", dict(solver="sketch", dtype="float32", sketch_rank=2,
+                                                        radius=0.8, eta=2.0, forget=0.95)),
+                 ("cg_radius_warmup_float64", dict(solver="cg", dtype="float64", cg_steps=4, lam_warmup=6,
+                                                   radius=0.8, eta=2.0))]
+
+
+def write_folder_store(root):
+    """A Python FolderStore (root/folder_store) with the users of FOLDER_USERS, each: a checkpoint
+    at 10 updates and a journal of the 17 that followed (pairs, thumbs, one-hot labels and
+    choices among 2 to 16: kinds 1 and 2), Python's live model (folder_live/<user>.eomd), then 8
+    more observations (users.json) and Python's state after each (folder_next/<user>.<k>.eomd):
+    the Java UserStore opens each user (replaying the journal, choices included), must match the
+    live model, continues with those observations, and hands the folder back (tests/android)."""
+    from edge_omd.store import journal
+    from edge_omd.store import FolderStore
+    st = FolderStore(os.path.join(root, "folder_store"))
+    for sub in ("folder_live", "folder_next"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    d, fp, users = 10, bytes(range(32)), []
+    for ui, (user, cfg) in enumerate(FOLDER_USERS):
+        m = RewardModel(d, head_fingerprint=fp, **cfg)
+        with st.transaction(user, head_fingerprint=fp, dim=d) as tx:
+            epoch = tx.create(m.to_bytes(), updates=0).epoch
+        steps = [s for s in _stream(d, 60, seed=77 + ui) if s["kind"] != "fantasize"][:25]
+        for k, s in enumerate(steps[:17], 1):
+            _apply(m, s)
+            vectors, label = _record(m, s)
+            with st.transaction(user, head_fingerprint=fp, dim=d) as tx:
+                tx.append([_encode(journal, epoch, m.t, vectors, label, s["w"], 1000.0 + k)])
+                if k == 10:
+                    tx.checkpoint(m.to_bytes(), updates=k)
+        assert sum(s["kind"] == "choice" for s in steps[10:17]) >= 1, user
+        with open(os.path.join(root, "folder_live", f"{user}.eomd"), "wb") as f:
+            f.write(m.to_bytes())
+        for k, s in enumerate(steps[17:], 1):
+            _apply(m, s)
+            with open(os.path.join(root, "folder_next", f"{user}.{k}.eomd"), "wb") as f:
+                f.write(m.to_bytes())
+        jcfg = {k: v for k, v in cfg.items()}
+        users.append(dict(user=user, dim=d, config=jcfg, updates=17, next=steps[17:]))
     st.close() if hasattr(st, "close") else None
-    with open(os.path.join(os.path.dirname(folder), "folder_store_live.eomd"), "wb") as f:
-        f.write(m.to_bytes())
+    with open(os.path.join(root, "users.json"), "w") as f:
+        json.dump(users, f)
 
 
 def main(argv=None):

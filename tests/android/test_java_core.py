@@ -1,9 +1,11 @@
 """The Java core (android_demo/core) against the Python SDK, compiled with javac alone.
 
 Python writes golden vectors (android_demo/golden/make_golden.py) into a temp folder: seeded
-streams and the state after every update for every solver and both dtypes, rewards, widths,
-deterministic choose_pair picks, refused/accepted mutated files, journals (intact and damaged)
-with Python's parse verdicts and replays, and token ids/offsets/masks of
+streams (pairs, thumbs, soft labels, fantasizes, choices among 2 to 16) and the state after every
+update for every solver and both dtypes, rewards, widths, deterministic choose_pair picks,
+refused/accepted mutated files, journals (intact and damaged, kinds 1 and 2) with Python's parse
+verdicts and replays, a FolderStore with one user per solver x dtype whose journal holds choices
+(Java opens, replays, continues and hands it back), and token ids/offsets/masks of
 1,000+ texts from the MiniLM tokenizer and two tiny byte-level BPE tokenizers. The Java runner
 checks all of it (1e-5 relative in float32, 1e-12 in float64) and writes its own states, which
 Python then loads here. Run alone with: pytest -m java tests/android
@@ -24,7 +26,7 @@ from tests import solvers
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "android_demo", "core", "src")
 GOLDEN = os.path.join(ROOT, "android_demo", "golden", "make_golden.py")
-MIN_CHECKS = 110  # 23 model cases x 4 + refusals + units + journals + 3 tokenizer heads x 2
+MIN_CHECKS = 135  # 25 model cases x 4 + refusals + units + journals + 10 store users + tokenizers
 
 pytestmark = [pytest.mark.java,
               pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
@@ -69,6 +71,15 @@ def test_goldens_cover_what_the_issue_asks(run):
     for s in solvers.SOLVERS:
         for dt in solvers.DTYPES:
             assert (s, dt) in covered
+    ks = set()  # every model stream learns choices, with and without a radius
+    for n in names:
+        steps = json.loads((run["golden"] / "model" / n / "case.json").read_text())["steps"]
+        ks |= {len(s["P"]) for s in steps if s["kind"] == "choice"}
+        assert sum(s["kind"] == "choice" for s in steps) >= 4, n
+    assert {2, 16} <= ks
+    users = json.loads((run["golden"] / "journal" / "users.json").read_text())
+    assert {(u["config"]["solver"], u["config"]["dtype"]) for u in users} == \
+        {(s, dt) for s in solvers.SOLVERS for dt in solvers.DTYPES}
     for head in ("minilm", "bpe_llama3", "bpe_qwen2"):
         cases = json.loads((run["golden"] / "tok" / head / "cases.json").read_text())
         assert len({c["text"] for c in cases["texts"]}) >= 1000
@@ -98,16 +109,29 @@ def test_python_loads_what_java_wrote(run):
 
 
 def test_python_folder_store_opens_what_java_continued(run):
-    """A FolderStore user written by Python, continued on the JVM by UserStore (5 more pairs),
-    opens in Python's FolderStore: its checkpoint + journal replay to Java's live model."""
-    from edge_omd.store import FolderStore, journal
-    folder = run["out"] / "folder_store"
-    s = FolderStore(folder).sync("alice")
-    rec = s.record
-    assert rec is not None and rec.updates == 22 and len(rec.journal) == 12
-    m = RewardModel.from_bytes(rec.state)
-    for r in rec.journal:
-        journal.apply(m, r)
-    j = RewardModel.from_bytes((run["out"] / "folder_store_java_live.eomd").read_bytes())
-    assert m.t == j.t == 22 and m.head_fingerprint == j.head_fingerprint == bytes(range(32))
-    assert np.abs(m.theta - j.theta).max() <= 1e-5 * np.abs(j.theta).max()
+    """The FolderStore users written by Python (journals with pairs, thumbs and choices), opened
+    and continued on the JVM by UserStore (8 more observations each, choices journaled as kind-2
+    records by Java), open in Python's FolderStore: checkpoint + journal replay give Java's live
+    model and Python's own continued model (1e-5 relative in float32, 1e-12 in float64, 1e-7 with
+    a radius), and the replayed journal holds Java's choice records."""
+    from edge_omd.store import journal
+    from edge_omd.store import FolderStore
+    users = json.loads((run["golden"] / "journal" / "users.json").read_text())
+    store = FolderStore(run["out"] / "folder_store")
+    for u in users:
+        rec = store.sync(u["user"]).record
+        n = u["updates"] + len(u["next"])
+        assert rec is not None and rec.updates == n, u["user"]
+        m = RewardModel.from_bytes(rec.state)
+        for r in rec.journal:
+            journal.apply(m, r)
+        kinds = [r.kind for r in rec.journal[-len(u["next"]):]]
+        assert kinds == [journal.KIND_CHOICE if s["kind"] == "choice" else journal.KIND_GLM
+                         for s in u["next"]], u["user"]
+        j = RewardModel.from_bytes((run["out"] / "folder_java_live" / f"{u['user']}.eomd").read_bytes())
+        p = RewardModel.from_bytes((run["golden"] / "journal" / "folder_next" /
+                                    f"{u['user']}.{len(u['next'])}.eomd").read_bytes())
+        tol = 1e-5 if m.dtype == "float32" else 1e-12 if "radius" not in u["config"] else 1e-7
+        assert m.t == j.t == p.t == n and m.head_fingerprint == j.head_fingerprint == bytes(range(32))
+        for other in (j, p):
+            assert np.abs(m.theta - other.theta).max() <= tol * np.abs(other.theta).max(), u["user"]

@@ -42,6 +42,8 @@ def _feed(m, s):
         m.learn_pair(np.array(s["a"]), np.array(s["b"]), s["w"])
     elif s["kind"] == "fantasize":
         m.fantasize(np.array(s["z"]), s["w"])
+    elif s["kind"] == "choice":
+        m.learn_choice(np.array(s["P"]), s["c"], s["w"])
     else:
         raise ValueError(s["kind"])
 
@@ -186,6 +188,119 @@ def _fantasize_then_refused(out):
     c = _stream_case(out, "exact_fantasize_refused", m, steps, [[0, 0, 1.0, 0]])
     assert c["verdicts"] == ["ok", "ok", "numerical"]
     return [c]
+
+
+def _fantasize_guard_cases(out):
+    """Issue 12's fantasize guards (commit e6b198a), which the Java core lacked: exact float32
+    refuses a curvature beyond the step's precision guard (lam = 1e-9) and keeps phi = U theta
+    for the loader after many fantasizes that leave theta bit for bit (lam = 1e-4); cg float32
+    refuses a nearly repeated ||z|| = 30 before its rounding passes the loader's floor (the
+    step's trace guard at lam = 1, the PSD probe on the drift budget at lam = 1e3). Java must
+    refuse exactly there, and every state it leaves must load (GuardTests.stream reloads)."""
+    cases = []
+    theta = [1e3, 3.0, -2.0, 0.5]  # a state the loader accepts
+
+    def set_theta(a):
+        a[0][:] = theta
+        a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)  # phi = U theta
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
+                                                    lam=1e-9), set_theta))
+    steps = [dict(kind="fantasize", z=[0.0, 0.3, 0.2, 0.1], w=1.0),  # c |z|^2 eps > lam / 10
+             dict(kind="fantasize", z=[0.0, 0.0, 0.0, 1e-6], w=1.0)]
+    c = _stream_case(out, "fantasize_exact_lam1e-9", m, steps, np.eye(4).tolist())
+    assert c["verdicts"] == ["numerical", "ok"], c["verdicts"]
+    cases.append(c)
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
+                                                    lam=1e-4), set_theta))
+    rng = np.random.default_rng(0)
+    steps = [dict(kind="fantasize", z=(20.0 * np.array([0.0, 0.2, 0.3, 0.0])).tolist(), w=1.0)]
+    steps += [dict(kind="fantasize", z=(rng.normal(size=4) * 10.0 ** rng.uniform(-1, 1.5)).tolist(),
+                   w=1.0) for _ in range(50)]
+    c = _stream_case(out, "fantasize_exact_lam1e-4", m, steps, np.eye(4).tolist())
+    assert set(c["verdicts"]) == {"ok"}, c["verdicts"]  # (phi repaired: the reloads pass)
+    cases.append(c)
+    # greedy active selection fantasizes on a copy: a refused row is still picked, the next
+    # rounds see the widths without it (strategies.greedy_queries); Java's picks must agree
+    from edge_omd import strategies
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
+                                                    lam=1e-9), set_theta))
+    Z = np.array([[0.0, 0.3, 0.2, 0.1], [0.0, 0.0, 0.0, 1e-6], [0.0, 0.31, 0.2, 0.1],
+                  [0.0, 0.0, 1e-5, 0.0]])
+    with pytest.raises(NumericalError):
+        m.copy().fantasize(Z[0])
+    (out / "greedy_refused.init.eomd").write_bytes(m.to_bytes())
+    picks = [[int(j), float(w)] for j, w in strategies.greedy_queries(m, Z, 4)]
+    assert len(picks) == 4
+    cases.append(dict(name="greedy_refused", kind="greedy", Z=Z.tolist(), k=4, picks=picks))
+    for lam, n_max in ((1.0, 7_500), (1e3, 20_000)):
+        rng = np.random.default_rng(0)
+        z0 = rng.normal(size=6)
+        z0 *= 30.0 / np.linalg.norm(z0)
+        m = RewardModel(6, solver="cg", dtype="float32", lam=lam)
+        steps, probe = [], m.copy()
+        for _ in range(n_max):  # up to Python's first refusal, then two more
+            steps.append(dict(kind="fantasize", z=(z0 + 1e-3 * rng.normal(size=6)).tolist(), w=1.0))
+            try:
+                probe.fantasize(np.array(steps[-1]["z"]))
+            except NumericalError:
+                break
+        steps += steps[-1:] * 2
+        c = _stream_case(out, f"fantasize_cg_lam{lam:g}", m, steps, np.eye(6)[:3].tolist())
+        assert c["verdicts"][-3:] == ["numerical"] * 3 and "numerical" not in c["verdicts"][:-3]
+        # S is run up to the guard, where its float32 rounding (eps trace S) is lam / 10 by
+        # construction: the small directions' widths differ by ~1e-3 between the twins
+        c["tol32"] = 1e-2
+        cases.append(c)
+    return cases
+
+
+def _choice_guard_cases(out):
+    """Choices among 2 to 5 with candidate norms growing to 3e4, then 30 along one direction
+    (the trace piles up), every solver x dtype: the curvature guards of choice_absorb (exact, cg),
+    cg's trace guard, the sketch's drift guard on the move refuse some (float32 mostly), as in
+    Python; and a loaded theta of 1e20 with eta = w = 1e6, lam = 1e-9 (exact: the overflow bound;
+    cg: the theta limit). The sketch's and diagonal's choice move checks finiteness only, as
+    Python's mnl.move does, so they are not in the theta-limit cases."""
+    cases = []
+    scales = [3e3, 1, 10, 1e4, 2, 100, 3e4, 0.5, 300, 1e3, 3e3, 1] * 2
+    u = (np.arange(6.0) - 2.5) / np.sqrt(17.5)
+    for solver, extra in (("cg", dict(cg_steps=6)), ("sketch", dict(sketch_rank=2)), ("exact", {}),
+                          ("diagonal", {})):
+        for dt in ("float32", "float64"):
+            rng = np.random.default_rng(3)
+            steps = []
+            for k, sc in enumerate(scales):
+                P = rng.standard_normal((2 + k % 4, 6))
+                P *= sc / np.linalg.norm(P, axis=1, keepdims=True)
+                steps.append(dict(kind="choice", P=P.tolist(), c=k % len(P), w=1.0))
+            steps += [dict(kind="choice", P=[(u * 1e3).tolist(), (-u * 1e3).tolist(), [0.0] * 6],
+                           c=k % 2, w=1.0) for k in range(30)]
+            m = RewardModel(6, solver=solver, dtype=dt, **extra)
+            c = _stream_case(out, f"choice_precision_{solver}_{dt}", m, steps, np.eye(6)[:3].tolist())
+            if solver == "cg":
+                # theta ~ 1e3 against candidates of norm 3e3: a step's K CG steps are rounding-
+                # bound (float32: Python's own jitted and NUMBA_DISABLE_JIT runs differ by 3% at
+                # step 11; float64: cond(cal_H) ~ 3e6): only the verdicts are sharp here
+                c["tol32"], c["tol64"] = 5e-2, 1e-7
+            cases.append(c)
+    refused = {c["name"] for c in cases if "numerical" in c["verdicts"]}
+    assert {"choice_precision_exact_float32", "choice_precision_cg_float32",
+            "choice_precision_sketch_float32"} <= refused, refused
+    for solver in ("exact", "cg"):
+        m = RewardModel(4, solver=solver, dtype="float32", lam=1e-9, eta=1e6)
+
+        def edit(a, solver=solver):
+            a[0][0] = 1e20
+            if solver == "exact":  # phi = U theta
+                a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)
+        m = RewardModel.from_bytes(_crafted(m, edit))
+        steps = [dict(kind="choice", P=[[1.0, 1e6, 0, 0], [0.0] * 4, [0, 0, 0, 1.0]], c=1, w=1e6),
+                 dict(kind="choice", P=[[1.0, 1e-3, 0, 0], [0.0] * 4], c=1, w=1.0),
+                 dict(kind="choice", P=[[1.0, 0, 1e6, 0], [0.0] * 4], c=1, w=1e6)]
+        c = _stream_case(out, f"choice_theta_limit_{solver}", m, steps, [[0, 0, 0, 1.0]])
+        assert c["verdicts"] == ["numerical", "ok", "numerical"], c["verdicts"]
+        cases.append(c)
+    return cases
 
 
 def _kappa_cases(out):
@@ -433,7 +548,8 @@ def run(tmp_path_factory):
     cases_dir, classes = base / "cases", base / "classes"
     cases_dir.mkdir()
     cases = (_theta_limit_cases(cases_dir) + _precision_cases(cases_dir) + _shrink_cases(cases_dir)
-             + _fantasize_then_refused(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
+             + _fantasize_then_refused(cases_dir) + _fantasize_guard_cases(cases_dir)
+             + _choice_guard_cases(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
              + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir)
              + _thumb_shown_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))

@@ -13,6 +13,8 @@ final class CgSolver extends ExplicitThetaSolver {
     final long lamWarmup;
     final double cgTol;
     final double[] S, x, r, p, Ap;
+    /** A bound on S's spectral drift since S was last known PSD ({@link #fantasize}). */
+    private double drift;
 
     CgSolver(int d, boolean f32, double lam, int cgSteps, long lamWarmup, double cgTol) {
         super(d, f32, lam);
@@ -45,6 +47,13 @@ final class CgSolver extends ExplicitThetaSolver {
         for (double[] a : new double[][]{theta, S, x, r, p, Ap}) {
             java.util.Arrays.fill(a, 0);
         }
+        drift = 0.0;
+    }
+
+    /** Only the loader's floor is known of a loaded S: probe before the first fantasize. */
+    @Override
+    void loaded() {
+        drift = Double.POSITIVE_INFINITY;
     }
 
     /** lambda_t = lambda_0 min(1, t / T) at round t (1-based); T = 0 means constant. */
@@ -59,25 +68,12 @@ final class CgSolver extends ExplicitThetaSolver {
      * (a loaded cg_steps of 2^20 would take seconds; nothing improves beyond). */
     int cgSolve(double lamT, double[] z, double a, double[] b, int maxSteps, double tol) {
         maxSteps = (int) Math.min(maxSteps, 4L * d + 8);
-        double bb = 0.0;
-        for (int i = 0; i < d; i++) {
-            x[i] = 0.0;
-            r[i] = b[i];
-            p[i] = b[i];
-            bb += b[i] * b[i];
-        }
+        double bb = cgStart(b);
         double rr = bb;
         double stop = tol * tol * bb;
         int steps = 0;
         while (steps < maxSteps && rr > stop) {
-            for (int i = 0; i < d; i++) {  // Ap = (S + lam I) p
-                double acc = lamT * p[i];
-                int row = i * d;
-                for (int k = 0; k < d; k++) {
-                    acc += S[row + k] * p[k];
-                }
-                Ap[i] = Num.rd(acc, f32);
-            }
+            symvPlus(lamT);
             double zp = Num.dot(z, p);
             double pAp = 0.0;
             for (int i = 0; i < d; i++) {
@@ -88,22 +84,85 @@ final class CgSolver extends ExplicitThetaSolver {
             if (pAp <= 0.0) {
                 break;
             }
-            double alpha = rr / pAp;
-            double rrNew = 0.0;
-            for (int i = 0; i < d; i++) {
-                x[i] = Num.rd(x[i] + alpha * p[i], f32);
-                double ri = r[i] - alpha * Ap[i];
-                r[i] = Num.rd(ri, f32);
-                rrNew += ri * ri;
-            }
-            double beta = rrNew / rr;
-            for (int i = 0; i < d; i++) {
-                p[i] = Num.rd(r[i] + beta * p[i], f32);
-            }
-            rr = rrNew;
+            rr = cgAdvance(rr, pAp);
             steps++;
         }
         return steps;
+    }
+
+    /** CG for (S + lam I + X^T X) x = b (cg._cg_solve_rows: a choice's rank-n term instead of a
+     * z z^T), from x0 = 0, at most 4 d + 8 steps. */
+    int cgSolveRows(double lamT, double[][] X, double[] b, int maxSteps, double tol) {
+        maxSteps = (int) Math.min(maxSteps, 4L * d + 8);
+        int n = X.length;
+        double[] xp = new double[n];
+        double bb = cgStart(b);
+        double rr = bb;
+        double stop = tol * tol * bb;
+        int steps = 0;
+        while (steps < maxSteps && rr > stop) {
+            symvPlus(lamT);
+            for (int l = 0; l < n; l++) {
+                xp[l] = Num.dot(X[l], p);
+            }
+            double pAp = 0.0;
+            for (int i = 0; i < d; i++) {
+                double api = Ap[i];
+                for (int l = 0; l < n; l++) {
+                    api += X[l][i] * xp[l];
+                }
+                Ap[i] = Num.rd(api, f32);
+                pAp += p[i] * api;
+            }
+            if (pAp <= 0.0) {
+                break;
+            }
+            rr = cgAdvance(rr, pAp);
+            steps++;
+        }
+        return steps;
+    }
+
+    /** x = 0, r = p = b; returns b.b (linalg.cg_start). */
+    private double cgStart(double[] b) {
+        double bb = 0.0;
+        for (int i = 0; i < d; i++) {
+            x[i] = 0.0;
+            r[i] = b[i];
+            p[i] = b[i];
+            bb += b[i] * b[i];
+        }
+        return bb;
+    }
+
+    /** Ap = (S + lam I) p, rounded to the dtype (linalg.symv_plus). */
+    private void symvPlus(double lamT) {
+        for (int i = 0; i < d; i++) {
+            double acc = lamT * p[i];
+            int row = i * d;
+            for (int k = 0; k < d; k++) {
+                acc += S[row + k] * p[k];
+            }
+            Ap[i] = Num.rd(acc, f32);
+        }
+    }
+
+    /** x += alpha p, r -= alpha Ap, p = r + beta p (Fletcher-Reeves); returns the new r.r
+     * (linalg.cg_advance). */
+    private double cgAdvance(double rr, double pAp) {
+        double alpha = rr / pAp;
+        double rrNew = 0.0;
+        for (int i = 0; i < d; i++) {
+            x[i] = Num.rd(x[i] + alpha * p[i], f32);
+            double ri = r[i] - alpha * Ap[i];
+            r[i] = Num.rd(ri, f32);
+            rrNew += ri * ri;
+        }
+        double beta = rrNew / rr;
+        for (int i = 0; i < d; i++) {
+            p[i] = Num.rd(r[i] + beta * p[i], f32);
+        }
+        return rrNew;
     }
 
     /**
@@ -115,7 +174,7 @@ final class CgSolver extends ExplicitThetaSolver {
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
         double lamT = lamAt(t + 1);
-        if (Num.probeDue(t, d) && Num.indefiniteDirection(S, d, psdFloor(lamT), f32)) {
+        if (curvatureLost(t)) {
             return Double.NaN;
         }
         double m = Num.dot(theta, z);
@@ -126,15 +185,30 @@ final class CgSolver extends ExplicitThetaSolver {
         if (!Double.isFinite(coef)) {
             return Double.NaN;
         }
-        double tr = 0.0;
-        for (int i = 0; i < d; i++) {
-            tr += S[i * d + i];
-        }
+        double tr = trace();
         double zz = Num.dot(z, z);
         if ((tr + w * Num.dsigmoid(m - coef * Num.dot(x, z)) * zz) * Num.eps(f32) > 0.1 * lamT) {
             return Double.NaN;
         }
         return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
+    }
+
+    /**
+     * The PSD probe before an update (pair or choice) every Num.probePeriod(d) updates
+     * (cg.CGSolver._curvature_lost): true (refuse; nothing has moved) when rounding made S
+     * indefinite beyond -psdFloor(lambda_{t+1}).
+     */
+    boolean curvatureLost(long t) {
+        return Num.probeDue(t, d) && Num.indefiniteDirection(S, d, psdFloor(lamAt(t + 1)), f32);
+    }
+
+    /** trace S in float64. */
+    double trace() {
+        double tr = 0.0;
+        for (int i = 0; i < d; i++) {
+            tr += S[i * d + i];
+        }
+        return tr;
     }
 
     /** cal_H = lambda_{t+1} I + S >= lambda_{t+1} I: the H-mode residual test's lower bound. */
@@ -155,6 +229,47 @@ final class CgSolver extends ExplicitThetaSolver {
      * triangle computed, rounded once and mirrored; (c z_i) z_k and (c z_k) z_i round apart). */
     @Override
     double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        double c = syr(z, w, forget);
+        drift += trace() * Num.eps(f32);  // fantasize's drift budget
+        return c;
+    }
+
+    /**
+     * S += c z z^T (no forgetting), or NaN (nothing changed) when the loader could refuse the
+     * result (cg.CGSolver.fantasize): each such update moves S's spectrum by at most e = eps
+     * (trace S + c ||z||^2). e > lambda_{t+1} / 10 (the step's trace guard) or e > floor / 4 is
+     * refused (floor: the loader's, psdFloor(lambda_1)), and once the e summed since the last
+     * probe (drift, also fed by absorb) would pass 3/4 floor, the PSD probe runs at floor / 4
+     * first: S stays >= -floor, so every state left loads.
+     */
+    @Override
+    double fantasize(double[] z, double w, long t) {
+        double eps = Num.eps(f32);
+        double c = w * Num.dsigmoid(Num.dot(theta, z));
+        double e = (trace() + c * Num.dot(z, z)) * eps;
+        if (!(e <= 0.1 * lamAt(t + 1))) {
+            return Double.NaN;
+        }
+        double lam1 = lamAt(1);
+        double floor = lam1 / (2.0 * Num.FLOOR_SLACK);  // psdFloor's first term: max|S| only when needed
+        if (e > 0.25 * floor || drift + e > 0.75 * floor) {
+            floor = psdFloor(lam1);
+        }
+        if (!(e <= 0.25 * floor)) {
+            return Double.NaN;
+        }
+        if (!(drift + e <= 0.75 * floor)) {
+            if (Num.indefiniteDirection(S, d, 0.25 * floor, f32)) {
+                return Double.NaN;
+            }
+            drift = 0.0;
+        }
+        drift += e;
+        return syr(z, w, 1.0);
+    }
+
+    /** S <- forget S + c z z^T, c = w sigma'(theta.z) (cg._absorb); returns c. */
+    double syr(double[] z, double w, double forget) {
         double c = w * Num.dsigmoid(Num.dot(theta, z));
         for (int i = 0; i < d; i++) {
             double czi = c * z[i];
@@ -183,6 +298,53 @@ final class CgSolver extends ExplicitThetaSolver {
                 }
             }
         }
+    }
+
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    /**
+     * Steps 1-2 (cg.CGSolver.choice_step): K CG steps on (lambda_t I + S + eta X^T X) x = g,
+     * g = Z^T a (CG from 0 is linear in the right-hand side: k = 2 is the pair's step), after the
+     * pair's PSD probe; theta -= eta x within the theta limit.
+     */
+    @Override
+    boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
+        if (curvatureLost(t)) {
+            return false;
+        }
+        Mnl.margins(theta, cw.Z, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.rows(cw.Lw, cw.Z, Math.sqrt(eta), cw.X, f32);
+        for (int j = 0; j < cw.n; j++) {
+            cw.b[j] = cw.q[j] * -w;
+        }
+        Mnl.combine(cw.Z, cw.b, cw.g, f32);
+        cgSolveRows(lamAt(t + 1), cw.X, cw.g, cgSteps, cgTol);
+        return Num.moveChecked(theta, x, eta, f32);
+    }
+
+    /**
+     * Step 4: S <- forget S + sum_i x_i x_i^T at theta_{t+1}; false (nothing changed) when the
+     * curvature sum would outgrow what the dtype holds next to the damping (the pair's precision
+     * guard: (trace S + sum_i ||x_i||^2) eps > lambda_t / 10).
+     */
+    @Override
+    boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
+        Mnl.hessianRows(cw, theta, w, f32);
+        if (!((trace() + Mnl.sumSq(cw.X)) * Num.eps(f32) <= 0.1 * lamAt(t + 1))) {
+            return false;
+        }
+        for (int i = 0; i < d; i++) {  // the upper triangle, then mirrored (cg._syr_rows: exactly symmetric)
+            int row = i * d;
+            for (int k = i; k < d; k++) {
+                double acc = forget * S[row + k];
+                for (double[] xl : cw.X) {
+                    acc += xl[i] * xl[k];
+                }
+                S[row + k] = Num.rd(acc, f32);
+            }
+        }
+        mirrorUpper();
+        return true;
     }
 
     @Override

@@ -57,6 +57,53 @@ final class DiagonalSolver extends ExplicitThetaSolver {
         return c;
     }
 
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    /** Steps 1-2, exact for tilde_H = diag(h) + eta X^T X (Woodbury): v_j = z_j / h. */
+    @Override
+    boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
+        for (int j = 0; j < cw.n; j++) {
+            for (int i = 0; i < d; i++) {
+                cw.V[j][i] = Num.rd(cw.Z[j][i] / h[i], f32);
+            }
+        }
+        if (!Mnl.coefficients(cw, theta, w, eta)) {
+            return false;
+        }
+        return Mnl.move(theta, cw.V, cw.b, eta, cw.g, f32);
+    }
+
+    /** Step 4: h <- forget h + (1 - forget) lam + sum_i x_i^2 (the Hessian's diagonal). */
+    @Override
+    boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
+        Mnl.hessianRows(cw, theta, w, f32);
+        double floor = (1.0 - forget) * lam;
+        for (int i = 0; i < d; i++) {
+            double acc = forget * h[i] + floor;
+            for (int l = 0; l < cw.n; l++) {
+                double xi = cw.X[l][i];
+                acc += xi * xi;
+            }
+            h[i] = Num.rd(acc, f32);
+        }
+        return true;
+    }
+
+    /** cal_H^{-1} v = v / h: step 3 of a choice in M mode. */
+    @Override
+    Projection.Apply choiceInverse() {
+        return (v, out) -> {
+            for (int i = 0; i < d; i++) {
+                out[i] = v[i] / h[i];
+            }
+        };
+    }
+
+    /** A choice's step 3 is Lanczos run to the precision of the pair's secular solve. */
+    @Override
+    double choiceTol() {
+        return 1e-13;
+    }
+
     @Override
     double[] matvec(double[] vec, long t) {
         double[] out = new double[d];

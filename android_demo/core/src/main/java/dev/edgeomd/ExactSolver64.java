@@ -3,26 +3,33 @@ package dev.edgeomd;
 import java.nio.ByteBuffer;
 
 /**
- * Exact local norm in float64 (edge_omd/solvers/exact.py): cal_H = U^T U as its upper Cholesky
- * factor U (row-major d x d), theta kept as phi = U theta, the rank-one update deferred and fused
- * with the next forward solve into one top-down sweep of the upper triangle.
- * {@link ExactSolver32} is the same code on float arrays.
+ * Exact local norm (edge_omd/solvers/exact.py): cal_H = U^T U as its upper Cholesky factor U
+ * (row-major d x d), theta kept as phi = U theta, the rank-one update deferred and fused with the
+ * next forward solve into one top-down sweep of the upper triangle.
+ *
+ * <p>One source, two classes: the types and casts marked F are the state's dtype, double in
+ * ExactSolver64 and float in ExactSolver32, which android_demo/core/gen_exact32.py generates from
+ * ExactSolver64.java (every F-marked double becomes float; the suite fails when the committed
+ * ExactSolver32.java is not its output). As in the Numba kernels, a float32 state's row loops run
+ * in float arithmetic with float rotation coefficients (the kernel's rotation goes through a
+ * 3-element scratch array of the state's dtype); phi and every scalar and reduction stay double.
  */
 final class ExactSolver64 extends Solver {
     static final int E = 0, PENDING = 1, THETA_OK = 2, BOUND = 3;
-    final double[] theta, phi, xp, u, zbuf;
-    final double[][] U;  // row i: U[i][i..d) (rows as arrays: C2 vectorises row[j] loops)
+    final /*F*/double[] theta, xp, u, zbuf;
+    final /*F*/double[][] U;  // row i: U[i][i..d) (rows as arrays: C2 vectorises row[j] loops)
+    final double[] phi;
     final double[] aux = new double[4];
-    final double fmax = Double.MAX_VALUE, eps = Math.ulp(1.0);
+    final double fmax = /*F*/Double.MAX_VALUE, eps = Math.ulp((/*F*/double) 1.0);
 
     ExactSolver64(int d, double lam) {
-        super(d, false, lam);
-        theta = new double[d];
-        U = new double[d][d];
+        super(d, /*F*/Double.BYTES == 4, lam);
+        theta = new /*F*/double[d];
+        U = new /*F*/double[d][d];
         phi = new double[d];
-        xp = new double[d];
-        u = new double[d];
-        zbuf = new double[d];
+        xp = new /*F*/double[d];
+        u = new /*F*/double[d];
+        zbuf = new /*F*/double[d];
         reset();
     }
 
@@ -39,14 +46,14 @@ final class ExactSolver64 extends Solver {
     @Override
     void reset() {
         java.util.Arrays.fill(theta, 0);
-        for (double[] row : U) {
+        for (/*F*/double[] row : U) {
             java.util.Arrays.fill(row, 0);
         }
         java.util.Arrays.fill(phi, 0);
         java.util.Arrays.fill(xp, 0);
         java.util.Arrays.fill(u, 0);
         java.util.Arrays.fill(aux, 0);
-        double s = Math.sqrt(lam);
+        /*F*/double s = (/*F*/double) Math.sqrt(lam);
         for (int i = 0; i < d; i++) {
             U[i][i] = s;
         }
@@ -54,10 +61,10 @@ final class ExactSolver64 extends Solver {
     }
 
     /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */
-    void sweep(double[] z, boolean solve) {
+    void sweep(/*F*/double[] z, boolean solve) {
         final int d = this.d;
-        final double[][] U = this.U;
-        final double[] xp = this.xp, u = this.u;
+        final /*F*/double[][] U = this.U;
+        final /*F*/double[] xp = this.xp, u = this.u;
         final double[] phi = this.phi;
         boolean pending = aux[PENDING] != 0.0;
         double e = aux[E];
@@ -65,36 +72,36 @@ final class ExactSolver64 extends Solver {
             System.arraycopy(z, 0, u, 0, d);
         }
         for (int k = 0; k < d; k++) {
-            final double[] row = U[k];
+            final /*F*/double[] row = U[k];
             double xk = pending ? xp[k] : 0.0;
             if (xk != 0.0) {
                 double ukk = row[k];
                 double r = Math.sqrt(ukk * ukk + xk * xk);
-                row[k] = r;
+                row[k] = (/*F*/double) r;
                 double invUkk = 1.0 / ukk, invR = 1.0 / r;
                 double cs = ukk * invR, sn = xk * invR;
-                double s = xk * invUkk, c = r * invUkk, invC = cs;
+                /*F*/double s = (/*F*/double) (xk * invUkk), c = (/*F*/double) (r * invUkk), invC = (/*F*/double) cs;
                 double pk = phi[k];
                 phi[k] = cs * pk + sn * e;
                 e = cs * e - sn * pk;
                 if (solve) {
-                    double uk = u[k] / row[k];
+                    /*F*/double uk = u[k] / row[k];
                     u[k] = uk;
                     for (int j = k + 1; j < d; j++) {
-                        double ukj = (row[j] + s * xp[j]) * invC;
+                        /*F*/double ukj = (row[j] + s * xp[j]) * invC;
                         row[j] = ukj;
                         xp[j] = c * xp[j] - s * ukj;
                         u[j] -= uk * ukj;
                     }
                 } else {
                     for (int j = k + 1; j < d; j++) {
-                        double ukj = (row[j] + s * xp[j]) * invC;
+                        /*F*/double ukj = (row[j] + s * xp[j]) * invC;
                         row[j] = ukj;
                         xp[j] = c * xp[j] - s * ukj;
                     }
                 }
             } else if (solve) {
-                double uk = u[k] / row[k];
+                /*F*/double uk = u[k] / row[k];
                 u[k] = uk;
                 for (int j = k + 1; j < d; j++) {
                     u[j] -= uk * row[j];
@@ -134,7 +141,10 @@ final class ExactSolver64 extends Solver {
         if (precisionLost(t)) {
             return Double.NaN;
         }
-        sweep(z, true);
+        for (int i = 0; i < d; i++) {
+            zbuf[i] = (/*F*/double) z[i];
+        }
+        sweep(zbuf, true);
         double m = 0.0, q = 0.0;
         for (int i = 0; i < d; i++) {
             double ui = u[i];
@@ -168,7 +178,7 @@ final class ExactSolver64 extends Solver {
                 for (int k = i + 1; k < d; k++) {
                     acc -= (double) U[i][k] * xp[k];
                 }
-                xp[i] = (acc / U[i][i]);
+                xp[i] = (/*F*/double) (acc / U[i][i]);
                 double ti = xp[i];
                 if (!Double.isFinite(ti)) {
                     return Double.NaN;
@@ -189,14 +199,14 @@ final class ExactSolver64 extends Solver {
     }
 
     /** u = U^{-T} b (U current); returns ||u||^2. */
-    double solveUpperT(double[] b, double[] out) {
+    double solveUpperT(/*F*/double[] b, /*F*/double[] out) {
         System.arraycopy(b, 0, out, 0, d);
         double acc = 0.0;
         for (int j = 0; j < d; j++) {
-            final double[] row = U[j];
-            double oj = out[j] / row[j];
+            final /*F*/double[] row = U[j];
+            /*F*/double oj = out[j] / row[j];
             out[j] = oj;
-            acc += oj * oj;
+            acc += (double) oj * oj;
             for (int k = j + 1; k < d; k++) {
                 out[k] -= oj * row[k];
             }
@@ -214,9 +224,12 @@ final class ExactSolver64 extends Solver {
 
     @Override
     double absorb(double[] z, double w, double forget, long t, boolean fresh) {
+        for (int i = 0; i < d; i++) {
+            zbuf[i] = (/*F*/double) z[i];
+        }
         if (!fresh) {
             flush();
-            solveUpperT(z, u);
+            solveUpperT(zbuf, u);
         }
         double mNew = 0.0;
         for (int i = 0; i < d; i++) {
@@ -225,36 +238,105 @@ final class ExactSolver64 extends Solver {
         double c = w * Num.dsigmoid(mNew);
         double sc = Math.sqrt(c);
         for (int i = 0; i < d; i++) {
-            xp[i] = sc * z[i];
+            xp[i] = (/*F*/double) (sc * zbuf[i]);
         }
         aux[E] = sc * mNew;
         aux[PENDING] = 1.0;
         return c;
     }
 
+    /**
+     * A hypothetical observation's curvature (exact.ExactSolver.fantasize): U made current and z
+     * solved first; NaN (nothing changed) when c ||z||^2 eps > lam / 10, the step's precision
+     * guard. theta stays bit for bit while the update rotates U and phi, so phi is U theta only up
+     * to the rotation's rounding, amplified by up to sqrt(1 + c z^T cal_H^{-1} z): the update is
+     * applied now (the bits of a later flush) and phi checked against U theta as the loader checks
+     * it; past a quarter of its tolerance phi is set to U theta (theta not moved).
+     */
+    @Override
+    double fantasize(double[] z, double w, long t) {
+        for (int i = 0; i < d; i++) {
+            zbuf[i] = (/*F*/double) z[i];
+        }
+        flush();
+        solveUpperT(zbuf, u);
+        double m = 0.0;  // theta.z = phi.u (exact._fantasy_curvature)
+        for (int i = 0; i < d; i++) {
+            m += phi[i] * u[i];
+        }
+        double c = w * Num.dsigmoid(m), zz = 0.0;
+        for (int i = 0; i < d; i++) {
+            zz += (double) zbuf[i] * zbuf[i];
+        }
+        if (!(Double.isFinite(c) && c * zz * eps <= 0.1 * lam)) {
+            return Double.NaN;
+        }
+        c = absorb(z, w, 1.0, t, true);  // u = U^{-T} z is current
+        if (aux[THETA_OK] == 1.0) {
+            flush();
+            if (phiDrift(0.25 * phiTolerance())) {
+                double[] th = new double[d];
+                for (int i = 0; i < d; i++) {
+                    th[i] = theta[i];
+                }
+                phiFromTheta(th, phi);
+            }
+        }
+        return c;
+    }
+
+    /** The loader's relative tolerance of phi = U theta: sqrt(eps) (+ float64's own rounding). */
+    double phiTolerance() {
+        return Math.sqrt(eps) + 4.0 * d * 0x1p-52;
+    }
+
+    /** The loader's slack for a theta rounded to the dtype's subnormal spacing, per |U_ij|. */
+    static final double TINY = 2.0 * /*F*/Double.MIN_VALUE;
+
+    /**
+     * Is |U theta - phi|_i > tol (|U| |theta|)_i + TINY sum_j |U_ij| for some row i (the
+     * loader's check at tolerance tol, exact._phi_drift)? One pass over the upper triangle.
+     */
+    boolean phiDrift(double tol) {
+        for (int i = 0; i < d; i++) {
+            final /*F*/double[] row = U[i];
+            double acc = 0.0, mag = 0.0, ab = 0.0;
+            for (int k = i; k < d; k++) {
+                double uk = row[k], tk = theta[k];
+                acc += uk * tk;
+                mag += Math.abs(uk) * Math.abs(tk);
+                ab += Math.abs(uk);
+            }
+            if (!(Math.abs(acc - phi[i]) <= tol * mag + TINY * ab)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     void thetaFromPhi() {
         for (int i = d - 1; i >= 0; i--) {
             double acc = phi[i];
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i + 1; k < d; k++) {
-                acc -= row[k] * theta[k];
+                acc -= (double) row[k] * theta[k];
             }
-            theta[i] = acc / row[i];
+            theta[i] = (/*F*/double) (acc / row[i]);
         }
     }
 
     void phiFromTheta(double[] th, double[] out) {
         for (int i = 0; i < d; i++) {
             double acc = 0.0;
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i; k < d; k++) {
-                acc += row[k] * th[k];
+                acc += (double) row[k] * th[k];
             }
             out[i] = acc;
         }
     }
 
-    double[] thetaRef() {
+    /*F*/double[] thetaRef() {
         if (aux[THETA_OK] != 1.0) {
             // always derived from the FLUSHED U, phi (exact.ExactSolver.theta): the sweep is
             // flush-invariant, so these are the bits Python derives however often either flushed
@@ -267,7 +349,12 @@ final class ExactSolver64 extends Solver {
 
     @Override
     double[] theta() {
-        return thetaRef().clone();
+        /*F*/double[] th = thetaRef();
+        double[] out = new double[d];
+        for (int i = 0; i < d; i++) {
+            out[i] = th[i];
+        }
+        return out;
     }
 
     private double[] keptPhi, keptTheta;
@@ -297,7 +384,7 @@ final class ExactSolver64 extends Solver {
     void restore() {
         System.arraycopy(keptPhi, 0, phi, 0, d);
         for (int i = 0; i < d; i++) {
-            theta[i] = keptTheta[i];
+            theta[i] = (/*F*/double) keptTheta[i];
         }
         aux[THETA_OK] = keptOk;
         aux[BOUND] = keptBound;
@@ -310,17 +397,7 @@ final class ExactSolver64 extends Solver {
     @Override
     int project(double[] z, double a, double radius, long t) {
         double[] theta0 = new double[d];
-        double nn = 0.0;
-        for (int i = d - 1; i >= 0; i--) {
-            double acc = phi[i];
-            final double[] row = U[i];
-            for (int k = i + 1; k < d; k++) {
-                acc -= row[k] * theta0[k];
-            }
-            theta0[i] = acc / row[i];
-            nn += theta0[i] * theta0[i];
-        }
-        double c0 = Math.sqrt(nn);
+        double c0 = theta64(theta0);
         if (!(c0 > radius)) {
             return c0 == c0 ? 0 : -1;
         }
@@ -330,9 +407,26 @@ final class ExactSolver64 extends Solver {
                 Projection.tol(f32), Projection.KMAX, Projection.STEPS_MAX), radius);
     }
 
+    /** out = U^{-1} phi in float64 (theta' of step 3, exact._theta64); returns ||out||. */
+    double theta64(double[] out) {
+        double nn = 0.0;
+        for (int i = d - 1; i >= 0; i--) {
+            double acc = phi[i];
+            final /*F*/double[] row = U[i];
+            for (int k = i + 1; k < d; k++) {
+                acc -= row[k] * out[k];
+            }
+            out[i] = acc / row[i];
+            nn += out[i] * out[i];
+        }
+        return Math.sqrt(nn);
+    }
+
     @Override
     void setTheta(double[] theta64) {
-        System.arraycopy(theta64, 0, theta, 0, d);
+        for (int i = 0; i < d; i++) {
+            theta[i] = (/*F*/double) theta64[i];
+        }
         phiFromTheta(theta64, phi);
         aux[THETA_OK] = 0.0;
         aux[BOUND] = Num.norm(theta64);
@@ -344,9 +438,9 @@ final class ExactSolver64 extends Solver {
         phiFromTheta(v, tmp);
         for (int i = 0; i < d; i++) {
             double ti = tmp[i];
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             for (int k = i; k < d; k++) {
-                out[k] += row[k] * ti;
+                out[k] += (double) row[k] * ti;
             }
         }
         return out;
@@ -356,7 +450,10 @@ final class ExactSolver64 extends Solver {
     void widths(double[][] V, double[] out, long t) {
         flush();
         for (int n = 0; n < V.length; n++) {
-            out[n] = Math.sqrt(solveUpperT(V[n], u));
+            for (int i = 0; i < d; i++) {
+                zbuf[i] = (/*F*/double) V[n][i];
+            }
+            out[n] = Math.sqrt(solveUpperT(zbuf, u));
         }
     }
 
@@ -364,18 +461,18 @@ final class ExactSolver64 extends Solver {
     void writePayload(ByteBuffer b) {
         flush();
         thetaRef();
-        writeArray(b, false, theta);
-        for (double[] row : U) {
-            writeArray(b, false, row);
+        writeArray(b, f32, theta);
+        for (/*F*/double[] row : U) {
+            writeArray(b, f32, row);
         }
         writeArray(b, false, phi);
     }
 
     @Override
     void readPayload(ByteBuffer b) {
-        readArray(b, false, theta);
-        for (double[] row : U) {
-            readArray(b, false, row);
+        readArray(b, f32, theta);
+        for (/*F*/double[] row : U) {
+            readArray(b, f32, row);
         }
         readArray(b, false, phi);
     }
@@ -404,15 +501,15 @@ final class ExactSolver64 extends Solver {
                 }
             }
         }
-        double sq = Math.sqrt(lam) * (1.0 - 2.0 * eps);
+        double sq = (/*F*/double) Math.sqrt(lam) * (1.0 - 2.0 * eps);
         for (int i = 0; i < d; i++) {
             if (!(U[i][i] >= sq)) {
                 return "the Cholesky factor's diagonal is below sqrt(lam)";
             }
         }
         double top = 0.0;
-        for (double[] row : U) {
-            for (double x : row) {
+        for (/*F*/double[] row : U) {
+            for (/*F*/double x : row) {
                 top = Math.max(top, Math.abs(x));
             }
         }
@@ -421,17 +518,16 @@ final class ExactSolver64 extends Solver {
         }
         // a fantasize keeps theta while later flushes rotate U and phi: each rotation adds
         // ~eps |U| |theta|; sqrt(eps) admits thousands of them and no real mismatch
-        double tol = Math.sqrt(eps) + 4.0 * d * 0x1p-52;
-        double tiny = 2.0 * Double.MIN_VALUE;
+        double tol = phiTolerance();
         for (int i = 0; i < d; i++) {
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             double acc = 0.0, abs = 0.0, rowAbs = 0.0;
             for (int k = 0; k < d; k++) {
                 acc += (double) row[k] * th[k];
                 abs += Math.abs((double) row[k]) * Math.abs(th[k]);
                 rowAbs += Math.abs((double) row[k]);
             }
-            if (Math.abs(acc - phi[i]) > tol * abs + tiny * rowAbs) {
+            if (Math.abs(acc - phi[i]) > tol * abs + TINY * rowAbs) {
                 return "phi is not U theta";
             }
         }
@@ -462,7 +558,7 @@ final class ExactSolver64 extends Solver {
         System.arraycopy(v, 0, tmp, 0, d);
         double uy = 0.0, uu = 0.0;
         for (int j = 0; j < d; j++) {
-            final double[] row = U[j];
+            final /*F*/double[] row = U[j];
             double tj = tmp[j] / row[j];
             tmp[j] = tj;
             double uj = u[j];
@@ -479,7 +575,7 @@ final class ExactSolver64 extends Solver {
             }
         }
         for (int i = d - 1; i >= 0; i--) {
-            final double[] row = U[i];
+            final /*F*/double[] row = U[i];
             double acc = tmp[i];
             for (int k = i + 1; k < d; k++) {
                 acc -= row[k] * out[k];
@@ -488,8 +584,216 @@ final class ExactSolver64 extends Solver {
         }
     }
 
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    /**
+     * Steps 1-2 (exact.ExactSolver.choice_step), after the precision guard: V = U^{-T} Z in one
+     * pass over U, so theta.z_j = phi.v_j and C = Z cal_H^{-1} Z^T = V V^T; then phi' = phi -
+     * eta V^T b with the pair's overflow guard. false: nothing moved.
+     */
+    @Override
+    boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
+        if (precisionLost(t)) {
+            return false;
+        }
+        solveRows(cw.Z, cw.V);
+        margins64(cw.V, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.gram(cw.V, cw.V, cw.C);
+        if (Double.isNaN(Mnl.stepCoef(cw, w, eta))) {
+            return false;
+        }
+        return choiceMove(cw.V, cw.b, eta, cw.g);
+    }
+
+    /**
+     * Step 4 (exact.ExactSolver.choice_absorb): the n rows x_i at theta_{t+1} (theta.z_j = phi.v_j:
+     * U is unchanged since the solve) added by n Cholesky updates in one pass over U; false
+     * (nothing changed) when they would wipe out the factor's precision (the pair's guard: trace
+     * eps > lam / 10).
+     */
+    @Override
+    boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
+        margins64(cw.V, cw.m);
+        Mnl.weights(cw.m, w, cw.q, cw.Lw);
+        Mnl.rows(cw.Lw, cw.Z, 1.0, cw.X, f32);
+        if (!(Mnl.sumSq(cw.X) * eps <= 0.1 * lam)) {
+            return false;
+        }
+        int n = cw.n;
+        for (int i = 0; i < n; i++) {  // x_i.theta_{t+1}
+            double acc = 0.0;
+            for (int l = i; l < n; l++) {
+                acc += cw.Lw[l * n + i] * cw.m[l];
+            }
+            cw.e[i] = acc;
+        }
+        rotateRows(cw.X, cw.e);
+        aux[THETA_OK] = 0.0;
+        return true;
+    }
+
+    /** m_j = phi.v_j (theta.z_j = (U theta).(U^{-T} z_j)). */
+    void margins64(double[][] V, double[] m) {
+        for (int j = 0; j < V.length; j++) {
+            double acc = 0.0;
+            final double[] vj = V[j];
+            for (int i = 0; i < d; i++) {
+                acc += phi[i] * vj[i];
+            }
+            m[j] = acc;
+        }
+    }
+
+    /** V_j = U^{-T} z_j for every row: forward substitution, ONE top-down pass over U for all rows
+     * (exact._solve_rows), in the dtype's arithmetic. */
+    void solveRows(double[][] Z, double[][] V) {
+        for (int j = 0; j < Z.length; j++) {
+            System.arraycopy(Z[j], 0, V[j], 0, d);
+        }
+        for (int k = 0; k < d; k++) {
+            final /*F*/double[] row = U[k];
+            /*F*/double ukk = row[k];
+            for (final double[] vj : V) {
+                /*F*/double vk = (/*F*/double) vj[k] / ukk;
+                vj[k] = vk;
+                for (int i = k + 1; i < d; i++) {
+                    vj[i] = (/*F*/double) vj[i] - vk * row[i];
+                }
+            }
+        }
+    }
+
+    /**
+     * phi <- phi - eta V^T b (exact._choice_move) with the pair's overflow guard: theta moves by
+     * at most 2 ||eta V^T b|| / sqrt(lam); only when aux[BOUND] plus that nears fmax THETA_LIMIT
+     * is the candidate theta built (in cand) and checked. false: nothing changed.
+     */
+    boolean choiceMove(double[][] V, double[] b, double eta, double[] cand) {
+        double nn = 0.0;
+        for (int i = 0; i < d; i++) {
+            double acc = 0.0;
+            for (int j = 0; j < V.length; j++) {
+                acc += b[j] * V[j][i];
+            }
+            nn += acc * acc;
+        }
+        double step = eta * Math.sqrt(nn);
+        if (!Double.isFinite(step)) {
+            return false;
+        }
+        double bound = aux[BOUND] + step * Math.sqrt(4.0 / lam);
+        double limit = Num.THETA_LIMIT * fmax;
+        if (!(bound < limit)) {
+            double norm2 = 0.0;
+            for (int i = d - 1; i >= 0; i--) {
+                double acc = phi[i];
+                for (int j = 0; j < V.length; j++) {
+                    acc -= eta * b[j] * V[j][i];
+                }
+                final /*F*/double[] row = U[i];
+                for (int k = i + 1; k < d; k++) {
+                    acc -= (double) row[k] * cand[k];
+                }
+                cand[i] = (/*F*/double) (acc / row[i]);
+                double ti = cand[i];
+                if (!Double.isFinite(ti)) {
+                    return false;
+                }
+                norm2 += ti * ti;
+            }
+            bound = Math.sqrt(norm2);
+            if (!(bound < limit)) {
+                return false;
+            }
+        }
+        for (int i = 0; i < d; i++) {
+            double acc = 0.0;
+            for (int j = 0; j < V.length; j++) {
+                acc += b[j] * V[j][i];
+            }
+            phi[i] -= eta * acc;
+        }
+        aux[BOUND] = bound;
+        aux[THETA_OK] = 0.0;
+        return true;
+    }
+
+    /**
+     * cal_H <- cal_H + sum_i x_i x_i^T as n Cholesky updates in ONE top-down pass
+     * (exact._rotate_rows): at row k the n rotations are formed first (each from the diagonal the
+     * previous one left), then applied to the row's tail two at a time. [phi; e_i] is rotated
+     * alongside, so phi = U theta holds (e_i = x_i.theta). X and e are destroyed.
+     */
+    void rotateRows(double[][] X, double[] e) {
+        int n = X.length;
+        /*F*/double[] rot = new /*F*/double[3 * n];  // (s, c, 1/c) per row, in the dtype
+        for (int k = 0; k < d; k++) {
+            final /*F*/double[] row = U[k];
+            double ukk = row[k];
+            for (int i = 0; i < n; i++) {
+                double xk = X[i][k];
+                if (xk == 0.0) {  // the identity
+                    rot[3 * i] = 0;
+                    rot[3 * i + 1] = 1;
+                    rot[3 * i + 2] = 1;
+                    continue;
+                }
+                double r = Math.sqrt(ukk * ukk + xk * xk);
+                double invUkk = 1.0 / ukk, invR = 1.0 / r;
+                double cs = ukk * invR, sn = xk * invR;
+                rot[3 * i] = (/*F*/double) (xk * invUkk);
+                rot[3 * i + 1] = (/*F*/double) (r * invUkk);
+                rot[3 * i + 2] = (/*F*/double) cs;
+                double pk = phi[k];
+                phi[k] = cs * pk + sn * e[i];
+                e[i] = cs * e[i] - sn * pk;
+                ukk = r;
+            }
+            row[k] = (/*F*/double) ukk;
+            int i = 0;
+            for (; i + 1 < n; i += 2) {
+                /*F*/double s1 = rot[3 * i], c1 = rot[3 * i + 1], ic1 = rot[3 * i + 2];
+                /*F*/double s2 = rot[3 * i + 3], c2 = rot[3 * i + 4], ic2 = rot[3 * i + 5];
+                final double[] x1 = X[i], x2 = X[i + 1];
+                for (int j = k + 1; j < d; j++) {
+                    /*F*/double x1j = (/*F*/double) x1[j], x2j = (/*F*/double) x2[j];
+                    /*F*/double u1 = (row[j] + s1 * x1j) * ic1;
+                    x1[j] = c1 * x1j - s1 * u1;
+                    /*F*/double u2 = (u1 + s2 * x2j) * ic2;
+                    x2[j] = c2 * x2j - s2 * u2;
+                    row[j] = u2;
+                }
+            }
+            if (i < n) {
+                /*F*/double s1 = rot[3 * i], c1 = rot[3 * i + 1], ic1 = rot[3 * i + 2];
+                final double[] x1 = X[i];
+                for (int j = k + 1; j < d; j++) {
+                    /*F*/double x1j = (/*F*/double) x1[j];
+                    /*F*/double u1 = (row[j] + s1 * x1j) * ic1;
+                    x1[j] = c1 * x1j - s1 * u1;
+                    row[j] = u1;
+                }
+            }
+        }
+    }
+
+    /** cal_H^{-1} v by two triangular sweeps: step 3 of a choice in M mode, as the pair's. */
+    @Override
+    Projection.Apply choiceInverse() {
+        final double[] tmp = new double[d];
+        return (v, out) -> invApply(v, tmp, out);
+    }
+
+    /** theta' = U^{-1} phi in float64 (U is current: flushed before the step). */
+    @Override
+    double[] choiceTheta0() {
+        double[] out = new double[d];
+        theta64(out);
+        return out;
+    }
+
     private boolean rowsFinite() {
-        for (double[] row : U) {
+        for (/*F*/double[] row : U) {
             if (!Num.allFinite(row)) {
                 return false;
             }
@@ -518,7 +822,7 @@ final class ExactSolver64 extends Solver {
             for (int j = 0; j < d; j++) {
                 double acc = 0;
                 for (int k = 0; k <= Math.min(i, j); k++) {
-                    acc += U[k][i] * U[k][j];
+                    acc += (double) U[k][i] * U[k][j];
                 }
                 H[i * d + j] = acc;
             }

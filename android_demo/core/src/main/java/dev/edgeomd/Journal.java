@@ -12,15 +12,15 @@ import java.util.zip.CRC32;
  * recovery = load the checkpoint, then {@link #apply} every record in order. Little-endian:
  *
  * <pre>
- * 0 magic "EOJR" | 4 u32 length (whole record) | 8 u16 version | 10 u8 kind (1: GLM) | 11 u8 itemsize
+ * 0 magic "EOJR" | 4 u32 length (whole record) | 8 u16 version | 10 u8 kind | 11 u8 itemsize
  * 12 u32 dim | 16 u32 k (vectors) | 20 u32 flags | 24 u64 epoch | 32 u64 seq | 40 f64 label
  * 48 f64 weight | 56 f64 time | 64 k*d*itemsize vectors | end-4 u32 CRC-32 of every byte before it
  * </pre>
- * A reader stops at the first record that fails a check; nothing after it is applied.
- * Kind 2 (a choice among k vectors, Python's Personalizer.choose) is valid but not learned by
- * this core: the reader stops there with {@link Parsed#unsupported} set, and {@link UserStore}
- * refuses the user (StateFormatException) instead of cutting the journal, so no choice is lost.
- * A complete, checksummed record of a newer record version, or of version 1 with a kind or flags
+ * Kind 1: a GLM observation (k = 1, label y in [0, 1], the vector z as the model used it); kind 2:
+ * a choice among k vectors (2 <= k <= 16, label = the chosen index, the candidates as the model
+ * used them: RewardModel.choiceInput), what Python's Personalizer.choose and
+ * {@link UserStore#learnChoice} append. A reader stops at the first record that fails a check;
+ * nothing after it is applied. A complete, checksummed record of a newer record version, or of version 1 with a kind or flags
  * no edge-omd reader knows today, was written by a NEWER edge-omd (docs/JOURNAL_FORMAT.md,
  * "Forward compatibility"): the reader stops there with {@link Parsed#newer} set and UserStore
  * refuses the user (upgrade), never cuts it. Every version keeps bytes 0-9 (magic, u32 length,
@@ -41,14 +41,18 @@ public final class Journal {
     private Journal() {
     }
 
-    /** One decoded record; z holds the vector's values (float-exact for itemsize 4). */
+    /** One decoded record; vectors (k rows of d) hold the stored values (float-exact for itemsize 4). */
     public static final class Record {
         public final int kind, itemsize;
         public final long epoch, seq;
+        /** y (kind 1) or the chosen index (kind 2). */
         public final double label, weight, time;
+        public final double[][] vectors;
+        /** The first vector: a kind-1 record's observation z. */
         public final double[] z;
 
-        Record(int kind, int itemsize, long epoch, long seq, double label, double weight, double time, double[] z) {
+        Record(int kind, int itemsize, long epoch, long seq, double label, double weight, double time,
+               double[][] vectors) {
             this.kind = kind;
             this.itemsize = itemsize;
             this.epoch = epoch;
@@ -56,7 +60,8 @@ public final class Journal {
             this.label = label;
             this.weight = weight;
             this.time = time;
-            this.z = z;
+            this.vectors = vectors;
+            this.z = vectors[0];
         }
     }
 
@@ -67,20 +72,44 @@ public final class Journal {
     /** One kind-1 record of z (already in the state's dtype: {@link RewardModel#observation()}). */
     public static byte[] encode(long epoch, long seq, double[] z, int itemsize, double label, double weight,
                                 double when) {
+        return encode(KIND_GLM, epoch, seq, new double[][]{z}, itemsize, label, weight, when);
+    }
+
+    /** One kind-2 record: the k candidates as the model used them ({@link RewardModel#choiceInput})
+     * and the chosen index. */
+    public static byte[] encodeChoice(long epoch, long seq, double[][] candidates, int itemsize, int chosen,
+                                      double weight, double when) {
+        if (candidates.length < 2 || candidates.length > MAX_CHOICE_K || chosen < 0 || chosen >= candidates.length) {
+            throw new InvalidInputException("a kind-2 (choice) record holds 2 to " + MAX_CHOICE_K
+                    + " vectors and the chosen index, got k=" + candidates.length + ", chosen=" + chosen);
+        }
+        return encode(KIND_CHOICE, epoch, seq, candidates, itemsize, chosen, weight, when);
+    }
+
+    private static byte[] encode(int kind, long epoch, long seq, double[][] vectors, int itemsize, double label,
+                                 double weight, double when) {
         if (itemsize != 4 && itemsize != 8) {
             throw new InvalidInputException("itemsize must be 4 or 8, got " + itemsize);
         }
-        int n = (int) recordSize(z.length, itemsize, 1);
+        int dim = vectors[0].length;
+        for (double[] v : vectors) {
+            if (v.length != dim) {
+                throw new InvalidInputException("journal vectors must all have length " + dim);
+            }
+        }
+        int n = (int) recordSize(dim, itemsize, vectors.length);
         byte[] out = new byte[n];
         ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
-        b.put(MAGIC).putInt(n).putShort((short) VERSION).put((byte) KIND_GLM).put((byte) itemsize)
-                .putInt(z.length).putInt(1).putInt(0).putLong(epoch).putLong(seq)
+        b.put(MAGIC).putInt(n).putShort((short) VERSION).put((byte) kind).put((byte) itemsize)
+                .putInt(dim).putInt(vectors.length).putInt(0).putLong(epoch).putLong(seq)
                 .putDouble(label).putDouble(weight).putDouble(when);
-        for (double v : z) {
-            if (itemsize == 4) {
-                b.putFloat((float) v);
-            } else {
-                b.putDouble(v);
+        for (double[] vec : vectors) {
+            for (double v : vec) {
+                if (itemsize == 4) {
+                    b.putFloat((float) v);
+                } else {
+                    b.putDouble(v);
+                }
             }
         }
         CRC32 crc = new CRC32();
@@ -94,24 +123,20 @@ public final class Journal {
         public final Record record;
         public final int next;
         public final String reason;
-        /** A valid record of a kind this core does not learn (kind 2): not damage. */
-        public final boolean unsupported;
         /** A complete, checksummed record of a newer edge-omd (newer version, unknown kind/flags). */
         public final boolean newer;
-        /** Version-1 header of an unsupported/newer record (sequence rules apply); else -1/false. */
+        /** Version-1 header of a newer record (sequence rules apply); else false. */
         final boolean v1;
         final long epoch, seq;
 
         Check(Record record, int next, String reason) {
-            this(record, next, reason, false, false, false, 0, 0);
+            this(record, next, reason, false, false, 0, 0);
         }
 
-        Check(Record record, int next, String reason, boolean unsupported, boolean newer, boolean v1,
-              long epoch, long seq) {
+        Check(Record record, int next, String reason, boolean newer, boolean v1, long epoch, long seq) {
             this.record = record;
             this.next = next;
             this.reason = reason;
-            this.unsupported = unsupported;
             this.newer = newer;
             this.v1 = v1;
             this.epoch = epoch;
@@ -150,10 +175,10 @@ public final class Journal {
             why = new Check(null, off + (int) n, "record " + Long.toUnsignedString(seq) + " of kind " + kind
                     + " with flags 0x" + Long.toHexString(flags) + ", which this SDK does not know (it reads kinds "
                     + KIND_GLM + " and " + KIND_CHOICE + ", flags 0): written by a newer edge-omd",
-                    false, true, true, epoch, seq);
+                    true, true, epoch, seq);
         } else if (version > VERSION) {
             why = new Check(null, off + (int) n, "record version " + version + " (this SDK reads " + VERSION
-                    + "): written by a newer edge-omd", false, true, false, 0, 0);
+                    + "): written by a newer edge-omd", true, false, 0, 0);
         } else {
             return null;
         }
@@ -207,16 +232,16 @@ public final class Journal {
             return new Check(null, off, "record for d=" + d + "/itemsize " + item + ", the state has d=" + dim
                     + "/itemsize " + itemsize);
         }
-        if (kind == KIND_CHOICE && k >= 2 && k <= MAX_CHOICE_K && flags == 0) {
-            return new Check(null, off + (int) n, "record " + Long.toUnsignedString(seq) + " is a choice among "
-                    + k + " (kind 2), which this core does not learn", true, false, true, epoch, seq);
-        }
-        if (kind != KIND_GLM || k != 1 || flags != 0) {
+        boolean glm = kind == KIND_GLM && k == 1, choice = kind == KIND_CHOICE && k >= 2 && k <= MAX_CHOICE_K;
+        if (!(glm || choice) || flags != 0) {
             return new Check(null, off, "record kind " + kind + " with k=" + k + ", flags 0x"
                     + Long.toHexString(flags) + " is not supported");
         }
-        if (!(Double.isFinite(label) && label >= 0.0 && label <= 1.0)) {
+        if (glm && !(Double.isFinite(label) && label >= 0.0 && label <= 1.0)) {
             return new Check(null, off, "label " + label + " outside [0, 1]");
+        }
+        if (choice && !(Double.isFinite(label) && label == Math.rint(label) && label >= 0 && label < k)) {
+            return new Check(null, off, "chosen index " + label + " is not one of the record's " + k + " vectors");
         }
         if (!(Double.isFinite(weight) && weight > 0.0 && weight <= RewardModel.MAX_WEIGHT)) {
             return new Check(null, off, "weight " + weight + " outside (0, 1e+06]");
@@ -224,15 +249,18 @@ public final class Journal {
         if (seq < 0 || seq > MAX_SEQ) {
             return new Check(null, off, "seq " + Long.toUnsignedString(seq) + " beyond " + MAX_SEQ);
         }
-        double[] z = new double[dim];
+        double[][] vectors = new double[(int) k][dim];
         int p = off + HEADER_BYTES;
-        for (int i = 0; i < dim; i++) {
-            z[i] = item == 4 ? b.getFloat(p + 4 * i) : b.getDouble(p + 8 * i);
-            if (!Double.isFinite(z[i])) {  // docs/JOURNAL_FORMAT.md check 5 (the Python reader leaves it to replay)
-                return new Check(null, off, "non-finite vector entry " + i);
+        for (int j = 0; j < k; j++) {
+            for (int i = 0; i < dim; i++, p += item) {
+                double v = item == 4 ? b.getFloat(p) : b.getDouble(p);
+                if (!Double.isFinite(v)) {  // docs/JOURNAL_FORMAT.md check 5
+                    return new Check(null, off, "the record's vector is not finite (vector " + j + ", entry " + i + ")");
+                }
+                vectors[j][i] = v;
             }
         }
-        return new Check(new Record(kind, item, epoch, seq, label, weight, when, z), off + (int) n, null);
+        return new Check(new Record(kind, item, epoch, seq, label, weight, when, vectors), off + (int) n, null);
     }
 
     /** The valid records of buf[start:] that continue a state at counter {@code after}. */
@@ -242,8 +270,6 @@ public final class Journal {
         public int skippedEnd;
         public String stop;     // null: clean end
         public int stopAt;
-        /** Stopped at a valid record of a kind this core does not learn (not damage: keep it). */
-        public boolean unsupported;
         /** Stopped at a record written by a newer edge-omd (not damage: refuse, keep it). */
         public boolean newer;
     }
@@ -252,9 +278,9 @@ public final class Journal {
      * Records with seq &lt;= after are skipped first when skipOlder (a crash between a checkpoint
      * and the journal's truncation); then every record must carry the checkpoint's epoch and
      * seq = after + 1, after + 2, ...; parsing stops at the first that does not, or is torn or
-     * corrupt, and says why. A version-1 record this core does not learn (kind 2) or does not
-     * know (newer) follows the same sequence rules (skipped when older, a plain stop for another
-     * incarnation or a gap), then stops with unsupported / newer set; a newer version always does.
+     * corrupt, and says why. A version-1 record of a newer edge-omd (a kind or flags this core
+     * does not know) follows the same sequence rules (skipped when older, a plain stop for another
+     * incarnation or a gap), then stops with newer set; a newer version always does.
      */
     public static Parsed parse(byte[] buf, long epoch, long after, int dim, int itemsize, int start,
                                boolean skipOlder) {
@@ -264,7 +290,7 @@ public final class Journal {
         long expect = after + 1;
         while (off < buf.length) {
             Check c = checkOne(buf, off, dim, itemsize);
-            if (c.record == null && c.v1) {  // valid, not learned here: the sequence rules first
+            if (c.record == null && c.v1) {  // a newer edge-omd's version-1 record: the sequence rules first
                 if (skipOlder && out.records.isEmpty() && Long.compareUnsigned(c.seq, after) <= 0) {
                     off = c.next;
                     out.skippedEnd = off;
@@ -284,7 +310,6 @@ public final class Journal {
             if (c.record == null) {
                 out.stop = c.reason;
                 out.stopAt = off;
-                out.unsupported = c.unsupported;
                 out.newer = c.newer;
                 return out;
             }
@@ -314,8 +339,12 @@ public final class Journal {
         return out;
     }
 
-    /** Learn one record on the model exactly as the live model learned it. */
+    /** Learn one record on the model exactly as the live model learned it (edge_omd/store/journal.py apply). */
     public static void apply(RewardModel model, Record r) {
-        model.learnObservation(r.z, r.label, r.weight);
+        if (r.kind == KIND_CHOICE) {
+            model.learnChoiceObservation(r.vectors, (int) r.label, r.weight);
+        } else {
+            model.learnObservation(r.z, r.label, r.weight);
+        }
     }
 }

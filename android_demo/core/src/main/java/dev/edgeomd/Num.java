@@ -197,6 +197,28 @@ final class Num {
         return new SymEigen(T, n).values[0] < -floor * sc;
     }
 
+    /**
+     * A[:n, :n] <- its lower Cholesky factor in place (row-major with the given stride; the lower
+     * triangle is read), each pivot floored at {@code floor}, a lower bound of A's spectrum the
+     * caller knows, so the floor only absorbs rounding (linalg.cholesky_floored): the sketch's
+     * small factor (floor alpha) and a choice's n x n systems (Mnl). O(n^3).
+     */
+    static void choleskyFloored(double[] A, int stride, int n, double floor) {
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k <= i; k++) {
+                double acc = A[i * stride + k];
+                for (int j = 0; j < k; j++) {
+                    acc -= A[i * stride + j] * A[k * stride + j];
+                }
+                if (i == k) {
+                    A[i * stride + i] = Math.sqrt(Math.max(acc, floor));
+                } else {
+                    A[i * stride + k] = acc / A[k * stride + k];
+                }
+            }
+        }
+    }
+
     /** sigma(m) = 1 / (1 + exp(-m)), without overflow for large |m|. */
     static double sigmoid(double m) {
         if (m >= 0.0) {
@@ -303,5 +325,24 @@ final class Num {
 
     static double norm(double[] a) {
         return Math.sqrt(dot(a, a));
+    }
+
+    /** The float arrays of the float32 exact solver (ExactSolver32): every entry finite. */
+    static boolean allFinite(float[] a) {
+        for (float x : a) {
+            if (!Float.isFinite(x)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** ||a|| of a float array, summed in float64 in order. */
+    static double norm(float[] a) {
+        double acc = 0.0;
+        for (float x : a) {
+            acc += (double) x * x;
+        }
+        return Math.sqrt(acc);
     }
 }

@@ -5,6 +5,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
 
 /**
  * One user's linear Bradley-Terry reward r(phi) = theta^T phi, learned by one-pass online mirror
@@ -25,22 +28,28 @@ public final class RewardModel {
     public static final double MAX_ABS_INPUT = 1e6;
     public static final double MAX_WEIGHT = 1e6;
     public static final double MAX_ETA = 1e6, MIN_LAM = 1e-9, MAX_LAM = 1e9;
+    /** The most candidates of one choice ({@link #learnChoice}; Python's MAX_K). */
+    public static final int MAX_CHOICES = Mnl.MAX_K;
 
-    /** Hyperparameters (edge_omd.RewardModel's keyword arguments). */
+    /**
+     * Hyperparameters (edge_omd.RewardModel's keyword arguments, edge_omd.config.ModelConfig's
+     * defaults). A setting Python leaves at None is an empty optional here, e.g.
+     * {@code c.radius = OptionalDouble.of(0.8)}; a present value is checked as Python checks it.
+     */
     public static final class Config {
         public int dim;
         public String solver = "auto";      // auto, exact, cg, sketch, diagonal
         public String dtype = "float32";    // float32, float64
-        public long budgetBytes = 0;        // 0: unlimited
+        public OptionalLong budgetBytes = OptionalLong.empty();  // bound on the whole state; empty: unlimited
         public double eta = 1.0;
         public double lam = 1.0;
-        public double radius = Double.NaN;  // NaN: no projection
+        public OptionalDouble radius = OptionalDouble.empty();   // B of ||theta|| <= B; empty: no step 3
         public double forget = 1.0;
         public long cgSteps = 3;
-        public long lamWarmup = 0;
+        public long lamWarmup = 0;          // T of lambda_t = lam min(1, t / T); 0: constant
         public double cgTol = 1e-6;
-        public int sketchRank = 0;          // 0: from the budget
-        public byte[] headFingerprint = null;
+        public OptionalInt sketchRank = OptionalInt.empty();     // the sketch's rank; empty: from the budget
+        public byte[] headFingerprint = null;  // 32 bytes, or null: not bound to a head
 
         public Config(int dim) {
             this.dim = dim;
@@ -51,8 +60,10 @@ public final class RewardModel {
     private final boolean f32;
     private final int rank;
     private final Solver solver;
-    private final double eta, lam, radius, forget, cgTol;
-    private final long cgSteps, lamWarmup, budget;
+    private final double eta, lam, forget, cgTol;
+    private final double radius;  // NaN: no step 3 (Config.radius empty)
+    private final long budget;    // 0: unlimited (Config.budgetBytes empty), as the header stores it
+    private final long cgSteps, lamWarmup;
     private byte[] fingerprint;
     private final double[] z;  // the current observation, rounded to the dtype
     private long t;
@@ -64,14 +75,20 @@ public final class RewardModel {
         d = c.dim;
         eta = rangeParam("eta", c.eta, 0.0, MAX_ETA);
         lam = rangeParam("lam", c.lam, MIN_LAM, MAX_LAM);
-        if (!Double.isNaN(c.radius) && !(Double.isFinite(c.radius) && c.radius > 0)) {
-            throw new ConfigException("radius must be a finite number > 0, got " + c.radius);
+        if (c.radius == null || c.budgetBytes == null || c.sketchRank == null) {
+            throw new ConfigException("radius, budgetBytes and sketchRank are optionals: empty, not null");
         }
-        if (!Double.isNaN(c.radius) && c.radius < ("float32".equals(c.dtype) ? 1e-30 : 1e-150)) {
-            throw new ConfigException("radius=" + c.radius + " is too small for " + c.dtype
-                    + " (the projected theta would underflow)");
+        if (c.radius.isPresent()) {
+            double r = c.radius.getAsDouble();
+            if (!(Double.isFinite(r) && r > 0)) {
+                throw new ConfigException("radius must be a finite number > 0, got " + r);
+            }
+            if (r < ("float32".equals(c.dtype) ? 1e-30 : 1e-150)) {
+                throw new ConfigException("radius=" + r + " is too small for " + c.dtype
+                        + " (the projected theta would underflow)");
+            }
         }
-        radius = c.radius;
+        radius = c.radius.orElse(Double.NaN);
         if (!(Double.isFinite(c.forget) && c.forget > 0.0 && c.forget <= 1.0)) {
             throw new ConfigException("forget must be in (0, 1], got " + c.forget);
         }
@@ -93,13 +110,15 @@ public final class RewardModel {
             throw new ConfigException("cg_tol must be in [0, 1), got " + c.cgTol);
         }
         cgTol = c.cgTol;
-        if (c.budgetBytes < 0 || c.budgetBytes > StateFormat.MAX_T) {
+        long b = c.budgetBytes.orElse(1);
+        if (b < 1 || b > StateFormat.MAX_T) {
             throw new ConfigException("budget_bytes must be in [1, " + StateFormat.MAX_T + "], got "
-                    + Long.toUnsignedString(c.budgetBytes));
+                    + Long.toUnsignedString(b));
         }
-        budget = c.budgetBytes;
-        if (c.sketchRank < 0 || c.sketchRank > d) {
-            throw new ConfigException("sketch_rank must be in [1, " + d + "], got " + c.sketchRank);
+        budget = c.budgetBytes.orElse(0);
+        int forcedRank = c.sketchRank.orElse(0);
+        if (c.sketchRank.isPresent() && (forcedRank < 1 || forcedRank > d)) {
+            throw new ConfigException("sketch_rank must be in [1, " + d + "], got " + forcedRank);
         }
         if (c.headFingerprint != null && c.headFingerprint.length != 32) {
             throw new InvalidInputException("a head fingerprint is 32 bytes (SHA-256 digest)");
@@ -116,7 +135,7 @@ public final class RewardModel {
                     name = full;
                     break;
                 }
-                r = sketchRankForBudget(c.sketchRank, itemsize);
+                r = sketchRankForBudget(forcedRank, itemsize);
                 if (r >= 2) {
                     name = "sketch";
                 } else if (fits("diagonal", 0, itemsize)) {
@@ -129,7 +148,7 @@ public final class RewardModel {
                 break;
             }
             case "sketch":
-                r = sketchRankForBudget(c.sketchRank, itemsize);
+                r = sketchRankForBudget(forcedRank, itemsize);
                 if (r < 1) {
                     throw new ConfigException("budget_bytes=" + budget + " holds no sketch for d=" + d
                             + " (rank 1 needs " + (SketchSolver.stateBytes(d, itemsize, 1) + front) + " bytes)");
@@ -361,21 +380,91 @@ public final class RewardModel {
      * as {@link #observation()} held it after the live learn call).
      */
     public void learnObservation(double[] zIn, double y, double weight) {
-        if (zIn == null || zIn.length != d) {
-            throw new InvalidInputException("z must have length " + d);
-        }
-        for (double v : zIn) {
-            if (!Double.isFinite(v)) {
-                throw new InvalidInputException("z contains NaN or inf");
-            }
-            if (f32 && (double) (float) v != v) {
-                throw new InvalidInputException("z must hold float32 values for a float32 state");
-            }
-        }
+        exact(zIn, "z");
         double yy = label(y);
         double w = weight(weight);
         System.arraycopy(zIn, 0, z, 0, d);
         update(yy, w);
+    }
+
+    /**
+     * The user saw the k candidates Phi (k rows of length d) and chose row {@code chosen}: one
+     * multinomial-logit (Plackett-Luce first choice) observation, P(chosen) =
+     * softmax_j(theta.phi_j)[chosen], learned by the same one-pass step as a pair (Python's
+     * RewardModel.learn_choice, docs/ALGORITHM.md "Choice among k"): its Hessian, rank k - 1, at
+     * theta_t inside tilde_H and at theta_{t+1} into cal_H. 2 <= k <= 16; duplicate rows are
+     * allowed; k = 2 is {@code learnPair(Phi[chosen], Phi[1 - chosen])} up to rounding. Phi is
+     * rounded to the state's dtype once ({@link #choiceInput}); O(k d) scratch per call, nothing
+     * kept. Bad input: InvalidInputException; a refused update: NumericalException; the state is
+     * unchanged in both cases.
+     */
+    public void learnChoice(double[][] Phi, int chosen, double weight) {
+        double[][] P = choiceInput(Phi);
+        int c = chosenIndex(chosen, P.length);
+        double w = weight(weight);
+        choice(P, c, w);
+    }
+
+    /**
+     * Phi checked (2 to 16 rows of length d, finite, |entries| <= 1e6) and rounded to the state's
+     * dtype into a new array: what {@link #learnChoice} learns from and a kind-2 journal record
+     * stores ({@link #learnChoiceObservation}).
+     */
+    public double[][] choiceInput(double[][] Phi) {
+        choiceShape(Phi);
+        double[][] P = new double[Phi.length][d];
+        for (int j = 0; j < Phi.length; j++) {
+            vector(Phi[j], "Phi");
+            for (int i = 0; i < d; i++) {
+                P[j][i] = Num.rd(Phi[j][i], f32);
+            }
+        }
+        return P;
+    }
+
+    /**
+     * Learn a choice exactly as given (no conversion): the replay of a kind-2 journal record.
+     * Phi: 2 to 16 rows of length d, finite, already in the state's dtype ({@link #choiceInput}'s
+     * result); the same steps on the same values as the live call.
+     */
+    public void learnChoiceObservation(double[][] Phi, int chosen, double weight) {
+        choiceShape(Phi);
+        double[][] P = new double[Phi.length][];
+        for (int j = 0; j < Phi.length; j++) {
+            exact(Phi[j], "Phi");
+            P[j] = Phi[j].clone();
+        }
+        int c = chosenIndex(chosen, P.length);
+        double w = weight(weight);
+        choice(P, c, w);
+    }
+
+    /** RewardModel._choice: steps 1-4 of Algorithm 1 for a choice (Mnl), rolled back if refused. */
+    private void choice(double[][] P, int c, double w) {
+        Mnl.Work cw = new Mnl.Work(P.length - 1, d);
+        Mnl.differences(P, c, cw.Z, f32);  // z_j = phi_c - phi_j (j != c), in the state's dtype
+        solver.keep();
+        if (!solver.choiceStep(cw, w, eta, t)) {  // steps 1-2
+            solver.restore();
+            throw new NumericalException("the choice was refused: it would give a non-finite theta, or the state's "
+                    + "dtype can no longer hold the local norm accurately (its condition number nears 1/eps: use "
+                    + "dtype='float64', forget < 1, or reset); the state was left unchanged (check the feature "
+                    + "scale and eta)");
+        }
+        if (!Double.isNaN(radius)) {  // step 3, tilde_H = cal_H + eta X^T X at theta_t
+            Mnl.rows(cw.Lw, cw.Z, Math.sqrt(eta), cw.X, f32);
+            if (Mnl.project(solver, cw.X, radius, t) < 0) {
+                solver.restore();
+                throw new NumericalException("the projection onto ||theta|| <= radius has no finite result; the "
+                        + "state was left unchanged (check radius and the feature scale)");
+            }
+        }
+        if (!solver.choiceAbsorb(cw, w, forget, t)) {  // step 4
+            solver.restore();
+            throw new NumericalException("the choice's curvature is beyond what the state's dtype can hold next to "
+                    + "lam; the state was left unchanged (check the feature scale)");
+        }
+        t = Math.min(t + 1, StateFormat.MAX_T);
     }
 
     /** z of the last learn call as the model used it (dtype-rounded): what a journal record stores. */
@@ -383,14 +472,22 @@ public final class RewardModel {
         return z.clone();
     }
 
-    /** Add the curvature of a hypothetical observation without moving theta or t. */
+    /**
+     * Add the curvature w sigma'(theta.z) z z^T of a hypothetical observation to the local norm
+     * without moving theta or t (greedy, non-redundant active selection on a copy).
+     * NumericalException, the state unchanged, where the solver's guards refuse it (a curvature
+     * beyond what the dtype holds next to lam: Python's RewardModel.fantasize).
+     */
     public void fantasize(double[] zIn, double weight) {
         vector(zIn, "z");
         double w = weight(weight);
         for (int i = 0; i < d; i++) {
             z[i] = Num.rd(zIn[i], f32);
         }
-        solver.absorb(z, w, 1.0, t, false);
+        if (Double.isNaN(solver.fantasize(z, w, t))) {
+            throw new NumericalException("the fantasized curvature is beyond what the state's dtype can hold "
+                    + "next to lam; the state was left unchanged (check the feature scale)");
+        }
     }
 
     /** Forget everything learned (settings kept). */
@@ -503,19 +600,16 @@ public final class RewardModel {
         Config c = new Config(h.dim);
         c.solver = h.solver();
         c.dtype = h.itemsize == 4 ? "float32" : "float64";
-        c.budgetBytes = h.budget;
+        c.budgetBytes = h.budget == 0 ? OptionalLong.empty() : OptionalLong.of(h.budget);
         c.eta = h.eta;
         c.lam = h.lam;
-        c.radius = h.hasRadius() ? h.radius : Double.NaN;
+        c.radius = h.hasRadius() ? OptionalDouble.of(h.radius) : OptionalDouble.empty();
         c.forget = h.forget;
         c.cgSteps = h.cgSteps;
         c.lamWarmup = h.lamWarmup;
         c.cgTol = h.cgTol;
-        c.sketchRank = h.rank;
+        c.sketchRank = h.rank == 0 ? OptionalInt.empty() : OptionalInt.of(h.rank);
         c.headFingerprint = h.hasFingerprint() ? h.fingerprint : null;
-        if (h.hasRadius() && Double.isNaN(h.radius)) {
-            throw new StateFormatException("state holds invalid settings: radius must be a finite number > 0, got NaN");
-        }
         if (h.budget < 0) {
             throw new StateFormatException("state holds invalid settings: budget_bytes "
                     + Long.toUnsignedString(h.budget) + " is out of range");
@@ -583,6 +677,52 @@ public final class RewardModel {
             throw new InvalidInputException(name + " has entries above 1e+06 in magnitude; features are "
                     + "expected L2-normalised");
         }
+    }
+
+    /** 2 to MAX_CHOICES rows (each checked by the caller). */
+    private void choiceShape(double[][] Phi) {
+        if (Phi == null) {
+            throw new InvalidInputException("Phi must have shape (k, " + d + "), got null");
+        }
+        if (Phi.length < 2 || Phi.length > MAX_CHOICES) {
+            throw new InvalidInputException("a choice needs 2 to " + MAX_CHOICES + " candidates, got " + Phi.length);
+        }
+        for (double[] row : Phi) {
+            if (row == null || row.length != d) {
+                throw new InvalidInputException("Phi must have shape (k, " + d + "), got a row of length "
+                        + (row == null ? "null" : String.valueOf(row.length)));
+            }
+        }
+    }
+
+    /**
+     * A replayed vector exactly as a live call can have left it (Python's _checks.exact_array):
+     * length d, finite, within 2 MAX_ABS_INPUT (a pair's difference), float32 values for a float32
+     * state.
+     */
+    private void exact(double[] x, String name) {
+        if (x == null || x.length != d) {
+            throw new InvalidInputException(name + " must have length " + d);
+        }
+        for (double v : x) {
+            if (!Double.isFinite(v)) {
+                throw new InvalidInputException(name + " contains NaN or inf");
+            }
+            if (Math.abs(v) > 2 * MAX_ABS_INPUT) {
+                throw new InvalidInputException(name + " has entries above 2e+06 in magnitude; features are "
+                        + "expected L2-normalised");
+            }
+            if (f32 && (double) (float) v != v) {
+                throw new InvalidInputException(name + " must hold float32 values for a float32 state");
+            }
+        }
+    }
+
+    private static int chosenIndex(int chosen, int k) {
+        if (chosen < 0 || chosen >= k) {
+            throw new InvalidInputException("chosen must be in [0, " + (k - 1) + "], got " + chosen);
+        }
+        return chosen;
     }
 
     private static double label(double y) {

@@ -138,15 +138,7 @@ final class SketchSolver extends ExplicitThetaSolver {
      * kappa = trace(L L^T) / alpha - m + 1 (>= 1 + lambda_max(B B^T) / alpha), v = cal_H^{-1} z.
      */
     double stepDrift(double coef) {
-        int m = (int) rows;
-        double tr = 0.0;
-        for (int i = 0; i < m; i++) {
-            for (int k = 0; k <= i; k++) {
-                double l = L[i * mMax + k];
-                tr += l * l;
-            }
-        }
-        double kappa = Math.max(tr / alpha - m, 0.0) + 1.0;
+        double kappa = kappaBound();
         double vv = 0.0, tt = 0.0;
         for (int j = 0; j < d; j++) {
             double vj = coef * v[j];
@@ -155,6 +147,22 @@ final class SketchSolver extends ExplicitThetaSolver {
             tt += tj * tj;
         }
         return Num.eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0);
+    }
+
+    /**
+     * trace(L L^T) / alpha - m + 1 >= 1 + lambda_max(B B^T) / alpha >= kappa(cal_H)
+     * (sketch._kappa_bound). O(m^2).
+     */
+    double kappaBound() {
+        int m = (int) rows;
+        double tr = 0.0;
+        for (int i = 0; i < m; i++) {
+            for (int k = 0; k <= i; k++) {
+                double l = L[i * mMax + k];
+                tr += l * l;
+            }
+        }
+        return Math.max(tr / alpha - m, 0.0) + 1.0;
     }
 
     @Override
@@ -170,31 +178,49 @@ final class SketchSolver extends ExplicitThetaSolver {
         return append(z, w, fresh);
     }
 
+    /** Append the row sqrt(w sigma'(theta.z)) z to B and extend L (sketch._append); gIsBz: bz
+     * holds B z from this step's solve (B unchanged since), so B b = sqrt(c) bz. */
     double append(double[] z, double w, boolean gIsBz) {
         double cw = w * Num.dsigmoid(Num.dot(theta, z));
         double sc = Math.sqrt(cw);
         int m = (int) rows;
         final double[] bm = B[m];
-        double zz = 0.0;
         for (int j = 0; j < d; j++) {
             bm[j] = Num.rd(sc * z[j], f32);
         }
+        if (gIsBz) {
+            for (int i = 0; i < m; i++) {
+                bz[i] *= sc;
+            }
+            extend(m);
+        } else {
+            appendRow(bm);
+        }
+        return cw;
+    }
+
+    /** Append the row x (already in the dtype) to B and extend L by one row (sketch._append_row). */
+    void appendRow(double[] x) {
+        int m = (int) rows;
+        final double[] bm = B[m];
+        if (x != bm) {
+            System.arraycopy(x, 0, bm, 0, d);
+        }
+        for (int i = 0; i < m; i++) {
+            bz[i] = Num.dot(B[i], bm);
+        }
+        extend(m);
+    }
+
+    /** L's row m for B's new row m, with bz = B_m b (border), then rows = m + 1. */
+    private void extend(int m) {
+        final double[] bm = B[m];
+        double zz = 0.0;
         for (int j = 0; j < d; j++) {
             zz += bm[j] * bm[j];
         }
-        double[] g = bz;
-        if (gIsBz) {
-            for (int i = 0; i < m; i++) {
-                g[i] *= sc;
-            }
-        } else {
-            for (int i = 0; i < m; i++) {
-                g[i] = Num.dot(B[i], bm);
-            }
-        }
-        border(g, m, zz);
+        border(bz, m, zz);
         rows = m + 1;
-        return cw;
     }
 
     /**
@@ -244,17 +270,10 @@ final class SketchSolver extends ExplicitThetaSolver {
         }
         for (int i = 0; i < m; i++) {
             for (int k = 0; k <= i; k++) {
-                double acc = W[i * m + k];
-                for (int j = 0; j < k; j++) {
-                    acc -= L[i * mMax + j] * L[k * mMax + j];
-                }
-                if (i == k) {
-                    L[i * mMax + i] = Math.sqrt(Math.max(acc, aNew));  // W >= a_new I: its Schur complements too
-                } else {
-                    L[i * mMax + k] = acc / L[k * mMax + k];
-                }
+                L[i * mMax + k] = W[i * m + k];
             }
         }
+        Num.choleskyFloored(L, mMax, m, aNew);  // W >= a_new I: its Schur complements too
         alpha = aNew;
     }
 
@@ -336,17 +355,70 @@ final class SketchSolver extends ExplicitThetaSolver {
         }
         for (int i = 0; i < m; i++) {
             for (int k = 0; k <= i; k++) {
-                double acc = W[i * m + k] + (i == k ? alpha : 0.0);
-                for (int j = 0; j < k; j++) {
-                    acc -= L[i * mMax + j] * L[k * mMax + j];
-                }
-                if (i == k) {
-                    L[i * mMax + i] = Math.sqrt(Math.max(acc, alpha));
-                } else {
-                    L[i * mMax + k] = acc / L[k * mMax + k];
-                }
+                L[i * mMax + k] = W[i * m + k] + (i == k ? alpha : 0.0);
             }
         }
+        Num.choleskyFloored(L, mMax, m, alpha);
+    }
+
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    /**
+     * Steps 1-2 (sketch.SketchSolver.choice_step): v_j = cal_H^{-1} z_j by Woodbury (n solves),
+     * C = Z V^T, theta -= eta V^T b, refused (theta unmoved) by the pair's drift guard on that
+     * move or when not finite.
+     */
+    @Override
+    boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
+        for (int j = 0; j < cw.n; j++) {
+            solve(cw.Z[j]);
+            System.arraycopy(v, 0, cw.V[j], 0, d);
+        }
+        if (!Mnl.coefficients(cw, theta, w, eta)) {
+            return false;
+        }
+        double kappa = kappaBound(), vv = 0.0, tt = 0.0;  // sketch._choice_drift
+        for (int c = 0; c < d; c++) {
+            double acc = 0.0;
+            for (int j = 0; j < cw.n; j++) {
+                acc += eta * cw.b[j] * cw.V[j][c];
+            }
+            vv += acc * acc;
+            double tc = theta[c] - acc;
+            tt += tc * tc;
+        }
+        if (Num.eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0) > DRIFT_LIMIT) {
+            return false;
+        }
+        return Mnl.move(theta, cw.V, cw.b, eta, cw.g, f32);
+    }
+
+    /** Step 4: forget once, then append the n rows x_i at theta_{t+1} to B (a shrink whenever the
+     * 2 ell-row buffer is full). */
+    @Override
+    boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t) {
+        Mnl.hessianRows(cw, theta, w, f32);
+        if (forget != 1.0) {
+            forget(forget);
+        }
+        for (double[] x : cw.X) {
+            if (rows == mMax) {
+                shrink();
+            }
+            appendRow(x);
+        }
+        return true;
+    }
+
+    @Override
+    double choiceLower(long t) {
+        return alpha;
+    }
+
+    /** cal_H^{-1} v by Woodbury: step 3 of a choice in M mode, as the pair's. */
+    @Override
+    Projection.Apply choiceInverse() {
+        final double[] bzw = new double[Math.max(mMax, 1)], cw = new double[Math.max(mMax, 1)];
+        return (v, out) -> woodbury64(v, bzw, cw, out);
     }
 
     @Override

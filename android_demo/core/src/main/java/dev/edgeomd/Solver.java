@@ -33,6 +33,16 @@ abstract class Solver {
     /** Step 4: add w sigma'(theta.z) z z^T (fresh: right after this z's step). */
     abstract double absorb(double[] z, double w, double forget, long t, boolean fresh);
 
+    /**
+     * A hypothetical observation's curvature w sigma'(theta.z) z z^T added to the local norm
+     * without moving theta (greedy active selection, on a copy; no forgetting). Returns c, or NaN
+     * with nothing changed where the solver's guards refuse it (exact and cg: Python's
+     * solver.fantasize); this default (sketch, diagonal) has none, as in Python.
+     */
+    double fantasize(double[] z, double w, long t) {
+        return absorb(z, w, 1.0, t, false);
+    }
+
     /** theta in float64 (a fresh copy of the stored, dtype-rounded values). */
     abstract double[] theta();
 
@@ -88,6 +98,46 @@ abstract class Solver {
         return 1;
     }
 
+    // ------------------------------------------------------------------ choice among k (Mnl)
+    // The n = k - 1 rank-one terms of one choice live in the call's scratch cw (Mnl.Work); a
+    // refused choice is rolled back with keep() / restore(), as Python's choice_keep /
+    // choice_restore (the same rollback as a step 3 that fails).
+
+    /**
+     * Steps 1-2 of a choice with tilde_H = cal_H + eta X^T X, X the Hessian's rows at theta_t
+     * (solver.choice_step): false with theta unmoved when a guard refuses it.
+     */
+    abstract boolean choiceStep(Mnl.Work cw, double w, double eta, long t);
+
+    /** Step 4 of a choice: the n rows at theta_{t+1} into cal_H (forget applies); false with
+     * nothing changed when they are beyond what the dtype holds (solver.choice_absorb). */
+    abstract boolean choiceAbsorb(Mnl.Work cw, double w, double forget, long t);
+
+    /** cal_H vec (float64) for a choice's step 3 in H mode (solver.choice_hv). */
+    void choiceHv(double[] vec, double[] out, long t) {
+        System.arraycopy(matvec(vec, t), 0, out, 0, d);
+    }
+
+    /** A lower bound on cal_H's spectrum (solver.choice_lower): the H-mode residual test's. */
+    double choiceLower(long t) {
+        return projectionLower(t);
+    }
+
+    /** out = cal_H^{-1} v (float64) for step 3 in M mode (solver.choice_inv), or null: H mode. */
+    Projection.Apply choiceInverse() {
+        return null;
+    }
+
+    /** The residual test of a choice's step 3 (solver.choice_tol, default projection.TOL). */
+    double choiceTol() {
+        return Projection.tol(f32);
+    }
+
+    /** theta' in float64 after a choice's step 2 (solver.choice_theta0). */
+    double[] choiceTheta0() {
+        return theta();
+    }
+
     /** ||v||_{cal_H^{-1}} for each row of V (rows rounded to the dtype). */
     abstract void widths(double[][] V, double[] out, long t);
 
@@ -131,6 +181,25 @@ abstract class Solver {
     static void writeArray(ByteBuffer b, boolean f32, double[] a) {
         for (double x : a) {
             put(b, f32, x);
+        }
+    }
+
+    /** A float array (the float32 exact solver's): f32 must be true. */
+    static void readArray(ByteBuffer b, boolean f32, float[] a) {
+        if (!f32) {
+            throw new IllegalArgumentException("a float array in a float64 state");
+        }
+        for (int i = 0; i < a.length; i++) {
+            a[i] = b.getFloat();
+        }
+    }
+
+    static void writeArray(ByteBuffer b, boolean f32, float[] a) {
+        if (!f32) {
+            throw new IllegalArgumentException("a float array in a float64 state");
+        }
+        for (float x : a) {
+            b.putFloat(x);
         }
     }
 }

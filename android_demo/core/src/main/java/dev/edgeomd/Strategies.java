@@ -107,7 +107,8 @@ public final class Strategies {
     /**
      * Active setting (strategies.greedy_queries): pick up to k rows of Z (candidate directions
      * z = phi - phi') of maximal width, adding each pick's curvature to a COPY of the model
-     * (fantasize) so the k queries are not redundant; rows of zero width are never picked.
+     * (fantasize) so the k queries are not redundant; rows of zero width are never picked, a row
+     * whose fantasized curvature the dtype cannot hold is still picked (the copy unchanged).
      * Returns {row, width at pick time} pairs in pick order; the model does not change.
      */
     public static List<double[]> greedyQueries(RewardModel model, double[][] Z, int k) {
@@ -133,7 +134,12 @@ public final class Strategies {
             }
             out.add(new double[]{j, best});
             taken[j] = true;
-            m.fantasize(Z[j], 1.0);
+            try {
+                m.fantasize(Z[j], 1.0);
+            } catch (NumericalException e) {
+                // the copy is unchanged (fantasize's guards; learning it would be refused too):
+                // the row is still picked, the next rounds see the widths without it
+            }
         }
         return out;
     }

@@ -142,11 +142,6 @@ public final class UserStore implements AutoCloseable {
                     + p.records.size() + " records this SDK reads); upgrade edge-omd to open this user "
                     + "(nothing was changed: every record is kept)");
         }
-        if (p.unsupported) {  // a valid record this core cannot learn: refuse, never cut it away
-            s.journal.close();
-            throw new StateFormatException("user " + userId + ": the journal's " + p.stop + "; open the user "
-                    + "once with the Python SDK and call checkpoint() (the state then holds it)");
-        }
         for (Journal.Record r : p.records) {
             Journal.apply(s.model, r);
         }
@@ -416,9 +411,24 @@ public final class UserStore implements AutoCloseable {
         commit(y, weight);
     }
 
+    /**
+     * The user saw the candidates Phi and chose row {@code chosen}: one multinomial-logit
+     * observation ({@link RewardModel#learnChoice}), journaled as one kind-2 record of the
+     * candidates as the model used them (what Python's Personalizer.choose appends).
+     */
+    public void learnChoice(double[][] Phi, int chosen, double weight) throws IOException {
+        double[][] P = model.choiceInput(Phi);
+        model.learnChoiceObservation(P, chosen, weight);
+        append(Journal.encodeChoice(epoch, updates + 1, P, itemsize, chosen, weight, System.currentTimeMillis() / 1000.0));
+    }
+
     private void commit(double label, double weight) throws IOException {
-        byte[] rec = Journal.encode(epoch, updates + 1, model.observation(), itemsize, label, weight,
-                System.currentTimeMillis() / 1000.0);
+        append(Journal.encode(epoch, updates + 1, model.observation(), itemsize, label, weight,
+                System.currentTimeMillis() / 1000.0));
+    }
+
+    /** Append one record (fsynced), count it, checkpoint every checkpointEvery records. */
+    private void append(byte[] rec) throws IOException {
         ByteBuffer b = ByteBuffer.wrap(rec);
         while (b.hasRemaining()) {
             journal.write(b);

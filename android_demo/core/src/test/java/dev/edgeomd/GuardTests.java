@@ -16,14 +16,18 @@ import static dev.edgeomd.TestRunner.require;
  * writes the cases): java dev.edgeomd.GuardTests CASES_DIR [-v]. One check per case:
  * <ul>
  * <li>stream: from Python's initial state, every update Python refused (NumericalError) is
- * refused here (NumericalException) with toBytes unchanged, every other one is taken; the final
- * theta and widths match Python's (1e-4 relative in float32, 1e-9 in float64);</li>
+ * refused here (NumericalException) with toBytes unchanged, every other one is taken, and every
+ * state left after each step loads (fromBytes); the final
+ * theta and widths match Python's (1e-4 relative in float32, 1e-9 in float64, or the case's
+ * tol32 / tol64 where the case says why);</li>
  * <li>load: a crafted state is refused (StateFormatException) exactly when Python's loader
  * refused it;</li>
  * <li>cg_probe: CgSolver.step after t = 64 updates refuses from the given curvature S exactly when
  * Python's did (the Lanczos PSD probe);</li>
  * <li>projection: from each of Python's states with a radius, keep / step / Solver.project /
  * absorb give Python's next theta; lanczos_unit: the Lanczos driver against a dense solution;</li>
+ * <li>greedy: Strategies.greedyQueries from Python's state picks Python's rows (a row whose
+ * fantasize is refused on the copy included);</li>
  * <li>head_features: HeadManifest.features (the app's features) equal Python's head rule with
  * and without a style block; guard_start: the precision probes' start vector is Python's.</li>
  * </ul>
@@ -61,6 +65,9 @@ public final class GuardTests {
                     t.check(name, () -> close(Num.guardStart((int) Json.integer(c.get("d"))),
                             Json.doubles(c.get("x")), 1e-15, "guard start"));
                     break;
+                case "greedy":
+                    t.check(name, () -> greedy(dir, name, c));
+                    break;
                 case "thumb_shown":
                     t.check(name, () -> thumbShown(dir, name, c));
                     break;
@@ -89,13 +96,36 @@ public final class GuardTests {
                 require(Arrays.equals(m.toBytes(), before), "step " + k + ": a refused update changed the state");
             }
             require(got.equals(verdicts.get(k)), "step " + k + ": Java " + got + ", Python " + verdicts.get(k));
+            try {  // every state an update or a refusal leaves loads
+                RewardModel.fromBytes(m.toBytes());
+            } catch (StateFormatException e) {
+                throw new AssertionError("step " + k + ": the state no longer loads: " + e.getMessage());
+            }
         }
         RewardModel py = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".final.eomd")));
-        double tol = "float32".equals(m.dtype()) ? (c.containsKey("tol32") ? Json.num(c.get("tol32")) : 1e-4) : 1e-9;
+        double tol = "float32".equals(m.dtype()) ? (c.containsKey("tol32") ? Json.num(c.get("tol32")) : 1e-4)
+                : (c.containsKey("tol64") ? Json.num(c.get("tol64")) : 1e-9);
         require(m.t() == py.t(), "t " + m.t() + " vs " + py.t());
         close(m.theta(), py.theta(), tol, "theta");
         double[][] probes = ModelGoldenTests.matrix(c.get("probes"));
         close(m.width(probes, null), Json.doubles(c.get("widths")), tol, "widths");
+    }
+
+    /** Strategies.greedyQueries from Python's state: the same rows in the same order, widths to
+     * 1e-5 relative (fantasize refusals on the copy included), the model unchanged. */
+    static void greedy(Path dir, String name, Map<String, Object> c) throws Exception {
+        RewardModel m = RewardModel.fromBytes(Files.readAllBytes(dir.resolve(name + ".init.eomd")));
+        byte[] before = m.toBytes();
+        List<double[]> got = Strategies.greedyQueries(m, ModelGoldenTests.matrix(c.get("Z")),
+                (int) Json.integer(c.get("k")));
+        List<Object> want = Json.arr(c.get("picks"));
+        require(Arrays.equals(before, m.toBytes()), "greedy queries changed the model");
+        require(got.size() == want.size(), "picks " + got.size() + " vs " + want.size());
+        for (int i = 0; i < got.size(); i++) {
+            List<Object> w = Json.arr(want.get(i));
+            require(got.get(i)[0] == Json.integer(w.get(0)), "pick " + i + ": row " + got.get(i)[0]);
+            close(new double[]{got.get(i)[1]}, new double[]{Json.num(w.get(1))}, 1e-5, "width of pick " + i);
+        }
     }
 
     static void load(Path dir, String name, String verdict) throws Exception {

@@ -44,7 +44,9 @@ final class JournalGoldenTests {
                     require((p.stop == null) == (v.get("stop") == null), w + ": stop " + p.stop + " vs " + v.get("stop"));
                     int off = p.skippedEnd;
                     for (Journal.Record r : p.records) {  // Java writes the same bytes
-                        byte[] again = Journal.encode(r.epoch, r.seq, r.z, r.itemsize, r.label, r.weight, r.time);
+                        byte[] again = r.kind == Journal.KIND_CHOICE
+                                ? Journal.encodeChoice(r.epoch, r.seq, r.vectors, r.itemsize, (int) r.label, r.weight, r.time)
+                                : Journal.encode(r.epoch, r.seq, r.z, r.itemsize, r.label, r.weight, r.time);
                         require(Arrays.equals(again, Arrays.copyOfRange(buf, off, off + again.length)), w + ": re-encode");
                         off += again.length;
                     }
@@ -73,7 +75,9 @@ final class JournalGoldenTests {
             });
         }
         userStore(T, out);
-        folderStore(T, golden, out);
+        if (Files.exists(root.resolve("users.json"))) {
+            folderStore(T, golden, out);
+        }
         T.check("journal: a Java model's records replay to its own bytes exactly (same JVM)", () -> {
             for (String dtype : new String[]{"float32", "float64"}) {
                 RewardModel.Config cfg = new RewardModel.Config(9);
@@ -169,42 +173,57 @@ final class JournalGoldenTests {
                 }
             }
         });
-        T.check("UserStore: a kind-2 (choice) record is refused, never cut away; parse stops there, unsupported", () -> {
-            Path dir = Files.createTempDirectory(out, "choice");
-            RewardModel.Config cfg = new RewardModel.Config(5);
-            java.util.Random g = new java.util.Random(3);
-            long updates;
-            try (UserStore s = UserStore.open(dir, "u2", cfg, 100)) {
-                s.learnPair(ModelGoldenTests.randomVec(g, 5, 0.4), ModelGoldenTests.randomVec(g, 5, 0.4), 1.0);
-                updates = s.updates();
+        T.check("UserStore: choices are journaled as kind-2 records and replay to the live bytes; a bad chosen "
+                + "index is damage (cut)", () -> {
+            for (String dtype : new String[]{"float32", "float64"}) {
+                Path dir = Files.createTempDirectory(out, "choice");
+                RewardModel.Config cfg = new RewardModel.Config(5);
+                cfg.dtype = dtype;
+                java.util.Random g = new java.util.Random(3);
+                byte[] live;
+                long updates;
+                try (UserStore s = UserStore.open(dir, "u2", cfg, 100)) {
+                    for (int i = 0; i < 12; i++) {
+                        if (i % 3 == 0) {
+                            s.learnPair(ModelGoldenTests.randomVec(g, 5, 0.4), ModelGoldenTests.randomVec(g, 5, 0.4), 1.0);
+                        } else {
+                            int k = i % 3 == 1 ? 3 : RewardModel.MAX_CHOICES;
+                            double[][] phi = new double[k][];
+                            for (int j = 0; j < k; j++) {
+                                phi[j] = ModelGoldenTests.randomVec(g, 5, 0.4);
+                            }
+                            s.learnChoice(phi, i % k, 0.5 + i % 2);
+                        }
+                    }
+                    live = s.model().toBytes();
+                    updates = s.updates();
+                }
+                require(updates == 12, "updates " + updates);
+                try (UserStore s = UserStore.open(dir, "u2", cfg, 100)) {
+                    require(Arrays.equals(s.model().toBytes(), live), dtype + ": replayed choices");
+                }
+                Path jp = UserStore.journalPath(dir, "u2");
+                byte[] head = Files.readAllBytes(jp);
+                int item = "float32".equals(dtype) ? 4 : 8;
+                long epoch = Journal.checkOne(head, 0, 5, item).record.epoch;
+                byte[] rec = Journal.encodeChoice(epoch, updates + 1, new double[3][5], item, 0, 1.0, 0.0);
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(rec).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                b.putDouble(40, 3.0);  // chosen index 3 of k = 3, resealed: a valid CRC, a bad record
+                java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+                crc.update(rec, 0, rec.length - 4);
+                b.putInt(rec.length - 4, (int) crc.getValue());
+                byte[] both = new byte[head.length + rec.length];
+                System.arraycopy(head, 0, both, 0, head.length);
+                System.arraycopy(rec, 0, both, head.length, rec.length);
+                Journal.Parsed p = Journal.parse(both, epoch, 0, 5, item, 0, true);
+                require(!p.newer && p.records.size() == 12 && p.stopAt == head.length
+                        && p.stop.contains("chosen index"), "parse: " + p.stop);
+                Files.write(jp, both);
+                try (UserStore s = UserStore.open(dir, "u2", cfg, 100)) {
+                    require(Arrays.equals(s.model().toBytes(), live) && s.updates() == 12, dtype + ": valid prefix");
+                }
+                require(Arrays.equals(Files.readAllBytes(jp), head), dtype + ": the bad record was cut");
             }
-            // what Python's Personalizer.choose appends: kind 2, k = 3 vectors, label = chosen index
-            Path jp = UserStore.journalPath(dir, "u2");
-            byte[] head = Files.readAllBytes(jp);
-            long epoch = Journal.checkOne(head, 0, 5, 4).record.epoch;
-            int n = (int) Journal.recordSize(5, 4, 3);
-            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-            b.put(Journal.MAGIC).putInt(n).putShort((short) 1).put((byte) Journal.KIND_CHOICE).put((byte) 4)
-                    .putInt(5).putInt(3).putInt(0).putLong(epoch).putLong(updates + 1)
-                    .putDouble(2.0).putDouble(1.0).putDouble(0.0);
-            for (int i = 0; i < 15; i++) {
-                b.putFloat(0.1f * i);
-            }
-            java.util.zip.CRC32 crc = new java.util.zip.CRC32();
-            crc.update(b.array(), 0, n - 4);
-            b.putInt(n - 4, (int) crc.getValue());
-            byte[] both = new byte[head.length + n];
-            System.arraycopy(head, 0, both, 0, head.length);
-            System.arraycopy(b.array(), 0, both, head.length, n);
-            Files.write(jp, both);
-            Journal.Parsed p = Journal.parse(both, epoch, 0, 5, 4, 0, true);
-            require(p.unsupported && p.records.size() == 1 && p.stopAt == head.length
-                    && p.stop.contains("choice among 3"), "parse: " + p.stop);
-            TestRunner.raises(StateFormatException.class, () -> UserStore.open(dir, "u2", cfg, 100), "kind 2");
-            require(Arrays.equals(Files.readAllBytes(jp), both), "the journal is kept whole");
-            byte[] bad = both.clone();  // damaged: a plain stop, not 'unsupported'
-            bad[bad.length - 1] ^= 1;
-            require(!Journal.parse(bad, epoch, 0, 5, 4, 0, true).unsupported, "damage is not unsupported");
         });
         T.check("UserStore: a newer edge-omd's record (version 2, kind 9) is refused, never cut; a torn one is cut", () -> {
             for (String what : new String[]{"version", "kind9"}) {
@@ -236,7 +255,7 @@ final class JournalGoldenTests {
                 System.arraycopy(fut, 0, both, head.length, fut.length);
                 Files.write(jp, both);
                 Journal.Parsed p = Journal.parse(both, epoch, 0, 5, 4, 0, true);
-                require(p.newer && !p.unsupported && p.records.size() == 2 && p.stopAt == head.length
+                require(p.newer && p.records.size() == 2 && p.stopAt == head.length
                         && p.stop.contains("newer edge-omd"), what + " parse: " + p.stop);
                 TestRunner.raises(StateFormatException.class, () -> UserStore.open(dir, "u3", cfg, 100), what);
                 require(Arrays.equals(Files.readAllBytes(jp), both), what + ": the journal is kept whole");
@@ -251,35 +270,71 @@ final class JournalGoldenTests {
         });
     }
 
-    /** A Python FolderStore user: open, compare with Python's live model, continue, hand back. */
-    static void folderStore(TestRunner T, Path golden, Path out) {
-        Path src = golden.resolve("journal").resolve("folder_store");
-        if (!Files.isDirectory(src)) {
-            return;
+    /**
+     * Python FolderStore users (make_golden.py write_folder_store: every solver x dtype, two with a
+     * radius; journals with pairs, thumbs and choices): UserStore opens each one (replaying its
+     * kind-1 and kind-2 records), matches Python's live model, continues with the observations
+     * Python continued with (matching Python's state after each), and leaves the folder for
+     * Python to open (tests/android/test_java_core.py).
+     */
+    static void folderStore(TestRunner T, Path golden, Path out) throws Exception {
+        Path root = golden.resolve("journal"), src = root.resolve("folder_store");
+        Path dir = out.resolve("folder_store"), javaLive = out.resolve("folder_java_live");
+        Files.createDirectories(dir);
+        Files.createDirectories(javaLive);
+        try (java.util.stream.Stream<Path> files = Files.list(src)) {   // key, checkpoints, journals
+            for (Path f : (Iterable<Path>) files::iterator) {
+                if (Files.isRegularFile(f)) {
+                    Files.copy(f, dir.resolve(f.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
         }
-        T.check("UserStore opens a Python FolderStore user, continues it, and leaves it for Python", () -> {
-            Path dir = out.resolve("folder_store");
-            Files.createDirectories(dir);
-            try (java.util.stream.Stream<Path> files = Files.list(src)) {   // key, checkpoint, journal
-                for (Path f : (Iterable<Path>) files::iterator) {
-                    if (Files.isRegularFile(f)) {
-                        Files.copy(f, dir.resolve(f.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        List<Object> users = Json.arr(Json.parse(new String(Files.readAllBytes(root.resolve("users.json")),
+                StandardCharsets.UTF_8)));
+        for (Object o : users) {
+            Map<String, Object> u = Json.obj(o);
+            String user = (String) u.get("user");
+            int dim = (int) Json.integer(u.get("dim"));
+            RewardModel.Config cfg = ModelGoldenTests.config(u, dim);
+            double tol = "float32".equals(cfg.dtype) ? ModelGoldenTests.TOL32
+                    : !cfg.radius.isPresent() ? ModelGoldenTests.TOL64 : ModelGoldenTests.TOL64_PROJECTION;
+            T.check("UserStore opens Python FolderStore user " + user + " (choices replayed), continues it as "
+                    + "Python does, and leaves it for Python", () -> {
+                RewardModel live = RewardModel.fromBytes(Files.readAllBytes(root.resolve("folder_live")
+                        .resolve(user + ".eomd")));
+                try (UserStore s = UserStore.open(dir, user, new RewardModel.Config(dim), 1000)) {
+                    long n = Json.integer(u.get("updates"));
+                    require(s.updates() == n && s.model().t() == n, "updates " + s.updates());
+                    require(s.model().solver().equals(cfg.solver) && s.model().dtype().equals(cfg.dtype), "settings");
+                    close(s.model().theta(), live.theta(), tol, "theta after replay vs Python's live model");
+                    close(s.model().localNorm(), live.localNorm(), tol, "local norm after replay");
+                    require(Arrays.equals(s.model().headFingerprint(), live.headFingerprint()), "fingerprint");
+                    List<Object> next = Json.arr(u.get("next"));
+                    for (int k = 1; k <= next.size(); k++) {
+                        learn(s, Json.obj(next.get(k - 1)));
+                        RewardModel py = RewardModel.fromBytes(Files.readAllBytes(root.resolve("folder_next")
+                                .resolve(user + "." + k + ".eomd")));
+                        require(s.model().t() == py.t(), "t after continued step " + k);
+                        close(s.model().theta(), py.theta(), tol, "theta after continued step " + k);
+                        close(s.model().localNorm(), py.localNorm(), tol, "local norm after continued step " + k);
                     }
+                    Files.write(javaLive.resolve(user + ".eomd"), s.model().toBytes());
                 }
-            }
-            RewardModel live = RewardModel.fromBytes(Files.readAllBytes(golden.resolve("journal").resolve("folder_store_live.eomd")));
-            RewardModel.Config cfg = new RewardModel.Config(12);
-            try (UserStore s = UserStore.open(dir, "alice", cfg, 1000)) {
-                require(s.updates() == 17 && s.model().t() == 17, "updates " + s.updates());
-                close(s.model().theta(), live.theta(), ModelGoldenTests.TOL32, "theta vs Python's live model");
-                close(s.model().localNorm(), live.localNorm(), ModelGoldenTests.TOL32, "local norm");
-                require(Arrays.equals(s.model().headFingerprint(), live.headFingerprint()), "fingerprint");
-                java.util.Random g = new java.util.Random(3);
-                for (int i = 0; i < 5; i++) {
-                    s.learnPair(ModelGoldenTests.randomVec(g, 12, 0.3), ModelGoldenTests.randomVec(g, 12, 0.3), 1.0);
-                }
-                Files.write(out.resolve("folder_store_java_live.eomd"), s.model().toBytes());
-            }
-        });
+            });
+        }
+    }
+
+    /** One golden observation through the store (what the app calls: each is journaled). */
+    static void learn(UserStore s, Map<String, Object> step) throws java.io.IOException {
+        double w = Json.num(step.get("w"));
+        switch ((String) step.get("kind")) {
+            case "one": s.learnOne(Json.doubles(step.get("z")), Json.num(step.get("y")), w); break;
+            case "pair": s.learnPair(Json.doubles(step.get("a")), Json.doubles(step.get("b")), w); break;
+            case "thumb": s.learnThumb(Json.doubles(step.get("phi")), (Boolean) step.get("up"), w); break;
+            case "choice":
+                s.learnChoice(ModelGoldenTests.matrix(step.get("P")), (int) Json.integer(step.get("c")), w);
+                break;
+            default: throw new IllegalArgumentException((String) step.get("kind"));
+        }
     }
 }

@@ -36,13 +36,13 @@ final class ModelGoldenTests {
                 case "dtype": cfg.dtype = (String) v; break;
                 case "eta": cfg.eta = Json.num(v); break;
                 case "lam": cfg.lam = Json.num(v); break;
-                case "radius": cfg.radius = Json.num(v); break;
+                case "radius": cfg.radius = java.util.OptionalDouble.of(Json.num(v)); break;
                 case "forget": cfg.forget = Json.num(v); break;
                 case "cg_steps": cfg.cgSteps = Json.integer(v); break;
                 case "lam_warmup": cfg.lamWarmup = Json.integer(v); break;
                 case "cg_tol": cfg.cgTol = Json.num(v); break;
-                case "sketch_rank": cfg.sketchRank = (int) Json.integer(v); break;
-                case "budget_bytes": cfg.budgetBytes = Json.integer(v); break;
+                case "sketch_rank": cfg.sketchRank = java.util.OptionalInt.of((int) Json.integer(v)); break;
+                case "budget_bytes": cfg.budgetBytes = java.util.OptionalLong.of(Json.integer(v)); break;
                 case "head_fingerprint": cfg.headFingerprint = hex((String) v); break;
                 default: throw new IllegalArgumentException("unknown setting " + e.getKey());
             }
@@ -66,6 +66,7 @@ final class ModelGoldenTests {
             case "pair": m.learnPair(Json.doubles(s.get("a")), Json.doubles(s.get("b")), w); break;
             case "thumb": m.learnThumb(Json.doubles(s.get("phi")), (Boolean) s.get("up"), w); break;
             case "fantasize": m.fantasize(Json.doubles(s.get("z")), w); break;
+            case "choice": m.learnChoice(matrix(s.get("P")), (int) Json.integer(s.get("c")), w); break;
             default: throw new IllegalArgumentException(kind);
         }
     }
@@ -91,7 +92,7 @@ final class ModelGoldenTests {
             Map<String, Object> c = readJson(folder.resolve("case.json"));
             int dim = (int) Json.integer(c.get("dim"));
             RewardModel.Config cfg = config(c, dim);
-            double tol = "float32".equals(cfg.dtype) ? TOL32 : Double.isNaN(cfg.radius) ? TOL64 : TOL64_PROJECTION;
+            double tol = "float32".equals(cfg.dtype) ? TOL32 : !cfg.radius.isPresent() ? TOL64 : TOL64_PROJECTION;
             List<Object> steps = Json.arr(c.get("steps"));
             List<Object> outs = Json.arr(c.get("outputs"));
             double[][] probes = matrix(c.get("probes"));
@@ -106,6 +107,17 @@ final class ModelGoldenTests {
                 require(m.rank() == Json.integer(c.get("rank")), "rank " + m.rank());
                 require(m.nbytes() == Json.integer(c.get("nbytes")), "nbytes " + m.nbytes() + " vs " + c.get("nbytes"));
                 require(Arrays.equals(m.toBytes(), py[0]), "bytes differ");
+                if (cfg.headFingerprint != null) {  // bindHead: an unbound state bound to the head
+                    RewardModel.Config unbound = config(c, dim);
+                    unbound.headFingerprint = null;
+                    RewardModel u = new RewardModel(unbound);
+                    u.bindHead(cfg.headFingerprint);
+                    require(Arrays.equals(u.toBytes(), py[0]), "bindHead: bytes differ from Python's bound state");
+                    u.bindHead(cfg.headFingerprint);  // the same head again: accepted
+                    byte[] other = cfg.headFingerprint.clone();
+                    other[0] ^= 1;
+                    raises(IllegalStateException.class, () -> u.bindHead(other), "bindHead: another head");
+                }
             });
             T.check(name + ": read-then-write byte-identical at every step", () -> {
                 for (int k = 0; k <= K; k++) {
@@ -140,6 +152,8 @@ final class ModelGoldenTests {
                     close(m.width(probes, null), Json.doubles(o.get("widths")), tol, "widths at step " + k);
                     close(m.width(probes, probes[0]), Json.doubles(o.get("widths_ref")), tol,
                             "widths (ref) at step " + k);
+                    close(Strategies.pessimisticScores(r, m.width(probes, null), 0.5),
+                            Json.doubles(o.get("pessimistic")), tol, "pessimistic scores at step " + k);
                     Map<String, Object> ch = Json.obj(o.get("choices"));
                     for (Map.Entry<String, Object> e : ch.entrySet()) {
                         int[] got = Strategies.choosePair(m, probes, e.getKey(), 1.0, 4.0, null);
@@ -292,16 +306,31 @@ final class ModelGoldenTests {
             ex.forget = 0.9;
             raises(ConfigException.class, () -> new RewardModel(ex), "exact + forget");
             RewardModel.Config tiny = new RewardModel.Config(100);
-            tiny.budgetBytes = 100;
+            tiny.budgetBytes = java.util.OptionalLong.of(100);
             raises(ConfigException.class, () -> new RewardModel(tiny), "budget");
+            // unset is an empty optional; a present value is checked as Python checks it (0 is
+            // not "unset": budget_bytes=0 and sketch_rank=0 are ConfigErrors in Python too)
+            RewardModel.Config zero = new RewardModel.Config(4);
+            zero.budgetBytes = java.util.OptionalLong.of(0);
+            raises(ConfigException.class, () -> new RewardModel(zero), "budget 0");
+            RewardModel.Config rank0 = new RewardModel.Config(4);
+            rank0.solver = "sketch";
+            rank0.sketchRank = java.util.OptionalInt.of(0);
+            raises(ConfigException.class, () -> new RewardModel(rank0), "sketch rank 0");
+            RewardModel.Config nan = new RewardModel.Config(4);
+            nan.radius = java.util.OptionalDouble.of(Double.NaN);
+            raises(ConfigException.class, () -> new RewardModel(nan), "radius NaN");
+            RewardModel.Config unset = new RewardModel.Config(4);
+            unset.radius = null;
+            raises(ConfigException.class, () -> new RewardModel(unset), "null for an optional");
         });
         T.check("budget picks the solver like Python (exact, sketch, diagonal)", () -> {
             RewardModel.Config c = new RewardModel.Config(384);
             require(new RewardModel(c).solver().equals("exact"), "unlimited -> exact");
-            c.budgetBytes = 200_000;
+            c.budgetBytes = java.util.OptionalLong.of(200_000);
             RewardModel s = new RewardModel(c);
             require(s.solver().equals("sketch") && s.nbytes() <= 200_000, "200 kB -> sketch " + s);
-            c.budgetBytes = 7000;
+            c.budgetBytes = java.util.OptionalLong.of(7000);
             RewardModel g = new RewardModel(c);
             require(g.solver().equals("diagonal"), "7 kB -> diagonal " + g);
             require(Arrays.equals(Strategies.order(new double[]{1, 3, 3, 0, 3}), new int[]{1, 2, 4, 0, 3}), "ties by index");
@@ -348,7 +377,9 @@ final class ModelGoldenTests {
                     RewardModel.Config c = new RewardModel.Config(5);
                     c.solver = solver;
                     c.dtype = dtype;
-                    c.sketchRank = "sketch".equals(solver) ? 2 : 0;
+                    if ("sketch".equals(solver)) {
+                        c.sketchRank = java.util.OptionalInt.of(2);
+                    }
                     RewardModel m = new RewardModel(c);
                     for (int i = 0; i < 6; i++) {
                         m.learnPair(randomVec(g, 5, 0.4), randomVec(g, 5, 0.4), 1.0);

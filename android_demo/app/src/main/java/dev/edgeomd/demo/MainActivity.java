@@ -77,7 +77,7 @@ public final class MainActivity extends Activity {
             head = new OnnxFeatureHead(headFolder());
             // the head's features: the graph's d plus the style block's when it has one
             RewardModel.Config cfg = new RewardModel.Config(head.manifest.featureDim());
-            cfg.budgetBytes = 1 << 20;  // exact up to d ~ 500 in float32, a sketch above
+            cfg.budgetBytes = java.util.OptionalLong.of(1 << 20);  // exact up to d ~ 500 in float32, a sketch above
             cfg.headFingerprint = head.manifest.fingerprint;
             Path userDir = new File(getFilesDir(), "user").toPath();
             store = UserStore.open(userDir, USER, cfg, 20);
