@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from edge_omd import RewardModel, journal
+from edge_omd import RewardModel
+from edge_omd.store import journal
 from edge_omd.personalizer import Personalizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
