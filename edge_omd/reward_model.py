@@ -20,6 +20,7 @@ This class is the checked front: it validates every argument (edge_omd/_checks.p
 into fixed buffers, and calls the solver's Numba kernels (edge_omd/solvers/), which never
 allocate. Its settings are one frozen ModelConfig (edge_omd/config.py).
 """
+import inspect
 import math
 
 import numpy as np
@@ -366,11 +367,13 @@ class RewardModel:
     def _start(self):
         """theta = theta0, cal_H = cal_H_0 of the pack (t = 0: cg's damping is lambda_1)."""
         theta0, c, V, sign = self._pack.start()
-        try:
-            problem = self._solver.start(theta0, c, V, sign) if sign != 1.0 and len(V) \
-                else self._solver.start(theta0, c, V)
-        except TypeError:   # solvers from before the signed start (Solver.start's sign)
+        theta0, V = np.array(theta0), np.array(V)      # writable copies for the kernels
+        if sign != 1.0 and len(V) and "sign" not in inspect.signature(self._solver.start).parameters:
             problem = "this edge-omd's solvers cannot hold a signed start; upgrade edge-omd"
+        elif sign != 1.0 and len(V):
+            problem = self._solver.start(theta0, c, V, sign)
+        else:
+            problem = self._solver.start(theta0, c, V)
         if problem:
             fix = ""
             if self.solver == "sketch" and sign < 0:
@@ -528,7 +531,8 @@ def _check_pack(pack, config, fingerprint):
         raise ConfigError(f"the population pack was fitted for lam = {pack.lam:g}, the model "
                           f"has lam = {config.lam:g}; build the model with lam={pack.lam!r} "
                           f"(the Personalizer does so by itself) or refit it for "
-                          f"lam={config.lam:g} (fit_prior(..., lam=), edge-omd prior --lam)")
+                          f"lam={config.lam:g} (fit_prior(..., lam={config.lam:g}), edge-omd "
+                          f"prior ... --lam {config.lam:g})")
     if pack.fingerprint is not None:
         fp = pack.fingerprint
         if fingerprint is not None and fp != fingerprint:
