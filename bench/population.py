@@ -33,7 +33,8 @@ The lineup (what main has today, plus references):
     agree_rate  the item's agree rate among the population's thumbs (a server-side signal, no
                 text); needs population votes on the scored items (undefined when they are
                 held out, e.g. Polis' statement split and the synthetic test prompts)
-    (pack)      the population pack: not implemented here; plugged in later through the hook
+    pack        the Personalizer's new user with a population pack fitted on the population's
+                feedback (edge_omd.population.fit_population, default settings)
 """
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ class Contender:
 
 CONTENDERS: dict[str, Contender] = {}
 #: the lineup every benchmark runs unless told otherwise (the pack joins it when it exists)
-DEFAULT_LINEUP = ("sdk_cold", "sdk_prior", "population", "refit", "agree_rate")
+DEFAULT_LINEUP = ("sdk_cold", "sdk_prior", "population", "refit", "agree_rate", "pack")
 #: the contender differences are reported against (the issue's rule compares to it)
 REFERENCE = "population"
 
@@ -420,10 +421,42 @@ def agree_rate(pop: Feedback) -> NewUser:
     return lambda: FixedScorer(s)
 
 
-# (f) the population pack (issue 19) joins here, e.g.
-#     @contender("pack", "population pack")
-#     def pack(pop: Feedback) -> NewUser: ...
-# and in DEFAULT_LINEUP; until then `--contenders ...,module:function` runs it from elsewhere.
+def pack_users(pop: Feedback):
+    """pop's records as the fit reads them (edge_omd.population.data.UserData), one user each,
+    in record order: a thumb (phi_i, up), a pair (phi_win - phi_lose, 1): what the SDK learns."""
+    from edge_omd.population.data import make_user
+    Phi = pop.Phi.astype(np.float64)
+    out = []
+    for u in np.unique(pop.user):
+        idx = np.flatnonzero(pop.user == u)
+        obs = [(Phi[pop.first[i]] - Phi[pop.second[i]], 1.0) if pop.second[i] >= 0
+               else (Phi[pop.first[i]], float(pop.up[i])) for i in idx]
+        out.append(make_user(f"user-{int(u)}", obs))
+    return out
+
+
+def fit_pack(pop: Feedback, **settings):
+    """edge_omd.population.fit_population on pop (default settings unless given)."""
+    from edge_omd.population.data import ArrayShard
+    from edge_omd.population.fit import Settings, fit_population
+    st = Settings(seed=int(pop.seed) & 0x7FFFFFFF, **settings)
+    return fit_population([ArrayShard(pack_users(pop))], d=pop.dim, settings=st)
+
+
+@contender("pack", "SDK + population pack (fit_population, the default path)")
+def population_pack(pop: Feedback) -> NewUser:
+    """The Personalizer's new user with `population=pack`: the default RewardModel (exact at
+    d = 384, float32) started at the pack, with the pack's lam."""
+    pk = fit_pack(pop)
+
+    def make():
+        from edge_omd.personalizer import DEFAULT_BUDGET_BYTES
+        from edge_omd.reward_model import RewardModel
+        return SDKLearner(pop.Phi, RewardModel(pop.dim, population=pk, lam=pk.lam,
+                                               budget_bytes=DEFAULT_BUDGET_BYTES))
+    make.info = {k: pk.fit[k] for k in ("lam_pop", "rho", "firm", "weakest", "K",
+                                        "held_out_prequential", "held_out_population")}
+    return make
 
 
 # ================================================================ statistics =================

@@ -49,6 +49,7 @@ from edge_omd import _checks
 from edge_omd import strategies as _st
 from edge_omd.errors import ConfigError, InvalidInputError
 from edge_omd.feature_cache import DEFAULT_FEATURE_CACHE_BYTES, FeatureCache
+from edge_omd.population.pack import Pack
 from edge_omd.prior import Prior
 from edge_omd.reward_model import RewardModel
 from edge_omd.store import Store, validate_user_id
@@ -107,11 +108,14 @@ class Personalizer:
             model's shape, `default_checkpoint_every`; the journal is also checkpointed at
             `checkpoint()` / `close()`).
         feature_cache_bytes: bound of the feature cache (0 disables it).
-        prior: a population prior (edge_omd.prior.Prior, e.g. `Prior.load(path)` of an
-            `edge-omd prior` file) fitted on this head: a NEW user (and `reset`) starts at it,
-            theta = theta0, cal_H = lam I + strength H_0; a stored user keeps its state. Its dim
-            and fingerprint must be the head's, its lam model_options' lam (ConfigError
-            otherwise). Opt-in: no prior is shipped (one is specific to a head and a population).
+        population: a population pack (edge_omd.population.Pack, e.g. `Pack.load(path)` of an
+            `edge-omd population fit` file; a Prior is taken as `Pack.from_prior`) fitted on
+            this head: a NEW user (and `reset`) starts at it, theta = theta_pop, cal_H =
+            cal_H_0, and its record keeps the pack's digest (`pack_digest`); a stored user keeps
+            its state. Its dim and fingerprint must be the head's (ConfigError otherwise); the
+            model's lam is the pack's (model_options may not set another). Without one the SDK
+            behaves as without a pack (theta = 0, cal_H = lam I).
+        prior: the same argument under its older name (a Prior or a Pack); give one of the two.
 
     Raises HeadMismatchError (stored state from another head or dim), StateFormatError (stored
     state unreadable), UserIdError, ConfigError. Nothing is written by the constructor.
@@ -121,7 +125,7 @@ class Personalizer:
                  delta: float = 0.05, model_options: Optional[dict] = None,
                  seed: Optional[int] = None, checkpoint_every: Optional[int] = None,
                  feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
-                 prior: Optional[Prior] = None):
+                 population: Optional[Pack] = None, prior: Optional[Prior] = None):
         self.user_id = validate_user_id(user_id)
         if not isinstance(store, Store):
             raise ConfigError(f"store must be an edge_omd.store.Store, got {type(store).__name__}")
@@ -158,38 +162,50 @@ class Personalizer:
                 continue
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ConfigError(f"{name} must be an int >= {lo}, got {v!r}")
-        if prior is not None:
-            if not isinstance(prior, Prior):
-                raise ConfigError(f"prior must be an edge_omd.prior.Prior, got "
-                                  f"{type(prior).__name__}")
+        if population is not None and prior is not None:
+            raise ConfigError("give the population pack once: population= (prior= is its older "
+                              "name)")
+        given = population if population is not None else prior
+        pack = None
+        if given is not None:
+            if not isinstance(given, (Pack, Prior)):
+                raise ConfigError(f"population must be an edge_omd.population.Pack, got "
+                                  f"{type(given).__name__}")
+            pack = given if isinstance(given, Pack) else Pack.from_prior(given)
             head_fp = None if head.fingerprint is None else bytes(head.fingerprint)
-            if prior.dim != int(head.dim) or prior.fingerprint != head_fp:
+            if pack.dim != int(head.dim) or pack.fingerprint != head_fp:
                 raise ConfigError(
-                    f"the prior was fitted on another head (dim {prior.dim}, fingerprint "
-                    f"{'none' if prior.fingerprint is None else prior.fingerprint.hex()[:16]}) "
+                    f"the population pack was fitted on another head (dim {pack.dim}, "
+                    f"fingerprint "
+                    f"{'none' if pack.fingerprint is None else pack.fingerprint.hex()[:16]}) "
                     f"than this one (dim {int(head.dim)}, fingerprint "
                     f"{'none' if head_fp is None else head_fp.hex()[:16]}); fit one on this "
-                    "head: edge-omd prior PAIRS OUT --head HEAD")
-        if "prior" in model_options:
-            raise ConfigError("pass the prior as Personalizer(..., prior=), not in model_options")
-        self.prior = prior
+                    "head: edge-omd population fit FEEDBACK OUT --head HEAD")
+        if "prior" in model_options or "population" in model_options:
+            raise ConfigError("pass the population pack as Personalizer(..., population=), not "
+                              "in model_options")
+        self.prior, self.population = given, pack
         self.head, self.store = head, store
         self._beta, self.delta = beta, delta
         self.model_options = dict(model_options)
         if "budget_bytes" not in model_options and model_options.get("solver", "auto") == "auto":
             self.model_options["budget_bytes"] = DEFAULT_BUDGET_BYTES
+        if pack is not None and "lam" not in model_options:
+            self.model_options["lam"] = pack.lam     # the pack's precisions include its lam
         self._rng = rng
         self._cache = FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
         #: the user's committed state as this object keeps it: sync, replay, commit, checkpoint
-        self._session = Session(store, self.user_id, head, self._new_model, checkpoint_every)
-        if model_options or prior is not None:   # fail on bad options now, not at the first update
+        self._session = Session(store, self.user_id, head, self._new_model, checkpoint_every,
+                                None if pack is None else pack.digest)
+        if model_options or pack is not None:   # fail on bad options now, not at the first update
             self._new_model()
         self._session.refresh()
 
     # ------------------------------------------------------------------ state and persistence
     def _new_model(self) -> RewardModel:
         try:
-            model = RewardModel(int(self.head.dim), prior=self.prior, **self.model_options)
+            model = RewardModel(int(self.head.dim), population=self.population,
+                                **self.model_options)
         except TypeError as exc:   # an unknown keyword (or dim given twice)
             raise ConfigError(f"model_options {sorted(self.model_options)} are not all "
                               f"RewardModel keyword arguments: {exc}") from exc
@@ -201,6 +217,15 @@ class Personalizer:
         """The counter of the last observation this object committed (its position in the
         user's commit order; other processes' commits are numbered in between), or None."""
         return self._session.last_commit
+
+    @property
+    def pack_digest(self) -> Optional[bytes]:
+        """The digest of the population pack this user's stored incarnation started from (the
+        store record's), or of this Personalizer's pack for a user with no record yet; None
+        without a pack."""
+        s = self._session
+        s.refresh()
+        return s.pack_digest if s.cursor is None else s.cursor.pack_digest
 
     @property
     def checkpoint_every(self) -> int:
@@ -370,7 +395,7 @@ class Personalizer:
 
     def reset(self) -> None:
         """Forget this user: the stored record is erased and the model is back to theta = 0
-        (to the prior's start with a prior)."""
+        (to the population pack's start with a pack)."""
         self._session.delete()
         self._cache.clear()
         self._session.refresh()

@@ -20,11 +20,13 @@ This class is the checked front: it validates every argument (edge_omd/_checks.p
 into fixed buffers, and calls the solver's Numba kernels (edge_omd/solvers/), which never
 allocate. Its settings are one frozen ModelConfig (edge_omd/config.py).
 """
+import inspect
 import math
 
 import numpy as np
 
 from edge_omd import _checks, linalg, projection, state_format
+from edge_omd.population.pack import Pack
 from edge_omd.prior import Prior
 from edge_omd._numba import ensure_compiled
 from edge_omd.config import DTYPES as DTYPE_NAMES
@@ -83,41 +85,46 @@ class RewardModel:
         cg_steps, lam_warmup, cg_tol: the cg solver's K, T and relative residual test.
         sketch_rank: force the sketch rank ell (else chosen from budget_bytes).
         head_fingerprint: 32-byte SHA-256 of the feature head this state belongs to.
-        prior: a population prior (edge_omd.prior.Prior): the model starts (and `reset`
-            returns) at theta = prior.theta0, cal_H = lam I + prior.strength H_0, held as far
-            as the solver can (docs/ALGORITHM.md, "Population prior"). Its dim must be `dim`,
-            its lam the model's lam (else ConfigError: refit it for this lam), its fingerprint
-            the head_fingerprint when both are set (an unbound model takes the prior's),
-            ||theta0|| <= radius when a radius is set. The state stays an ordinary
-            one: to_bytes does not hold the prior, and a loaded model resets to theta = 0.
+        population: a population pack (edge_omd.population.Pack; a Prior is taken as
+            `Pack.from_prior(prior)`): the model starts (and `reset` returns) at theta =
+            pack.theta0, cal_H_0 = (lam + c) I + sign V^T V, held as far as the solver can
+            (exact and cg exactly, diagonal its diagonal; the sketch refuses sign -1: ConfigError
+            naming the fix). docs/ALGORITHM.md, "Population pack". Its dim must be `dim`, its
+            lam the model's lam (else ConfigError), its fingerprint the head_fingerprint when
+            both are set (an unbound model takes the pack's), ||theta0|| <= radius when a radius
+            is set. The state stays an ordinary one: to_bytes does not hold the pack, and a
+            loaded model resets to theta = 0.
+        prior: the same argument under its older name (a Prior or a Pack); give one of the two.
     Invalid settings raise ConfigError (BudgetError when nothing fits the budget).
     """
 
     def __init__(self, dim, *, solver="auto", sketch_rank=None, head_fingerprint=None,
-                 prior=None, **hyperparameters):
+                 population=None, prior=None, **hyperparameters):
         unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; RewardModel takes "
                               f"{', '.join(HYPERPARAMETERS)}, solver, sketch_rank, head_fingerprint, "
-                              "prior")
+                              "population")
         config = ModelConfig(dim=dim, solver=solver, rank=sketch_rank, **hyperparameters)
         fp = None if head_fingerprint is None else _checks.fingerprint(head_fingerprint, ConfigError)
-        self._init(_resolve(config), fp, prior)
+        self._init(_resolve(config), fp, _one_population(population, prior))
 
     @classmethod
-    def from_config(cls, config, head_fingerprint=None, prior=None):
+    def from_config(cls, config, head_fingerprint=None, population=None):
         """A fresh model of a ModelConfig (solver "auto" and the rank resolved as the
-        constructor does), started at `prior` if given."""
+        constructor does), started at `population` (a Pack or a Prior) if given."""
         if not isinstance(config, ModelConfig):
             raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
         fp = None if head_fingerprint is None else _checks.fingerprint(head_fingerprint, ConfigError)
         model = cls.__new__(cls)
-        model._init(_resolve(config), fp, prior)
+        model._init(_resolve(config), fp, _one_population(population, None))
         return model
 
-    def _init(self, config, fingerprint, prior=None):
-        if prior is not None:  # checked before anything is built
-            fingerprint = _check_prior(prior, config, fingerprint)
+    def _init(self, config, fingerprint, given=None):
+        pack = None
+        if given is not None:  # checked before anything is built
+            pack = given if isinstance(given, Pack) else Pack.from_prior(given)
+            fingerprint = _check_pack(pack, config, fingerprint)
         cls = SOLVERS[config.solver]
         d, dtype = config.dim, np.dtype(config.dtype)
         # Compile (or load from the kernel cache) only what this solver and dtype run, once.
@@ -134,8 +141,8 @@ class RewardModel:
         self._proj = None if config.radius is None else projection.make_workspace(
             d, **cls.projection_shape(d, config.rank))
         self._fingerprint = fingerprint
-        self._prior = prior
-        if prior is not None:
+        self._prior, self._pack = given, pack
+        if pack is not None:
             self._start()
         assert self.nbytes == _size(cls, d, dtype.itemsize, config.rank, config.radius)
 
@@ -351,23 +358,42 @@ class RewardModel:
 
     def reset(self):
         """Forget everything learned: theta = 0, cal_H = lam I, t = 0 (settings kept); with a
-        prior, back to the prior's start."""
+        population pack, back to its start."""
         self._t[0] = 0
         self._solver.reset()
-        if self._prior is not None:
+        if self._pack is not None:
             self._start()
 
     def _start(self):
-        """theta = theta0, cal_H = lam I + strength H_0 (t = 0: cg's damping is lambda_1)."""
-        problem = self._solver.start(*self._prior.start())
+        """theta = theta0, cal_H = cal_H_0 of the pack (t = 0: cg's damping is lambda_1)."""
+        theta0, c, V, sign = self._pack.start()
+        theta0, V = np.array(theta0), np.array(V)      # writable copies for the kernels
+        if sign != 1.0 and len(V) and "sign" not in inspect.signature(self._solver.start).parameters:
+            problem = "this edge-omd's solvers cannot hold a signed start; upgrade edge-omd"
+        elif sign != 1.0 and len(V):
+            problem = self._solver.start(theta0, c, V, sign)
+        else:
+            problem = self._solver.start(theta0, c, V)
         if problem:
+            fix = ""
+            if self.solver == "sketch" and sign < 0:
+                fix = ("; the sketch (alpha I + B B^T) cannot hold a pack's weak directions: give "
+                       "the model a budget that keeps the exact solver (budget_bytes=None, or "
+                       "solver='exact'), or use a pack with K = 0")
             raise ConfigError(f"the {self.solver} {self.dtype} state cannot start at this "
-                              f"prior: {problem}")
+                              f"population pack: {problem}{fix}")
 
     @property
     def prior(self):
-        """The population prior this model starts (and resets) at, or None."""
+        """What this model starts (and resets) at, as it was given (a Prior or a Pack), or
+        None."""
         return self._prior
+
+    @property
+    def population(self):
+        """The population pack this model starts (and resets) at (a Prior as a Pack), or
+        None."""
+        return self._pack
 
     def _update(self, y, w):
         solver = self._solver
@@ -449,7 +475,7 @@ class RewardModel:
     def copy(self):
         """An independent model with the same bytes (and the same prior to reset to)."""
         out = type(self).from_bytes(self.to_bytes())
-        out._prior = self._prior
+        out._prior, out._pack = self._prior, self._pack
         return out
 
     def __eq__(self, other):
@@ -484,33 +510,41 @@ def _top(a):
     return _checks.max_abs_or_inf(a)
 
 
-def _check_prior(prior, config, fingerprint):
-    """The fingerprint the model gets (the prior's when the model has none); ConfigError unless
-    `prior` is a Prior of this dim and lam, of the same head when both are bound, inside the
-    radius."""
-    if not isinstance(prior, Prior):
-        raise ConfigError(f"prior must be an edge_omd.prior.Prior, got {type(prior).__name__}")
-    if prior.dim != config.dim:
-        raise ConfigError(f"the prior has dim {prior.dim}, the model {config.dim}")
-    if prior.lam != config.lam:   # theta0 minimises the prior's objective for ITS lam only
-        raise ConfigError(f"the prior was fitted for lam = {prior.lam:g}, the model has lam = "
-                          f"{config.lam:g}; build the model with lam={prior.lam:g} or refit the "
-                          f"prior for this lam (fit_prior(..., lam={config.lam:g}), edge-omd "
+def _one_population(population, prior):
+    """The population argument (a Pack or a Prior) of `population=` or its older name
+    `prior=`; ConfigError for both or for anything else."""
+    if population is not None and prior is not None:
+        raise ConfigError("give the population pack once: population= (prior= is its older name)")
+    given = population if population is not None else prior
+    if given is not None and not isinstance(given, (Pack, Prior)):
+        raise ConfigError(f"population must be an edge_omd.population.Pack (or an "
+                          f"edge_omd.prior.Prior), got {type(given).__name__}")
+    return given
+
+
+def _check_pack(pack, config, fingerprint):
+    """The fingerprint the model gets (the pack's when the model has none); ConfigError unless
+    `pack` has this dim and lam, the same head when both are bound, theta0 inside the radius."""
+    if pack.dim != config.dim:
+        raise ConfigError(f"the population pack has dim {pack.dim}, the model {config.dim}")
+    if pack.lam != config.lam:   # the pack's precisions are (lam + c) - s_k: lam is part of it
+        raise ConfigError(f"the population pack was fitted for lam = {pack.lam:g}, the model "
+                          f"has lam = {config.lam:g}; build the model with lam={pack.lam!r} "
+                          f"(the Personalizer does so by itself) or refit it for "
+                          f"lam={config.lam:g} (fit_prior(..., lam={config.lam:g}), edge-omd "
                           f"prior ... --lam {config.lam:g})")
-    if prior.fingerprint is not None:
-        fp = _checks.fingerprint(prior.fingerprint, ConfigError)
+    if pack.fingerprint is not None:
+        fp = pack.fingerprint
         if fingerprint is not None and fp != fingerprint:
-            raise ConfigError(f"the prior was fitted on head {fp.hex()[:16]}..., not on this "
-                              f"model's head {fingerprint.hex()[:16]}...; fit one on this head "
-                              "(edge-omd prior PAIRS OUT --head HEAD)")
+            raise ConfigError(f"the population pack was fitted on head {fp.hex()[:16]}..., not "
+                              f"on this model's head {fingerprint.hex()[:16]}...; fit one on "
+                              "this head (edge-omd population fit FEEDBACK OUT --head HEAD)")
         fingerprint = fp
-    if not (np.isfinite(prior.theta0).all() and np.isfinite(prior.V).all()):
-        raise ConfigError("the prior holds NaN or inf")
     if config.radius is not None:
-        norm = float(np.linalg.norm(prior.theta0))
+        norm = float(np.linalg.norm(pack.theta0))
         if not norm <= config.radius:
-            raise ConfigError(f"the prior's ||theta0|| = {norm:.4g} is beyond radius = "
-                              f"{config.radius:g}; raise the radius or refit the prior")
+            raise ConfigError(f"the population pack's ||theta0|| = {norm:.4g} is beyond radius = "
+                              f"{config.radius:g}; raise the radius or refit the pack")
     return fingerprint
 
 

@@ -1,5 +1,6 @@
-"""`edge-omd` command line: `demo`, `export`, `prior`, `bench` and the operator's commands on a
-state store (`users`, `show`, `check`, `export-user`, `import-user`, `delete`, `rank`).
+"""`edge-omd` command line: `demo`, `export`, `prior`, `population`, `bench` and the operator's
+commands on a state store (`users`, `show`, `check`, `export-user`, `import-user`, `delete`,
+`rank`).
 
 Each subcommand lives in its own module and is imported only when called, so `edge-omd --help`
 imports nothing heavy and the runtime never imports torch/transformers (only `export` does).
@@ -30,6 +31,9 @@ COMMANDS = {
     "prior": ("edge_omd.apps.prior",
               "fit a population prior (where new users start) on preference pairs embedded by a "
               "head: edge-omd prior PAIRS OUT --head HEAD"),
+    "population": ("edge_omd.apps.population",
+                   "fit a population pack (where new users start) on users' feedback: "
+                   "edge-omd population fit FEEDBACK OUT --head HEAD"),
     "bench": ("edge_omd_bench.cli",
               "race edge-omd against the MLE refit, River, scikit-learn and Vowpal Wabbit; "
               "writes bench/results/REPORT.md (needs the bench extra)"),

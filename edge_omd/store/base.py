@@ -65,6 +65,7 @@ class StoreRecord:
     epoch: int = 0                     # incarnation id (records carry it too)
     checkpoint_updates: int = 0        # the counter at the checkpoint
     journal: tuple = field(default=(), compare=False, repr=False)  # journal.Record after it
+    pack_digest: Optional[bytes] = None  # SHA-256 of the population pack it started from (None: none)
 
     def check_head(self, fingerprint: Optional[bytes], dim: int) -> None:
         """Raise HeadMismatchError / StateFormatError unless this state can be used with the head."""
@@ -91,6 +92,7 @@ class Head(NamedTuple):
     checkpoint_updates: int   # counter at the checkpoint
     created_at: float
     pos: tuple = ()           # store-private position (folder: checkpoint file id, journal offset)
+    pack_digest: Optional[bytes] = None   # the population pack of this incarnation (`create`)
 
     @property
     def token(self) -> tuple:
@@ -116,8 +118,9 @@ class Store:
 
     Readers: `sync(user_id, cursor)` (what to replay), `get`, `version`, `users`. Writers:
     `with store.transaction(user_id, head_fingerprint=..., dim=...) as tx:` then `tx.sync`,
-    `tx.create`, `tx.append`, `tx.checkpoint`; committed when the block exits normally,
-    nothing written if it raises.
+    `tx.create` (a new incarnation; `pack_digest=` records the population pack it starts
+    from, kept by every later append and checkpoint), `tx.append`, `tx.checkpoint`; committed
+    when the block exits normally, nothing written if it raises.
     """
 
     durable: str = "full"
@@ -183,6 +186,16 @@ class Store:
 @contextmanager
 def _nothing():
     yield
+
+
+def _pack_digest(pack_digest) -> Optional[bytes]:
+    """A population pack's digest for `create`: None or 32 bytes (StoreError otherwise)."""
+    if pack_digest is None:
+        return None
+    if not isinstance(pack_digest, (bytes, bytearray)) or len(pack_digest) != 32:
+        raise StoreError(f"a pack digest is 32 bytes (SHA-256), got {pack_digest!r:.40}; "
+                         "nothing was written")
+    return bytes(pack_digest)
 
 
 def _check_new_state(new_state) -> bytes:

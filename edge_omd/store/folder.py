@@ -61,13 +61,17 @@ class UserPaths(NamedTuple):
 
 
 def encode_checkpoint(rec: StoreRecord) -> bytes:
-    """The bytes of a FolderStore checkpoint file (format 2) holding `rec`."""
-    return envelope.pack_json(_MAGIC, {
+    """The bytes of a FolderStore checkpoint file (format 2) holding `rec` (`pack_digest` only
+    when there is one: a user without a pack is written as before packs existed)."""
+    header = {
         "user_id": rec.user_id, "dim": rec.dim, "format_version": RECORD_FORMAT,
         "head_fingerprint": None if rec.head_fingerprint is None else rec.head_fingerprint.hex(),
         "updates": rec.updates, "epoch": rec.epoch, "created_at": rec.created_at,
         "updated_at": rec.updated_at,
-    }, rec.state)
+    }
+    if rec.pack_digest is not None:
+        header["pack_digest"] = rec.pack_digest.hex()
+    return envelope.pack_json(_MAGIC, header, rec.state)
 
 
 def decode_checkpoint(blob, what: str) -> StoreRecord:
@@ -86,7 +90,11 @@ def decode_checkpoint(blob, what: str) -> StoreRecord:
     fmt = envelope.field_int(h, "format_version", 0, (1 << 31) - 1, w)
     epoch = _legacy_epoch(uid, created) if magic == _MAGIC_V1 else \
         envelope.field_int(h, "epoch", 1, _MAX_EPOCH, w)
-    return StoreRecord(uid, fp, dim, fmt, bytes(state), updates, created, updated, epoch, updates)
+    # absent in files written before packs existed: no pack
+    pack = envelope.field_hex(h, "pack_digest", 32, w, optional=True) if "pack_digest" in h \
+        else None
+    return StoreRecord(uid, fp, dim, fmt, bytes(state), updates, created, updated, epoch, updates,
+                       pack_digest=pack)
 
 
 def _legacy_epoch(user_id: str, created_at: float) -> int:
@@ -353,9 +361,11 @@ class FolderStore(Store):
         end = parsed.ends[-1] if parsed.ends else parsed.skipped_end
         full = StoreRecord(rec.user_id, rec.head_fingerprint, rec.dim, rec.format_version,
                            rec.state, rec.updates + len(parsed.records), rec.created_at,
-                           rec.updated_at, rec.epoch, rec.updates, tuple(parsed.records))
+                           rec.updated_at, rec.epoch, rec.updates, tuple(parsed.records),
+                           rec.pack_digest)
         head = Head(rec.epoch, full.updates, rec.updates, rec.created_at,
-                    (cid, jid, end, meta[0], meta[1], bytes(buf[end - 4:end]) if end else b""))
+                    (cid, jid, end, meta[0], meta[1], bytes(buf[end - 4:end]) if end else b""),
+                    rec.pack_digest)
         return Sync(head, full, ()), (jid, parsed.stop_at, size, parsed.stop)
 
     def _sync(self, user_id, cursor, locked=False):

@@ -10,7 +10,7 @@ from typing import Optional
 
 from edge_omd.errors import StoreError
 from edge_omd.store.base import (MAX_UPDATES, RECORD_FORMAT, Head, StoreRecord,
-                                 _check_new_state, _new_epoch, _state_meta)
+                                 _check_new_state, _new_epoch, _pack_digest, _state_meta)
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class _FolderTx:
         if not self._synced:
             self.sync(None)
 
-    def create(self, state, *, updates=0):
+    def create(self, state, *, updates=0, pack_digest=None):
         self._need_sync()
         state = _check_new_state(state)
         if not 0 <= updates <= MAX_UPDATES:
@@ -58,11 +58,13 @@ class _FolderTx:
         now = time.time()
         created = now if self.head is None else self.head.created_at
         epoch = _new_epoch()
+        pack = _pack_digest(pack_digest)
         self._create = StoreRecord(self.user_id, self.fingerprint, self.dim, RECORD_FORMAT, state,
-                                   updates, created, now, epoch, updates)
+                                   updates, created, now, epoch, updates, pack_digest=pack)
         self._records, self._ckpt = [], None
         meta = _state_meta(state) or (0, 0)
-        self.head = Head(epoch, updates, updates, created, (None, None, 0) + tuple(meta) + (b"",))
+        self.head = Head(epoch, updates, updates, created, (None, None, 0) + tuple(meta) + (b"",),
+                         pack)
         return self.head
 
     def append(self, records):
@@ -138,7 +140,7 @@ class _FolderTx:
                     store._write_checkpoint(self.user_id, StoreRecord(
                         self.user_id, self.fingerprint, self.dim, RECORD_FORMAT, state, updates,
                         self.head.created_at, now, self.head.epoch,
-                        updates))
+                        updates, pack_digest=self.head.pack_digest))
                 except (OSError, StoreError) as exc:
                     if not self._records and self._create is None:
                         raise   # nothing else in this transaction: the caller hears of it

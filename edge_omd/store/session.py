@@ -76,14 +76,17 @@ class Session:
         store: the Store.
         user_id: a validated user id.
         head: the FeatureHead (`.dim`, `.fingerprint`, `.check(model)`) the state is bound to.
-        new_model: makes the model of a user with no record (theta = 0, or the prior's start).
+        new_model: makes the model of a user with no record (theta = 0, or the pack's start).
         checkpoint_every: journal records between two checkpoints (None: the default for the
             model's shape, `default_checkpoint_every`).
+        pack_digest: the digest of the population pack new_model starts from (recorded when
+            the user's record is created), or None.
     """
 
     def __init__(self, store: Store, user_id: str, head, new_model: Callable[[], RewardModel],
-                 checkpoint_every: Optional[int] = None):
+                 checkpoint_every: Optional[int] = None, pack_digest: Optional[bytes] = None):
         self.store, self.user_id, self.head = store, user_id, head
+        self.pack_digest = pack_digest
         self._new_model = new_model
         self._every_option = None if checkpoint_every is None else int(checkpoint_every)
         self.model: Optional[RewardModel] = None   # committed state (+ pending in batch mode)
@@ -211,7 +214,7 @@ class Session:
                 if tx.head is None:   # a new user: its first checkpoint is the replay base
                     base = self._new_model().to_bytes() if self._pending else \
                         self.model.to_bytes()
-                    tx.create(base, updates=0)
+                    tx.create(base, updates=0, pack_digest=self.pack_digest)
                 obs = list(self._pending) + learn(self.model)
                 epoch, n = tx.head.epoch, tx.head.updates
                 tx.append([_journal.encode(epoch, n + 1 + i, z, y, w, kind=_journal.kind_of(z))
@@ -295,6 +298,8 @@ class Session:
             "head_fingerprint": bytes(self.head.fingerprint).hex(),
             "updates": 0 if self.cursor is None else self.cursor.updates,
             "exported_at": time.time(),
+            "pack_digest": None if self.cursor is None or self.cursor.pack_digest is None
+            else self.cursor.pack_digest.hex(),
         }, self.model.to_bytes())
 
     def import_state(self, blob) -> None:
@@ -311,6 +316,8 @@ class Session:
         record_format = _envelope.field_int(h, "record_format", 0, (1 << 31) - 1, w)
         exported = _envelope.field_int(h, "updates", 0, (1 << 63) - 1, w) if "updates" in h \
             else 0
+        pack = _envelope.field_hex(h, "pack_digest", 32, w, optional=True) \
+            if "pack_digest" in h else None
         # all checks before anything is written
         check_stored_head(self.user_id, record_format, fingerprint, dim,
                           self.head.fingerprint, int(self.head.dim))
@@ -323,7 +330,7 @@ class Session:
                 now = 0 if s.head is None else s.head.updates
                 # a new checkpoint (new epoch: every cached copy reloads); the counter never
                 # goes backwards, whatever the export's own count
-                tx.create(state, updates=min(max(now, exported), MAX_UPDATES))
+                tx.create(state, updates=min(max(now, exported), MAX_UPDATES), pack_digest=pack)
         except BaseException:
             self.model, self.cursor = None, None
             raise

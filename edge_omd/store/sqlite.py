@@ -22,7 +22,8 @@ from edge_omd.errors import ConfigError, StateFormatError, StoreError
 from edge_omd.store import journal as _journal
 from edge_omd.store.base import (_MAX_EPOCH, _SEQ_BITS, _USER_ID, MAX_UPDATES, RECORD_FORMAT,
                                  Head, Store, StoreRecord, Sync, _check_new_state, _durability,
-                                 _new_epoch, _nothing, _parse_tail, _refuse_newer, _state_meta,
+                                 _new_epoch, _nothing, _pack_digest, _parse_tail, _refuse_newer,
+                                 _state_meta,
                                  check_stored_head, validate_user_id)
 from edge_omd.store.fair_queue import FairQueue
 
@@ -60,13 +61,25 @@ def _col_blob(v, name: str, where: str, optional: bool = False):
     return v
 
 
+def _col_digest(v, where: str):
+    """users.pack_digest: NULL or 32 bytes."""
+    if v is None:
+        return None
+    if not isinstance(v, bytes) or len(v) != 32:
+        raise StateFormatError(f"{where}: column users.pack_digest holds {v!r:.40}, not NULL or "
+                               f"32 bytes; {_TAMPERED}")
+    return v
+
+
 def _text(b: bytes) -> str:
     """sqlite3 text_factory: text that is not UTF-8 (tampering) decodes with replacement
     characters, so it can never equal a valid user id instead of raising UnicodeDecodeError."""
     return b.decode("utf-8", "replace")
 
 
-_SCHEMA_VERSION = 2
+# 3: users.pack_digest (the population pack an incarnation started from); 2 is migrated by
+# adding the column (NULL: no pack), 1 (one blob per user) as before.
+_SCHEMA_VERSION = 3
 _SCHEMA = [
     """CREATE TABLE users (
     user_id            TEXT PRIMARY KEY,
@@ -77,13 +90,14 @@ _SCHEMA = [
     format_version     INTEGER NOT NULL,
     checkpoint_updates INTEGER NOT NULL,
     created_at         REAL NOT NULL,
-    checkpointed_at    REAL NOT NULL)""",
+    checkpointed_at    REAL NOT NULL,
+    pack_digest        BLOB)""",
     "CREATE TABLE checkpoints (slot INTEGER PRIMARY KEY, state BLOB NOT NULL)",
     "CREATE TABLE journal (id INTEGER PRIMARY KEY, rec BLOB NOT NULL)",
 ]
 _USER_COLS = ("user_id, slot, epoch, head_fingerprint, dim, format_version, checkpoint_updates, "
-              "created_at, checkpointed_at")
-_HEAD_SQL = ("SELECT epoch, checkpoint_updates, created_at, slot, (SELECT MAX(id) FROM journal "
+              "created_at, checkpointed_at, pack_digest")
+_HEAD_SQL = ("SELECT epoch, checkpoint_updates, created_at, slot, pack_digest, (SELECT MAX(id) FROM journal "
              "WHERE id > slot * 1099511627776 AND id < (slot + 1) * 1099511627776) "
              "FROM users WHERE user_id = ?")
 assert 1 << _SEQ_BITS == 1099511627776
@@ -136,13 +150,18 @@ class SQLiteStore(Store):
         if found == _SCHEMA_VERSION:
             self._check_schema(con)
             return
-        if found not in (0, 1):
+        if found not in (0, 1, 2):
             raise StateFormatError(
                 f"{self.path}: store schema version {found}, this SDK reads {_SCHEMA_VERSION} "
-                "(and migrates 1); upgrade edge-omd or open another file")
+                "(and migrates 1 and 2); upgrade edge-omd or open another file")
         with self._transaction(con):
             found = con.execute("PRAGMA user_version").fetchone()[0]   # under the lock
             if found == _SCHEMA_VERSION:
+                return
+            if found == 2:   # every user keeps its rows; no pack recorded (NULL)
+                con.execute("ALTER TABLE users ADD COLUMN pack_digest BLOB")
+                con.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                _log.info("%s: migrated store schema 2 to 3 (users.pack_digest)", self.path)
                 return
             for sql in _SCHEMA:
                 con.execute(sql)
@@ -150,9 +169,9 @@ class SQLiteStore(Store):
                 rows = con.execute("SELECT rowid, user_id, head_fingerprint, dim, updates, "
                                    "created_at, updated_at FROM user_state").fetchall()
                 for slot, uid, fp, dim, updates, created, updated in rows:
-                    con.execute(f"INSERT INTO users ({_USER_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    con.execute(f"INSERT INTO users ({_USER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                                 (uid, slot, _new_epoch(), fp, dim, RECORD_FORMAT, updates,
-                                 created, updated))
+                                 created, updated, None))
                     con.execute("INSERT INTO checkpoints (slot, state) SELECT rowid, state FROM "
                                 "user_state WHERE rowid = ?", (slot,))
                 con.execute("DROP TABLE user_state")
@@ -191,7 +210,7 @@ class SQLiteStore(Store):
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = {"users", "checkpoints", "journal"} - tables
         if missing:
-            raise StateFormatError(f"{self.path}: store schema 2 without the table(s) "
+            raise StateFormatError(f"{self.path}: store schema {_SCHEMA_VERSION} without the table(s) "
                                    f"{sorted(missing)}; {_TAMPERED}")
 
     @contextmanager
@@ -210,14 +229,15 @@ class SQLiteStore(Store):
         row = con.execute(_HEAD_SQL, (user_id,)).fetchone()
         if row is None:
             return None, None
-        epoch, ck, created, slot, top = row
+        epoch, ck, created, slot, pack, top = row
         where = f"{self.path}: user {user_id!r}"
         epoch = _col_int(epoch, 1, _MAX_EPOCH, "users.epoch", where)
         ck = _col_int(ck, 0, MAX_UPDATES, "users.checkpoint_updates", where)
         created = _col_real(created, "users.created_at", where)
         slot = _col_int(slot, 1, _MAX_SLOT, "users.slot", where)
+        pack = _col_digest(pack, where)
         n = ck if top is None else max(ck, int(top) - (slot << _SEQ_BITS))
-        return Head(epoch, n, ck, created), slot
+        return Head(epoch, n, ck, created, (), pack), slot
 
     def _rows(self, con, slot, after, upto=None):
         lo = (slot << _SEQ_BITS) + after
@@ -230,11 +250,11 @@ class SQLiteStore(Store):
     def _full(self, con, user_id) -> Sync:
         row = con.execute(f"SELECT u.user_id, u.slot, u.epoch, u.head_fingerprint, u.dim, "
                           "u.format_version, u.checkpoint_updates, u.created_at, "
-                          "u.checkpointed_at, c.state FROM users u JOIN checkpoints c "
+                          "u.checkpointed_at, u.pack_digest, c.state FROM users u JOIN checkpoints c "
                           "ON c.slot = u.slot WHERE u.user_id = ?", (user_id,)).fetchone()
         if row is None:
             return Sync(None)
-        uid, slot, epoch, fp, dim, fmt, ck, created, ckpt_at, state = row
+        uid, slot, epoch, fp, dim, fmt, ck, created, ckpt_at, pack, state = row
         where = f"{self.path}: user {user_id!r}"
         slot = _col_int(slot, 1, _MAX_SLOT, "users.slot", where)
         epoch = _col_int(epoch, 1, _MAX_EPOCH, "users.epoch", where)
@@ -245,6 +265,7 @@ class SQLiteStore(Store):
         created = _col_real(created, "users.created_at", where)
         ckpt_at = _col_real(ckpt_at, "users.checkpointed_at", where)
         state = _col_blob(state, "checkpoints.state", where)
+        pack = _col_digest(pack, where)
         buf, n = self._rows(con, slot, ck)
         parsed = _refuse_newer(_parse_tail(buf, state=state, epoch=epoch, after=ck,
                                            skip_older=False), uid, self.path)
@@ -253,9 +274,9 @@ class SQLiteStore(Store):
                          uid, len(parsed.records) + 1, n, parsed.stop)
         rec = StoreRecord(uid, None if fp is None else bytes(fp), int(dim), int(fmt), state,
                           ck + len(parsed.records), float(created), float(ckpt_at), epoch, ck,
-                          tuple(parsed.records))
+                          tuple(parsed.records), pack)
         meta = _state_meta(state) or (0, 0)
-        return Sync(Head(epoch, rec.updates, ck, float(created), tuple(meta)), rec, ())
+        return Sync(Head(epoch, rec.updates, ck, float(created), tuple(meta), pack), rec, ())
 
     def _sync(self, con, user_id, cursor, head=None, slot=None) -> Sync:
         if head is None:
@@ -422,10 +443,12 @@ class _SQLiteTx:
         if not self._synced:
             self.sync(None)
 
-    def create(self, state: bytes, *, updates: int = 0) -> Head:
-        """A new checkpoint with a new epoch and an empty journal (new user, import, update)."""
+    def create(self, state: bytes, *, updates: int = 0, pack_digest=None) -> Head:
+        """A new checkpoint with a new epoch and an empty journal (new user, import, update);
+        pack_digest: the population pack it starts from (None: none)."""
         self._need_sync()
         state = _check_new_state(state)
+        pack = _pack_digest(pack_digest)
         if not 0 <= updates <= MAX_UPDATES:
             raise StoreError(f"counter {updates} beyond {MAX_UPDATES}")
         now, epoch, con = time.time(), _new_epoch(), self.con
@@ -441,12 +464,13 @@ class _SQLiteTx:
             con.execute("DELETE FROM journal WHERE id > ? AND id < ?",
                         (self.slot << _SEQ_BITS, (self.slot + 1) << _SEQ_BITS))
             created = self.head.created_at
-        con.execute(f"INSERT OR REPLACE INTO users ({_USER_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+        con.execute(f"INSERT OR REPLACE INTO users ({_USER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (self.user_id, self.slot, epoch, self.fingerprint, self.dim, RECORD_FORMAT,
-                     updates, created, now))
+                     updates, created, now, pack))
         con.execute("INSERT OR REPLACE INTO checkpoints (slot, state) VALUES (?, ?)",
                     (self.slot, state))
-        self.head = Head(epoch, updates, updates, created, tuple(_state_meta(state) or (0, 0)))
+        self.head = Head(epoch, updates, updates, created, tuple(_state_meta(state) or (0, 0)),
+                         pack)
         return self.head
 
     def append(self, records) -> Head:

@@ -132,8 +132,10 @@ def test_personalizer_refuses_a_prior_of_another_head(tmp_path, fake_head):
 
 
 def test_the_prior_is_fitted_for_the_users_lam(tmp_path, fake_head, capsys):
-    """--lam: the users' models' lam; a Personalizer whose models have another lam refuses the
-    prior (theta_0 minimises the objective of the prior's lam only) and says how to fix it."""
+    """--lam: the users' models' lam; a Personalizer gives its models the prior's lam (a prior
+    is a population pack: the model's lam is the pack's), and refuses another lam named in
+    model_options (theta_0 minimises the objective of the prior's lam only), saying how to fix
+    it."""
     pairs = _write_jsonl(tmp_path / "pairs.jsonl", _pairs(80))
     out = tmp_path / "p.prior"
     assert prior_app.main([str(pairs), str(out), "--head", "h", "--strength", "4",
@@ -143,8 +145,9 @@ def test_the_prior_is_fitted_for_the_users_lam(tmp_path, fake_head, capsys):
     assert "lam 0.5" in capsys.readouterr().out
     store = SQLiteStore(tmp_path / "s.sqlite")
     with pytest.raises(ConfigError, match=r"fitted for lam = 0.5.*--lam 1"):
-        Personalizer(fake_head, store, "u", prior=p)          # the models' default lam is 1
-    u = Personalizer(fake_head, store, "u", prior=p, model_options={"lam": 0.5})
+        Personalizer(fake_head, store, "u", prior=p, model_options={"lam": 1.0})
+    u = Personalizer(fake_head, store, "u", prior=p)
+    assert u.model.config.lam == 0.5
     assert u.score("question number 3 about topic 3", GOOD[:2]).any()
     store.close()
     assert prior_app.main([str(pairs), str(out), "--head", "h", "--lam", "0"]) == 1

@@ -150,7 +150,7 @@ def test_sqlite_is_wal_schema_versioned_and_has_two_durability_modes(tmp_path):
     store = SQLiteStore(path)
     assert store._con().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._con().execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
-    assert store._con().execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store._con().execute("PRAGMA user_version").fetchone()[0] == 3
     store.close()
     for durable in ("normal", False):
         fast = SQLiteStore(path, durable=durable)
@@ -333,7 +333,7 @@ def test_sqlite_schema_1_store_is_migrated_on_open_with_nothing_lost(tmp_path, h
     con.close()
     store = SQLiteStore(path)
     assert store.users() == ["ann", "ben"]
-    assert store._con().execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store._con().execute("PRAGMA user_version").fetchone()[0] == 3
     for uid, m in models.items():
         p = Personalizer(head, store, uid)
         assert p.updates == m.t + 10 and p.model.to_bytes() == m.to_bytes()
