@@ -20,7 +20,6 @@ This class is the checked front: it validates every argument (edge_omd/_checks.p
 into fixed buffers, and calls the solver's Numba kernels (edge_omd/solvers/), which never
 allocate. Its settings are one frozen ModelConfig (edge_omd/config.py).
 """
-import inspect
 import math
 
 import numpy as np
@@ -368,12 +367,7 @@ class RewardModel:
         """theta = theta0, cal_H = cal_H_0 of the pack (t = 0: cg's damping is lambda_1)."""
         theta0, c, V, sign = self._pack.start()
         theta0, V = np.array(theta0), np.array(V)      # writable copies for the kernels
-        if sign != 1.0 and len(V) and "sign" not in inspect.signature(self._solver.start).parameters:
-            problem = "this edge-omd's solvers cannot hold a signed start; upgrade edge-omd"
-        elif sign != 1.0 and len(V):
-            problem = self._solver.start(theta0, c, V, sign)
-        else:
-            problem = self._solver.start(theta0, c, V)
+        problem = self._solver.start(theta0, c, V, sign)
         if problem:
             fix = ""
             if self.solver == "sketch" and sign < 0:
