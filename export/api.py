@@ -10,7 +10,8 @@ Folder layout (read by `edge_omd.FeatureHead`):
     tokenizer.json (+ HF tokenizer files)
 
 Steps: load (config, tokenizer, weights) -> template (chat template rendered once, must leave
-room within max_length) -> trace (torch.onnx) -> convert (fp16/int8/qdq) -> write tokenizer +
+room within max_length) -> fp32 graph (optimum + the pooling grafted in, or torch.onnx on
+export/pooling.py's module: export/exporters.py) -> convert (fp16/int8/qdq) -> write tokenizer +
 manifest -> parity check against PyTorch (fails -> ExportError, and the manifest is renamed
 manifest.failed.json so the folder cannot be opened by mistake).
 """
@@ -23,7 +24,7 @@ import tempfile
 
 from edge_omd.head import manifest as hm
 from edge_omd.errors import ExportError
-from edge_omd_export import checkpoint, onnx_io, parity, variants
+from edge_omd_export import checkpoint, exporters, onnx_io, parity, variants
 from edge_omd_export._progress import Progress
 from edge_omd_export.template import build_template
 
@@ -70,7 +71,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                  external_data: bool | None = None,
                  parity_min_cosine: float | None = None,
                  pooling: str | None = None, style: bool = False, style_weight: float = 1.0,
-                 style_texts=None) -> pathlib.Path:
+                 style_texts=None, exporter: str = exporters.DEFAULT_EXPORTER) -> pathlib.Path:
     """Export `checkpoint_dir` to a feature head in `output_dir`; returns `output_dir`.
 
     variant: "fp32" | "fp16" | "int8" (dynamic, CPU) | "qdq" (static shapes (1, max_length),
@@ -89,6 +90,9 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         response) to the features, standardised on `style_texts` (default: the responses of
         the bundled demo corpus) with block norm `style_weight`; the head's dim becomes d + 12.
         Off by default (README "Style block": on the measurements here it did not help).
+    exporter: "auto" (optimum where it supports the architecture and variant, else torch),
+        "optimum" or "torch" (the exporter before optimum: re-makes today's heads byte for
+        byte); see export/exporters.py. Recorded in the manifest's `exporter.path`.
     Raises ExportError (unsupported architecture, missing files, failed conversion or parity).
     """
     if variant not in variants.VARIANTS:
@@ -115,6 +119,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         weights = checkpoint.weight_files(ckpt)
         model = checkpoint.load_model(ckpt, spec)
         src_hash = checkpoint.source_hash(ckpt)
+    path = exporters.resolve(exporter, model, variant)
     limit = _max_positions(config, spec)
     if limit is not None and max_length > limit:
         prog.note(f"max_length {max_length} > the model's {limit} positions: using {limit}")
@@ -141,9 +146,15 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         example = _example_inputs(tok, 2, 8, len(inputs))
         fp32_path = os.path.join(work, "fp32.onnx")
         if variant != "qdq":   # the QDQ variant traces its own static-shape graph below
-            with prog.step(f"tracing to ONNX (opset {opset})"):
-                onnx_io.trace(module, fp32_path, example, opset, dynamic=True, feature_dim=d,
-                              input_names=inputs)
+            with prog.step(f"exporting to ONNX with {path} (opset {opset})"):
+                if path == "optimum":
+                    exporters.export_optimum(model, fp32_path, opset, kind=spec.kind,
+                                             model_type=spec.name, pooling=spec.pooling,
+                                             normalize=normalize, d=d,
+                                             padding_idx=config.get("pad_token_id", 1))
+                else:
+                    onnx_io.trace(module, fp32_path, example, opset, dynamic=True,
+                                  feature_dim=d, input_names=inputs)
         static_shape = None
         label = {"fp32": "saving the fp32 graph", "fp16": "converting to fp16",
                  "int8": "quantising to int8 (dynamic)",
@@ -194,7 +205,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "source_checkpoint": os.path.basename(os.path.abspath(ckpt)),
         "source_sha256": src_hash, "source_weight_files": [os.path.basename(w) for w in weights],
         "quantization": _QUANT_NOTE[variant] | ({"calibration_texts": len(pairs)} if pairs else {}),
-        "exporter": _versions(), "parity": None,
+        "exporter": _versions() | exporters.versions(path), "parity": None,
     }
     if style_block is not None:
         manifest["style"] = style_block.to_manifest()

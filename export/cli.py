@@ -40,6 +40,7 @@ def _read_calibration(path: str) -> list:
 
 
 def main(argv: list[str]) -> int:
+    from edge_omd_export.exporters import DEFAULT_EXPORTER, EXPORTERS
     from edge_omd_export.variants import VARIANTS
     ap = argparse.ArgumentParser(
         prog="edge-omd export",
@@ -63,6 +64,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--style-weight", type=float, default=1.0,
                     help="the style block's norm next to the unit-norm embedding (default 1.0; "
                     "0.25 cost content-minded users least on the per-user benchmark)")
+    ap.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER,
+                    help="auto (default): optimum where it supports the model and variant, else "
+                    "torch; torch: the exporter before optimum (re-makes earlier heads, same "
+                    "fingerprint; export/exporters.py)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     try:
@@ -72,7 +77,7 @@ def main(argv: list[str]) -> int:
                            normalize=not args.no_normalize, max_length=args.max_length,
                            calibration_texts=calib, opset=args.opset, template=args.template,
                            progress=not args.quiet, pooling=args.pooling, style=args.style,
-                           style_weight=args.style_weight,
+                           style_weight=args.style_weight, exporter=args.exporter,
                            external_data=True if args.external_data else None)
     except (EdgeOMDError, OSError, ValueError) as e:
         print(f"edge-omd export: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)

@@ -227,10 +227,24 @@ def split_outlier_channels(model, plan: dict[str, list[int]]) -> list[str]:
     return excluded
 
 
+#: quant_pre_process mode of the int8 variant: "shapes" (symbolic + ONNX shape inference only)
+#: or "full" (also onnxruntime's basic graph optimisation); see `to_int8`.
+PRE_PROCESS = "shapes"
+
+
+def pre_process(src: str, dst: str, external: bool, mode: str = PRE_PROCESS) -> str:
+    """onnxruntime's quantisation pre-processing of `src` into `dst`; returns `dst`."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    quant_pre_process(src, dst, skip_optimization=(mode == "shapes"),
+                      save_as_external_data=external, all_tensors_to_one_file=True)
+    return dst
+
+
 def to_int8(fp32_path: str, out_dir: str, work_dir: str, external: bool | None,
-            calibration: tuple[np.ndarray, ...] | None = None) -> list[str]:
+            calibration: tuple[np.ndarray, ...] | None = None,
+            pre: str = PRE_PROCESS) -> list[str]:
     """Dynamic int8 for the CPU provider; `calibration` = (ids, mask[, pool_mask]) to find
-    outlier channels.
+    outlier channels; `pre` the quant_pre_process mode.
 
     What is quantised, and why (issue 8; MiniLM = all-MiniLM-L6-v2 on 1000 HH-RLHF texts in
     runner batches of 16, cosine against fp32; tiny = the tests' random Qwen3; onnxruntime
@@ -255,19 +269,23 @@ def to_int8(fp32_path: str, out_dir: str, work_dir: str, external: bool | None,
       moving only the outlier channels to a small float32 product keeps the int8 speed
       (1.93x fp32 at batch 1, 1 thread) and gives mean 0.99563, worst 0.99024.
     * u8u8 (QUInt8 weights) cannot saturate either but ran at 0.98x fp32: no fast kernel.
-    * No quant_pre_process: its rewritten graph stops onnxruntime from fusing
-      DynamicQuantizeMatMul and ran 2x SLOWER than fp32 in our measurement.
+    * quant_pre_process first (`PRE_PROCESS`), as onnxruntime asks: shape inference (and,
+      with "full", its basic graph optimisation) tags the graph, so quantize_dynamic no longer
+      warns. Which mode: the one measured faster by `python -m edge_omd_bench.head` (rows
+      "int8, pre full" / "int8, pre shapes"; docs/BENCHMARKS.md "Head speed").
     Activation x activation MatMuls (attention scores) are never quantised (dynamic mode
     quantises MatMuls with a constant B only).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     model = load_graph(fp32_path)
     big = initializer_bytes(model) > 1_800_000_000 if external is None else external
+    del model
     excluded: list[str] = []
-    src = fp32_path
     try:
+        src = pre_process(fp32_path, os.path.join(work_dir, "int8-pre.onnx"), big, pre)
+        model = load_graph(src)
         if calibration is not None and len(calibration[0]):
-            plan = find_outlier_channels(fp32_path, *calibration)
+            plan = find_outlier_channels(src, *calibration)
             if plan:
                 excluded = split_outlier_channels(model, plan)
                 src = os.path.join(work_dir, "int8-split.onnx")

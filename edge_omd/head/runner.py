@@ -138,6 +138,9 @@ def _make_session(graph_path: str, wanted: Sequence[str]):
     chain = choose_providers(wanted)
     so = ort.SessionOptions()
     so.log_severity_level = 3  # errors only: a missing GPU is expected on most devices
+    # Idle intra-op threads sleep instead of spinning: on a busy 2-core machine the spinning
+    # pool took cores from the running one (measured: bench/head.py, docs/BENCHMARKS.md).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     last_err = None
     while chain:
         try:

@@ -281,6 +281,17 @@ def test_cli_export(tiny_ckpt, tmp_path, capsys):
     assert rc == 0
     m = json.load(open(tmp_path / "h" / "manifest.json"))
     assert m["max_length"] == 64 and m["architecture"] == "qwen3"
+    assert m["exporter"]["path"] == "optimum"
+    rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "t"), "--exporter", "torch",
+               "--max-length", "64", "--quiet"])
+    assert rc == 0
+    t = json.load(open(tmp_path / "t" / "manifest.json"))
+    assert t["exporter"]["path"] == "torch" and t["fingerprint"] != m["fingerprint"]
+    (tmp_path / "calib.txt").write_text("\n".join(_tiny.CORPUS))
+    rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "q"), "--variant", "qdq",
+               "--calibration-file", str(tmp_path / "calib.txt"), "--exporter", "optimum",
+               "--quiet"])
+    assert rc == 1 and "--exporter torch" in capsys.readouterr().err
     rc = main(["export", str(tmp_path / "nope"), str(tmp_path / "h2"), "--quiet"])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
     rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "s"), "--variant", "fp32",

@@ -175,3 +175,27 @@ def test_manifest_without_fingerprint_is_refused(tiny_head, tmp_path):
     _edit(folder, fingerprint="zz")
     with pytest.raises(HeadError, match="fingerprint must be 64 hex"):
         FeatureHead.open(folder, CPU)
+
+
+def test_registry_keeps_users_of_a_torch_exported_head_after_the_optimum_default(tiny_head,
+                                                                                  tmp_path):
+    """The default exporter changed (torch -> optimum): other graph bytes, another fingerprint.
+    A user learned on the torch head keeps it through HeadRegistry; new users get the optimum
+    head; a reset moves the user (README "Changing the head")."""
+    from edge_omd.head import HeadRegistry
+    from edge_omd.personalizer import Personalizer
+    from edge_omd.store import SQLiteStore
+    old_dir, new_dir = tiny_head("bert", exporter="torch"), tiny_head("bert")
+    old = FeatureHead.open(old_dir, CPU)
+    assert old.fingerprint != FeatureHead.open(new_dir, CPU).fingerprint
+    with SQLiteStore(str(tmp_path / "s.sqlite")) as store:
+        p = Personalizer(old, store, "alice")
+        p.prefer(*PAIR, "No .")
+        p.close()
+        with pytest.raises(HeadMismatchError, match="HeadRegistry"):
+            Personalizer(FeatureHead.open(new_dir, CPU), store, "alice")
+        reg = HeadRegistry(new_dir, old_dir, providers=CPU)
+        assert reg.head_for(store, "alice").fingerprint == old.fingerprint
+        assert reg.personalizer(store, "alice").updates == 1
+        assert reg.head_for(store, "bob").manifest["exporter"]["path"] == "optimum"
+        assert reg.reset(store, "alice").head.manifest["exporter"]["path"] == "optimum"
