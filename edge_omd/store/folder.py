@@ -23,11 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
 
-from edge_omd import envelope
+from edge_omd import _checks, envelope
 from edge_omd.envelope import FileIO
-from edge_omd.errors import StateFormatError, StoreError
-from edge_omd import _checks
-from edge_omd.errors import ConfigError
+from edge_omd.errors import ConfigError, StateFormatError, StoreError
 from edge_omd.store import journal as _journal
 from edge_omd.store import locks
 from edge_omd.store.base import (_MAX_EPOCH, _USER_ID, MAX_UPDATES, RECORD_FORMAT, Head, Store,
@@ -145,10 +143,10 @@ class FolderStore(Store):
     (docs/FORMATS.md). `users()` reads the ids from the checkpoints' headers. The folder does not
     open if its key names none of the users there (the key file lost or replaced): restore it,
     or rename the files with `FolderStore.recover_key(folder)`; a new key is never made over
-    existing users. Folders written
-    before (`<id>.omdstate`, `<id>.omdjournal`, `<id>.lock`) open as they are; a user's files
-    are copied to the new names at its next write (journal, then checkpoint, each durable
-    before the next step; the old files are erased last), so nothing is lost at any point.
+    existing users. Folders written before (`<id>.omdstate`, `<id>.omdjournal`, `<id>.lock`)
+    open as they are; a user's files are copied to the new names at its next write (journal,
+    then checkpoint, each durable before the next step; the old files are erased last), so
+    nothing is lost at any point.
 
     A write takes an exclusive `flock` on the user's lock file, reads what is new in the
     journal, cuts a torn tail (a crash in the middle of an append) and appends. A checkpoint is
@@ -156,8 +154,9 @@ class FolderStore(Store):
     only then is the journal truncated: a crash leaves either the old checkpoint with its
     journal or the new one (records it already holds are skipped by their counter). Readers
     take no lock: they check the checkpoint file did not change while they read the journal.
-    A killed writer's temporary file is erased by the user's next write or delete (O(1): its
-    name is fixed, never a listing of the folder); `tidy()` erases every stale one. Each
+    A killed writer's temporary file is replaced by the user's next checkpoint and erased by its
+    first write in a process and by its delete (its name is fixed: no checkpoint lists the
+    folder); `tidy()` erases every stale one. Each
     checkpoint records its user id, checked on every read. Every file is opened without
     following links or blocking, and must be a regular file (StoreError otherwise).
     """

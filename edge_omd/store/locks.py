@@ -5,7 +5,8 @@ lock) share one `Deadline`: the store's `timeout_s` from the moment the write st
 still taken then raises StoreError naming the process that holds it and for how long. A
 blocking flock cannot be given up, and a process the OS froze (SIGSTOP, Android's freezer of
 background apps) never releases it, so `acquire` polls flock(LOCK_NB), sleeping a tenth of the
-time waited so far (0.2 ms to 20 ms): a wait costs at most about a tenth more than the release.
+time waited so far (0.1 ms to 2 ms): a wait costs at most about a tenth (and 2 ms) more than
+the release, and a waiter polls often enough to find the gap a releasing writer leaves.
 
 Holder record. Whoever holds a lock writes `RECORD` (u64 pid, f64 unix time since when it holds
 it) at the start of the lock's file; a waiter that gives up reads it to name the holder. It is
@@ -30,7 +31,7 @@ from edge_omd.errors import StoreError
 from edge_omd.store.base import open_regular
 
 RECORD = struct.Struct("<Qd")      # pid, unix time since when the lock is held
-_POLL_MIN_S, _POLL_MAX_S = 2e-4, 0.02
+_POLL_MIN_S, _POLL_MAX_S = 1e-4, 2e-3
 
 
 class Deadline(NamedTuple):
