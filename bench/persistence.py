@@ -18,6 +18,11 @@ Sections:
   e2e        text in -> committed with the real MiniLM head after choose_pair() on the same
              candidates (the demo's head in ~/.cache/edge_omd/heads; skipped if absent).
   footprint  bytes on disk at the high-water mark (checkpoint + journal + WAL / temp file).
+  folder-scale  FolderStore in a folder of many users (4 files each): ms to open the store and
+             to write one user's checkpoint, with 1 user and with 40,000 (160k files), and
+             the ratio; both should stay O(1) in the number of users (issue 21 item 9: the
+             checkpoint listed the folder twice, the open once). Alone:
+             python -m edge_omd_bench.persistence --only folder-scale
   contention 4 processes x 50 feedbacks on one user at d=384, per store, with the fair queue
              (store.FairQueue, the default) and without (fair=False: the bare SQLite busy
              handler / flock): per-feedback latency median, p99, max; each writer's total time;
@@ -475,6 +480,63 @@ def footprint(dims, out):
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ------------------------------------------------------------------ folder scale (issue 21 item 9)
+
+def _fill_folder(folder, users):
+    """`users` users' files (a valid checkpoint named for its id, an empty journal, a lock and
+    a queue file) written directly, as many users' first feedbacks would leave them."""
+    from edge_omd.store.base import StoreRecord
+    from edge_omd.store.folder import encode_checkpoint
+    store = FolderStore(folder)
+    state = RewardModel(8, solver="diagonal").to_bytes()
+    for i in range(users):
+        uid = f"user{i}"
+        base = Path(folder) / store.name_of(uid)
+        Path(str(base) + ".omdck").write_bytes(encode_checkpoint(StoreRecord(
+            uid, None, 8, 2, state, 0, 1.0, 1.0, i + 1, 0)))
+        for suffix in (".omdjr", ".omdlk", ".omdq"):
+            Path(str(base) + suffix).touch()
+    store.close()
+
+
+def folder_scale(reps, out, users=40_000, dim=384):
+    out(f"\n## folder scale: open and one checkpoint with 1 user and with {users:,} ({4 * users:,}"
+        f" files), d={dim}, median of {reps}; load {os.getloadavg()[0]:.1f}")
+    out(f"{'users':>7} {'files':>8} {'open ms':>8} {'checkpoint ms':>13} {'delete ms':>9}")
+    rows = {}
+    for n in (0, users):
+        tmp = tempfile.mkdtemp(prefix="eomd-scale-")
+        try:
+            folder = Path(tmp) / "f"
+            _fill_folder(folder, n)
+            opens, ckpts, dels = [], [], []
+            for r in range(reps):
+                t0 = time.perf_counter()
+                store = FolderStore(folder)
+                opens.append(time.perf_counter() - t0)
+                p = Personalizer(SyntheticHead(dim), store, f"alice{r}", checkpoint_every=1000)
+                p.feedback("a prompt", "an answer", up=True)
+                t0 = time.perf_counter()
+                p.checkpoint()
+                ckpts.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                store.delete(f"alice{r}")
+                dels.append(time.perf_counter() - t0)
+                store.close()
+            files = len(os.listdir(folder))
+            rows[n] = [statistics.median(x) for x in (opens, ckpts, dels)]
+            out(f"{n + 1:>7} {files:>8} {rows[n][0] * MS:>8.1f} {rows[n][1] * MS:>13.1f} "
+                f"{rows[n][2] * MS:>9.1f}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    ratio = [rows[users][i] / rows[0][i] for i in range(3)]
+    ok = ratio[0] <= 3 and ratio[1] <= 3
+    out(f"{'ratio':>16} {ratio[0]:>8.1f} {ratio[1]:>13.1f} {ratio[2]:>9.1f}  target: open and "
+        f"checkpoint <= 3x (O(1) in users; delete lists the folder to find every temporary "
+        f"file of the user): {'PASS' if ok else 'FAIL'}")
+    return rows
+
+
 # ------------------------------------------------------------------ contention (issue 12 item 5)
 
 def _contender(kind, path, fair, worker, n, dim, go, out_path):
@@ -554,7 +616,8 @@ def contention(runs, out, writers=4, n=50, dim=384):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and dims")
-    ap.add_argument("--only", default="recovery,bytes,latency,big,e2e,footprint,contention")
+    ap.add_argument("--only", default="recovery,bytes,latency,big,e2e,footprint,folder-scale,"
+                                      "contention")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     out = print
@@ -575,6 +638,8 @@ def main(argv=None):
         end_to_end(30 if args.quick else 100, out)
     if "footprint" in only:
         footprint((384,) if args.quick else (384, 4096), out)
+    if "folder-scale" in only:
+        folder_scale(3 if args.quick else 7, out, users=10_000 if args.quick else 40_000)
     if "contention" in only:
         contention(2 if args.quick else 5, out)
 

@@ -202,6 +202,13 @@ class FileIO:
     def listdir(self, path):
         return os.listdir(path)
 
+    def iterdir(self, path):
+        """The names in a folder one by one (a few system calls for the first ones, where
+        `listdir` reads them all)."""
+        with os.scandir(path) as it:
+            for entry in it:
+                yield entry.name
+
     def fsync_dir(self, path):
         if os.name != "posix":
             return
@@ -269,17 +276,27 @@ def remove_stale_temp_files(path: str, io: FileIO = DEFAULT_IO) -> int:
     return k
 
 
-def write_atomic(path, data, *, io: FileIO = DEFAULT_IO, sync: bool = True) -> None:
+def write_atomic(path, data, *, io: FileIO = DEFAULT_IO, sync: bool = True,
+                 tmp: str | None = None) -> None:
     """Replace `path` by `data`: temp file beside it, fsync, rename, fsync of the folder.
 
     An interrupted write leaves the previous file intact (the rename is the commit point); its
     temporary file is erased by the next write of the same path (`stale_temp_files`).
     `sync=False` skips both fsyncs (the rename stays atomic against a process crash, not a
-    power cut). Raises OSError; the caller wraps it in its own error type."""
+    power cut). `tmp`: a fixed temporary path, for a caller that holds a lock no other writer
+    of `path` can hold (a leftover there is replaced, no folder listing); without it, a
+    `temp_name` and the stale temporary files of `path` are erased first (lists the folder).
+    Raises OSError; the caller wraps it in its own error type."""
     path = os.fspath(path)
-    remove_stale_temp_files(path, io)
-    tmp = temp_name(path)
-    fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if tmp is None:
+        remove_stale_temp_files(path, io)
+        tmp = temp_name(path)
+    else:
+        try:
+            io.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         try:
             io.pwrite(fd, data, 0)

@@ -17,9 +17,12 @@ Two stores, one design (the `Store` contract, base.py):
 - `FolderStore(folder)` (folder.py): a checkpoint file, an append-only journal file and a lock
   file per user in a plain folder.
 
-Both put writers in a `FairQueue` (fair_queue.py, arrival order) before their own lock, read
-every row / file with the checks of docs/FORMATS.md (tampering and damage raise
-StateFormatError / StoreError), and frame their bytes through edge_omd/envelope.py.
+Both put writers in a `FairQueue` (fair_queue.py, arrival order) before their own lock, wait
+for either at most `timeout_s` (then StoreError naming the process that holds it, e.g. an app
+the OS froze), refuse a write started inside a write of the same lock in the same thread
+(locks.py), read every row / file with the checks of docs/FORMATS.md (tampering and damage
+raise StateFormatError / StoreError; a link or FIFO in place of a file is refused, never
+followed or waited on), and frame their bytes through edge_omd/envelope.py.
 
 Durability, the same switch for both: `durable="full"` (default): every commit is fsync'ed
 before it returns, so a committed feedback survives a power cut. `durable="normal"`: commits
@@ -39,9 +42,10 @@ schema 1, folder files with magic EOMDREC1). Such stores still open: SQLite is m
 transaction when opened (schema 2), a folder's EOMDREC1 file is read as a checkpoint and
 rewritten as one (EOMDREC2) at the next write of that user. Nothing is lost either way.
 
-Modules: base (the contract, StoreRecord, Head: the cursor, Sync), fair_queue, sqlite, folder
-(+ folder_tx), journal (the record codec) and session (what one Personalizer does with a store:
-sync, replay, commit, checkpoint, export; imported by edge_omd.personalizer, not here).
+Modules: base (the contract, StoreRecord, Head: the cursor, Sync), fair_queue, locks
+(deadlines, holder records, re-entrance), sqlite, folder (+ folder_tx), journal (the record
+codec) and session (what one Personalizer does with a store: sync, replay, commit, checkpoint,
+export; imported by edge_omd.personalizer, not here).
 """
 from edge_omd.envelope import FileIO
 from edge_omd.errors import UserIdError
@@ -49,8 +53,8 @@ from edge_omd.store.base import (MAX_UPDATES, READABLE_FORMATS, RECORD_FORMAT, H
                                  StoreRecord, Sync, UpdateFn, check_stored_head,
                                  validate_user_id)
 from edge_omd.store.fair_queue import FairQueue
-from edge_omd.store.folder import (KEY_FILE, FolderStore, UserPaths, decode_checkpoint,
-                                   encode_checkpoint)
+from edge_omd.store.folder import (KEY_FILE, FolderStore, KeyRecovery, UserPaths,
+                                   decode_checkpoint, encode_checkpoint)
 from edge_omd.store.sqlite import SQLiteStore
 
 __all__ = ["StoreRecord", "Head", "Sync", "Store", "SQLiteStore", "FolderStore", "UserIdError",

@@ -4,8 +4,11 @@ the reading of a journal tail against its checkpoint (edge_omd/store/__init__.py
 design)."""
 from __future__ import annotations
 
+import errno
+import os
 import re
 import secrets
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
@@ -196,6 +199,42 @@ def _pack_digest(pack_digest) -> Optional[bytes]:
         raise StoreError(f"a pack digest is 32 bytes (SHA-256), got {pack_digest!r:.40}; "
                          "nothing was written")
     return bytes(pack_digest)
+
+# Every file of a store is opened without following a symbolic link (its target may be outside
+# the folder: a journal's cut would truncate it) and without blocking (a FIFO or device in place
+# of a file would block the open forever), then checked to be a regular file.
+_SAFE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(io, path: str, flags: int, mode: int = 0o600) -> int:
+    """`io.open(path, flags)` of a regular file, never through a symbolic link and never
+    blocking; StoreError naming what is there instead (nothing is read or written through it).
+    OSError (a missing file included) is left to the caller."""
+    try:
+        fd = io.open(path, flags | _SAFE_FLAGS, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(_not_a_file(path, "a symbolic link")) from exc
+        if exc.errno == errno.ENXIO:   # a FIFO without a reader (opened for writing)
+            raise StoreError(_not_a_file(path, "a FIFO")) from exc
+        raise
+    try:
+        mode_of = io.fstat(fd).st_mode
+    except BaseException:
+        io.close(fd)
+        raise
+    if not stat.S_ISREG(mode_of):
+        io.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(mode_of) else "a FIFO" if stat.S_ISFIFO(mode_of)
+                else "a socket" if stat.S_ISSOCK(mode_of) else "a device")
+        raise StoreError(_not_a_file(path, kind))
+    return fd
+
+
+def _not_a_file(path: str, kind: str) -> str:
+    return (f"{path} is {kind}, not a regular file: a store never follows links or opens "
+            "anything but its own files; move it out of the way (put the file itself there, "
+            "e.g. from a backup) and try again (nothing was changed)")
 
 
 def _check_new_state(new_state) -> bytes:

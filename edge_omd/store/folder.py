@@ -10,6 +10,7 @@ fsync, rename, truncate, unlink, ...), so a test can record or fault every opera
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -22,13 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
 
-from edge_omd import envelope
+from edge_omd import _checks, envelope
 from edge_omd.envelope import FileIO
-from edge_omd.errors import StateFormatError, StoreError
+from edge_omd.errors import ConfigError, StateFormatError, StoreError
 from edge_omd.store import journal as _journal
+from edge_omd.store import locks
 from edge_omd.store.base import (_MAX_EPOCH, _USER_ID, MAX_UPDATES, RECORD_FORMAT, Head, Store,
                                  StoreRecord, Sync, _durability, _nothing, _parse_tail,
-                                 _refuse_newer, _state_meta, validate_user_id)
+                                 _refuse_newer, _state_meta, open_regular, validate_user_id)
 from edge_omd.store.fair_queue import FairQueue
 from edge_omd.store.folder_tx import _FolderTx, _file_id
 
@@ -47,11 +49,35 @@ _CK, _JR, _LK, _Q = ".omdck", ".omdjr", ".omdlk", ".omdq"
 # Names before the keyed hash (the id in clear): still read; renamed at the user's next write.
 _LEGACY_CK, _LEGACY_JR, _LEGACY_LK = ".omdstate", ".omdjournal", ".lock"
 KEY_FILE = ".omdkey"
+# Present while FolderStore.recover_key renames users' files: the folder opens only after it.
+_REKEY_FILE = ".omdrekey"
 _KEY_MAGIC = b"EOMDKEY1"
 _KEY_BYTES = 32
 _NAME_HEX = 32     # 128 bits of HMAC-SHA256
+_KEY_SAMPLE = 8    # keyed checkpoints looked at when a folder opens (the key must name one)
+_KEY_SCAN = 512    # names looked at, at most, to find them
+_KEYED_CK = re.compile(r"[0-9a-f]{32}\.omdck")
+# Temporary files. A checkpoint (or a moved journal) of user h is written through the fixed
+# `.<h>.omdck.tmp` (`.<h>.omdjr.tmp`) under the user's lock, so a killed writer's leftover is
+# found without listing the folder. `.<target>.<pid>.<12 hex>.tmp` (envelope.temp_name: the key
+# file of older versions, RewardModel.save) and `.<id>.<random>.tmp` (older versions, the Java
+# core) are erased by `tidy()` and, the user's own, by `delete()`.
+_TMP_FIXED = re.compile(r"\.([0-9a-f]{32})\.(omdck|omdjr)\.tmp")
 _TMP_NEW = re.compile(r"\.(.+)\.(\d+)\.([0-9a-f]{12})\.tmp")
 _TMP_LEGACY = re.compile(r"\.([A-Za-z0-9][A-Za-z0-9._@-]{0,127})\.([^.]+)\.tmp")
+
+
+def _tmp_of(path: str) -> str:
+    """The fixed temporary file of `path` (written only under a lock that covers `path`)."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}{envelope.TMP_SUFFIX}")
+
+
+class KeyRecovery(NamedTuple):
+    """What `FolderStore.recover_key` did."""
+    renamed: list      # user ids whose files now carry the key's names
+    conflicts: list    # (user id, file): the key's name for that user is taken; left as is
+    unreadable: list   # checkpoint files whose user id cannot be read; left as is
 
 
 class UserPaths(NamedTuple):
@@ -115,15 +141,20 @@ class FolderStore(Store):
             may then lose).
         io: the FileIO every file operation goes through (tests record or fault it).
         fair: writers of one user queue in arrival order (`FairQueue`) before its flock.
+        timeout_s: how long a write waits for the user's lock (queue and flock together); then
+            StoreError naming the process that holds it and for how long (a frozen app).
 
     File names do not reveal user ids: user u's files are `<h>.omdck` (checkpoint), `<h>.omdjr`
     (journal), `<h>.omdlk` (lock) and `<h>.omdq` (+ `.<n>`: the fair queue), where h =
     `name_of(u)` = the first 32 hex digits of HMAC-SHA256(key, "edge-omd user id\\0" + u) and
     the key is 32 random bytes drawn when the folder is first opened, kept in `.omdkey`
-    (docs/FORMATS.md). `users()` reads the ids from the checkpoints' headers. Folders written
-    before (`<id>.omdstate`, `<id>.omdjournal`, `<id>.lock`) open as they are; a user's files
-    are copied to the new names at its next write (journal, then checkpoint, each durable
-    before the next step; the old files are erased last), so nothing is lost at any point.
+    (docs/FORMATS.md). `users()` reads the ids from the checkpoints' headers. The folder does not
+    open if its key names none of the users there (the key file lost or replaced): restore it,
+    or rename the files with `FolderStore.recover_key(folder)`; a new key is never made over
+    existing users. Folders written before (`<id>.omdstate`, `<id>.omdjournal`, `<id>.lock`)
+    open as they are; a user's files are copied to the new names at its next write (journal,
+    then checkpoint, each durable before the next step; the old files are erased last), so
+    nothing is lost at any point.
 
     A write takes an exclusive `flock` on the user's lock file, reads what is new in the
     journal, cuts a torn tail (a crash in the middle of an append) and appends. A checkpoint is
@@ -131,12 +162,27 @@ class FolderStore(Store):
     only then is the journal truncated: a crash leaves either the old checkpoint with its
     journal or the new one (records it already holds are skipped by their counter). Readers
     take no lock: they check the checkpoint file did not change while they read the journal.
-    Temporary files of interrupted writes are erased when the store is opened (those of dead
-    processes) and when the user is next checkpointed or deleted. Each checkpoint records its
-    user id, checked on every read.
+    A killed writer's temporary file is replaced by the user's next checkpoint and erased by its
+    first write in a process and by its delete (its name is fixed: no checkpoint lists the
+    folder); `tidy()` erases every stale one. Each
+    checkpoint records its user id, checked on every read. Every file is opened without
+    following links or blocking, and must be a regular file (StoreError otherwise).
     """
 
-    def __init__(self, folder, *, durable="full", io: Optional[FileIO] = None, fair: bool = True):
+    def __init__(self, folder, *, durable="full", io: Optional[FileIO] = None, fair: bool = True,
+                 timeout_s: float = 30.0):
+        self._setup(folder, durable, io, fair, timeout_s)
+        if _exists(self.io, str(self.folder / _REKEY_FILE)):
+            raise StoreError(f"{self.folder}: a key recovery was interrupted (the file "
+                             f"{_REKEY_FILE} is there): run FolderStore.recover_key("
+                             f"{str(self.folder)!r}) again to finish it (nothing was changed)")
+        try:
+            self._hkey = self._load_or_make_key()
+            self._check_names()
+        except OSError as exc:
+            raise StoreError(f"cannot open the store folder {self.folder}: {exc}") from exc
+
+    def _setup(self, folder, durable, io, fair, timeout_s) -> None:
         try:
             import fcntl  # noqa: F401  (POSIX only)
         except ImportError as exc:  # pragma: no cover - Windows
@@ -146,6 +192,7 @@ class FolderStore(Store):
         self.durable = _durability(durable)
         self.io = io if io is not None else FileIO()
         self.fair = bool(fair)
+        self.timeout_s = _checks.at_least("timeout_s", timeout_s, 0.0, ConfigError)
         try:
             self.folder.mkdir(exist_ok=True)
         except OSError as exc:
@@ -153,50 +200,168 @@ class FolderStore(Store):
                              f"exist): {exc}") from exc
         if not self.folder.is_dir():
             raise StoreError(f"{self.folder} is not a folder")
+        self._ident = os.path.realpath(self.folder)   # the same folder, whatever the path
         self._locks = threading.local()
         self._names: dict = {}
         self._migrated: set = set()
-        try:
-            self._hkey = self._load_or_make_key()
-            self._remove_stale_temp_files()
-        except OSError as exc:
-            raise StoreError(f"cannot open the store folder {self.folder}: {exc}") from exc
 
     # -- names: the one place that maps a user id to its files
+    @contextmanager
+    def _folder_locked(self):
+        """The folder's flock (making the key, recovering names), within timeout_s."""
+        io = self.io
+        fd = io.open(str(self.folder), os.O_RDONLY)
+        try:
+            locks.acquire(io, fd, locks.Deadline.start(self.timeout_s, f"{self.folder}"),
+                          lambda: f"the lock of the folder {self.folder} is held by another "
+                                  "process (making the key or recovering names)")
+            yield
+        finally:
+            io.close(fd)
+
     def _load_or_make_key(self) -> bytes:
-        import fcntl
         path = str(self.folder / KEY_FILE)
         key = self._read_key(path)
         if key is not None:
             return key
-        io = self.io
-        fd = io.open(str(self.folder), os.O_RDONLY)   # the folder's flock: one key per folder
-        try:
-            io.flock(fd, fcntl.LOCK_EX)
+        with self._folder_locked():   # one key per folder
             key = self._read_key(path)
             if key is None:
-                key = secrets.token_bytes(_KEY_BYTES)
-                envelope.write_atomic(path, envelope.seal(_KEY_MAGIC + key), io=io)
-                io.fsync_dir(str(self.folder))     # durable before any file named with it
-        finally:
-            io.close(fd)
+                named = [n for n in self.io.listdir(str(self.folder)) if _KEYED_CK.fullmatch(n)]
+                if named:   # never a new key over users named by the lost one
+                    raise StoreError(
+                        f"{self.folder}: the key file {KEY_FILE} is missing, but {len(named)} "
+                        f"user checkpoint(s) named with it are there (e.g. {named[0]}): a new "
+                        "key would hide them. Restore .omdkey from a backup of this folder, or "
+                        f"run FolderStore.recover_key({str(self.folder)!r}) to rename every "
+                        "user's files from the user id in its checkpoint (nothing was changed)")
+                key = self._make_key(path)
+        return key
+
+    def _make_key(self, path: str) -> bytes:
+        key = secrets.token_bytes(_KEY_BYTES)
+        envelope.write_atomic(path, envelope.seal(_KEY_MAGIC + key), io=self.io,
+                              tmp=_tmp_of(path))
+        self.io.fsync_dir(str(self.folder))     # durable before any file named with it
         return key
 
     def _read_key(self, path: str) -> Optional[bytes]:
         try:
-            blob = envelope.read_limited(path, 4096, path, self.io)
+            fd = open_regular(self.io, path, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        except StateFormatError:
-            blob = b""
+        try:
+            size = self.io.fstat(fd).st_size
+            blob = self.io.pread(fd, size, 0) if size <= 4096 else b""
+        finally:
+            self.io.close(fd)
         n = len(_KEY_MAGIC) + _KEY_BYTES
         if len(blob) != n + envelope.CRC.size or blob[:len(_KEY_MAGIC)] != _KEY_MAGIC \
                 or not envelope.crc_ok(blob):
             raise StateFormatError(
                 f"{path} is corrupt: it holds the key that names this folder's user files; "
-                "restore it from a backup (the users' checkpoints still hold their ids: "
-                "export them with another copy of the folder), or start a new folder")
+                "restore it from a backup, or run FolderStore.recover_key("
+                f"{str(self.folder)!r}) to name every user's files anew from the user id in "
+                "its checkpoint (after moving the corrupt file away)")
         return bytes(blob[len(_KEY_MAGIC):n])
+
+    def _check_names(self) -> None:
+        """The key must name the users in the folder: of the first keyed checkpoints met (at
+        most _KEY_SAMPLE among the first _KEY_SCAN names: a few system calls whatever the
+        folder's size), one at least must be named by it. A key replaced by another folder's
+        names none of them."""
+        names = self.io.iterdir(str(self.folder))
+        seen = []
+        try:
+            for i, name in enumerate(names):
+                if i >= _KEY_SCAN:
+                    break
+                if not _KEYED_CK.fullmatch(name):
+                    continue
+                uid = self._peek_user_id(str(self.folder / name))
+                if uid is None:
+                    continue
+                if self.name_of(uid) == name[:-len(_CK)]:
+                    return
+                seen.append(name)
+                if len(seen) >= _KEY_SAMPLE:
+                    break
+        finally:
+            names.close()
+        if seen:
+            raise StoreError(
+                f"{self.folder}: the key file {KEY_FILE} does not name the users in this folder "
+                f"(none of {seen[:3]}... carries the name it gives to the user id inside): it was "
+                "replaced, e.g. by another folder's key. Restore this folder's .omdkey from a "
+                f"backup, or run FolderStore.recover_key({str(self.folder)!r}) to rename every "
+                "user's files after the key that is there now (nothing was changed)")
+
+    @classmethod
+    def recover_key(cls, folder, *, io: Optional[FileIO] = None,
+                    timeout_s: float = 30.0) -> KeyRecovery:
+        """Give every user's files the names the folder's key gives them (a key made first if
+        there is none), reading each user id from its checkpoint (checked whole, CRC and all).
+        For a folder whose `.omdkey` was lost or replaced and cannot be restored from a backup.
+        Run it while no process uses the folder.
+
+        Per user: the journal is renamed, then the checkpoint; the old lock and queue files are
+        erased. A marker file (`.omdrekey`) is made durable first and erased last, and the
+        folder does not open while it is there: a crash midway leaves a folder that this call,
+        run again, finishes. A user whose new name is taken (a checkpoint is there already)
+        is left as it is, listed in `conflicts`; unreadable checkpoints in `unreadable`."""
+        self = cls.__new__(cls)
+        self._setup(folder, "full", io, False, timeout_s)
+        io, marker = self.io, str(self.folder / _REKEY_FILE)
+        out = KeyRecovery([], [], [])
+        try:
+            with self._folder_locked():
+                io.close(open_regular(io, marker, os.O_WRONLY | os.O_CREAT, 0o600))
+                io.fsync_dir(str(self.folder))
+                path = str(self.folder / KEY_FILE)
+                self._hkey = self._read_key(path) or self._make_key(path)
+                for name in sorted(io.listdir(str(self.folder))):
+                    if _KEYED_CK.fullmatch(name):
+                        self._rename_user(name[:-len(_CK)], out)
+                io.fsync_dir(str(self.folder))
+                io.unlink(marker)
+                io.fsync_dir(str(self.folder))
+        except OSError as exc:
+            raise StoreError(f"cannot recover the names in {self.folder} ({exc}); run "
+                             "FolderStore.recover_key again (nothing was lost)") from exc
+        for what, items in (("renamed", out.renamed), ("conflicts", out.conflicts),
+                            ("unreadable", out.unreadable)):
+            if items:
+                _log.warning("%s: key recovery: %s %s", self.folder, what, items)
+        return out
+
+    def _rename_user(self, stem: str, out: KeyRecovery) -> None:
+        io, old = self.io, str(self.folder / stem)
+        try:
+            fd = open_regular(io, old + _CK, os.O_RDONLY)
+            try:
+                rec = decode_checkpoint(io.pread(fd, io.fstat(fd).st_size, 0), old + _CK)
+            finally:
+                io.close(fd)
+            validate_user_id(rec.user_id)
+        except (StateFormatError, StoreError):
+            out.unreadable.append(stem + _CK)
+            return
+        target = self.name_of(rec.user_id)
+        if target == stem:
+            return
+        new = str(self.folder / target)
+        if _exists(io, new + _CK):
+            out.conflicts.append((rec.user_id, stem + _CK))
+            return
+        if _exists(io, old + _JR):   # first: a checkpoint never comes before its journal
+            io.replace(old + _JR, new + _JR)
+        io.replace(old + _CK, new + _CK)
+        for leftover in (old + _LK, old + _Q):
+            try:
+                io.unlink(leftover)
+            except OSError:
+                pass
+        out.renamed.append(rec.user_id)
 
     def name_of(self, user_id: str) -> str:
         """The file name stem of `user_id` in this folder (keyed hash, see the class doc)."""
@@ -221,27 +386,51 @@ class FolderStore(Store):
         return UserPaths(base + _LEGACY_CK, base + _LEGACY_JR, base + _LEGACY_LK)
 
     # -- temporary files
-    def _remove_stale_temp_files(self) -> int:
-        """At open: temporary files whose writer process is gone, and those of older versions
-        (`.<id>.<random>.tmp`, no pid: an older SDK writing this folder at the same time is not
-        supported). Returns how many were erased."""
-        k = 0
-        for name in self.io.listdir(str(self.folder)):
+    def tidy(self) -> int:
+        """Erase every temporary file of an interrupted write in the folder: the fixed ones of
+        users whose lock is free (no write of theirs runs), those whose writer process is gone,
+        and those of older versions (`.<id>.<random>.tmp`: an older SDK or the Java core
+        writing this folder at the same time is not supported). Lists the folder: a maintenance
+        call (the store itself never needs it). Returns how many files were erased."""
+        import fcntl
+        io, k = self.io, 0
+        for name in io.listdir(str(self.folder)):
             if not (name.startswith(".") and name.endswith(envelope.TMP_SUFFIX)):
                 continue
-            m = _TMP_NEW.fullmatch(name)
-            if m is not None:
-                k += envelope.remove_stale_temp_files(str(self.folder / m.group(1)), self.io)
-            elif _TMP_LEGACY.fullmatch(name) is not None:
+            path = str(self.folder / name)
+            fixed = _TMP_FIXED.fullmatch(name)
+            if fixed is not None:
                 try:
-                    self.io.unlink(str(self.folder / name))
+                    fd = open_regular(io, str(self.folder / fixed.group(1)) + _LK, os.O_RDWR)
+                except FileNotFoundError:
+                    fd = None
+                except (OSError, StoreError):
+                    continue
+                try:
+                    if fd is not None:
+                        io.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # no writer of the user
+                    io.unlink(path)
+                    k += 1
+                except OSError:
+                    pass
+                finally:
+                    if fd is not None:
+                        io.close(fd)
+                continue
+            m = _TMP_NEW.fullmatch(name)
+            if m is not None and envelope._pid_alive(int(m.group(2))):
+                continue   # being written right now
+            if m is not None or _TMP_LEGACY.fullmatch(name) is not None:
+                try:
+                    io.unlink(path)
                     k += 1
                 except OSError:
                     pass
         return k
 
-    def _stale_tmp_files(self, user_id: str) -> list[str]:
-        """Every temporary file of the user (call under its lock: none is being written)."""
+    def _user_tmp_files(self, user_id: str) -> list[str]:
+        """Every temporary file of the user, whoever wrote it (call under its lock: none is
+        being written). Lists the folder: for `delete` only (forget me)."""
         name = self.name_of(user_id)
         ours = (f".{name}{_CK}.", f".{name}{_JR}.")
         legacy = f".{user_id}."
@@ -273,7 +462,7 @@ class FolderStore(Store):
 
     def _open_or_none(self, path, flags=os.O_RDONLY):
         try:
-            return self.io.open(path, flags)
+            return open_regular(self.io, path, flags)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -391,49 +580,67 @@ class FolderStore(Store):
         fd = cache.get(lock_path)
         if fd is None:
             try:
-                fd = cache[lock_path] = self.io.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fd = cache[lock_path] = open_regular(self.io, lock_path,
+                                                     os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
+                if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise StoreError(f"cannot write to {self.folder}: the store is read-only "
+                                     f"for this process ({exc.strerror}): reads are served, "
+                                     "writes are refused; nothing was changed") from exc
                 raise StoreError(f"cannot open the lock file {lock_path} (nothing was changed): "
                                  f"{exc}") from exc
         return fd
 
     @contextmanager
     def _locked(self, user_id: str) -> Iterator[None]:
+        """The user's write lock: its place in the fair queue, then its flock; both within
+        timeout_s (edge_omd/store/locks.py), never re-entered by the thread that holds it."""
         import fcntl
+        name = self.name_of(user_id)
+        what = f"user {user_id!r} in {self.folder}"
         lock = self._paths(user_id).lock
-        fair = FairQueue(str(self.folder / self.name_of(user_id)) + _Q, self.io) \
-            if self.fair else None
-        with (fair() if fair is not None else _nothing()):
-            fd = self._lock_fd(lock)
-            try:
-                self.io.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                raise StoreError(f"cannot lock {lock} (nothing was changed): {exc}") from exc
-            try:
-                yield
-            finally:
-                self.io.flock(fd, fcntl.LOCK_UN)
+        deadline = locks.Deadline.start(self.timeout_s, what)
+        with locks.HELD((self._ident, name), what):
+            fd = self._lock_fd(lock)   # first: a read-only folder refuses before the queue
+            fair = FairQueue(str(self.folder / name) + _Q, self.io) if self.fair else None
+            with (fair(deadline) if fair is not None else _nothing()):
+                try:
+                    locks.acquire(self.io, fd, deadline, lambda: locks.describe(
+                        locks.read(self.io, lock), f"the write lock of user {user_id!r}"))
+                except OSError as exc:
+                    raise StoreError(f"cannot lock {lock} (nothing was changed): "
+                                     f"{exc}") from exc
+                locks.note(self.io, fd)
+                try:
+                    yield
+                finally:
+                    self.io.flock(fd, fcntl.LOCK_UN)
 
     def _migrate(self, user_id: str) -> None:
-        """Under the user's lock: move files under the old names (the id in clear) to the
-        keyed names. Journal first, then checkpoint, each written atomically and durably; the
-        old files are erased only once the new checkpoint is durable (readers prefer it), so a
+        """Under the user's lock, once per user and process: erase the fixed temporary files a
+        killed writer left, and move files under the old names (the id in clear) to the keyed
+        names. Journal first, then checkpoint, each written atomically and durably; the old
+        files are erased only once the new checkpoint is durable (readers prefer it), so a
         crash at any point leaves one complete copy that every reader finds."""
         if user_id in self._migrated:
             return
         io, new, old = self.io, self._paths(user_id), self._legacy_paths(user_id)
         try:
+            for tmp in (_tmp_of(new.checkpoint), _tmp_of(new.journal)):
+                try:
+                    io.unlink(tmp)
+                except FileNotFoundError:
+                    pass
             present = [p for p in old if _exists(io, p)]
             if present:
                 if old.checkpoint in present and not _exists(io, new.checkpoint):
                     jbytes = _read_all(io, old.journal) if old.journal in present else b""
-                    envelope.write_atomic(new.journal, jbytes, io=io)
-                    envelope.write_atomic(new.checkpoint, _read_all(io, old.checkpoint), io=io)
+                    envelope.write_atomic(new.journal, jbytes, io=io, tmp=_tmp_of(new.journal))
+                    envelope.write_atomic(new.checkpoint, _read_all(io, old.checkpoint), io=io,
+                                          tmp=_tmp_of(new.checkpoint))
                     io.fsync_dir(str(self.folder))
                     _log.info("%s: user %r moved to keyed file names", self.folder, user_id)
-                for p in [old.journal, old.checkpoint, old.lock] + [
-                        t for t in self._stale_tmp_files(user_id)
-                        if os.path.basename(t).startswith(f".{user_id}.")]:
+                for p in [old.journal, old.checkpoint, old.lock]:
                     try:
                         io.unlink(p)
                     except FileNotFoundError:
@@ -461,18 +668,12 @@ class FolderStore(Store):
                                  f"{exc}") from exc
 
     def _write_checkpoint(self, user_id, rec: StoreRecord) -> None:
-        """Atomically replace the checkpoint file (temp, fsync, rename, fsync folder)."""
+        """Atomically replace the checkpoint file (temp, fsync, rename, fsync folder). Under
+        the user's lock: its fixed temporary file is free (a killed writer's is replaced)."""
         io = self.io
         cpath = self._paths(user_id).checkpoint
-        # Under the user's lock no other checkpoint of the user is being written: temporary
-        # files of the user are leftovers of a crash (each holds a full state). Erase them.
-        for stale in self._stale_tmp_files(user_id):
-            try:
-                io.unlink(stale)
-            except OSError:
-                pass
         try:
-            envelope.write_atomic(cpath, encode_checkpoint(rec), io=io)
+            envelope.write_atomic(cpath, encode_checkpoint(rec), io=io, tmp=_tmp_of(cpath))
         except OSError as exc:
             raise StoreError(f"cannot write {cpath} (the previous state is intact): "
                              f"{exc}") from exc
@@ -491,10 +692,11 @@ class FolderStore(Store):
             # between bring back the checkpoint alone, an OLDER state than the one
             # acknowledged (found by the crash-state explorer, tests/sdk/crash_explorer.py).
             # Under the user's lock no write of this user is running, so every temporary file
-            # of the user is a leftover of a crash: erase it too (forget me).
+            # of the user is a leftover of a crash: erase it too (forget me; this lists the
+            # folder, to find those of older versions too).
             found = False
             for path in [new.checkpoint, old.checkpoint, new.journal, old.journal, old.lock] \
-                    + self._stale_tmp_files(user_id):
+                    + self._user_tmp_files(user_id):
                 try:
                     io.unlink(path)
                     found = found or path in (new.checkpoint, old.checkpoint)
@@ -535,8 +737,8 @@ class FolderStore(Store):
         user is read); None if it cannot be read."""
         io = self.io
         try:
-            fd = io.open(path, os.O_RDONLY)
-        except OSError:
+            fd = open_regular(io, path, os.O_RDONLY)
+        except (OSError, StoreError):
             return None
         try:
             head = io.pread(fd, 12, 0)
@@ -576,7 +778,7 @@ def _exists(io: FileIO, path: str) -> bool:
 
 
 def _read_all(io: FileIO, path: str) -> bytes:
-    fd = io.open(path, os.O_RDONLY)
+    fd = open_regular(io, path, os.O_RDONLY)
     try:
         return io.pread(fd, io.fstat(fd).st_size, 0)
     finally:

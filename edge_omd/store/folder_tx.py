@@ -10,7 +10,8 @@ from typing import Optional
 
 from edge_omd.errors import StoreError
 from edge_omd.store.base import (MAX_UPDATES, RECORD_FORMAT, Head, StoreRecord,
-                                 _check_new_state, _new_epoch, _pack_digest, _state_meta)
+                                 _check_new_state, _new_epoch, _pack_digest, _state_meta,
+                                 open_regular)
 
 _log = logging.getLogger(__name__)
 
@@ -101,11 +102,11 @@ class _FolderTx:
             end = 0 if self._info is None else self._info[1]
         try:
             try:
-                jfd = io.open(jpath, os.O_RDWR, 0o600)
+                jfd = open_regular(io, jpath, os.O_RDWR)
             except FileNotFoundError:
                 # a new journal file: its folder entry must be durable before any record in
                 # it is acknowledged
-                jfd = io.open(jpath, os.O_RDWR | os.O_CREAT, 0o600)
+                jfd = open_regular(io, jpath, os.O_RDWR | os.O_CREAT, 0o600)
                 io.fsync_dir(str(store.folder))
         except OSError as exc:
             if self._create is not None and not self._records:

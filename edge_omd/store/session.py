@@ -36,6 +36,9 @@ __all__ = ["Session", "default_checkpoint_every"]
 _log = logging.getLogger(__name__)
 
 _EXPORT_MAGIC = b"EOMDUSR1"
+# The counter an import may start from: half the store's range, so that an imported user has
+# 2^39 updates to go (an export's count above it cannot come from a store: refused at import).
+MAX_IMPORT_UPDATES = (MAX_UPDATES + 1) // 2
 
 # Default checkpoint interval N: recovery = load the checkpoint + replay N records must stay
 # <= 1 s. Measured with bench/persistence.py on the 2-core reference machine (d = 384 ... 4096,
@@ -318,6 +321,14 @@ class Session:
             else 0
         pack = _envelope.field_hex(h, "pack_digest", 32, w, optional=True) \
             if "pack_digest" in h else None
+        if exported > MAX_IMPORT_UPDATES:   # the user could never learn again: refused here
+            raise StateFormatError(
+                f"{w}: field 'updates' is {exported}; a store counts at most {MAX_UPDATES} "
+                f"committed updates per user and an import may start at most at "
+                f"{MAX_IMPORT_UPDATES} (2^39), so that the user can go on learning. No user "
+                "reaches such a count (5.5 x 10^11 feedbacks): the header was changed after "
+                "export (its CRC is a checksum, not a seal); export the user again from where "
+                "it lives (nothing was changed)")
         # all checks before anything is written
         check_stored_head(self.user_id, record_format, fingerprint, dim,
                           self.head.fingerprint, int(self.head.dim))

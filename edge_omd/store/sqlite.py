@@ -11,20 +11,23 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from edge_omd import _checks
+from edge_omd import _checks, envelope
 from edge_omd.errors import ConfigError, StateFormatError, StoreError
 from edge_omd.store import journal as _journal
+from edge_omd.store import locks
 from edge_omd.store.base import (_MAX_EPOCH, _SEQ_BITS, _USER_ID, MAX_UPDATES, RECORD_FORMAT,
                                  Head, Store, StoreRecord, Sync, _check_new_state, _durability,
-                                 _new_epoch, _nothing, _pack_digest, _parse_tail, _refuse_newer,
-                                 _state_meta,
-                                 check_stored_head, validate_user_id)
+                                 _new_epoch, _nothing, _not_a_file, _pack_digest, _parse_tail,
+                                 _refuse_newer, _state_meta, check_stored_head, open_regular,
+                                 validate_user_id)
 from edge_omd.store.fair_queue import FairQueue
 
 _log = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ _log = logging.getLogger(__name__)
 _DB_ERRORS = (sqlite3.Error, UnicodeError, OverflowError)
 _TAMPERED = ("the store was changed outside edge-omd: restore the file from a backup, or erase "
              "the user with store.delete() and start again")
+_OPEN_FIX = ("if the file is damaged (not an SQLite database, or changed outside edge-omd), "
+             "restore the file from a backup, or move it away and start a new store")
 _MAX_SLOT = (1 << (63 - 40)) - 2   # slot * 2^40 + seq stays a signed 64-bit rowid
 
 
@@ -121,6 +126,16 @@ class SQLiteStore(Store):
             `<path>-omdq.<n>` beside the database) before SQLite's own lock; False: SQLite's
             busy handler alone (unfair under contention; bench `persistence --only contention`).
 
+    `timeout_s` bounds the whole wait of a write (the queue, then SQLite's lock): then
+    StoreError naming the process that holds the database's write lock and for how long (its
+    holder record, `<path>-omdlk`; edge_omd/store/locks.py). One writer at a time per
+    database: a frozen writer holds up every user's writes, for timeout_s each.
+
+    A database this process cannot write (a read-only mount, no write permission) opens
+    read-only: reads are served, every write raises StoreError saying "read-only" (`read_only`
+    says why). Where SQLite cannot read its write-ahead log without writing (no `-shm` file
+    beside it), the StoreError at open says so.
+
     One connection per process and thread (re-opened after a fork), autocommit mode, explicit
     `BEGIN IMMEDIATE ... COMMIT`; `secure_delete` while a user is deleted and a WAL checkpoint
     after it, so a forgotten user's bytes do not linger in free pages or the log. Rows are
@@ -132,18 +147,55 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.timeout_s = _checks.at_least("timeout_s", timeout_s, 0.0, ConfigError)
         self.durable = _durability(durable)
-        self._queue = FairQueue(str(self.path) + "-omdq") if fair else None
+        self._queue = FairQueue(str(self.path) + "-omdq", timeout_s=self.timeout_s) \
+            if fair else None
+        self._holder = str(self.path) + "-omdlk"
         self._local = threading.local()
         parent = self.path.parent
         if not parent.is_dir():
             raise StoreError(f"cannot open the state store {self.path}: the folder {parent} does "
                              "not exist (create it first; the store does not create folders)")
         try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            mode = stat.S_IFREG
+        except OSError as exc:
+            raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
+        if not stat.S_ISREG(mode):
+            raise StoreError(_not_a_file(str(self.path), "not a file SQLite can open"))
+        self._ident = os.path.realpath(self.path)
+        #: why the database opened read-only (None: it is writable)
+        self.read_only: Optional[str] = self._why_read_only()
+        if self.read_only is not None and not self.path.exists():
+            raise StoreError(f"cannot create the state store {self.path}: {self.read_only}")
+        try:
             con = self._con()
             self._migrate(con)
-        except _DB_ERRORS as exc:  # not a database, locked for too long, read-only, damaged...
-            raise StoreError(f"cannot open the state store {self.path}: {exc}; if the file is "
-                             f"damaged, {_TAMPERED}") from exc
+        except _DB_ERRORS as exc:  # not a database, locked for too long, damaged...
+            raise StoreError(f"cannot open the state store {self.path}: {exc}; "
+                             f"{_OPEN_FIX}") from exc
+
+    def _why_read_only(self) -> Optional[str]:
+        """Why this process cannot write the database (None if it can)."""
+        folder = self.path.parent
+        try:
+            if os.statvfs(folder).f_flag & os.ST_RDONLY:
+                return f"{folder} is on a file system mounted read-only"
+        except (OSError, AttributeError):
+            pass
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            return f"this process may not write {self.path}"
+        aside = [Path(f"{self.path}{x}") for x in ("-wal", "-shm")]
+        if not os.access(folder, os.W_OK) and not all(
+                p.exists() and os.access(p, os.W_OK) for p in aside):
+            return f"this process may not create files in {folder} (SQLite's -wal and -shm)"
+        return None
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only is not None:
+            raise StoreError(f"{what}: the store is read-only ({self.read_only}): reads are "
+                             "served, writes are refused; nothing was changed (open it where it "
+                             "can be written to write)")
 
     def _migrate(self, con) -> None:
         found = con.execute("PRAGMA user_version").fetchone()[0]
@@ -154,6 +206,8 @@ class SQLiteStore(Store):
             raise StateFormatError(
                 f"{self.path}: store schema version {found}, this SDK reads {_SCHEMA_VERSION} "
                 "(and migrates 1 and 2); upgrade edge-omd or open another file")
+        self._refuse_if_read_only(f"{self.path} (schema {found}, to be migrated to "
+                                  f"{_SCHEMA_VERSION})")
         with self._transaction(con):
             found = con.execute("PRAGMA user_version").fetchone()[0]   # under the lock
             if found == _SCHEMA_VERSION:
@@ -183,28 +237,60 @@ class SQLiteStore(Store):
         # sqlite3 connections must not cross a fork or (by default) a thread.
         loc = self._local
         if getattr(loc, "pid", None) != os.getpid() or getattr(loc, "con", None) is None:
-            try:
-                con = sqlite3.connect(str(self.path), timeout=self.timeout_s,
-                                      isolation_level=None, check_same_thread=True)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
+            con = self._connect_read_only() if self.read_only is not None else self._connect()
             con.text_factory = _text
-            try:
-                mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            except _DB_ERRORS as exc:
-                con.close()
-                raise StoreError(f"cannot open the state store {self.path}: {exc}; if the file "
-                                 f"is damaged, {_TAMPERED}") from exc
-            if str(mode).lower() != "wal":
-                con.close()
-                raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); "
-                                 "put the store on a local file system")
             con.execute(f"PRAGMA synchronous={'FULL' if self.durable == 'full' else 'NORMAL'}")
             con.execute("PRAGMA secure_delete=FAST")    # ON while a user is deleted
             con.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
             con.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
-            loc.con, loc.pid = con, os.getpid()
+            loc.con, loc.pid, loc.holder_fd = con, os.getpid(), None
         return loc.con
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(str(self.path), timeout=self.timeout_s,
+                                  isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
+        try:
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except _DB_ERRORS as exc:
+            con.close()
+            raise StoreError(f"cannot open the state store {self.path}: {exc}; "
+                             f"{_OPEN_FIX}") from exc
+        if str(mode).lower() != "wal":
+            con.close()
+            raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); "
+                             "put the store on a local file system")
+        return con
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """mode=ro needs the -shm file (SQLite's shared index of its log), which a read-only
+        folder cannot get: without it, and with no log to read (no -wal, or an empty one:
+        every commit is in the database file), the file opens as immutable."""
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        wal = Path(f"{self.path}-wal")
+        try:
+            con = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=self.timeout_s,
+                                  isolation_level=None, check_same_thread=True)
+            con.execute("PRAGMA schema_version").fetchone()
+            return con
+        except _DB_ERRORS as exc:
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StoreError(
+                    f"cannot open the state store {self.path} read-only ({self.read_only}): "
+                    f"its write-ahead log {wal} holds commits SQLite reads only through a -shm "
+                    f"file, which cannot be made here ({exc}); open it once where it can be "
+                    "written (that folds the log in), or copy the database with its -wal file "
+                    "to a writable folder") from exc
+        try:
+            con = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                  check_same_thread=True)
+            con.execute("PRAGMA schema_version").fetchone()
+            return con
+        except _DB_ERRORS as exc:
+            raise StoreError(f"cannot open the state store {self.path} read-only "
+                             f"({self.read_only}): {exc}; {_OPEN_FIX}") from exc
 
     def _check_schema(self, con) -> None:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -322,21 +408,67 @@ class SQLiteStore(Store):
 
     # -- writing
     @contextmanager
+    def _write(self, con, what: str):
+        """The database's write lock (the fair queue, then BEGIN IMMEDIATE), within timeout_s,
+        never re-entered by the thread that holds it; the holder record written once held."""
+        deadline = locks.Deadline.start(self.timeout_s, what)
+        with locks.HELD(self._ident, what), \
+                (self._queue(deadline) if self._queue is not None else _nothing()):
+            left_ms = int(deadline.left() * 1000)
+            short = left_ms < int(self.timeout_s * 1000) - 5   # the queue took some of it
+            if short:
+                con.execute(f"PRAGMA busy_timeout={left_ms}")
+            held = False
+            try:
+                with self._transaction(con):
+                    held = True
+                    self._note_holder()
+                    yield
+            except sqlite3.OperationalError as exc:
+                if not held and getattr(exc, "sqlite_errorcode", None) in (
+                        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise deadline.error(locks.describe(
+                        locks.read(envelope.DEFAULT_IO, self._holder),
+                        f"the write lock of {self.path}")) from exc
+                raise
+            finally:
+                if short:
+                    con.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+
+    def _note_holder(self) -> None:
+        loc, io = self._local, envelope.DEFAULT_IO
+        if loc.holder_fd is None:
+            try:
+                loc.holder_fd = open_regular(io, self._holder, os.O_RDWR | os.O_CREAT, 0o600)
+            except (OSError, StoreError):
+                return     # information only: the write goes on without it
+        locks.note(io, loc.holder_fd)
+
+    def _write_failed(self, verb: str, what: str, exc) -> StoreError:
+        why = self._why_read_only()
+        if why is not None:
+            self.read_only = why
+            return StoreError(f"cannot {verb} {what}: the store became read-only ({why}); "
+                              f"nothing was changed ({exc})")
+        return StoreError(f"cannot {verb} {what} (nothing was changed): {exc}")
+
+    @contextmanager
     def transaction(self, user_id, *, head_fingerprint, dim, checkpoint=False):
         """A write transaction (see Store). checkpoint=True: it may write a checkpoint, so with
         durable="normal" it is committed with synchronous=FULL all the same."""
         validate_user_id(user_id)
+        what = f"user {user_id!r} in {self.path}"
+        self._refuse_if_read_only(what)
         con = self._con()
         raised = checkpoint and self.durable != "full"
         try:
             if raised:
                 con.execute("PRAGMA synchronous=FULL")
             tx = _SQLiteTx(self, con, user_id, head_fingerprint, int(dim))
-            with self._fair(), self._transaction(con):
+            with self._write(con, what):
                 yield tx
         except sqlite3.Error as exc:   # (the block's own errors pass through untouched)
-            raise StoreError(f"cannot write user {user_id!r} to {self.path} (nothing was "
-                             f"changed): {exc}") from exc
+            raise self._write_failed("write", what, exc) from exc
         finally:
             if raised:
                 try:
@@ -344,16 +476,15 @@ class SQLiteStore(Store):
                 except _DB_ERRORS:   # pragma: no cover - reopen resets it
                     self._local.con = None
 
-    def _fair(self):
-        return self._queue() if self._queue is not None else _nothing()
-
     def delete(self, user_id):
         validate_user_id(user_id)
+        what = f"user {user_id!r} in {self.path}"
+        self._refuse_if_read_only(what)
         con = self._con()
         try:
             con.execute("PRAGMA secure_delete=ON")
             try:
-                with self._fair(), self._transaction(con):
+                with self._write(con, what):
                     row = con.execute("SELECT slot FROM users WHERE user_id = ?",
                                       (user_id,)).fetchone()
                     if row is not None:
@@ -366,7 +497,7 @@ class SQLiteStore(Store):
             finally:
                 con.execute("PRAGMA secure_delete=FAST")
         except _DB_ERRORS as exc:
-            raise StoreError(f"cannot delete user {user_id!r} from {self.path}: {exc}") from exc
+            raise self._write_failed("delete", what, exc) from exc
         # The rows are gone (committed): from here on nothing may report the delete as failed.
         # Old pages of the rows may still sit in the write-ahead log: fold it back now; if that
         # fails, the next checkpoint (or the next delete) folds them.
@@ -408,7 +539,9 @@ class SQLiteStore(Store):
         con = getattr(self._local, "con", None)
         if con is not None and getattr(self._local, "pid", None) == os.getpid():
             con.close()
-        self._local.con = None
+            if self._local.holder_fd is not None:
+                os.close(self._local.holder_fd)
+        self._local.con = self._local.holder_fd = None
 
     def __repr__(self):
         return f"SQLiteStore({str(self.path)!r}, durable={self.durable!r})"

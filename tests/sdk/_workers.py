@@ -3,6 +3,7 @@ deterministic observation stream the crash and concurrency tests replay."""
 import os
 import signal
 import struct
+import threading
 
 from edge_omd.personalizer import Personalizer
 from edge_omd.reward_model import RewardModel
@@ -15,6 +16,120 @@ def open_store(kind, path, durable="full", io=None):
     if kind == "sqlite":
         return SQLiteStore(path, durable=durable)
     return FolderStore(path, durable=durable, io=io)
+
+
+# ------------------------------------------------------------------ a stream of every operation
+
+def op_kind(k):
+    """The k-th operation (k >= 1) of the operation stream: mostly feedbacks (send(p, k)), an
+    import every 13th, a delete (reset) every 17th, an explicit checkpoint every 7th."""
+    if k % 13 == 12:
+        return "import"
+    if k % 17 == 16:
+        return "delete"
+    if k % 7 == 6:
+        return "checkpoint"
+    return "feedback"
+
+
+def do_op(p, k, blob):
+    """Operation k on Personalizer p; `blob` is the user export every import brings in."""
+    kind = op_kind(k)
+    if kind == "import":
+        p.import_state(blob)
+    elif kind == "delete":
+        p.reset()
+    elif kind == "checkpoint":
+        p.checkpoint()
+    else:
+        send(p, k)
+
+
+def reference_states(head, options, blob_state, upto):
+    """[model bytes after operation k for k in 0..upto] of the operation stream, applied to a
+    RewardModel directly (no store)."""
+    fresh = reference_model(head, options)
+    model, out = reference_model(head, options), [fresh.to_bytes()]
+    for k in range(1, upto + 1):
+        kind = op_kind(k)
+        if kind == "import":
+            model = RewardModel.from_bytes(blob_state)
+        elif kind == "delete":
+            model = reference_model(head, options)
+        elif kind == "feedback":
+            reference_apply(model, head, k)
+        out.append(model.to_bytes())
+    return out
+
+
+def op_child(kind, path, durable, wfd, every, dim, options, blob, start, at=None):
+    """Run the operation stream from operation `start`, forever; after each acknowledged one
+    write its index to the pipe `wfd`. `at`: die at a chosen point (see _KillingIO;
+    ("sqlite_commit", n): just before the n-th SQLite COMMIT, whatever the operation)."""
+    io = _KillingIO(at) if at is not None and kind == "folder" else None
+    if at is not None and at[0] == "sqlite_commit":
+        _kill_before_commit(at[1])
+    store = open_store(kind, path, durable, io)
+    p = Personalizer(FakeHead(dim=dim), store, "victim", checkpoint_every=every,
+                     model_options=options)
+    k = start
+    while True:
+        do_op(p, k, blob)
+        os.write(wfd, struct.pack("<q", k))
+        k += 1
+
+
+def _kill_before_commit(n):
+    import contextlib
+    real = SQLiteStore._transaction
+    count = [0]
+
+    @contextlib.contextmanager
+    def transaction(self, con):
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            count[0] += 1
+            if count[0] >= n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+    assert real is not None
+    SQLiteStore._transaction = transaction
+
+
+def fork_reporting(fn):
+    """(pid, read end of a pipe): a child process runs fn(write end) and exits (never
+    returns into the test)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        try:
+            os.close(r)
+            fn(w)
+        finally:
+            os._exit(1)
+    os.close(w)
+    return pid, r
+
+
+def within(seconds, fn):
+    """fn() in a daemon thread joined for `seconds`: ("ok", value), ("raised", exception) or
+    ("hung", None): a wait that never ends fails the test instead of hanging the suite."""
+    out = []
+
+    def run():
+        try:
+            out.append(("ok", fn()))
+        except BaseException as exc:   # noqa: BLE001 - reported to the test
+            out.append(("raised", exc))
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    return out[0] if out else ("hung", None)
 
 
 # ------------------------------------------------------------------ a deterministic stream
@@ -75,11 +190,28 @@ def hammer_observation(worker, i):
     return (f"prompt {worker} {i}", f"answer from worker {worker} number {i}", i % 2 == 0)
 
 
+def contender(kind, path, worker, n, dim, options, wfd):
+    """n feedbacks on the user "shared"; after each, (i, its commit's counter) to `wfd`."""
+    store = open_store(kind, path)
+    p = Personalizer(FakeHead(dim=dim), store, "shared", checkpoint_every=5,
+                     model_options=options)
+    for i in range(n):
+        prompt, response, up = hammer_observation(worker, i)
+        p.feedback(prompt, response, up=up)
+        os.write(wfd, struct.pack("<qq", i, p.last_commit))
+
+
+def contended_apply(model, head, worker, i):
+    """What `contender`'s i-th feedback of `worker` teaches, applied to a RewardModel."""
+    prompt, response, up = hammer_observation(worker, i)
+    model.learn_thumb(head.features(prompt, [response])[0], up)
+
+
 class _KillingIO(FileIO):
     """FolderStore I/O that SIGKILLs its own process at a chosen operation."""
 
     def __init__(self, at):
-        self.at = at            # ("torn", n) / ("replace", n) / ("truncate", n)
+        self.at = at            # ("torn", n) / ("replace", n) / ("truncate", n) / ("unlink", n)
         self.count = 0
 
     def _tick(self, what):
@@ -104,6 +236,11 @@ class _KillingIO(FileIO):
         if size == 0 and self._tick("truncate"):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().ftruncate(fd, size)
+
+    def unlink(self, path):
+        if self._tick("unlink"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().unlink(path)
 
 
 def crash_child(kind, path, durable, wfd, every, dim, options, at=None):

@@ -67,10 +67,13 @@ class RecordingIO(FileIO):
                 self.initial[n] = Path(p).read_bytes()
 
     def _name(self, path):
+        """The file's name if it is in the folder and holds state (lock and queue files hold
+        none: their holder records are information, not state)."""
         path = os.path.abspath(os.fspath(path))
-        if os.path.dirname(path) != self.folder:
+        name = os.path.basename(path)
+        if os.path.dirname(path) != self.folder or name.endswith(".omdlk") or ".omdq" in name:
             return None
-        return os.path.basename(path)
+        return name
 
     def open(self, path, flags, mode=0o600):
         fd = super().open(path, flags, mode)

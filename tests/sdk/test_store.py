@@ -394,13 +394,27 @@ def test_folder_reader_never_continues_past_a_record_that_was_cut_back(tmp_path,
     assert reader.updates == 4 and reader.model.to_bytes() == p.model.to_bytes()
 
 
-def test_a_checkpoint_erases_the_users_stale_temporary_files(tmp_path, head):
+def test_a_killed_checkpoint_writers_temporary_file_goes_without_a_listing(tmp_path, head):
+    """A checkpoint is written through the user's fixed `.<h>.omdck.tmp` under its lock: a
+    killed writer's leftover is erased by the user's first write in a process and replaced by
+    its next checkpoint; older versions' `.<id>.<random>.tmp` go with tidy() (and delete)."""
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "pia", checkpoint_every=2)
     p.feedback("p", "answer one", up=True)
+    ck = Path(store.paths("pia").checkpoint)
+    fixed = ck.parent / f".{ck.name}.tmp"
+    fixed.write_bytes(b"a full state left by a killed writer")
+    p.feedback("p", "answer two", up=True)       # the second record: a checkpoint
+    assert not fixed.exists()
+    fixed.write_bytes(b"a full state left by a killed writer")
+    q = Personalizer(head, FolderStore(tmp_path), "pia", checkpoint_every=100)
+    q.feedback("p", "answer three", up=True)     # the first write of a new store object
+    assert not fixed.exists() and q.updates == 3
     stale = tmp_path / ".pia.0123456789ab.tmp"
     other = tmp_path / ".pia.smith.0123456789ab.tmp"
-    stale.write_bytes(b"a full state left by a crash")
+    stale.write_bytes(b"a full state left by a crash of an older version")
     other.write_bytes(b"another user's")
-    p.feedback("p", "answer two", up=True)       # the second record: a checkpoint
-    assert not stale.exists() and other.exists()
+    fixed.write_bytes(b"left by a killed writer")
+    assert FolderStore(tmp_path).tidy() == 3      # (another user's old-style file as well)
+    assert not stale.exists() and not other.exists() and not fixed.exists()
+    assert Personalizer(head, FolderStore(tmp_path), "pia").updates == 3

@@ -198,7 +198,7 @@ def test_folder_corrupt_key_file_says_what_it_is(tmp_path):
 
 # ------------------------------------------------------------------ stale temporary files
 
-def test_stale_temporary_files_are_erased_on_the_next_open(tmp_path):
+def test_tidy_erases_the_stale_temporary_files_and_keeps_those_being_written(tmp_path):
     folder = tmp_path / "f"
     store = FolderStore(folder)
     Personalizer(FakeHead(dim=DIM), store, "u").feedback("p", "an answer", up=True)
@@ -210,7 +210,9 @@ def test_stale_temporary_files_are_erased_on_the_next_open(tmp_path):
     alive = folder / f".{ck}.{os.getpid()}.0123456789ab.tmp"   # a write in progress: kept
     for f in stale + [alive]:
         f.write_bytes(b"x" * 1000)
-    FolderStore(folder)
+    store = FolderStore(folder)   # opening lists nothing: tidy() is the folder-wide sweep
+    assert all(f.exists() for f in stale)
+    assert store.tidy() == 3
     assert not any(f.exists() for f in stale) and alive.exists()
 
 
