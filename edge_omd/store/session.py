@@ -296,14 +296,16 @@ class Session:
         """The committed state as an EOMDUSR1 blob (pending observations committed first)."""
         self.flush()
         self.refresh()
-        return _envelope.pack_json(_EXPORT_MAGIC, {
+        header = {
             "record_format": RECORD_FORMAT, "dim": int(self.head.dim),
             "head_fingerprint": bytes(self.head.fingerprint).hex(),
             "updates": 0 if self.cursor is None else self.cursor.updates,
             "exported_at": time.time(),
-            "pack_digest": None if self.cursor is None or self.cursor.pack_digest is None
-            else self.cursor.pack_digest.hex(),
-        }, self.model.to_bytes())
+        }
+        if self.cursor is not None and self.cursor.pack_digest is not None:
+            # only when a pack is recorded, so an export without one keeps its old bytes
+            header["pack_digest"] = self.cursor.pack_digest.hex()
+        return _envelope.pack_json(_EXPORT_MAGIC, header, self.model.to_bytes())
 
     def import_state(self, blob) -> None:
         """Replace the user's state by an EOMDUSR1 blob: every check first, then one new
