@@ -166,12 +166,15 @@ def _tree(rev, tmp):
 
 
 def _run_worker(tree):
-    env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # one BLAS thread for both trees (the old one calls BLAS in probes and shrinks: OpenBLAS's
+    # idle threads spin on the other core); the kernel cache is the user's, warm after round 1
+    env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = ("import edge_omd, json, sys; assert edge_omd.__file__.startswith(sys.argv[1]), "
             "edge_omd.__file__; from edge_omd_bench.kernels import worker; "
             "print(json.dumps(worker()))")
     r = subprocess.run([sys.executable, "-c", code, tree], env=env, capture_output=True,
-                       text=True, timeout=1800)
+                       text=True, timeout=1800, cwd=tempfile.gettempdir())  # not the checkout
     if r.returncode != 0:
         raise SystemExit(f"worker for {tree} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -23,12 +23,9 @@ SPEC = SolverSpec("diagonal", code=4, doc="cal_H ~ diag(h).", arrays=(
 @kernel(both("f8(F[::1], F[::1], F[::1], F[::1], f8, f8, f8)"))
 def _step(theta, h, z, v, y, w, eta):
     m = linalg.dot(theta, z)
-    q = 0.0  # summed in a loop that stores nothing (linalg.cg_solve says why)
-    for i in range(z.shape[0]):
-        q += (float(z[i]) / float(h[i])) * float(z[i])
     for i in range(z.shape[0]):
         v[i] = float(z[i]) / float(h[i])
-    return linalg.omd_move(theta, v, m, q, y, w, eta)
+    return linalg.omd_move(theta, v, m, linalg.dot(v, z), y, w, eta)  # q = z.v, as stored
 
 
 @kernel(both("f8(F[::1], F[::1], F[::1], f8, f8, f8)"))

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from edge_omd import linalg, projection
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, kernel, lanes_dot
 from edge_omd.errors import NumericalError
 from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
@@ -52,16 +52,7 @@ def _solve(B, L, m, alpha, z, bz, c, v):
     d = z.shape[0]
     for i in range(m):
         bz[i] = linalg.dot(B[i], z)
-    for i in range(m):  # L y = bz
-        acc = bz[i]
-        for k in range(i):
-            acc -= L[i, k] * c[k]
-        c[i] = acc / L[i, i]
-    for i in range(m - 1, -1, -1):  # L^T c = y
-        acc = c[i]
-        for k in range(i + 1, m):
-            acc -= L[k, i] * c[k]
-        c[i] = acc / L[i, i]
+    linalg.cholesky_solve(L, m, bz, c)
     for j in range(d):
         v[j] = z[j]
     for i in range(m):
@@ -77,37 +68,23 @@ def _solve(B, L, m, alpha, z, bz, c, v):
     return q
 
 
-#: A step is refused when its own rounding may move theta by more than DRIFT_LIMIT of
-#: max(||theta'||, 1) (`_step_drift`): float32 holds the sketched cal_H^{-1} z only to
-#: ~eps kappa, kappa = 1 + lambda_max(B B^T) / alpha (the rows are stored in the dtype: an entry's
-#: rounding, eps ||B||^2 in norm, meets the 1 / alpha of the small directions).
-DRIFT_LIMIT = 1e-3
-
-
 @kernel(["f8(f8[:, ::1], i8, f8)"])
 def _kappa_bound(L, m, alpha):
     """trace(L L^T) / alpha - m + 1 >= 1 + lambda_max(B B^T) / alpha >= kappa(cal_H) (L L^T =
     alpha I + B B^T over the m rows in use). O(m^2)."""
     tr = 0.0
     for i in range(m):
-        for k in range(i + 1):
-            tr += L[i, k] * L[i, k]
+        tr += lanes_dot(L[i, :i + 1], L[i, :i + 1])
     return max(tr / alpha - m, 0.0) + 1.0
 
 
 @kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[::1], f8, f8)"))
 def _step_drift(theta, L, m, alpha, v, coef, eps):
-    """eps kappa ||coef v|| / max(||theta - coef v||, 1) (kappa: `_kappa_bound`): a bound on the
-    relative move of theta by the dtype's rounding of the sketch. O(m^2 + d)."""
-    kappa = _kappa_bound(L, m, alpha)
-    vv = 0.0
-    tt = 0.0
-    for j in range(v.shape[0]):
-        vj = coef * float(v[j])
-        vv += vj * vj
-        tj = float(theta[j]) - vj
-        tt += tj * tj
-    return eps * kappa * math.sqrt(vv) / max(math.sqrt(tt), 1.0)
+    """linalg.move_drift of the step theta - coef v with kappa = `_kappa_bound`: the sketch's
+    rows are stored in the dtype, so the sketched cal_H^{-1} z holds only to ~eps kappa (an
+    entry's rounding, eps ||B||^2 in norm, meets the 1 / alpha of the small directions).
+    O(m^2 + d)."""
+    return linalg.move_drift(theta, v, coef, _kappa_bound(L, m, alpha), eps)
 
 
 @kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8[::1], F[::1], f8, f8, f8, f8)"))
@@ -123,7 +100,7 @@ def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta, eps):
     coef = eta * w * (s - y) / (1.0 + eta * w * s * (1.0 - s) * q)  # as omd_move computes it
     if w * linalg.dsigmoid(m - coef * q) * linalg.dot(z, z) * eps > 0.1 * alpha[0]:
         return math.nan
-    if _step_drift(theta, L, rows[0], alpha[0], v, coef, eps) > DRIFT_LIMIT:
+    if _step_drift(theta, L, rows[0], alpha[0], v, coef, eps) > linalg.DRIFT_LIMIT:
         return math.nan
     return linalg.omd_move(theta, v, m, q, y, w, eta)
 
@@ -134,10 +111,7 @@ def _border(L, g, m, zz, alpha):
     zz = ||b||^2: L[m, :m] = L^{-1} g, then the pivot."""
     ll = 0.0
     for i in range(m):  # L[m, :m] = L^{-1} g
-        acc = g[i]
-        for k in range(i):
-            acc -= L[i, k] * L[m, k]
-        li = acc / L[i, i]
+        li = (g[i] - lanes_dot(L[i, :i], L[m, :i])) / L[i, i]
         L[m, i] = li
         ll += li * li
     # L[m, m]^2 = alpha (1 + b^T cal_H^{-1} b) >= alpha exactly; alpha + zz - ll cancels when
@@ -154,13 +128,9 @@ def _append(theta, B, L, alpha, rows, z, g, w, g_is_bz):
     cw = w * linalg.dsigmoid(linalg.dot(theta, z))
     sc = np.sqrt(cw)
     m = rows[0]
-    d = z.shape[0]
-    zz = 0.0
-    for j in range(d):
-        bj = sc * float(z[j])
-        B[m, j] = bj
-    for j in range(d):
-        zz += float(B[m, j]) * float(B[m, j])
+    for j in range(z.shape[0]):
+        B[m, j] = sc * float(z[j])
+    zz = lanes_dot(B[m], B[m])
     if g_is_bz:
         for i in range(m):
             g[i] *= sc
@@ -184,9 +154,7 @@ def _forget(B, L, alpha, rows, W, gamma, lam):
             B[i, j] = sg * float(B[i, j])
     for i in range(m):  # W = gamma (L L^T - a_old I) + a_new I   (lower triangle)
         for k in range(i + 1):
-            acc = 0.0
-            for j in range(k + 1):
-                acc += L[i, j] * L[k, j]
+            acc = lanes_dot(L[i, :k + 1], L[k, :k + 1])
             if i == k:
                 acc -= a_old
             W[i, k] = gamma * acc + (a_new if i == k else 0.0)
@@ -204,14 +172,51 @@ def _cholesky_shifted(B, W, L, m, alpha):
     every Schur complement is too). O(m^2 d + m^3)."""
     for i in range(m):
         for k in range(i + 1):
-            acc = 0.0
-            for j in range(B.shape[1]):
-                acc += float(B[i, j]) * float(B[k, j])
-            W[i, k] = acc
+            W[i, k] = lanes_dot(B[i], B[k])
     for i in range(m):
         for k in range(i + 1):
             L[i, k] = W[i, k] + (alpha if i == k else 0.0)
     linalg.cholesky_floored(L, m, alpha)
+
+
+@kernel(both("f8(F[:, ::1], i8)"))
+def _max_row_sq(B, m):
+    """max_i ||b_i||^2 over the m rows in use (the scale of the loader's factor check)."""
+    top = 0.0
+    for i in range(m):
+        top = max(top, lanes_dot(B[i], B[i]))
+    return top
+
+
+@kernel(both("f8(F[:, ::1], f8[:, ::1], i8, f8)"))
+def _factor_error(B, L, m, alpha):
+    """max_ik |(L L^T)_ik - (alpha I + B B^T)_ik| over the m rows in use (the loader's check of
+    the small factor). O(m^2 (d + m))."""
+    off = 0.0
+    for i in range(m):
+        for k in range(i + 1):
+            want = lanes_dot(B[i], B[k]) + (alpha if i == k else 0.0)
+            off = max(off, abs(lanes_dot(L[i, :k + 1], L[k, :k + 1]) - want))
+    return off
+
+
+@kernel(both("f8(F[:, ::1], f8[:, ::1], i8, f8, f8[::1], f8[::1], f8[::1])"))
+def _factor_error_along(B, L, m, alpha, x, lx, bx):
+    """|x^T (L L^T - alpha I - B B^T) x| = | ||L^T x||^2 - alpha - ||B^T x||^2 | for a unit x
+    of the m rows in use (lx: (m,), bx: (d,) scratch). O(m (d + m))."""
+    for j in range(m):
+        lx[j] = 0.0
+    for j in range(bx.shape[0]):
+        bx[j] = 0.0
+    for i in range(m):
+        xi = x[i]
+        row, lt = L[i, :i + 1], lx[:i + 1]
+        for j in range(row.shape[0]):
+            lt[j] += row[j] * xi
+        brow = B[i]
+        for j in range(bx.shape[0]):
+            bx[j] += float(brow[j]) * xi
+    return abs(lanes_dot(lx[:m], lx[:m]) - alpha - lanes_dot(bx, bx))
 
 
 @kernel(both("b1(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], f8[:, ::1], f8[::1], f8[::1], F[:, ::1], i8, b1)"))
@@ -232,9 +237,7 @@ def _shrink(B, L, alpha, rows, W, s, e, scratch, ell, robust):
     a = alpha[0]
     for i in range(m):  # W = L L^T - alpha I = B B^T
         for k in range(i + 1):
-            acc = 0.0
-            for j in range(k + 1):
-                acc += L[i, j] * L[k, j]
+            acc = lanes_dot(L[i, :k + 1], L[k, :k + 1])
             if i == k:
                 acc -= a
             W[i, k] = acc
@@ -286,10 +289,7 @@ def _widths(B, L, alpha, m, V, bz, c, out):
             bz[i] = linalg.dot(B[i], V[n])
         acc = 0.0
         for i in range(m):  # ||L^{-1} B v||^2
-            t = bz[i]
-            for k in range(i):
-                t -= L[i, k] * c[k]
-            t /= L[i, i]
+            t = (bz[i] - lanes_dot(L[i, :i], c[:i])) / L[i, i]
             c[i] = t
             acc += t * t
         out[n] = np.sqrt(max(vv - acc, 0.0) / alpha)
@@ -299,10 +299,7 @@ def _widths(B, L, alpha, m, V, bz, c, out):
 def _hv(B, m, alpha, vec, tmp, out):
     """out = (alpha I + B_m^T B_m) vec with float64 vectors (the projection's operator)."""
     for i in range(m):
-        acc = 0.0
-        for j in range(B.shape[1]):
-            acc += float(B[i, j]) * vec[j]
-        tmp[i] = acc
+        tmp[i] = lanes_dot(B[i], vec)
     for j in range(vec.shape[0]):
         out[j] = alpha * vec[j]
     for i in range(m):
@@ -316,21 +313,8 @@ def _woodbury64(B, L, m, alpha, vec, bz, c, out):
     """out = cal_H^{-1} vec = (vec - B^T K^{-1} B vec) / alpha, float64 vectors."""
     d = vec.shape[0]
     for i in range(m):
-        acc = 0.0
-        row = B[i]
-        for j in range(d):
-            acc += float(row[j]) * vec[j]
-        bz[i] = acc
-    for i in range(m):  # L y = B vec
-        acc = bz[i]
-        for k in range(i):
-            acc -= L[i, k] * c[k]
-        c[i] = acc / L[i, i]
-    for i in range(m - 1, -1, -1):  # L^T c = y
-        acc = c[i]
-        for k in range(i + 1, m):
-            acc -= L[k, i] * c[k]
-        c[i] = acc / L[i, i]
+        bz[i] = lanes_dot(B[i], vec)
+    linalg.cholesky_solve(L, m, bz, c)
     inv_a = 1.0 / alpha
     for j in range(d):
         out[j] = vec[j] * inv_a
@@ -346,9 +330,7 @@ def _inv_apply(B, L, m, alpha, pz, a, zpz, vec, bz, c, out):
     """out = tilde_H^{-1} vec = P vec - a (Pz.vec) / (1 + a z.Pz) Pz, P = cal_H^{-1}, pz = P z
     (the projection's operator in M mode)."""
     _woodbury64(B, L, m, alpha, vec, bz, c, out)
-    zv = 0.0
-    for j in range(vec.shape[0]):
-        zv += pz[j] * vec[j]
+    zv = lanes_dot(pz, vec)
     coef = a * zv / (1.0 + a * zpz)
     for j in range(vec.shape[0]):
         out[j] -= coef * pz[j]
@@ -358,9 +340,7 @@ def _inv_apply(B, L, m, alpha, pz, a, zpz, vec, bz, c, out):
 def _tilde_hv(B, m, alpha, z, a, vec, tmp, out):
     """out = tilde_H vec = (alpha I + B^T B) vec + a z (z.vec) (the projection's H mode)."""
     _hv(B, m, alpha, vec, tmp, out)
-    zv = 0.0
-    for j in range(vec.shape[0]):
-        zv += float(z[j]) * vec[j]
+    zv = lanes_dot(z, vec)
     for j in range(vec.shape[0]):
         out[j] += a * zv * float(z[j])
 
@@ -509,25 +489,23 @@ class SketchSolver(ExplicitTheta):
             return "the sketch has entries beyond the dtype's headroom"
         if B[m:].any() or L[m:].any() or L[:, m:].any():
             return "rows beyond those in use are not zero"
-        Lm, Bm = L[:m, :m], B[:m].astype(np.float64)
+        Lm = L[:m, :m]
         if linalg.above_diagonal(Lm):
             return "the small Cholesky factor is not lower triangular"
         if not (np.diagonal(Lm) >= np.sqrt(a) * (1.0 - 1e-9)).all():
             return "the small Cholesky factor's diagonal is below sqrt(alpha)"
         if m == 0:
             return None
-        scale = a + float((Bm * Bm).sum(axis=1).max())
+        st = self.state  # the kernels take the model's own (writable) buffers, refilled on load
+        st.B[...] = B
+        st.L[...] = L
+        scale = a + _max_row_sq(st.B, m)
         if m <= 256:
-            K = Bm @ Bm.T
-            K.flat[:: m + 1] += a
-            off = float(np.abs(Lm @ Lm.T - K).max())
+            off = _factor_error(st.B, st.L, m, a)
         else:
-            off, rng = 0.0, np.random.default_rng(linalg.PROBE_SEED)
-            for _ in range(linalg.PROBE_STEPS):
-                x = rng.standard_normal(m)
-                x /= np.sqrt(x @ x)
-                lx, bx = Lm.T @ x, Bm.T @ x
-                off = max(off, abs(float(lx @ lx) - a - float(bx @ bx)))
+            lx, bx = np.empty(m), np.empty(B.shape[1])
+            off = max(_factor_error_along(st.B, st.L, m, a, linalg.probe_start(m, k).copy(),
+                                          lx, bx) for k in range(linalg.PROBE_STEPS))
         if not off <= 1e-4 * scale:
             return "the small Cholesky factor does not factor alpha I + B B^T"
         return None
@@ -544,7 +522,7 @@ class SketchSolver(ExplicitTheta):
         mnl.gram(cw.V, cw.Z, cw.C)
         if math.isnan(mnl.step_coef(cw.C, cw.Lw, cw.q, w, eta, cw.K, cw.t, cw.b)):
             return False
-        if _choice_drift(st.theta, st.L, m, alpha, cw.V, cw.b, eta, self.eps) > DRIFT_LIMIT:
+        if _choice_drift(st.theta, st.L, m, alpha, cw.V, cw.b, eta, self.eps) > linalg.DRIFT_LIMIT:
             return False  # the pair's drift guard (_step_drift) on the move eta V^T b
         return bool(mnl.move(st.theta, cw.V, cw.b, eta, cw.g))
 
@@ -600,12 +578,9 @@ def _append_row(B, L, alpha, rows, x, g):
     """Append the row x to B and extend L by one row (_append with the row given). Needs
     rows < 2 ell."""
     m = rows[0]
-    d = x.shape[0]
-    zz = 0.0
-    for j in range(d):
+    for j in range(x.shape[0]):
         B[m, j] = x[j]
-    for j in range(d):
-        zz += float(B[m, j]) * float(B[m, j])
+    zz = lanes_dot(B[m], B[m])
     for i in range(m):
         g[i] = linalg.dot(B[i], B[m])
     _border(L, g, m, zz, alpha[0])

@@ -10,8 +10,11 @@ state_layout.json: the payload layout of every solver for a few sizes, from the 
 checked against (tests/runtime/test_java_reader.py; test_state_format checks the file is the
 specs' current output).
 
-Two sets, one per execution mode: `states/jit/` (compiled kernels: fastmath re-association
-rounds differently) and `states/nojit/` (the same kernels run as Python). Each holds
+Two sets, one per execution mode: `states/jit/` (compiled kernels) and `states/nojit/` (the same
+kernels run as Python). The compiled bytes are the same on every x86-64 CPU (no fastmath, sums in a
+fixed order, fdlibm's exp, no BLAS/LAPACK: edge_omd/_numba.py), and the float64 files of the two
+sets are identical; the float32 ones differ, NumPy's float32 scalar arithmetic rounding where the
+compiled code does not (tests/runtime/test_cross_target.py checks all of it). Each holds
 <solver>_<dtype>_<variant>.eomd for every solver, both dtypes and two variants:
     plain: the defaults (sketch rank 2);
     full:  every header field away from its default: radius (the projection runs), a head
