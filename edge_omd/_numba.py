@@ -23,6 +23,16 @@ computes alike (AVX-512: one register per 8 lanes, AVX2: per 4, SSE2: per 2). Th
 transcendental functions are the project's own (linalg.exp, fdlibm's), not the C library's,
 which glibc also picks per CPU.
 
+The one exception, by the rule of bench/kernels.py (issue 18, item 2: the machine-independent
+form of a solver's update kernels is kept only if it costs at most 10 % (exact, diagonal) or 30 %
+(cg, sketch) more; exact's missed): kernels declared `per_cpu=True`, the exact solver's update
+(`_sweep`, `_step`, `_absorb`), are compiled with FASTMATH_PER_CPU (reassociation and FMA
+contraction), so an exact state is bit for bit the same on one machine (a replay, a reload) but
+across CPUs only to a tolerance (docs/ALGORITHM.md, "The same bits on every machine"). For them
+the old rule holds: never accumulate a float sum in a loop that also writes an array (LLVM would
+version the loop on an alias check and sum in an order that depends on where malloc put the
+arrays; tests/runtime/test_no_stale_reads.py).
+
 Compiled code is cached in ONE folder shared by the library, the CLI and the scripts:
 $NUMBA_CACHE_DIR if set, else `edge_omd.paths.cache_root()/numba` (~/.cache/edge_omd/numba).
 
@@ -42,8 +52,9 @@ from numba.core import sigutils
 from edge_omd.paths import numba_cache_dir
 
 FASTMATH = False  # see the module docstring: no reassociation, no contraction (FMA)
+FASTMATH_PER_CPU = {"reassoc", "contract"}  # `kernel(per_cpu=True)` only (module docstring)
 JIT_DISABLED = bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0"))
-_FLAGS = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", boundscheck=False)
+_FLAGS = dict(nogil=True, error_model="numpy", boundscheck=False)
 
 
 def _cache_root():
@@ -82,8 +93,8 @@ class Kernel:
     """One declared kernel: its dispatcher and its signature lists keyed by dtype name
     ('float32', 'float64'; None for signatures without a float array, compiled with either)."""
 
-    def __init__(self, dispatcher, lists, group=None):
-        self.dispatcher, self.lists, self.group = dispatcher, lists, group
+    def __init__(self, dispatcher, lists, group=None, per_cpu=False):
+        self.dispatcher, self.lists, self.group, self.per_cpu = dispatcher, lists, group, per_cpu
         self.module = dispatcher.py_func.__module__
         self.fn_name = dispatcher.py_func.__name__
         self.name = f"{self.module}.{self.fn_name}"
@@ -98,15 +109,18 @@ class Kernel:
 
 #: Every kernel, in declaration order (callees before callers).
 KERNELS: list = []
+#: The modules holding a kernel declared per_cpu (their states agree across CPUs to a tolerance)
+PER_CPU_MODULES: set = set()
 _LOCK = threading.Lock()
 
 
-def kernel(signatures, group=None):
+def kernel(signatures, group=None, per_cpu=False):
     """`numba.njit` with the project's flags and an explicit signature list (see `both`).
 
     `group`: None for the kernels every model of the module needs; "choice" for those only
     `learn_choice` runs, compiled at the first choice (`ensure_compiled(..., group="choice")`),
-    so a model that never sees a choice never pays for them."""
+    so a model that never sees a choice never pays for them. `per_cpu`: compiled with
+    FASTMATH_PER_CPU, its bits the same on one machine only (module docstring)."""
     lists = {}
     for s in signatures:
         key, sig = s if isinstance(s, tuple) else (None, s)
@@ -116,21 +130,24 @@ def kernel(signatures, group=None):
         lists.setdefault(key, []).append(sig)
 
     def decorate(fn):
+        if per_cpu:
+            PER_CPU_MODULES.add(fn.__module__)
         if JIT_DISABLED:
             return fn
+        flags = dict(_FLAGS, fastmath=FASTMATH_PER_CPU if per_cpu else FASTMATH)
         if not CACHE:
-            disp = numba.njit(cache=False, **_FLAGS)(fn)
+            disp = numba.njit(cache=False, **flags)(fn)
         else:
             # The cache locator reads config.CACHE_DIR when the dispatcher is made; point it at
             # our salted folder for exactly that moment, then give the user's setting back.
             saved = numba.config.CACHE_DIR
             numba.config.CACHE_DIR = os.path.join(CACHE_ROOT, f"edge_omd-{SOURCES_HASH}")
             try:
-                disp = numba.njit(cache=True, **_FLAGS)(fn)
+                disp = numba.njit(cache=True, **flags)(fn)
             finally:
                 numba.config.CACHE_DIR = saved
         disp._can_compile = False  # only ensure_compiled compiles, and only declared signatures
-        KERNELS.append(Kernel(disp, lists, group))
+        KERNELS.append(Kernel(disp, lists, group, per_cpu))
         return disp
     return decorate
 

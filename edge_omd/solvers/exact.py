@@ -49,7 +49,7 @@ SPEC = SolverSpec("exact", code=1, supports_forget=False, doc=(
 ))
 
 
-@kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"))
+@kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"), per_cpu=True)
 def _sweep(U, phi, xp, z, u, rot, aux, solve):
     """One top-down pass: apply the pending update to U and phi, and (if `solve`) the forward
     substitution u = U_new^{-T} z on each row right after it is final."""
@@ -94,7 +94,7 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
     aux[E] = 0.0
 
 
-@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8, f8, f8, f8)"))
+@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8, f8, f8, f8)"), per_cpu=True)
 def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     """Steps 1-2 of Algorithm 1 on phi. Returns a = eta w sigma'(theta.z), or NaN (nothing
     moved) when the step would not be finite.
@@ -144,7 +144,7 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     return a
 
 
-@kernel(both("f8(f8[::1], F[::1], F[::1], F[::1], f8[::1], f8)"))
+@kernel(both("f8(f8[::1], F[::1], F[::1], F[::1], f8[::1], f8)"), per_cpu=True)
 def _absorb(phi, xp, z, u, aux, w):
     """Step 4, deferred: with u = U^{-T} z and phi = U theta_new, queue x = sqrt(c) z."""
     m_new = lanes_dot(phi, u)
