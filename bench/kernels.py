@@ -2,6 +2,7 @@
 
     python -m edge_omd_bench.kernels                       # before = REV_BEFORE, after = this tree
     python -m edge_omd_bench.kernels --before REV --rounds 7
+    python -m edge_omd_bench.kernels --after REV            # after = that revision, not the checkout
     python -m edge_omd_bench.kernels --worker              # one measurement of this tree (JSON)
 
 Each round runs one fresh worker process per tree, back to back, in alternating order (before
@@ -202,6 +203,7 @@ def _ci(ratios, n_boot=10_000, seed=0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", default=REV_BEFORE)
+    ap.add_argument("--after", default=None, help="a revision instead of this checkout")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", action="store_true", help="measure this tree once, print JSON")
     args = ap.parse_args(argv)
@@ -210,7 +212,7 @@ def main(argv=None):
         return 0
     tmp = tempfile.mkdtemp(prefix="eomd-kernels-")
     try:
-        trees = {"before": _tree(args.before, tmp), "after": _tree(None, tmp)}
+        trees = {"before": _tree(args.before, tmp), "after": _tree(args.after, tmp)}
         runs = {"before": [], "after": []}
         for r in range(args.rounds):
             with open("/proc/loadavg") as f:
@@ -224,7 +226,7 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)
     with open("/proc/loadavg") as f:
         print(f"load at the end: {' '.join(f.read().split()[:3])}; 2 cores shared")
-    print(f"\nbefore = {args.before}, after = this tree; means over the block, medians over "
+    print(f"\nbefore = {args.before}, after = {args.after or 'this tree'}; means over the block, medians over "
           f"{args.rounds} rounds; ratio = after / before, geometric mean and 95% CI over rounds")
     print(f"{'case':24s} {'what':7s} {'before':>10s} {'after':>10s} {'ratio':>6s} "
           f"{'95% CI':>15s}  rule")
