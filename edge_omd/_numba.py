@@ -23,15 +23,16 @@ computes alike (AVX-512: one register per 8 lanes, AVX2: per 4, SSE2: per 2). Th
 transcendental functions are the project's own (linalg.exp, fdlibm's), not the C library's,
 which glibc also picks per CPU.
 
-The one exception, by the rule of bench/kernels.py (issue 18, item 2: the machine-independent
-form of a solver's update kernels is kept only if it costs at most 10 % (exact, diagonal) or 30 %
-(cg, sketch) more; exact's missed): kernels declared `per_cpu=True`, the exact solver's update
-(`_sweep`, `_step`, `_absorb`), are compiled with FASTMATH_PER_CPU (reassociation and FMA
-contraction), so an exact state is bit for bit the same on one machine (a replay, a reload) but
-across CPUs only to a tolerance (docs/ALGORITHM.md, "The same bits on every machine"). For them
-the old rule holds: never accumulate a float sum in a loop that also writes an array (LLVM would
-version the loop on an alias check and sum in an order that depends on where malloc put the
-arrays; tests/runtime/test_no_stale_reads.py).
+The exceptions, by the rule of bench/kernels.py (issue 18, item 2: the machine-independent form
+of a solver's update is kept only if it costs at most 10 % (exact, diagonal) or 30 % (cg, sketch)
+more, the upper end of a 95% CI; exact, diagonal and the sketch missed, cg kept it): kernels
+declared `per_cpu=True`, the exact and diagonal solvers' updates, are compiled with
+FASTMATH_PER_CPU (reassociation and FMA contraction), and the sketch's shrink runs on LAPACK /
+BLAS (`per_cpu_module`). Their states are bit for bit the same on one machine (a replay, a reload)
+but across CPUs only to a tolerance (docs/ALGORITHM.md, "The same bits on every machine"). For
+per-CPU kernels the old rule holds: never accumulate a float sum in a loop that also writes an
+array (LLVM would version the loop on an alias check and sum in an order that depends on where
+malloc put the arrays; tests/runtime/test_no_stale_reads.py).
 
 Compiled code is cached in ONE folder shared by the library, the CLI and the scripts:
 $NUMBA_CACHE_DIR if set, else `edge_omd.paths.cache_root()/numba` (~/.cache/edge_omd/numba).
@@ -112,6 +113,12 @@ KERNELS: list = []
 #: The modules holding a kernel declared per_cpu (their states agree across CPUs to a tolerance)
 PER_CPU_MODULES: set = set()
 _LOCK = threading.Lock()
+
+
+def per_cpu_module(name):
+    """Declare that module `name` computes state bytes per CPU outside its kernels too (BLAS /
+    LAPACK): its solver's states agree across CPUs to a tolerance (PER_CPU_MODULES)."""
+    PER_CPU_MODULES.add(name)
 
 
 def kernel(signatures, group=None, per_cpu=False):

@@ -16,17 +16,39 @@ its Cholesky factor L (float64, extended by one row per append in O(m^2)):
 With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
+import contextlib
 import math
 
 import numpy as np
 
 from edge_omd import linalg, projection
-from edge_omd._numba import both, kernel, lanes_dot
+from edge_omd._numba import both, kernel, lanes_dot, per_cpu_module
 from edge_omd.errors import NumericalError
 from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
+# The shrink's eigendecomposition and products run on LAPACK / BLAS, which pick their kernels per
+# CPU: a sketch state is bit for bit the same on one machine, across CPUs to a tolerance. Chosen
+# by the rule of bench/kernels.py (issue 18, item 2): a port of the Java core's SymEigen to a
+# kernel made a d = 384, rank-64 sketch's update 1.17x [0.94, 1.48] as costly (the shrink's
+# eigensolver, 3.4x LAPACK's at 128 x 128), the CI beyond the rule's 1.3x.
+per_cpu_module(__name__)
+_BLAS = []   # a threadpoolctl controller, made on first shrink
+
+
+def _single_blas_thread():
+    """The shrink's small eigh/matmul run on ONE BLAS thread: OpenBLAS's pool busy-waits, and on
+    a loaded 2-core machine a 302 x 302 shrink took 150-860 ms multi-threaded against 7-13 ms
+    single-threaded (measured, d=384, rank 151). Only the BLAS thread count is touched, only
+    for the duration of the shrink."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it the shrink still works, just with BLAS's default
+        return contextlib.nullcontext()
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 SPEC = SolverSpec("sketch", code=3, ranked=True, consts=(("CHUNK", CHUNK),), doc=(
@@ -219,68 +241,6 @@ def _factor_error_along(B, L, m, alpha, x, lx, bx):
     return abs(lanes_dot(lx[:m], lx[:m]) - alpha - lanes_dot(bx, bx))
 
 
-@kernel(both("b1(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], f8[:, ::1], f8[::1], f8[::1], F[:, ::1], i8, b1)"))
-def _shrink(B, L, alpha, rows, W, s, e, scratch, ell, robust):
-    """Frequent-Directions shrink of the m = rows[0] rows in use down to ell (robust FD), in place.
-
-    B B^T = L L^T - alpha I = sum_i s_i q_i q_i^T (linalg.sym_eigen, in W), s descending,
-    delta = s_ell (the ell+1-th largest, 0-based ell), and new row i < ell of B is
-    sqrt(max(s_i - delta, 0) / s_i) q_i^T B (= sqrt(s_i - delta) times the i-th right singular
-    vector of B), formed one column block at a time in `scratch`, summed over the old rows in
-    their order (each term added in float64 and stored in the dtype). alpha grows by delta / 2
-    (robust), and L = chol(alpha I + B B^T) of the rows AS STORED, in float64: in float32 a
-    diagonal L from the eigenvalues would be off by eps ||B||^2, beyond alpha once ||B||^2 >
-    alpha / eps (||z|| = 1e4: the sketch ended 11x off float64). s, e: (>= m,) float64
-    scratch. O(m^3 + ell m d); no LAPACK, no BLAS: the same bits on every CPU. Returns False
-    (B, L, alpha, rows unchanged) if the eigensolver did not converge."""
-    m = rows[0]
-    a = alpha[0]
-    for i in range(m):  # W = L L^T - alpha I = B B^T
-        for k in range(i + 1):
-            acc = lanes_dot(L[i, :k + 1], L[k, :k + 1])
-            if i == k:
-                acc -= a
-            W[i, k] = acc
-            W[k, i] = acc
-    if not linalg.sym_eigen(W, m, s, e):
-        return False
-    # eigenvalue i in descending order: s[m - 1 - i], its vector W[m - 1 - i]
-    delta = max(s[m - 1 - ell], 0.0) if m > ell else 0.0
-    for i in range(ell):  # e[i]: the scale of new row i
-        si = s[m - 1 - i] if i < m else 0.0
-        e[i] = math.sqrt((si - delta) / si) if si > delta else 0.0
-    d = B.shape[1]
-    width = scratch.shape[1]
-    for j0 in range(0, d, width):
-        n = min(width, d - j0)
-        for i in range(ell):
-            blk = scratch[i, :n]
-            for j in range(n):
-                blk[j] = 0.0
-            if i >= m or e[i] == 0.0:
-                continue
-            q = W[m - 1 - i]
-            for k in range(m):
-                coef = e[i] * q[k]
-                bk = B[k, j0: j0 + n]
-                for j in range(n):
-                    blk[j] = float(blk[j]) + coef * float(bk[j])
-        for i in range(ell):
-            row, blk = B[i, j0: j0 + n], scratch[i, :n]
-            for j in range(n):
-                row[j] = blk[j]
-    for i in range(ell, m):
-        for j in range(d):
-            B[i, j] = 0.0
-    alpha[0] = a + (delta / 2.0 if robust else 0.0)
-    for i in range(L.shape[0]):
-        for k in range(L.shape[1]):
-            L[i, k] = 0.0
-    _cholesky_shifted(B, W, L, ell, alpha[0])
-    rows[0] = ell
-    return True
-
-
 @kernel(both("void(F[:, ::1], f8[:, ::1], f8, i8, F[:, ::1], f8[::1], f8[::1], f8[::1])"))
 def _widths(B, L, alpha, m, V, bz, c, out):
     for n in range(V.shape[0]):
@@ -419,13 +379,42 @@ class SketchSolver(ExplicitTheta):
         return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w, bz_current)
 
     def shrink(self):
-        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD,
-        `_shrink`). Amortised O(ell d) per update; allocates nothing."""
-        st = self.state
-        if not _shrink(st.B, st.L, st.alpha, st.rows, st.W, st.bz, st.c, st.scratch, self.rank,
-                       self.robust):
-            raise NumericalError("the sketch's eigensolver did not converge; the state was left "
-                                 "unchanged")
+        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD).
+
+        Amortised O(ell d) per update. The eigendecomposition allocates O(ell^2) transient
+        memory; the d-sized work happens in place, one CHUNK-column block at a time.
+        """
+        with _single_blas_thread():
+            self._shrink()
+
+    def _shrink(self):
+        st, ell = self.state, self.rank
+        m = int(st.rows[0])
+        alpha = float(st.alpha[0])
+        np.matmul(st.L[:m, :m], st.L[:m, :m].T, out=st.W[:m, :m])  # B B^T = L L^T - alpha I
+        st.W[:m, :m].flat[:: m + 1] -= alpha
+        s, Q = np.linalg.eigh(st.W[:m, :m])
+        s, Q = s[::-1], Q[:, ::-1]                                 # descending
+        delta = max(float(s[ell]), 0.0) if m > ell else 0.0
+        keep = s[:ell] > delta
+        scale = np.zeros(ell)
+        scale[keep] = np.sqrt((s[:ell][keep] - delta) / s[:ell][keep])
+        Mt = np.ascontiguousarray((Q[:, :ell] * scale).T, dtype=st.B.dtype)  # (ell, m)
+        d = st.B.shape[1]
+        for j in range(0, d, CHUNK):
+            cols = slice(j, min(j + CHUNK, d))
+            blk = st.scratch[:, : cols.stop - j]
+            np.matmul(Mt, st.B[:m, cols], out=blk)
+            st.B[:ell, cols] = blk
+        st.B[ell:m] = 0
+        st.alpha[0] = alpha + (delta / 2.0 if self.robust else 0.0)
+        # L = chol(alpha I + B B^T) of the rows AS STORED, in float64: the transform's rows are
+        # rounded to the dtype, and in float32 a diagonal L from the eigenvalues would be off by
+        # eps ||B||^2, beyond alpha once ||B||^2 > alpha / eps (||z|| = 1e4: the sketch ended 11x
+        # off float64). O(ell^2 d), as the transform.
+        st.L.fill(0)
+        _cholesky_shifted(st.B, st.W, st.L, ell, float(st.alpha[0]))
+        st.rows[0] = ell
 
     def matvec(self, vec):
         st = self.state

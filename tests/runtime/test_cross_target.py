@@ -1,8 +1,9 @@
 """The state bytes do not depend on the CPU (issue 18): the golden streams and a journal replay,
 run in fresh processes compiled for lower x86-64 targets than this machine's, give exactly the
 host-compiled bytes and the committed goldens, and the pure-Python path (NUMBA_DISABLE_JIT)
-gives the compiled float64 bytes; the solvers with per-CPU kernels (exact, edge_omd/_numba.py)
-to the stated tolerance (make_golden_states.TOLERANCE). One process per target
+gives the compiled float64 bytes, for cg; the solvers whose bytes depend on the CPU by the
+item-2 rule (exact, diagonal, the sketch: edge_omd/_numba.py) to the stated tolerance
+(make_golden_states.TOLERANCE). One process per target
 (tests/runtime/cross_target.py):
 
   sse2:   NUMBA_CPU_NAME=generic (x86-64 baseline: SSE2, no FMA), glibc told its CPU has no AVX2

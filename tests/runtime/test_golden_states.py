@@ -1,9 +1,10 @@
 """The committed golden states (tests/runtime/golden/make_golden_states.py): every solver x dtype,
 with and without radius / fingerprint / non-default settings, in the set of this execution mode
 (compiled or NUMBA_DISABLE_JIT). A refactor of the format, the solvers or the front must leave
-every byte as it was: (a) the same stream gives the same bytes (a solver with per-CPU kernels,
-exact: the same bytes on the machine that wrote them, on another CPU within the stated tolerance,
-make_golden_states.TOLERANCE), (b) each committed file loads and writes itself back unchanged."""
+every byte as it was: (a) the same stream gives the same bytes (a solver whose bytes depend on
+the CPU, exact, diagonal and the sketch: the same bytes on the machine that wrote them, on another
+within the stated tolerance, make_golden_states.TOLERANCE), (b) each committed file loads and
+writes itself back unchanged."""
 import os
 
 import pytest

@@ -13,7 +13,8 @@ specs' current output).
 Two sets, one per execution mode: `states/jit/` (compiled kernels) and `states/nojit/` (the same
 kernels run as Python). The compiled bytes are the same on every x86-64 CPU (no fastmath, sums in a
 fixed order, fdlibm's exp, no BLAS/LAPACK: edge_omd/_numba.py) except those of the solvers with
-per-CPU kernels (`per_cpu`: exact), which agree across CPUs to TOLERANCE; the float64 files of the
+per-CPU kernels (exact, diagonal, the sketch's LAPACK shrink: `per_cpu`), which agree across CPUs
+to TOLERANCE; the float64 files of the
 two sets are identical but for those; the float32 ones differ, NumPy's float32 scalar arithmetic
 rounding where the compiled code does not (tests/runtime/test_cross_target.py checks all of it).
 Each holds
@@ -43,17 +44,17 @@ DTYPES = ("float32", "float64")
 FINGERPRINT = bytes(range(32))
 
 
-#: Relative tolerance (of each payload array's largest entry) to which a per-CPU solver's state
-#: agrees across CPUs and with the pure-Python path (the Java core's tolerance, tests/android)
+#: Relative tolerance (of the largest entry of theta, of cal_H) to which a per-CPU solver's
+#: state agrees across CPUs and with the pure-Python path (the Java core's, tests/android)
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
 
 def per_cpu(name: str) -> bool:
-    """Is the case's solver one whose kernels are compiled per CPU (edge_omd/_numba.py), and
-    this process compiled (NUMBA_DISABLE_JIT runs the same operations everywhere)?"""
+    """Is the case's solver one whose state bytes depend on the CPU (per-CPU kernels or LAPACK:
+    edge_omd/_numba.py, PER_CPU_MODULES)?"""
     from edge_omd import _numba
     from edge_omd.solvers import SOLVERS
-    return mode() == "jit" and SOLVERS[name.split("_")[0]].__module__ in _numba.PER_CPU_MODULES
+    return SOLVERS[name.split("_")[0]].__module__ in _numba.PER_CPU_MODULES
 
 
 def target() -> str:
@@ -68,26 +69,29 @@ def target() -> str:
 
 
 def written_target() -> str:
-    """The CPU target that wrote the committed compiled set (states/jit/TARGET)."""
-    with open(os.path.join(folder("jit"), "TARGET"), encoding="utf-8") as f:
+    """The CPU target that wrote this mode's committed set (its TARGET file)."""
+    with open(os.path.join(folder(), "TARGET"), encoding="utf-8") as f:
         return f.read().strip()
 
 
 def within_tolerance(a: bytes, b: bytes):
-    """None if states a and b have the same settings, counter and fingerprint and payload arrays
-    within TOLERANCE; else what differs."""
+    """None if states a and b have the same settings, counter and fingerprint, and theta and the
+    local norm cal_H (as an operator: the sketch's rows are defined up to sign and rotation)
+    within TOLERANCE of their scale; else what differs."""
     from edge_omd import RewardModel
     ma, mb = RewardModel.from_bytes(a), RewardModel.from_bytes(b)
     same = lambda m: (m.solver, m.dtype, m.dim, m.rank, m.t, m.head_fingerprint,  # noqa: E731
                       m.hyperparameters)
     if same(ma) != same(mb):
         return "the settings or the counter differ"
-    tol = TOLERANCE[ma.dtype]
-    for x, y in zip(ma._solver.payload(), mb._solver.payload()):
-        x, y = x.astype(np.float64), y.astype(np.float64)
+    eye = np.eye(ma.dim)
+    for what, x, y in [("theta", ma.theta, mb.theta),
+                       ("cal_H", np.stack([ma._solver.matvec(e.copy()) for e in eye]),
+                        np.stack([mb._solver.matvec(e.copy()) for e in eye]))]:
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         scale = max(float(np.abs(x).max(initial=0.0)), 1e-300)
-        if not float(np.abs(x - y).max(initial=0.0)) <= tol * scale:
-            return f"a payload array differs by {np.abs(x - y).max() / scale:.3g} of its scale"
+        if not float(np.abs(x - y).max(initial=0.0)) <= TOLERANCE[ma.dtype] * scale:
+            return f"{what} differs by {np.abs(x - y).max() / scale:.3g} of its scale"
     return None
 
 
@@ -189,9 +193,8 @@ def main(argv=None) -> int:
     for name, data in build_all().items():
         with open(os.path.join(out, name + ".eomd"), "wb") as f:
             f.write(data)
-    if mode() == "jit":  # the per-CPU solvers' bytes are this target's
-        with open(os.path.join(out, "TARGET"), "w", encoding="utf-8") as f:
-            f.write(target() + "\n")
+    with open(os.path.join(out, "TARGET"), "w", encoding="utf-8") as f:
+        f.write(target() + "\n")  # the per-CPU solvers' bytes are this machine's
     print(f"wrote {len(cases())} states to {os.path.relpath(out)}")
     return 0
 
