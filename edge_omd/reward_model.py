@@ -409,8 +409,10 @@ class RewardModel:
     # ------------------------------------------------------------------ scoring
     def reward(self, Phi):
         """r(phi) = theta^T phi for each row of Phi ((n, d) or (d,)); returns (n,) float64."""
-        P = _checks.matrix(Phi, "Phi", self._d)
-        return P @ self._solver.theta().astype(np.float64)
+        P = np.ascontiguousarray(_checks.matrix(Phi, "Phi", self._d))
+        out = np.empty(P.shape[0])
+        linalg.rows_dot(P, self._solver.theta(), out)  # the same bits on every CPU (no BLAS)
+        return out
 
     def width(self, Phi, ref=None):
         """||phi - ref||_{cal_H^{-1}} for each row (ref: (d,) or None); returns (n,) float64.
