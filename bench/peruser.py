@@ -388,7 +388,8 @@ def run_task(task: Task) -> dict:
             out[cid]["top1"].append(t1)
             out[cid]["regret"].append(rg)
             if cid == OMD_DEFAULT:
-                W = rank_widths(L.model, Phi_test_items)
+                # widths only where a beta needs them (the costliest step at large d)
+                W = rank_widths(L.model, Phi_test_items) if any(cfg.betas) else 0.0
                 for b in cfg.betas:
                     t1, rg = score_test(r - b * W, U_test)
                     out["beta"][str(b)]["top1"].append(t1)
