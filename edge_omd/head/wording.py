@@ -58,6 +58,7 @@ MAX_BITS = 24            # the sign is bit 31: bucket and sign bits never overla
 # not a separator (tab, line tabulation, form feed, carriage return, space)
 _TOKEN = re.compile("[A-Za-z]+|[0-9]+|[^\t\x0b\x0c\r A-Za-z0-9]")
 _ASCII_FOLD = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?")     # repr() of a positive float
 _M32 = 0xFFFFFFFF
 
 
@@ -175,7 +176,7 @@ class WordingView:
     def __init__(self, bits: int = 9, ngrams: int = 2, transform: str = "log1p", scale: float = 1.0):
         if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_BITS:
             raise HeadError(f"wording view: bits must be an int in [1, {MAX_BITS}], got {bits!r}")
-        if isinstance(ngrams, bool) or ngrams not in (1, 2):
+        if isinstance(ngrams, bool) or not isinstance(ngrams, (int, np.integer)) or ngrams not in (1, 2):
             raise HeadError(f"wording view: ngrams must be 1 or 2, got {ngrams!r}")
         if transform not in TRANSFORMS:
             raise HeadError(f"wording view: transform must be one of {', '.join(TRANSFORMS)}, "
@@ -241,18 +242,17 @@ class WordingView:
     def from_manifest(cls, m: object, where: str = "manifest") -> "WordingView":
         """Parse and check a manifest's "wording" entry; HeadError says what is wrong."""
         keys = {"version", "hash", "bits", "ngrams", "transform", "scale"}
-        if not isinstance(m, dict) or set(m) != keys or m.get("version") != WORDING_VERSION \
-                or m.get("hash") != HASH:
+        if not isinstance(m, dict) or set(m) != keys or type(m["version"]) is not int \
+                or m["version"] != WORDING_VERSION or m["hash"] != HASH:
             raise HeadError(f"{where}: wording must be {{version: {WORDING_VERSION}, hash: {HASH!r}, "
                             "bits, ngrams, transform, scale}} (a head from another edge-omd "
                             "version? re-export it)")
-        if not isinstance(m["scale"], str):
-            raise HeadError(f"{where}: wording scale must be a decimal string, got {m['scale']!r}")
+        if not isinstance(m["scale"], str) or not _DECIMAL.fullmatch(m["scale"]):
+            raise HeadError(f"{where}: wording scale must be a decimal string like '0.5', got "
+                            f"{m['scale']!r}")
+        if type(m["bits"]) is not int or type(m["ngrams"]) is not int or not isinstance(m["transform"], str):
+            raise HeadError(f"{where}: wording bits and ngrams must be integers and transform a string")
         try:
-            scale = float(m["scale"])
-        except ValueError:
-            raise HeadError(f"{where}: wording scale must be a decimal string, got {m['scale']!r}") from None
-        try:
-            return cls(m["bits"], m["ngrams"], m["transform"], scale)
+            return cls(m["bits"], m["ngrams"], m["transform"], float(m["scale"]))
         except HeadError as e:
             raise HeadError(f"{where}: {e}") from None

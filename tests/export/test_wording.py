@@ -166,6 +166,8 @@ def test_manifest_round_trip_and_refusals():
     bad = [dict(m, version=2), dict(m, hash="fnv1a"), dict(m, scale=0.3), dict(m, scale="x"),
            dict(m, scale="-1"), dict(m, scale="nan"), dict(m, bits=25), dict(m, bits=9.0),
            dict(m, bits=True), dict(m, ngrams=3), dict(m, transform="sqrt"), dict(m, extra=1),
+           dict(m, version=True), dict(m, ngrams=1.0), dict(m, scale="1_0"), dict(m, scale="0x1p3"),
+           dict(m, scale="1d"), dict(m, scale=" 0.3"), dict(m, transform=["raw"]),
            {k: v for k, v in m.items() if k != "bits"}, [m], None]
     for b in bad:
         with pytest.raises(HeadError):
