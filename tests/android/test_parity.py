@@ -169,3 +169,12 @@ def test_parity_table_matches_the_code():
 def test_the_check_catches_a_stale_table(edit, expect):
     problems = check(edit(_table()))
     assert any(expect in p for p in problems), problems
+
+
+def test_java_sums_in_the_lanes_of_python():
+    """A pack start's phi is summed in Java in lanes_dot's order (ExactSolver64.rowTimesTheta):
+    its partial-sum count is Python's, or float32 starts differ in the last bit."""
+    from edge_omd import _numba
+    with open(os.path.join(ROOT, PKG.format("main"), "Num.java"), encoding="utf-8") as f:
+        java = re.search(r"static final int LANES = (\d+);", f.read())
+    assert java and int(java.group(1)) == _numba.LANES

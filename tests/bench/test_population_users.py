@@ -15,6 +15,12 @@ SHARP = pw.PopulationConfig(p_target=0.0, idiosyncratic=0.0, temperature=(0.05, 
                             properties=("has_list", "has_code", "casual", "hedging", "polite"))
 
 
+def taste_of(u) -> np.ndarray:
+    """A drawn user's weights on PROPERTIES and length taste (its WORDING weights are 0)."""
+    assert not u.w[len(pw.PROPERTIES):].any()
+    return np.r_[u.w[:len(pw.PROPERTIES)], u.w_len]
+
+
 @pytest.fixture(scope="module")
 def world():
     return pw.build_world(n_hh=0, n_demo=45, n_cands=6, seed=0)
@@ -25,11 +31,11 @@ def test_users_are_the_shared_taste_plus_a_deviation(world):
     v = PU.shared_taste(world, 0, t)
     users, opp = PU.draw_population(world, 0, 20, t)
     assert not opp.any()
-    assert all(np.array_equal(np.r_[u.w, u.w_len], v) for u in users)
+    assert all(np.array_equal(taste_of(u), v) for u in users)
     assert not np.array_equal(PU.shared_taste(world, 1, t), v)        # another population
     t = PU.Taste(deviation=0.5, oppose=0.0)
     users, _ = PU.draw_population(world, 0, 400, t)
-    ratio = np.mean([np.linalg.norm(np.r_[u.w, u.w_len] - v) for u in users]) / np.linalg.norm(v)
+    ratio = np.mean([np.linalg.norm(taste_of(u) - v) for u in users]) / np.linalg.norm(v)
     assert 0.4 < ratio < 0.55                 # E||g|| / sqrt(K + 1) is a little below 1
 
 
@@ -38,7 +44,7 @@ def test_opposing_users_flip_one_or_two_shared_directions(world):
     v = PU.shared_taste(world, 0, t)
     users, opp = PU.draw_population(world, 0, 50, t)
     assert opp.all()
-    flips = [np.flatnonzero(np.r_[u.w, u.w_len] != v) for u in users]
+    flips = [np.flatnonzero(taste_of(u) != v) for u in users]
     assert all(1 <= len(f) <= 2 and (v[f] != 0).all() for f in flips)
     assert {len(f) for f in flips} == {1, 2}
     share = PU.draw_population(world, 0, 400, PU.Taste())[1].mean()

@@ -239,6 +239,10 @@ final class Num {
         return f32 ? (double) (float) x : x;
     }
 
+    /** Partial sums of Python's lanes_dot (edge_omd/_numba.py LANES): Java sums that must give
+     * Python's bits (a pack start's phi) use its order. */
+    static final int LANES = 16;
+
     static double dot(double[] a, int ao, double[] b, int bo, int n) {
         double acc = 0.0;
         for (int i = 0; i < n; i++) {

@@ -215,6 +215,7 @@ public final class UserStore implements AutoCloseable {
             return key;
         }
         Files.createDirectories(folder);
+        refuseNewKeyOverUsers(folder);
         key = new byte[32];
         RANDOM.nextBytes(key);
         byte[] out = new byte[KEY_MAGIC.length + 32 + 4];
@@ -238,6 +239,22 @@ public final class UserStore implements AutoCloseable {
         }
         syncFolder(folder);
         return readKey(path);
+    }
+
+    /** A lost {@code .omdkey} must never be replaced while checkpoints named by it are there:
+     * a new key would hide those users (they would read as new, and deleting one would miss its
+     * files). Python's FolderStore refuses the same way; its {@code recover_key} renames them. */
+    private static void refuseNewKeyOverUsers(Path folder) throws IOException {
+        try (java.util.stream.Stream<Path> names = Files.list(folder)) {
+            java.util.Optional<String> named = names.map(f -> f.getFileName().toString())
+                    .filter(n -> n.matches("[0-9a-f]{32}\\" + STATE_SUFFIX)).findFirst();
+            if (named.isPresent()) {
+                throw new java.io.IOException(folder + ": the key file " + KEY_FILE + " is missing, but user "
+                        + "checkpoints named with it are there (e.g. " + named.get() + "): a new key would hide "
+                        + "them. Restore .omdkey from a backup of this folder, or run Python's "
+                        + "FolderStore.recover_key on it (nothing was changed)");
+            }
+        }
     }
 
     private static byte[] readKey(Path path) throws IOException {

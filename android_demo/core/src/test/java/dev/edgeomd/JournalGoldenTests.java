@@ -135,6 +135,14 @@ final class JournalGoldenTests {
                     require(Arrays.equals(s.model().toBytes(), live), dtype + ": reopen");
                     require(s.updates() == 23, "updates");
                 }
+                Path keyFile = dir.resolve(UserStore.KEY_FILE), keyBak = dir.resolve("key.bak");
+                Files.move(keyFile, keyBak);
+                TestRunner.raises(java.io.IOException.class, () -> UserStore.open(dir, "u1", cfg, 10),
+                        "a lost key with named users there");
+                TestRunner.raises(java.io.IOException.class, () -> UserStore.open(dir, "u2", cfg, 10),
+                        "a lost key refuses new users too");
+                require(!Files.exists(keyFile), "no new key made over named users");
+                Files.move(keyBak, keyFile);
                 Path j = UserStore.journalPath(dir, "u1");
                 long size = Files.size(j);
                 Files.write(j, new byte[]{'E', 'O', 'J', 'R', 1, 2, 3}, java.nio.file.StandardOpenOption.APPEND);
