@@ -276,7 +276,7 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
         for t in range(1, rounds + 1):
             item = corpus.items[order[(t - 1) % len(order)]]
             cands = list(item.responses)
-            a, b = p.choose_pair(item.prompt, cands, strategy=strategy)
+            a, b = p.pair_to_show(item.prompt, cands, strategy=strategy)
             u = user.utility(item.styles)
             win, lose = (a, b) if user.prefers_first(u[a], u[b]) else (b, a)
             cache.head_s = 0.0
@@ -418,7 +418,7 @@ def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", see
         for n in rng.permutation(len(corpus)):
             item = corpus.items[int(n)]
             cands = list(item.responses)
-            a, b = p.choose_pair(item.prompt, cands, strategy=strategy)
+            a, b = p.pair_to_show(item.prompt, cands, strategy=strategy)
             out(f"\n=== {item.prompt}\n--- [1] ---\n{cands[a]}\n--- [2] ---\n{cands[b]}")
             key = _ask(inp, out, "Which answer do you prefer? [1/2/s/r/q] ", PICK_KEYS)
             if key == "q":
@@ -442,7 +442,7 @@ def interactive(head, store, *, user_id: str = "you", strategy: str = "ucb", see
                     f"width {r.width:.3f}  [{tags}] {r.response.splitlines()[0][:60]}")
             key = _ask(inp, out, "Thumbs on the top answer? [u/d/enter/q] ", THUMB_KEYS)
             if key in ("u", "d"):
-                p.feedback(item.prompt, top[0].response, up=(key == "u"))
+                p.thumb(item.prompt, top[0].response, up=(key == "u"))
                 out(f"[demo] saved: thumb {'up' if key == 'u' else 'down'} on answer 1 "
                     f"({p.updates} updates stored)")
             elif key == "q":

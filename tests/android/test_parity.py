@@ -150,7 +150,7 @@ def test_parity_table_matches_the_code():
 
 @pytest.mark.parametrize("edit, expect", [
     (lambda t: re.sub(r"^\| `Personalizer\.choose` \|.*\n", "", t, flags=re.M),
-     "Personalizer.choose: no row"),
+     "Personalizer.pick: no row"),
     (lambda t: t.replace("`RewardModel.learnChoice`,", "`RewardModel.learnChoose`,", 1),
      "RewardModel.java declares no learnChoose"),
     (lambda t: t.replace("`GuardTests.greedy`", "`GuardTests.greedyPicks`", 1),

@@ -32,15 +32,15 @@ def test_learn_observation_is_bounded_like_a_live_call(solver, dtype):
     except NumericalError:   # exact float32: curvature beyond its precision, refused as such
         pass
     else:
-        assert np.abs(live.observation).max() == 2e6
-        twin.learn_observation(live.observation, 1.0, weight=1e-6)
+        assert np.abs(live._observation).max() == 2e6
+        twin._learn_observation(live._observation, 1.0, weight=1e-6)
         assert twin.to_bytes() == live.to_bytes()
     before = twin.to_bytes()
     for v in (2.5e6, 1e300):   # (1e300 is inf in float32: refused as such)
         with np.errstate(over="ignore"):
             z = np.full(3, v).astype(dtype)
         with pytest.raises(InvalidInputError):
-            twin.learn_observation(z, 1.0)
+            twin._learn_observation(z, 1.0)
     assert twin.to_bytes() == before
 
 

@@ -76,10 +76,10 @@ def calls(draw):
               and kw["chosen"] != kw["rejected"] and oracle.weight(kw["weight"]) is not None)
     elif name == "choose":
         kw = dict(prompt=draw(any_text), responses=draw(responses),
-                  chosen_index=draw(st.one_of(st.integers(-1, 5), scalars)), weight=draw(weights))
+                  picked=draw(st.one_of(st.integers(-1, 5), scalars)), weight=draw(weights))
         r = kw["responses"]
         ok = (_text(kw["prompt"]) and _is_str_seq(r, 2) and len(r) <= oracle.MAX_K
-              and oracle.index(kw["chosen_index"], len(r)) is not None
+              and oracle.index(kw["picked"], len(r)) is not None
               and oracle.weight(kw["weight"]) is not None)
     elif name in ("score", "rank"):
         kw = dict(prompt=draw(any_text), responses=draw(responses))

@@ -107,7 +107,7 @@ def _draw_learning_call(data, verb, m):
         return (lambda mm, x: getattr(mm, verb)(*x[:2], weight=x[2])), (Phi, i, w), c
     z, y, w = data.draw(observation_args(m.dtype)), data.draw(labels), data.draw(weights)
     c = (oracle.observation(z, d, m.dtype), oracle.label(y), oracle.weight(w))
-    return (lambda mm, x: mm.learn_observation(*x[:2], weight=x[2])), (z, y, w), c
+    return (lambda mm, x: mm._learn_observation(*x[:2], weight=x[2])), (z, y, w), c
 
 
 CHOICE_SHAPES = [(2, D), (3, D), (5, D)] * 3 + [(1, D), (17, D), (0, D), (D,), (2, D + 1), ()]
@@ -184,14 +184,14 @@ def test_choice_input(case, data):
     before = m.to_bytes()
     Phi = data.draw(array_args(CHOICE_SHAPES))
     canon = oracle.choice(Phi, D)
-    out, err = _call(lambda: m.choice_input(Phi))
+    out, err = _call(lambda: m._choice_input(Phi))
     assert m.to_bytes() == before
     if canon is None:
         assert isinstance(err, InvalidInputError), f"choice_input accepted {Phi!r:.200}"
         return
     assert err is None and out.flags.c_contiguous and out.dtype == np.dtype(m.dtype)
     assert not np.shares_memory(out, Phi)
-    np.testing.assert_array_equal(out, m.choice_input(canon))
+    np.testing.assert_array_equal(out, m._choice_input(canon))
 
 
 @examples(60)

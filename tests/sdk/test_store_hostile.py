@@ -280,7 +280,7 @@ def _check_read_only(path: str, kind: str, expect: dict) -> str:
             return f"{uid}: read back {p.updates} updates / other bytes"
         if p.rank("a prompt", ["short code", "a long prose answer", "x"]) != ranked:
             return f"{uid}: another ranking"
-        for write in (lambda: p.feedback("p", "an answer", up=True), p.reset,
+        for write in (lambda: p.thumb("p", "an answer", up=True), p.reset,
                       lambda: p.import_state(p.export_state())):
             try:
                 write()
