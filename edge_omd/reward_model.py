@@ -365,7 +365,7 @@ class RewardModel:
         use="RewardModel.learn_choice, which converts Phi itself (the journal keeps what it used)")
     observation = _deprecated.attribute(
         "RewardModel", "observation", "_observation",
-        use="the z you pass to learn_one (the journal keeps what the model used)")
+        use="the z you pass to RewardModel.learn_one (the journal keeps what the model used)")
 
     def fantasize(self, z, weight=1.0):
         """Add the curvature w sigma'(theta.z) z z^T of a hypothetical observation to the local
