@@ -118,7 +118,7 @@ def bench_alloc(d=384, n=300):
     print(f"\n## 2. numpy data allocations over {n} warm updates, radius 1 (d={d}, float32)")
     Z, y, _ = _stream(d, n + 50, seed=7)
     for name, m in _models(d, 1.0):
-        if m.sketch_rank:  # no Frequent-Directions shrink (an O(ell^2) eigh, documented) in the window
+        if m.sketch_rank:  # no Frequent-Directions shrink (an O(ell^2) eigh) in the window
             m = RewardModel(d, solver="sketch", sketch_rank=n // 2 + 60, radius=1.0)
             name = f"sketch r={m.sketch_rank}"
         rec = StepRecorder(m)

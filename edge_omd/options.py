@@ -95,7 +95,8 @@ class PersonalizerOptions:
         try:
             np.random.default_rng(self.seed)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"seed must be None or a non-negative int, got {self.seed!r}") from exc
+            raise ConfigError(f"seed must be None or a non-negative int, got "
+                              f"{self.seed!r}") from exc
         for name, lo in (("checkpoint_every", 1), ("feature_cache_bytes", 0)):
             v = getattr(self, name)
             if v is None and name == "checkpoint_every":

@@ -22,9 +22,9 @@ The three settings of the paper:
 - deployment, `pair_to_show`: which two candidates to show (strategies.STRATEGIES);
 - active, `queries_to_ask`: which k pairs of a pool to ask about (greedy max width).
 
-Persistence (edge_omd/store/session.py, docs/JOURNAL_FORMAT.md): every `thumb` / `prefer` / `pick` is
-committed to the store before the call returns, as ONE journal record of O(d) bytes (the
-observation z as the model learned it, its label, weight and counter). The full state is
+Persistence (edge_omd/store/session.py, docs/JOURNAL_FORMAT.md): every `thumb` / `prefer` /
+`pick` is committed to the store before the call returns, as ONE journal record of O(d) bytes
+(the observation z as the model learned it, its label, weight and counter). The full state is
 written only at checkpoints: at the user's first commit, every `checkpoint_every` records
 (default from `default_checkpoint_every`, so that recovering a user takes well under a second),
 at `checkpoint()` / `close()` (call them when the app goes idle) and on `import_state`.

@@ -279,10 +279,10 @@ class RewardModel:
         its Hessian, rank k - 1, at theta_t inside tilde_H, at theta_{t+1} into cal_H.
 
         2 <= k <= MAX_K (16); duplicate rows are allowed. k = 2 is `learn_pair(Phi[picked],
-        Phi[1 - picked])` up to rounding. Phi is converted once into the state's dtype
-        (what a journal record of the choice stores); learning allocates O(k d) scratch for the call, not kept (nbytes is
-        unchanged). Bad input: InvalidInputError; a non-finite update: NumericalError; the
-        state is unchanged in both cases."""
+        Phi[1 - picked])` up to rounding. Phi is converted once into the state's dtype (what a
+        journal record of the choice stores); learning allocates O(k d) scratch for the call,
+        not kept (nbytes is unchanged). Bad input: InvalidInputError; a non-finite update:
+        NumericalError; the state is unchanged in both cases."""
         picked = _deprecated.argument("RewardModel.learn_choice", "picked", picked, "chosen", old)
         P = self._choice_input(Phi)
         c = _checks.int_in("picked", picked, 0, P.shape[0] - 1)

@@ -206,7 +206,8 @@ def write_model_cases(root):
         Z = probes[1:] - probes[0]
         greedy = [[int(r), float(w)] for r, w in st.greedy_queries(m, Z, 4)]
         jcfg = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in cfg.items()}
-        case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.sketch_rank or 0, steps=steps,
+        case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.sketch_rank or 0,
+                    steps=steps,
                     probes=probes.tolist(), outputs=outs, nbytes=m.nbytes, greedy=greedy)
         if pack is not None:
             m.reset()                          # back at the pack's start

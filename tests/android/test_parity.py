@@ -39,7 +39,8 @@ def deprecated_verbs():
     """The public members that are deprecated old names (their docstring says so)."""
     return {f"{cls.__name__}.{n}" for cls in (RewardModel, Personalizer)
             for n, v in vars(cls).items()
-            if not n.startswith("_") and (getattr(v, "__doc__", None) or "").startswith("Deprecated:")}
+            if not n.startswith("_")
+            and (getattr(v, "__doc__", None) or "").startswith("Deprecated:")}
 
 
 def rows(text):
@@ -154,7 +155,8 @@ def check(text):
             problems.append(f"{key}: no test named")
     problems += [f"{v}: no row" for v in sorted(verbs - set(seen))]
     problems += [f"{old}: deprecated for {new}, which has no row"
-                 for old, new in sorted(replaced_by.items()) if new not in seen or new in replaced_by]
+                 for old, new in sorted(replaced_by.items())
+                 if new not in seen or new in replaced_by]
     return problems
 
 
@@ -174,7 +176,8 @@ def test_parity_table_matches_the_code():
      "Personalizer.pick: no row"),
     (lambda t: re.sub(r"^\| `Personalizer\.choose` \|.*\n", "", t, flags=re.M),
      "Personalizer.choose: no row"),
-    (lambda t: t.replace("| `Personalizer.choose` | deprecated:", "| `Personalizer.choose` | was:", 1),
+    (lambda t: t.replace("| `Personalizer.choose` | deprecated:",
+                         "| `Personalizer.choose` | was:", 1),
      "Personalizer.choose: a deprecated name's row says"),
     (lambda t: t.replace("| `Personalizer.prefer` | ", "| `Personalizer.prefer` | deprecated: ", 1),
      "Personalizer.prefer: a row says deprecated, the code does not"),

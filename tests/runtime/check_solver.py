@@ -76,7 +76,7 @@ def check_round_trip(factory):
 
 
 def check_replay_is_bit_exact(factory):
-    """learn_observation(model._observation, y, w) of every live call rebuilds the live model
+    """_learn_observation(model._observation, y, w) of every live call rebuilds the live model
     bit for bit (what recovering a user from the journal relies on)."""
     live, twin = factory(), factory()
     for i, (kind, args, w) in enumerate(_stream(live.dim, seed=2)):
@@ -202,14 +202,14 @@ def check_read_only_inputs_and_layouts(factory):
                     np.testing.assert_allclose(got, want[name], rtol=1e-14, atol=1e-14,
                                                err_msg=f"{name} {np.dtype(dt)} {la}/{lm}")
             assert m.to_bytes() == want_bytes, f"{np.dtype(dt)} {la}/{lm}: learned differently"
-    # learn_observation takes the state's own dtype only, in any native layout
+    # _learn_observation takes the state's own dtype only, in any native layout
     m, twin = base.copy(), base.copy()
     z = _values(rng, d, np.dtype(m.dtype))
     for name, z2 in _vector_layouts(z):
         if z2.dtype.byteorder in "=|" or z2.dtype.isnative:
             m._learn_observation(z2, 0.25)
             twin._learn_observation(z.copy(), 0.25)
-            assert m.to_bytes() == twin.to_bytes(), f"learn_observation {name}"
+            assert m.to_bytes() == twin.to_bytes(), f"_learn_observation {name}"
 
 
 # ---------------------------------------------------------------------------- refusals
@@ -236,11 +236,11 @@ def _non_finite_calls(d, good):
         yield f"learn_one y={v}", lambda m, v=v: m.learn_one(good, v)
         yield f"learn_observation y={v}", lambda m, v=v: m._learn_observation(
             good.astype(m.dtype), v)
-        for verb in ("learn_one", "learn_pair", "learn_thumb", "fantasize", "learn_observation"):
+        for verb in ("learn_one", "learn_pair", "learn_thumb", "fantasize", "_learn_observation"):
             def call(m, v=v, verb=verb):
-                g = good.astype(m.dtype) if verb == "learn_observation" else good
+                g = good.astype(m.dtype) if verb == "_learn_observation" else good
                 args = {"learn_one": (g, 1.0), "learn_pair": (g, -g), "learn_thumb": (g, True),
-                        "fantasize": (g,), "learn_observation": (g, 1.0)}[verb]
+                        "fantasize": (g,), "_learn_observation": (g, 1.0)}[verb]
                 getattr(m, verb)(*args, weight=v)
             yield f"{verb} weight={v}", call
 
@@ -375,7 +375,7 @@ def check_fantasize(factory):
 
 def check_choice(factory):
     """learn_choice among k candidates: t + 1, nbytes unchanged, replayed bit for bit by
-    learn_choice_observation(choice_input(Phi)) (a journal record of kind 2), a NaN candidate
+    _learn_choice_observation(_choice_input(Phi)) (a journal record of kind 2), a NaN candidate
     refused with the state unchanged, and k = 2 close to learn_pair on the same two rows."""
     live, twin = _fed(factory, _stream(factory().dim, 12, seed=12)), None
     twin = live.copy()

@@ -150,7 +150,7 @@ def test_hessian_rows():
 
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_replay_round_trip_and_memory(solver, dtype):
-    """learn_choice_observation(choice_input(Phi)) rebuilds the live model bit for bit; a saved
+    """_learn_choice_observation(_choice_input(Phi)) rebuilds the live model bit for bit; a saved
     model continues like the original; nbytes = state_bytes and no array is added by choices."""
     live, twin = _factory(solver, dtype, "tuned")(), _factory(solver, dtype, "tuned")()
     held = check_solver._arrays(live)

@@ -132,7 +132,7 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
 # ------------------------------------------------------------------ thumbs relative to the shown
 
 def test_feedback_shown_is_the_answer_against_the_mean_of_the_others(head, store):
-    """feedback(..., shown=others): ONE kind-1 record z = phi(a) - mean phi(others) (converted
+    """thumb(..., shown=others): ONE kind-1 record z = phi(a) - mean phi(others) (converted
     once), y = up; the model is learn_one of it; entries equal to the response are dropped;
     without shown nothing changed (z = phi(a))."""
     p = Personalizer(head, store, "carol", model_options={"solver": "exact"})

@@ -121,13 +121,13 @@ BAD_VERB_CALLS = {
     "rank pessimism='1'": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism="1"),
     "rank pessimism=[]": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=[]),
     "rank pessimism=inf": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=float("inf")),
-    "choose_pair q='4'": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
+    "pair_to_show q='4'": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
                                                  strategy="best_quantile", q="4"),
-    "choose_pair q=None": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
+    "pair_to_show q=None": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
                                                   strategy="best_quantile", q=None),
-    "choose_pair strategy=[]": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE], strategy=[]),
-    "select_queries pool=None": lambda p: p.queries_to_ask(None, 2),
-    "select_queries pool=str": lambda p: p.queries_to_ask("abc", 2),
+    "pair_to_show strategy=[]": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE], strategy=[]),
+    "queries_to_ask pool=None": lambda p: p.queries_to_ask(None, 2),
+    "queries_to_ask pool=str": lambda p: p.queries_to_ask("abc", 2),
     "select_queries k=True": lambda p: p.queries_to_ask([(PROMPT, [CODE, PROSE])], True),
 }
 

@@ -241,7 +241,7 @@ def test_folder_file_names_do_not_reveal_user_ids_and_users_still_lists_them(tmp
     store = FolderStore(folder)
     ids = ["alice@example.com", "bob.smith", "C3PO"]
     for uid in ids:
-        Personalizer(FakeHead(dim=DIM), store, uid).feedback("p", "an answer", up=True)
+        Personalizer(FakeHead(dim=DIM), store, uid).thumb("p", "an answer", up=True)
     Personalizer(FakeHead(dim=DIM), store, "bob.smith").reset()
     names = os.listdir(folder)
     for uid in ids:

@@ -62,7 +62,7 @@ def test_paper_beta_and_pessimism():
     np.testing.assert_allclose(pessimistic_scores([1.0, 2.0], [0.5, 3.0], 0.5), [0.75, 0.5])
 
 
-def test_personalizer_choose_pair_matches_the_ucb_definition(head, sqlite_store):
+def test_personalizer_pair_to_show_matches_the_ucb_definition(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u", beta=0.7)
     prompt = "explain recursion"
     responses = ["a function that calls itself", "recursion recursion recursion",
@@ -139,7 +139,7 @@ def test_active_selection_beats_random_selection_on_a_synthetic_pool():
     assert (active > rand).sum() >= 5, (active, rand)
 
 
-def test_personalizer_select_queries(head, sqlite_store):
+def test_personalizer_queries_to_ask(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
     pool = [("p", ["alpha beta", "gamma delta"]), ("p", ["alpha beta", "gamma delta"]),
             ("p", ["epsilon", "zeta"]), ("p", ["same", "same"])]

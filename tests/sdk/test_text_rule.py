@@ -1,6 +1,6 @@
 """One text rule for every Personalizer verb (edge_omd/_checks.py, `text`): the prompt and every
 answer hold a non-whitespace character, whether the verb learns (feedback, prefer, choose,
-shown) or decides (score, rank, choose_pair, select_queries). A refused call stores nothing.
+shown) or decides (score, rank, pair_to_show, queries_to_ask). A refused call stores nothing.
 A feature head itself takes any str (phi of the empty text is defined)."""
 import numpy as np
 import pytest
@@ -28,9 +28,9 @@ def _calls(blank):
         "rank answer": lambda p: p.rank(P, [blank, B]),
         "rank prompt": lambda p: p.rank(blank, [A, B]),
         "score answer": lambda p: p.score(P, [A, blank]),
-        "choose_pair answer": lambda p: p.pair_to_show(P, [A, B, blank]),
-        "select_queries answer": lambda p: p.queries_to_ask([(P, [A, blank])], 1),
-        "select_queries prompt": lambda p: p.queries_to_ask([(blank, [A, B])], 1),
+        "pair_to_show answer": lambda p: p.pair_to_show(P, [A, B, blank]),
+        "queries_to_ask answer": lambda p: p.queries_to_ask([(P, [A, blank])], 1),
+        "queries_to_ask prompt": lambda p: p.queries_to_ask([(blank, [A, B])], 1),
         "feedback answer": lambda p: p.thumb(P, blank, True),
         "feedback prompt": lambda p: p.thumb(blank, A, True),
         "feedback shown": lambda p: p.thumb(P, A, True, shown=[B, blank]),

@@ -1,5 +1,5 @@
 """Thumbs without `shown` (issue 11 item 4): Personalizer.thumb reads the answer against the
-candidates it last offered for the same prompt (rank / score: all of them; choose_pair: the
+candidates it last offered for the same prompt (rank / score: all of them; pair_to_show: the
 pair), else against reward 0 (RewardModel.learn_thumb, z = phi). One kind-1 journal record
 either way, recovered bit for bit."""
 import numpy as np
@@ -51,7 +51,7 @@ def test_after_rank_a_thumb_is_the_answer_against_the_other_candidates(offer, he
     np.testing.assert_allclose(_zs(store, "ann2")[0][3], recs[0][3], rtol=0, atol=1e-6)
 
 
-def test_after_choose_pair_the_reference_is_the_other_answer_of_the_pair(head, store):
+def test_after_pair_to_show_the_reference_is_the_other_answer_of_the_pair(head, store):
     p = Personalizer(head, store, "bob", model_options={"solver": "exact"}, seed=3)
     a, b = p.pair_to_show(PROMPT, ANSWERS, strategy="random")
     p.thumb(PROMPT, ANSWERS[b], True)
