@@ -72,7 +72,7 @@ class EdgeOMD(Contender):
 
     @property
     def rank(self):
-        return getattr(self.model, "rank", None)
+        return self.model.sketch_rank
 
 
 # ---------------------------------------------------------------- MLE baseline -------------
