@@ -161,7 +161,7 @@ def _apply(m, s):
 
 def _record(m, s):
     """(vectors, label) of the journal record of step s, just learned by m (as the Personalizer
-    journals it: a choice's candidates as the model used them, RewardModel.choice_input)."""
+    journals it: a choice's candidates as the model used them, RewardModel._choice_input)."""
     if s["kind"] == "choice":
         return m._choice_input(np.array(s["P"])), s["c"]
     return np.array(m._observation), _label_of(s)
