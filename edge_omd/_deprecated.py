@@ -17,8 +17,13 @@ def warn(old: str, new: str, stacklevel: int = 3) -> None:
                   DeprecationWarning, stacklevel=stacklevel)
 
 
+class _Unset:
+    def __repr__(self):
+        return "<required>"
+
+
 #: the default of a required argument that may still come by its old keyword name
-UNSET = object()
+UNSET = _Unset()
 
 
 def argument(where: str, new: str, value, old: str, old_kwargs: dict, default=UNSET):
