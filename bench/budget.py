@@ -90,7 +90,7 @@ def run(seeds, T, alpha, n_test=4000):
         Z, Zt, truth, b, _ = problem(seed, T, n_test, rot, alpha)
         bayes.append(b)
         for name, m in lineup(D):
-            sizes[name] = (m.nbytes, m.solver, m.rank)
+            sizes[name] = (m.nbytes, m.solver, m.sketch_rank)
             times = []
             for t, z in enumerate(Z, 1):
                 s = time.perf_counter_ns()

@@ -72,7 +72,7 @@ class EdgeOMD(Contender):
 
     @property
     def rank(self):
-        return getattr(self.model, "rank", None)
+        return self.model.sketch_rank
 
 
 # ---------------------------------------------------------------- MLE baseline -------------
@@ -163,7 +163,7 @@ def lineup(dim: int, *, sketch_fractions=(1 / 4, 1 / 8, 1 / 16), mle_k: int = 10
         except Exception as exc:  # BudgetError: no rank-1 sketch fits at this (small) d
             skipped[sketch_id(f)] = {"label": label, "reason": f"d={dim}: {exc}"}
             continue
-        ranks[f] = int(probe.rank or 0)
+        ranks[f] = int(probe.sketch_rank or 0)
         specs.append(ContenderSpec(sketch_id(f), label, "edge-omd", EdgeOMD, OMD_GRID,
                                    f"robust Frequent Directions, budget = 1/{_denominator(f)} of exact bytes",
                                    fixed=dict(solver="sketch", budget_fraction=f),

@@ -66,7 +66,7 @@ for i in range(n):
     st.step(z, 1.0, 1.0)
     st.absorb(z, 1.0)
     ts.append(time.perf_counter_ns() - t0)
-print(json.dumps(dict(front=front, kernel=stats(ts), rank=m.rank or 0)))
+print(json.dumps(dict(front=front, kernel=stats(ts), rank=m.sketch_rank or 0)))
 """
 
 

@@ -119,7 +119,7 @@ def recovery(dims, reps, out):
                 store = _store("sqlite", tmp, "normal")
                 opts = _options(solver, rank)
                 m = RewardModel(d, **opts)
-                n = default_checkpoint_every(d, m.solver, m.rank)
+                n = default_checkpoint_every(d, m.solver, m.sketch_rank)
                 p = Personalizer(head, store, "u", model_options=opts, checkpoint_every=10 ** 9)
                 for i in range(n):
                     pr, a, b = _texts(i)
@@ -235,7 +235,7 @@ def write_volume(cases, out, quick):
         tmp = tempfile.mkdtemp(prefix="eomd-bytes-")
         try:
             m = RewardModel(d)
-            n_ck = default_checkpoint_every(d, m.solver, m.rank)
+            n_ck = default_checkpoint_every(d, m.solver, m.sketch_rank)
             total = 10 * n_ck
             if quick:
                 total = max(2 * n_ck, min(total, 2000))
@@ -415,7 +415,7 @@ def end_to_end(n, out):
                 item = corpus.items[i % len(corpus.items)]
                 cands = list(item.responses)
                 t0 = time.perf_counter()
-                a, b = p.choose_pair(item.prompt, cands)
+                a, b = p.pair_to_show(item.prompt, cands)
                 first.append(time.perf_counter() - t0)
                 # ours and the bare commit alternate who goes first (the first one after the
                 # forward pass meets whatever the machine wrote meanwhile at its fsync)
@@ -461,7 +461,7 @@ def footprint(dims, out):
             try:
                 store = _store(kind, tmp, "normal")
                 m = RewardModel(d)
-                n_ck = default_checkpoint_every(d, m.solver, m.rank)
+                n_ck = default_checkpoint_every(d, m.solver, m.sketch_rank)
                 p = Personalizer(head, store, "u")
                 peak, peak_wal = 0, 0
                 step = max(1, n_ck // 8)
@@ -515,7 +515,7 @@ def folder_scale(reps, out, users=40_000, dim=384):
                 store = FolderStore(folder)
                 opens.append(time.perf_counter() - t0)
                 p = Personalizer(SyntheticHead(dim), store, f"alice{r}", checkpoint_every=1000)
-                p.feedback("a prompt", "an answer", up=True)
+                p.thumb("a prompt", "an answer", up=True)
                 t0 = time.perf_counter()
                 p.checkpoint()
                 ckpts.append(time.perf_counter() - t0)
@@ -548,7 +548,7 @@ def _contender(kind, path, fair, worker, n, dim, go, out_path):
     t_start = time.perf_counter()
     for i in range(n):
         t0 = time.perf_counter()
-        p.feedback(f"prompt {worker} {i % 13}", f"answer {worker} {i}", up=(i % 2 == 0))
+        p.thumb(f"prompt {worker} {i % 13}", f"answer {worker} {i}", up=(i % 2 == 0))
         lines.append(f"{time.perf_counter() - t0:.6f} {p.last_commit}\n")
     lines.append(f"done {time.perf_counter() - t_start:.6f}\n")
     with open(out_path, "w") as f:

@@ -87,11 +87,11 @@ LABELS = {OMD_DEFAULT: "edge-omd defaults", OMD_TUNED: "edge-omd lam tuned", MLE
 
 def _defaults():
     """Main's defaults, read from the runtime (not copied): rank's beta, the pair strategy of
-    Personalizer.choose_pair, a new user's budget."""
+    Personalizer.pair_to_show, a new user's budget."""
     import inspect
     from edge_omd import strategies
     from edge_omd.personalizer import DEFAULT_BUDGET_BYTES, Personalizer
-    strat = inspect.signature(Personalizer.choose_pair).parameters["strategy"].default
+    strat = inspect.signature(Personalizer.pair_to_show).parameters["strategy"].default
     return {"beta": float(strategies.DEFAULT_BETA), "strategy": strat, "budget_bytes": DEFAULT_BUDGET_BYTES}
 
 

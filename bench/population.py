@@ -21,7 +21,7 @@ The lineup (what main has today, plus references):
     sdk_cold    what a user of the SDK gets today: `RewardModel(d, budget_bytes=
                 DEFAULT_BUDGET_BYTES)` (the Personalizer's new user: exact at d = 384, eta 1,
                 lam 1, float32) learning thumbs z = phi (`learn_thumb`, what
-                `Personalizer.feedback(prompt, response, up)` learns) and pairs (`learn_pair`)
+                `Personalizer.thumb(prompt, response, up)` learns) and pairs (`learn_pair`)
     sdk_prior   the same started at `edge_omd.prior.fit_prior` of the population's feedback
                 (default strength, rank and lam): a thumb up on phi is the pair (phi, 0), so
                 z = +phi (up) or -phi (down); a pair z = phi_win - phi_lose

@@ -49,7 +49,7 @@ def _stream(d, n, seed, norm=3.0):
 
 
 def _models(d, radius):
-    rank = RewardModel(d, solver="sketch", budget_bytes=2 * MiB).rank  # the rank 2 MiB holds
+    rank = RewardModel(d, solver="sketch", budget_bytes=2 * MiB).sketch_rank  # the rank 2 MiB holds
     return [
         ("exact", RewardModel(d, solver="exact", radius=radius)),
         ("cg (K=3)", RewardModel(d, solver="cg", radius=radius)),
@@ -88,7 +88,7 @@ def bench_latency(dims, quick):
             name = group[0][0]
             models = [m for _, m in group]
             recs = [None] + [StepRecorder(m) for m in models[1:]]
-            warm = 2 * models[0].rank + 2 if models[0].rank else 20
+            warm = 2 * models[0].sketch_rank + 2 if models[0].sketch_rank else 20
             for i in range(warm):
                 for m in models:
                     m.learn_one(Z[i % len(Z)], y[i % len(Z)])
@@ -118,9 +118,9 @@ def bench_alloc(d=384, n=300):
     print(f"\n## 2. numpy data allocations over {n} warm updates, radius 1 (d={d}, float32)")
     Z, y, _ = _stream(d, n + 50, seed=7)
     for name, m in _models(d, 1.0):
-        if m.rank:  # no Frequent-Directions shrink (an O(ell^2) eigh, documented) in the window
+        if m.sketch_rank:  # no Frequent-Directions shrink (an O(ell^2) eigh) in the window
             m = RewardModel(d, solver="sketch", sketch_rank=n // 2 + 60, radius=1.0)
-            name = f"sketch r={m.rank}"
+            name = f"sketch r={m.sketch_rank}"
         rec = StepRecorder(m)
         for i in range(50):
             m.learn_one(Z[i], y[i])

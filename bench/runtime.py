@@ -91,9 +91,9 @@ def bench_latency(dims, quick):
         ]
         for name, m in contenders:
             # warm-up: compile/load kernels and, for the sketch, one shrink (loads LAPACK)
-            warm = 2 * m.rank + 2 if m.rank else 20
+            warm = 2 * m.sketch_rank + 2 if m.sketch_rank else 20
             lat = time_updates(lambda z, m=m: m.learn_one(z, 1.0), Z, warmup=warm)
-            label = f"{name} (r={m.rank})" if m.rank else name
+            label = f"{name} (r={m.sketch_rank})" if m.sketch_rank else name
             rows.append((d, label, m.nbytes, np.median(lat), np.percentile(lat, 99), lat.max()))
             print(f"{d:>5} {label:<16} {m.nbytes:>12,} {np.median(lat):>9.1f} "
                   f"{np.percentile(lat, 99):>9.1f} {lat.max():>9.1f} {n:>6}", flush=True)
@@ -229,7 +229,7 @@ def bench_accuracy(T, seeds, norms, d=64, anisotropic=False):
                         acc.setdefault(name, {}).setdefault(t, []).append(_accuracy(m.theta, Zt, truth))
                     acc.setdefault("MLE refit", {}).setdefault(t, []).append(_accuracy(mle.theta, Zt, truth))
         sk = models["1/8 budget"]
-        what = f"sketch rank {sk.rank}" if sk.rank else sk.solver
+        what = f"sketch rank {sk.sketch_rank}" if sk.sketch_rank else sk.solver
         print(f"\n||theta*|| = {norm:g}   (1/8 budget = {exact_bytes // 8:,} B of the exact "
               f"{exact_bytes:,} B holds: {what}, {sk.nbytes:,} B)")
         print(f"{'T':>6} " + " ".join(f"{n:>14}" for n in acc))

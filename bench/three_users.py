@@ -88,13 +88,13 @@ def run_seed(head, kinds: Sequence[str], prompts: list, seed: int, folder: str) 
             while t < target:
                 prompt, answers, ks = items[int(train[urng.integers(len(train))])]
                 if t % 2 == 0:
-                    a, b = p.choose_pair(prompt, answers)
+                    a, b = p.pair_to_show(prompt, answers)
                     if ks[b] == liked or (ks[a] != liked and urng.random() < 0.5):
                         a, b = b, a
                     p.prefer(prompt, answers[a], answers[b])
                 else:
                     top = p.rank(prompt, answers)[0]
-                    p.feedback(prompt, top.response, ks[top.index] == liked)
+                    p.thumb(prompt, top.response, ks[top.index] == liked)
                 t += 1
             hits = [items[i][2][p.rank(items[i][0], items[i][1])[0].index] == liked for i in test]
             scores.append(float(np.mean(hits)))

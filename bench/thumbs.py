@@ -126,8 +126,9 @@ def _state_trial(mode, phi_ans, pop_mean, thumbs):
         return m.theta
     model, ref = RewardModel(d, solver="exact"), ThumbReference(mode, d, pop_mean)
     for _ in range(thumbs):
-        model.learn_one(ref.z(phi_ans), 1.0)
-        ref.learned(model.observation)
+        z = ref.z(phi_ans)
+        model.learn_one(z, 1.0)
+        ref.learned(np.asarray(z, model.dtype))   # z as the model used it
     return model.theta
 
 
@@ -160,7 +161,7 @@ def run(trials=None, thumbs=5, log=print):
                         if mode == "ranked":
                             p.rank(it.prompt, list(it.responses))
                         for _ in range(thumbs):
-                            p.feedback(it.prompt, it.responses[ans], True,
+                            p.thumb(it.prompt, it.responses[ans], True,
                                        shown=others if mode == "shown" else None)
                         theta = p.model.theta
                     held = [j for j in range(len(items)) if j != t]
@@ -206,7 +207,7 @@ def _thumb_learner(base, reference, pop_mean, offered):
             else:
                 z = self.ref.z(phi)
             self.model.learn_one(z, 1.0 if up else 0.0)
-            self.ref.learned(self.model.observation)
+            self.ref.learned(np.asarray(z, self.model.dtype))   # z as the model used it
 
     return Learner
 

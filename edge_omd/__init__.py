@@ -11,6 +11,7 @@ numba only; the feature head needs onnxruntime + tokenizers (extra `head`), load
 from edge_omd.errors import (BudgetError, ConfigError, EdgeOMDError, ExportError, HeadError,
                              HeadMismatchError, InvalidInputError, NumericalError,
                              StateFormatError, StoreError, TruncationWarning)
+from edge_omd.options import PersonalizerOptions
 from edge_omd.personalizer import Personalizer, Query, Ranked
 from edge_omd.prior import Prior, fit_prior
 from edge_omd.reward_model import RewardModel
@@ -22,7 +23,8 @@ __all__ = [
     "EdgeOMDError", "InvalidInputError", "ConfigError", "BudgetError", "StateFormatError",
     "HeadMismatchError", "HeadError", "ExportError", "StoreError", "NumericalError",
     "TruncationWarning", "UserIdError",
-    "RewardModel", "FeatureHead", "Personalizer", "Ranked", "Query", "Prior", "fit_prior",
+    "RewardModel", "FeatureHead", "Personalizer", "PersonalizerOptions", "Ranked", "Query",
+    "Prior", "fit_prior",
     "Store", "StoreRecord", "SQLiteStore", "FolderStore",
 ]
 

@@ -194,8 +194,8 @@ def path(name, p):
 
 # ---------------------------------------------------------------- texts
 # The text rule of the Personalizer's verbs, one rule for all of them: the prompt and every
-# answer, whether learned from (feedback, prefer, choose, shown) or decided on (score, rank,
-# choose_pair, select_queries), is a str holding at least one character that is not whitespace
+# answer, whether learned from (thumb, prefer, pick, shown) or decided on (score, rank,
+# pair_to_show, queries_to_ask), is a str holding at least one character that is not whitespace
 # (str.isspace). An empty or blank text says nothing a user could prefer, and ranked it would
 # be shown as a winner of nothing; refusing it everywhere keeps what rank offers and what
 # feedback accepts the same. Lone surrogates are allowed: the head tokenizes each as U+FFFD

@@ -1,5 +1,5 @@
 """The Personalizer's memory of features it embedded: phi(prompt, response) of the answers
-embedded last, so `prefer` / `feedback` on answers that `rank` / `choose_pair` / `score` just
+embedded last, so `prefer` / `thumb` on answers that `rank` / `pair_to_show` / `score` just
 embedded cost no second forward pass, and the candidates offered last per prompt (the reference
 of a thumb given without `shown`).
 
@@ -20,7 +20,7 @@ __all__ = ["FeatureCache", "DEFAULT_FEATURE_CACHE_BYTES"]
 #: Default bound of the feature cache (features + 128 bytes per entry): 2,700 answers at
 #: d=384 float32, 250 at d=4096.
 DEFAULT_FEATURE_CACHE_BYTES = 4 << 20
-#: Prompts whose offered candidates (rank / score / choose_pair) feedback() remembers
+#: Prompts whose offered candidates (rank / score / pair_to_show) thumb() remembers
 _MAX_OFFERED = 32
 _ENTRY_OVERHEAD = 128
 
@@ -50,7 +50,7 @@ class FeatureCache:
 
     def offer(self, prompt: str, keys: list[bytes], phi: np.ndarray) -> None:
         """Remember the candidates `keys` (features `phi`, (n, d)) the assistant had for
-        `prompt` (rank / score: all of them; choose_pair: the two shown). Replaces the
+        `prompt` (rank / score: all of them; pair_to_show: the two shown). Replaces the
         prompt's previous list."""
         k = self._prompt_hash(prompt).digest()
         self._offered.pop(k, None)

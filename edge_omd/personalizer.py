@@ -2,9 +2,12 @@
 
     >>> head = FeatureHead.open("heads/minilm")                              # doctest: +SKIP
     >>> p = Personalizer(head, SQLiteStore("states.sqlite"), "alice")        # doctest: +SKIP
-    >>> a, b = p.choose_pair(prompt, candidates)       # show both, the user picks one
+    >>> a, b = p.pair_to_show(prompt, candidates)      # show both, the user picks one
     >>> p.prefer(prompt, candidates[b], candidates[a]) # persisted before it returns
     >>> p.rank(prompt, candidates)[0].response         # the pessimistic best
+
+The verbs (docs/API.md): learning verbs say what the user did (`thumb`, `prefer`, `pick`),
+deciding verbs what the app shows (`score`, `rank`, `pair_to_show`, `queries_to_ask`).
 
 Model (docs/ALGORITHM.md): r(x, a) = theta^T phi(x, a), phi from the frozen FeatureHead; theta and the
 local norm cal_H are learned one observation at a time by the RewardModel (Algorithm 1), so the
@@ -16,12 +19,12 @@ The three settings of the paper:
   constant, so uncertainty is measured relative to the candidates' centre; a candidate unlike
   anything the user has judged is penalised). The paper's pessimism is beta; the default is 0
   (plain reward), which picked the user's favourite more often on the per-user benchmark;
-- deployment, `choose_pair`: which two candidates to show (strategies.STRATEGIES);
-- active, `select_queries`: which k pairs of a pool to ask about (greedy max width).
+- deployment, `pair_to_show`: which two candidates to show (strategies.STRATEGIES);
+- active, `queries_to_ask`: which k pairs of a pool to ask about (greedy max width).
 
-Persistence (edge_omd/store/session.py, docs/JOURNAL_FORMAT.md): every `feedback` / `prefer` / `choose` is
-committed to the store before the call returns, as ONE journal record of O(d) bytes (the
-observation z as the model learned it, its label, weight and counter). The full state is
+Persistence (edge_omd/store/session.py, docs/JOURNAL_FORMAT.md): every `thumb` / `prefer` /
+`pick` is committed to the store before the call returns, as ONE journal record of O(d) bytes
+(the observation z as the model learned it, its label, weight and counter). The full state is
 written only at checkpoints: at the user's first commit, every `checkpoint_every` records
 (default from `default_checkpoint_every`, so that recovering a user takes well under a second),
 at `checkpoint()` / `close()` (call them when the app goes idle) and on `import_state`.
@@ -35,34 +38,28 @@ an update.
 
 Features: the Personalizer keeps the features of the answers it embedded last (bounded by
 `feature_cache_bytes`, default 4 MiB, least recently used out first), keyed by the head's
-fingerprint, the prompt and the response, so `prefer` / `feedback` on answers that `rank` /
-`choose_pair` / `score` just embedded cost no second forward pass (edge_omd/feature_cache.py).
+fingerprint, the prompt and the response, so `prefer` / `thumb` on answers that `rank` /
+`pair_to_show` / `score` just embedded cost no second forward pass (edge_omd/feature_cache.py).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from edge_omd import _checks
+from edge_omd import _checks, _deprecated
 from edge_omd import strategies as _st
 from edge_omd.errors import ConfigError, InvalidInputError
 from edge_omd.feature_cache import DEFAULT_FEATURE_CACHE_BYTES, FeatureCache
+from edge_omd.options import DEFAULT_BUDGET_BYTES, PersonalizerOptions
 from edge_omd.population.pack import Pack
-from edge_omd.prior import Prior
 from edge_omd.reward_model import RewardModel
 from edge_omd.store import Store, validate_user_id
 from edge_omd.store.session import Session, default_checkpoint_every
 
-__all__ = ["Personalizer", "Ranked", "Query", "default_checkpoint_every",
-           "DEFAULT_FEATURE_CACHE_BYTES"]
-
-#: A new user's state budget unless model_options says otherwise: the exact model up to
-#: d = 1448 (every head below that keeps it), a robust-FD sketch of rank ~186 at d = 4096
-#: (Llama-3-8B), within 0.2 accuracy points of the 64 MiB exact state on power-law features
-#: (`python -m edge_omd_bench.budget`). `model_options={"budget_bytes": None}` gives exact.
-DEFAULT_BUDGET_BYTES = 8 << 20
+__all__ = ["Personalizer", "PersonalizerOptions", "Ranked", "Query", "default_checkpoint_every",
+           "DEFAULT_FEATURE_CACHE_BYTES", "DEFAULT_BUDGET_BYTES"]
 
 
 class Ranked(NamedTuple):
@@ -96,108 +93,40 @@ class Personalizer:
         head: a FeatureHead (`.dim`, `.fingerprint`, `.features(prompt, responses)`, `.check(model)`).
         store: a `Store` (SQLiteStore, FolderStore).
         user_id: validated by `store.validate_user_id`.
-        beta: confidence radius of `choose_pair("ucb")` (rank's pessimism is separate); a float >= 0
-            (default 1.0, see strategies.DEFAULT_BETA) or "paper" for beta_t = sqrt(d) log((t+1)/delta).
-        delta: the failure probability of beta="paper".
-        model_options: keyword arguments of `RewardModel(head.dim, ...)` for a NEW user; a stored
-            user keeps the hyperparameters it was created with. `budget_bytes` defaults to
-            DEFAULT_BUDGET_BYTES (8 MiB: exact up to d = 1448, a sketch above) unless a solver
-            is named; `{"budget_bytes": None}` or `{"solver": "exact"}` gives exact at any d.
-        seed: seeds the "random" strategy.
-        checkpoint_every: journal records between two checkpoints (None: the default for the
-            model's shape, `default_checkpoint_every`; the journal is also checkpointed at
-            `checkpoint()` / `close()`).
-        feature_cache_bytes: bound of the feature cache (0 disables it).
-        population: a population pack (edge_omd.population.Pack, e.g. `Pack.load(path)` of an
-            `edge-omd population fit` file; a Prior is taken as `Pack.from_prior`) fitted on
-            this head: a NEW user (and `reset`) starts at it, theta = theta_pop, cal_H =
-            cal_H_0, and its record keeps the pack's digest (`pack_digest`); a stored user keeps
-            its state. Its dim and fingerprint must be the head's (ConfigError otherwise); the
-            model's lam is the pack's (model_options may not set another). Without one the SDK
-            behaves as without a pack (theta = 0, cal_H = lam I).
-        prior: the same argument under its older name (a Prior or a Pack); give one of the two.
+        options: a PersonalizerOptions (edge_omd/options.py: beta, delta, model_options, seed,
+            checkpoint_every, feature_cache_bytes, population), or None for the defaults.
+        **settings: the same options by name (they replace those of `options`); `prior=` is
+            population's older name. A population pack must be fitted on this head.
 
     Raises HeadMismatchError (stored state from another head or dim), StateFormatError (stored
-    state unreadable), UserIdError, ConfigError. Nothing is written by the constructor.
+    state unreadable), UserIdError, ConfigError (a bad option, an unknown one, a pack of another
+    head). Nothing is written by the constructor.
     """
 
-    def __init__(self, head, store: Store, user_id: str, *, beta: Union[float, str] = _st.DEFAULT_BETA,
-                 delta: float = 0.05, model_options: Optional[dict] = None,
-                 seed: Optional[int] = None, checkpoint_every: Optional[int] = None,
-                 feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
-                 population: Optional[Pack] = None, prior: Optional[Prior] = None):
+    def __init__(self, head, store: Store, user_id: str,
+                 options: Optional[PersonalizerOptions] = None, **settings):
         self.user_id = validate_user_id(user_id)
         if not isinstance(store, Store):
             raise ConfigError(f"store must be an edge_omd.store.Store, got {type(store).__name__}")
         for attr in ("dim", "fingerprint", "features", "check"):
             if not hasattr(head, attr):
                 raise ConfigError(f"head has no {attr!r}: pass a FeatureHead")
-        delta = _checks.at_least("delta", delta, 0.0, ConfigError)
-        if not 0.0 < delta < 1.0:
-            raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
-        if isinstance(beta, str):
-            if beta != "paper":
-                raise ConfigError(f"beta must be a float >= 0 or 'paper', got {beta!r}")
-            _st.paper_beta(int(head.dim), 0, delta=delta)  # validates delta
-        else:
-            try:
-                beta = _checks.at_least("beta", beta, 0.0, ConfigError)
-            except ConfigError:
-                raise ConfigError(f"beta must be a finite float >= 0 or 'paper', "
-                                  f"got {beta!r}") from None
-        if model_options is None:
-            model_options = {}
-        if not isinstance(model_options, Mapping):
-            raise ConfigError(f"model_options must be a dict of RewardModel keyword arguments, "
-                              f"got {type(model_options).__name__}")
-        if not all(isinstance(k, str) for k in model_options):
-            raise ConfigError("model_options keys must be str (RewardModel keyword arguments)")
-        try:
-            rng = np.random.default_rng(seed)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"seed must be None or a non-negative int, got {seed!r}") from exc
-        for name, v, lo in (("checkpoint_every", checkpoint_every, 1),
-                            ("feature_cache_bytes", feature_cache_bytes, 0)):
-            if v is None and name == "checkpoint_every":
-                continue
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ConfigError(f"{name} must be an int >= {lo}, got {v!r}")
-        if population is not None and prior is not None:
-            raise ConfigError("give the population pack once: population= (prior= is its older "
-                              "name)")
-        given = population if population is not None else prior
-        pack = None
-        if given is not None:
-            if not isinstance(given, (Pack, Prior)):
-                raise ConfigError(f"population must be an edge_omd.population.Pack, got "
-                                  f"{type(given).__name__}")
-            pack = given if isinstance(given, Pack) else Pack.from_prior(given)
-            head_fp = None if head.fingerprint is None else bytes(head.fingerprint)
-            if pack.dim != int(head.dim) or pack.fingerprint != head_fp:
-                raise ConfigError(
-                    f"the population pack was fitted on another head (dim {pack.dim}, "
-                    f"fingerprint "
-                    f"{'none' if pack.fingerprint is None else pack.fingerprint.hex()[:16]}) "
-                    f"than this one (dim {int(head.dim)}, fingerprint "
-                    f"{'none' if head_fp is None else head_fp.hex()[:16]}); fit one on this "
-                    "head: edge-omd population fit FEEDBACK OUT --head HEAD")
-        if "prior" in model_options or "population" in model_options:
-            raise ConfigError("pass the population pack as Personalizer(..., population=), not "
-                              "in model_options")
-        self.prior, self.population = given, pack
+        options = PersonalizerOptions.of(options, settings)
+        options.check_head(head)
+        pack = options.pack
+        #: the validated options (edge_omd/options.py)
+        self.options = options
+        self.prior, self.population = options.population, pack
         self.head, self.store = head, store
-        self._beta, self.delta = beta, delta
-        self.model_options = dict(model_options)
-        if "budget_bytes" not in model_options and model_options.get("solver", "auto") == "auto":
-            self.model_options["budget_bytes"] = DEFAULT_BUDGET_BYTES
-        if pack is not None and "lam" not in model_options:
-            self.model_options["lam"] = pack.lam     # the pack's precisions include its lam
-        self._rng = rng
-        self._cache = FeatureCache(bytes(head.fingerprint or b""), int(feature_cache_bytes))
+        self._beta, self.delta = options.beta, options.delta
+        #: what a new user's RewardModel gets (model_options with the budget and pack defaults)
+        self.model_options = options.model_kwargs()
+        self._rng = np.random.default_rng(options.seed)
+        self._cache = FeatureCache(bytes(head.fingerprint or b""), options.feature_cache_bytes)
         #: the user's committed state as this object keeps it: sync, replay, commit, checkpoint
-        self._session = Session(store, self.user_id, head, self._new_model, checkpoint_every,
-                                None if pack is None else pack.digest)
-        if model_options or pack is not None:   # fail on bad options now, not at the first update
+        self._session = Session(store, self.user_id, head, self._new_model,
+                                options.checkpoint_every, None if pack is None else pack.digest)
+        if options.model_options or pack is not None:   # fail on bad options now, not later
             self._new_model()
         self._session.refresh()
 
@@ -275,7 +204,7 @@ class Personalizer:
 
     @property
     def updates(self) -> int:
-        """Committed observations of this user: each feedback / prefer / choose adds one, a
+        """Committed observations of this user: each thumb / prefer / pick adds one, a
         batch of k adds k. It never goes backwards (an import keeps the larger count); reset()
         restarts it."""
         return self._session.updates
@@ -289,9 +218,10 @@ class Personalizer:
         return float(self._beta)
 
     # ------------------------------------------------------------------ learning verbs
-    def feedback(self, prompt: str, response: str, up: bool, *,
-                 shown: Optional[Sequence[str]] = None, weight: float = 1.0) -> None:
-        """Thumbs up (up=True) or down on one response; committed before returning.
+    def thumb(self, prompt: str, response: str, up: bool, *,
+              shown: Optional[Sequence[str]] = None, weight: float = 1.0) -> None:
+        """The user gave a thumb up (up=True) or down to one response; committed before
+        returning.
 
         shown: the OTHER responses displayed with it (1 to 15; entries equal to `response` are
         dropped). The observation is then the response against their mean (docs/ALGORITHM.md,
@@ -300,7 +230,7 @@ class Personalizer:
         theta along what distinguishes the answer from its alternatives, not along the prompt
         they share. Without `shown`, the alternatives are the candidates this Personalizer last
         offered for the same prompt, if that list holds `response` (`rank` / `score`: all of
-        them, whether displayed or not; `choose_pair`: the other one of the pair; remembered for
+        them, whether displayed or not; `pair_to_show`: the other one of the pair; remembered for
         the last 32 prompts, in memory only): z = phi(x, a) - their mean feature. Otherwise
         z = phi(x, a), y = up, a comparison against a neutral reference of reward 0 (no
         reference kept in the state did better on the per-user benchmark: docs/ALGORITHM.md).
@@ -319,13 +249,13 @@ class Personalizer:
             if ref is None:
                 def learn(model):
                     model.learn_thumb(phi, up, weight=weight)
-                    return [(model.observation.copy(), y, float(weight))]
+                    return [(model._observation.copy(), y, float(weight))]
             else:
                 z = phi.astype(np.float64) - ref
 
                 def learn(model):
                     model.learn_one(z, y, weight=weight)
-                    return [(model.observation.copy(), y, float(weight))]
+                    return [(model._observation.copy(), y, float(weight))]
         else:
             others = [r for r in _checks.responses(shown, 1) if r != response]
             for i, r in enumerate(others):
@@ -339,7 +269,7 @@ class Personalizer:
 
             def learn(model):
                 model.learn_one(z, y, weight=weight)
-                return [(model.observation.copy(), y, float(weight))]
+                return [(model._observation.copy(), y, float(weight))]
         self._session.observe(learn)
 
     def prefer(self, prompt: str, chosen: str, rejected: str, *, weight: float = 1.0) -> None:
@@ -359,13 +289,13 @@ class Personalizer:
 
         def learn(model):
             model.learn_pair(phi[0], phi[1], weight=weight)
-            return [(model.observation.copy(), 1.0, float(weight))]
+            return [(model._observation.copy(), 1.0, float(weight))]
         self._session.observe(learn)
 
-    def choose(self, prompt: str, responses: Sequence[str], chosen_index: int, *,
-               weight: float = 1.0) -> None:
-        """The user was shown `responses` (2 to 16) for `prompt` and picked
-        responses[chosen_index]; committed before returning.
+    def pick(self, prompt: str, responses: Sequence[str], picked: int, *,
+             weight: float = 1.0) -> None:
+        """The user was shown `responses` (2 to 16) for `prompt` and picked responses[picked]
+        (an index); committed before returning.
 
         One multinomial-logit observation over the candidates (RewardModel.learn_choice,
         docs/ALGORITHM.md "Choice among k"), not k - 1 pairs: it counts once and uses how
@@ -382,13 +312,13 @@ class Personalizer:
         if len(responses) > MAX_K:
             raise InvalidInputError(f"a choice holds at most {MAX_K} responses, got "
                                     f"{len(responses)} (nothing was committed)")
-        c = _checks.int_in("chosen_index", chosen_index, 0, len(responses) - 1)
+        c = _checks.int_in("picked", picked, 0, len(responses) - 1)
         _checks.weight(weight)   # InvalidInputError now, before any store work
         phi = self._features(prompt, responses)
 
         def learn(model):
-            P = model.choice_input(phi)
-            model.learn_choice_observation(P, c, weight=weight)
+            P = model._choice_input(phi)
+            model._learn_choice_observation(P, c, weight=weight)
             P.flags.writeable = False
             return [(P, float(c), float(weight))]
         self._session.observe(learn)
@@ -446,9 +376,11 @@ class Personalizer:
         order = np.lexsort((np.arange(s.size), -s))
         return [Ranked(int(i), responses[i], float(s[i]), float(r[i]), float(w[i])) for i in order]
 
-    def choose_pair(self, prompt: str, responses: Sequence[str], *, strategy: str = "ucb",
-                    q: float = _st.DEFAULT_Q) -> tuple[int, int]:
-        """Indices (first, second) of the two responses to show side by side (deployment setting).
+    def pair_to_show(self, prompt: str, responses: Sequence[str], *, strategy: str = "ucb",
+                     q: float = _st.DEFAULT_Q) -> tuple[int, int]:
+        """Indices (first, second) of the two responses to show side by side (deployment setting);
+        learn the user's answer with `pick(prompt, [responses[first], responses[second]], i)`
+        or `prefer`.
 
         strategy: "ucb" (paper: best, then argmax r + 2 beta ||phi - phi_best||_{cal_H^{-1}}),
         "best_quantile" (best + the ceil(n/q)-th best), "best_second", "best_worst", "random".
@@ -468,7 +400,7 @@ class Personalizer:
         self._cache.offer(prompt, self._cache.keys(prompt, pair), phi[[a, b]])
         return a, b
 
-    def select_queries(self, pool: Sequence[tuple[str, Sequence[str]]], k: int, *,
+    def queries_to_ask(self, pool: Sequence[tuple[str, Sequence[str]]], k: int, *,
                        strategy: str = "width") -> list[Query]:
         """The k most informative pairs of `pool` to ask the user about (active setting).
 
@@ -518,6 +450,12 @@ class Personalizer:
         Z = np.asarray(rows, dtype=np.dtype(model.dtype))
         picked = _st.greedy_queries(model, Z, int(k))
         return [Query(cand[j][0], cand[j][1], cand[j][2], w) for j, w in picked]
+
+    # ------------------------------------------------------------------ old names (docs/API.md)
+    feedback = _deprecated.method("Personalizer", "feedback", "thumb")
+    choose = _deprecated.method("Personalizer", "choose", "pick", {"chosen_index": "picked"})
+    choose_pair = _deprecated.method("Personalizer", "choose_pair", "pair_to_show")
+    select_queries = _deprecated.method("Personalizer", "select_queries", "queries_to_ask")
 
     # ------------------------------------------------------------------ moving a user
     def export_state(self) -> bytes:

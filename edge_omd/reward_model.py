@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from edge_omd import _checks, linalg, projection, state_format
+from edge_omd import _checks, _deprecated, linalg, projection, state_format
 from edge_omd.population.pack import Pack
 from edge_omd.prior import Prior
 from edge_omd._numba import ensure_compiled
@@ -147,9 +147,12 @@ class RewardModel:
 
     # ------------------------------------------------------------------ sizes and properties
     @staticmethod
-    def state_bytes(dim, solver, dtype="float32", rank=None, radius=None):
+    def state_bytes(dim, solver, dtype="float32", sketch_rank=None, radius=None, **old):
         """Bytes of the whole state of a model with these settings (equals `model.nbytes`);
-        a radius adds the projection's fixed workspace (edge_omd/projection.py)."""
+        a radius adds the projection's fixed workspace (edge_omd/projection.py). `rank=` is
+        sketch_rank's deprecated name."""
+        rank = _deprecated.argument("RewardModel.state_bytes", "sketch_rank", sketch_rank,
+                                    "rank", old, default=None)
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
         if dtype not in DTYPES:
@@ -158,8 +161,8 @@ class RewardModel:
         cls = SOLVERS[solver]
         if cls.spec.ranked:
             if rank is None:
-                raise ConfigError(f"the {solver}'s size depends on its rank: pass rank=")
-            rank = _checks.int_in("rank", rank, 1, dim, ConfigError)
+                raise ConfigError(f"the {solver}'s size depends on its rank: pass sketch_rank=")
+            rank = _checks.int_in("sketch_rank", rank, 1, dim, ConfigError)
         if radius is not None:
             radius = _checks.real_in("radius", radius, 0.0, math.inf, ConfigError, open_lo=True)
         return _size(cls, dim, ITEMSIZE[dtype], rank if cls.spec.ranked else None, radius)
@@ -196,9 +199,12 @@ class RewardModel:
         return self._solver.name
 
     @property
-    def rank(self):
-        """Sketch rank ell, or None for the other solvers."""
+    def sketch_rank(self):
+        """Sketch rank ell, or None for the other solvers (the constructor's `sketch_rank`; the
+        state header's `rank` field)."""
         return self._config.rank
+
+    rank = _deprecated.attribute("RewardModel", "rank", "sketch_rank")
 
     @property
     def config(self):
@@ -221,7 +227,7 @@ class RewardModel:
         self._fingerprint = fp
 
     def __repr__(self):
-        rank = f", rank={self.rank}" if self.rank else ""
+        rank = f", sketch_rank={self.sketch_rank}" if self.sketch_rank else ""
         return (f"RewardModel(dim={self._d}, solver={self.solver!r}{rank}, dtype={self.dtype!r}, "
                 f"t={self.t}, nbytes={self.nbytes})")
 
@@ -253,10 +259,10 @@ class RewardModel:
         np.copyto(self._z, phi, casting="unsafe")
         self._update(1.0 if up else 0.0, w)
 
-    def learn_observation(self, z, y, weight=1.0):
+    def _learn_observation(self, z, y, weight=1.0):
         """Learn z exactly as given (no conversion): the replay of a journal record.
 
-        z: (d,) finite, already in the state's dtype (what `observation` held after the live
+        z: (d,) finite, already in the state's dtype (what `_observation` held after the live
         learn_* call); y in [0, 1]. Same kernels on the same bits: the model ends with the
         bytes the live model had (edge_omd/store/journal.py)."""
         z = _checks.exact_array(z, "z", (self._d,), self._dtype)
@@ -265,26 +271,28 @@ class RewardModel:
         np.copyto(self._z, z)
         self._update(y, w)
 
-    def learn_choice(self, Phi, chosen, weight=1.0):
-        """The user saw the k candidates Phi (k, d) and chose row `chosen`: one multinomial-logit
-        (Plackett-Luce first choice) observation, P(chosen) = softmax_j(theta.phi_j)[chosen],
+    def learn_choice(self, Phi, picked=_deprecated.UNSET, weight=1.0, **old):
+        """The user saw the k candidates Phi (k, d) and picked row `picked` (an index; `chosen=`
+        is its deprecated name): one multinomial-logit (Plackett-Luce first choice)
+        observation, P(picked) = softmax_j(theta.phi_j)[picked],
         learned by the same one-pass step as a pair (docs/ALGORITHM.md, "Choice among k"):
         its Hessian, rank k - 1, at theta_t inside tilde_H, at theta_{t+1} into cal_H.
 
-        2 <= k <= MAX_K (16); duplicate rows are allowed. k = 2 is `learn_pair(Phi[chosen],
-        Phi[1 - chosen])` up to rounding. Phi is converted once into the state's dtype
-        (`choice_input`); learning allocates O(k d) scratch for the call, not kept (nbytes is
-        unchanged). Bad input: InvalidInputError; a non-finite update: NumericalError; the
-        state is unchanged in both cases."""
-        P = self.choice_input(Phi)
-        c = _checks.int_in("chosen", chosen, 0, P.shape[0] - 1)
+        2 <= k <= MAX_K (16); duplicate rows are allowed. k = 2 is `learn_pair(Phi[picked],
+        Phi[1 - picked])` up to rounding. Phi is converted once into the state's dtype (what a
+        journal record of the choice stores); learning allocates O(k d) scratch for the call,
+        not kept (nbytes is unchanged). Bad input: InvalidInputError; a non-finite update:
+        NumericalError; the state is unchanged in both cases."""
+        picked = _deprecated.argument("RewardModel.learn_choice", "picked", picked, "chosen", old)
+        P = self._choice_input(Phi)
+        c = _checks.int_in("picked", picked, 0, P.shape[0] - 1)
         w = _checks.weight(weight)
         self._choice(P, c, w)
 
-    def choice_input(self, Phi):
+    def _choice_input(self, Phi):
         """Phi checked (a (k, d) real array, 2 <= k <= MAX_K, finite and bounded) and converted
         into a new C-contiguous (k, d) array of the state's dtype: what `learn_choice` learns
-        from and a journal record of the choice stores (`learn_choice_observation`)."""
+        from and a journal record of the choice stores (`_learn_choice_observation`)."""
         a = _checks.real_array(Phi, "Phi")
         if a.ndim != 2 or a.shape[1] != self._d:
             raise InvalidInputError(f"Phi must have shape (k, {self._d}), got {a.shape}")
@@ -295,16 +303,16 @@ class RewardModel:
         _checks.finite_and_bounded(a, "Phi", top=_top_matrix)
         return np.array(a, dtype=self._dtype, order="C")
 
-    def learn_choice_observation(self, Phi, chosen, weight=1.0):
+    def _learn_choice_observation(self, Phi, picked, weight=1.0):
         """Learn a choice exactly as given (no conversion): the replay of a kind-2 journal
-        record. Phi: (k, d) finite, already in the state's dtype (`choice_input`'s result);
+        record. Phi: (k, d) finite, already in the state's dtype (`_choice_input`'s result);
         same kernels on the same bits, so the model ends with the live model's bytes."""
         a = _checks.real_array(Phi, "Phi")  # (a ragged list: InvalidInputError, not ValueError)
         k = a.shape[0] if a.ndim == 2 else -1
         P = _checks.exact_array(a, "Phi", (k, self._d), self._dtype)
         if not 2 <= k <= MAX_K:
             raise InvalidInputError(f"a choice needs 2 to {MAX_K} candidates, got {k}")
-        c = _checks.int_in("chosen", chosen, 0, k - 1)
+        c = _checks.int_in("picked", picked, 0, k - 1)
         w = _checks.weight(weight)
         self._choice(np.ascontiguousarray(P), c, w)
 
@@ -336,13 +344,28 @@ class RewardModel:
         self._t[0] = min(self._t[0] + 1, state_format.MAX_T)
 
     @property
-    def observation(self):
+    def _observation(self):
         """z of the last learn_* call as the model used it (state dtype; a pair's difference
         phi_chosen - phi_rejected converted once). A read-only view, valid until the next call
-        that learns or fantasizes: what a journal record stores."""
+        that learns or fantasizes: what a journal record stores (`_learn_observation`)."""
         v = self._z.view()
         v.flags.writeable = False
         return v
+
+    # The journal's replay verbs, public until the next release (docs/API.md): a store replays
+    # its records itself (edge_omd/store/journal.py); an app learns with the learn_* verbs.
+    learn_observation = _deprecated.method(
+        "RewardModel", "learn_observation", "_learn_observation",
+        use="RewardModel.learn_one (journal replay is the store's: edge_omd/store/journal.py)")
+    learn_choice_observation = _deprecated.method(
+        "RewardModel", "learn_choice_observation", "_learn_choice_observation",
+        use="RewardModel.learn_choice (journal replay is the store's: edge_omd/store/journal.py)")
+    choice_input = _deprecated.method(
+        "RewardModel", "choice_input", "_choice_input",
+        use="RewardModel.learn_choice, which converts Phi itself (the journal keeps what it used)")
+    observation = _deprecated.attribute(
+        "RewardModel", "observation", "_observation",
+        use="the z you pass to RewardModel.learn_one (the journal keeps what the model used)")
 
     def fantasize(self, z, weight=1.0):
         """Add the curvature w sigma'(theta.z) z z^T of a hypothetical observation to the local

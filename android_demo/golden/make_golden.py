@@ -161,10 +161,10 @@ def _apply(m, s):
 
 def _record(m, s):
     """(vectors, label) of the journal record of step s, just learned by m (as the Personalizer
-    journals it: a choice's candidates as the model used them, RewardModel.choice_input)."""
+    journals it: a choice's candidates as the model used them, RewardModel._choice_input)."""
     if s["kind"] == "choice":
-        return m.choice_input(np.array(s["P"])), s["c"]
-    return np.array(m.observation), _label_of(s)
+        return m._choice_input(np.array(s["P"])), s["c"]
+    return np.array(m._observation), _label_of(s)
 
 
 def _outputs(m, probes):
@@ -206,7 +206,8 @@ def write_model_cases(root):
         Z = probes[1:] - probes[0]
         greedy = [[int(r), float(w)] for r, w in st.greedy_queries(m, Z, 4)]
         jcfg = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in cfg.items()}
-        case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.rank or 0, steps=steps,
+        case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.sketch_rank or 0,
+                    steps=steps,
                     probes=probes.tolist(), outputs=outs, nbytes=m.nbytes, greedy=greedy)
         if pack is not None:
             m.reset()                          # back at the pack's start

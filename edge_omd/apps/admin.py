@@ -143,7 +143,8 @@ def describe(rec) -> dict:
     model = RewardModel.from_bytes(rec.state)
     last = max([rec.updated_at] + [r.time for r in rec.journal])
     return {"user": rec.user_id, "solver": model.solver, "dtype": model.dtype, "dim": model.dim,
-            "rank": model.rank, "state_bytes": len(rec.state), "journal_records": len(rec.journal),
+            "rank": model.sketch_rank, "state_bytes": len(rec.state),
+            "journal_records": len(rec.journal),
             "updates": rec.updates, "head_fingerprint": _fp(rec.head_fingerprint),
             "pack_fingerprint": NO_PACK, "created": _time(rec.created_at),
             "last_commit": _time(last)}

@@ -2,7 +2,7 @@
 
 A user's persisted state is a CHECKPOINT (the RewardModel's bytes, docs/STATE_FORMAT.md) plus a
 JOURNAL of the observations committed since: recovery = load the checkpoint, then learn every
-journal record in order (`RewardModel.learn_observation`), which gives the live model's bytes
+journal record in order (`RewardModel._learn_observation`), which gives the live model's bytes
 exactly (same kernels, same inputs, same order). Both stores (edge_omd/store/) keep the same
 records: SQLite as one row each, the folder store as an append-only file of them back to back.
 Layout (docs/JOURNAL_FORMAT.md), little-endian:
@@ -24,7 +24,7 @@ Layout (docs/JOURNAL_FORMAT.md), little-endian:
     56     8     f64 time     unix seconds of the commit (informative)
     64     k*d*itemsize       the vectors, row after row: kind 1: z exactly as the model used it
                               (a pair is z = phi_chosen - phi_rejected, converted once); kind 2:
-                              the k candidates as the model used them (RewardModel.choice_input)
+                              the k candidates as the model used them (RewardModel._choice_input)
     end-4  4     u32 CRC-32 (zlib / java.util.zip polynomial) of every byte before it
 
 Framing, checksum and refusal rules come from edge_omd/envelope.py (the one envelope of every
@@ -279,9 +279,9 @@ def kind_of(vectors) -> int:
 
 def learn(model, vectors, label: float, weight: float) -> None:
     """Learn one observation exactly as given: a (d,) z with its label y
-    (RewardModel.learn_observation) or the (k, d) candidates of a choice with the chosen index
-    (RewardModel.learn_choice_observation)."""
+    (RewardModel._learn_observation) or the (k, d) candidates of a choice with the picked index
+    (RewardModel._learn_choice_observation)."""
     if kind_of(vectors) == KIND_CHOICE:
-        model.learn_choice_observation(vectors, int(label), weight)
+        model._learn_choice_observation(vectors, int(label), weight)
     else:
-        model.learn_observation(vectors, label, weight)
+        model._learn_observation(vectors, label, weight)

@@ -192,7 +192,7 @@ class Session:
         if self._every_option is not None:
             return self._every_option
         m = self.model if self.model is not None else self._new_model()
-        return default_checkpoint_every(m.dim, m.solver, m.rank, m.dtype)
+        return default_checkpoint_every(m.dim, m.solver, m.sketch_rank, m.dtype)
 
     def _transaction(self, checkpoint: bool):
         return self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,

@@ -2,7 +2,7 @@
 
 Python writes golden vectors (android_demo/golden/make_golden.py) into a temp folder: seeded
 streams (pairs, thumbs, soft labels, fantasizes, choices among 2 to 16) and the state after every
-update for every solver and both dtypes, rewards, widths, deterministic choose_pair picks,
+update for every solver and both dtypes, rewards, widths, deterministic pair_to_show picks,
 refused/accepted mutated files, journals (intact and damaged, kinds 1 and 2) with Python's parse
 verdicts and replays, a FolderStore with one user per solver x dtype whose journal holds choices
 (Java opens, replays, continues and hands it back), and token ids/offsets/masks of
@@ -99,7 +99,8 @@ def test_python_loads_what_java_wrote(run):
         case = json.loads((run["golden"] / "model" / name / "case.json").read_text())
         k = len(case["steps"])
         p = RewardModel.from_bytes((run["golden"] / "model" / name / f"s{k}.eomd").read_bytes())
-        assert (j.solver, j.dim, j.rank, j.t, j.dtype) == (p.solver, p.dim, p.rank, p.t, p.dtype)
+        assert (j.solver, j.dim, j.sketch_rank, j.t, j.dtype) == \
+            (p.solver, p.dim, p.sketch_rank, p.t, p.dtype)
         # float64 with a radius: Python's projection stops at a 1e-8 relative residual
         tol = 1e-5 if p.dtype == "float32" else 1e-12 if case["config"].get("radius") is None else 1e-7
         scale = np.abs(p.theta).max()

@@ -524,7 +524,7 @@ def _style_cases(out):
 
 
 def _thumb_shown_cases(out):
-    """A thumb on one answer while others were on screen: Personalizer.feedback(..., shown=)
+    """A thumb on one answer while others were on screen: Personalizer.thumb(..., shown=)
     learns z = phi(a) - mean phi(shown), y = up (edge_omd/personalizer.py); the app does the
     same through RewardModel.thumbObservation and must end with the same bytes."""
     cases = []
@@ -538,7 +538,7 @@ def _thumb_shown_cases(out):
             m.learn_one(phi[0] - phi[1:].mean(axis=0), 1.0 if up else 0.0)  # the SDK's rule
             (out / f"{name}.final.eomd").write_bytes(m.to_bytes())
             cases.append(dict(name=name, kind="thumb_shown", phi=phi.tolist(), up=up,
-                              z=m.observation.astype(np.float64).tolist()))
+                              z=m._observation.astype(np.float64).tolist()))
     return cases
 
 

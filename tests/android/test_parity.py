@@ -1,7 +1,9 @@
 """docs/PARITY.md against the code: every public member of RewardModel and Personalizer and every
 journal record kind has a row (and no row names one that is gone); every Java class and method a
 row names exists in android_demo/core; every test a row names exists (pytest `file::function`,
-Java `Class.method` under core/src/test). No JDK needed: the Java side is read as source."""
+Java `Class.method` under core/src/test). A deprecated old name (edge_omd/_deprecated.py) has a
+row "deprecated: `new name`" instead, whose new name has a row of its own. No JDK needed: the
+Java side is read as source."""
 import inspect
 import os
 import re
@@ -16,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TABLE = os.path.join(ROOT, "docs", "PARITY.md")
 PKG = os.path.join("android_demo", "core", "src", "{}", "java", "dev", "edgeomd")
 NOT_ON_PHONE = "not on the phone:"
+DEPRECATED = "deprecated:"
 _TICK = re.compile(r"`([^`]+)`")
 _PYTEST = re.compile(r"^([\w/.-]+\.py)::(\w+)$")
 _JAVA_REF = re.compile(r"^([A-Z]\w*)(?:\.(\w+)|\((\w*)\))$")  # Class.member or Class(Arg)
@@ -30,6 +33,14 @@ def python_verbs():
         out |= {f"{cls.__name__}.{n}" for n in vars(cls) if not n.startswith("_")}
     out |= {f"journal.{n}" for n, _v in inspect.getmembers(journal) if n.startswith("KIND_")}
     return out
+
+
+def deprecated_verbs():
+    """The public members that are deprecated old names (their docstring says so)."""
+    return {f"{cls.__name__}.{n}" for cls in (RewardModel, Personalizer)
+            for n, v in vars(cls).items()
+            if not n.startswith("_")
+            and (getattr(v, "__doc__", None) or "").startswith("Deprecated:")}
 
 
 def rows(text):
@@ -94,8 +105,8 @@ def _java_problems(cell, kind, where):
 
 def check(text):
     """Everything wrong with the table `text` (an empty list: it matches the code)."""
-    problems, seen = [], {}
-    verbs = python_verbs()
+    problems, seen, replaced_by = [], {}, {}
+    verbs, deprecated = python_verbs(), deprecated_verbs()
     for row in rows(text):
         if len(row) != 3:
             problems.append(f"not a row of three cells: {row[0][:80]!r}")
@@ -110,6 +121,15 @@ def check(text):
         seen[key] = True
         if key not in verbs and not key.startswith("journal.Newer"):
             problems.append(f"{key}: a row for a Python verb that does not exist")
+        if java.startswith(DEPRECATED) or key in deprecated:
+            new = _TICK.findall(java)
+            if not java.startswith(DEPRECATED) or not new:
+                problems.append(f"{key}: a deprecated name's row says 'deprecated: `new name`'")
+            elif key not in deprecated:
+                problems.append(f"{key}: a row says deprecated, the code does not")
+            else:
+                replaced_by[key] = new[0]
+            continue
         if java.startswith(NOT_ON_PHONE):
             if len(java) - len(NOT_ON_PHONE) < 20:
                 problems.append(f"{key}: 'not on the phone' without a reason")
@@ -134,6 +154,9 @@ def check(text):
         if not pytests:
             problems.append(f"{key}: no test named")
     problems += [f"{v}: no row" for v in sorted(verbs - set(seen))]
+    problems += [f"{old}: deprecated for {new}, which has no row"
+                 for old, new in sorted(replaced_by.items())
+                 if new not in seen or new in replaced_by]
     return problems
 
 
@@ -149,8 +172,17 @@ def test_parity_table_matches_the_code():
 
 
 @pytest.mark.parametrize("edit, expect", [
+    (lambda t: re.sub(r"^\| `Personalizer\.pick` \|.*\n", "", t, flags=re.M),
+     "Personalizer.pick: no row"),
     (lambda t: re.sub(r"^\| `Personalizer\.choose` \|.*\n", "", t, flags=re.M),
      "Personalizer.choose: no row"),
+    (lambda t: t.replace("| `Personalizer.choose` | deprecated:",
+                         "| `Personalizer.choose` | was:", 1),
+     "Personalizer.choose: a deprecated name's row says"),
+    (lambda t: t.replace("| `Personalizer.prefer` | ", "| `Personalizer.prefer` | deprecated: ", 1),
+     "Personalizer.prefer: a row says deprecated, the code does not"),
+    (lambda t: re.sub(r"^\| `Personalizer\.pair_to_show` \|.*\n", "", t, flags=re.M),
+     "Personalizer.choose_pair: deprecated for Personalizer.pair_to_show, which has no row"),
     (lambda t: t.replace("`RewardModel.learnChoice`,", "`RewardModel.learnChoose`,", 1),
      "RewardModel.java declares no learnChoose"),
     (lambda t: t.replace("`GuardTests.greedy`", "`GuardTests.greedyPicks`", 1),

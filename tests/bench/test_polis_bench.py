@@ -241,7 +241,7 @@ def test_sdk_contender_scores_what_a_personalizer_scores(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(15):
         up = bool(rng.random() < 0.5)
-        p.feedback("topic", texts[i], up)
+        p.thumb("topic", texts[i], up)
         learner.thumb(i, up)
         np.testing.assert_array_equal(p.score("topic", [texts[j] for j in held]), learner.scores(held))
     store.close()

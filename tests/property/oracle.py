@@ -48,7 +48,7 @@ def matrix(X, d):
 
 
 def observation(z, d, dtype):
-    """learn_observation: exactly (d,) in the state's dtype; finite and within what a live call
+    """_learn_observation: exactly (d,) in the state's dtype; finite and within what a live call
     can have stored (a pair's difference: 2 MAX_ABS_INPUT)."""
     a = np.asarray(z) if isinstance(z, np.ndarray) else None
     if a is None or a.shape != (d,) or a.dtype != np.dtype(dtype) or not _bounded(a, 2 * MAX_ABS_INPUT):
@@ -86,7 +86,7 @@ MAX_K = 16   # candidates of one choice (RewardModel.learn_choice)
 
 
 def choice(Phi, d):
-    """learn_choice / choice_input: a real (k, d) array, 2 <= k <= MAX_K, bounded."""
+    """learn_choice / _choice_input: a real (k, d) array, 2 <= k <= MAX_K, bounded."""
     a = _real_array(Phi)
     if a is None or a.ndim != 2 or a.shape[1] != d or not 2 <= a.shape[0] <= MAX_K \
             or not _bounded(a):
@@ -95,7 +95,7 @@ def choice(Phi, d):
 
 
 def choice_observation(Phi, d, dtype):
-    """learn_choice_observation: exactly (k, d) in the state's dtype, bounded like a live call."""
+    """_learn_choice_observation: exactly (k, d) in the state's dtype, bounded like a live call."""
     a = np.asarray(Phi) if isinstance(Phi, np.ndarray) else None
     if a is None or a.ndim != 2 or a.shape[1] != d or not 2 <= a.shape[0] <= MAX_K \
             or a.dtype != np.dtype(dtype) or not _bounded(a, 2 * MAX_ABS_INPUT):

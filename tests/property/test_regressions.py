@@ -23,7 +23,7 @@ def test_int64_min_in_a_matrix_is_refused(solver, dtype):
 
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_learn_observation_is_bounded_like_a_live_call(solver, dtype):
-    """learn_observation took any finite z (1e300: NumericalError, or accepted by cg); it now
+    """_learn_observation (then public) took any finite z (1e300: NumericalError, or accepted by cg); it now
     refuses what no live call can have stored (a pair's difference is at most 2 MAX_ABS_INPUT)
     and still replays the largest live observation."""
     live, twin = solvers.make(solver, 3, dtype=dtype), solvers.make(solver, 3, dtype=dtype)
@@ -32,15 +32,15 @@ def test_learn_observation_is_bounded_like_a_live_call(solver, dtype):
     except NumericalError:   # exact float32: curvature beyond its precision, refused as such
         pass
     else:
-        assert np.abs(live.observation).max() == 2e6
-        twin.learn_observation(live.observation, 1.0, weight=1e-6)
+        assert np.abs(live._observation).max() == 2e6
+        twin._learn_observation(live._observation, 1.0, weight=1e-6)
         assert twin.to_bytes() == live.to_bytes()
     before = twin.to_bytes()
     for v in (2.5e6, 1e300):   # (1e300 is inf in float32: refused as such)
         with np.errstate(over="ignore"):
             z = np.full(3, v).astype(dtype)
         with pytest.raises(InvalidInputError):
-            twin.learn_observation(z, 1.0)
+            twin._learn_observation(z, 1.0)
     assert twin.to_bytes() == before
 
 
@@ -56,12 +56,12 @@ def test_save_and_load_refuse_a_path_that_is_not_one(path, tmp_path, monkeypatch
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("verb,label", [("learn_observation", 1.0),
-                                        ("learn_choice_observation", 0)])
+@pytest.mark.parametrize("verb,label", [("_learn_observation", 1.0),
+                                        ("_learn_choice_observation", 0)])
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_replay_verbs_refuse_a_ragged_list(solver, dtype, verb, label):
-    """np.asarray([[1, 2], [3]]) raised a raw ValueError inside learn_observation and
-    learn_choice_observation."""
+    """np.asarray([[1, 2], [3]]) raised a raw ValueError inside _learn_observation and
+    _learn_choice_observation (then public)."""
     m = solvers.make(solver, 2, dtype=dtype)
     before = m.to_bytes()
     with pytest.raises(InvalidInputError):

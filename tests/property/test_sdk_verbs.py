@@ -62,9 +62,9 @@ def _is_str_seq(r, at_least):
 @st.composite
 def calls(draw):
     """(name, kwargs, valid) of one Personalizer call."""
-    name = draw(st.sampled_from(["feedback", "prefer", "choose", "score", "rank", "choose_pair",
-                                 "select_queries", "import_state"]))
-    if name == "feedback":
+    name = draw(st.sampled_from(["thumb", "prefer", "pick", "score", "rank", "pair_to_show",
+                                 "queries_to_ask", "import_state"]))
+    if name == "thumb":
         kw = dict(prompt=draw(any_text), response=draw(any_text),
                   up=draw(st.one_of(st.booleans(), scalars)), weight=draw(weights))
         ok = (_text(kw["prompt"]) and _text(kw["response"])
@@ -74,12 +74,12 @@ def calls(draw):
                   weight=draw(weights))
         ok = (all(_text(kw[k]) for k in ("prompt", "chosen", "rejected"))
               and kw["chosen"] != kw["rejected"] and oracle.weight(kw["weight"]) is not None)
-    elif name == "choose":
+    elif name == "pick":
         kw = dict(prompt=draw(any_text), responses=draw(responses),
-                  chosen_index=draw(st.one_of(st.integers(-1, 5), scalars)), weight=draw(weights))
+                  picked=draw(st.one_of(st.integers(-1, 5), scalars)), weight=draw(weights))
         r = kw["responses"]
         ok = (_text(kw["prompt"]) and _is_str_seq(r, 2) and len(r) <= oracle.MAX_K
-              and oracle.index(kw["chosen_index"], len(r)) is not None
+              and oracle.index(kw["picked"], len(r)) is not None
               and oracle.weight(kw["weight"]) is not None)
     elif name in ("score", "rank"):
         kw = dict(prompt=draw(any_text), responses=draw(responses))
@@ -88,7 +88,7 @@ def calls(draw):
             kw["pessimism"] = draw(st.one_of(st.floats(0, 3), scalars))
             v = oracle.real(kw["pessimism"])
             ok = ok and v is not None and v >= 0
-    elif name == "choose_pair":
+    elif name == "pair_to_show":
         kw = dict(prompt=draw(any_text), responses=draw(responses),
                   strategy=draw(st.sampled_from(["ucb", "best_quantile", "best_second",
                                                  "best_worst", "random", "UCB", "", None])),
@@ -101,7 +101,7 @@ def calls(draw):
             q_ok = False
         ok = (_text(kw["prompt"]) and _is_str_seq(kw["responses"], 2) and q_ok
               and kw["strategy"] in ("ucb", "best_quantile", "best_second", "best_worst", "random"))
-    elif name == "select_queries":
+    elif name == "queries_to_ask":
         pool = draw(st.lists(st.tuples(any_text, responses), max_size=3))
         kw = dict(pool=pool, k=draw(st.one_of(st.integers(-1, 4), scalars)),
                   strategy=draw(st.sampled_from(["width", "best_worst", "ucb", None])))
@@ -129,10 +129,10 @@ def _check_result(name, kw, out):
         assert all(isinstance(r, Ranked) and r.response == kw["responses"][r.index] for r in out)
         scores = [r.score for r in out]
         assert all(np.isfinite(scores)) and scores == sorted(scores, reverse=True)
-    elif name == "choose_pair":
+    elif name == "pair_to_show":
         i, j = out
         assert i != j and 0 <= i < len(kw["responses"]) and 0 <= j < len(kw["responses"])
-    elif name == "select_queries":
+    elif name == "queries_to_ask":
         assert len(out) <= kw["k"]
         for q in out:
             assert isinstance(q, Query) and q.first != q.second and np.isfinite(q.width)
@@ -163,7 +163,7 @@ def test_personalizer_verbs(stores, kind, model, ops):
             assert _snapshot(p, store) == before
             continue
         after = _snapshot(p, store)
-        if name in ("feedback", "prefer", "choose"):
+        if name in ("thumb", "prefer", "pick"):
             assert after[0][1] == before[0][1] + 1 and p.updates == after[0][1]
         else:
             assert after == before, f"{name} changed the store"

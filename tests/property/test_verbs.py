@@ -67,7 +67,7 @@ def _assert_usable(m):
 
 @st.composite
 def observation_args(draw, dtype):
-    """learn_observation's z: mostly the state's own dtype (every layout), else anything."""
+    """_learn_observation's z: mostly the state's own dtype (every layout), else anything."""
     if draw(st.booleans()):
         return draw(array_args(VEC_SHAPES))
     a = draw(real_values((D,), dtype))
@@ -96,7 +96,7 @@ def _draw_learning_call(data, verb, m):
         z, w = data.draw(array_args(VEC_SHAPES)), data.draw(weights)
         c = (oracle.vector(z, d), oracle.weight(w))
         return (lambda mm, x: mm.fantasize(x[0], weight=x[1])), (z, w), c
-    if verb in ("learn_choice", "learn_choice_observation"):
+    if verb in ("learn_choice", "_learn_choice_observation"):
         Phi = data.draw(array_args(CHOICE_SHAPES)) if verb == "learn_choice" or data.draw(
             st.booleans()) else data.draw(choice_args(m.dtype))
         k = np.shape(Phi)[0] if np.ndim(Phi) == 2 else 0
@@ -107,7 +107,7 @@ def _draw_learning_call(data, verb, m):
         return (lambda mm, x: getattr(mm, verb)(*x[:2], weight=x[2])), (Phi, i, w), c
     z, y, w = data.draw(observation_args(m.dtype)), data.draw(labels), data.draw(weights)
     c = (oracle.observation(z, d, m.dtype), oracle.label(y), oracle.weight(w))
-    return (lambda mm, x: mm.learn_observation(*x[:2], weight=x[2])), (z, y, w), c
+    return (lambda mm, x: mm._learn_observation(*x[:2], weight=x[2])), (z, y, w), c
 
 
 CHOICE_SHAPES = [(2, D), (3, D), (5, D)] * 3 + [(1, D), (17, D), (0, D), (D,), (2, D + 1), ()]
@@ -115,13 +115,13 @@ CHOICE_SHAPES = [(2, D), (3, D), (5, D)] * 3 + [(1, D), (17, D), (0, D), (D,), (
 
 @st.composite
 def choice_args(draw, dtype):
-    """learn_choice_observation's Phi in the state's own dtype (every layout)."""
+    """_learn_choice_observation's Phi in the state's own dtype (every layout)."""
     a = draw(real_values((draw(st.sampled_from([2, 3, 16, 17])), D), dtype))
     return dict(layouts(a))[draw(st.sampled_from([n for n, _ in layouts(a)]))]
 
 
-LEARNING = ["learn_one", "learn_pair", "learn_thumb", "fantasize", "learn_observation",
-            "learn_choice", "learn_choice_observation"]
+LEARNING = ["learn_one", "learn_pair", "learn_thumb", "fantasize", "_learn_observation",
+            "learn_choice", "_learn_choice_observation"]
 
 
 @examples(400)
@@ -184,14 +184,14 @@ def test_choice_input(case, data):
     before = m.to_bytes()
     Phi = data.draw(array_args(CHOICE_SHAPES))
     canon = oracle.choice(Phi, D)
-    out, err = _call(lambda: m.choice_input(Phi))
+    out, err = _call(lambda: m._choice_input(Phi))
     assert m.to_bytes() == before
     if canon is None:
-        assert isinstance(err, InvalidInputError), f"choice_input accepted {Phi!r:.200}"
+        assert isinstance(err, InvalidInputError), f"_choice_input accepted {Phi!r:.200}"
         return
     assert err is None and out.flags.c_contiguous and out.dtype == np.dtype(m.dtype)
     assert not np.shares_memory(out, Phi)
-    np.testing.assert_array_equal(out, m.choice_input(canon))
+    np.testing.assert_array_equal(out, m._choice_input(canon))
 
 
 @examples(60)

@@ -65,8 +65,8 @@ def check_round_trip(factory):
         loaded = RewardModel.load(path)
     assert loaded.to_bytes() == b and loaded == m
     assert m.copy().to_bytes() == b
-    assert (loaded.solver, loaded.dtype, loaded.dim, loaded.rank, loaded.t) == \
-        (m.solver, m.dtype, m.dim, m.rank, m.t)
+    assert (loaded.solver, loaded.dtype, loaded.dim, loaded.sketch_rank, loaded.t) == \
+        (m.solver, m.dtype, m.dim, m.sketch_rank, m.t)
     assert loaded.hyperparameters == m.hyperparameters
     assert loaded.nbytes == m.nbytes
     for kind, args, w in stream[T:]:
@@ -76,14 +76,14 @@ def check_round_trip(factory):
 
 
 def check_replay_is_bit_exact(factory):
-    """learn_observation(model.observation, y, w) of every live call rebuilds the live model
+    """_learn_observation(model._observation, y, w) of every live call rebuilds the live model
     bit for bit (what recovering a user from the journal relies on)."""
     live, twin = factory(), factory()
     for i, (kind, args, w) in enumerate(_stream(live.dim, seed=2)):
         feed(live, kind, args, w)
-        z = live.observation
+        z = live._observation
         assert not z.flags.writeable and z.dtype == np.dtype(live.dtype)
-        twin.learn_observation(z, _label(kind, args), w)
+        twin._learn_observation(z, _label(kind, args), w)
         if i % 7 == 0:
             assert twin.to_bytes() == live.to_bytes(), f"replay differs after {i + 1} updates"
     assert twin.to_bytes() == live.to_bytes()
@@ -119,9 +119,9 @@ def check_inputs_not_mutated(factory):
                 assert x.tobytes() == k.tobytes(), f"{name} wrote into its input"
             if out is not None:   # a result is a new array, not a view of the input
                 assert not np.shares_memory(out, M) and not np.shares_memory(out, a)
-        z = m.observation.copy()
-        m.learn_observation(z, 0.5)
-        assert z.tobytes() == m.observation.tobytes()
+        z = m._observation.copy()
+        m._learn_observation(z, 0.5)
+        assert z.tobytes() == m._observation.tobytes()
         theta = m.theta
         assert not theta.flags.writeable
         m.learn_thumb(theta, True)
@@ -202,14 +202,14 @@ def check_read_only_inputs_and_layouts(factory):
                     np.testing.assert_allclose(got, want[name], rtol=1e-14, atol=1e-14,
                                                err_msg=f"{name} {np.dtype(dt)} {la}/{lm}")
             assert m.to_bytes() == want_bytes, f"{np.dtype(dt)} {la}/{lm}: learned differently"
-    # learn_observation takes the state's own dtype only, in any native layout
+    # _learn_observation takes the state's own dtype only, in any native layout
     m, twin = base.copy(), base.copy()
     z = _values(rng, d, np.dtype(m.dtype))
     for name, z2 in _vector_layouts(z):
         if z2.dtype.byteorder in "=|" or z2.dtype.isnative:
-            m.learn_observation(z2, 0.25)
-            twin.learn_observation(z.copy(), 0.25)
-            assert m.to_bytes() == twin.to_bytes(), f"learn_observation {name}"
+            m._learn_observation(z2, 0.25)
+            twin._learn_observation(z.copy(), 0.25)
+            assert m.to_bytes() == twin.to_bytes(), f"_learn_observation {name}"
 
 
 # ---------------------------------------------------------------------------- refusals
@@ -230,17 +230,17 @@ def _non_finite_calls(d, good):
             yield f"width {bad_name}", lambda m, x=bad32: m.width(np.stack([good, x]))
             yield f"width ref {bad_name}", lambda m, x=bad32: m.width(good, ref=x)
         if bad_name != "1e300":  # replay takes z as stored: finiteness only (see below)
-            yield f"learn_observation {bad_name}", lambda m, x=bad: m.learn_observation(
+            yield f"learn_observation {bad_name}", lambda m, x=bad: m._learn_observation(
                 x.astype(m.dtype), 1.0)
     for v in (np.nan, np.inf, -np.inf):
         yield f"learn_one y={v}", lambda m, v=v: m.learn_one(good, v)
-        yield f"learn_observation y={v}", lambda m, v=v: m.learn_observation(
+        yield f"learn_observation y={v}", lambda m, v=v: m._learn_observation(
             good.astype(m.dtype), v)
-        for verb in ("learn_one", "learn_pair", "learn_thumb", "fantasize", "learn_observation"):
+        for verb in ("learn_one", "learn_pair", "learn_thumb", "fantasize", "_learn_observation"):
             def call(m, v=v, verb=verb):
-                g = good.astype(m.dtype) if verb == "learn_observation" else good
+                g = good.astype(m.dtype) if verb == "_learn_observation" else good
                 args = {"learn_one": (g, 1.0), "learn_pair": (g, -g), "learn_thumb": (g, True),
-                        "fantasize": (g,), "learn_observation": (g, 1.0)}[verb]
+                        "fantasize": (g,), "_learn_observation": (g, 1.0)}[verb]
                 getattr(m, verb)(*args, weight=v)
             yield f"{verb} weight={v}", call
 
@@ -288,7 +288,7 @@ def check_nbytes_constant(factory):
     m = factory()
     h = m.hyperparameters
     n0 = m.nbytes
-    assert n0 == RewardModel.state_bytes(m.dim, m.solver, m.dtype, rank=m.rank, radius=h["radius"])
+    assert n0 == RewardModel.state_bytes(m.dim, m.solver, m.dtype, sketch_rank=m.sketch_rank, radius=h["radius"])
     held = _arrays(m)
     assert sum(a.nbytes for a in held.values()) == n0, "nbytes does not count every array held"
     shapes = {k: (a.shape, a.dtype) for k, a in held.items()}
@@ -375,7 +375,7 @@ def check_fantasize(factory):
 
 def check_choice(factory):
     """learn_choice among k candidates: t + 1, nbytes unchanged, replayed bit for bit by
-    learn_choice_observation(choice_input(Phi)) (a journal record of kind 2), a NaN candidate
+    _learn_choice_observation(_choice_input(Phi)) (a journal record of kind 2), a NaN candidate
     refused with the state unchanged, and k = 2 close to learn_pair on the same two rows."""
     live, twin = _fed(factory, _stream(factory().dim, 12, seed=12)), None
     twin = live.copy()
@@ -385,7 +385,7 @@ def check_choice(factory):
         t = live.t
         live.learn_choice(Phi, k - 1, weight=1.5)
         assert live.t == t + 1 and live.nbytes == n0
-        twin.learn_choice_observation(twin.choice_input(Phi), k - 1, weight=1.5)
+        twin._learn_choice_observation(twin._choice_input(Phi), k - 1, weight=1.5)
         assert twin.to_bytes() == live.to_bytes(), f"choice replay differs (k={k})"
     before = live.to_bytes()
     bad = np.ones((3, live.dim))
@@ -424,7 +424,7 @@ def check_matches_naive(factory, T, seed=0):
     widths and rewards at the end too."""
     m = factory()
     h = m.hyperparameters
-    naive = NaiveOMD(m.dim, solver=m.solver, rank=m.rank, eta=h["eta"], lam=h["lam"],
+    naive = NaiveOMD(m.dim, solver=m.solver, rank=m.sketch_rank, eta=h["eta"], lam=h["lam"],
                      radius=h["radius"], forget=h["forget"], cg_steps=h["cg_steps"],
                      lam_warmup=h["lam_warmup"], cg_tol=h["cg_tol"],
                      start=None if m.prior is None else m.prior.start())
@@ -432,7 +432,7 @@ def check_matches_naive(factory, T, seed=0):
     worst = 0.0
     for t, (kind, args, w) in enumerate(mixed_stream(m.dim, T, seed=seed, scale=3.0)):
         feed(m, kind, args, w)
-        naive.learn_one(m.observation.astype(np.float64), _label(kind, args), w)
+        naive.learn_one(m._observation.astype(np.float64), _label(kind, args), w)
         err = np.linalg.norm(m.theta - naive.theta) / max(1.0, np.linalg.norm(naive.theta))
         worst = max(worst, err)
         assert err <= rtol, f"step {t}: relative theta error {err:.2e} > {rtol:g}"

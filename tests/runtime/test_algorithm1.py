@@ -13,7 +13,7 @@ D, T = 10, 240
 
 def _pair(solver, **kw):
     model = RewardModel(D, dtype="float64", **solvers.options(solver, D, **kw))
-    naive = NaiveOMD(D, solver=solver, rank=model.rank, eta=kw.get("eta", 1.0), lam=kw.get("lam", 1.0),
+    naive = NaiveOMD(D, solver=solver, rank=model.sketch_rank, eta=kw.get("eta", 1.0), lam=kw.get("lam", 1.0),
                      radius=kw.get("radius"), forget=kw.get("forget", 1.0),
                      cg_steps=kw.get("cg_steps", 3), lam_warmup=kw.get("lam_warmup", 0),
                      cg_tol=kw.get("cg_tol", 1e-6))

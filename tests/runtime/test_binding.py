@@ -68,7 +68,7 @@ def test_every_site_says_it_with_the_one_check(tmp_path):
         check_stored_head("u", 2, A, 64, A, 32)
     for store in (SQLiteStore(tmp_path / "s.sqlite"), FolderStore(tmp_path / "f")):
         p = Personalizer(head, store, "ann")
-        p.feedback("p", "a response", up=True)
+        p.thumb("p", "a response", up=True)
         with pytest.raises(HeadMismatchError, match="user 'ann': the stored state was learned on"):
             store.check_head(other.fingerprint, 64)
         with pytest.raises(HeadMismatchError, match=OTHER_DIM):

@@ -13,11 +13,11 @@ def test_auto_picks_by_budget():
     m = RewardModel(d, budget_bytes=exact - 1)
     assert m.solver == "sketch" and m.nbytes <= exact - 1
     # the largest rank that fits: one more would not
-    assert RewardModel.state_bytes(d, "sketch", rank=m.rank + 1) > exact - 1
-    small = RewardModel(d, budget_bytes=RewardModel.state_bytes(d, "sketch", rank=2))
-    assert small.solver == "sketch" and small.rank == 2
+    assert RewardModel.state_bytes(d, "sketch", sketch_rank=m.sketch_rank + 1) > exact - 1
+    small = RewardModel(d, budget_bytes=RewardModel.state_bytes(d, "sketch", sketch_rank=2))
+    assert small.solver == "sketch" and small.sketch_rank == 2
     diag = RewardModel.state_bytes(d, "diagonal")
-    m = RewardModel(d, budget_bytes=RewardModel.state_bytes(d, "sketch", rank=2) - 1)
+    m = RewardModel(d, budget_bytes=RewardModel.state_bytes(d, "sketch", sketch_rank=2) - 1)
     assert m.solver == "diagonal" and m.nbytes <= diag
     with pytest.raises(BudgetError):
         RewardModel(d, budget_bytes=diag - 1)
@@ -27,7 +27,7 @@ def test_auto_picks_by_budget():
 
 def test_sketch_at_2mib_for_d4096():
     m = RewardModel(4096, budget_bytes=2 << 20)
-    assert m.solver == "sketch" and m.nbytes <= 2 << 20 and m.rank >= 32
+    assert m.solver == "sketch" and m.nbytes <= 2 << 20 and m.sketch_rank >= 32
 
 
 # nbytes true and constant over a stream, for every solver x dtype x setting: the harness's

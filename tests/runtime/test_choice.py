@@ -52,7 +52,7 @@ def _feed(m, kind, args, w):
 
 def _naive_of(m):
     h = m.hyperparameters
-    return NaiveOMD(m.dim, solver=m.solver, rank=m.rank, eta=h["eta"], lam=h["lam"],
+    return NaiveOMD(m.dim, solver=m.solver, rank=m.sketch_rank, eta=h["eta"], lam=h["lam"],
                     radius=h["radius"], forget=h["forget"], cg_steps=h["cg_steps"],
                     lam_warmup=h["lam_warmup"], cg_tol=h["cg_tol"])
 
@@ -79,12 +79,12 @@ def test_matches_naive(solver, dtype, setting, d, T):
     for t, (kind, args, w) in enumerate(choice_stream(d, T, seed=d)):
         if kind == "choice":
             Phi, c = args
-            P = m.choice_input(Phi)
+            P = m._choice_input(Phi)
             m.learn_choice(Phi, c, weight=w)
             naive.choice(P.astype(np.float64), c, w)
         else:
             feed(m, kind, args, w)
-            naive.learn_one(m.observation.astype(np.float64), check_solver._label(kind, args), w)
+            naive.learn_one(m._observation.astype(np.float64), check_solver._label(kind, args), w)
         err = np.linalg.norm(m.theta - naive.theta) / max(1.0, np.linalg.norm(naive.theta))
         assert err <= rtol, f"step {t} ({kind}): relative theta error {err:.2e} > {rtol:g}"
     V = check_solver._grid(d, 6, seed=d + 1)
@@ -150,7 +150,7 @@ def test_hessian_rows():
 
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_replay_round_trip_and_memory(solver, dtype):
-    """learn_choice_observation(choice_input(Phi)) rebuilds the live model bit for bit; a saved
+    """_learn_choice_observation(_choice_input(Phi)) rebuilds the live model bit for bit; a saved
     model continues like the original; nbytes = state_bytes and no array is added by choices."""
     live, twin = _factory(solver, dtype, "tuned")(), _factory(solver, dtype, "tuned")()
     held = check_solver._arrays(live)
@@ -159,9 +159,9 @@ def test_replay_round_trip_and_memory(solver, dtype):
     for i, (kind, args, w) in enumerate(stream[:40]):
         _feed(live, kind, args, w)
         if kind == "choice":
-            twin.learn_choice_observation(live.choice_input(args[0]), args[1], w)
+            twin._learn_choice_observation(live._choice_input(args[0]), args[1], w)
         else:
-            twin.learn_observation(live.observation, check_solver._label(kind, args), w)
+            twin._learn_observation(live._observation, check_solver._label(kind, args), w)
         if i % 5 == 0:
             assert twin.to_bytes() == live.to_bytes(), f"replay differs after {i + 1}"
     assert twin.to_bytes() == live.to_bytes()
@@ -171,7 +171,7 @@ def test_replay_round_trip_and_memory(solver, dtype):
         _feed(loaded, kind, args, w)
     assert loaded.to_bytes() == live.to_bytes()
     assert live.nbytes == n0 == RewardModel.state_bytes(
-        D, live.solver, dtype, rank=live.rank, radius=live.hyperparameters["radius"])
+        D, live.solver, dtype, sketch_rank=live.sketch_rank, radius=live.hyperparameters["radius"])
     assert check_solver._arrays(live).keys() == held.keys()
 
 
@@ -194,11 +194,11 @@ def _bad_calls(d):
         "chosen=1.0": lambda m: m.learn_choice(good, 1.0),
         "weight=0": lambda m: m.learn_choice(good, 0, weight=0.0),
         "weight=nan": lambda m: m.learn_choice(good, 0, weight=math.nan),
-        "replay float64 into float32": lambda m: m.learn_choice_observation(
+        "replay float64 into float32": lambda m: m._learn_choice_observation(
             good.astype(np.float64 if m.dtype == "float32" else np.float32), 0),
-        "replay nan": lambda m: m.learn_choice_observation(nan.astype(m.dtype), 0),
-        "replay k=1": lambda m: m.learn_choice_observation(good[:1].astype(m.dtype), 0),
-        "replay chosen=5": lambda m: m.learn_choice_observation(good.astype(m.dtype), 5),
+        "replay nan": lambda m: m._learn_choice_observation(nan.astype(m.dtype), 0),
+        "replay k=1": lambda m: m._learn_choice_observation(good[:1].astype(m.dtype), 0),
+        "replay chosen=5": lambda m: m._learn_choice_observation(good.astype(m.dtype), 5),
     }
 
 

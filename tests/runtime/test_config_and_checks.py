@@ -36,7 +36,7 @@ def test_model_reads_its_config_and_hyperparameters_from_it():
     assert RewardModel.from_config(m.config).to_bytes() == RewardModel(
         6, solver="cg", eta=2.0, lam=0.5, forget=0.9, cg_steps=5, lam_warmup=7).to_bytes()
     s = RewardModel(40, budget_bytes=9000)             # auto: resolved into the config
-    assert s.config.solver == s.solver and s.config.rank == s.rank
+    assert s.config.solver == s.solver and s.config.rank == s.sketch_rank
 
 
 def test_constructor_arguments_raise_config_error_call_arguments_invalid_input():

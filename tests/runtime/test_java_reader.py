@@ -45,7 +45,7 @@ def test_java_reads_what_python_wrote(classes, tmp_path, cfg):
     r = _java(classes, path)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.split("\n")
-    assert lines[0].split() == [m.solver, "7", str(m.rank or 0), str(m.t)]
+    assert lines[0].split() == [m.solver, "7", str(m.sketch_rank or 0), str(m.t)]
     theta = np.array([float(x) for x in lines[1:8]])
     np.testing.assert_allclose(theta, m.theta, rtol=1e-12)
     assert float(lines[8].split()[1]) == pytest.approx(float(m.reward(np.ones(7))[0]), rel=1e-6)

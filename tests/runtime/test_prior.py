@@ -204,7 +204,7 @@ def test_each_solver_starts_where_the_prior_says(solver, dtype):
         np.testing.assert_allclose(got, H @ v, rtol=tol, atol=tol * np.abs(H).max())
     want = np.sqrt(np.einsum("nd,de,ne->n", V, np.linalg.inv(H), V))
     np.testing.assert_allclose(m.width(V), want, rtol=10 * tol)
-    naive = NaiveOMD(D, solver=solver, rank=m.rank, lam=0.5, start=p.start())
+    naive = NaiveOMD(D, solver=solver, rank=m.sketch_rank, lam=0.5, start=p.start())
     np.testing.assert_allclose(m.width(V), naive.width(V), rtol=10 * tol)
     # a started state is an ordinary one: saved, loaded (its checks pass), the same bytes
     b = m.to_bytes()

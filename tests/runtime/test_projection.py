@@ -19,7 +19,7 @@ D, T = 24, 180
 
 def _pair(solver, radius, rank=None, **kw):
     model = RewardModel(D, dtype="float64", radius=radius, **solvers.options(solver, D, rank, **kw))
-    naive = NaiveOMD(D, solver=solver, rank=model.rank, radius=radius, eta=kw.get("eta", 1.0),
+    naive = NaiveOMD(D, solver=solver, rank=model.sketch_rank, radius=radius, eta=kw.get("eta", 1.0),
                      lam=kw.get("lam", 1.0), forget=kw.get("forget", 1.0),
                      cg_steps=kw.get("cg_steps", 3), lam_warmup=kw.get("lam_warmup", 0),
                      cg_tol=kw.get("cg_tol", 1e-6))
@@ -112,7 +112,7 @@ def test_budget_holds_the_workspace():
     budget = 2 << 20
     m = RewardModel(2048, budget_bytes=budget, radius=1.0)
     assert m.solver == "sketch" and m.nbytes <= budget
-    assert RewardModel.state_bytes(2048, "sketch", rank=m.rank + 1, radius=1.0) > budget
+    assert RewardModel.state_bytes(2048, "sketch", sketch_rank=m.sketch_rank + 1, radius=1.0) > budget
 
 
 @pytest.mark.jit

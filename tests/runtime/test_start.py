@@ -36,7 +36,7 @@ def _model(solver, dtype, **kw):
 
 def _naive(m, start):
     h = m.hyperparameters
-    return NaiveOMD(m.dim, solver=m.solver, rank=m.rank, eta=h["eta"], lam=h["lam"],
+    return NaiveOMD(m.dim, solver=m.solver, rank=m.sketch_rank, eta=h["eta"], lam=h["lam"],
                     radius=h["radius"], forget=h["forget"], cg_steps=h["cg_steps"],
                     lam_warmup=h["lam_warmup"], cg_tol=h["cg_tol"], start=start)
 
@@ -77,7 +77,7 @@ def test_algorithm1_from_a_signed_start_matches_the_twin(solver, dtype, sign, se
     for t, (kind, args, w) in enumerate(mixed_stream(D, 40, seed=3, scale=3.0)):
         feed(m, kind, args, w)
         y = float(args[1]) if kind == "one" else (1.0 if kind == "pair" or args[1] else 0.0)
-        naive.learn_one(m.observation.astype(np.float64), y, w)
+        naive.learn_one(m._observation.astype(np.float64), y, w)
         err = np.linalg.norm(m.theta - naive.theta) / max(1.0, np.linalg.norm(naive.theta))
         assert err <= rtol, f"step {t}: relative theta error {err:.2e} > {rtol:g}"
 

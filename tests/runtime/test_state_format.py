@@ -29,8 +29,8 @@ def test_round_trip_bytes_and_file(cfg, tmp_path):
     b = m.to_bytes()
     m2 = RewardModel.from_bytes(b)
     assert m2.to_bytes() == b
-    assert (m2.solver, m2.rank, m2.t, m2.dtype, m2.nbytes, m2.head_fingerprint) == \
-           (m.solver, m.rank, m.t, m.dtype, m.nbytes, m.head_fingerprint)
+    assert (m2.solver, m2.sketch_rank, m2.t, m2.dtype, m2.nbytes, m2.head_fingerprint) == \
+           (m.solver, m.sketch_rank, m.t, m.dtype, m.nbytes, m.head_fingerprint)
     assert m2.hyperparameters == m.hyperparameters
     path = tmp_path / "user.eomd"
     m.save(path)
@@ -199,7 +199,7 @@ def test_spec_drives_allocation_sizes_and_payload():
             assert [(n, a.shape, a.dtype) for n, a in zip(st._fields, st)] == \
                    [(n, s, dt.newbyteorder("=")) for n, s, dt in spec]
             assert sum(a.nbytes for a in st) == cls.spec.nbytes(7, rank, itemsize)
-            assert m.nbytes == RewardModel.state_bytes(7, name, dtype, rank=rank)
+            assert m.nbytes == RewardModel.state_bytes(7, name, dtype, sketch_rank=rank)
             b = m.to_bytes()
             assert len(b) == state_format.HEADER.size + cls.spec.payload_bytes(7, rank, itemsize) + 4
             assert b[10] == cls.spec.code

@@ -149,7 +149,7 @@ def send(p, seq):
     if kind == "pair":
         p.prefer(prompt, a, b)
     else:
-        p.feedback(prompt, a, up=b)
+        p.thumb(prompt, a, up=b)
 
 
 def reference_apply(model, head, seq):
@@ -177,7 +177,7 @@ def hammer(kind, path, user_id, worker, n, out_path=None):
     p = Personalizer(FakeHead(dim=64), store, user_id, checkpoint_every=16)
     lines = []
     for i in range(n):
-        p.feedback(f"prompt {worker} {i}", f"answer from worker {worker} number {i}",
+        p.thumb(f"prompt {worker} {i}", f"answer from worker {worker} number {i}",
                    up=(i % 2 == 0))
         lines.append(f"{p.last_commit} {worker} {i}\n")
     if out_path is not None:
@@ -197,7 +197,7 @@ def contender(kind, path, worker, n, dim, options, wfd):
                      model_options=options)
     for i in range(n):
         prompt, response, up = hammer_observation(worker, i)
-        p.feedback(prompt, response, up=up)
+        p.thumb(prompt, response, up=up)
         os.write(wfd, struct.pack("<qq", i, p.last_commit))
 
 

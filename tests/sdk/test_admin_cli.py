@@ -29,9 +29,9 @@ def store(request, tmp_path):
     alice = Personalizer(HEAD, s, "alice")
     alice.prefer(P, ANSWERS[0], ANSWERS[1])
     alice.checkpoint()
-    alice.feedback(P, ANSWERS[0], True)
+    alice.thumb(P, ANSWERS[0], True)
     alice.prefer(P, ANSWERS[0], ANSWERS[2])
-    Personalizer(HEAD, s, "bob").feedback("a question", "an answer", False)
+    Personalizer(HEAD, s, "bob").thumb("a question", "an answer", False)
     s.close()
     s.arg = str(s.path if request.param == "sqlite" else s.folder)
     return s

@@ -1,4 +1,4 @@
-"""Personalizer.choose: one multinomial-logit observation over the candidates shown, committed as
+"""Personalizer.pick: one multinomial-logit observation over the candidates shown, committed as
 ONE kind-2 journal record (edge_omd/store/journal.py) and recovered bit for bit by a fresh process."""
 import hashlib
 
@@ -43,8 +43,8 @@ def test_choose_is_one_record_and_learns_like_learn_choice(head, store):
     p = Personalizer(head, store, "alice", model_options={"solver": "exact"})
     ref = RewardModel(head.dim, solver="exact")
     head.check(ref)
-    p.choose(PROMPT, ANSWERS, 2)
-    p.choose(PROMPT, ANSWERS[:2], 0, weight=2.0)
+    p.pick(PROMPT, ANSWERS, 2)
+    p.pick(PROMPT, ANSWERS[:2], 0, weight=2.0)
     ref.learn_choice(head.features(PROMPT, ANSWERS), 2)
     ref.learn_choice(head.features(PROMPT, ANSWERS[:2]), 0, weight=2.0)
     assert p.updates == 2 and p.model.to_bytes() == ref.to_bytes()
@@ -57,16 +57,16 @@ def test_choose_is_one_record_and_learns_like_learn_choice(head, store):
 
 
 @pytest.mark.parametrize("call", [
-    lambda p: p.choose(PROMPT, ANSWERS[:1], 0),
-    lambda p: p.choose(PROMPT, ANSWERS * 5, 0),
-    lambda p: p.choose(PROMPT, ANSWERS, 4),
-    lambda p: p.choose(PROMPT, ANSWERS, -1),
-    lambda p: p.choose(PROMPT, ANSWERS, True),
-    lambda p: p.choose(PROMPT, ANSWERS, 1.0),
-    lambda p: p.choose(PROMPT, ANSWERS + [""], 0),
-    lambda p: p.choose("", ANSWERS, 0),
-    lambda p: p.choose(PROMPT, "one string", 0),
-    lambda p: p.choose(PROMPT, ANSWERS, 0, weight=0.0),
+    lambda p: p.pick(PROMPT, ANSWERS[:1], 0),
+    lambda p: p.pick(PROMPT, ANSWERS * 5, 0),
+    lambda p: p.pick(PROMPT, ANSWERS, 4),
+    lambda p: p.pick(PROMPT, ANSWERS, -1),
+    lambda p: p.pick(PROMPT, ANSWERS, True),
+    lambda p: p.pick(PROMPT, ANSWERS, 1.0),
+    lambda p: p.pick(PROMPT, ANSWERS + [""], 0),
+    lambda p: p.pick("", ANSWERS, 0),
+    lambda p: p.pick(PROMPT, "one string", 0),
+    lambda p: p.pick(PROMPT, ANSWERS, 0, weight=0.0),
 ], ids=["k=1", "k=20", "index=k", "index=-1", "bool", "float", "empty response", "empty prompt",
         "str", "weight"])
 def test_bad_choices_are_refused_and_nothing_is_committed(call, head, sqlite_store):
@@ -95,9 +95,9 @@ def _drive(p, seq):
     elif seq % 3 == 1:
         k = 2 + seq % 4
         cand = answers[:k] + ([answers[0]] if seq % 5 == 0 and k < 5 else [])
-        p.choose(f"prompt {seq % 4}", cand, seq % len(cand), weight=1.0 + (seq % 2))
+        p.pick(f"prompt {seq % 4}", cand, seq % len(cand), weight=1.0 + (seq % 2))
     else:
-        p.choose(PROMPT, ANSWERS, seq % 4)
+        p.pick(PROMPT, ANSWERS, seq % 4)
 
 
 def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path):
@@ -132,16 +132,16 @@ def test_recovery_in_a_fresh_process_equals_the_live_model_bit_for_bit(tmp_path)
 # ------------------------------------------------------------------ thumbs relative to the shown
 
 def test_feedback_shown_is_the_answer_against_the_mean_of_the_others(head, store):
-    """feedback(..., shown=others): ONE kind-1 record z = phi(a) - mean phi(others) (converted
+    """thumb(..., shown=others): ONE kind-1 record z = phi(a) - mean phi(others) (converted
     once), y = up; the model is learn_one of it; entries equal to the response are dropped;
     without shown nothing changed (z = phi(a))."""
     p = Personalizer(head, store, "carol", model_options={"solver": "exact"})
     ref = RewardModel(head.dim, solver="exact")
     head.check(ref)
     phi = head.features(PROMPT, ANSWERS).astype(np.float64)
-    p.feedback(PROMPT, ANSWERS[0], True, shown=ANSWERS[1:] + [ANSWERS[0]])
-    p.feedback(PROMPT, ANSWERS[2], False, shown=[ANSWERS[3]], weight=0.5)
-    p.feedback(PROMPT, ANSWERS[1], True)
+    p.thumb(PROMPT, ANSWERS[0], True, shown=ANSWERS[1:] + [ANSWERS[0]])
+    p.thumb(PROMPT, ANSWERS[2], False, shown=[ANSWERS[3]], weight=0.5)
+    p.thumb(PROMPT, ANSWERS[1], True)
     ref.learn_one(phi[0] - phi[1:].mean(axis=0), 1.0)
     ref.learn_one(phi[2] - phi[3], 0.0, weight=0.5)
     ref.learn_thumb(phi[1], True)
@@ -163,5 +163,5 @@ def test_bad_shown_is_refused_and_nothing_is_committed(shown, head, sqlite_store
     p.prefer(PROMPT, ANSWERS[0], ANSWERS[1])
     before = p.model.to_bytes()
     with pytest.raises(InvalidInputError):
-        p.feedback(PROMPT, ANSWERS[0], True, shown=shown)
+        p.thumb(PROMPT, ANSWERS[0], True, shown=shown)
     assert p.updates == 1 and p.model.to_bytes() == before

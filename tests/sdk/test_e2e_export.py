@@ -33,9 +33,9 @@ def test_personalizer_on_a_tiny_exported_head(tmp_path):
         p.prefer(PROMPT, RIGHT, WRONG)
     ranked = p.rank(PROMPT, [WRONG, RIGHT], pessimism=0.0)
     assert ranked[0].response == RIGHT and ranked[0].reward > ranked[1].reward
-    p.feedback(PROMPT, WRONG, up=False)
+    p.thumb(PROMPT, WRONG, up=False)
     assert p.score(PROMPT, [WRONG])[0] < ranked[1].reward
-    a, b = p.choose_pair(PROMPT, [WRONG, RIGHT, "Paris ."], strategy="ucb")
+    a, b = p.pair_to_show(PROMPT, [WRONG, RIGHT, "Paris ."], strategy="ucb")
     assert a == int(np.argmax(p.score(PROMPT, [WRONG, RIGHT, "Paris ."])))
     store.close()
     # the state survives reopening, with a freshly opened head

@@ -23,5 +23,5 @@ class _WrongShapeHead:
 def test_wrong_feature_shape_is_invalid_input_and_changes_nothing(head, sqlite_store):
     p = Personalizer(_WrongShapeHead(head), sqlite_store, "u")
     with pytest.raises(InvalidInputError, match="shape"):
-        p.feedback("prompt", "an answer", up=True)
+        p.thumb("prompt", "an answer", up=True)
     assert p.updates == 0 and p.model.t == 0

@@ -53,7 +53,7 @@ def test_golden_checkpoint_opens_under_its_old_name_and_moves_to_the_keyed_one(t
     assert rec.state == _golden("model_state.bin") and rec.updates == 3
     p = Personalizer(FakeHead(dim=8), fs, "alice")
     assert p.model.to_bytes() == _golden("model_state.bin")
-    p.feedback("a prompt", "an answer", up=True)
+    p.thumb("a prompt", "an answer", up=True)
     assert not (tmp_path / "alice.omdstate").exists()
     assert sorted(os.listdir(tmp_path)) == sorted(
         [".omdkey"] + [os.path.basename(x) for x in fs.paths("alice")]

@@ -72,15 +72,15 @@ def test_learn_observation_takes_exactly_the_live_path():
     for i in range(30):
         x, y = rng.standard_normal(16), rng.standard_normal(16)
         a.learn_pair(x, y, weight=0.5 + i % 3)
-        b.learn_observation(a.observation.copy(), 1.0, 0.5 + i % 3)
+        b._learn_observation(a._observation.copy(), 1.0, 0.5 + i % 3)
     assert a.to_bytes() == b.to_bytes()
     with pytest.raises(InvalidInputError):
-        b.learn_observation(np.zeros(16, np.float64), 1.0)     # not the state's dtype
+        b._learn_observation(np.zeros(16, np.float64), 1.0)     # not the state's dtype
     with pytest.raises(InvalidInputError):
-        b.learn_observation(np.zeros(15, np.float32), 1.0)
+        b._learn_observation(np.zeros(15, np.float32), 1.0)
     with pytest.raises(InvalidInputError):
-        b.learn_observation(np.zeros(16, np.float32), 1.5)
-    assert b.t == 30 and not b.observation.flags.writeable
+        b._learn_observation(np.zeros(16, np.float32), 1.5)
+    assert b.t == 30 and not b._observation.flags.writeable
 
 
 # ------------------------------------------------------------------ bit for bit, fresh process
@@ -148,12 +148,12 @@ def test_feedback_writes_one_record_and_never_the_state_between_checkpoints(head
 def test_close_and_checkpoint_write_the_state_and_empty_the_journal(head, store):
     p = Personalizer(head, store, "u", checkpoint_every=1000)
     for i in range(3):
-        p.feedback(PROMPT, f"answer {i}", up=True)
+        p.thumb(PROMPT, f"answer {i}", up=True)
     assert len(store.get("u").journal) == 3
     assert p.checkpoint() is True and p.checkpoint() is False      # nothing new: no write
     rec = store.get("u")
     assert (rec.updates, rec.checkpoint_updates, rec.journal) == (3, 3, ())
-    p.feedback(PROMPT, "one more", up=False)
+    p.thumb(PROMPT, "one more", up=False)
     with p:
         pass                                                        # close() checkpoints
     assert store.get("u").checkpoint_updates == 4
@@ -163,7 +163,7 @@ def test_counter_counts_observations_and_never_goes_backwards(head, store):
     p = Personalizer(head, store, "u")
     with p.batch():
         for i in range(10):
-            p.feedback(PROMPT, f"answer {i}", up=i % 2 == 0)
+            p.thumb(PROMPT, f"answer {i}", up=i % 2 == 0)
     assert p.updates == 10 and p.model.t == 10
     old = p.export_state()
     p.prefer(PROMPT, CODE, PROSE)
@@ -183,8 +183,8 @@ def test_default_checkpoint_interval_scales_with_the_replay_work(tmp_path):
 # ------------------------------------------------------------------ bad input, feature cache
 
 @pytest.mark.parametrize("call", [
-    lambda p: p.feedback("", CODE, up=True),
-    lambda p: p.feedback(PROMPT, "", up=True),
+    lambda p: p.thumb("", CODE, up=True),
+    lambda p: p.thumb(PROMPT, "", up=True),
     lambda p: p.prefer("", CODE, PROSE),
     lambda p: p.prefer(PROMPT, "", PROSE),
     lambda p: p.prefer(PROMPT, CODE, ""),
@@ -193,7 +193,7 @@ def test_default_checkpoint_interval_scales_with_the_replay_work(tmp_path):
 def test_empty_texts_and_identical_pairs_are_refused_and_nothing_is_committed(call, head,
                                                                               store):
     p = Personalizer(head, store, "u")
-    p.feedback(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, CODE, up=True)
     before = store.get("u")
     with pytest.raises(InvalidInputError):
         call(p)
@@ -203,10 +203,10 @@ def test_empty_texts_and_identical_pairs_are_refused_and_nothing_is_committed(ca
 def test_feedback_on_ranked_answers_costs_no_second_forward_pass(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
     cands = [CODE, PROSE, "a third answer"]
-    a, b = p.choose_pair(PROMPT, cands)
+    a, b = p.pair_to_show(PROMPT, cands)
     calls = head.calls
     p.prefer(PROMPT, cands[a], cands[b])
-    p.feedback(PROMPT, cands[2], up=False)
+    p.thumb(PROMPT, cands[2], up=False)
     p.rank(PROMPT, cands)
     assert head.calls == calls                         # every feature came from the cache
     p.prefer(PROMPT, CODE, "an answer never shown")
@@ -215,7 +215,7 @@ def test_feedback_on_ranked_answers_costs_no_second_forward_pass(head, sqlite_st
     q = Personalizer(FakeHead(dim=64), SQLiteStore(sqlite_store.path), "x",
                      feature_cache_bytes=0)
     r = Personalizer(FakeHead(dim=64), SQLiteStore(sqlite_store.path), "y")
-    r.choose_pair(PROMPT, cands)
+    r.pair_to_show(PROMPT, cands)
     q.prefer(PROMPT, cands[a], cands[b])
     r.prefer(PROMPT, cands[a], cands[b])
     assert q.model.theta.tobytes() == r.model.theta.tobytes()
@@ -227,9 +227,9 @@ def test_feature_cache_is_bounded_in_bytes(head, sqlite_store):
     p.rank(PROMPT, [f"answer {i}" for i in range(25)])
     assert p._cache.nbytes <= 10 * per and len(p._cache._d) == 10
     calls = head.calls
-    p.feedback(PROMPT, "answer 24", up=True)           # the most recent ones are kept
+    p.thumb(PROMPT, "answer 24", up=True)           # the most recent ones are kept
     assert head.calls == calls
-    p.feedback(PROMPT, "answer 0", up=True)            # the oldest went first
+    p.thumb(PROMPT, "answer 0", up=True)            # the oldest went first
     assert head.calls == calls + 1
     with pytest.raises(ConfigError):
         Personalizer(head, sqlite_store, "u", feature_cache_bytes=-1)

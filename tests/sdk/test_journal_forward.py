@@ -121,7 +121,7 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
     store = _store(kind, tmp_path)
     p = Personalizer(head, store, "ann", checkpoint_every=100)
     for i in range(3):
-        p.feedback("p", f"answer {i}", up=i % 2 == 0)
+        p.thumb("p", f"answer {i}", up=i % 2 == 0)
     live = p.model.to_bytes()
     cursor = p._session.cursor
     _append_future(store, kind, "ann", what, cursor.epoch, 4)   # what a newer SDK appended
@@ -134,18 +134,18 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
         assert _snapshot(store, kind) == before       # nothing on disk changed
 
     # the live personalizer (a cached cursor: the incremental path), then fresh ones
-    refused(lambda: p.feedback("p", "after the downgrade", up=True))
+    refused(lambda: p.thumb("p", "after the downgrade", up=True))
     refused(lambda: p.model)
     refused(lambda: store.sync("ann", cursor))
     refused(lambda: store.sync("ann"))
     refused(lambda: store.get("ann"))
     refused(lambda: Personalizer(head, store, "ann").model)
-    refused(lambda: Personalizer(head, store, "ann").feedback("p", "x", up=False))
+    refused(lambda: Personalizer(head, store, "ann").thumb("p", "x", up=False))
     refused(lambda: Personalizer(head, store, "ann").checkpoint())
     refused(lambda: store.update("ann", lambda old: old.state, head_fingerprint=head.fingerprint,
                                  dim=D))
     elsewhere = Personalizer(head, SQLiteStore(tmp_path / "elsewhere.sqlite"), "ann")
-    elsewhere.feedback("p", "on another device", up=True)
+    elsewhere.thumb("p", "on another device", up=True)
     refused(lambda: Personalizer(head, store, "ann").import_state(elsewhere.export_state()))
     with pytest.raises(StoreError, match="newer edge-omd"):
         with store.transaction("ann", head_fingerprint=head.fingerprint, dim=D) as tx:
@@ -162,7 +162,7 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
     assert [r.seq for r in parsed.records] == [1, 2, 3] and parsed.newer is not None
     # other users of the store are untouched by the refusal, and forget-me still erases the user
     other = Personalizer(head, store, "bob")
-    other.feedback("p", "hello", up=True)
+    other.thumb("p", "hello", up=True)
     assert Personalizer(head, store, "bob").updates == 1
     assert store.delete("ann") is True and store.get("ann") is None
     # a torn tail after the same valid records is still cut (and the feedback goes on)
@@ -170,7 +170,7 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
     store2 = _store(kind, tmp_path / "torn")
     q = Personalizer(head, store2, "ann", checkpoint_every=100)
     for i in range(3):
-        q.feedback("p", f"answer {i}", up=i % 2 == 0)
+        q.thumb("p", f"answer {i}", up=i % 2 == 0)
     assert q.model.to_bytes() == live
     full = journal.encode(q._session.cursor.epoch, 4, np.ones(D, np.float32), 1.0, 1.0)
     if kind == "folder":
@@ -181,7 +181,7 @@ def test_a_newer_sdks_record_is_refused_by_every_path_and_never_cut(tmp_path, ki
                               "journal) + 1, ?)", (full[:len(full) // 2],))
     r = Personalizer(FakeHead(dim=D), _store(kind, tmp_path / "torn"), "ann")
     assert r.updates == 3 and r.model.to_bytes() == live
-    r.feedback("p", "after the crash", up=False)
+    r.thumb("p", "after the crash", up=False)
     assert Personalizer(FakeHead(dim=D), _store(kind, tmp_path / "torn"), "ann").updates == 4
     assert len(_journal_bytes(store2, kind, "ann")) == 4 * journal.record_size(D, 4)
 
@@ -195,7 +195,7 @@ def test_a_newer_record_already_in_the_checkpoint_is_skipped(tmp_path):
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "cy", checkpoint_every=100)
     for i in range(3):
-        p.feedback("p", f"answer {i}", up=True)
+        p.thumb("p", f"answer {i}", up=True)
     jp = Path(store.paths("cy").journal)
     old = jp.read_bytes()
     assert p.checkpoint() and jp.read_bytes() == b""
@@ -203,7 +203,7 @@ def test_a_newer_record_already_in_the_checkpoint_is_skipped(tmp_path):
     jp.write_bytes(old[:2 * n] + _future(old[2 * n:], "kind9"))   # seq 3 <= the checkpoint's 3
     q = Personalizer(head, FolderStore(tmp_path), "cy")
     assert q.updates == 3 and q.model.to_bytes() == p.model.to_bytes()
-    q.feedback("p", "next", up=False)
+    q.thumb("p", "next", up=False)
     assert Personalizer(head, FolderStore(tmp_path), "cy").updates == 4
     # kept until the next checkpoint, as any record older than it; the new one follows them
     assert len(jp.read_bytes()) == 4 * n

@@ -31,8 +31,8 @@ def test_preferences_move_the_ranking_towards_the_chosen_style(head, store):
 def test_thumbs_move_scores_the_right_way(head, store):
     p = Personalizer(head, store, "u")
     before = p.score(PROMPT, [CODE, PROSE])
-    p.feedback(PROMPT, CODE, up=True)
-    p.feedback(PROMPT, PROSE, up=False)
+    p.thumb(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, PROSE, up=False)
     after = p.score(PROMPT, [CODE, PROSE])
     assert after[0] > before[0] and after[1] < before[1]
     assert store.get("u").updates == 2                    # each one committed on its own
@@ -59,16 +59,16 @@ def test_rank_is_the_pessimistic_lower_confidence_bound(head, sqlite_store):
 
 def test_bad_input_changes_nothing(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
-    p.feedback(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, CODE, up=True)
     before = sqlite_store.get("u")
-    for call in (lambda: p.feedback(PROMPT, CODE, up="yes"),
-                 lambda: p.feedback(PROMPT, 42, up=True),
+    for call in (lambda: p.thumb(PROMPT, CODE, up="yes"),
+                 lambda: p.thumb(PROMPT, 42, up=True),
                  lambda: p.prefer(PROMPT, CODE, PROSE, weight=-1.0),
                  lambda: p.prefer(PROMPT, CODE, PROSE, weight=float("nan")),
                  lambda: p.rank(PROMPT, CODE),
                  lambda: p.rank(PROMPT, [CODE], pessimism=-1),
-                 lambda: p.choose_pair(PROMPT, [CODE]),
-                 lambda: p.choose_pair(PROMPT, [CODE, PROSE], strategy="nope")):
+                 lambda: p.pair_to_show(PROMPT, [CODE]),
+                 lambda: p.pair_to_show(PROMPT, [CODE, PROSE], strategy="nope")):
         with pytest.raises(InvalidInputError):  # call-time arguments: never ConfigError
             call()
     assert sqlite_store.get("u") == before and p.model.t == 1 and p.pending == 0
@@ -95,7 +95,7 @@ def test_batch_applies_at_once_and_commits_once(head, sqlite_store):
     assert Personalizer(head, sqlite_store, "u").model.t == 2
     with pytest.raises(RuntimeError):
         with p.batch():
-            p.feedback(PROMPT, CODE, up=True)
+            p.thumb(PROMPT, CODE, up=True)
             raise RuntimeError("app crashed inside the block")
     assert Personalizer(head, sqlite_store, "u").model.t == 3     # flushed on the way out
 
@@ -117,7 +117,7 @@ def test_reset_forgets_the_user(head, store):
     p.reset()
     assert store.get("u") is None and "u" not in store.users()
     assert p.model.t == 0 and not p.model.theta.any() and p.updates == 0
-    p.feedback(PROMPT, CODE, up=True)                     # and it learns again from scratch
+    p.thumb(PROMPT, CODE, up=True)                     # and it learns again from scratch
     assert store.get("u").updates == 1
 
 

@@ -125,11 +125,11 @@ def test_the_registry_moves_a_stored_user_to_the_new_pack_once(tmp_path, store_k
     with store:
         p = Personalizer(head, store, "ann", population=p1)
         for k in range(6):
-            p.feedback(f"q{k}", f"answer {k}", k % 2 == 0)
+            p.thumb(f"q{k}", f"answer {k}", k % 2 == 0)
         p.close()
         learned = p.model
         cold = Personalizer(head, store, "cy")               # learned before any pack
-        cold.feedback("q", "a", True)
+        cold.thumb("q", "a", True)
         assert store.get("ann").pack_digest == p1.digest and store.get("cy").pack_digest is None
         updates = p.updates
         # the vendor ships p2: without p1 registered the record's pack is unknown
@@ -146,7 +146,7 @@ def test_the_registry_moves_a_stored_user_to_the_new_pack_once(tmp_path, store_k
         state = rec.state
         again = reg.personalizer(store, "ann")               # once: nothing more written
         assert store.get("ann").state == state and again.pack_digest == p2.digest
-        pa.feedback("q9", "more", True)                      # and keeps learning
+        pa.thumb("q9", "more", True)                      # and keeps learning
         assert reg.move_users(store) == ["cy"]               # the cold user too, once
         assert store.get("cy").pack_digest == p2.digest and reg.move_users(store) == []
         with pytest.raises(ConfigError, match="registry"):
@@ -161,7 +161,7 @@ def test_a_user_on_an_old_head_keeps_head_and_pack_until_reset(tmp_path):
     p_new = _pack(2, lam=0.2, fingerprint=new.fingerprint)
     with SQLiteStore(str(tmp_path / "s.sqlite")) as store:
         p = Personalizer(old, store, "ann", population=p_old)
-        p.feedback("q", "a", True)
+        p.thumb("q", "a", True)
         state = store.get("ann").state
         with pytest.raises(ConfigError, match="current head"):
             HeadRegistry(new, old, packs=[p_old])
@@ -172,6 +172,6 @@ def test_a_user_on_an_old_head_keeps_head_and_pack_until_reset(tmp_path):
         assert reg.move_users(store) == []
         pr = reg.reset(store, "ann")                         # head and pack change together
         assert pr.head is new and pr.population is p_new
-        pr.feedback("q", "a", True)
+        pr.thumb("q", "a", True)
         rec = store.get("ann")
         assert rec.head_fingerprint == new.fingerprint and rec.pack_digest == p_new.digest

@@ -110,7 +110,7 @@ def test_a_new_user_starts_from_the_pack_and_the_record_keeps_its_digest(tmp_pat
     np.testing.assert_allclose(u.model.theta, p.theta0, atol=1e-7)
     # without a pack: as before packs existed
     w = Personalizer(head, store, "bob")
-    w.feedback("a prompt", "an answer", up=True)
+    w.thumb("a prompt", "an answer", up=True)
     assert store.get("bob").pack_digest is None and w.pack_digest is None
     # a pack of another head is refused before anything is written
     with pytest.raises(ConfigError, match="another head"):

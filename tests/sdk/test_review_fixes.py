@@ -38,15 +38,15 @@ def test_folder_dir_fsync_failure_after_rename_is_not_reported_as_a_failed_updat
     io = FailingDirSync()
     store = FolderStore(tmp_path, io=io)
     p = Personalizer(head, store, "alice", checkpoint_every=2)
-    p.feedback(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, CODE, up=True)
     io.armed = True
-    p.feedback(PROMPT, PROSE, up=False)   # committed, then the checkpoint's folder fsync fails:
+    p.thumb(PROMPT, PROSE, up=False)   # committed, then the checkpoint's folder fsync fails:
     assert p.updates == 2 and p.pending == 0 and p.model.t == 2      # not reported as failed
     assert os.path.getsize(store.paths("alice").journal) > 0          # the journal is kept
     q = Personalizer(head, FolderStore(tmp_path), "alice")
     assert q.updates == 2 and q.model.to_bytes() == p.model.to_bytes()
     io.armed = False
-    p.feedback(PROMPT, CODE, up=False)
+    p.thumb(PROMPT, CODE, up=False)
     assert Personalizer(head, FolderStore(tmp_path), "alice").updates == 3
     assert store.delete("alice") is True and store.get("alice") is None
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
@@ -113,29 +113,29 @@ def test_sqlite_check_head_wraps_database_errors(tmp_path):
 # ------------------------------------------------------------------ typed errors for scalars
 
 BAD_VERB_CALLS = {
-    "feedback weight=None": lambda p: p.feedback(PROMPT, CODE, True, weight=None),
-    "feedback weight='abc'": lambda p: p.feedback(PROMPT, CODE, True, weight="abc"),
-    "feedback weight=True": lambda p: p.feedback(PROMPT, CODE, True, weight=True),
+    "feedback weight=None": lambda p: p.thumb(PROMPT, CODE, True, weight=None),
+    "feedback weight='abc'": lambda p: p.thumb(PROMPT, CODE, True, weight="abc"),
+    "feedback weight=True": lambda p: p.thumb(PROMPT, CODE, True, weight=True),
     "prefer weight=[1]": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=[1.0]),
     "prefer weight=np.True_": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=np.True_),
     "rank pessimism='1'": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism="1"),
     "rank pessimism=[]": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=[]),
     "rank pessimism=inf": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=float("inf")),
-    "choose_pair q='4'": lambda p: p.choose_pair(PROMPT, [CODE, PROSE, "x"],
+    "pair_to_show q='4'": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
                                                  strategy="best_quantile", q="4"),
-    "choose_pair q=None": lambda p: p.choose_pair(PROMPT, [CODE, PROSE, "x"],
+    "pair_to_show q=None": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
                                                   strategy="best_quantile", q=None),
-    "choose_pair strategy=[]": lambda p: p.choose_pair(PROMPT, [CODE, PROSE], strategy=[]),
-    "select_queries pool=None": lambda p: p.select_queries(None, 2),
-    "select_queries pool=str": lambda p: p.select_queries("abc", 2),
-    "select_queries k=True": lambda p: p.select_queries([(PROMPT, [CODE, PROSE])], True),
+    "pair_to_show strategy=[]": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE], strategy=[]),
+    "queries_to_ask pool=None": lambda p: p.queries_to_ask(None, 2),
+    "queries_to_ask pool=str": lambda p: p.queries_to_ask("abc", 2),
+    "select_queries k=True": lambda p: p.queries_to_ask([(PROMPT, [CODE, PROSE])], True),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_VERB_CALLS))
 def test_bad_scalar_arguments_raise_typed_errors_and_change_nothing(name, head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
-    p.feedback(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, CODE, up=True)
     before = sqlite_store.get("u")
     with pytest.raises(InvalidInputError):  # call-time arguments: never ConfigError
         BAD_VERB_CALLS[name](p)
@@ -147,8 +147,8 @@ def test_bool_weight_is_refused_in_batch_mode_too(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
     with p.batch():
         with pytest.raises(InvalidInputError):
-            p.feedback(PROMPT, CODE, True, weight=True)
-        p.feedback(PROMPT, CODE, True, weight=2)        # an int weight is fine
+            p.thumb(PROMPT, CODE, True, weight=True)
+        p.thumb(PROMPT, CODE, True, weight=2)        # an int weight is fine
         assert p.pending == 1
     assert p.updates == 1 and p.model.t == 1
 
@@ -168,12 +168,12 @@ def test_bad_constructor_arguments_raise_config_error(kwargs, head, sqlite_store
 def test_good_scalar_arguments_still_work(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u", beta=np.float32(0.5), delta=np.float64(0.1),
                      model_options={"eta": 1}, seed=np.int64(3))
-    p.feedback(PROMPT, CODE, True, weight=np.float32(0.5))
+    p.thumb(PROMPT, CODE, True, weight=np.float32(0.5))
     p.prefer(PROMPT, CODE, PROSE, weight=3)
     assert p.updates == 2 and p.beta == 0.5
     assert len(p.rank(PROMPT, [CODE, PROSE], pessimism=np.int64(2))) == 2
-    assert p.choose_pair(PROMPT, [CODE, PROSE, "x"], strategy="best_quantile", q=2) [0] in (0, 1, 2)
-    assert len(p.select_queries(iter([(PROMPT, [CODE, PROSE])]), np.int64(1))) == 1
+    assert p.pair_to_show(PROMPT, [CODE, PROSE, "x"], strategy="best_quantile", q=2) [0] in (0, 1, 2)
+    assert len(p.queries_to_ask(iter([(PROMPT, [CODE, PROSE])]), np.int64(1))) == 1
     assert Personalizer(head, sqlite_store, "v", beta="paper", delta=0.1).beta > 0
 
 
@@ -217,7 +217,7 @@ BAD_HEADERS = {
 def test_import_state_refuses_malformed_headers_with_state_format_error(name, head,
                                                                          sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
-    p.feedback(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, CODE, up=True)
     h, state = _split(p.export_state())
     before = sqlite_store.get("u")
     with pytest.raises(StateFormatError):
@@ -228,7 +228,7 @@ def test_import_state_refuses_malformed_headers_with_state_format_error(name, he
 @pytest.mark.parametrize("name", sorted(BAD_HEADERS) + ["updates=1e999", "created_at=str"])
 def test_folder_store_refuses_malformed_headers_with_state_format_error(name, tmp_path, head):
     store = FolderStore(tmp_path)
-    Personalizer(head, store, "bob").feedback(PROMPT, CODE, up=True)
+    Personalizer(head, store, "bob").thumb(PROMPT, CODE, up=True)
     path = Path(store.paths("bob").checkpoint)
     h, state = _split(path.read_bytes())
     if name == "updates=1e999":
@@ -249,8 +249,8 @@ def test_folder_store_refuses_malformed_headers_with_state_format_error(name, tm
 def test_folder_delete_erases_the_users_crashed_temporary_files(tmp_path, head):
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "alice")
-    p.feedback(PROMPT, CODE, up=True)
-    Personalizer(head, store, "alice.smith").feedback(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, CODE, up=True)
+    Personalizer(head, store, "alice.smith").thumb(PROMPT, CODE, up=True)
     full_state = Path(store.paths("alice").checkpoint).read_bytes()
     stale = [tmp_path / ".alice.k2j_x9ab.tmp", tmp_path / ".alice.00000000.tmp"]
     other = tmp_path / ".alice.smith.q1w2e3r4.tmp"    # another user's: must stay
@@ -274,8 +274,8 @@ def test_an_explicit_checkpoint_that_fails_is_reported_and_loses_nothing(tmp_pat
 
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "u", checkpoint_every=100)
-    p.feedback(PROMPT, CODE, up=True)
-    p.feedback(PROMPT, PROSE, up=False)
+    p.thumb(PROMPT, CODE, up=True)
+    p.thumb(PROMPT, PROSE, up=False)
     live = p.model.to_bytes()
     store.io = NoRename()
     with pytest.raises(StoreError, match="previous state is intact"):

@@ -104,7 +104,7 @@ def test_user_ids_are_validated_and_cannot_escape(tmp_path, bad):
 def test_state_survives_reopen(store, head, tmp_path):
     p = Personalizer(head, store, "carol")
     p.prefer("how do I sort a list", "use sorted(xs) in code", "write a long essay about lists")
-    p.feedback("greeting", "hello there friend", up=True)
+    p.thumb("greeting", "hello there friend", up=True)
     theta, n = p.model.theta, p.updates
     store.close()
     again = (SQLiteStore(store.path) if isinstance(store, SQLiteStore) else FolderStore(store.folder))
@@ -115,7 +115,7 @@ def test_state_survives_reopen(store, head, tmp_path):
 
 
 def test_mismatched_head_is_refused(store, head):
-    Personalizer(head, store, "dave").feedback("p", "a response", up=True)
+    Personalizer(head, store, "dave").thumb("p", "a response", up=True)
     before = store.get("dave")
     with pytest.raises(HeadMismatchError, match="head"):
         Personalizer(FakeHead(dim=64, salt=b"another head"), store, "dave")
@@ -128,7 +128,7 @@ def test_mismatched_head_is_refused(store, head):
 
 
 def test_unknown_record_format_is_refused(sqlite_store, head):
-    Personalizer(head, sqlite_store, "erin").feedback("p", "r", up=False)
+    Personalizer(head, sqlite_store, "erin").thumb("p", "r", up=False)
     sqlite_store._con().execute("UPDATE users SET format_version = 99")
     with pytest.raises(StateFormatError, match="format 99"):
         Personalizer(head, sqlite_store, "erin")
@@ -136,7 +136,7 @@ def test_unknown_record_format_is_refused(sqlite_store, head):
 
 def test_corrupt_checkpoint_file_is_refused(tmp_path, head):
     store = FolderStore(tmp_path)
-    Personalizer(head, store, "frank").feedback("p", "r", up=True)
+    Personalizer(head, store, "frank").thumb("p", "r", up=True)
     path = Path(store.paths("frank").checkpoint)
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
@@ -199,14 +199,14 @@ def test_sqlite_crash_inside_transaction_keeps_last_commit(tmp_path, head):
     path = tmp_path / "s.sqlite"
     store = SQLiteStore(path)
     p = Personalizer(head, store, "gina")
-    p.feedback("p", "committed answer", up=True)
+    p.thumb("p", "committed answer", up=True)
     committed = store.get("gina")
     assert _run(_workers.crash_inside_sqlite_transaction, str(path), "gina") == 3
     store.close()
     again = SQLiteStore(path)                    # recovery on open
     assert again.get("gina") == committed
     q = Personalizer(FakeHead(dim=64), again, "gina")
-    q.feedback("p", "and another", up=False)     # and the store is writable again
+    q.thumb("p", "and another", up=False)     # and the store is writable again
     assert q.updates == 2 and q.model.t == 2
     again.close()
 
@@ -254,7 +254,7 @@ def test_folder_torn_record_stops_replay_and_is_cut_before_the_next_append(tmp_p
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "lea", checkpoint_every=100)
     for i in range(3):
-        p.feedback("p", f"answer {i}", up=True)
+        p.thumb("p", f"answer {i}", up=True)
     live = p.model.to_bytes()
     jpath = Path(store.paths("lea").journal)
     good = jpath.read_bytes()
@@ -262,7 +262,7 @@ def test_folder_torn_record_stops_replay_and_is_cut_before_the_next_append(tmp_p
     jpath.write_bytes(good + rec[:len(rec) // 2])            # a crash in the middle of an append
     q = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "lea")
     assert q.updates == 3 and q.model.to_bytes() == live      # everything before it survives
-    q.feedback("p", "after the crash", up=False)
+    q.thumb("p", "after the crash", up=False)
     # the torn half record was cut: the journal is the three records and the new one
     assert q.updates == 4 and len(jpath.read_bytes()) == len(good) + journal.record_size(64, 4)
     r = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "lea")
@@ -273,10 +273,10 @@ def test_folder_torn_record_stops_replay_and_is_cut_before_the_next_append(tmp_p
 def test_corrupt_record_stops_replay_there(tmp_path, head, kind):
     store = SQLiteStore(tmp_path / "s.sqlite") if kind == "sqlite" else FolderStore(tmp_path)
     p = Personalizer(head, store, "max", checkpoint_every=100)
-    p.feedback("p", "answer one", up=True)
+    p.thumb("p", "answer one", up=True)
     after_one = p.model.to_bytes()
-    p.feedback("p", "answer two", up=False)
-    p.feedback("p", "answer three", up=True)
+    p.thumb("p", "answer two", up=False)
+    p.thumb("p", "answer three", up=True)
     if kind == "sqlite":
         con = store._con()
         rid, blob = con.execute("SELECT id, rec FROM journal ORDER BY id LIMIT 1 OFFSET 1"
@@ -291,7 +291,7 @@ def test_corrupt_record_stops_replay_there(tmp_path, head, kind):
         jpath.write_bytes(bytes(blob))
     q = Personalizer(FakeHead(dim=64), store, "max")
     assert q.updates == 1 and q.model.to_bytes() == after_one    # the third is not applied
-    q.feedback("p", "new second", up=True)                       # appends continue the prefix
+    q.thumb("p", "new second", up=True)                       # appends continue the prefix
     assert Personalizer(FakeHead(dim=64), store, "max").updates == 2
 
 
@@ -337,7 +337,7 @@ def test_sqlite_schema_1_store_is_migrated_on_open_with_nothing_lost(tmp_path, h
     for uid, m in models.items():
         p = Personalizer(head, store, uid)
         assert p.updates == m.t + 10 and p.model.to_bytes() == m.to_bytes()
-        p.feedback("new prompt", "new answer", up=True)
+        p.thumb("new prompt", "new answer", up=True)
         assert p.updates == m.t + 11
     store.close()
     assert Personalizer(head, SQLiteStore(path), "ann").model.t == 4
@@ -353,10 +353,10 @@ def test_folder_format_1_file_opens_and_becomes_a_checkpoint(tmp_path, head):
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "cat", checkpoint_every=2)
     assert p.updates == 4 and p.model.to_bytes() == m.to_bytes()
-    p.feedback("new prompt", "new answer", up=True)           # a journal on the old file
+    p.thumb("new prompt", "new answer", up=True)           # a journal on the old file
     q = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "cat")
     assert q.updates == 5 and q.model.to_bytes() == p.model.to_bytes()
-    p.feedback("new prompt", "second new answer", up=False)   # the checkpoint rewrites it
+    p.thumb("new prompt", "second new answer", up=False)   # the checkpoint rewrites it
     # moved to the keyed names at the first write, rewritten as format 2 at the checkpoint
     assert not (tmp_path / "cat.omdstate").exists()
     assert Path(store.paths("cat").checkpoint).read_bytes()[:8] == b"EOMDREC2"
@@ -368,7 +368,7 @@ def test_folder_format_1_file_opens_and_becomes_a_checkpoint(tmp_path, head):
 def test_version_token_changes_on_import_even_when_the_count_does_not(tmp_path, head):
     store = SQLiteStore(tmp_path / "s.sqlite")
     p = Personalizer(head, store, "dan")
-    p.feedback("p", "an answer", up=True)
+    p.thumb("p", "an answer", up=True)
     before = store.version("dan")
     p.import_state(p.export_state())
     after = store.version("dan")
@@ -379,8 +379,8 @@ def test_folder_reader_never_continues_past_a_record_that_was_cut_back(tmp_path,
     """A reader that applied a record whose append then failed (cut back by the writer) must
     not go on from its old offset when other records are appended there: it reloads."""
     p = Personalizer(head, FolderStore(tmp_path), "ola", checkpoint_every=100)
-    p.feedback("p", "answer one", up=True)
-    p.feedback("p", "answer two", up=True)
+    p.thumb("p", "answer one", up=True)
+    p.thumb("p", "answer two", up=True)
     reader = Personalizer(FakeHead(dim=64), FolderStore(tmp_path), "ola")
     assert reader.updates == 2
     jpath = Path(reader.store.paths("ola").journal)
@@ -389,8 +389,8 @@ def test_folder_reader_never_continues_past_a_record_that_was_cut_back(tmp_path,
     jpath.write_bytes(good + bogus)            # visible for a moment (its fsync will fail)...
     assert reader.updates == 3
     jpath.write_bytes(good)                    # ...and cut back: it was never committed
-    p.feedback("p", "the real third", up=False)
-    p.feedback("p", "the fourth", up=True)
+    p.thumb("p", "the real third", up=False)
+    p.thumb("p", "the fourth", up=True)
     assert reader.updates == 4 and reader.model.to_bytes() == p.model.to_bytes()
 
 
@@ -400,15 +400,15 @@ def test_a_killed_checkpoint_writers_temporary_file_goes_without_a_listing(tmp_p
     its next checkpoint; older versions' `.<id>.<random>.tmp` go with tidy() (and delete)."""
     store = FolderStore(tmp_path)
     p = Personalizer(head, store, "pia", checkpoint_every=2)
-    p.feedback("p", "answer one", up=True)
+    p.thumb("p", "answer one", up=True)
     ck = Path(store.paths("pia").checkpoint)
     fixed = ck.parent / f".{ck.name}.tmp"
     fixed.write_bytes(b"a full state left by a killed writer")
-    p.feedback("p", "answer two", up=True)       # the second record: a checkpoint
+    p.thumb("p", "answer two", up=True)       # the second record: a checkpoint
     assert not fixed.exists()
     fixed.write_bytes(b"a full state left by a killed writer")
     q = Personalizer(head, FolderStore(tmp_path), "pia", checkpoint_every=100)
-    q.feedback("p", "answer three", up=True)     # the first write of a new store object
+    q.thumb("p", "answer three", up=True)     # the first write of a new store object
     assert not fixed.exists() and q.updates == 3
     stale = tmp_path / ".pia.0123456789ab.tmp"
     other = tmp_path / ".pia.smith.0123456789ab.tmp"

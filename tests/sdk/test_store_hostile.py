@@ -129,7 +129,7 @@ def test_a_link_in_place_of_a_users_file_is_never_followed(tmp_path, which):
     path.symlink_to(outside)
     s = FolderStore(folder)
     p_or_exc = _workers.within(30, lambda: Personalizer(FakeHead(dim=DIM), s, "u", model_options=OPTS)
-                       .feedback("p", "an answer", up=True))
+                       .thumb("p", "an answer", up=True))
     assert p_or_exc[0] == "raised" and isinstance(p_or_exc[1], StoreError), p_or_exc
     assert "symbolic link" in str(p_or_exc[1])
     assert outside.read_bytes() == b"a file outside the store that must not change\n" * 50
@@ -280,7 +280,7 @@ def _check_read_only(path: str, kind: str, expect: dict) -> str:
             return f"{uid}: read back {p.updates} updates / other bytes"
         if p.rank("a prompt", ["short code", "a long prose answer", "x"]) != ranked:
             return f"{uid}: another ranking"
-        for write in (lambda: p.feedback("p", "an answer", up=True), p.reset,
+        for write in (lambda: p.thumb("p", "an answer", up=True), p.reset,
                       lambda: p.import_state(p.export_state())):
             try:
                 write()

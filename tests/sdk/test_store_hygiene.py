@@ -201,7 +201,7 @@ def test_folder_corrupt_key_file_says_what_it_is(tmp_path):
 def test_tidy_erases_the_stale_temporary_files_and_keeps_those_being_written(tmp_path):
     folder = tmp_path / "f"
     store = FolderStore(folder)
-    Personalizer(FakeHead(dim=DIM), store, "u").feedback("p", "an answer", up=True)
+    Personalizer(FakeHead(dim=DIM), store, "u").thumb("p", "an answer", up=True)
     ck = Path(store.paths("u").checkpoint).name
     dead = _workers_dead_pid()
     stale = [folder / f".{ck}.{dead}.0123456789ab.tmp",       # a crashed checkpoint write
@@ -241,7 +241,7 @@ def test_folder_file_names_do_not_reveal_user_ids_and_users_still_lists_them(tmp
     store = FolderStore(folder)
     ids = ["alice@example.com", "bob.smith", "C3PO"]
     for uid in ids:
-        Personalizer(FakeHead(dim=DIM), store, uid).feedback("p", "an answer", up=True)
+        Personalizer(FakeHead(dim=DIM), store, uid).thumb("p", "an answer", up=True)
     Personalizer(FakeHead(dim=DIM), store, "bob.smith").reset()
     names = os.listdir(folder)
     for uid in ids:
@@ -256,8 +256,8 @@ def test_folder_file_names_do_not_reveal_user_ids_and_users_still_lists_them(tmp
 
 def test_a_checkpoint_copied_under_another_users_name_is_refused(tmp_path):
     store = FolderStore(tmp_path)
-    Personalizer(FakeHead(dim=DIM), store, "ann").feedback("p", "an answer", up=True)
-    Personalizer(FakeHead(dim=DIM), store, "ben").feedback("p", "another", up=False)
+    Personalizer(FakeHead(dim=DIM), store, "ann").thumb("p", "an answer", up=True)
+    Personalizer(FakeHead(dim=DIM), store, "ben").thumb("p", "another", up=False)
     Path(store.paths("ben").checkpoint).write_bytes(
         Path(store.paths("ann").checkpoint).read_bytes())
     with pytest.raises(StoreError, match="holds user 'ann'"):
@@ -413,5 +413,5 @@ def test_a_broken_queue_falls_back_to_the_stores_own_lock(tmp_path):
 
     store = FolderStore(tmp_path, io=NoQueueFiles())
     p = Personalizer(FakeHead(dim=DIM), store, "u")
-    p.feedback("p", "an answer", up=True)
+    p.thumb("p", "an answer", up=True)
     assert p.updates == 1 and np.isfinite(p.model.theta).all()

@@ -94,7 +94,7 @@ def test_a_frozen_writer_makes_others_give_up_at_their_deadline_naming_it(tmp_pa
         store = _open(kind, path, timeout_s=1.0, fair=fair)
         p = Personalizer(FakeHead(dim=DIM), store, "alice")
         t0 = time.monotonic()
-        how, exc = _workers.within(60, lambda: p.feedback("p", "an answer", up=True))
+        how, exc = _workers.within(60, lambda: p.thumb("p", "an answer", up=True))
         waited = time.monotonic() - t0
         assert how == "raised" and isinstance(exc, StoreError), (how, exc)
         msg = str(exc)
@@ -102,7 +102,7 @@ def test_a_frozen_writer_makes_others_give_up_at_their_deadline_naming_it(tmp_pa
         assert waited >= 1.0, waited          # it waited its deadline, not less
         # another user: SQLite has one write lock per database, the folder one per user
         q = Personalizer(FakeHead(dim=DIM), store, "bob")
-        how, exc = _workers.within(60, lambda: q.feedback("p", "an answer", up=True))
+        how, exc = _workers.within(60, lambda: q.thumb("p", "an answer", up=True))
         if kind == "sqlite":
             assert how == "raised" and f"process {holder}" in str(exc), (how, exc)
         else:
@@ -110,7 +110,7 @@ def test_a_frozen_writer_makes_others_give_up_at_their_deadline_naming_it(tmp_pa
     finally:
         _end(holder)
     # the holder is gone: the same store object writes again
-    how, exc = _workers.within(60, lambda: p.feedback("p", "an answer", up=True))
+    how, exc = _workers.within(60, lambda: p.thumb("p", "an answer", up=True))
     assert how == "ok" and p.updates == 1, (how, exc)
 
 
@@ -238,7 +238,7 @@ def test_a_write_inside_a_write_of_the_same_lock_is_refused_at_once(tmp_path, ki
     # the Personalizer's verbs from inside a write of their own user
     p = Personalizer(FakeHead(dim=DIM), store, "v")
     how, exc = _workers.within(30, lambda: store.update(
-        "v", lambda old: p.feedback("p", "an answer", up=True) or b"x",
+        "v", lambda old: p.thumb("p", "an answer", up=True) or b"x",
         head_fingerprint=None, dim=DIM))
     assert how == "raised" and "inside a write" in str(exc), (how, exc)
     assert store.get("v") is None

@@ -62,7 +62,7 @@ def test_paper_beta_and_pessimism():
     np.testing.assert_allclose(pessimistic_scores([1.0, 2.0], [0.5, 3.0], 0.5), [0.75, 0.5])
 
 
-def test_personalizer_choose_pair_matches_the_ucb_definition(head, sqlite_store):
+def test_personalizer_pair_to_show_matches_the_ucb_definition(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u", beta=0.7)
     prompt = "explain recursion"
     responses = ["a function that calls itself", "recursion recursion recursion",
@@ -76,11 +76,11 @@ def test_personalizer_choose_pair_matches_the_ucb_definition(head, sqlite_store)
     best = int(np.argmax(r))
     ucb = r + 2 * 0.7 * m.width(phi, phi[best])
     ucb[best] = -np.inf
-    assert p.choose_pair(prompt, responses, strategy="ucb") == (best, int(np.argmax(ucb)))
+    assert p.pair_to_show(prompt, responses, strategy="ucb") == (best, int(np.argmax(ucb)))
     order = np.argsort(-r)
-    assert p.choose_pair(prompt, responses, strategy="best_second") == (order[0], order[1])
-    assert p.choose_pair(prompt, responses, strategy="best_worst") == (order[0], order[-1])
-    assert p.choose_pair(prompt, responses, strategy="best_quantile", q=2) == (order[0], order[2])
+    assert p.pair_to_show(prompt, responses, strategy="best_second") == (order[0], order[1])
+    assert p.pair_to_show(prompt, responses, strategy="best_worst") == (order[0], order[-1])
+    assert p.pair_to_show(prompt, responses, strategy="best_quantile", q=2) == (order[0], order[2])
 
 
 def test_greedy_queries_are_not_redundant_and_match_brute_force():
@@ -139,25 +139,25 @@ def test_active_selection_beats_random_selection_on_a_synthetic_pool():
     assert (active > rand).sum() >= 5, (active, rand)
 
 
-def test_personalizer_select_queries(head, sqlite_store):
+def test_personalizer_queries_to_ask(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "u")
     pool = [("p", ["alpha beta", "gamma delta"]), ("p", ["alpha beta", "gamma delta"]),
             ("p", ["epsilon", "zeta"]), ("p", ["same", "same"])]
-    qs = p.select_queries(pool, 3)
+    qs = p.queries_to_ask(pool, 3)
     assert [(q.item, q.first, q.second) for q in qs[:2]] == [(0, 0, 1), (2, 0, 1)]
     assert all(q.item != 3 for q in qs)                    # identical responses: nothing to learn
     assert qs[0].width > qs[1].width > 0
     # best_worst: one pair per item, its reward-best vs reward-worst
     trio = [("q", ["short code answer", "long prose answer", "medium answer"])]
     p.prefer("q", "short code answer", "long prose answer")
-    (q,) = p.select_queries(trio, 1, strategy="best_worst")
+    (q,) = p.queries_to_ask(trio, 1, strategy="best_worst")
     r = p.score("q", trio[0][1])
     assert (q.first, q.second) == (int(np.argmax(r)), int(np.argmin(r)))
     assert p.updates == 1                                  # selecting learns nothing
     with pytest.raises(InvalidInputError):
-        p.select_queries(pool, 1, strategy="entropy")
+        p.queries_to_ask(pool, 1, strategy="entropy")
     with pytest.raises(InvalidInputError):
-        p.select_queries([("p", ["only one"])], 1)
+        p.queries_to_ask([("p", ["only one"])], 1)
 
 
 def test_greedy_queries_go_on_when_a_fantasize_is_refused():

@@ -1,6 +1,6 @@
 """One text rule for every Personalizer verb (edge_omd/_checks.py, `text`): the prompt and every
 answer hold a non-whitespace character, whether the verb learns (feedback, prefer, choose,
-shown) or decides (score, rank, choose_pair, select_queries). A refused call stores nothing.
+shown) or decides (score, rank, pair_to_show, queries_to_ask). A refused call stores nothing.
 A feature head itself takes any str (phi of the empty text is defined)."""
 import numpy as np
 import pytest
@@ -28,15 +28,15 @@ def _calls(blank):
         "rank answer": lambda p: p.rank(P, [blank, B]),
         "rank prompt": lambda p: p.rank(blank, [A, B]),
         "score answer": lambda p: p.score(P, [A, blank]),
-        "choose_pair answer": lambda p: p.choose_pair(P, [A, B, blank]),
-        "select_queries answer": lambda p: p.select_queries([(P, [A, blank])], 1),
-        "select_queries prompt": lambda p: p.select_queries([(blank, [A, B])], 1),
-        "feedback answer": lambda p: p.feedback(P, blank, True),
-        "feedback prompt": lambda p: p.feedback(blank, A, True),
-        "feedback shown": lambda p: p.feedback(P, A, True, shown=[B, blank]),
+        "pair_to_show answer": lambda p: p.pair_to_show(P, [A, B, blank]),
+        "queries_to_ask answer": lambda p: p.queries_to_ask([(P, [A, blank])], 1),
+        "queries_to_ask prompt": lambda p: p.queries_to_ask([(blank, [A, B])], 1),
+        "feedback answer": lambda p: p.thumb(P, blank, True),
+        "feedback prompt": lambda p: p.thumb(blank, A, True),
+        "feedback shown": lambda p: p.thumb(P, A, True, shown=[B, blank]),
         "prefer chosen": lambda p: p.prefer(P, blank, B),
         "prefer rejected": lambda p: p.prefer(P, A, blank),
-        "choose answer": lambda p: p.choose(P, [A, B, blank], 0),
+        "choose answer": lambda p: p.pick(P, [A, B, blank], 0),
     }
 
 
@@ -53,7 +53,7 @@ def test_every_verb_refuses_a_blank_text_and_stores_nothing(p, blank):
 def test_what_rank_offers_feedback_accepts(p):
     """Every answer rank returns can be learned from: the two verbs share one rule."""
     for r in p.rank(P, [A, B, "  a short one  "]):
-        p.feedback(P, r.response, True)
+        p.thumb(P, r.response, True)
     assert p.updates == 3
 
 

@@ -1,5 +1,5 @@
-"""Thumbs without `shown` (issue 11 item 4): Personalizer.feedback reads the answer against the
-candidates it last offered for the same prompt (rank / score: all of them; choose_pair: the
+"""Thumbs without `shown` (issue 11 item 4): Personalizer.thumb reads the answer against the
+candidates it last offered for the same prompt (rank / score: all of them; pair_to_show: the
 pair), else against reward 0 (RewardModel.learn_thumb, z = phi). One kind-1 journal record
 either way, recovered bit for bit."""
 import numpy as np
@@ -31,8 +31,8 @@ def _zs(store, user):
 def test_after_rank_a_thumb_is_the_answer_against_the_other_candidates(offer, head, store):
     p = Personalizer(head, store, "ann", model_options={"solver": "exact"})
     getattr(p, offer)(PROMPT, ANSWERS)
-    p.feedback(PROMPT, ANSWERS[2], True)                 # no shown: the ranked list is the reference
-    p.feedback(PROMPT, ANSWERS[0], False, weight=0.5)
+    p.thumb(PROMPT, ANSWERS[2], True)                 # no shown: the ranked list is the reference
+    p.thumb(PROMPT, ANSWERS[0], False, weight=0.5)
     phi = head.features(PROMPT, ANSWERS).astype(np.float64)
     recs = _zs(store, "ann")
     assert [r[:3] for r in recs] == [(1, 1.0, 1.0), (1, 0.0, 0.5)]
@@ -47,14 +47,14 @@ def test_after_rank_a_thumb_is_the_answer_against_the_other_candidates(offer, he
     assert Personalizer(head, store, "ann").model.to_bytes() == ref.to_bytes()
     # the same thumb with shown= the others learns the same observation (up to rounding)
     q = Personalizer(head, store, "ann2", model_options={"solver": "exact"})
-    q.feedback(PROMPT, ANSWERS[2], True, shown=[a for a in ANSWERS if a != ANSWERS[2]])
+    q.thumb(PROMPT, ANSWERS[2], True, shown=[a for a in ANSWERS if a != ANSWERS[2]])
     np.testing.assert_allclose(_zs(store, "ann2")[0][3], recs[0][3], rtol=0, atol=1e-6)
 
 
-def test_after_choose_pair_the_reference_is_the_other_answer_of_the_pair(head, store):
+def test_after_pair_to_show_the_reference_is_the_other_answer_of_the_pair(head, store):
     p = Personalizer(head, store, "bob", model_options={"solver": "exact"}, seed=3)
-    a, b = p.choose_pair(PROMPT, ANSWERS, strategy="random")
-    p.feedback(PROMPT, ANSWERS[b], True)
+    a, b = p.pair_to_show(PROMPT, ANSWERS, strategy="random")
+    p.thumb(PROMPT, ANSWERS[b], True)
     phi = head.features(PROMPT, ANSWERS).astype(np.float64)
     np.testing.assert_allclose(_zs(store, "bob")[0][3], phi[b] - phi[a], rtol=0, atol=1e-6)
 
@@ -65,25 +65,25 @@ def test_without_an_offered_list_holding_the_answer_a_thumb_is_against_reward_0(
     p = Personalizer(head, store, "cat", model_options={"solver": "exact"})
     ref = _ref(head)
     p.rank(PROMPT, ANSWERS[:3])
-    p.feedback(PROMPT, ANSWERS[3], True)                 # not among the ranked
-    p.feedback("another prompt", ANSWERS[0], False)      # nothing offered for this prompt
+    p.thumb(PROMPT, ANSWERS[3], True)                 # not among the ranked
+    p.thumb("another prompt", ANSWERS[0], False)      # nothing offered for this prompt
     p.rank(PROMPT, ANSWERS[1:])                          # replaces the prompt's list
-    p.feedback(PROMPT, ANSWERS[0], True)
+    p.thumb(PROMPT, ANSWERS[0], True)
     for prompt, answer, up in ((PROMPT, ANSWERS[3], True), ("another prompt", ANSWERS[0], False),
                                (PROMPT, ANSWERS[0], True)):
         ref.learn_thumb(head.features(prompt, [answer])[0], up)
     assert p.model.to_bytes() == ref.to_bytes()
     p.rank(PROMPT, ANSWERS)
     p.reset()                                            # forgets the offered lists too
-    p.feedback(PROMPT, ANSWERS[1], True)
+    p.thumb(PROMPT, ANSWERS[1], True)
     fresh = _ref(head)
     fresh.learn_thumb(head.features(PROMPT, [ANSWERS[1]])[0], True)
     assert p.model.to_bytes() == fresh.to_bytes()
     p.reset()
     for i in range(_MAX_OFFERED + 1):
         p.rank(f"prompt {i}", ANSWERS[:2])
-    p.feedback("prompt 0", ANSWERS[0], True)             # evicted: against reward 0
-    p.feedback(f"prompt {_MAX_OFFERED}", ANSWERS[0], True)   # kept
+    p.thumb("prompt 0", ANSWERS[0], True)             # evicted: against reward 0
+    p.thumb(f"prompt {_MAX_OFFERED}", ANSWERS[0], True)   # kept
     zs = _zs(store, "cat")
     phi0 = head.features("prompt 0", ANSWERS[:2]).astype(np.float64)
     phin = head.features(f"prompt {_MAX_OFFERED}", ANSWERS[:2]).astype(np.float64)
@@ -97,9 +97,9 @@ def test_duplicates_and_a_disabled_feature_cache(head, sqlite_store):
     p = Personalizer(head, sqlite_store, "dan", model_options={"solver": "exact"},
                      feature_cache_bytes=0)
     p.rank(PROMPT, [ANSWERS[0], ANSWERS[1], ANSWERS[0]])
-    p.feedback(PROMPT, ANSWERS[0], True)
+    p.thumb(PROMPT, ANSWERS[0], True)
     p.rank(PROMPT, [ANSWERS[2], ANSWERS[2]])
-    p.feedback(PROMPT, ANSWERS[2], True)
+    p.thumb(PROMPT, ANSWERS[2], True)
     phi = head.features(PROMPT, ANSWERS).astype(np.float64)
     zs = _zs(sqlite_store, "dan")
     np.testing.assert_allclose(zs[0][3], phi[0] - phi[1], rtol=0, atol=1e-6)

@@ -80,7 +80,7 @@ def within_tolerance(a: bytes, b: bytes):
     within TOLERANCE of their scale; else what differs."""
     from edge_omd import RewardModel
     ma, mb = RewardModel.from_bytes(a), RewardModel.from_bytes(b)
-    same = lambda m: (m.solver, m.dtype, m.dim, m.rank, m.t, m.head_fingerprint,  # noqa: E731
+    same = lambda m: (m.solver, m.dtype, m.dim, m.sketch_rank, m.t, m.head_fingerprint,  # noqa: E731
                       m.hyperparameters)
     if same(ma) != same(mb):
         return "the settings or the counter differ"

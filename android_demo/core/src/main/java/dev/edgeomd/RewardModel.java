@@ -402,7 +402,7 @@ public final class RewardModel {
     /**
      * The observation of a thumb on the response with features phi while the responses with
      * features shown (1 to 15, the others displayed with it) were on screen, as Python's
-     * Personalizer.feedback(..., shown=...): z = phi - mean(shown), to learn with y = up
+     * Personalizer.thumb(..., shown=...): z = phi - mean(shown), to learn with y = up
      * ({@link #learnOne}, a kind-1 journal record). Same float64 operations as numpy's
      * phi[0] - phi[1:].mean(axis=0): the rows summed in order, then divided by their count.
      */
