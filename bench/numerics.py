@@ -4,6 +4,7 @@
     python -m edge_omd_bench.numerics --d 32 --n 200000
     python -m edge_omd_bench.numerics --calibrate --d 8 --n 1000000   # the exact guard's limit
     python -m edge_omd_bench.numerics --calibrate --sketch --d 8 --n 100000  # the sketch's
+    python -m edge_omd_bench.numerics --calibrate --cg --d 8 --n 100000      # cg's drift guard
     python -m edge_omd_bench.numerics --cost          # per-update cost of the precision probes
 
 For each representation and stream, a float32 and a float64 model learn the same observations
@@ -200,15 +201,36 @@ def _sketch_statistic(m, z, y):
                               float(np.finfo(st.theta.dtype).eps))
 
 
-def calibrate_sketch(d, n, ranks=(2, 4), log=print):
-    """The sketch's drift guard (sketch._step_drift > sketch.DRIFT_LIMIT refuses a step): float32
-    and float64 sketches learn each ordinary stream (`ordinary_streams`) and the review's scaled
-    repeat stream (x 1500, every 7th row x 1e-2, lam = 0.1) in lockstep. Printed per stream and
-    rank: the largest statistic over the updates, where float32 refused, the drift there (or at
-    the end) and the largest drift seen."""
-    from edge_omd.solvers import sketch
-    log(f"sketch solver, d = {d}, {n} updates per stream; guard: refuse a step when eps kappa "
-        f"||coef v|| / max(||theta'||, 1) > {sketch.DRIFT_LIMIT:g}")
+def _cg_statistic(m, z, y):
+    """The cg drift guard's statistic (linalg.move_drift in cg._step) of learn_one(z, y) on
+    float32 model m, computed as _step does before it moves anything (work arrays only)."""
+    from edge_omd import linalg
+    from edge_omd.solvers import cg
+    s_, cfg = m._solver, m._solver.config
+    st = s_.state
+    zz = np.ascontiguousarray(z, dtype=st.theta.dtype)
+    lam_t = s_.lam_next()
+    s = linalg.sigmoid(linalg.dot(st.theta, zz))
+    a = cfg.eta * s * (1.0 - s)
+    linalg.cg_solve(st.S, lam_t, zz, a, zz, st.x, st.r, st.p, st.Ap, cfg.cg_steps, cfg.cg_tol)
+    kappa = 1.0 + (cg._trace(st.S) + a * linalg.dot(zz, zz)) / lam_t
+    return linalg.move_drift(st.theta, st.x, cfg.eta * (s - y), kappa,
+                             float(np.finfo(st.theta.dtype).eps))
+
+
+def calibrate_drift(solver, d, n, ranks=(2, 4), log=print):
+    """The drift guard of the sketch (sketch._step_drift) or cg (cg._step), a step refused when
+    linalg.move_drift > linalg.DRIFT_LIMIT: float32 and float64 models learn each ordinary
+    stream (`ordinary_streams`) and the review's scaled repeat stream (x 1500, every 7th row
+    x 1e-2, lam = 0.1) in lockstep, the sketch at each rank. Printed per stream (and rank): the
+    largest statistic over the updates, where float32 refused, the drift there (or at the end)
+    and the largest drift seen."""
+    from edge_omd import linalg
+    statistic = _sketch_statistic if solver == "sketch" else _cg_statistic
+    if solver != "sketch":
+        ranks = (0,)
+    log(f"{solver} solver, d = {d}, {n} updates per stream; guard: refuse a step when eps kappa "
+        f"||coef v|| / max(||theta'||, 1) > {linalg.DRIFT_LIMIT:g}")
     log(f"{'stream':12s} {'rank':>4s} {'max stat':>10s} {'refused at':>10s} {'rel drift':>10s} "
         f"{'max rel':>9s}")
     sets = {k: v + (1.0,) for k, v in ordinary_streams(d, n, log=log).items()}
@@ -220,13 +242,13 @@ def calibrate_sketch(d, n, ranks=(2, 4), log=print):
         if kind == "pair":
             y = np.ones(len(Z))  # learn_pair(z, 0) is learn_one(z, 1)
         for rank in ranks:
-            kw = dict(solver="sketch", sketch_rank=rank, lam=lam)
+            kw = dict(solver=solver, sketch_rank=rank or None, lam=lam)
             m32 = RewardModel(d, dtype="float32", **kw)
             m64 = RewardModel(d, dtype="float64", **kw)
             top = top_rel = 0.0
             stop = "-"
             for t in range(len(Z)):
-                top = max(top, _sketch_statistic(m32, Z[t], y[t]))
+                top = max(top, statistic(m32, Z[t], y[t]))
                 try:
                     m32.learn_one(Z[t], y[t])
                 except NumericalError:
@@ -290,12 +312,17 @@ def main(argv=None):
                     help="per-update cost of the float32 precision probes at d = 384 and 4096")
     ap.add_argument("--sketch", action="store_true",
                     help="with --calibrate: the sketch's drift guard instead of the exact one")
+    ap.add_argument("--cg", action="store_true",
+                    help="with --calibrate: cg's drift guard instead of the exact one")
     args = ap.parse_args(argv)
     if args.cost:
         probe_cost()
         return
     if args.calibrate:
-        (calibrate_sketch if args.sketch else calibrate)(args.d, args.n)
+        if args.sketch or args.cg:
+            calibrate_drift("sketch" if args.sketch else "cg", args.d, args.n)
+        else:
+            calibrate(args.d, args.n)
         return
     print(f"d = {args.d}, up to {args.n} updates per stream; rel = ||theta32 - theta64|| / "
           "max(||theta64||, 1); eigenvalues over the floor")

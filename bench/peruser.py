@@ -8,6 +8,7 @@ user likes, on prompts it was never asked about?
     python -m edge_omd_bench.peruser --features 'minilm+style*0.25' --assume-beta 0   # candidate defaults
     python -m edge_omd_bench.peruser --properties hedging,polite,examples,refusal,tech,health,safety,money \
         --p-length 0 --compare-features minilm,minilm+style      # users with content-only tastes
+    python -m edge_omd_bench.peruser --group wording          # one user group (peruser_world.GROUPS)
     python -m edge_omd_bench.peruser --report-only out.json  # tables + targets of a saved run
 
 World (bench/peruser_world.py): prompts from the demo corpus and HH-RLHF with 6 candidate
@@ -15,7 +16,10 @@ answers each (written, human-rated, and form variants), split into train prompts
 given on these) and test prompts (never asked about). Users have hidden tastes over text
 properties no feature computes (lexicons, list/code/header presence, a length taste that may
 peak at a target), answer by Bradley-Terry with a temperature, and come in two populations:
-"design" (seed 0, the one the benchmark was built with) and "second" (another seed).
+"design" (seed 0, the one the benchmark was built with) and "second" (another seed). Groups
+of users (`--group`, peruser_world.GROUPS) weigh a subset of the properties: form, content, or
+wording (issue 20: how an answer is worded, with lexicons disjoint from what the world's form
+variants insert; peruser_world's docstring says why).
 
 Protocol, per user and strategy: the deployed learner (edge-omd with the Personalizer's defaults
 for a new user: `RewardModel(d, budget_bytes=DEFAULT_BUDGET_BYTES)`, i.e. exact at d=384, eta=1,
@@ -384,7 +388,8 @@ def run_task(task: Task) -> dict:
             out[cid]["top1"].append(t1)
             out[cid]["regret"].append(rg)
             if cid == OMD_DEFAULT:
-                W = rank_widths(L.model, Phi_test_items)
+                # widths only where a beta needs them (the costliest step at large d)
+                W = rank_widths(L.model, Phi_test_items) if any(cfg.betas) else 0.0
                 for b in cfg.betas:
                     t1, rg = score_test(r - b * W, U_test)
                     out["beta"][str(b)]["top1"].append(t1)
@@ -703,6 +708,9 @@ def main(argv=None) -> int:
     ap.add_argument("--style-weight", type=float, default=1.0)
     ap.add_argument("--properties", help="comma list of peruser_world.PROPERTIES the users may weigh "
                     "(default: all), e.g. only the content ones")
+    ap.add_argument("--group", choices=tuple(pw.GROUPS), help="draw the users of this group "
+                    "(peruser_world.GROUPS: all, form, content, wording); --properties / --p-length "
+                    "then override its settings")
     ap.add_argument("--p-length", type=float, help="share of users with a length taste (default 0.8)")
     ap.add_argument("--assume-beta", type=float, help="evaluate as if the runtime's default beta (rank and "
                     "the stream's ucb / thumbs pick) were this (a candidate default)")
@@ -738,13 +746,14 @@ def main(argv=None) -> int:
     popkw = {}
     if a.properties:
         popkw["properties"] = tuple(a.properties.split(","))
-        unknown = set(popkw["properties"]) - set(pw.PROPERTIES)
+        unknown = set(popkw["properties"]) - set(pw.PROPERTIES + pw.WORDING)
         if unknown:
-            raise SystemExit(f"unknown properties {sorted(unknown)}; choose from {', '.join(pw.PROPERTIES)}")
+            raise SystemExit(f"unknown properties {sorted(unknown)}; choose from "
+                             f"{', '.join(pw.PROPERTIES + pw.WORDING)}")
     if a.p_length is not None:
         popkw["p_length"] = a.p_length
-    if popkw:
-        kw["population"] = pw.PopulationConfig(**popkw)
+    if a.group or popkw:
+        kw["population"] = replace(pw.GROUPS[a.group or "all"], **popkw)
     if a.users:
         kw["users"] = a.users
     if a.strategies:

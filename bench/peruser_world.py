@@ -24,6 +24,27 @@ sigma((u(a) - m) / T), m the user's median utility over the train answers (absol
 Populations: `draw_users(population_seed, n, cfg)`; the design population and a second one
 drawn with another seed are reported separately (the benchmark must not grade its own design).
 
+Groups of users (`GROUPS`, issue 20), each drawn by the same `draw_users` over a subset of the
+properties: "all" (every property of PROPERTIES, 80 % with a length taste: the populations
+above), "form" (list / code / header / asks-back presence and the length taste), "content"
+(the README's content-only users: the lexicon properties, no length taste) and "wording".
+
+The wording users (`WORDING`, issue 20): tastes over HOW an answer is worded, with no length
+taste: how tentative or assertive, apologetic, personal (first person), directive, empathic,
+formally connected, intense, and how many long words it uses. Their properties are counts
+(log1p, standardised over the world) of whole words of the ASCII-lower-cased text ("\u2019"
+read as "'") from the lexicons below, and of words of >= 10 ASCII letters. They are built so
+that they do NOT grade the world's own form variants: no lexicon word is a word that any of
+`VARIANTS` inserts (checked by `wording_inserted_words` in the tests), and every inserted
+word has < 10 letters, so a variant's wording counts equal those of the answer it was made
+from, or are lower where a variant drops sentences ("short"). What separates two answers for
+a wording user is the wording of the written answers themselves (the demo corpus' answers,
+HH-RLHF's chosen and rejected), never a phrase a variant pasted in: a feature that merely
+detects the variants' phrases (a hashed view sees them verbatim) gains nothing from it. The
+lexicons were written before any feature was measured on these users, and are not what any
+candidate view computes: words are matched on whole words with apostrophes ("i've"), which no
+view tokenises the same way, and the long-word count sums over an open vocabulary.
+
 The style block (`style_block`, a CANDIDATE feature, issue 11 item 2): cheap answer-form counts
 (lengths in Unicode code points), standardised with statistics of the train answers.
 """
@@ -146,6 +167,31 @@ LEXICONS = {
 #: the columns of `hidden_properties` (before the per-user length term)
 PROPERTIES = ("has_list", "has_code", "has_header", "asks_back") + tuple(LEXICONS)
 
+#: wording tastes (module docstring): whole-word lexicons disjoint from what VARIANTS insert
+WORDING_LEXICONS = {
+    "tentative": ("might", "perhaps", "maybe", "possibly", "probably", "likely", "unlikely",
+                  "somewhat", "seems", "seem", "guess", "usually", "typically", "generally"),
+    "assertive": ("always", "never", "must", "exactly", "definitely", "absolutely", "certainly",
+                  "clearly", "indeed", "obviously", "surely", "guaranteed", "undoubtedly"),
+    "apologetic": ("sorry", "unfortunately", "afraid", "apologize", "apologise", "apologies",
+                   "regret", "regrettably"),
+    "personal": ("my", "mine", "myself", "i've", "i'd", "i'll", "personally", "we", "our",
+                 "ours", "us", "we're", "we've", "we'd"),
+    "directive": ("should", "recommend", "suggest", "avoid", "important", "need", "needs",
+                  "try", "consider", "shouldn't", "don't"),
+    "empathic": ("understand", "feel", "feeling", "feelings", "glad", "love", "care", "sounds",
+                 "happy", "wonderful", "appreciate"),
+    "connective": ("however", "therefore", "although", "specifically", "additionally",
+                   "moreover", "furthermore", "thus", "whereas", "consequently", "instead",
+                   "rather", "nevertheless"),
+    "intense": ("really", "very", "extremely", "incredibly", "highly", "quite", "truly",
+                "seriously"),
+}
+LONG_WORD = 10       # "long_words": words of at least this many ASCII letters
+WORDING = tuple(WORDING_LEXICONS) + ("long_words",)
+_WORDING_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
 
 def _count(text_lower: str, words: Sequence[str]) -> int:
     return sum(text_lower.count(w) for w in words)
@@ -171,6 +217,43 @@ def hidden_properties(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     S = (S - S.mean(0)) / np.where(sd > 0, sd, 1.0)
     lw = np.log(np.maximum(1, np.array([n_words(t) for t in texts], np.float64)))
     return S, lw
+
+
+def wording_words(text: str) -> list[str]:
+    """Whole words of `text` for the wording properties: ASCII letters lower-cased (only A-Z),
+    U+2019 read as an apostrophe, runs of a-z joined by inner apostrophes ("i've")."""
+    return _WORDING_WORD.findall(text.translate(_ASCII_LOWER).replace("\u2019", "'"))
+
+
+def wording_raw(text: str) -> list[float]:
+    """The wording properties of one answer, unstandardised (see WORDING)."""
+    words = wording_words(text)
+    out = []
+    for name in WORDING_LEXICONS:
+        lex = frozenset(WORDING_LEXICONS[name])
+        out.append(math.log1p(sum(1 for w in words if w in lex)))
+    long_words = sum(1 for w in words for part in w.split("'") if len(part) >= LONG_WORD)
+    return out + [math.log1p(long_words)]
+
+
+def wording_properties(texts: Sequence[str]) -> np.ndarray:
+    """(n, len(WORDING)) wording properties standardised over `texts` (sd 0 -> 1)."""
+    S = np.array([wording_raw(t) for t in texts], np.float64).reshape(len(texts), len(WORDING))
+    sd = S.std(0)
+    return (S - S.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+
+def wording_inserted_words() -> set[str]:
+    """Every word (wording_words) that some VARIANT adds to a text: what no wording lexicon may
+    hold (the variants' phrases are fixed; a neutral source text shows all of them)."""
+    src = "Alpha beta gamma delta. Epsilon zeta eta theta. Iota kappa lambda mu. Nu xi omicron pi."
+    base = set(wording_words(src))
+    out: set[str] = set()
+    for fn in VARIANTS.values():
+        t = fn(src)
+        if t:
+            out |= set(wording_words(t)) - base
+    return out
 
 
 # ============================================================== the style block ==============
@@ -240,11 +323,13 @@ class World:
     pairs: list = field(default_factory=list)       # (prompt, response), flat
     S: Optional[np.ndarray] = None                  # hidden properties (n, K), standardised
     log_words: Optional[np.ndarray] = None
+    S_wording: Optional[np.ndarray] = None          # wording properties (n, len(WORDING))
 
     def __post_init__(self):
         self.texts = [r for it in self.items for r in it.responses]
         self.pairs = [(it.prompt, r) for it in self.items for r in it.responses]
         self.S, self.log_words = hidden_properties(self.texts)
+        self.S_wording = wording_properties(self.texts)
 
     def rows(self, i: int) -> np.ndarray:
         return np.arange(i * self.n_cands, (i + 1) * self.n_cands)
@@ -350,13 +435,25 @@ class PopulationConfig:
     n_props: tuple = (2, 3, 4)     # how many other properties a user weighs
     temperature: tuple = (0.2, 0.6)   # Bradley-Terry temperature, uniform in this range
     idiosyncratic: float = 0.2     # sd of the per-answer utility no property explains
-    properties: Optional[tuple] = None   # names of PROPERTIES a user may weigh (None: all)
+    properties: Optional[tuple] = None   # names of PROPERTIES or WORDING a user may weigh
+                                         # (None: all of PROPERTIES)
+
+
+#: the user groups reported separately (module docstring); "all" is the populations' default
+GROUPS = {
+    "all": PopulationConfig(),
+    "form": PopulationConfig(properties=("has_list", "has_code", "has_header", "asks_back")),
+    "content": PopulationConfig(properties=("hedging", "polite", "examples", "refusal", "tech",
+                                            "health", "safety", "money"), p_length=0.0),
+    "wording": PopulationConfig(properties=WORDING, p_length=0.0),
+}
 
 
 @dataclass
 class User:
     id: int
-    w: np.ndarray                  # (K,) weights on the standardised properties
+    w: np.ndarray                  # (K + len(WORDING),) weights on the standardised
+                                   # PROPERTIES, then WORDING
     w_len: float
     len_kind: str                  # "none", "short", "long", "target"
     target_log_words: float
@@ -365,7 +462,8 @@ class User:
     thumb_threshold: float         # median utility over the train answers
 
     def describe(self) -> str:
-        ws = ", ".join(f"{PROPERTIES[k]}={v:+.2f}" for k, v in enumerate(self.w) if v)
+        names = PROPERTIES + WORDING
+        ws = ", ".join(f"{names[k]}={v:+.2f}" for k, v in enumerate(self.w) if v)
         ln = {"none": "", "short": "short", "long": "long",
               "target": f"~{math.exp(self.target_log_words):.0f} words"}[self.len_kind]
         return f"user {self.id}: {ln + ' ' if ln else ''}{ws} T={self.temperature:.2f}"
@@ -384,13 +482,17 @@ def _length_term(kind: str, log_words: np.ndarray, target: float) -> np.ndarray:
 def draw_users(world: World, population_seed: int, n: int,
                cfg: PopulationConfig = PopulationConfig()) -> list[User]:
     K = world.S.shape[1]
+    names = PROPERTIES + WORDING
+    unknown = set(cfg.properties or ()) - set(names)
+    if unknown:
+        raise ValueError(f"unknown properties {sorted(unknown)}; choose from {', '.join(names)}")
     train_rows = np.concatenate([world.rows(i) for i in world.train])
     users = []
     for k in range(n):
         rng = np.random.default_rng([population_seed, 2203, k])
-        w = np.zeros(K)
+        w = np.zeros(K + len(WORDING))
         allowed = np.arange(K) if cfg.properties is None else np.array(
-            [PROPERTIES.index(p) for p in cfg.properties])
+            [names.index(p) for p in cfg.properties])
         m = min(int(rng.choice(cfg.n_props)), len(allowed))
         for j in rng.choice(allowed, size=m, replace=False):
             w[j] = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5)
@@ -402,7 +504,9 @@ def draw_users(world: World, population_seed: int, n: int,
             else:
                 kind = "short" if rng.random() < cfg.p_short else "long"
         T = float(rng.uniform(*cfg.temperature))
-        u = world.S @ w + w_len * _length_term(kind, world.log_words, target)
+        u = world.S @ w[:K] + w_len * _length_term(kind, world.log_words, target)
+        if np.any(w[K:]):
+            u = u + world.S_wording @ w[K:]
         u = u + cfg.idiosyncratic * rng.standard_normal(u.shape)
         users.append(User(k, w, w_len, kind, target, T, u, float(np.median(u[train_rows]))))
     return users

@@ -423,15 +423,17 @@ def agree_rate(pop: Feedback) -> NewUser:
 
 def pack_users(pop: Feedback):
     """pop's records as the fit reads them (edge_omd.population.data.UserData), one user each,
-    in record order: a thumb (phi_i, up), a pair (phi_win - phi_lose, 1): what the SDK learns."""
+    in record order: a thumb (phi_i, up), a pair (phi_win - phi_lose, 1): what the SDK learns;
+    an observation's item group is its item's `pop.groups()` (a pair's: the preferred one's)."""
     from edge_omd.population.data import make_user
     Phi = pop.Phi.astype(np.float64)
+    groups = pop.groups()
     out = []
     for u in np.unique(pop.user):
         idx = np.flatnonzero(pop.user == u)
         obs = [(Phi[pop.first[i]] - Phi[pop.second[i]], 1.0) if pop.second[i] >= 0
                else (Phi[pop.first[i]], float(pop.up[i])) for i in idx]
-        out.append(make_user(f"user-{int(u)}", obs))
+        out.append(make_user(f"user-{int(u)}", obs, groups[pop.first[idx]]))
     return out
 
 

@@ -16,9 +16,23 @@ saves or returns are the same on every x86-64 CPU whatever vector width LLVM com
 the same as the NUMBA_DISABLE_JIT path's in float64 (docs/ALGORITHM.md, "Numerics"). With
 `reassoc` the host's SIMD width decided the order of every vectorised sum (AVX-512 and AVX2
 machines wrote different goldens) and `contract` fused multiply-adds where the CPU has FMA.
-Element-wise loops still vectorise (each lane rounds as the scalar code would); sums run in
-source order. The transcendental functions are the project's own (linalg.exp, fdlibm's), not
-the C library's, which glibc also picks per CPU.
+Element-wise loops still vectorise (each lane rounds as the scalar code would). A sum does not
+(LLVM vectorises it only by reordering it), so the long ones are written with `lanes_dot`: LANES
+partial sums in an explicit LLVM vector, combined in a fixed order, which every vector width
+computes alike (AVX-512: one register per 8 lanes, AVX2: per 4, SSE2: per 2). The
+transcendental functions are the project's own (linalg.exp, fdlibm's), not the C library's,
+which glibc also picks per CPU.
+
+The exceptions, by the rule of bench/kernels.py (issue 18, item 2: the machine-independent form
+of a solver's update is kept only if it costs at most 10 % (exact, diagonal) or 30 % (cg, sketch)
+more, the upper end of a 95% CI; exact, diagonal and the sketch missed, cg kept it): kernels
+declared `per_cpu=True`, the exact and diagonal solvers' updates, are compiled with
+FASTMATH_PER_CPU (reassociation and FMA contraction), and the sketch's shrink runs on LAPACK /
+BLAS (`per_cpu_module`). Their states are bit for bit the same on one machine (a replay, a reload)
+but across CPUs only to a tolerance (docs/ALGORITHM.md, "The same bits on every machine"). For
+per-CPU kernels the old rule holds: never accumulate a float sum in a loop that also writes an
+array (LLVM would version the loop on an alias check and sum in an order that depends on where
+malloc put the arrays; tests/runtime/test_no_stale_reads.py).
 
 Compiled code is cached in ONE folder shared by the library, the CLI and the scripts:
 $NUMBA_CACHE_DIR if set, else `edge_omd.paths.cache_root()/numba` (~/.cache/edge_omd/numba).
@@ -39,8 +53,9 @@ from numba.core import sigutils
 from edge_omd.paths import numba_cache_dir
 
 FASTMATH = False  # see the module docstring: no reassociation, no contraction (FMA)
+FASTMATH_PER_CPU = {"reassoc", "contract"}  # `kernel(per_cpu=True)` only (module docstring)
 JIT_DISABLED = bool(int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0"))
-_FLAGS = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", boundscheck=False)
+_FLAGS = dict(nogil=True, error_model="numpy", boundscheck=False)
 
 
 def _cache_root():
@@ -79,8 +94,8 @@ class Kernel:
     """One declared kernel: its dispatcher and its signature lists keyed by dtype name
     ('float32', 'float64'; None for signatures without a float array, compiled with either)."""
 
-    def __init__(self, dispatcher, lists, group=None):
-        self.dispatcher, self.lists, self.group = dispatcher, lists, group
+    def __init__(self, dispatcher, lists, group=None, per_cpu=False):
+        self.dispatcher, self.lists, self.group, self.per_cpu = dispatcher, lists, group, per_cpu
         self.module = dispatcher.py_func.__module__
         self.fn_name = dispatcher.py_func.__name__
         self.name = f"{self.module}.{self.fn_name}"
@@ -95,15 +110,24 @@ class Kernel:
 
 #: Every kernel, in declaration order (callees before callers).
 KERNELS: list = []
+#: The modules holding a kernel declared per_cpu (their states agree across CPUs to a tolerance)
+PER_CPU_MODULES: set = set()
 _LOCK = threading.Lock()
 
 
-def kernel(signatures, group=None):
+def per_cpu_module(name):
+    """Declare that module `name` computes state bytes per CPU outside its kernels too (BLAS /
+    LAPACK): its solver's states agree across CPUs to a tolerance (PER_CPU_MODULES)."""
+    PER_CPU_MODULES.add(name)
+
+
+def kernel(signatures, group=None, per_cpu=False):
     """`numba.njit` with the project's flags and an explicit signature list (see `both`).
 
     `group`: None for the kernels every model of the module needs; "choice" for those only
     `learn_choice` runs, compiled at the first choice (`ensure_compiled(..., group="choice")`),
-    so a model that never sees a choice never pays for them."""
+    so a model that never sees a choice never pays for them. `per_cpu`: compiled with
+    FASTMATH_PER_CPU, its bits the same on one machine only (module docstring)."""
     lists = {}
     for s in signatures:
         key, sig = s if isinstance(s, tuple) else (None, s)
@@ -113,21 +137,24 @@ def kernel(signatures, group=None):
         lists.setdefault(key, []).append(sig)
 
     def decorate(fn):
+        if per_cpu:
+            PER_CPU_MODULES.add(fn.__module__)
         if JIT_DISABLED:
             return fn
+        flags = dict(_FLAGS, fastmath=FASTMATH_PER_CPU if per_cpu else FASTMATH)
         if not CACHE:
-            disp = numba.njit(cache=False, **_FLAGS)(fn)
+            disp = numba.njit(cache=False, **flags)(fn)
         else:
             # The cache locator reads config.CACHE_DIR when the dispatcher is made; point it at
             # our salted folder for exactly that moment, then give the user's setting back.
             saved = numba.config.CACHE_DIR
             numba.config.CACHE_DIR = os.path.join(CACHE_ROOT, f"edge_omd-{SOURCES_HASH}")
             try:
-                disp = numba.njit(cache=True, **_FLAGS)(fn)
+                disp = numba.njit(cache=True, **flags)(fn)
             finally:
                 numba.config.CACHE_DIR = saved
         disp._can_compile = False  # only ensure_compiled compiles, and only declared signatures
-        KERNELS.append(Kernel(disp, lists, group))
+        KERNELS.append(Kernel(disp, lists, group, per_cpu))
         return disp
     return decorate
 
@@ -169,7 +196,29 @@ def _kernels_called_by(obj):
             elif isinstance(v, types.ModuleType):
                 attrs = vars(v)
                 found.update(by_id[id(attrs[a])] for a in names if id(attrs.get(a)) in by_id)
+                for a in names:
+                    found.update(_marked(attrs.get(a), by_id))
+            else:
+                found.update(_marked(v, by_id))
+        found.discard(None)
     return found
+
+
+def calls(*callees):
+    """Mark a plain Python helper with the kernels it calls (or marked helpers): `plan` finds
+    kernels by name in code, and does not look inside the helpers that code calls."""
+    def mark(fn):
+        fn.kernel_callees = callees
+        return fn
+    return mark
+
+
+def _marked(fn, by_id):
+    """The kernels a helper marked with `calls` reaches ({None} if it is not marked)."""
+    out = set()
+    for c in getattr(fn, "kernel_callees", ()):
+        out.update([by_id[id(c)]] if id(c) in by_id else _marked(c, by_id))
+    return out or {None}
 
 
 def plan(*modules, group=None):
@@ -230,3 +279,90 @@ def both(template, readonly=(), any_dtype=False):
             variants += [v[:i] + (v[i].copy(readonly=True),) + v[i + 1:] for v in variants]
         out += [(None if any_dtype else key, ret(*v)) for v in variants]
     return out
+
+
+# ---------------------------------------------------------------- fixed-lane sums
+#: Partial sums of `lanes_dot`: element i goes to lane i mod LANES (a multiple of 8 fills AVX-512
+#: registers; 16 keeps two chains of adds in flight there and four on AVX2).
+LANES = 16
+
+
+def _lanes_dot_py(a, b):
+    """lanes_dot in Python (the NUMBA_DISABLE_JIT path), the same operations in the same order."""
+    n = a.shape[0]
+    nb = n // LANES
+    p = [0.0] * LANES
+    for k in range(nb):
+        for lane in range(LANES):
+            p[lane] += float(a[k * LANES + lane]) * float(b[k * LANES + lane])
+    while len(p) > 1:
+        p = [p[2 * k] + p[2 * k + 1] for k in range(len(p) // 2)]
+    tail = 0.0
+    for i in range(nb * LANES, n):
+        tail += float(a[i]) * float(b[i])
+    return p[0] + tail
+
+
+def _lanes_dot_intrinsic():
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    def vector_of(t):
+        return (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C"
+                and t.dtype in (types.float32, types.float64))
+
+    @intrinsic
+    def lanes_dot(typingctx, a, b):
+        if not (vector_of(a) and vector_of(b)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            f64 = ir.DoubleType()
+            vec = ir.VectorType(f64, LANES)
+            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args, args)]
+            n = builder.extract_value(arrs[0].shape, 0)
+            intp = n.type
+
+            def load(k, i, lanes):
+                t, arr = sig.args[k], arrs[k]
+                ptr = builder.gep(arr.data, [i])
+                if lanes:
+                    elt = context.get_data_type(t.dtype)
+                    ptr = builder.bitcast(ptr, ir.VectorType(elt, LANES).as_pointer())
+                v = builder.load(ptr, align=t.dtype.bitwidth // 8)
+                if t.dtype == types.float32:
+                    v = builder.fpext(v, vec if lanes else f64)
+                return v
+
+            nb = builder.udiv(n, ir.Constant(intp, LANES))
+            acc = cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * LANES))
+            with cgutils.for_range(builder, nb) as loop:  # lane l: sum over i = l (mod LANES)
+                i = builder.mul(loop.index, ir.Constant(intp, LANES))
+                prod = builder.fmul(load(0, i, True), load(1, i, True))
+                builder.store(builder.fadd(builder.load(acc), prod), acc)
+            v = builder.load(acc)
+            part = [builder.extract_element(v, ir.Constant(ir.IntType(32), k))
+                    for k in range(LANES)]
+            while len(part) > 1:  # the fixed pairwise tree of _lanes_dot_py
+                part = [builder.fadd(part[2 * k], part[2 * k + 1]) for k in range(len(part) // 2)]
+            tail = cgutils.alloca_once_value(builder, ir.Constant(f64, 0.0))
+            one = ir.Constant(intp, 1)
+            with cgutils.for_range_slice(builder, builder.mul(nb, ir.Constant(intp, LANES)), n,
+                                         one, inc=True) as (i, _):
+                prod = builder.fmul(load(0, i, False), load(1, i, False))
+                builder.store(builder.fadd(builder.load(tail), prod), tail)
+            return builder.fadd(part[0], builder.load(tail))
+
+        return types.float64(a, b), codegen
+
+    return lanes_dot
+
+
+#: sum_i a_i b_i of two 1-d C-contiguous float32/float64 arrays (mixed allowed; the length is
+#: a's), in float64: LANES partial sums (lane l takes i = l mod LANES in order), combined by a
+#: fixed pairwise tree, then the tail (i >= LANES * (n // LANES)) added in order. Never fused
+#: (no FMA): the same bits on every CPU and vector width, and in the NUMBA_DISABLE_JIT path.
+#: Callable inside kernels only (an intrinsic); in Python, call linalg.dot.
+lanes_dot = _lanes_dot_py if JIT_DISABLED else _lanes_dot_intrinsic()

@@ -3,13 +3,16 @@ rank-one updates, triangular solves and a textbook conjugate gradient.
 
 All arrays are C-contiguous and of one float dtype F (float32 or float64); every scalar and
 every reduction is carried in float64 so a float32 state loses no more than its storage
-precision. Nothing here allocates.
+precision. Every sum runs in a fixed order (long ones by _numba.lanes_dot), with no BLAS or
+LAPACK, so every result has the same bits on every CPU (edge_omd/_numba.py says why). Nothing
+here allocates but the Python helpers of the load checks and the starts.
 """
+import functools
 import math
 
 import numpy as np
 
-from edge_omd._numba import both, ensure_compiled, kernel
+from edge_omd._numba import both, calls, ensure_compiled, kernel, lanes_dot
 from edge_omd.errors import NumericalError
 
 #: |theta_i| stays below fmax * THETA_LIMIT of the state's dtype (float32: 3.1e26): with inputs
@@ -20,11 +23,28 @@ THETA_LIMIT = 2.0 ** -40
 
 @kernel(both("f8(F[::1], F[::1])"))
 def dot(a, b):
-    """sum_i a_i b_i, accumulated in float64."""
-    acc = 0.0
-    for i in range(a.shape[0]):
-        acc += float(a[i]) * float(b[i])
-    return acc
+    """sum_i a_i b_i in float64, in _numba.lanes_dot's fixed order (kernels with other argument
+    types call lanes_dot itself)."""
+    return lanes_dot(a, b)
+
+
+@kernel(["f8(f8[::1], f8[::1])"])
+def dot64(a, b):
+    """`dot` of two float64 vectors, for any model (the probes' and projection's vectors)."""
+    return lanes_dot(a, b)
+
+
+@kernel(["f8(f8[::1])"])
+def norm64(a):
+    """||a|| of a float64 vector (lanes_dot)."""
+    return math.sqrt(lanes_dot(a, a))
+
+
+@kernel(both("void(f8[:, ::1], F[::1], f8[::1])", readonly=(0,)))  # P: the caller's rows
+def rows_dot(P, theta, out):
+    """out_n = P_n . theta for each row (the rewards), by lanes_dot."""
+    for n in range(P.shape[0]):
+        out[n] = lanes_dot(P[n], theta)
 
 
 @kernel(both("f8(F[::1])", readonly=(0,), any_dtype=True))  # a: the caller's array
@@ -127,6 +147,29 @@ def move_checked(theta, v, coef):
     return True
 
 
+#: A step is refused when its own rounding may move theta by more than DRIFT_LIMIT of
+#: max(||theta'||, 1) (`move_drift`): the dtype holds a solve with tilde_H only to ~eps kappa
+#: (kappa: tilde_H's condition number), and a large step of an ill-conditioned solve would carry
+#: that into theta (the sketch, whose rows are stored in the dtype; cg, whose CG vectors and S
+#: are). Calibrated by `python -m edge_omd_bench.numerics --calibrate --sketch` / `--cg`.
+DRIFT_LIMIT = 1e-3
+
+
+@kernel(both("f8(F[::1], F[::1], f8, f8, f8)"))
+def move_drift(theta, v, coef, kappa, eps):
+    """eps kappa ||coef v|| / max(||theta - coef v||, 1): a bound on the relative move of theta
+    by the dtype's rounding of the solve v (condition number <= kappa) of the step
+    theta' = theta - coef v. O(d)."""
+    vv = 0.0
+    tt = 0.0
+    for j in range(v.shape[0]):
+        vj = coef * float(v[j])
+        vv += vj * vj
+        tj = float(theta[j]) - vj
+        tt += tj * tj
+    return eps * kappa * math.sqrt(vv) / max(math.sqrt(tt), 1.0)
+
+
 @kernel(both("f8(F[::1], F[::1], f8, f8, f8, f8, f8)"))
 def omd_move(theta, v, m, q, y, w, eta):
     """Steps 1-2 of Algorithm 1 given v = cal_H^{-1} z, m = theta.z and q = z^T cal_H^{-1} z:
@@ -190,13 +233,9 @@ def solve_upper_t(U, b, out):
 
 @kernel(both("void(F[:, ::1], F[::1], f8, F[::1])"))
 def symv_plus(S, v, lam, out):
-    """out = (S + lam I) v for a full symmetric S."""
-    d = S.shape[0]
-    for i in range(d):
-        acc = lam * float(v[i])
-        for k in range(d):
-            acc += float(S[i, k]) * float(v[k])
-        out[i] = acc
+    """out = (S + lam I) v for a full symmetric S (row dot products, lanes_dot)."""
+    for i in range(S.shape[0]):
+        out[i] = lam * float(v[i]) + lanes_dot(S[i], v)
 
 
 @kernel(both("void(F[:, ::1], f8, f8, F[::1])"))
@@ -243,13 +282,26 @@ def cholesky_floored(A, n, floor):
     (solvers/mnl.py). O(n^3)."""
     for i in range(n):
         for k in range(i + 1):
-            acc = A[i, k]
-            for j in range(k):
-                acc -= A[i, j] * A[k, j]
+            acc = A[i, k] - lanes_dot(A[i, :k], A[k, :k])
             if i == k:
                 A[i, i] = math.sqrt(max(acc, floor))
             else:
                 A[i, k] = acc / A[k, k]
+
+
+@kernel(["void(f8[:, ::1], i8, f8[::1], f8[::1])"])
+def cholesky_solve(L, n, b, out):
+    """out[:n] = (L L^T)^{-1} b[:n] for the factor of `cholesky_floored` (out may be b): forward
+    by rows of L (lanes_dot), backward by columns of L^T, i.e. rows of L again (an element-wise
+    update: no sum to order). O(n^2)."""
+    for i in range(n):  # L y = b
+        out[i] = (b[i] - lanes_dot(L[i, :i], out[:i])) / L[i, i]
+    for i in range(n - 1, -1, -1):  # L^T out = y
+        oi = out[i] / L[i, i]
+        out[i] = oi
+        row, ot = L[i, :i], out[:i]
+        for k in range(row.shape[0]):
+            ot[k] -= row[k] * oi
 
 
 @kernel(["f8(f8, f8)"])
@@ -304,10 +356,11 @@ def sym_eigen(A, n, d, e):
             for j in range(i):
                 f = d[j]
                 A[i, j] = f
-                g = e[j] + A[j, j] * f
-                for k in range(j + 1, i):
-                    g += A[j, k] * d[k]
-                    e[k] += A[j, k] * f
+                row = A[j, j + 1:i]
+                g = (e[j] + A[j, j] * f) + lanes_dot(row, d[j + 1:i])
+                et = e[j + 1:i]
+                for k in range(row.shape[0]):
+                    et[k] += row[k] * f
                 e[j] = g
             f = 0.0
             for j in range(i):
@@ -333,9 +386,7 @@ def sym_eigen(A, n, d, e):
             for k in range(i + 1):
                 d[k] = A[i + 1, k] / h
             for j in range(i + 1):
-                g = 0.0
-                for k in range(i + 1):
-                    g += A[i + 1, k] * A[j, k]
+                g = lanes_dot(A[i + 1, :i + 1], A[j, :i + 1])
                 for k in range(i + 1):
                     A[j, k] -= g * d[k]
         for k in range(i + 1):
@@ -430,24 +481,19 @@ def sym_eigen(A, n, d, e):
 
 @kernel(["f8(f8[:, ::1])"], group="start")
 def sum_sq64(V):
-    """||V||_F^2, summed row by row in order."""
+    """||V||_F^2, the rows' lanes_dot summed in order."""
     acc = 0.0
     for i in range(V.shape[0]):
-        row = V[i]
-        for j in range(row.shape[0]):
-            acc += row[j] * row[j]
+        acc += lanes_dot(V[i], V[i])
     return acc
 
 
 @kernel(["void(f8[:, ::1], f8[:, ::1])"], group="start")
 def gram64(V, G):
-    """G = V V^T (r x r), each entry summed over the columns in order, exactly symmetric."""
+    """G = V V^T (r x r) by lanes_dot, exactly symmetric."""
     for i in range(V.shape[0]):
         for k in range(i + 1):
-            a, b = V[i], V[k]
-            acc = 0.0
-            for j in range(a.shape[0]):
-                acc += a[j] * b[j]
+            acc = lanes_dot(V[i], V[k])
             G[i, k] = acc
             G[k, i] = acc
 
@@ -625,7 +671,6 @@ FLOOR_SLACK = 4.0
 HEADROOM = 2.0 ** -20
 ROWS = 256          # rows per block of the blocked checks (bounds their temporaries)
 PROBE_STEPS = 6     # power-iteration steps of the eigenvalue probes
-PROBE_SEED = 12     # the probes' start vector is fixed: a load is deterministic
 
 
 def blocks(n):
@@ -668,12 +713,80 @@ def above_diagonal(L):
     return False
 
 
-def probe_start(d):
-    """A fixed pseudo-random unit vector (float64): the eigenvalue probes' start."""
-    x = np.random.default_rng(PROBE_SEED).standard_normal(d)
-    return x / np.sqrt(x @ x)
+@functools.lru_cache(maxsize=8)
+def _probe_start(d, k):
+    x = np.empty(d)
+    s, mask = (0x9E3779B97F4A7C15 + k * 0x632BE59BD9B4E019) & ((1 << 64) - 1), (1 << 64) - 1
+    nn = 0.0
+    for i in range(d):
+        s = (s * 6364136223846793005 + 1442695040888963407) & mask
+        x[i] = (((s >> 11) + 0.5) / 9007199254740992.0 - 0.5) + (1e-3 if i % 2 == 0 else -1e-3)
+        nn += x[i] * x[i]
+    x *= 1.0 / math.sqrt(nn)
+    x.setflags(write=False)
+    return x
 
 
+def probe_start(d, k=0):
+    """The load probes' fixed unit vectors (float64; k = 0, 1, ...: independent ones): x_i =
+    u_i - 1/2 +- 1e-3 (alternating sign) with u_i in (0, 1) from a 64-bit LCG in integer
+    arithmetic, normalised by a sequential sum: the same bits on every CPU, and for k = 0 the
+    Java core's Num.probeStart. Read-only (cached)."""
+    return _probe_start(int(d), int(k))
+
+
+@kernel(both("i8(F[:, ::1], f8, f8[:, ::1], f8[::1], f8[::1], f8[::1])", readonly=(0,)))
+def lanczos_scaled(S, sc, Q, w, alpha, beta):
+    """Lanczos on sc S (symmetric) from the unit Q[0], at most Q.shape[0] steps, float64 with
+    full reorthogonalisation (modified Gram-Schmidt, twice): T's diagonal in alpha, its
+    off-diagonal in beta, the basis in Q; returns the steps n. O(n d^2) (row products of S in
+    its dtype, summed in float64 by lanes_dot)."""
+    k, d = Q.shape
+    n = 0
+    for j in range(k):
+        q = Q[j]
+        for i in range(d):
+            w[i] = lanes_dot(S[i], q) * sc
+        alpha[j] = lanes_dot(q, w)
+        for _ in range(2):
+            for r in range(j + 1):
+                qr = Q[r]
+                c = lanes_dot(qr, w)
+                for i in range(d):
+                    w[i] -= c * qr[i]
+        n = j + 1
+        b = math.sqrt(lanes_dot(w, w))
+        if not b > 1e-12 * (abs(alpha[j]) + 1e-300) or j == k - 1:
+            break
+        beta[j] = b
+        nxt = Q[j + 1]
+        for i in range(d):
+            nxt[i] = w[i] / b
+    return n
+
+
+@calls(lanczos_scaled, sym_eigen)
+def indefinite_direction(S, floor, steps=16):
+    """Does S (symmetric) have an eigenvalue below -floor along a Krylov space of `steps`
+    Lanczos steps (`lanczos_scaled` on S / max|S|, fixed start `probe_start`)? Ritz values lie
+    inside the spectrum, so True is certain; the extreme eigenvalues are what Lanczos finds
+    first. Kernels only (no BLAS, no LAPACK): the same verdict on every CPU. O(steps d^2) time,
+    O(steps d) memory."""
+    d = S.shape[0]
+    k = min(d, steps)
+    top = max_abs(S)
+    sc = 1.0 / top if top > 0.0 else 1.0  # Lanczos on S / max|S|: nothing overflows
+    Q, w, alpha, beta = np.zeros((k, d)), np.empty(d), np.zeros(k), np.zeros(k)
+    Q[0] = probe_start(d)
+    n = lanczos_scaled(S, sc, Q, w, alpha, beta)
+    T = np.diag(alpha[:n]) + np.diag(beta[: n - 1], 1) + np.diag(beta[: n - 1], -1)
+    ev = np.empty(n)
+    if not sym_eigen(T, n, ev, np.empty(n)):
+        return False  # no convergence: no certain verdict
+    return bool(ev[0] < -floor * sc)
+
+
+@calls(indefinite_direction)
 def symmetric_psd_problem(S, floor):
     """Why the symmetric curvature S cannot be a PSD sum (None if it can): symmetry to 1e-5 of
     its largest entry, no negative diagonal, every 2 x 2 principal minor and the Ritz values of
@@ -698,45 +811,6 @@ def symmetric_psd_problem(S, floor):
     if indefinite_direction(S, floor):
         return "the curvature matrix is not positive semi-definite"
     return None
-
-
-def indefinite_direction(S, floor, steps=16):
-    """Does S (symmetric) have an eigenvalue below -floor along a Krylov space of `steps`
-    Lanczos steps (float64, full reorthogonalisation, fixed start)? Ritz values lie inside the
-    spectrum, so True is certain; the extreme eigenvalues are what Lanczos finds first. O(steps
-    d^2) time, O(steps d) memory."""
-    d = S.shape[0]
-    k = min(d, steps)
-    top = max_abs(S)
-    sc = 1.0 / top if top > 0.0 else 1.0  # Lanczos on S / max|S|: nothing overflows
-    Q = np.zeros((k, d))
-    alpha, beta = np.zeros(k), np.zeros(k)
-    q = probe_start(d)
-    n = 0
-    for j in range(k):
-        Q[j] = q
-        # in S's dtype (BLAS): its error, <= d eps max|S| per entry, is below the floors used
-        # (cg: max(lam_t / 8, 8 d eps max|S|)); a float64 copy of S would cost 16x (d = 4096)
-        w = (S @ q.astype(S.dtype)).astype(np.float64) * sc
-        alpha[j] = q @ w
-        w -= Q[: j + 1].T @ (Q[: j + 1] @ w)  # full reorthogonalisation, twice
-        w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
-        n = j + 1
-        b = float(np.sqrt(w @ w))
-        if not b > 1e-12 * (abs(alpha[j]) + 1e-300) or j == k - 1:
-            break
-        beta[j] = b
-        q = w / b
-    T = np.diag(alpha[:n]) + np.diag(beta[: n - 1], 1) + np.diag(beta[: n - 1], -1)
-    return bool(np.linalg.eigvalsh(T)[0] < -floor * sc)
-
-
-def matvec64(A, x):
-    """A x in float64 for a float32/64 A (blocked: no float64 copy of A)."""
-    out = np.empty(A.shape[0])
-    for i, j in blocks(A.shape[0]):
-        out[i:j] = A[i:j].astype(np.float64) @ x
-    return out
 
 
 # ---------------------------------------------------------------- precision probes (updates)
@@ -767,15 +841,17 @@ def probe_due(t, d):
     return t > 0 and t % probe_period(d) == 0
 
 
+@calls(norm64)
 def guard_start(d):
     """The precision probes' fixed start: x_i = frac((i + 1) * 2654435761 / 2^32) - 1/2 (a
     Weyl sequence in integer arithmetic, so another implementation, e.g. the Java core, builds
-    the same vector bit for bit), normalised to unit length."""
+    the same vector), normalised to unit length (norm64: the same bits on every CPU)."""
     i = np.arange(1, d + 1, dtype=np.uint64)
     x = ((i * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0 ** 32 - 0.5
-    return x / np.sqrt(x @ x)
+    return x / norm64(x)
 
 
+@calls(dot64, norm64, guard_start)
 def extreme_eigenvalues(apply, apply_inv, d, steps=EIG_STEPS):
     """(lmax, lmin) estimates of an SPD operator A of size d: the best Rayleigh quotients of
     `steps` power-iteration steps on A (apply(v, out): out = A v) and on A^{-1} (apply_inv),
@@ -790,9 +866,9 @@ def extreme_eigenvalues(apply, apply_inv, d, steps=EIG_STEPS):
         best = 0.0
         for _ in range(steps):
             op(x, out)
-            rq = float(x @ out)
+            rq = dot64(x, out)
             best = max(best, rq)
-            nrm = float(np.sqrt(out @ out))
+            nrm = norm64(out)
             if not (nrm > 0.0 and math.isfinite(nrm)):
                 break
             x = out / nrm

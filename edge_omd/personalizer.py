@@ -538,6 +538,34 @@ class Personalizer:
         """
         self._session.import_state(blob)
 
+    def migrate_pack(self, old: Optional[Pack]) -> bool:
+        """Move this stored user from the pack they learned against (`old`: that Pack, or None
+        for a user whose record names no pack) to this Personalizer's `population` (None: no
+        pack), in one store transaction: the prior is swapped and the user's own evidence kept
+        (edge_omd/population/migrate.py); the record then names the new pack. `HeadRegistry.
+        personalizer` calls it for you. Returns False (nothing written) when the user has no
+        record or already names this pack; ConfigError (nothing written) when `old` is not the
+        pack the record names, or the state cannot move (a sketch state)."""
+        from edge_omd.population.migrate import migrate
+        if old is not None and not isinstance(old, Pack):
+            raise ConfigError(f"old must be the Pack the user learned against (or None), got "
+                              f"{type(old).__name__}")
+        new = self.population
+        want = None if new is None else new.digest
+        have = None if old is None else old.digest
+
+        def move(model, digest):
+            if digest == want:
+                return None
+            if digest != have:
+                raise ConfigError(
+                    f"user {self.user_id!r} learned against the pack "
+                    f"{'(none)' if digest is None else digest.hex()[:16] + '...'}, not the "
+                    f"{'(none)' if have is None else have.hex()[:16] + '...'} given: pass that "
+                    "pack (its file's digest is in the store record) or reset the user")
+            return migrate(model, old, new), want
+        return self._session.replace(move)
+
     def __repr__(self):
         return (f"Personalizer(user_id={self.user_id!r}, store={self.store!r}, "
                 f"updates={self.updates}, beta={self._beta!r})")

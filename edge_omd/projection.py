@@ -53,7 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edge_omd import linalg
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, kernel, lanes_dot
 
 KMAX = 24         # stored Lanczos vectors (the usual projection needs 2-8, bench/projection.py)
 STEPS_MAX = 512   # total Lanczos steps (stored + continued) before giving up
@@ -99,12 +99,7 @@ def make_workspace(d, small=1, kmax=KMAX, steps=STEPS_MAX):
 
 
 # ---------------------------------------------------------------------------- kernels
-@kernel(["f8(f8[::1])"])
-def norm2(v):
-    acc = 0.0
-    for i in range(v.shape[0]):
-        acc += v[i] * v[i]
-    return math.sqrt(acc)
+norm2, dot64 = linalg.norm64, linalg.dot64  # ||v||, a.b of float64 vectors (lanes_dot)
 
 
 @kernel(both("f8(F[::1], f8[::1])"))
@@ -117,14 +112,6 @@ def load(theta, out):
     for i in range(theta.shape[0]):
         out[i] = theta[i]
     return math.sqrt(acc)
-
-
-@kernel(["f8(f8[::1], f8[::1])"])
-def dot64(a, b):
-    acc = 0.0
-    for i in range(a.shape[0]):
-        acc += a[i] * b[i]
-    return acc
 
 
 @kernel(["f8(f8[::1], f8, f8[::1])"])
@@ -142,9 +129,7 @@ def lanczos(Q, nq, qprev, qcur, w, T, j, qnext):
     reorthogonalised (classical Gram-Schmidt, twice) against the stored rows Q[:nq], then
     beta_j = ||w|| and q_{j+1} = w / beta_j. Returns beta_j (0: the Krylov space is invariant)."""
     d = w.shape[0]
-    alpha = 0.0
-    for i in range(d):
-        alpha += qcur[i] * w[i]
+    alpha = lanes_dot(qcur, w)
     bprev = T[1, j - 1] if j > 0 else 0.0
     if j > 0:
         for i in range(d):
@@ -154,16 +139,11 @@ def lanczos(Q, nq, qprev, qcur, w, T, j, qnext):
             w[i] -= alpha * qcur[i]
     for _ in range(2):
         for r in range(nq):
-            c = 0.0
             row = Q[r]
-            for i in range(d):
-                c += row[i] * w[i]
+            c = lanes_dot(row, w)
             for i in range(d):
                 w[i] -= c * row[i]
-    beta = 0.0
-    for i in range(d):
-        beta += w[i] * w[i]
-    beta = math.sqrt(beta)
+    beta = math.sqrt(lanes_dot(w, w))
     T[0, j] = alpha
     T[1, j] = beta
     if beta > 0.0:
@@ -283,10 +263,7 @@ def axpy(a, x, y):
 def finish(out, radius, fmax):
     """Land exactly on the sphere (rounding) and check every entry is within the state dtype's
     theta limit (linalg.THETA_LIMIT of its largest finite number)."""
-    nx = 0.0
-    for i in range(out.shape[0]):
-        nx += out[i] * out[i]
-    nx = math.sqrt(nx)
+    nx = math.sqrt(lanes_dot(out, out))
     if not math.isfinite(nx):
         return False
     if nx > radius:

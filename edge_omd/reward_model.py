@@ -377,6 +377,30 @@ class RewardModel:
             raise ConfigError(f"the {self.solver} {self.dtype} state cannot start at this "
                               f"population pack: {problem}{fix}")
 
+    # ---- a user moved to another pack (edge_omd/population/migrate.py)
+    def _curvature(self):
+        """cal_H as the state holds it, float64: (d, d), or (d,) its diagonal for the diagonal
+        solver (column by column from the solver's matvec, O(d) of them)."""
+        self._solver.flush()        # exact: the deferred rank-one update (bytes unchanged)
+        if self.solver == "diagonal":
+            return self._solver.matvec(np.ones(self._d))
+        return np.stack([self._solver.matvec(e) for e in np.eye(self._d)], axis=1)
+
+    def _damping(self, t):
+        """The isotropic floor of cal_H after t updates: cg's lambda_{t+1}, else lam."""
+        lam_at = getattr(self._solver, "lam_at", None)
+        return self._config.lam if lam_at is None else lam_at(t + 1)
+
+    def _restart(self, theta0, c, V, sign, t):
+        """theta = theta0, cal_H = `_damping(t)` I + c I + sign V^T V, t updates absorbed;
+        ConfigError, nothing changed, if the solver cannot hold it."""
+        problem = self._solver.start(np.array(theta0, np.float64), c, np.array(V, np.float64),
+                                     sign)
+        if problem:
+            raise ConfigError(f"the {self.solver} {self.dtype} state cannot hold the moved "
+                              f"user: {problem}")
+        self._t[0] = t
+
     @property
     def prior(self):
         """What this model starts (and resets) at, as it was given (a Prior or a Pack), or
@@ -409,8 +433,10 @@ class RewardModel:
     # ------------------------------------------------------------------ scoring
     def reward(self, Phi):
         """r(phi) = theta^T phi for each row of Phi ((n, d) or (d,)); returns (n,) float64."""
-        P = _checks.matrix(Phi, "Phi", self._d)
-        return P @ self._solver.theta().astype(np.float64)
+        P = np.ascontiguousarray(_checks.matrix(Phi, "Phi", self._d))
+        out = np.empty(P.shape[0])
+        linalg.rows_dot(P, self._solver.theta(), out)  # the same bits on every CPU (no BLAS)
+        return out
 
     def width(self, Phi, ref=None):
         """||phi - ref||_{cal_H^{-1}} for each row (ref: (d,) or None); returns (n,) float64.

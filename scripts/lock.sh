@@ -16,7 +16,7 @@ cd "$ROOT"
 if [ -z "${UPGRADE:-}" ]; then grep -v '^#' requirements.lock > "$TOOL/lock.txt"; fi
 # --no-emit-*: the lock names packages and versions only, never this machine's index paths.
 "$TOOL/venv/bin/pip-compile" --quiet --no-header --strip-extras --no-emit-index-url --no-emit-find-links \
-  --extra export --extra demo --extra bench --extra dev -o "$TOOL/lock.txt" pyproject.toml
+  --extra export --extra demo --extra bench --extra dev --extra fleet -o "$TOOL/lock.txt" pyproject.toml
 {
   echo "# Pinned environment the test suite passed with. Regenerate: bash scripts/lock.sh"
   echo "# Installed by scripts/env.sh (pip install -r, then the project itself with --no-deps)."

@@ -6,6 +6,9 @@ OUT_DIR/model/<case>/: case.json (settings, the seeded stream, probes, and after
 Python rewards, widths and deterministic choose_pair picks) and s<k>.eomd (the state after k
 updates, k = 0..K); OUT_DIR/model/refuse/: mutated states with a verdict from Python's loader
 (accepted or the StateFormatError message), for Java to agree with.
+Population packs (edge_omd/population/pack.py): a case whose case.json names "pack" starts at
+that pack file (pack.eomdpop, beside it); OUT_DIR/model/pack_refuse/: mutated pack files with
+Python's verdict; OUT_DIR/model/pack_store/: a pack bound to a head, for the UserStore checks.
 OUT_DIR/journal/<case>/: a checkpoint after 4 updates, the journal of the rest (edge_omd/store/journal.py,
 kind-1 and kind-2 records) and damaged variants, each with Python's parse verdict and the state its
 replay gives. OUT_DIR/journal/folder_store/: a Python FolderStore holding one user per solver x
@@ -32,6 +35,7 @@ import zlib
 import numpy as np
 
 from edge_omd import RewardModel
+from edge_omd.population.pack import Pack
 from edge_omd import strategies as st
 from edge_omd.errors import StateFormatError
 from edge_omd.solvers import SOLVERS
@@ -72,6 +76,39 @@ CASES += [
     ("sketch_d64_float32", 64, 80, dict(solver="sketch", dtype="float32", sketch_rank=8)),
     ("sketch_d64_float64", 64, 80, dict(solver="sketch", dtype="float64", sketch_rank=8)),
 ]
+
+# (name, dim, steps, RewardModel settings, pack kind): "fitted" = sign -1 with K = 3 directions
+# (fit_population's kind), "prior" = sign +1 with 2 rows (a Prior as a pack), "isotropic" = K = 0,
+# sign +1 (the only start the sketch holds)
+PACK_CASES = []
+for _dt in ("float32", "float64"):
+    PACK_CASES += [
+        (f"pack_exact_{_dt}", 12, 40, dict(solver="exact", dtype=_dt, lam=0.3), "fitted"),
+        (f"pack_cg_{_dt}", 12, 40, dict(solver="cg", dtype=_dt, lam=0.3, cg_steps=4), "fitted"),
+        (f"pack_diagonal_{_dt}", 12, 40, dict(solver="diagonal", dtype=_dt, lam=0.3), "fitted"),
+        (f"pack_sketch_{_dt}", 12, 45, dict(solver="sketch", dtype=_dt, sketch_rank=3, lam=0.3),
+         "isotropic"),
+        (f"pack_prior_exact_{_dt}", 12, 30, dict(solver="exact", dtype=_dt), "prior"),
+    ]
+PACK_CASES += [
+    ("pack_bound_exact_d40_float32", 40, 30, dict(solver="exact", dtype="float32", lam=0.3,
+                                                  head_fingerprint=bytes(range(32))), "fitted"),
+]
+
+
+def make_pack(d, kind, lam, seed, fingerprint=None):
+    """A seeded pack of `kind` (PACK_CASES) for models with this lam."""
+    rng = np.random.default_rng(seed)
+    theta0 = rng.normal(size=d) * 0.7
+    if kind == "isotropic":
+        return Pack(theta0, lam, 2.5, np.zeros((0, d)), 1.0, "golden-iso", fingerprint)
+    Q = np.linalg.qr(rng.normal(size=(d, 3)))[0].T
+    if kind == "prior":
+        return Pack(theta0, lam, 1.5, (rng.normal(size=(2, d)) * 0.8), 1.0, "golden-prior",
+                    fingerprint)
+    s = np.array([7.5, 4.0, 1.25])            # precisions lam + 8 - s_k: weak along Q's rows
+    return Pack(theta0, lam, 8.0, np.sqrt(s)[:, None] * Q, -1.0, "golden-v1", fingerprint,
+                {"kind": "golden"})
 
 
 def _stream(d, T, seed):
@@ -145,10 +182,14 @@ def _outputs(m, probes):
 def write_model_cases(root):
     os.makedirs(root, exist_ok=True)
     names = []
-    for ci, (name, d, T, cfg) in enumerate(CASES):
+    for ci, (name, d, T, cfg, kind) in enumerate([c + (None,) for c in CASES] + PACK_CASES):
         folder = os.path.join(root, name)
         os.makedirs(folder, exist_ok=True)
-        m = RewardModel(d, **cfg)
+        pack = None
+        if kind is not None:
+            pack = make_pack(d, kind, cfg.get("lam", 1.0), 500 + ci, cfg.get("head_fingerprint"))
+            pack.save(os.path.join(folder, "pack.eomdpop"))
+        m = RewardModel(d, population=pack, **cfg)
         steps = list(_stream(d, T, seed=100 + ci))
         rng = np.random.default_rng(1000 + ci)
         probes = rng.normal(size=(7, d)) / math.sqrt(d)
@@ -167,13 +208,87 @@ def write_model_cases(root):
         jcfg = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in cfg.items()}
         case = dict(name=name, dim=d, config=jcfg, solver=m.solver, rank=m.rank or 0, steps=steps,
                     probes=probes.tolist(), outputs=outs, nbytes=m.nbytes, greedy=greedy)
+        if pack is not None:
+            m.reset()                          # back at the pack's start
+            case.update(pack="pack.eomdpop", pack_digest=pack.digest.hex(),
+                        reset_bytes_equal_s0=m.to_bytes() == open(os.path.join(folder, "s0.eomd"),
+                                                                  "rb").read())
         with open(os.path.join(folder, "case.json"), "w") as f:
             json.dump(case, f)
         names.append(name)
     with open(os.path.join(root, "index.json"), "w") as f:
         json.dump(names, f)
     _write_refusals(os.path.join(root, "refuse"))
+    _write_pack_refusals(os.path.join(root, "pack_refuse"))
+    _write_pack_store(os.path.join(root, "pack_store"))
 
+
+def _write_pack_refusals(folder):
+    """Mutated pack files and Python's verdict (Pack.from_bytes): the Java reader must agree."""
+    os.makedirs(folder, exist_ok=True)
+    d = 6
+    good = make_pack(d, "fitted", 0.3, 7, bytes(range(32)))
+    base = good.to_bytes()
+    hlen = struct.unpack_from("<I", base, 8)[0]
+    header = json.loads(base[12:12 + hlen])
+    body = base[12 + hlen:-4]
+
+    def build(h, b):
+        hb = json.dumps(h).encode()
+        return _reseal(b"EOMDPOP1" + struct.pack("<I", len(hb)) + hb + b + b"\0\0\0\0")
+
+    files = {"good": base, "good_no_fingerprint": make_pack(d, "fitted", 0.3, 7).to_bytes(),
+             "good_prior": make_pack(d, "prior", 1.0, 8).to_bytes(),
+             "flipped_body": base[:20] + bytes([base[20] ^ 1]) + base[21:],
+             "truncated": base[:-9], "bad_magic": b"EOMDPOX1" + base[8:],
+             "not_a_pack": RewardModel(d).to_bytes()}
+    for key, val in [("format_version", 2), ("dim", d + 1), ("dim", 0), ("k", d + 1),
+                     ("k", "3"), ("lam", 0.0), ("lam", True), ("c", -1.0), ("sign", 0.5),
+                     ("sign", 2), ("head_fingerprint", "zz" * 32), ("head_fingerprint", "ab"),
+                     ("fit", [1]), ("pack_id", "x" * 129), ("pack_id", 7), ("c", 1.0)]:
+        h = dict(header)
+        h[key] = val
+        files[f"field_{key}_{json.dumps(val)[:12]}"] = build(h, body)
+    h = dict(header)
+    del h["head_fingerprint"]
+    files["missing_fingerprint"] = build(h, body)
+    files["short_body"] = build(header, body[:-8])
+    nan = bytearray(body)
+    nan[0:8] = struct.pack("<d", float("nan"))
+    files["nan_body"] = build(header, bytes(nan))
+    h = dict(header)
+    h["fingerprint_null"] = None
+    h["head_fingerprint"] = None
+    files["null_fingerprint_ok"] = build(h, body)
+    verdicts = {}
+    for name, data in files.items():
+        name = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)
+        with open(os.path.join(folder, name + ".bin"), "wb") as f:
+            f.write(data)
+        try:
+            p = Pack.from_bytes(data)
+            verdicts[name] = dict(ok=True, digest=p.digest.hex(), k=p.K, dim=p.dim)
+        except StateFormatError as exc:
+            verdicts[name] = dict(ok=False, error=str(exc)[:200])
+    with open(os.path.join(folder, "verdicts.json"), "w") as f:
+        json.dump(verdicts, f, indent=1)
+
+
+def _write_pack_store(folder):
+    """A pack bound to a head (fingerprint bytes(range(32)), d = 8) and another head's pack, and
+    a Python FolderStore user started at the first, with a few observations, for UserStore."""
+    from edge_omd.store import FolderStore
+    os.makedirs(folder, exist_ok=True)
+    fp = bytes(range(32))
+    pack = make_pack(8, "fitted", 0.3, 11, fp)
+    pack.save(os.path.join(folder, "pack.eomdpop"))
+    make_pack(8, "fitted", 0.3, 12, bytes(32)).save(os.path.join(folder, "other_head.eomdpop"))
+    m = RewardModel(8, population=pack, lam=0.3, solver="exact", dtype="float64",
+                    head_fingerprint=fp)
+    with open(os.path.join(folder, "start.eomd"), "wb") as f:
+        f.write(m.to_bytes())
+    json.dump(dict(digest=pack.digest.hex(), fingerprint=fp.hex()),
+              open(os.path.join(folder, "pack.json"), "w"))
 
 def _reseal(b):
     b = bytearray(b)

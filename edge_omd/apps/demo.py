@@ -14,6 +14,14 @@ picks one (`prefer`, committed to SQLite). A fixed third of the prompts is never
 the demo measures how often the top-ranked response (`rank`) of those held-out prompts has the
 user's maximal hidden utility (against chance: a random top-1), the time of each click from
 texts in to state committed and its parts (feature head, learn, commit), and the state size.
+
+Population pack (`--population N`, default 60; 0: none): before the user arrives, N other
+simulated users (tastes scattered around the demo user's shared default, demo_sim.
+simulated_population) answer 20 questions each on the asked prompts; `fit_population` turns
+their answers into a pack (kept in the cache folder, refitted when anything changes) and the
+demo user starts from it (`Personalizer(..., population=pack)`). The table then also shows a
+model started cold and fed the same answers, so the pack's head start and what the user's own
+answers add are side by side.
 """
 from __future__ import annotations
 
@@ -34,10 +42,12 @@ from edge_omd.paths import cache_root, heads_dir
 from edge_omd.errors import HeadError, HeadMismatchError, StateFormatError
 from edge_omd.apps.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
                                     corpus_key, format_taste, load_corpus, parse_taste,
-                                    progress_bar, split_prompts)
+                                    progress_bar, simulated_population, split_prompts)
 from edge_omd.strategies import STRATEGIES
 
 HEAD_NAME = "all-minilm-l6-v2-fp32"
+#: the demo's simulated population: users, and pairs each answers
+POPULATION_USERS, POPULATION_PAIRS = 60, 20
 DEFAULT_PNG = os.path.join("demo_output", "edge_omd_demo.png")
 DEFAULT_STORE = os.path.join("demo_output", "edge_omd_demo.sqlite")
 
@@ -107,28 +117,62 @@ class DemoResult:
     n_texts: int = 0
     n_unseen: int = 0
     n_asked: int = 0
+    pack: object = None             # the population pack the user started from (None: cold)
+    pack_s: float = 0.0             # seconds to fit it (0: read from the cache folder)
+    accuracy_unseen_cold: list = field(default_factory=list)  # a cold model, the same answers
 
 
-def _accuracy(p, corpus, user, idx) -> float:
+def _accuracy(p, corpus, user, idx, cache=None) -> float:
     """Share of the prompts whose top-ranked answer has the user's best utility. Answers tied
     at the top score (all of them before any feedback) count as a uniform pick among them, so
-    the corpus's order of answers never scores: at theta = 0 this is exactly chance."""
+    the corpus's order of answers never scores: at theta = 0 this is exactly chance. `p`: a
+    Personalizer (its `rank`), or a RewardModel scored on `cache`'s features."""
     hits = 0.0
     for i in idx:
         item = corpus.items[i]
         u = user.utility(item.styles)
-        ranked = p.rank(item.prompt, list(item.responses))
-        top = [r.index for r in ranked if r.score >= ranked[0].score - 1e-12 * max(1.0, abs(ranked[0].score))]
+        if cache is None:
+            score = np.zeros(len(item.responses))
+            for r in p.rank(item.prompt, list(item.responses)):
+                score[r.index] = r.score
+        else:
+            score = p.reward(cache.features(item.prompt, list(item.responses)))
+        top = np.flatnonzero(score >= score.max() - 1e-12 * max(1.0, abs(score.max())))
         hits += float(np.mean([u[j] >= u.max() - 1e-12 for j in top]))
     return hits / max(len(idx), 1)
+
+
+def demo_pack(cache, corpus, asked_idx, taste, *, users: int, seed: int, temperature: float,
+              saved: Optional[Path] = None):
+    """(pack, seconds): the population pack of `users` simulated users (module docstring),
+    read from `saved` when an earlier run fitted the same one there, else fitted (and kept)."""
+    from edge_omd.population import Pack
+    from edge_omd.population.data import ArrayShard
+    from edge_omd.population.fit import fit_population
+    if saved is not None and saved.exists():
+        try:
+            pack = Pack.load(saved)
+            if pack.fingerprint == bytes(cache.fingerprint) and pack.dim == int(cache.dim):
+                return pack, 0.0
+        except (OSError, StateFormatError):
+            pass                          # fitted again below, and written over
+    t0 = time.perf_counter()
+    data = simulated_population(cache, corpus, asked_idx, taste, users=users,
+                                pairs=POPULATION_PAIRS, seed=seed, temperature=temperature)
+    pack = fit_population([ArrayShard(data)], d=int(cache.dim),
+                          fingerprint=bytes(cache.fingerprint), pack_id=f"demo-{users}")
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        pack.save(saved)
+    return pack, time.perf_counter() - t0
 
 
 def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int = 0,
              taste: Optional[dict] = None, temperature: float = 0.25, every: int = 10,
              measure_every: int = 5, unseen_fraction: float = 1 / 3,
              user_id: str = "demo-user", out=print, progress: bool = True, beta=None,
-             model_options: Optional[dict] = None, features_dir: Optional[Path] = None
-             ) -> DemoResult:
+             model_options: Optional[dict] = None, features_dir: Optional[Path] = None,
+             population: int = 0) -> DemoResult:
     """Run the simulated-user demo; prints a table row every `every` rounds.
 
     A fixed `unseen_fraction` of the prompts is never asked about (`split_prompts`): accuracy
@@ -136,6 +180,8 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
     plot) and at every printed row. `beta` and `model_options` go to the Personalizer (None:
     the SDK defaults). The user `user_id` is erased from `store` first. `features_dir`: where
     the corpus's features are kept between runs (named by `corpus_key`; None: not kept).
+    `population`: the simulated users a population pack is fitted on before the user starts
+    from it (0: no pack, the user starts cold); the pack is kept in `features_dir` too.
 
     Each click is timed as an app would see it: `prefer(prompt, chosen, rejected)` from the two
     texts in to the state committed, with the real head embedding the two answers (the demo's
@@ -152,8 +198,8 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
 
     corpus = load_corpus()
     rng = np.random.default_rng(seed)
-    user = SimulatedUser(taste if taste is not None else parse_taste(None, corpus.attributes),
-                         corpus.attributes, temperature=temperature, rng=rng)
+    taste = taste if taste is not None else parse_taste(None, corpus.attributes)
+    user = SimulatedUser(taste, corpus.attributes, temperature=temperature, rng=rng)
     asked_idx, unseen_idx = split_prompts(corpus, unseen_fraction)
     order = rng.permutation(asked_idx)           # the order the user is asked in
     cache = head if isinstance(head, FeatureCache) else FeatureCache(head)
@@ -178,15 +224,34 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
     kw = {} if beta is None else {"beta": beta}
     if "feature_cache_bytes" in inspect.signature(Personalizer).parameters:
         kw["feature_cache_bytes"] = 0      # every click embeds its two answers (see above)
+    options = dict(model_options or {})
+    cold = None
+    if population:
+        import hashlib
+        key = hashlib.sha256(f"{corpus_key(cache, corpus)}|{format_taste(taste)}|{population}|"
+                             f"{POPULATION_PAIRS}|{seed}|{temperature!r}".encode()).hexdigest()
+        where = None if features_dir is None else Path(features_dir) / f"pack-{key[:16]}.eomdpop"
+        res.pack, res.pack_s = demo_pack(cache, corpus, asked_idx, taste,
+                                         users=population, seed=seed, temperature=temperature,
+                                         saved=where)
+        kw["population"] = res.pack
+        cold = RewardModel(int(cache.dim), **options)   # started cold, fed the same answers
+        options.setdefault("lam", res.pack.lam)
+        out(f"[demo] population pack {res.pack.pack_id!r}: {res.pack.fit['users']} simulated "
+            f"users, {res.pack.fit['observations']} answers on the asked prompts, "
+            + (f"fitted in {res.pack_s:.1f}s" if res.pack_s else f"read from {where}")
+            + f"; K = {res.pack.K} directions in which they differ, lam {res.pack.lam:g}")
     store.delete(user_id)   # a fresh simulated user each run
     p = Personalizer(cache, store, user_id, seed=seed, model_options=model_options, **kw)
-    twin = RewardModel(int(cache.dim), **(model_options or {}))
+    twin = RewardModel(int(cache.dim), population=res.pack, **options)
     bar = progress_bar(rounds, "[demo] rounds", enabled=progress)
 
     def measure(t, show):
         res.rounds.append(t)
         res.accuracy_unseen.append(_accuracy(p, corpus, user, unseen_idx))
         res.accuracy_asked.append(_accuracy(p, corpus, user, asked_idx))
+        if cold is not None:
+            res.accuracy_unseen_cold.append(_accuracy(cold, corpus, user, unseen_idx, cache))
         bar.set_postfix_str(f"unseen {res.accuracy_unseen[-1]:.2f}", refresh=False)
         if not show:
             return
@@ -195,14 +260,16 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
         hs = f"{1e3 * np.median(res.head_s[last]):.1f}" if res.head_s else "-"
         size = res.state_bytes[-1] if res.state_bytes else "-"
         bar.clear()
-        out(f"{t:>5} | {res.accuracy_unseen[-1]:>20.2f} | {res.accuracy_asked[-1]:>13.2f} | "
+        extra = "" if cold is None else f" | {res.accuracy_unseen_cold[-1]:>17.2f}"
+        out(f"{t:>5} | {res.accuracy_unseen[-1]:>20.2f}{extra} | {res.accuracy_asked[-1]:>13.2f} | "
             f"{ms:>15} | {hs:>10} | {size:>11}")
         bar.refresh()
 
     out(f"[demo] {len(corpus)} prompts: the user is asked about {res.n_asked}; {res.n_unseen} "
         f"are held out (never asked). Chance = a random top-1: {res.chance_unseen:.2f} on the "
         f"held-out prompts ({res.chance_asked:.2f} on the asked ones)")
-    out(f"{'round':>5} | {'top-1 = taste, unseen':>20} | {'asked prompts':>13} | "
+    extra = "" if cold is None else f" | {'unseen, cold start':>17}"
+    out(f"{'round':>5} | {'top-1 = taste, unseen':>20}{extra} | {'asked prompts':>13} | "
         f"{'click ms (med.)':>15} | {'of it head':>10} | {'state bytes':>11}")
     try:
         measure(0, True)
@@ -221,6 +288,8 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
             t0 = time.perf_counter()
             twin.learn_pair(phi[0], phi[1])
             learn = time.perf_counter() - t0
+            if cold is not None:
+                cold.learn_pair(phi[0], phi[1])
             res.click_s.append(click)
             res.head_s.append(cache.head_s)
             res.learn_s.append(learn)
@@ -255,12 +324,16 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
              label=f"{res.n_unseen} held-out prompts (never asked)")
     ax1.plot(res.rounds, res.accuracy_asked, "-", lw=1, alpha=0.6, color="C1",
              label=f"the {res.n_asked} prompts it was asked about")
+    if res.accuracy_unseen_cold:
+        ax1.plot(res.rounds, res.accuracy_unseen_cold, "s--", ms=3, lw=1.2, color="C2",
+                 label="held-out prompts, a model started cold\n(fed the same answers)")
     ax1.axhline(res.chance_unseen, color="grey", lw=1.2, ls=":",
                 label=f"chance {res.chance_unseen:.2f}: random top-1\n"
                       "(mean over prompts of #best / #answers)")
     ax1.set(xlabel="answers given by the user (choose_pair rounds)",
             ylabel="fraction of prompts whose top answer\nhas the user's best style",
-            ylim=(-0.02, 1.02), title="Top-ranked answer matches the hidden taste")
+            ylim=(-0.02, 1.02), title="Top-ranked answer matches the hidden taste" + (
+                "" if res.pack is None else "\n(the user started from a population pack)"))
     ax1.grid(alpha=0.3)
     ax1.legend(loc="upper left", fontsize=8.5)
 
@@ -400,6 +473,9 @@ def _parser():
     ap.add_argument("--temperature", type=float, default=0.25,
                     help="noise of the simulated user's answers (Bradley-Terry temperature; "
                          "default: %(default)s)")
+    ap.add_argument("--population", type=int, default=POPULATION_USERS,
+                    help="simulated other users a population pack is fitted on before the user "
+                         "starts from it (0: no pack, a cold start; default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=DEFAULT_PNG, help="PNG plot path (default: %(default)s)")
     ap.add_argument("--store", default=DEFAULT_STORE,
@@ -422,8 +498,9 @@ def _main(argv) -> int:
     from edge_omd.store import SQLiteStore
 
     args = _parser().parse_args(argv)
-    if args.rounds < 1 or args.every < 1:
-        print("edge-omd demo: UsageError: --rounds and --every must be >= 1", file=sys.stderr)
+    if args.rounds < 1 or args.every < 1 or args.population < 0 or args.population == 1:
+        print("edge-omd demo: UsageError: --rounds and --every must be >= 1, --population 0 or "
+              ">= 2", file=sys.stderr)
         return 2
     corpus_attrs = load_corpus().attributes
     taste = parse_taste(args.taste, corpus_attrs)
@@ -443,7 +520,8 @@ def _main(argv) -> int:
     res = simulate(head, store, rounds=args.rounds, strategy=args.strategy,
                    seed=args.seed, taste=taste, temperature=args.temperature,
                    every=args.every, progress=not args.no_progress,
-                   features_dir=None if args.fresh_features else cache_root() / "demo")
+                   features_dir=None if args.fresh_features else cache_root() / "demo",
+                   population=args.population)
     c = click_summary(res)
     sizes = sorted(set(res.state_bytes))
     if res.features_from:
@@ -459,6 +537,12 @@ def _main(argv) -> int:
           f"best answer with probability #best / #answers, averaged over those prompts); on the "
           f"{res.n_asked} asked prompts {res.accuracy_asked[0]:.2f} -> "
           f"{res.accuracy_asked[-1]:.2f}")
+    if res.pack is not None:
+        print(f"[demo] the user started from the population pack; a model started cold and fed "
+              f"the same {args.rounds} answers: {res.accuracy_unseen_cold[0]:.2f} -> "
+              f"{res.accuracy_unseen_cold[-1]:.2f} on the held-out prompts (the questions were "
+              "picked for the pack user's model; --population 0 runs the demo cold, asking its "
+              "own)")
     print(f"[demo] one click, prefer(prompt, chosen, rejected) from texts in to state committed, "
           f"median of {c['n']}: {c['click']:.1f} ms (p99 {c['click_p99']:.1f} ms); its parts "
           f"(medians): feature head {c['head']:.1f} ms (embedding the 2 answers), learn "

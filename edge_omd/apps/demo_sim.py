@@ -31,7 +31,7 @@ from edge_omd.head.binding import bind
 
 __all__ = ["Corpus", "CorpusItem", "load_corpus", "SimulatedUser", "DEFAULT_TASTE", "parse_taste",
            "format_taste", "corpus_key", "split_prompts", "chance_top1", "FeatureCache",
-           "progress_bar"]
+           "progress_bar", "simulated_population", "POPULATION_SPREAD"]
 
 # Prefers concise answers with code, indifferent to tone and lists. Each style attribute is only
 # partly linearly decodable from a single MiniLM embedding, so even an offline logistic fit on
@@ -123,6 +123,38 @@ class SimulatedUser:
             return bool(u_a > u_b or (u_a == u_b and self.rng.random() < 0.5))
         p = 1.0 / (1.0 + np.exp(-(u_a - u_b) / self.temperature))
         return bool(self.rng.random() < p)
+
+
+#: the demo population's users: taste = the shared taste + N(0, POPULATION_SPREAD^2) per attribute
+POPULATION_SPREAD = 0.5
+
+
+def simulated_population(cache, corpus: Corpus, prompts: Sequence[int], taste: dict, *,
+                         users: int = 60, pairs: int = 20, seed: int = 0,
+                         temperature: float = 0.25) -> list:
+    """Other users of the app, as `fit_population` reads them (edge_omd/population/data.py):
+    each has a taste scattered around `taste` (POPULATION_SPREAD per attribute) and preferred
+    one of two random answers to `pairs` random prompts of `prompts`, each observation grouped
+    by its prompt. Features come from `cache` (the corpus is embedded once)."""
+    from edge_omd.population.data import make_user, text_group
+    rng = np.random.default_rng([seed, 0x9090])
+    out = []
+    for u in range(users):
+        w = {a: float(taste.get(a, 0.0)) + POPULATION_SPREAD * float(rng.normal())
+             for a in corpus.attributes}
+        sim = SimulatedUser(w, corpus.attributes, temperature=temperature, rng=rng)
+        obs, groups = [], []
+        for _ in range(pairs):
+            item = corpus.items[int(prompts[rng.integers(len(prompts))])]
+            a, b = rng.choice(len(item.responses), size=2, replace=False)
+            utility = sim.utility(item.styles)
+            win, lose = (a, b) if sim.prefers_first(utility[a], utility[b]) else (b, a)
+            phi = np.asarray(cache.features(item.prompt, [item.responses[win],
+                                                          item.responses[lose]]), np.float64)
+            obs.append((phi[0] - phi[1], 1.0))
+            groups.append(text_group(item.prompt))
+        out.append(make_user(f"population-{u}", obs, groups))
+    return out
 
 
 def corpus_key(head, corpus: Corpus) -> str:

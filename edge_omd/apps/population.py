@@ -109,10 +109,22 @@ def embed(head, records, log=None):
     return table, truncated
 
 
+def item_group(kind, r) -> int:
+    """The item group the fit may hold out (edge_omd/population/fit.py): the prompt of a pair,
+    a choice or a thumb among shown answers (every answer to it is new together); a bare thumb's
+    answer itself (prompt and response: e.g. Polis statements under one topic)."""
+    from edge_omd.population.data import text_group
+    if kind == "thumb" and not r.get("shown"):
+        return text_group(r["prompt"], r["response"])
+    return text_group(r["prompt"])
+
+
 def observations(records, table):
-    """{user: [(rows, label, weight)]} in file order (what the SDK's model learns)."""
-    users = {}
+    """{user: [(rows, label, weight)]} in file order (what the SDK's model learns), and
+    {user: [item group]} (`item_group`)."""
+    users, groups = {}, {}
     for user, kind, r in records:
+        groups.setdefault(user, []).append(item_group(kind, r))
         phi = np.stack([table[(r["prompt"], t)] for t in _texts(kind, r)])
         w = float(r.get("weight", 1.0))
         if kind == "pair":
@@ -123,7 +135,7 @@ def observations(records, table):
         else:
             o = (phi, float(r["chosen"]), w)
         users.setdefault(user, []).append(o)
-    return users
+    return users, groups
 
 
 def open_head(folder):
@@ -147,7 +159,7 @@ def fit(args, log) -> object:
                                 "records have no 'user': give every record a user id, or none")
     table, truncated = embed(head, records, log)
     fp = None if head.fingerprint is None else bytes(head.fingerprint)
-    users = observations(records, table)
+    users, groups = observations(records, table)
     log(f"[population] {len(records)} records of {len(users)} users, {len(table)} texts "
         f"embedded ({truncated} truncated by the head)")
     if with_user == 0:       # no user ids: today's prior, as a pack (K = 0)
@@ -159,7 +171,7 @@ def fit(args, log) -> object:
         pack = Pack.from_prior(prior)
         return Pack(pack.theta0, pack.lam, pack.c, pack.V, pack.sign, args.pack_id or "prior",
                     fp, pack.fit)
-    data = [make_user(u, obs) for u, obs in users.items()]
+    data = [make_user(u, obs, groups[u]) for u, obs in users.items()]
     n = max(1, int(args.workers))
     shards = [ArrayShard(data[i::n]) for i in range(n)]
     st = Settings(K=args.k, seed=args.seed)

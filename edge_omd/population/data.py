@@ -23,7 +23,8 @@ import numpy as np
 from edge_omd.errors import InvalidInputError
 from edge_omd.solvers.mnl import MAX_K
 
-__all__ = ["UserData", "make_user", "terms", "ArrayShard", "FeatureCacheShard", "user_hash"]
+__all__ = ["UserData", "make_user", "text_group", "terms", "ArrayShard", "FeatureCacheShard",
+           "user_hash", "held_groups"]
 
 
 class UserData(NamedTuple):
@@ -32,15 +33,39 @@ class UserData(NamedTuple):
     obs: np.ndarray      # (n + 1,) int64: observation j is rows obs[j]:obs[j+1]
     y: np.ndarray        # (n,) float64: label (binary) or chosen row (choice)
     w: np.ndarray        # (n,) float64: weight > 0
+    g: np.ndarray        # (n,) int64: the item group of each observation (what it was about:
+                         # a prompt, an answer); the fit holds groups out to choose its scales
+                         # for items nobody in the population saw (`item_hash`)
 
     @property
     def n(self) -> int:
         return int(len(self.y))
 
+    def take(self, keep: np.ndarray) -> "UserData":
+        """The user with only the observations where `keep` ((n,) bool) is True."""
+        keep = np.asarray(keep, bool)
+        sizes = np.diff(self.obs)[keep]
+        rows = np.repeat(keep, np.diff(self.obs))
+        return UserData(self.key, self.Z[rows], np.concatenate([[0], np.cumsum(sizes)]),
+                        self.y[keep], self.w[keep], self.g[keep])
 
-def make_user(key, observations) -> UserData:
+
+def text_group(*texts: str) -> int:
+    """The item group of an observation named by texts (e.g. its prompt): a 63-bit hash."""
+    h = hashlib.sha256("\0".join(texts).encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def _rows_group(Z: np.ndarray) -> int:
+    """The default item group: a hash of the observation's rows (a thumbed item is its own)."""
+    h = hashlib.sha256(np.ascontiguousarray(Z, np.float64).tobytes()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def make_user(key, observations, groups=None) -> UserData:
     """UserData from [(rows (k, d) or (d,), label), ...] or [(rows, label, weight), ...] in time
-    order (InvalidInputError for anything else)."""
+    order, and each observation's item group (ints, e.g. `text_group(prompt)`; None: a hash of
+    its rows, so an item is its own group). InvalidInputError for anything else."""
     if not isinstance(key, str) or not key:
         raise InvalidInputError(f"a user key must be a non-empty string, got {key!r:.40}")
     rows, obs, ys, ws = [], [0], [], []
@@ -68,8 +93,18 @@ def make_user(key, observations) -> UserData:
     d = rows[0].shape[1]
     if any(r.shape[1] != d for r in rows):
         raise InvalidInputError(f"user {key!r}: observations of different dimensions")
+    if groups is None:
+        g = np.array([_rows_group(r) for r in rows], np.int64)
+    else:
+        try:
+            g = np.array(list(groups), dtype=np.int64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInputError(f"user {key!r}: groups must be int64 integers") from exc
+        if g.shape != (len(rows),):
+            raise InvalidInputError(f"user {key!r}: {len(g)} groups for {len(rows)} "
+                                    "observations")
     return UserData(key, np.concatenate(rows), np.asarray(obs, np.int64),
-                    np.asarray(ys, np.float64), np.asarray(ws, np.float64))
+                    np.asarray(ys, np.float64), np.asarray(ws, np.float64), g)
 
 
 def user_hash(key: str, seed: int) -> float:
@@ -77,6 +112,20 @@ def user_hash(key: str, seed: int) -> float:
     or fitted) depends on nothing else, so every shard agrees on it."""
     h = hashlib.sha256(f"{int(seed)}\0{key}".encode()).digest()
     return int.from_bytes(h[:8], "little") / 2.0 ** 64
+
+
+def held_groups(g: np.ndarray, seed: int, share: float) -> np.ndarray:
+    """(n,) bool: which item groups the fit holds out (a fixed share of all groups, by a hash
+    of the group and the seed: every shard agrees, and so does every user on one group)."""
+    if share <= 0.0:
+        return np.zeros(len(g), bool)
+    x = np.asarray(g, np.int64).astype(np.uint64) ^ np.uint64((int(seed) * 0x9E3779B97F4A7C15)
+                                                              & 0xFFFFFFFFFFFFFFFF)
+    with np.errstate(over="ignore"):              # splitmix64: wrapping multiplications
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 < share
 
 
 def _sigmoid(m):
@@ -163,8 +212,10 @@ class FeatureCacheShard:
         for u in range(self.lo, self.hi):
             a, b = int(ustart[u]), int(ustart[u + 1])
             o = np.array(obs[a:b + 1], np.int64)
-            yield UserData(keys[u], np.array(rows[o[0]:o[-1]], np.float64), o - o[0],
-                           np.array(y[a:b]), np.array(w[a:b]))
+            Z = np.array(rows[o[0]:o[-1]], np.float64)
+            o = o - o[0]
+            g = np.array([_rows_group(Z[o[j]:o[j + 1]]) for j in range(b - a)], np.int64)
+            yield UserData(keys[u], Z, o, np.array(y[a:b]), np.array(w[a:b]), g)
 
     def __len__(self):
         return self.hi - self.lo

@@ -7,6 +7,11 @@ The pack (edge_omd/population/pack.py) is theta ~ N(theta_pop, cal_H_0^{-1}) wit
 1. Roles. A user's role depends only on a hash of its id and the seed (`data.user_hash`), so
    every shard agrees: CHECK_SHARE of the users (at most CHECK_MAX) are held out to choose the
    scales; SAMPLE_MAX users (all of them in small populations) give the second-order statistics.
+   Items too: ITEM_SHARE of the item groups (an observation's prompt or answer, `UserData.g`,
+   `data.held_groups`) are held out, because a new user is served answers nobody in the
+   population judged. While choosing (steps 2-4) the fitted users' feedback on them is left
+   out and the held-out users are scored on them only (they still learn from everything, in
+   order); a population with too few groups to hold some out is scored on every item.
 2. theta_pop = argmin sum_obs w loss(theta) + lam_pop/2 ||theta||^2 (Bradley-Terry for a row,
    multinomial logit for a choice) by Newton: each pass sums the gradient over every user and
    the Hessian over the sample (scaled to the whole weight: with the sample = everyone it is
@@ -44,7 +49,8 @@ import numpy as np
 
 from edge_omd.config import MAX_LAM, MIN_LAM
 from edge_omd.errors import ConfigError, InvalidInputError
-from edge_omd.population.data import UserData, margin_hessian, terms, user_hash
+from edge_omd.population.data import (UserData, held_groups, margin_hessian, terms,
+                                      user_hash)
 from edge_omd.population.pack import MAX_K, Pack
 from edge_omd.population.sums import ExactScalar, FixedSum, scale_for
 
@@ -63,6 +69,10 @@ WEAK = (10.0, 100.0)
 KS = (0, 4, 16)
 #: share of users held out to choose lam_pop and the scales, and at most this many
 CHECK_SHARE, CHECK_MAX = 0.2, 2000
+#: share of item groups held out with them: a new user meets answers nobody in the population
+#: judged, so the scales are chosen on such items (fitted users' feedback on them is left out,
+#: held-out users are scored on them only)
+ITEM_SHARE = 0.3
 #: users whose Hessians and deviations are computed (all of them below this many)
 SAMPLE_MAX = 5000
 #: Newton stops when the Newton decrement^2 is below NEWTON_TOL times the total weight
@@ -80,6 +90,7 @@ class Settings:
     ks: tuple = KS
     check_share: float = CHECK_SHARE
     check_max: int = CHECK_MAX
+    item_share: float = ITEM_SHARE
     sample_max: int = SAMPLE_MAX
     seed: int = 0
     solver: str = "exact"          # the learner the held-out users are replayed with
@@ -92,10 +103,28 @@ class Roles:
     check: float = 0.0          # h < check: held out
     sample: float = 1.0         # h < sample: in the second-order sample
     seed: int = 0
+    items: float = 0.0          # share of item groups held out (`data.held_groups`)
 
     def of(self, key: str) -> tuple[bool, bool]:
         h = user_hash(key, self.seed)
         return h < self.check, h < self.sample
+
+    def held(self, u: UserData) -> np.ndarray:
+        """(n,) bool: the user's observations on held-out item groups."""
+        return held_groups(u.g, self.seed, self.items)
+
+    def fitted(self, u: UserData, check: bool, include_check: bool):
+        """What a pass learns from user u: everything in a final pass (include_check), nothing
+        of a held-out user, else the observations on item groups that are not held out (None
+        when nothing is left)."""
+        if include_check:
+            return u
+        if check:
+            return None
+        held = self.held(u)
+        if not held.any():
+            return u
+        return u.take(~held) if not held.all() else None
 
 
 @dataclass
@@ -114,9 +143,12 @@ class Plan:
 
 def _stats(shard, plan):
     out = {"users": 0, "obs": 0, "W": ExactScalar(), "w_user": 0.0, "zmax": 0.0, "check": 0,
-           "sample": 0}
+           "sample": 0, "check_held_obs": 0, "held_obs": 0}
     for u in shard:
         check, sample = plan.roles.of(u.key)
+        held = int(plan.roles.held(u).sum())
+        out["check_held_obs"] += held if check else 0
+        out["held_obs"] += held
         out["users"] += 1
         out["obs"] += u.n
         wu = float(np.sum(u.w))
@@ -135,11 +167,18 @@ def _newton(shard, plan):
            "check_loss": ExactScalar(), "check_W": ExactScalar()}
     for u in shard:
         check, sample = plan.roles.of(u.key)
-        loss, gm, diag, blocks = terms(u, plan.theta)
         if check and not plan.include_check:
-            out["check_loss"].add(loss)
+            if plan.roles.items > 0.0:              # scored on held-out items only
+                u = u.take(plan.roles.held(u))
+                if not u.n:
+                    continue
+            out["check_loss"].add(terms(u, plan.theta)[0])
             out["check_W"].add(float(np.sum(u.w)))
             continue
+        u = plan.roles.fitted(u, check, plan.include_check)
+        if u is None:
+            continue
+        loss, gm, diag, blocks = terms(u, plan.theta)
         out["loss"].add(loss)
         out["W"].add(float(np.sum(u.w)))
         out["g"].add(u.Z.T @ gm)
@@ -174,7 +213,8 @@ def _deviations(shard, plan):
            "users": 0}
     for u in shard:
         check, sample = plan.roles.of(u.key)
-        if not sample or (check and not plan.include_check):
+        u = plan.roles.fitted(u, check, plan.include_check) if sample else None
+        if u is None:
             continue
         out["users"] += 1
         for i, rho in enumerate(plan.rhos):
@@ -191,27 +231,35 @@ def _criterion(shard, plan):
         check, _sample = plan.roles.of(u.key)
         if not check:
             continue
+        scored = plan.roles.held(u) if plan.roles.items > 0.0 else np.ones(u.n, bool)
+        if not scored.any():
+            continue
         out["users"] += 1
-        out["W"].add(float(np.sum(u.w)))
+        out["W"].add(float(np.sum(u.w[scored])))
         for i, start in enumerate(starts):
-            out["loss"][i].add(prequential(start.copy(), u))
+            out["loss"][i].add(prequential(start.copy(), u, scored))
     return out
 
 
-def prequential(model, u: UserData) -> float:
-    """sum_j w_j (-log P(y_j)) of the user's observations, each predicted by `model` before it
-    learns it (in place): the log-loss a new user feels."""
+def prequential(model, u: UserData, scored=None) -> float:
+    """sum_j w_j (-log P(y_j)) over the user's observations j with scored[j] (all if None),
+    each predicted by `model` before it learns it; every observation is learned (in place), in
+    order: the log-loss a new user feels on what is scored."""
     total = 0.0
     for j in range(u.n):
         Z = u.Z[u.obs[j]:u.obs[j + 1]]
         w = float(u.w[j])
-        m = np.asarray(model.reward(Z), np.float64)
+        count = scored is None or scored[j]
         if len(Z) == 1:
-            total += w * float(np.logaddexp(0.0, m[0]) - u.y[j] * m[0])
+            if count:
+                m = float(model.reward(Z)[0])
+                total += w * float(np.logaddexp(0.0, m) - u.y[j] * m)
             model.learn_one(Z[0], float(u.y[j]), weight=w)
         else:
             c = int(u.y[j])
-            total += w * float(np.logaddexp.reduce(m) - m[c])
+            if count:
+                m = np.asarray(model.reward(Z), np.float64)
+                total += w * float(np.logaddexp.reduce(m) - m[c])
             model.learn_choice(Z, c, weight=w)
     return total
 
@@ -220,8 +268,12 @@ _MAPS = {"stats": _stats, "newton": _newton, "deviations": _deviations, "criteri
 
 
 def map_shard(shard, plan: Plan) -> dict:
-    """One pass of `plan` over one shard's users: the partial sums (merged by `merge`)."""
-    return _MAPS[plan.kind](shard, plan)
+    """One pass of `plan` over one shard's users: the partial sums (merged by `merge`). On one
+    BLAS thread: a user's products are small (n_u x d), where threads only wait on each other
+    (8x slower on a busy 2-core machine); the parallelism is the shards'."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        return _MAPS[plan.kind](shard, plan)
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -375,11 +427,16 @@ def _fit(shards, d, st, fingerprint, pack_id, driver, log, t0):
     if U < 2:
         raise InvalidInputError(f"a population needs at least 2 users, got {U}")
     check = min(st.check_share, st.check_max / U)
-    roles = Roles(check, max(check, min(1.0, (st.sample_max + st.check_max) / U)), st.seed)
+    roles = Roles(check, max(check, min(1.0, (st.sample_max + st.check_max) / U)), st.seed,
+                  st.item_share)
     stats = run(Plan("stats", roles, d))
     if stats["check"] == 0 or stats["check"] == U:
         raise InvalidInputError(f"{U} users leave no held-out user to choose the scales; "
                                 "fit on more users")
+    if roles.items > 0.0 and (stats["check_held_obs"] == 0 or stats["held_obs"] == stats["obs"]):
+        log("[population] too few item groups to hold some out: the scales are chosen on the "
+            "held-out users' feedback on every item")
+        roles.items = 0.0
     W, wu, zmax = stats["W"].value(), stats["w_user"], stats["zmax"]
     E = {"g": scale_for(2 * wu * zmax), "H": scale_for(2 * wu * zmax * zmax)}
     log(f"[population] {U} users ({stats['check']} held out, {stats['sample']} sampled), "
@@ -435,6 +492,8 @@ def _fit(shards, d, st, fingerprint, pack_id, driver, log, t0):
            "lam_pop": lam_pop, "rho": rho, "firm": p0, "weakest": pw, "K": int(min(k, len(Q))),
            "held_out_prequential": scores[best], "held_out_population": loss_pop,
            "candidates": len(keys), "passes": passes[0], "seed": st.seed,
+           "candidate_losses": [[*key, score] for key, score in zip(keys, scores)],
+           "item_share": roles.items, "held_out_item_observations": stats["check_held_obs"],
            "solver": st.solver, "dtype": st.dtype}
     pack = make_pack(theta_all, Q, v, p0, pw, k, pack_id=pack_id, fingerprint=fingerprint,
                      fit=fit)

@@ -165,7 +165,8 @@ class Pack:
 
     @property
     def digest(self) -> bytes:
-        """SHA-256 of the pack's bytes (`to_bytes`): what a store record keeps of it."""
+        """SHA-256 of the pack's file (`to_bytes`; a pack read from bytes: of those bytes, as
+        the Java reader computes it): what a store record keeps of it."""
         if self._digest is None:
             object.__setattr__(self, "_digest", hashlib.sha256(to_bytes(self)).digest())
         return self._digest
@@ -284,9 +285,13 @@ def from_bytes(buf) -> Pack:
     if not np.isfinite(flat).all():
         raise StateFormatError(f"{what} holds NaN or inf; {_FIX}")
     try:
-        return Pack(flat[:d], lam, c, flat[d:].reshape(k, d), sign, pack_id, fingerprint, fit)
+        pack = Pack(flat[:d], lam, c, flat[d:].reshape(k, d), sign, pack_id, fingerprint, fit)
     except ConfigError as exc:
         raise StateFormatError(f"{what} is inconsistent: {exc}; {_FIX}") from exc
+    # the digest names the file as shipped (a reader that re-encoded it, e.g. on the phone,
+    # could not reproduce a header written by another version)
+    object.__setattr__(pack, "_digest", hashlib.sha256(bytes(view)).digest())
+    return pack
 
 
 def save(path, pack: Pack) -> None:

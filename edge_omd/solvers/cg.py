@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from edge_omd import linalg, projection
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, kernel, lanes_dot
 from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
@@ -55,11 +55,15 @@ def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
     # dtype's rounding of S (~eps ||S||) and of the CG vectors swamps the damping lam_t and
     # the small directions of cal_H become noise (float32: trace 8e5 lam_t, ~3e6 unit-feature
     # updates at lam = 1 without forgetting; forget < 1 bounds the trace). O(d).
-    tr = 0.0
-    for i in range(S.shape[0]):
-        tr += float(S[i, i])
+    tr = _trace(S)
     zz = linalg.dot(z, z)
     if (tr + w * linalg.dsigmoid(m - coef * linalg.dot(x, z)) * zz) * eps > 0.1 * lam_t:
+        return math.nan
+    # Drift guard (the sketch's): the CG vectors and S are held in the dtype, so x holds only to
+    # ~eps kappa, kappa <= 1 + (trace S + a ||z||^2) / lam_t; a step whose rounding could move
+    # theta by more than DRIFT_LIMIT is refused (float32 on the scales stream, d = 6: 0.27 off
+    # a stable float64 after 1000 updates, unrefused, with eps kappa ~ 4e-3 under the trace guard)
+    if linalg.move_drift(theta, x, coef, 1.0 + (tr + a * zz) / lam_t, eps) > linalg.DRIFT_LIMIT:
         return math.nan
     return a if linalg.move_checked(theta, x, coef) else math.nan
 
@@ -76,28 +80,17 @@ def _absorb(theta, S, z, w, forget):
 def _hv(S, lam, vec, out):
     """out = (S + lam I) vec with float64 vectors: the projection's operator, no float64 copy of S."""
     for i in range(S.shape[0]):
-        acc = lam * vec[i]
-        row = S[i]
-        for k in range(row.shape[0]):
-            acc += float(row[k]) * vec[k]
-        out[i] = acc
+        out[i] = lam * vec[i] + lanes_dot(S[i], vec)
 
 
 @kernel(both("void(F[:, ::1], f8, F[::1], f8, f8[::1], f8[::1])"))
 def _tilde_hv(S, lam, z, a, vec, out):
     """out = tilde_H vec = (S + lam I) vec + a z (z.vec): the projection's operator (H mode).
     (Row dot products over the full S: a one-pass upper-triangle version, half the bytes, ran
-    2.4x slower at d=384: its two updates per element do not vectorise.)"""
-    zv = 0.0
-    for i in range(z.shape[0]):
-        zv += float(z[i]) * vec[i]
-    azv = a * zv
+    2.4x slower at d=384 with fastmath: its two updates per element do not vectorise.)"""
+    azv = a * lanes_dot(z, vec)
     for i in range(S.shape[0]):
-        acc = lam * vec[i] + azv * float(z[i])
-        row = S[i]
-        for k in range(row.shape[0]):
-            acc += float(row[k]) * vec[k]
-        out[i] = acc
+        out[i] = (lam * vec[i] + azv * float(z[i])) + lanes_dot(S[i], vec)
 
 
 class CGSolver(ExplicitTheta):
@@ -270,8 +263,12 @@ class CGSolver(ExplicitTheta):
         mnl.rows(cw.Lw, cw.Z, math.sqrt(eta), cw.X)
         np.multiply(cw.q, -w, out=cw.b)
         mnl.combine(cw.Z, cw.b, cw.g)
-        _cg_solve_rows(st.S, self.lam_next(), cw.X, cw.g, st.x, st.r, st.p, st.Ap, cw.t,
-                       cfg.cg_steps, cfg.cg_tol)
+        lam = self.lam_next()
+        _cg_solve_rows(st.S, lam, cw.X, cw.g, st.x, st.r, st.p, st.Ap, cw.t, cfg.cg_steps,
+                       cfg.cg_tol)
+        kappa = 1.0 + (_trace(st.S) + mnl.sum_sq(cw.X)) / lam  # the pair's drift guard
+        if linalg.move_drift(st.theta, st.x, eta, kappa, self.eps) > linalg.DRIFT_LIMIT:
+            return False
         return bool(linalg.move_checked(st.theta, st.x, eta))
 
     def choice_absorb(self, cw, w):

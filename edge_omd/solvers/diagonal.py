@@ -20,18 +20,15 @@ SPEC = SolverSpec("diagonal", code=4, doc="cal_H ~ diag(h).", arrays=(
 ))
 
 
-@kernel(both("f8(F[::1], F[::1], F[::1], F[::1], f8, f8, f8)"))
+@kernel(both("f8(F[::1], F[::1], F[::1], F[::1], f8, f8, f8)"), per_cpu=True)
 def _step(theta, h, z, v, y, w, eta):
     m = linalg.dot(theta, z)
-    q = 0.0  # summed in a loop that stores nothing (linalg.cg_solve says why)
-    for i in range(z.shape[0]):
-        q += (float(z[i]) / float(h[i])) * float(z[i])
     for i in range(z.shape[0]):
         v[i] = float(z[i]) / float(h[i])
-    return linalg.omd_move(theta, v, m, q, y, w, eta)
+    return linalg.omd_move(theta, v, m, linalg.dot(v, z), y, w, eta)  # q = z.v, as stored
 
 
-@kernel(both("f8(F[::1], F[::1], F[::1], f8, f8, f8)"))
+@kernel(both("f8(F[::1], F[::1], F[::1], f8, f8, f8)"), per_cpu=True)
 def _absorb(theta, h, z, w, forget, lam):
     c = w * linalg.dsigmoid(linalg.dot(theta, z))
     floor = (1.0 - forget) * lam

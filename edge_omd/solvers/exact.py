@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from edge_omd import linalg, projection
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, kernel, lanes_dot
 from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, ArraySpec, Solver, SolverSpec
 
@@ -49,7 +49,7 @@ SPEC = SolverSpec("exact", code=1, supports_forget=False, doc=(
 ))
 
 
-@kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"))
+@kernel(both("void(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], b1)"), per_cpu=True)
 def _sweep(U, phi, xp, z, u, rot, aux, solve):
     """One top-down pass: apply the pending update to U and phi, and (if `solve`) the forward
     substitution u = U_new^{-T} z on each row right after it is final."""
@@ -94,7 +94,7 @@ def _sweep(U, phi, xp, z, u, rot, aux, solve):
     aux[E] = 0.0
 
 
-@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8, f8, f8, f8)"))
+@kernel(both("f8(F[:, ::1], f8[::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8[::1], f8, f8, f8, f8, f8, f8)"), per_cpu=True)
 def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     """Steps 1-2 of Algorithm 1 on phi. Returns a = eta w sigma'(theta.z), or NaN (nothing
     moved) when the step would not be finite.
@@ -106,12 +106,8 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     accumulates that bound. Only if it nears fmax * THETA_LIMIT (linalg) is the
     candidate theta computed for real (O(d^2), never in sane use) and the step refused if not finite."""
     _sweep(U, phi, xp, z, u, rot, aux, True)
-    m = 0.0
-    q = 0.0
-    for i in range(phi.shape[0]):
-        ui = float(u[i])
-        m += phi[i] * ui
-        q += ui * ui
+    m = lanes_dot(phi, u)
+    q = lanes_dot(u, u)
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
     coef = eta * w * (s - y) / (1.0 + a * q)
@@ -120,9 +116,7 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     # Precision guard: step 4 will add c z z^T, c = w sigma'(theta_new.z), theta_new.z = m - coef q.
     # A rank-one term beyond lam / eps of the dtype wipes out the factor's small directions
     # (float32: curvature ratio above ~1e6 in one update) and theta = U^{-1} phi becomes garbage.
-    zz = 0.0
-    for i in range(z.shape[0]):
-        zz += float(z[i]) * float(z[i])
+    zz = lanes_dot(z, z)
     if w * linalg.dsigmoid(m - coef * q) * zz * eps > 0.1 * lam:
         return math.nan
     # cal_H >= lam I up to rounding; a loaded state is checked to lam / FLOOR_SLACK = lam / 4
@@ -134,10 +128,7 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
         d = U.shape[0]
         norm2 = 0.0
         for i in range(d - 1, -1, -1):
-            acc = phi[i] - coef * float(u[i])
-            row, tt = U[i, i + 1:], xp[i + 1:]
-            for k in range(row.shape[0]):
-                acc -= float(row[k]) * float(tt[k])
+            acc = (phi[i] - coef * float(u[i])) - lanes_dot(U[i, i + 1:], xp[i + 1:])
             xp[i] = acc / float(U[i, i])
             ti = float(xp[i])
             if not math.isfinite(ti):
@@ -153,12 +144,10 @@ def _step(U, phi, theta, xp, z, u, rot, aux, y, w, eta, lam, fmax, eps):
     return a
 
 
-@kernel(both("f8(f8[::1], F[::1], F[::1], F[::1], f8[::1], f8)"))
+@kernel(both("f8(f8[::1], F[::1], F[::1], F[::1], f8[::1], f8)"), per_cpu=True)
 def _absorb(phi, xp, z, u, aux, w):
     """Step 4, deferred: with u = U^{-T} z and phi = U theta_new, queue x = sqrt(c) z."""
-    m_new = 0.0
-    for i in range(phi.shape[0]):
-        m_new += phi[i] * float(u[i])
+    m_new = lanes_dot(phi, u)
     c = w * linalg.dsigmoid(m_new)
     sc = math.sqrt(c)
     for i in range(z.shape[0]):
@@ -171,25 +160,15 @@ def _absorb(phi, xp, z, u, aux, w):
 @kernel(both("void(F[:, ::1], f8[::1], F[::1])"))
 def _theta_from_phi(U, phi, theta):
     """theta = U^{-1} phi (back substitution, float64 accumulation)."""
-    d = U.shape[0]
-    for i in range(d - 1, -1, -1):
-        acc = phi[i]
-        row, tt = U[i, i + 1:], theta[i + 1:]
-        for k in range(row.shape[0]):
-            acc -= float(row[k]) * float(tt[k])
-        theta[i] = acc / float(U[i, i])
+    for i in range(U.shape[0] - 1, -1, -1):
+        theta[i] = (phi[i] - lanes_dot(U[i, i + 1:], theta[i + 1:])) / float(U[i, i])
 
 
 @kernel(both("void(F[:, ::1], f8[::1], f8[::1])"))
 def _phi_from_theta(U, theta, phi):
     """phi = U theta (upper-triangular product, float64 accumulation)."""
-    d = U.shape[0]
-    for i in range(d):
-        acc = 0.0
-        row, tt = U[i, i:], theta[i:]
-        for k in range(row.shape[0]):
-            acc += float(row[k]) * tt[k]
-        phi[i] = acc
+    for i in range(U.shape[0]):
+        phi[i] = lanes_dot(U[i, i:], theta[i:])
 
 
 @kernel(both("void(F[:, ::1], F[:, ::1], F[::1], f8[::1])"))
@@ -215,14 +194,9 @@ def _hv(U, vec, tmp, out):
 @kernel(both("f8(F[:, ::1], f8[::1], f8[::1])"))
 def _theta64(U, phi, out):
     """out = U^{-1} phi in float64 (theta' for the projection); returns ||out||."""
-    d = U.shape[0]
     nn = 0.0
-    for i in range(d - 1, -1, -1):
-        acc = phi[i]
-        row, tt = U[i, i + 1:], out[i + 1:]
-        for k in range(row.shape[0]):
-            acc -= float(row[k]) * tt[k]
-        oi = acc / float(U[i, i])
+    for i in range(U.shape[0] - 1, -1, -1):
+        oi = (phi[i] - lanes_dot(U[i, i + 1:], out[i + 1:])) / float(U[i, i])
         out[i] = oi
         nn += oi * oi
     return math.sqrt(nn)
@@ -251,20 +225,14 @@ def _inv_apply(U, u, a, v, tmp, out):
         for j in range(d):
             tmp[j] -= c * float(u[j])
     for i in range(d - 1, -1, -1):  # backward: out = U^{-1} tmp
-        acc = tmp[i]
-        row, oo = U[i, i + 1:], out[i + 1:]
-        for k in range(row.shape[0]):
-            acc -= float(row[k]) * oo[k]
-        out[i] = acc / float(U[i, i])
+        out[i] = (tmp[i] - lanes_dot(U[i, i + 1:], out[i + 1:])) / float(U[i, i])
 
 
 @kernel(both("void(F[:, ::1], F[::1], f8, f8[::1], f8[::1], f8[::1])"))
 def _tilde_apply(U, z, a, v, tmp, out):
     """out = tilde_H v = U^T U v + a z (z.v) (the projection's operator in H mode)."""
     _hv(U, v, tmp, out)
-    zv = 0.0
-    for i in range(z.shape[0]):
-        zv += float(z[i]) * v[i]
+    zv = lanes_dot(z, v)
     for i in range(z.shape[0]):
         out[i] += a * zv * float(z[i])
 
@@ -284,10 +252,7 @@ def _phi_tolerance(dtype, d):
 @kernel(both("f8(f8[::1], F[::1], F[::1], f8)"))
 def _fantasy_curvature(phi, z, u, w):
     """c = w sigma'(theta.z) of a fantasize (theta.z = phi.u), as _absorb computes it."""
-    m = 0.0
-    for i in range(phi.shape[0]):
-        m += phi[i] * float(u[i])
-    return w * linalg.dsigmoid(m)
+    return w * linalg.dsigmoid(lanes_dot(phi, u))
 
 
 @kernel(both("b1(F[:, ::1], F[::1], f8[::1], f8, f8)"))
@@ -296,15 +261,14 @@ def _phi_drift(U, theta, phi, tol, tiny):
     loader's check, ExactSolver.invalid, at tolerance `tol`)? One pass over the upper triangle."""
     d = U.shape[0]
     for i in range(d):
-        acc = 0.0
+        row, tt = U[i, i:], theta[i:]
+        acc = lanes_dot(row, tt)
         mag = 0.0
         ab = 0.0
-        row, tt = U[i, i:], theta[i:]
         for k in range(row.shape[0]):
-            uk, tk = float(row[k]), float(tt[k])
-            acc += uk * tk
-            mag += abs(uk) * abs(tk)
-            ab += abs(uk)
+            uk = abs(float(row[k]))
+            mag += uk * abs(float(tt[k]))
+            ab += uk
         if not abs(acc - phi[i]) <= tol * mag + tiny * ab:
             return True
     return False
@@ -530,26 +494,22 @@ class ExactSolver(Solver):
             return "the Cholesky factor's diagonal is below sqrt(lam)"
         if not linalg.max_abs(U) <= math.sqrt(fmax * linalg.HEADROOM):  # cal_H = U^T U
             return "the Cholesky factor has entries beyond the dtype's headroom"
-        th = theta.astype(np.float64)
         # theta is re-derived from phi after every step, but a fantasize keeps it while it
         # rotates U and phi (bit-stable scoring): each rotation adds ~eps |U| |theta| (more for
         # a large one, which fantasize repairs). sqrt(eps) (float32: 3.5e-4 relative) admits
-        # thousands of them and no real mismatch.
-        tol = _phi_tolerance(F, d)
-        tiny = _TINY[F.itemsize]
-        for i, j in linalg.blocks(d):
-            rows = U[i:j].astype(np.float64)
-            absu = np.abs(rows)  # + a theta rounded to the dtype's subnormal spacing:
-            slack = tol * (absu @ np.abs(th)) + tiny * absu.sum(axis=1)
-            if (np.abs(rows @ th - phi[i:j]) > slack).any():
-                return "phi is not U theta"
+        # thousands of them and no real mismatch. The check is `_phi_drift`'s, on the model's
+        # own (writable) buffers, refilled on load.
         st = self.state
-        st.U[...] = U  # the kernels take the model's own (writable) buffer; refilled on load
+        st.U[...] = U
+        st.theta[:] = theta
+        st.phi[:] = phi
+        if _phi_drift(st.U, st.theta, st.phi, _phi_tolerance(F, d), _TINY[F.itemsize]):
+            return "phi is not U theta"
         st.u.fill(0)
-        x, tmp, out = linalg.probe_start(d), np.empty(d), np.empty(d)
+        x, tmp, out = linalg.probe_start(d).copy(), np.empty(d), np.empty(d)
         for _ in range(linalg.PROBE_STEPS):
             _inv_apply(st.U, st.u, 0.0, x, tmp, out)  # cal_H^{-1} x
-            rho = float(np.sqrt(out @ out))
+            rho = linalg.norm64(out)
             if not rho * self.lam <= linalg.FLOOR_SLACK:
                 return "cal_H has an eigenvalue below lam / 4"
             x = out / rho
@@ -658,10 +618,7 @@ def _choice_move(U, phi, V, b, eta, aux, cand, lam, fmax):
             acc = phi[i]
             for j in range(V.shape[0]):
                 acc -= eta * b[j] * float(V[j, i])
-            row, tt = U[i, i + 1:], cand[i + 1:]
-            for k in range(row.shape[0]):
-                acc -= float(row[k]) * float(tt[k])
-            cand[i] = acc / float(U[i, i])
+            cand[i] = (acc - lanes_dot(U[i, i + 1:], cand[i + 1:])) / float(U[i, i])
             ti = float(cand[i])
             if not math.isfinite(ti):
                 return math.nan

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edge_omd import linalg, projection
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, kernel, lanes_dot
 
 #: the most candidates one choice may hold (the transient workspace is (MAX_K - 1) x d)
 MAX_K = 16
@@ -106,21 +106,6 @@ def weights(m, w, q, Lw):
     return pc
 
 
-@kernel(["void(f8[:, ::1], f8[::1], i8)"], group="choice")
-def cholesky_solve(L, r, n):
-    """r[:n] <- (L L^T)^{-1} r[:n] in place (L: the factor of `linalg.cholesky_floored`)."""
-    for i in range(n):
-        acc = r[i]
-        for j in range(i):
-            acc -= L[i, j] * r[j]
-        r[i] = acc / L[i, i]
-    for i in range(n - 1, -1, -1):
-        acc = r[i]
-        for j in range(i + 1, n):
-            acc -= L[j, i] * r[j]
-        r[i] = acc / L[i, i]
-
-
 @kernel(["f8(f8[:, ::1], f8[:, ::1], f8[::1], f8, f8, f8[:, ::1], f8[::1], f8[::1])"], group="choice")
 def step_coef(C, Lw, q, w, eta, K, t, b):
     """b = a - Lw K^{-1} Lw^T C a, a = -w q, K = I / eta + Lw^T C Lw (Cholesky in place):
@@ -144,7 +129,7 @@ def step_coef(C, Lw, q, w, eta, K, t, b):
                 acc += Lw[j, i] * lc
             K[i, k] = acc + (1.0 / eta if i == k else 0.0)
     linalg.cholesky_floored(K, n, 1.0 / eta)  # K >= I / eta: every Schur complement too
-    cholesky_solve(K, t, n)
+    linalg.cholesky_solve(K, n, t, t)
     for j in range(n):
         acc = -w * q[j]
         for i in range(n):
@@ -171,24 +156,16 @@ def differences(P, c, Z):
 
 @kernel(both("void(F[::1], F[:, ::1], f8[::1])"), group="choice")
 def margins(theta, Z, m):
-    """m_j = theta.z_j (float64 accumulation)."""
+    """m_j = theta.z_j (lanes_dot)."""
     for j in range(Z.shape[0]):
-        acc = 0.0
-        row = Z[j]
-        for i in range(row.shape[0]):
-            acc += float(theta[i]) * float(row[i])
-        m[j] = acc
+        m[j] = lanes_dot(theta, Z[j])
 
 
 @kernel(both("void(f8[::1], F[:, ::1], f8[::1])"), group="choice")
 def margins64(phi, V, m):
     """m_j = phi.v_j with a float64 phi (exact: theta.z_j = (U theta).(U^{-T} z_j))."""
     for j in range(V.shape[0]):
-        acc = 0.0
-        row = V[j]
-        for i in range(row.shape[0]):
-            acc += phi[i] * float(row[i])
-        m[j] = acc
+        m[j] = lanes_dot(phi, V[j])
 
 
 @kernel(both("void(F[:, ::1], F[:, ::1], f8[:, ::1])"), group="choice")
@@ -197,13 +174,7 @@ def gram(V, Z, C):
     n = Z.shape[0]
     for j in range(n):
         for l in range(j + 1):
-            a = 0.0
-            b = 0.0
-            vj, zl, vl, zj = V[j], Z[l], V[l], Z[j]
-            for i in range(zl.shape[0]):
-                a += float(vj[i]) * float(zl[i])
-                b += float(vl[i]) * float(zj[i])
-            c = 0.5 * (a + b)
+            c = 0.5 * (lanes_dot(V[j], Z[l]) + lanes_dot(V[l], Z[j]))
             C[j, l] = c
             C[l, j] = c
 
@@ -259,9 +230,7 @@ def sum_sq(X):
     """sum_i ||x_i||^2 = trace of the Hessian the rows hold."""
     acc = 0.0
     for i in range(X.shape[0]):
-        row = X[i]
-        for c in range(row.shape[0]):
-            acc += float(row[c]) * float(row[c])
+        acc += lanes_dot(X[i], X[i])
     return acc
 
 
@@ -270,9 +239,7 @@ def add_rows_hv(X, vec, out):
     """out += X^T X vec (float64 vectors): the rank-n part of tilde_H in step 3."""
     for i in range(X.shape[0]):
         row = X[i]
-        acc = 0.0
-        for c in range(row.shape[0]):
-            acc += float(row[c]) * vec[c]
+        acc = lanes_dot(row, vec)
         for c in range(row.shape[0]):
             out[c] += acc * float(row[c])
 
@@ -285,12 +252,7 @@ def chol_capacitance(X, W, G):
     n = X.shape[0]
     for i in range(n):
         for k in range(i + 1):
-            a = 0.0
-            b = 0.0
-            for c in range(X.shape[1]):
-                a += X[i, c] * W[k, c]
-                b += X[k, c] * W[i, c]
-            G[i, k] = 0.5 * (a + b) + (1.0 if i == k else 0.0)
+            G[i, k] = 0.5 * (lanes_dot(X[i], W[k]) + lanes_dot(X[k], W[i])) + (1.0 if i == k else 0.0)
     linalg.cholesky_floored(G, n, 1.0)
 
 
@@ -301,11 +263,8 @@ def woodbury_rows(W, G, v, r, out):
     Cholesky factor, r: (n,) scratch)."""
     n = W.shape[0]
     for i in range(n):
-        acc = 0.0
-        for c in range(v.shape[0]):
-            acc += W[i, c] * v[c]
-        r[i] = acc
-    cholesky_solve(G, r, n)
+        r[i] = lanes_dot(W[i], v)
+    linalg.cholesky_solve(G, n, r, r)
     for i in range(n):
         ri = r[i]
         for c in range(out.shape[0]):

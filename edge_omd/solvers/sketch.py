@@ -16,17 +16,39 @@ its Cholesky factor L (float64, extended by one row per append in O(m^2)):
 With rank ell >= d nothing is ever lost (delta = 0) and the solver is exact.
 Forgetting: alpha <- forget alpha + (1 - forget) lam, B <- sqrt(forget) B, K refactored (O(m^3)).
 """
+import contextlib
 import math
 
 import numpy as np
 
 from edge_omd import linalg, projection
-from edge_omd._numba import both, kernel
+from edge_omd._numba import both, kernel, lanes_dot, per_cpu_module
 from edge_omd.errors import NumericalError
 from edge_omd.solvers import mnl
 from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
+# The shrink's eigendecomposition and products run on LAPACK / BLAS, which pick their kernels per
+# CPU: a sketch state is bit for bit the same on one machine, across CPUs to a tolerance. Chosen
+# by the rule of bench/kernels.py (issue 18, item 2): a port of the Java core's SymEigen to a
+# kernel made a d = 384, rank-64 sketch's update 1.17x [0.94, 1.48] as costly (the shrink's
+# eigensolver, 3.4x LAPACK's at 128 x 128), the CI beyond the rule's 1.3x.
+per_cpu_module(__name__)
+_BLAS = []   # a threadpoolctl controller, made on first shrink
+
+
+def _single_blas_thread():
+    """The shrink's small eigh/matmul run on ONE BLAS thread: OpenBLAS's pool busy-waits, and on
+    a loaded 2-core machine a 302 x 302 shrink took 150-860 ms multi-threaded against 7-13 ms
+    single-threaded (measured, d=384, rank 151). Only the BLAS thread count is touched, only
+    for the duration of the shrink."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it the shrink still works, just with BLAS's default
+        return contextlib.nullcontext()
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 SPEC = SolverSpec("sketch", code=3, ranked=True, consts=(("CHUNK", CHUNK),), doc=(
@@ -52,16 +74,7 @@ def _solve(B, L, m, alpha, z, bz, c, v):
     d = z.shape[0]
     for i in range(m):
         bz[i] = linalg.dot(B[i], z)
-    for i in range(m):  # L y = bz
-        acc = bz[i]
-        for k in range(i):
-            acc -= L[i, k] * c[k]
-        c[i] = acc / L[i, i]
-    for i in range(m - 1, -1, -1):  # L^T c = y
-        acc = c[i]
-        for k in range(i + 1, m):
-            acc -= L[k, i] * c[k]
-        c[i] = acc / L[i, i]
+    linalg.cholesky_solve(L, m, bz, c)
     for j in range(d):
         v[j] = z[j]
     for i in range(m):
@@ -77,37 +90,23 @@ def _solve(B, L, m, alpha, z, bz, c, v):
     return q
 
 
-#: A step is refused when its own rounding may move theta by more than DRIFT_LIMIT of
-#: max(||theta'||, 1) (`_step_drift`): float32 holds the sketched cal_H^{-1} z only to
-#: ~eps kappa, kappa = 1 + lambda_max(B B^T) / alpha (the rows are stored in the dtype: an entry's
-#: rounding, eps ||B||^2 in norm, meets the 1 / alpha of the small directions).
-DRIFT_LIMIT = 1e-3
-
-
 @kernel(["f8(f8[:, ::1], i8, f8)"])
 def _kappa_bound(L, m, alpha):
     """trace(L L^T) / alpha - m + 1 >= 1 + lambda_max(B B^T) / alpha >= kappa(cal_H) (L L^T =
     alpha I + B B^T over the m rows in use). O(m^2)."""
     tr = 0.0
     for i in range(m):
-        for k in range(i + 1):
-            tr += L[i, k] * L[i, k]
+        tr += lanes_dot(L[i, :i + 1], L[i, :i + 1])
     return max(tr / alpha - m, 0.0) + 1.0
 
 
 @kernel(both("f8(F[::1], f8[:, ::1], i8, f8, F[::1], f8, f8)"))
 def _step_drift(theta, L, m, alpha, v, coef, eps):
-    """eps kappa ||coef v|| / max(||theta - coef v||, 1) (kappa: `_kappa_bound`): a bound on the
-    relative move of theta by the dtype's rounding of the sketch. O(m^2 + d)."""
-    kappa = _kappa_bound(L, m, alpha)
-    vv = 0.0
-    tt = 0.0
-    for j in range(v.shape[0]):
-        vj = coef * float(v[j])
-        vv += vj * vj
-        tj = float(theta[j]) - vj
-        tt += tj * tj
-    return eps * kappa * math.sqrt(vv) / max(math.sqrt(tt), 1.0)
+    """linalg.move_drift of the step theta - coef v with kappa = `_kappa_bound`: the sketch's
+    rows are stored in the dtype, so the sketched cal_H^{-1} z holds only to ~eps kappa (an
+    entry's rounding, eps ||B||^2 in norm, meets the 1 / alpha of the small directions).
+    O(m^2 + d)."""
+    return linalg.move_drift(theta, v, coef, _kappa_bound(L, m, alpha), eps)
 
 
 @kernel(both("f8(F[::1], F[:, ::1], f8[:, ::1], f8[::1], i8[::1], F[::1], f8[::1], f8[::1], F[::1], f8, f8, f8, f8)"))
@@ -123,7 +122,7 @@ def _step(theta, B, L, alpha, rows, z, bz, c, v, y, w, eta, eps):
     coef = eta * w * (s - y) / (1.0 + eta * w * s * (1.0 - s) * q)  # as omd_move computes it
     if w * linalg.dsigmoid(m - coef * q) * linalg.dot(z, z) * eps > 0.1 * alpha[0]:
         return math.nan
-    if _step_drift(theta, L, rows[0], alpha[0], v, coef, eps) > DRIFT_LIMIT:
+    if _step_drift(theta, L, rows[0], alpha[0], v, coef, eps) > linalg.DRIFT_LIMIT:
         return math.nan
     return linalg.omd_move(theta, v, m, q, y, w, eta)
 
@@ -134,10 +133,7 @@ def _border(L, g, m, zz, alpha):
     zz = ||b||^2: L[m, :m] = L^{-1} g, then the pivot."""
     ll = 0.0
     for i in range(m):  # L[m, :m] = L^{-1} g
-        acc = g[i]
-        for k in range(i):
-            acc -= L[i, k] * L[m, k]
-        li = acc / L[i, i]
+        li = (g[i] - lanes_dot(L[i, :i], L[m, :i])) / L[i, i]
         L[m, i] = li
         ll += li * li
     # L[m, m]^2 = alpha (1 + b^T cal_H^{-1} b) >= alpha exactly; alpha + zz - ll cancels when
@@ -154,13 +150,9 @@ def _append(theta, B, L, alpha, rows, z, g, w, g_is_bz):
     cw = w * linalg.dsigmoid(linalg.dot(theta, z))
     sc = np.sqrt(cw)
     m = rows[0]
-    d = z.shape[0]
-    zz = 0.0
-    for j in range(d):
-        bj = sc * float(z[j])
-        B[m, j] = bj
-    for j in range(d):
-        zz += float(B[m, j]) * float(B[m, j])
+    for j in range(z.shape[0]):
+        B[m, j] = sc * float(z[j])
+    zz = lanes_dot(B[m], B[m])
     if g_is_bz:
         for i in range(m):
             g[i] *= sc
@@ -184,9 +176,7 @@ def _forget(B, L, alpha, rows, W, gamma, lam):
             B[i, j] = sg * float(B[i, j])
     for i in range(m):  # W = gamma (L L^T - a_old I) + a_new I   (lower triangle)
         for k in range(i + 1):
-            acc = 0.0
-            for j in range(k + 1):
-                acc += L[i, j] * L[k, j]
+            acc = lanes_dot(L[i, :k + 1], L[k, :k + 1])
             if i == k:
                 acc -= a_old
             W[i, k] = gamma * acc + (a_new if i == k else 0.0)
@@ -204,78 +194,51 @@ def _cholesky_shifted(B, W, L, m, alpha):
     every Schur complement is too). O(m^2 d + m^3)."""
     for i in range(m):
         for k in range(i + 1):
-            acc = 0.0
-            for j in range(B.shape[1]):
-                acc += float(B[i, j]) * float(B[k, j])
-            W[i, k] = acc
+            W[i, k] = lanes_dot(B[i], B[k])
     for i in range(m):
         for k in range(i + 1):
             L[i, k] = W[i, k] + (alpha if i == k else 0.0)
     linalg.cholesky_floored(L, m, alpha)
 
 
-@kernel(both("b1(F[:, ::1], f8[:, ::1], f8[::1], i8[::1], f8[:, ::1], f8[::1], f8[::1], F[:, ::1], i8, b1)"))
-def _shrink(B, L, alpha, rows, W, s, e, scratch, ell, robust):
-    """Frequent-Directions shrink of the m = rows[0] rows in use down to ell (robust FD), in place.
+@kernel(both("f8(F[:, ::1], i8)"))
+def _max_row_sq(B, m):
+    """max_i ||b_i||^2 over the m rows in use (the scale of the loader's factor check)."""
+    top = 0.0
+    for i in range(m):
+        top = max(top, lanes_dot(B[i], B[i]))
+    return top
 
-    B B^T = L L^T - alpha I = sum_i s_i q_i q_i^T (linalg.sym_eigen, in W), s descending,
-    delta = s_ell (the ell+1-th largest, 0-based ell), and new row i < ell of B is
-    sqrt(max(s_i - delta, 0) / s_i) q_i^T B (= sqrt(s_i - delta) times the i-th right singular
-    vector of B), formed one column block at a time in `scratch`, summed over the old rows in
-    their order (each term added in float64 and stored in the dtype). alpha grows by delta / 2
-    (robust), and L = chol(alpha I + B B^T) of the rows AS STORED, in float64: in float32 a
-    diagonal L from the eigenvalues would be off by eps ||B||^2, beyond alpha once ||B||^2 >
-    alpha / eps (||z|| = 1e4: the sketch ended 11x off float64). s, e: (>= m,) float64
-    scratch. O(m^3 + ell m d); no LAPACK, no BLAS: the same bits on every CPU. Returns False
-    (B, L, alpha, rows unchanged) if the eigensolver did not converge."""
-    m = rows[0]
-    a = alpha[0]
-    for i in range(m):  # W = L L^T - alpha I = B B^T
+
+@kernel(both("f8(F[:, ::1], f8[:, ::1], i8, f8)"))
+def _factor_error(B, L, m, alpha):
+    """max_ik |(L L^T)_ik - (alpha I + B B^T)_ik| over the m rows in use (the loader's check of
+    the small factor). O(m^2 (d + m))."""
+    off = 0.0
+    for i in range(m):
         for k in range(i + 1):
-            acc = 0.0
-            for j in range(k + 1):
-                acc += L[i, j] * L[k, j]
-            if i == k:
-                acc -= a
-            W[i, k] = acc
-            W[k, i] = acc
-    if not linalg.sym_eigen(W, m, s, e):
-        return False
-    # eigenvalue i in descending order: s[m - 1 - i], its vector W[m - 1 - i]
-    delta = max(s[m - 1 - ell], 0.0) if m > ell else 0.0
-    for i in range(ell):  # e[i]: the scale of new row i
-        si = s[m - 1 - i] if i < m else 0.0
-        e[i] = math.sqrt((si - delta) / si) if si > delta else 0.0
-    d = B.shape[1]
-    width = scratch.shape[1]
-    for j0 in range(0, d, width):
-        n = min(width, d - j0)
-        for i in range(ell):
-            blk = scratch[i, :n]
-            for j in range(n):
-                blk[j] = 0.0
-            if i >= m or e[i] == 0.0:
-                continue
-            q = W[m - 1 - i]
-            for k in range(m):
-                coef = e[i] * q[k]
-                bk = B[k, j0: j0 + n]
-                for j in range(n):
-                    blk[j] = float(blk[j]) + coef * float(bk[j])
-        for i in range(ell):
-            row, blk = B[i, j0: j0 + n], scratch[i, :n]
-            for j in range(n):
-                row[j] = blk[j]
-    for i in range(ell, m):
-        for j in range(d):
-            B[i, j] = 0.0
-    alpha[0] = a + (delta / 2.0 if robust else 0.0)
-    for i in range(L.shape[0]):
-        for k in range(L.shape[1]):
-            L[i, k] = 0.0
-    _cholesky_shifted(B, W, L, ell, alpha[0])
-    rows[0] = ell
-    return True
+            want = lanes_dot(B[i], B[k]) + (alpha if i == k else 0.0)
+            off = max(off, abs(lanes_dot(L[i, :k + 1], L[k, :k + 1]) - want))
+    return off
+
+
+@kernel(both("f8(F[:, ::1], f8[:, ::1], i8, f8, f8[::1], f8[::1], f8[::1])"))
+def _factor_error_along(B, L, m, alpha, x, lx, bx):
+    """|x^T (L L^T - alpha I - B B^T) x| = | ||L^T x||^2 - alpha - ||B^T x||^2 | for a unit x
+    of the m rows in use (lx: (m,), bx: (d,) scratch). O(m (d + m))."""
+    for j in range(m):
+        lx[j] = 0.0
+    for j in range(bx.shape[0]):
+        bx[j] = 0.0
+    for i in range(m):
+        xi = x[i]
+        row, lt = L[i, :i + 1], lx[:i + 1]
+        for j in range(row.shape[0]):
+            lt[j] += row[j] * xi
+        brow = B[i]
+        for j in range(bx.shape[0]):
+            bx[j] += float(brow[j]) * xi
+    return abs(lanes_dot(lx[:m], lx[:m]) - alpha - lanes_dot(bx, bx))
 
 
 @kernel(both("void(F[:, ::1], f8[:, ::1], f8, i8, F[:, ::1], f8[::1], f8[::1], f8[::1])"))
@@ -286,10 +249,7 @@ def _widths(B, L, alpha, m, V, bz, c, out):
             bz[i] = linalg.dot(B[i], V[n])
         acc = 0.0
         for i in range(m):  # ||L^{-1} B v||^2
-            t = bz[i]
-            for k in range(i):
-                t -= L[i, k] * c[k]
-            t /= L[i, i]
+            t = (bz[i] - lanes_dot(L[i, :i], c[:i])) / L[i, i]
             c[i] = t
             acc += t * t
         out[n] = np.sqrt(max(vv - acc, 0.0) / alpha)
@@ -299,10 +259,7 @@ def _widths(B, L, alpha, m, V, bz, c, out):
 def _hv(B, m, alpha, vec, tmp, out):
     """out = (alpha I + B_m^T B_m) vec with float64 vectors (the projection's operator)."""
     for i in range(m):
-        acc = 0.0
-        for j in range(B.shape[1]):
-            acc += float(B[i, j]) * vec[j]
-        tmp[i] = acc
+        tmp[i] = lanes_dot(B[i], vec)
     for j in range(vec.shape[0]):
         out[j] = alpha * vec[j]
     for i in range(m):
@@ -316,21 +273,8 @@ def _woodbury64(B, L, m, alpha, vec, bz, c, out):
     """out = cal_H^{-1} vec = (vec - B^T K^{-1} B vec) / alpha, float64 vectors."""
     d = vec.shape[0]
     for i in range(m):
-        acc = 0.0
-        row = B[i]
-        for j in range(d):
-            acc += float(row[j]) * vec[j]
-        bz[i] = acc
-    for i in range(m):  # L y = B vec
-        acc = bz[i]
-        for k in range(i):
-            acc -= L[i, k] * c[k]
-        c[i] = acc / L[i, i]
-    for i in range(m - 1, -1, -1):  # L^T c = y
-        acc = c[i]
-        for k in range(i + 1, m):
-            acc -= L[k, i] * c[k]
-        c[i] = acc / L[i, i]
+        bz[i] = lanes_dot(B[i], vec)
+    linalg.cholesky_solve(L, m, bz, c)
     inv_a = 1.0 / alpha
     for j in range(d):
         out[j] = vec[j] * inv_a
@@ -346,9 +290,7 @@ def _inv_apply(B, L, m, alpha, pz, a, zpz, vec, bz, c, out):
     """out = tilde_H^{-1} vec = P vec - a (Pz.vec) / (1 + a z.Pz) Pz, P = cal_H^{-1}, pz = P z
     (the projection's operator in M mode)."""
     _woodbury64(B, L, m, alpha, vec, bz, c, out)
-    zv = 0.0
-    for j in range(vec.shape[0]):
-        zv += pz[j] * vec[j]
+    zv = lanes_dot(pz, vec)
     coef = a * zv / (1.0 + a * zpz)
     for j in range(vec.shape[0]):
         out[j] -= coef * pz[j]
@@ -358,9 +300,7 @@ def _inv_apply(B, L, m, alpha, pz, a, zpz, vec, bz, c, out):
 def _tilde_hv(B, m, alpha, z, a, vec, tmp, out):
     """out = tilde_H vec = (alpha I + B^T B) vec + a z (z.vec) (the projection's H mode)."""
     _hv(B, m, alpha, vec, tmp, out)
-    zv = 0.0
-    for j in range(vec.shape[0]):
-        zv += float(z[j]) * vec[j]
+    zv = lanes_dot(z, vec)
     for j in range(vec.shape[0]):
         out[j] += a * zv * float(z[j])
 
@@ -439,13 +379,42 @@ class SketchSolver(ExplicitTheta):
         return _append(st.theta, st.B, st.L, st.alpha, st.rows, z, st.bz, w, bz_current)
 
     def shrink(self):
-        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD,
-        `_shrink`). Amortised O(ell d) per update; allocates nothing."""
-        st = self.state
-        if not _shrink(st.B, st.L, st.alpha, st.rows, st.W, st.bz, st.c, st.scratch, self.rank,
-                       self.robust):
-            raise NumericalError("the sketch's eigensolver did not converge; the state was left "
-                                 "unchanged")
+        """Frequent-Directions shrink of the full 2 ell-row buffer down to ell rows (robust FD).
+
+        Amortised O(ell d) per update. The eigendecomposition allocates O(ell^2) transient
+        memory; the d-sized work happens in place, one CHUNK-column block at a time.
+        """
+        with _single_blas_thread():
+            self._shrink()
+
+    def _shrink(self):
+        st, ell = self.state, self.rank
+        m = int(st.rows[0])
+        alpha = float(st.alpha[0])
+        np.matmul(st.L[:m, :m], st.L[:m, :m].T, out=st.W[:m, :m])  # B B^T = L L^T - alpha I
+        st.W[:m, :m].flat[:: m + 1] -= alpha
+        s, Q = np.linalg.eigh(st.W[:m, :m])
+        s, Q = s[::-1], Q[:, ::-1]                                 # descending
+        delta = max(float(s[ell]), 0.0) if m > ell else 0.0
+        keep = s[:ell] > delta
+        scale = np.zeros(ell)
+        scale[keep] = np.sqrt((s[:ell][keep] - delta) / s[:ell][keep])
+        Mt = np.ascontiguousarray((Q[:, :ell] * scale).T, dtype=st.B.dtype)  # (ell, m)
+        d = st.B.shape[1]
+        for j in range(0, d, CHUNK):
+            cols = slice(j, min(j + CHUNK, d))
+            blk = st.scratch[:, : cols.stop - j]
+            np.matmul(Mt, st.B[:m, cols], out=blk)
+            st.B[:ell, cols] = blk
+        st.B[ell:m] = 0
+        st.alpha[0] = alpha + (delta / 2.0 if self.robust else 0.0)
+        # L = chol(alpha I + B B^T) of the rows AS STORED, in float64: the transform's rows are
+        # rounded to the dtype, and in float32 a diagonal L from the eigenvalues would be off by
+        # eps ||B||^2, beyond alpha once ||B||^2 > alpha / eps (||z|| = 1e4: the sketch ended 11x
+        # off float64). O(ell^2 d), as the transform.
+        st.L.fill(0)
+        _cholesky_shifted(st.B, st.W, st.L, ell, float(st.alpha[0]))
+        st.rows[0] = ell
 
     def matvec(self, vec):
         st = self.state
@@ -509,25 +478,23 @@ class SketchSolver(ExplicitTheta):
             return "the sketch has entries beyond the dtype's headroom"
         if B[m:].any() or L[m:].any() or L[:, m:].any():
             return "rows beyond those in use are not zero"
-        Lm, Bm = L[:m, :m], B[:m].astype(np.float64)
+        Lm = L[:m, :m]
         if linalg.above_diagonal(Lm):
             return "the small Cholesky factor is not lower triangular"
         if not (np.diagonal(Lm) >= np.sqrt(a) * (1.0 - 1e-9)).all():
             return "the small Cholesky factor's diagonal is below sqrt(alpha)"
         if m == 0:
             return None
-        scale = a + float((Bm * Bm).sum(axis=1).max())
+        st = self.state  # the kernels take the model's own (writable) buffers, refilled on load
+        st.B[...] = B
+        st.L[...] = L
+        scale = a + _max_row_sq(st.B, m)
         if m <= 256:
-            K = Bm @ Bm.T
-            K.flat[:: m + 1] += a
-            off = float(np.abs(Lm @ Lm.T - K).max())
+            off = _factor_error(st.B, st.L, m, a)
         else:
-            off, rng = 0.0, np.random.default_rng(linalg.PROBE_SEED)
-            for _ in range(linalg.PROBE_STEPS):
-                x = rng.standard_normal(m)
-                x /= np.sqrt(x @ x)
-                lx, bx = Lm.T @ x, Bm.T @ x
-                off = max(off, abs(float(lx @ lx) - a - float(bx @ bx)))
+            lx, bx = np.empty(m), np.empty(B.shape[1])
+            off = max(_factor_error_along(st.B, st.L, m, a, linalg.probe_start(m, k).copy(),
+                                          lx, bx) for k in range(linalg.PROBE_STEPS))
         if not off <= 1e-4 * scale:
             return "the small Cholesky factor does not factor alpha I + B B^T"
         return None
@@ -544,7 +511,7 @@ class SketchSolver(ExplicitTheta):
         mnl.gram(cw.V, cw.Z, cw.C)
         if math.isnan(mnl.step_coef(cw.C, cw.Lw, cw.q, w, eta, cw.K, cw.t, cw.b)):
             return False
-        if _choice_drift(st.theta, st.L, m, alpha, cw.V, cw.b, eta, self.eps) > DRIFT_LIMIT:
+        if _choice_drift(st.theta, st.L, m, alpha, cw.V, cw.b, eta, self.eps) > linalg.DRIFT_LIMIT:
             return False  # the pair's drift guard (_step_drift) on the move eta V^T b
         return bool(mnl.move(st.theta, cw.V, cw.b, eta, cw.g))
 
@@ -600,12 +567,9 @@ def _append_row(B, L, alpha, rows, x, g):
     """Append the row x to B and extend L by one row (_append with the row given). Needs
     rows < 2 ell."""
     m = rows[0]
-    d = x.shape[0]
-    zz = 0.0
-    for j in range(d):
+    for j in range(x.shape[0]):
         B[m, j] = x[j]
-    for j in range(d):
-        zz += float(B[m, j]) * float(B[m, j])
+    zz = lanes_dot(B[m], B[m])
     for i in range(m):
         g[i] = linalg.dot(B[i], B[m])
     _border(L, g, m, zz, alpha[0])

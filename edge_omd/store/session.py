@@ -292,6 +292,32 @@ class Session:
         self.model, self.cursor = None, None
 
     # ------------------------------------------------------------------ moving a user
+    def replace(self, fn) -> bool:
+        """Replace the committed state in ONE transaction: fn(model, pack_digest) -> None (keep
+        it) or (new model, new pack digest), given the user's whole committed model (checkpoint
+        + journal) and the record's pack digest; the result becomes a new checkpoint (new
+        epoch, the update count kept), so no commit of another process falls in between.
+        Pending observations are committed first. Returns whether the state was replaced
+        (False: no record, or fn kept it)."""
+        self.flush()
+        try:
+            with self._transaction(checkpoint=True) as tx:
+                s = tx.sync(None)
+                if s.head is None:
+                    return False
+                self._apply_sync(s)
+                out = fn(self.model.copy(), s.head.pack_digest)
+                if out is None:
+                    return False
+                model, pack = out
+                self.head.check(model)
+                tx.create(model.to_bytes(), updates=s.head.updates, pack_digest=pack)
+        except BaseException:
+            self.model, self.cursor = None, None
+            raise
+        self.model, self.cursor = model, tx.head
+        return True
+
     def export_state(self) -> bytes:
         """The committed state as an EOMDUSR1 blob (pending observations committed first)."""
         self.flush()

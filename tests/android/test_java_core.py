@@ -135,3 +135,14 @@ def test_python_folder_store_opens_what_java_continued(run):
         assert m.t == j.t == p.t == n and m.head_fingerprint == j.head_fingerprint == bytes(range(32))
         for other in (j, p):
             assert np.abs(m.theta - other.theta).max() <= tol * np.abs(other.theta).max(), u["user"]
+
+
+def test_python_reads_the_pack_digest_java_kept(run):
+    """A user UserStore started at a population pack (and whose checkpoint it rewrote, once
+    opened without the pack) opens in Python's FolderStore with the pack's digest in its record,
+    and a user without a pack has none."""
+    from edge_omd.store import FolderStore
+    info = json.loads((run["golden"] / "model" / "pack_store" / "pack.json").read_text())
+    store = FolderStore(run["out"] / "pack_store_java")
+    assert store.get("ann").pack_digest.hex() == info["digest"]
+    assert store.get("cy").pack_digest is None

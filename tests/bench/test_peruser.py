@@ -148,3 +148,72 @@ def test_thumbs_and_targets_read_the_numbers(world, monkeypatch):
     monkeypatch.setitem(targets.PERUSER_MAIN_TOP1_AT_50, "design", m)
     assert evaluate(res, PERUSER_TARGETS)[0].met is False
     assert v[1].met in (True, False) and v[1].worst[0] is not None
+
+
+# ------------------------------------------------------------------ the wording users (issue 20)
+def _demo_texts():
+    return [r["text"] for p in pw._load_demo() for r in p["responses"]]
+
+
+def test_wording_lexicons_hold_no_word_a_variant_inserts():
+    ins = pw.wording_inserted_words()
+    assert {"think", "sure", "hope", "example", "you", "i'm", "questions"} <= ins   # it sees them
+    for name, lex in pw.WORDING_LEXICONS.items():
+        assert not set(lex) & ins, name
+    assert max(len(w) for w in ins) < pw.LONG_WORD
+
+
+def test_a_variant_keeps_or_lowers_its_sources_wording():
+    """What separates answers for a wording user is never a phrase a variant pasted in: every
+    variant of every demo answer has the wording counts of its source (lower: "short" drops
+    sentences)."""
+    seen = 0
+    for src in _demo_texts()[::3]:
+        base = np.array(pw.wording_raw(src))
+        for name, fn in pw.VARIANTS.items():
+            v = fn(src)
+            if v is None:
+                continue
+            got = np.array(pw.wording_raw(v))
+            if name == "short":
+                assert np.all(got <= base), (name, src)
+            else:
+                assert np.array_equal(got, base), (name, src)
+            seen += 1
+    assert seen > 500
+
+
+def test_wording_words_fold_ascii_only():
+    assert pw.wording_words("I\u2019VE Always MUST sorry, PERHAPS. \u0130 \u00c9t\u00e9") == [
+        "i've", "always", "must", "sorry", "perhaps", "t"]
+    raw = dict(zip(pw.WORDING, pw.wording_raw("We really should try; I'm sorry. Unfortunately "
+                                               "internationalisation matters")))
+    assert raw["personal"] == math.log1p(1) and raw["intense"] == math.log1p(1)
+    assert raw["directive"] == math.log1p(2) and raw["apologetic"] == math.log1p(2)
+    assert raw["long_words"] == math.log1p(2) and raw["tentative"] == 0.0
+
+
+def test_wording_users_weigh_wording_only(world):
+    users = pw.draw_users(world, 0, 8, pw.GROUPS["wording"])
+    K = len(pw.PROPERTIES)
+    for u in users:
+        assert u.len_kind == "none" and not np.any(u.w[:K]) and np.any(u.w[K:])
+    u = users[0]
+    taste = world.S_wording @ u.w[K:]
+    assert np.std(u.u - taste) < 0.3 and np.corrcoef(u.u, taste)[0, 1] > 0.5   # + eps (sd 0.2)
+
+
+def test_groups_leave_the_existing_populations_unchanged(world):
+    """The default population ("all") never reads the wording properties: its users are the
+    same whatever they hold."""
+    a = pw.draw_users(world, 1, 6, pw.GROUPS["all"])
+    saved = world.S_wording
+    try:
+        world.S_wording = np.full_like(saved, np.nan)
+        b = pw.draw_users(world, 1, 6, pw.GROUPS["all"])
+    finally:
+        world.S_wording = saved
+    for x, y in zip(a, b):
+        assert np.array_equal(x.u, y.u) and not np.any(x.w[len(pw.PROPERTIES):])
+    with pytest.raises(ValueError, match="unknown properties"):
+        pw.draw_users(world, 0, 1, pw.PopulationConfig(properties=("nope",)))

@@ -1,7 +1,9 @@
 """The committed golden states (tests/runtime/golden/make_golden_states.py): every solver x dtype,
 with and without radius / fingerprint / non-default settings, in the set of this execution mode
 (compiled or NUMBA_DISABLE_JIT). A refactor of the format, the solvers or the front must leave
-every byte as it was: (a) the same stream gives the same bytes, (b) each committed file loads and
+every byte as it was: (a) the same stream gives the same bytes (a solver whose bytes depend on
+the CPU, exact, diagonal and the sketch: the same bytes on the machine that wrote them, on another
+within the stated tolerance, make_golden_states.TOLERANCE), (b) each committed file loads and
 writes itself back unchanged."""
 import os
 
@@ -33,6 +35,10 @@ def test_same_stream_same_bytes(name, cfg):
     differently) changes them: then rewrite both sets (the generator's docstring) in a commit
     that says so."""
     got = golden.build(cfg)
+    if golden.per_cpu(name) and golden.target() != golden.written_target():
+        why = golden.within_tolerance(got, _committed(name))  # another CPU: to the tolerance
+        assert why is None, f"{name}: beyond the cross-CPU tolerance: {why}"
+        return
     assert got == _committed(name), (
         f"{name}: the state bytes changed ({golden.mode()} set). If the numerics changed on "
         "purpose, run tests/runtime/golden/make_golden_states.py with and without "

@@ -492,6 +492,19 @@ def test_sketch_float32_never_refuses_an_ordinary_user(B):
         _ordinary_lockstep(Z, Y, solver="sketch", sketch_rank=rank)
 
 
+@pytest.mark.parametrize("B", [1.0, 8.0])
+def test_cg_float32_never_refuses_an_ordinary_user(B):
+    """cg's drift guard (linalg.move_drift in cg._step, the sketch's) never refuses an ordinary
+    user (Bradley-Terry pairs, power-law spectrum, d = 8, 3 x 10^4 updates; 10^6 long): float32
+    within 1e-2 of float64 (bench/numerics.py --calibrate --cg: the statistic peaks ~160x below
+    the limit on ordinary streams at d = 8 and 384). The scales stream, which drifted 0.27 off a
+    stable float64 unrefused, is test_float32_holds_or_refuses[cg-scales]."""
+    d = 8
+    n = 1_000_000 if LONG else (400 if JIT_DISABLED else 30_000)
+    Z, Y = _ordinary(d, n, B)
+    _ordinary_lockstep(Z, Y, solver="cg")
+
+
 @pytest.mark.parametrize("lam, small", [(0.1, 1e-2), (0.01, 1e-3)])
 def test_sketch_float32_choice_refuses_before_drifting_on_a_scaled_repeat(lam, small):
     """The same stream as choices between z and 0 (learn_choice: the choice kernels' move

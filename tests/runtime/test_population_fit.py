@@ -104,3 +104,32 @@ def test_theta_pop_is_the_optimum_and_the_directions_are_found():
     # the pack's weak subspace is the users' deviation subspace
     P = pack.V.T @ np.linalg.pinv(pack.V.T)                     # projector on V's rows
     assert np.linalg.norm(P @ Q.T) / np.linalg.norm(Q) > 0.85
+
+
+def test_item_groups_are_held_out_together_and_the_fit_records_it():
+    from edge_omd.population.data import held_groups, text_group
+    from edge_omd.population.fit import prequential
+    from edge_omd import RewardModel
+    g = np.array([text_group(f"prompt {i % 40}") for i in range(400)], np.int64)
+    held = held_groups(g, seed=3, share=0.3)
+    # one verdict per group, whoever holds it, and about the share of the groups
+    for k in range(40):
+        assert len(set(held[k::40])) == 1
+    assert 0.15 < held[:40].mean() < 0.45
+    assert not held_groups(g, 3, 0.0).any()
+    users, _, _ = _population(n=3)
+    u = users[0]
+    keep = np.arange(u.n) % 3 != 1
+    sub = u.take(keep)
+    assert sub.n == keep.sum() and np.array_equal(sub.y, u.y[keep])
+    for j_sub, j in enumerate(np.flatnonzero(keep)):
+        np.testing.assert_array_equal(sub.Z[sub.obs[j_sub]:sub.obs[j_sub + 1]],
+                                      u.Z[u.obs[j]:u.obs[j + 1]])
+    # the prequential loss counts only the scored observations, the model learns all of them
+    full = RewardModel(D, dtype="float64")
+    part = RewardModel(D, dtype="float64")
+    a = prequential(full, u)
+    b = prequential(part, u, keep)
+    assert full.to_bytes() == part.to_bytes() and 0 < b < a
+    pack = fit_population([ArrayShard(_population()[0])], d=D, settings=SMALL)
+    assert pack.fit["item_share"] == 0.3 and pack.fit["held_out_item_observations"] > 0

@@ -313,3 +313,20 @@ def test_interactive_states_its_arithmetic_confirms_and_names_unknown_keys(tmp_p
         assert float(k) == DEFAULT_PESSIMISM
         assert abs(float(s) - (float(r) - float(k) * float(w))) <= 1.5e-3
     assert store.get("you").updates == 4
+
+
+def test_a_new_user_starts_from_the_simulated_populations_pack(tmp_path):
+    lines = []
+    head = FakeHead(dim=16)
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    res = demo.simulate(head, store, rounds=6, every=3, measure_every=3, seed=2, out=lines.append,
+                        progress=False, population=12, features_dir=tmp_path / "f")
+    assert res.pack is not None and res.pack.fit["users"] == 12 and res.pack_s > 0
+    assert res.pack.fingerprint == head.fingerprint
+    assert store.get("demo-user").pack_digest == res.pack.digest   # the user learned from it
+    assert len(res.accuracy_unseen_cold) == len(res.accuracy_unseen) == 3
+    assert res.accuracy_unseen_cold[0] == pytest.approx(res.chance_unseen)   # cold: all tie
+    assert "population pack" in lines[0] and "cold start" in lines[2]
+    again = demo.simulate(head, store, rounds=3, every=3, seed=2, out=lines.append,
+                          progress=False, population=12, features_dir=tmp_path / "f")
+    assert again.pack == res.pack and again.pack_s == 0.0          # kept between runs

@@ -10,8 +10,14 @@ state_layout.json: the payload layout of every solver for a few sizes, from the 
 checked against (tests/runtime/test_java_reader.py; test_state_format checks the file is the
 specs' current output).
 
-Two sets, one per execution mode: `states/jit/` (compiled kernels: fastmath re-association
-rounds differently) and `states/nojit/` (the same kernels run as Python). Each holds
+Two sets, one per execution mode: `states/jit/` (compiled kernels) and `states/nojit/` (the same
+kernels run as Python). The compiled bytes are the same on every x86-64 CPU (no fastmath, sums in a
+fixed order, fdlibm's exp, no BLAS/LAPACK: edge_omd/_numba.py) except those of the solvers with
+per-CPU kernels (exact, diagonal, the sketch's LAPACK shrink: `per_cpu`), which agree across CPUs
+to TOLERANCE; the float64 files of the
+two sets are identical but for those; the float32 ones differ, NumPy's float32 scalar arithmetic
+rounding where the compiled code does not (tests/runtime/test_cross_target.py checks all of it).
+Each holds
 <solver>_<dtype>_<variant>.eomd for every solver, both dtypes and two variants:
     plain: the defaults (sketch rank 2);
     full:  every header field away from its default: radius (the projection runs), a head
@@ -36,6 +42,57 @@ D, T, RANK = 6, 25, 2
 SOLVERS = ("exact", "cg", "sketch", "diagonal")
 DTYPES = ("float32", "float64")
 FINGERPRINT = bytes(range(32))
+
+
+#: Relative tolerance (of the largest entry of theta, of cal_H) to which a per-CPU solver's
+#: state agrees across CPUs and with the pure-Python path (the Java core's, tests/android)
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+
+def per_cpu(name: str) -> bool:
+    """Is the case's solver one whose state bytes depend on the CPU (per-CPU kernels or LAPACK:
+    edge_omd/_numba.py, PER_CPU_MODULES)?"""
+    from edge_omd import _numba
+    from edge_omd.solvers import SOLVERS
+    return SOLVERS[name.split("_")[0]].__module__ in _numba.PER_CPU_MODULES
+
+
+def target() -> str:
+    """The CPU target this process compiles for (Numba's CPU name and features)."""
+    import llvmlite.binding as llvm
+    import numba
+    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    feats = numba.config.CPU_FEATURES
+    if feats is None:
+        feats = llvm.get_host_cpu_features().flatten()
+    return f"{name} {feats}"
+
+
+def written_target() -> str:
+    """The CPU target that wrote this mode's committed set (its TARGET file)."""
+    with open(os.path.join(folder(), "TARGET"), encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def within_tolerance(a: bytes, b: bytes):
+    """None if states a and b have the same settings, counter and fingerprint, and theta and the
+    local norm cal_H (as an operator: the sketch's rows are defined up to sign and rotation)
+    within TOLERANCE of their scale; else what differs."""
+    from edge_omd import RewardModel
+    ma, mb = RewardModel.from_bytes(a), RewardModel.from_bytes(b)
+    same = lambda m: (m.solver, m.dtype, m.dim, m.rank, m.t, m.head_fingerprint,  # noqa: E731
+                      m.hyperparameters)
+    if same(ma) != same(mb):
+        return "the settings or the counter differ"
+    eye = np.eye(ma.dim)
+    for what, x, y in [("theta", ma.theta, mb.theta),
+                       ("cal_H", np.stack([ma._solver.matvec(e.copy()) for e in eye]),
+                        np.stack([mb._solver.matvec(e.copy()) for e in eye]))]:
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        scale = max(float(np.abs(x).max(initial=0.0)), 1e-300)
+        if not float(np.abs(x - y).max(initial=0.0)) <= TOLERANCE[ma.dtype] * scale:
+            return f"{what} differs by {np.abs(x - y).max() / scale:.3g} of its scale"
+    return None
 
 
 def mode() -> str:
@@ -136,6 +193,8 @@ def main(argv=None) -> int:
     for name, data in build_all().items():
         with open(os.path.join(out, name + ".eomd"), "wb") as f:
             f.write(data)
+    with open(os.path.join(out, "TARGET"), "w", encoding="utf-8") as f:
+        f.write(target() + "\n")  # the per-CPU solvers' bytes are this machine's
     print(f"wrote {len(cases())} states to {os.path.relpath(out)}")
     return 0
 

@@ -56,6 +56,25 @@ final class CgSolver extends ExplicitThetaSolver {
         drift = Double.POSITIVE_INFINITY;
     }
 
+    /** cal_H_0's damping is lambda_1 (the warm-up schedule still applies). */
+    @Override
+    double startDamping() {
+        return lamAt(1);
+    }
+
+    /** S = c I + sign V^T V in float64 (PackStart.lowRankPlus), rounded to the dtype once. */
+    @Override
+    void startArrays(double[] theta0, double c, double[][] V, double sign) {
+        PackStart.lowRankPlus(V, c, sign, S, d);
+        for (int i = 0; i < S.length; i++) {
+            S[i] = Num.rd(S[i], f32);
+        }
+        for (int i = 0; i < d; i++) {
+            theta[i] = Num.rd(theta0[i], f32);
+        }
+        drift = Double.POSITIVE_INFINITY;  // rounded to the dtype: probe before a fantasize
+    }
+
     /** lambda_t = lambda_0 min(1, t / T) at round t (1-based); T = 0 means constant. */
     double lamAt(long t) {
         if (lamWarmup <= 0) {

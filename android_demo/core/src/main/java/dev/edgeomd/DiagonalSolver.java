@@ -34,6 +34,18 @@ final class DiagonalSolver extends ExplicitThetaSolver {
         java.util.Arrays.fill(h, Num.rd(lam, f32));
     }
 
+    /** h = lam + c + sign colsumsq(V) (the diagonal of cal_H_0; floored at lam for sign -1). */
+    @Override
+    void startArrays(double[] theta0, double c, double[][] V, double sign) {
+        double[] s = new double[d];
+        PackStart.colSumSq(V, s);
+        for (int i = 0; i < d; i++) {
+            double hi = (lam + c) + sign * s[i];
+            h[i] = Num.rd(sign < 0.0 ? Math.max(hi, lam) : hi, f32);
+            theta[i] = Num.rd(theta0[i], f32);
+        }
+    }
+
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
         double m = Num.dot(theta, z);

@@ -60,6 +60,63 @@ final class ExactSolver64 extends Solver {
         aux[THETA_OK] = 1.0;
     }
 
+    /**
+     * Python's exact _start_problem beyond the common checks: eps * lambda_max / lambda_min of
+     * cal_H_0 above KAPPA_EPS_LIMIT (exact eigenvalues: lam + c + sign those of V^T V).
+     */
+    @Override
+    String startProblem(double[] theta0, double c, double[][] V, double sign) {
+        double a = lam + c;
+        double[] g = PackStart.lowRankExtremes(V, d);
+        double lmax = sign > 0.0 ? a + g[0] : a - g[1];
+        double lmin = sign > 0.0 ? a + g[1] : Math.max(a - g[0], lam);
+        if (!(eps * lmax <= Num.KAPPA_EPS_LIMIT * lmin)) {
+            return "its condition number (" + lmax / lmin + ") is beyond what the state's dtype holds "
+                    + "(eps * kappa <= " + Num.KAPPA_EPS_LIMIT + ", the exact solver's precision guard)";
+        }
+        return null;
+    }
+
+    /**
+     * U = the Cholesky factor of (lam + c) I + sign V^T V from sqrt(lam + c) I by r rank-one
+     * updates (PackStart.cholRowsUpper, float64, pivots floored at lam), rounded to the dtype
+     * once; theta = theta0 rounded; phi = U theta from the rounded arrays (Python's _start).
+     */
+    @Override
+    void startArrays(double[] theta0, double c, double[][] V, double sign) {
+        double[][] U64 = new double[d][d];
+        double s = Math.sqrt(lam + c);
+        for (int i = 0; i < d; i++) {
+            U64[i][i] = s;
+        }
+        if (V.length > 0) {
+            double[][] X = new double[V.length][];
+            for (int i = 0; i < V.length; i++) {
+                X[i] = V[i].clone();
+            }
+            PackStart.cholRowsUpper(U64, X, sign, lam);
+        }
+        for (int i = 0; i < d; i++) {
+            for (int j = i; j < d; j++) {
+                U[i][j] = (/*F*/double) U64[i][j];
+            }
+            theta[i] = (/*F*/double) theta0[i];
+        }
+        double nrm = 0.0;
+        for (int i = 0; i < d; i++) {
+            double acc = 0.0;
+            for (int k = i; k < d; k++) {
+                acc += (double) U[i][k] * (double) theta[k];
+            }
+            phi[i] = acc;
+            nrm += (double) theta[i] * (double) theta[i];
+        }
+        aux[E] = 0.0;
+        aux[PENDING] = 0.0;
+        aux[THETA_OK] = 1.0;
+        aux[BOUND] = Math.sqrt(nrm);
+    }
+
     /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */
     void sweep(/*F*/double[] z, boolean solve) {
         final int d = this.d;

@@ -67,6 +67,7 @@ public final class RewardModel {
     private byte[] fingerprint;
     private final double[] z;  // the current observation, rounded to the dtype
     private long t;
+    private Pack pack;         // where the model starts and resets (null: theta = 0, lam I)
 
     public RewardModel(Config c) {
         if (c.dim < 1 || c.dim > StateFormat.MAX_DIM) {
@@ -190,6 +191,56 @@ public final class RewardModel {
         }
         z = new double[d];
         t = 0;
+    }
+
+    /** A fresh model of these settings started at a population pack ({@link #startAt}). */
+    public RewardModel(Config c, Pack pack) {
+        this(c);
+        startAt(pack);
+    }
+
+    /**
+     * Forget everything and start at the population pack: theta = theta_pop, cal_H = cal_H_0
+     * (Python's RewardModel(population=pack)); {@link #reset} returns there. The pack's dim and
+     * lam must be the model's and, when both are bound, its head the model's (an unbound model
+     * takes the pack's); ConfigException (nothing changed) otherwise, or when this solver cannot
+     * hold the start (the sketch with a pack's directions).
+     */
+    public void startAt(Pack p) {
+        if (p == null) {
+            throw new ConfigException("startAt needs a Pack");
+        }
+        if (p.dim != d) {
+            throw new ConfigException("the population pack has dim " + p.dim + ", the model " + d);
+        }
+        if (p.lam != lam) {
+            throw new ConfigException("the population pack was fitted for lam = " + p.lam + ", the model has lam = "
+                    + lam + "; build the model with that lam");
+        }
+        byte[] pf = p.fingerprint();
+        if (pf != null && fingerprint != null && !java.util.Arrays.equals(pf, fingerprint)) {
+            throw new ConfigException("the population pack was fitted on another head than this state's; fit one "
+                    + "on this head (edge-omd population fit FEEDBACK OUT --head HEAD)");
+        }
+        double[] theta0 = p.theta0();
+        if (!Double.isNaN(radius) && !(Math.sqrt(Num.dot(theta0, theta0)) <= radius)) {
+            throw new ConfigException("the population pack's theta0 is beyond radius = " + radius);
+        }
+        String problem = solver.start(theta0, p.c, p.V(), p.sign);
+        if (problem != null) {
+            throw new ConfigException("the " + solver.name() + " " + dtype() + " state cannot start at this "
+                    + "population pack: " + problem);
+        }
+        t = 0;
+        if (fingerprint == null && pf != null) {
+            fingerprint = pf;
+        }
+        pack = p;
+    }
+
+    /** The population pack this model starts and resets at, or null. */
+    public Pack pack() {
+        return pack;
     }
 
     private boolean fits(String name, int r, int itemsize) {
@@ -490,10 +541,13 @@ public final class RewardModel {
         }
     }
 
-    /** Forget everything learned (settings kept). */
+    /** Forget everything learned (settings kept): theta = 0, cal_H = lam I, or the pack's start. */
     public void reset() {
         solver.reset();
         t = 0;
+        if (pack != null) {
+            startAt(pack);
+        }
     }
 
     private void update(double y, double w) {

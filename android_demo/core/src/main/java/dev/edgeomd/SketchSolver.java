@@ -69,6 +69,27 @@ final class SketchSolver extends ExplicitThetaSolver {
         alpha = lam;
     }
 
+    /** The phone's sketch starts only at a pack without directions (alpha = lam + c). */
+    @Override
+    String startProblem(double[] theta0, double c, double[][] V, double sign) {
+        if (sign < 0.0) {
+            return "the sketch (alpha I + B B^T) cannot hold a negative low-rank part "
+                    + "(cal_H_0 = (lam + c) I - V^T V); use the exact, cg or diagonal solver";
+        }
+        if (V.length > 0) {
+            return "the Java sketch starts only at a pack without directions (K = 0); use the exact solver";
+        }
+        return null;
+    }
+
+    @Override
+    void startArrays(double[] theta0, double c, double[][] V, double sign) {
+        alpha = lam + c;
+        for (int i = 0; i < d; i++) {
+            theta[i] = Num.rd(theta0[i], f32);
+        }
+    }
+
     /** v = cal_H^{-1} z by Woodbury; returns z^T cal_H^{-1} z. */
     double solve(double[] z) {
         int m = (int) rows;

@@ -27,6 +27,37 @@ abstract class Solver {
 
     abstract void reset();
 
+    /**
+     * Reset, then start at theta = theta0, cal_H = damping I + c I + sign V^T V (a population
+     * pack, {@link Pack}; Python's Solver.start): null, or why this state cannot hold the start
+     * (nothing changed). V: r x d float64 rows; sign +1 or -1.
+     */
+    final String start(double[] theta0, double c, double[][] V, double sign) {
+        String problem = PackStart.problem(this, theta0, c, V, sign, startDamping());
+        if (problem == null) {
+            problem = startProblem(theta0, c, V, sign);
+        }
+        if (problem != null) {
+            return problem;
+        }
+        reset();
+        startArrays(theta0, c, V, sign);
+        return null;
+    }
+
+    /** The damping of the first update (the lam I part of cal_H_0). */
+    double startDamping() {
+        return lam;
+    }
+
+    /** This solver's own reasons to refuse a start (after the common checks), or null. */
+    String startProblem(double[] theta0, double c, double[][] V, double sign) {
+        return null;
+    }
+
+    /** Set the arrays of a freshly reset state to the start (Python's _start). */
+    abstract void startArrays(double[] theta0, double c, double[][] V, double sign);
+
     /** Steps 1-2 of Algorithm 1; returns a = eta w sigma'(theta.z) or NaN (nothing moved). */
     abstract double step(double[] z, double y, double w, double eta, long t);
 

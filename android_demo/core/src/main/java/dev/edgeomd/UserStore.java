@@ -58,16 +58,20 @@ public final class UserStore implements AutoCloseable {
     private final Path folder, statePath, journalPath;
     private final String userId;
     private final int checkpointEvery;
-    private final RewardModel model;
+    private RewardModel model;
     private final int itemsize;
     private final FileChannel lockChannel, journal;
     private final FileLock lock;
     private long epoch, updates, createdAt;
     private int pending;
+    private final Pack pack;        // new users and resets start here (null: theta = 0)
+    private RewardModel.Config fresh;  // a reset user's settings when a pack is given
+    private byte[] packDigest;      // the record's: the pack this incarnation started from, or null
 
     private UserStore(Path folder, String userId, RewardModel model, int checkpointEvery, FileChannel lockChannel,
-                      FileLock lock) throws IOException {
+                      FileLock lock, Pack pack) throws IOException {
         this.folder = folder;
+        this.pack = pack;
         this.userId = userId;
         String name = nameOf(folder, userId);
         this.statePath = folder.resolve(name + STATE_SUFFIX);
@@ -87,6 +91,25 @@ public final class UserStore implements AutoCloseable {
      */
     public static UserStore open(Path folder, String userId, RewardModel.Config fresh, int checkpointEvery)
             throws IOException {
+        return open(folder, userId, fresh, checkpointEvery, null);
+    }
+
+    /**
+     * As {@link #open(Path, String, RewardModel.Config, int)}, and a new user (and a reset)
+     * starts at the population {@code pack} (null: none), whose digest the checkpoint keeps, as
+     * Python's store record does. The pack must be fitted on the head of {@code fresh}
+     * (the same fingerprint, or both none) and have its dim: ConfigException otherwise, before
+     * any file is touched. A stored user keeps their state and the digest of the pack they
+     * learned against (moving them to another pack is Python's HeadRegistry's job).
+     */
+    public static UserStore open(Path folder, String userId, RewardModel.Config fresh, int checkpointEvery,
+                                 Pack pack) throws IOException {
+        if (pack != null && (pack.dim != fresh.dim
+                || !java.util.Arrays.equals(pack.fingerprint(), fresh.headFingerprint))) {
+            throw new ConfigException("the population pack was fitted on another head (dim " + pack.dim
+                    + ") than this store's (dim " + fresh.dim + "); fit one on this head: "
+                    + "edge-omd population fit FEEDBACK OUT --head HEAD");
+        }
         if (userId == null || !USER_ID.matcher(userId).matches()) {
             throw new InvalidInputException("invalid user id '" + userId + "': use 1-128 characters from letters, "
                     + "digits and '._@-', starting with a letter or digit");
@@ -111,7 +134,7 @@ public final class UserStore implements AutoCloseable {
             throw new IOException("user " + userId + " is open elsewhere (" + folder + ")");
         }
         try {
-            return openLocked(folder, userId, fresh, checkpointEvery, lc, lock);
+            return openLocked(folder, userId, fresh, checkpointEvery, lc, lock, pack);
         } catch (IOException | RuntimeException e) {
             lock.release();
             lc.close();
@@ -120,17 +143,22 @@ public final class UserStore implements AutoCloseable {
     }
 
     private static UserStore openLocked(Path folder, String userId, RewardModel.Config fresh, int every,
-                                        FileChannel lc, FileLock lock) throws IOException {
+                                        FileChannel lc, FileLock lock, Pack pack) throws IOException {
         migrate(folder, userId);
         Path state = statePath(folder, userId);
         if (!Files.exists(state)) {
-            UserStore s = new UserStore(folder, userId, new RewardModel(fresh), every, lc, lock);
+            RewardModel m = pack == null ? new RewardModel(fresh) : new RewardModel(fresh, pack);
+            UserStore s = new UserStore(folder, userId, m, every, lc, lock, pack);
+            s.packDigest = pack == null ? null : pack.digest();
+            s.fresh = fresh;
             s.createdAt = System.currentTimeMillis();
             s.newEpoch();
             return s;
         }
         Checkpoint ck = readCheckpoint(state, userId);
-        UserStore s = new UserStore(folder, userId, ck.model, every, lc, lock);
+        UserStore s = new UserStore(folder, userId, ck.model, every, lc, lock, pack);
+        s.packDigest = ck.packDigest;
+        s.fresh = fresh;
         s.epoch = ck.epoch;
         s.updates = ck.updates;
         s.createdAt = ck.createdAtMillis;
@@ -314,6 +342,7 @@ public final class UserStore implements AutoCloseable {
     static final class Checkpoint {
         RewardModel model;
         long epoch, updates, createdAtMillis;
+        byte[] packDigest;  // absent in records written before packs existed: null
     }
 
     /** Read and check a FolderStore checkpoint file (the Python reader's checks). */
@@ -359,6 +388,9 @@ public final class UserStore implements AutoCloseable {
             Json.integer(h.get("format_version"));
             ck.updates = upd;
             ck.createdAtMillis = Math.round(created * 1000.0);
+            if (h.containsKey("pack_digest") && h.get("pack_digest") != null) {
+                ck.packDigest = Pack.hexField(h.get("pack_digest"), 32, "pack_digest", bad + " (header)");
+            }
             if (!userId.equals(h.get("user_id"))) {
                 throw new IOException(path + " holds user '" + h.get("user_id") + "', not '" + userId + "'");
             }
@@ -394,6 +426,11 @@ public final class UserStore implements AutoCloseable {
 
     public long epoch() {
         return epoch;
+    }
+
+    /** The digest of the population pack this user's incarnation started from (the record's), or null. */
+    public byte[] packDigest() {
+        return packDigest == null ? null : packDigest.clone();
     }
 
     public void learnPair(double[] phiChosen, double[] phiRejected, double weight) throws IOException {
@@ -449,9 +486,18 @@ public final class UserStore implements AutoCloseable {
         pending = 0;
     }
 
-    /** Forget everything learned (settings kept): a new incarnation (epoch), an empty journal. */
+    /**
+     * Forget everything learned: a new incarnation (epoch), an empty journal; with a pack, a new
+     * model of the store's settings at the pack's start (model() returns it), else the settings
+     * kept and theta = 0.
+     */
     public void reset() throws IOException {
-        model.reset();
+        if (pack != null) {
+            model = new RewardModel(fresh, pack);  // the pack's settings (its lam), as Python's reset
+        } else {
+            model.reset();
+        }
+        packDigest = pack == null ? null : pack.digest();
         newEpoch();
     }
 
@@ -472,7 +518,8 @@ public final class UserStore implements AutoCloseable {
         String header = "{\"user_id\": " + Json.quote(userId) + ", \"dim\": " + model.dim() + ", \"format_version\": "
                 + RECORD_FORMAT + ", \"head_fingerprint\": " + (fp == null ? "null" : "\"" + fph + "\"")
                 + ", \"updates\": " + updates + ", \"epoch\": " + epoch + ", \"created_at\": "
-                + createdAt / 1000.0 + ", \"updated_at\": " + System.currentTimeMillis() / 1000.0 + "}";
+                + createdAt / 1000.0 + ", \"updated_at\": " + System.currentTimeMillis() / 1000.0
+                + (packDigest == null ? "" : ", \"pack_digest\": \"" + hex(packDigest, 32) + "\"") + "}";
         byte[] hb = header.getBytes(StandardCharsets.UTF_8);
         byte[] state = model.toBytes();
         byte[] out = new byte[8 + 4 + hb.length + state.length + 4];

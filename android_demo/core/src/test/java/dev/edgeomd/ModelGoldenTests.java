@@ -92,6 +92,8 @@ final class ModelGoldenTests {
             Map<String, Object> c = readJson(folder.resolve("case.json"));
             int dim = (int) Json.integer(c.get("dim"));
             RewardModel.Config cfg = config(c, dim);
+            // a case started at a population pack (PackTests checks the pack itself)
+            Pack pack = c.containsKey("pack") ? Pack.load(folder.resolve((String) c.get("pack"))) : null;
             double tol = "float32".equals(cfg.dtype) ? TOL32 : !cfg.radius.isPresent() ? TOL64 : TOL64_PROJECTION;
             List<Object> steps = Json.arr(c.get("steps"));
             List<Object> outs = Json.arr(c.get("outputs"));
@@ -102,7 +104,7 @@ final class ModelGoldenTests {
                 py[k] = Files.readAllBytes(folder.resolve("s" + k + ".eomd"));
             }
             T.check(name + ": fresh state byte-identical to Python's", () -> {
-                RewardModel m = new RewardModel(cfg);
+                RewardModel m = fresh(cfg, pack);
                 require(m.solver().equals(c.get("solver")), "solver " + m.solver() + " vs " + c.get("solver"));
                 require(m.rank() == Json.integer(c.get("rank")), "rank " + m.rank());
                 require(m.nbytes() == Json.integer(c.get("nbytes")), "nbytes " + m.nbytes() + " vs " + c.get("nbytes"));
@@ -110,7 +112,7 @@ final class ModelGoldenTests {
                 if (cfg.headFingerprint != null) {  // bindHead: an unbound state bound to the head
                     RewardModel.Config unbound = config(c, dim);
                     unbound.headFingerprint = null;
-                    RewardModel u = new RewardModel(unbound);
+                    RewardModel u = fresh(unbound, pack);
                     u.bindHead(cfg.headFingerprint);
                     require(Arrays.equals(u.toBytes(), py[0]), "bindHead: bytes differ from Python's bound state");
                     u.bindHead(cfg.headFingerprint);  // the same head again: accepted
@@ -137,7 +139,7 @@ final class ModelGoldenTests {
                 }
             });
             T.check(name + ": Java trajectory matches Python at every step (theta, H, rewards, widths, picks)", () -> {
-                RewardModel m = new RewardModel(cfg);
+                RewardModel m = fresh(cfg, pack);
                 for (int k = 0; k <= K; k++) {
                     if (k > 0) {
                         apply(m, Json.obj(steps.get(k - 1)));
@@ -184,7 +186,13 @@ final class ModelGoldenTests {
             });
         }
         refusals(T, root.resolve("refuse"));
+        PackTests.run(T, root, out);
         units(T, out);
+    }
+
+    /** A fresh model of the case: started at its pack when it has one. */
+    static RewardModel fresh(RewardModel.Config cfg, Pack pack) {
+        return pack == null ? new RewardModel(cfg) : new RewardModel(cfg, pack);
     }
 
     static void refusals(TestRunner T, Path folder) throws Exception {
