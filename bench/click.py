@@ -4,6 +4,7 @@
     python -m edge_omd_bench.click --rounds 100    # shorter
     python -m edge_omd_bench.click --head minilm   # + the real MiniLM head (SQLite, defaults)
     python -m edge_omd_bench.click --profile sqlite-normal-fair   # cProfile of one variant
+    python -m edge_omd_bench.click --only fs       # only the file-system costs below
 
 A click = `prefer(prompt, chosen, rejected)` right after `choose_pair(prompt, candidates)` on
 the same answers (features cached: no forward pass in the click), d = 384, the default model
@@ -16,6 +17,10 @@ Floors, each measured in the same loop as the click it is compared with:
                (BEGIN IMMEDIATE; INSERT; COMMIT); folder, write() + fdatasync() ("full") or
                write() ("normal") of an O_APPEND file beside the store's.
   bare learn   `RewardModel.learn_pair` on a model of the same shape (what the click learns).
+
+File-system costs (printed first): an append of one record + fdatasync, alone, after a file was
+created and unlinked in the same folder (what the fair queue did per write), and after a pwrite
+into an existing file (what it does now), interleaved, medians.
 
 Every round visits every variant once in a shuffled order, and each click and its bare commit
 alternate who goes first, so load on a shared machine falls on all figures alike. Per variant:
@@ -113,6 +118,38 @@ def _bare_learn(head, rounds, rng):
     for i in range(20):
         m.learn_pair(X[i, 0], X[i, 1])
     return m, X
+
+
+def fs_costs(root, rounds, out, rng):
+    """Median ms of append + fdatasync alone, after a create + unlink, after a pwrite."""
+    d = Path(root) / "fs"
+    d.mkdir()
+    j = os.open(d / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    reused = os.open(d / "entry", os.O_RDWR | os.O_CREAT, 0o600)
+    rec = bytes(64 + 4 * 384 + 4)
+    times = {"alone": [], "after create+unlink": [], "after pwrite": []}
+    try:
+        for i in range(rounds):
+            for what, ts in times.items():
+                t0 = time.perf_counter()
+                if what == "after create+unlink":
+                    fd = os.open(d / f"entry.{i}", os.O_RDWR | os.O_CREAT, 0o600)
+                    os.pwrite(fd, rec[:16], 0)
+                    os.unlink(d / f"entry.{i}")
+                    os.close(fd)
+                elif what == "after pwrite":
+                    os.pwrite(reused, i.to_bytes(8, "little"), 0)
+                os.write(j, rec)
+                os.fdatasync(j)
+                ts.append(time.perf_counter() - t0)
+    finally:
+        os.close(j)
+        os.close(reused)
+    alone = np.asarray(times.pop("alone"))
+    out(f"append {len(rec)} B + fdatasync, {rounds} interleaved rounds: alone median "
+        f"{np.median(alone) * MS:.3f} ms; paired difference to alone (median [95% CI]): " +
+        ", ".join("{} {:+.3f} [{:+.3f}, {:+.3f}] ms".format(what, *(
+            x * MS for x in _median_ci(np.asarray(ts) - alone, rng))) for what, ts in times.items()))
 
 
 def _median_ci(xs, rng, reps=2000):
@@ -248,15 +285,19 @@ def main(argv=None) -> int:
              for f in (True, False)]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
+        if not names:   # --only fs
+            args.head = "stub"
     root = tempfile.mkdtemp(prefix="eomd-click-")
     head = SyntheticHead(args.dim)
     vs = []
     try:
+        fs_costs(root, min(args.rounds, 300), out, np.random.default_rng(args.seed))
         for n in names:
             kind, durable, fair = n.split("-")
             vs.append(Variant(kind, durable, fair == "fair", head, root))
-        out(f"\n## stub head (no forward pass), every store variant")
-        run(vs, args.rounds, args.warmup, args.seed, out)
+        if vs:
+            out(f"\n## stub head (no forward pass), every store variant")
+            run(vs, args.rounds, args.warmup, args.seed, out)
     finally:
         for v in vs:
             v.close()
