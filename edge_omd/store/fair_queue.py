@@ -120,7 +120,10 @@ class FairQueue:
         for slot in range(MAX_SLOTS):
             if slot == pred:   # its writer may be gone, but the successor walks through it
                 continue
-            fd = open_regular(io, self._entry(slot), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = open_regular(io, self._entry(slot), os.O_RDWR | os.O_CREAT, 0o600)
+            except StoreError:   # a link, FIFO or folder there: passed by, never used
+                continue
             try:
                 io.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:   # held by a queued writer (or one of another numbering)
