@@ -145,7 +145,7 @@ class FolderStore(Store):
             StoreError naming the process that holds it and for how long (a frozen app).
 
     File names do not reveal user ids: user u's files are `<h>.omdck` (checkpoint), `<h>.omdjr`
-    (journal), `<h>.omdlk` (lock) and `<h>.omdq` (+ `.<n>`: the fair queue), where h =
+    (journal), `<h>.omdlk` (lock) and `<h>.omdq` (+ `.<k>`: the fair queue), where h =
     `name_of(u)` = the first 32 hex digits of HMAC-SHA256(key, "edge-omd user id\\0" + u) and
     the key is 32 random bytes drawn when the folder is first opened, kept in `.omdkey`
     (docs/FORMATS.md). `users()` reads the ids from the checkpoints' headers. The folder does not

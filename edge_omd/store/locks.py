@@ -70,14 +70,18 @@ def acquire(io, fd: int, deadline: Deadline, holder: Callable[[], str]) -> None:
         now = time.monotonic()
         if now >= deadline.at:
             raise deadline.error(holder())
-        nap = min(_POLL_MAX_S, max(_POLL_MIN_S, (now - start) / 10))
-        time.sleep(min(nap, deadline.at - now))
+        time.sleep(min(nap(now - start), deadline.at - now))
 
 
-def note(io, fd: int, since: Optional[float] = None) -> None:
-    """Write this process's holder record into the lock's file (best effort)."""
+def nap(waited: float) -> float:
+    """Seconds to sleep before the next try of a lock waited for `waited` seconds."""
+    return min(_POLL_MAX_S, max(_POLL_MIN_S, waited / 10))
+
+
+def note(io, fd: int, since: Optional[float] = None, at: int = 0) -> None:
+    """Write this process's holder record into the lock's file at offset `at` (best effort)."""
     try:
-        io.pwrite(fd, RECORD.pack(os.getpid(), time.time() if since is None else since), 0)
+        io.pwrite(fd, RECORD.pack(os.getpid(), time.time() if since is None else since), at)
     except OSError:
         pass
 
@@ -102,9 +106,14 @@ def read(io, path: str) -> Optional[tuple]:
         return None
     finally:
         io.close(fd)
-    if len(raw) != RECORD.size:
+    return parse(raw)
+
+
+def parse(raw: bytes) -> Optional[tuple]:
+    """(pid, since) of a holder record read from a lock's file if its process is alive."""
+    if len(raw) < RECORD.size:
         return None
-    pid, since = RECORD.unpack(raw)
+    pid, since = RECORD.unpack_from(raw)
     return (pid, since) if 0 < pid < (1 << 31) and _alive(pid) else None
 
 

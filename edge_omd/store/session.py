@@ -92,6 +92,7 @@ class Session:
         self.pack_digest = pack_digest
         self._new_model = new_model
         self._every_option = None if checkpoint_every is None else int(checkpoint_every)
+        self._every_default = (None, 0)   # (model shape, its default interval), see below
         self.model: Optional[RewardModel] = None   # committed state (+ pending in batch mode)
         self.cursor: Optional[Head] = None         # where model's committed part stands
         self._pending: list[tuple] = []            # (z, y, w) learned but not committed
@@ -192,7 +193,10 @@ class Session:
         if self._every_option is not None:
             return self._every_option
         m = self.model if self.model is not None else self._new_model()
-        return default_checkpoint_every(m.dim, m.solver, m.sketch_rank, m.dtype)
+        shape = (m.dim, m.solver, m.sketch_rank, m.dtype)
+        if shape != self._every_default[0]:   # once per shape, not at every commit
+            self._every_default = (shape, default_checkpoint_every(*shape))
+        return self._every_default[1]
 
     def _transaction(self, checkpoint: bool):
         return self.store.transaction(self.user_id, head_fingerprint=self.head.fingerprint,

@@ -123,7 +123,7 @@ class SQLiteStore(Store):
             with FULL; never corrupt.
 
         fair: writers queue in arrival order (`FairQueue`, files `<path>-omdq` and
-            `<path>-omdq.<n>` beside the database) before SQLite's own lock; False: SQLite's
+            `<path>-omdq.<k>` beside the database) before SQLite's own lock; False: SQLite's
             busy handler alone (unfair under contention; bench `persistence --only contention`).
 
     `timeout_s` bounds the whole wait of a write (the queue, then SQLite's lock): then

@@ -57,7 +57,8 @@ def test_golden_checkpoint_opens_under_its_old_name_and_moves_to_the_keyed_one(t
     assert not (tmp_path / "alice.omdstate").exists()
     assert sorted(os.listdir(tmp_path)) == sorted(
         [".omdkey"] + [os.path.basename(x) for x in fs.paths("alice")]
-        + [os.path.basename(fs.paths("alice").checkpoint)[:-6] + ".omdq"])
+        + [os.path.basename(fs.paths("alice").checkpoint)[:-6] + q for q in (".omdq",
+                                                                           ".omdq.0")])
     assert fs.users() == ["alice"] and FolderStore(tmp_path).get("alice").updates == 4
 
 

@@ -180,6 +180,23 @@ def test_default_checkpoint_interval_scales_with_the_replay_work(tmp_path):
         Personalizer(FakeHead(dim=8), FolderStore(tmp_path), "u", checkpoint_every=0)
 
 
+def test_the_default_interval_follows_the_live_models_shape(tmp_path):
+    """The default interval is kept per model shape: a state of another solver imported into a
+    live session takes that solver's interval from then on."""
+    head = FakeHead(dim=384)
+    p = Personalizer(head, FolderStore(tmp_path / "a"), "u", model_options={"solver": "exact"})
+    p.prefer(PROMPT, CODE, PROSE)
+    session = p._session
+    assert session.checkpoint_every == default_checkpoint_every(384, "exact")
+    q = Personalizer(head, FolderStore(tmp_path / "b"), "v",
+                     model_options={"solver": "diagonal"})
+    q.prefer(PROMPT, CODE, PROSE)
+    p.import_state(q.export_state())
+    assert p.model.solver == "diagonal"
+    assert session.checkpoint_every == default_checkpoint_every(384, "diagonal") != \
+        default_checkpoint_every(384, "exact")
+
+
 # ------------------------------------------------------------------ bad input, feature cache
 
 @pytest.mark.parametrize("call", [

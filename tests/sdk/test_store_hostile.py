@@ -146,16 +146,16 @@ def test_a_link_or_fifo_in_place_of_a_queue_file_is_passed_by(tmp_path, kind):
     else:
         store = FolderStore(tmp_path / "f")
         base = str(tmp_path / "f" / store.name_of("u")) + ".omdq"
-    for bad in ("link", "fifo"):
+    for bad, where in [(b, w) for b in ("link", "fifo") for w in (base, base + ".0")]:
         for target in (base, base + ".0", base + ".1"):
             Path(target).unlink(missing_ok=True)
         if bad == "link":
-            os.symlink(outside, base)
+            os.symlink(outside, where)
         else:
-            os.mkfifo(base)
+            os.mkfifo(where)
         how, exc = _workers.within(30, lambda: store.update("u", lambda old: b"state",
                                                     head_fingerprint=None, dim=DIM))
-        assert how == "ok", (bad, how, exc)
+        assert how == "ok", (bad, where, how, exc)
         assert outside.read_bytes() == b"x" * 100
 
 

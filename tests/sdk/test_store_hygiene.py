@@ -373,7 +373,60 @@ def test_fair_queue_admits_writers_in_arrival_order(tmp_path):
     for t in [t0] + threads:
         t.join(10)
     assert order == ["first", "w0", "w1", "w2", "w3", "w4"]
-    assert sorted(os.listdir(tmp_path)) == ["q"]          # every entry file was erased
+    slots = ["q"] + [f"q.{k}" for k in range(6)]          # one entry per writer queued at once
+    assert sorted(os.listdir(tmp_path)) == slots
+    for _ in range(20):                                   # ...reused, never more files
+        with FairQueue(base)():
+            pass
+    assert sorted(os.listdir(tmp_path)) == slots
+
+
+def test_a_write_creates_and_erases_no_file_once_its_queue_exists(tmp_path, monkeypatch):
+    """A file created and unlinked at every write costs the next fsync of the file system its
+    metadata (bench/click.py): after the first writes the queue's entry files are reused."""
+    made, gone = [], []
+
+    class Watch(envelope.FileIO):
+        def open(self, path, flags, mode=0o600):
+            if flags & os.O_CREAT and not os.path.lexists(path):
+                made.append(os.path.basename(path))
+            return super().open(path, flags, mode)
+
+        def unlink(self, path):
+            gone.append(os.path.basename(path))
+            return super().unlink(path)
+
+    monkeypatch.setattr(envelope, "DEFAULT_IO", Watch())   # the SQLite store's queue
+    for store in (SQLiteStore(tmp_path / "s.sqlite"), FolderStore(tmp_path / "f", io=Watch())):
+        p = Personalizer(FakeHead(dim=DIM), store, "u", checkpoint_every=1000)
+        for i in range(3):
+            p.feedback("p", f"answer {i}", up=True)
+        assert any("omdq" in n for n in made), made
+        made.clear(), gone.clear()
+        for i in range(20):
+            p.feedback("p", f"answer {i}", up=i % 2 == 0)
+        assert p.updates == 23
+        assert not made and not gone, (store, made, gone)
+        store.close()
+
+
+def test_an_entry_taken_again_by_a_later_writer_is_not_waited_for(tmp_path):
+    """The writer of ticket 1 finds its predecessor's entry (slot 0) held, but by a writer that
+    took it after ticket 0 was done (it holds ticket 7 now): it goes on at once instead of
+    waiting for a writer that waits for it."""
+    import fcntl
+    import struct
+    base = str(tmp_path / "q")
+    with open(base, "wb") as f:
+        f.write(struct.pack("<QQ", 1, 0 + 1))             # next ticket 1; ticket 0 in slot 0
+    later = os.open(base + ".0", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(later, struct.pack("<QdQQB", os.getpid(), time.time(), 7, 2, 0), 0)
+        fcntl.flock(later, fcntl.LOCK_EX)                  # held by "the writer of ticket 7"
+        how, _ = _workers.within(10, lambda: FairQueue(base, timeout_s=5)().__enter__())
+        assert how == "ok"
+    finally:
+        os.close(later)
 
 
 def _ticket(base):

@@ -5,8 +5,8 @@
   frozen process and how long it has held the lock (SQLite: writers of other users too, one
   lock per database; the folder store: other users go on). Was: SQLiteStore waited forever in
   the fair queue, FolderStore had no timeout at all.
-- The fair queue's entry files of killed waiters are erased by the next writer, and a waiter
-  that gives up keeps the others in order.
+- The fair queue's entries of killed waiters are passed and reused by the next writer, and a
+  waiter that gives up keeps the others in order.
 - A write to a store from inside a write of the same lock in the same thread (a Store.update
   function that writes the user again) raises StoreError at once. Was: a deadlock (fair queue),
   or with fair=False the inner write confirmed and then overwritten (FolderStore).
@@ -142,10 +142,10 @@ def test_a_waiter_that_gives_up_keeps_the_queue_in_order(tmp_path, kind):
     assert entered.is_set()
 
 
-def test_queue_entries_of_killed_waiters_are_erased_by_the_next_writer(tmp_path):
+def test_queue_entries_of_killed_waiters_are_passed_and_reused(tmp_path):
     """Three waiters queued behind a holder are SIGKILLed; once the holder is done, the next
-    writer passes their entries and erases them all (was: only the entry just before a
-    writer was erased, so non-adjacent ones stayed forever)."""
+    writer passes their entries without waiting and takes one of the four files again: the
+    queue never grows by the entries of the dead."""
     base = str(tmp_path / "q")
     go_r, go_w = os.pipe()
     ready_r, ready_w = os.pipe()
@@ -182,8 +182,9 @@ def test_queue_entries_of_killed_waiters_are_erased_by_the_next_writer(tmp_path)
         with FairQueue(base)():
             return sorted(n for n in os.listdir(tmp_path) if n.startswith("q."))
     how, inside = _workers.within(60, write)
-    assert how == "ok" and inside == ["q.4"], (how, inside)   # its own entry only
-    assert sorted(os.listdir(tmp_path)) == ["q"]
+    entries = ["q.0", "q.1", "q.2", "q.3"]
+    assert how == "ok" and inside == entries, (how, inside)   # no new file
+    assert sorted(os.listdir(tmp_path)) == ["q"] + entries
 
 
 if LONG:
