@@ -81,7 +81,7 @@ class Variant:
         """choose_pair (not timed), then the click and the bare commit, alternating order."""
         prompt = f"{self.name} prompt {i % 17}"
         cands = [f"{self.name} answer {i} {j}" for j in range(_CANDIDATES)]
-        a, b = self.p.choose_pair(prompt, cands)
+        a, b = self.p.pair_to_show(prompt, cands)
         chosen, rejected = (cands[a], cands[b]) if i % 2 else (cands[b], cands[a])
         calls = getattr(self.head, "calls", None)
         if i % 2:
@@ -222,7 +222,7 @@ def _demo_round(v, items):
     def round_(i, timed=True):
         item = items[i % len(items)]
         cands = list(item.responses)
-        a, b = v.p.choose_pair(item.prompt, cands)
+        a, b = v.p.pair_to_show(item.prompt, cands)
         t0 = time.perf_counter()
         if i % 2:
             v.bare.commit(v.record)
@@ -249,7 +249,7 @@ def profile(name, rounds, out, dim=384):
         for i in range(30, 30 + rounds):
             prompt = f"{v.name} prompt {i % 17}"
             cands = [f"{v.name} answer {i} {j}" for j in range(_CANDIDATES)]
-            a, b = v.p.choose_pair(prompt, cands)
+            a, b = v.p.pair_to_show(prompt, cands)
             prof.enable()
             v.p.prefer(prompt, cands[a], cands[b])
             prof.disable()

@@ -400,11 +400,11 @@ def test_a_write_creates_and_erases_no_file_once_its_queue_exists(tmp_path, monk
     for store in (SQLiteStore(tmp_path / "s.sqlite"), FolderStore(tmp_path / "f", io=Watch())):
         p = Personalizer(FakeHead(dim=DIM), store, "u", checkpoint_every=1000)
         for i in range(3):
-            p.feedback("p", f"answer {i}", up=True)
+            p.thumb("p", f"answer {i}", up=True)
         assert any("omdq" in n for n in made), made
         made.clear(), gone.clear()
         for i in range(20):
-            p.feedback("p", f"answer {i}", up=i % 2 == 0)
+            p.thumb("p", f"answer {i}", up=i % 2 == 0)
         assert p.updates == 23
         assert not made and not gone, (store, made, gone)
         store.close()
