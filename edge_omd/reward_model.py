@@ -470,6 +470,7 @@ class RewardModel:
             model._init(_resolve(config), fingerprint)
         except ConfigError as e:
             raise StateFormatError(f"state holds invalid settings: {e}") from e
+        model._t[0] = t  # (cg's checks read lambda_{t+1})
         problem = model._solver.invalid(model._solver.Payload(*arrays))
         if problem:
             raise StateFormatError(f"inconsistent {model.solver} state: {problem}")

@@ -206,7 +206,8 @@ final class CgSolver extends ExplicitThetaSolver {
         }
         double tr = trace();
         double zz = Num.dot(z, z);
-        if ((tr + w * Num.dsigmoid(m - coef * Num.dot(x, z)) * zz) * Num.eps(f32) > 0.1 * lamT) {
+        // sigma' at its largest (1/4): step 4's c after rounding stays below it (cg._step)
+        if ((tr + 0.25 * w * zz) * Num.eps(f32) > 0.1 * lamT) {
             return Double.NaN;
         }
         return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
@@ -415,6 +416,12 @@ final class CgSolver extends ExplicitThetaSolver {
      */
     @Override
     String invalid() {
+        return invalid(0);
+    }
+
+    /** invalid() after t updates: also trace S eps <= lambda_{t+1} / 10 (cg.TRACE_SLACK). */
+    @Override
+    String invalid(long t) {
         String problem = Num.thetaProblem(theta, f32);
         if (problem != null) {
             return problem;
@@ -422,8 +429,15 @@ final class CgSolver extends ExplicitThetaSolver {
         if (!(Num.maxAbs(S) <= Num.fmax(f32) * Num.HEADROOM)) {
             return "the curvature matrix has entries beyond the dtype's headroom";
         }
+        double lamNext = lamAt(t + 1);
+        if (!(trace() * Num.eps(f32) <= 0.1 * lamNext * (1.0 + TRACE_SLACK))) {
+            return "the curvature matrix's trace is beyond what the dtype holds next to lambda_t";
+        }
         return symmetricPsdProblem(psdFloor(lamAt(1)));
     }
+
+    /** cg.TRACE_SLACK: the loader's trace bound over the updates' guard (rounding). */
+    static final double TRACE_SLACK = 1e-4;
 
     /** linalg.symmetric_psd_problem on S (the same tests and order, sums in S's dtype). */
     String symmetricPsdProblem(double floor) {

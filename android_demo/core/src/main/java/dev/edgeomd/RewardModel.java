@@ -680,7 +680,7 @@ public final class RewardModel {
         if (!m.solver.finite()) {
             throw new StateFormatException("state holds non-finite values");
         }
-        String problem = m.solver.invalid();
+        String problem = m.solver.invalid(h.t);
         if (problem != null) {
             throw new StateFormatException("inconsistent " + m.solver.name() + " state: " + problem);
         }
