@@ -40,10 +40,13 @@ def _trace(S):
     return acc
 
 
-@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8, f8)"))
-def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
+@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8, f8, "
+              "f8)"))
+def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps, sig_cap):
     """Steps 1-2; returns a, or NaN with nothing moved (non-finite, or beyond the precision of
-    the dtype, see the guard below; the exact solver guards the same way)."""
+    the dtype, see the guards below; the exact solver guards the same way). sig_cap: the
+    sigma' step 4 will use at most (1/4 where step 3 may still move theta), or 0: step 4's
+    own, at the theta this step leaves."""
     m = linalg.dot(theta, z)
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
@@ -51,24 +54,30 @@ def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
     coef = eta * w * (s - y)
     if not math.isfinite(coef):
         return math.nan  # nothing moved
-    # Precision guard: S + c z z^T (step 4) must stay within 0.1 lam_t / eps in trace, or the
-    # dtype's rounding of S (~eps ||S||) and of the CG vectors swamps the damping lam_t and
-    # the small directions of cal_H become noise (float32: trace 8e5 lam_t, ~3e6 unit-feature
-    # updates at lam = 1 without forgetting; forget < 1 bounds the trace). Step 4 adds
-    # w sigma' z z^T at theta_{t+1}, after step 3 and rounding, so sigma' is bounded by its
-    # largest value 1/4 here: the loader's trace bound (`invalid`) then holds for every state
-    # an update leaves. O(d).
     tr = _trace(S)
     zz = linalg.dot(z, z)
-    if (tr + 0.25 * w * zz) * eps > 0.1 * lam_t:
-        return math.nan
     # Drift guard (the sketch's): the CG vectors and S are held in the dtype, so x holds only to
     # ~eps kappa, kappa <= 1 + (trace S + a ||z||^2) / lam_t; a step whose rounding could move
     # theta by more than DRIFT_LIMIT is refused (float32 on the scales stream, d = 6: 0.27 off
     # a stable float64 after 1000 updates, unrefused, with eps kappa ~ 4e-3 under the trace guard)
     if linalg.move_drift(theta, x, coef, 1.0 + (tr + a * zz) / lam_t, eps) > linalg.DRIFT_LIMIT:
         return math.nan
-    return a if linalg.move_checked(theta, x, coef) else math.nan
+    for i in range(theta.shape[0]):
+        p[i] = theta[i]  # theta_t (p is free after the solve), for the guard below
+    if not linalg.move_checked(theta, x, coef):
+        return math.nan
+    # Precision guard: S + c z z^T (step 4) must stay within 0.1 lam_t / eps in trace, or the
+    # dtype's rounding of S (~eps ||S||) and of the CG vectors swamps the damping lam_t and
+    # the small directions of cal_H become noise (float32: trace 8e5 lam_t, ~3e6 unit-feature
+    # updates at lam = 1 without forgetting; forget < 1 bounds the trace). c is step 4's own
+    # (at the rounded theta_{t+1}, or bounded by sig_cap), so every state an update leaves is
+    # inside the loader's trace bound (`CGSolver.invalid`). O(d).
+    sig = sig_cap if sig_cap > 0.0 else linalg.dsigmoid(linalg.dot(theta, z))
+    if not (tr + w * sig * zz) * eps <= 0.1 * lam_t:
+        for i in range(theta.shape[0]):
+            theta[i] = p[i]
+        return math.nan
+    return a
 
 
 @kernel(both("f8(F[::1], F[:, ::1], F[::1], f8, f8)"))
@@ -103,6 +112,7 @@ TRACE_SLACK = 1e-4
 
 class CGSolver(ExplicitTheta):
     spec = SPEC
+    MIN_LAM_FLOAT32 = 1e-4  # the drift guard (eps kappa) at ||z|| = 1: docs/ALGORITHM.md
     width_tol = 1e-10  # widths are read with CG run to convergence, not K steps
 
     @staticmethod
@@ -153,14 +163,14 @@ class CGSolver(ExplicitTheta):
         if self._curvature_lost(lam_t):
             return math.nan
         return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, cfg.eta, lam_t,
-                     cfg.cg_steps, cfg.cg_tol, self.eps)
+                     cfg.cg_steps, cfg.cg_tol, self.eps, 0.0 if cfg.radius is None else 0.25)
 
     def _curvature_lost(self, lam_t):
         """The PSD probe, run before an update (pair or choice) every linalg.probe_period(d)
         updates, O(16 d^2) (amortised O(16 d)), on the lowest Ritz value rho of S
         (linalg.lowest_ritz). Rounding piles up in S when updates repeat a direction (float32,
-        one thumb toggled on the same answer: rho fell by ~1e-4 lam per update after 2,000, and
-        the loader refused the state after 2,800 at d = 64, ||z|| = 5). So:
+        one thumb toggled on the same answer, d = 64, ||z|| = 5: the loader refused the state by
+        toggle 2,800 when this probe only refused). So:
         - rho < -floor / 4 (floor: the loader's, `_psd_floor` at lambda_1) schedules a repair,
           S += 2 |rho| I, applied by step 4 (`_repair`) once the update has succeeded: the
           shift is twice the rounding the probe measured (<= lambda_t / 4), the learned

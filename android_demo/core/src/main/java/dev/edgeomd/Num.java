@@ -146,6 +146,14 @@ final class Num {
      * lie inside the spectrum, so true is certain. O(16 d^2) time, O(16 d) memory.
      */
     static boolean indefiniteDirection(double[] S, int d, double floor, boolean f32) {
+        return lowestRitz(S, d, f32) < -floor;
+    }
+
+    /**
+     * The lowest Ritz value of S along indefiniteDirection's Krylov space, in S's units
+     * (linalg.lowest_ritz): >= lambda_min(S).
+     */
+    static double lowestRitz(double[] S, int d, boolean f32) {
         int k = Math.min(d, 16);
         double top = maxAbs(S);
         double sc = top > 0.0 ? 1.0 / top : 1.0;
@@ -194,7 +202,7 @@ final class Num {
                 T[(i + 1) * n + i] = beta[i];
             }
         }
-        return new SymEigen(T, n).values[0] < -floor * sc;
+        return new SymEigen(T, n).values[0] / sc;
     }
 
     /**
