@@ -388,7 +388,7 @@ def test_exact_fantasize_never_leaves_a_state_the_loader_refuses():
     ("phi is not U theta" on reload). A curvature beyond the step's guard is refused with the
     state unchanged; below it phi is kept equal to U theta (reload accepted, theta unmoved)."""
     theta = np.array([1e3, 3.0, -2.0, 0.5])  # a state the loader accepts
-    m = RewardModel(4, solver="exact", dtype="float32", lam=1e-9)
+    m = RewardModel(4, solver="exact", dtype="float64", lam=1e-9).astype("float32")
     m._solver.set_theta(theta)
     m = _loads(m)
     before = m.to_bytes()

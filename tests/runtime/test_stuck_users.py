@@ -9,7 +9,7 @@ loaded state can always learn, and every refusal names a way out that exists for
 import numpy as np
 import pytest
 
-from edge_omd import RewardModel, StateFormatError
+from edge_omd import BudgetError, ConfigError, NumericalError, RewardModel, StateFormatError
 from edge_omd._numba import JIT_DISABLED
 from edge_omd import state_format
 
@@ -90,3 +90,91 @@ def test_cg_largest_loadable_trace_still_learns():
         S[0, 0] = 1.01 * limit
     with pytest.raises(StateFormatError, match="trace"):
         RewardModel.from_bytes(_with_S(m, over))
+
+
+# ---- item 5: every refusal has a way out that keeps what was learned, named in its message
+def _until_refused(m, z, limit):
+    for n in range(limit):
+        try:
+            m.learn_one(z, float(n % 2))
+        except NumericalError as e:
+            return n, str(e)
+    return None, ""
+
+
+@pytest.mark.jit
+def test_exact_float32_refusal_names_a_way_out_that_keeps_learning():
+    """Alternating labels on one ||z|| = 4 observation (the default exact model refused for good
+    after 33,536 at ||z|| = 1, suggesting `forget`, which exact does not take). The message
+    names astype('float64'); the converted model keeps theta and the local norm, takes the
+    refused update and goes on; the float32 model is unchanged."""
+    z = _toggle_stream(8, 4.0).astype(np.float64)
+    m = RewardModel(8, solver="exact")
+    n, msg = _until_refused(m, z, 10_000)
+    assert n is not None
+    assert "astype('float64')" in msg and "forget" not in msg
+    before = m.to_bytes()
+    m64 = m.astype("float64")
+    assert m.to_bytes() == before
+    assert m64.dtype == "float64" and m64.t == m.t
+    np.testing.assert_allclose(m64.theta, m.theta, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(m64.width(np.eye(8)), m.width(np.eye(8)), rtol=1e-4)
+    for k in range(200):
+        m64.learn_one(z, float((n + k) % 2))
+    assert m64.t == m.t + 200
+    RewardModel.from_bytes(m64.to_bytes())
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_astype_round_trip_keeps_the_state(solver):
+    """float32 -> float64 -> float32 gives the same bytes (float32 values are exact in float64;
+    exact's theta is re-derived from phi in each dtype); a budget the float64 state does not
+    fit is refused with the fix named, nothing changed."""
+    rng = np.random.default_rng(2)
+    kw = dict(sketch_rank=3) if solver == "sketch" else {}
+    m = RewardModel(8, solver=solver, **kw)
+    for k in range(40):
+        m.learn_one(rng.standard_normal(8) / 3, float(k % 2))
+    assert m.astype("float64").astype("float32") == m
+    with pytest.raises(BudgetError, match="budget_bytes"):
+        m.astype("float64", budget_bytes=m.nbytes)
+    with pytest.raises(ConfigError):
+        m.astype("float16")
+
+
+@pytest.mark.parametrize("solver, ok", [("exact", 1e-6), ("cg", 1e-4), ("sketch", 1e-4),
+                                        ("diagonal", 1e-9)])
+def test_float32_lam_too_small_refused_at_construction(solver, ok):
+    """lam in [1e-9, 1e-6] was accepted for float32 and the first update refused without naming
+    lam. Below the solver's MIN_LAM_FLOAT32 construction now refuses, naming lam and float64;
+    at it a unit-norm stream is learned; float64 and loading are unaffected."""
+    kw = dict(sketch_rank=4) if solver == "sketch" else {}
+    if solver != "diagonal":
+        with pytest.raises(ConfigError, match=r"lam=.*lam >= .*float64"):
+            RewardModel(16, solver=solver, lam=ok / 10, **kw)
+        low = RewardModel(16, solver=solver, lam=ok / 10, dtype="float64", **kw)
+        RewardModel.from_bytes(low.to_bytes())
+    m = RewardModel(16, solver=solver, lam=ok, **kw)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        z = rng.standard_normal(16)
+        m.learn_one(z / np.linalg.norm(z), float(k % 2))
+
+
+def test_personalizer_to_float64_keeps_the_stored_user(tmp_path):
+    """The stored-user path: Personalizer.to_float64 rewrites the checkpoint as float64 in one
+    transaction, updates and theta kept; a second call writes nothing."""
+    from edge_omd.personalizer import Personalizer
+    from edge_omd.store import FolderStore
+    from tests.sdk.fakes import FakeHead
+    head = FakeHead(dim=16)
+    p = Personalizer(head, FolderStore(tmp_path), "alice", model_options={"solver": "exact"})
+    for k in range(5):
+        p.feedback("q", f"answer {k}", k % 2 == 0)
+    theta = p.model.theta
+    assert p.to_float64()
+    q = Personalizer(head, FolderStore(tmp_path), "alice")
+    assert q.model.dtype == "float64" and q.updates == 5
+    np.testing.assert_allclose(q.model.theta, theta, rtol=0, atol=1e-6)
+    q.feedback("q", "answer 9", True)
+    assert not q.to_float64()
