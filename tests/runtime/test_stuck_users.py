@@ -23,9 +23,9 @@ def _toggle_stream(d, scale, seed=0):
 
 
 def test_cg_float32_every_state_of_7700_toggles_loads():
-    """d = 16, ||phi|| = 5: the old code's states failed the loader from toggle ~2,700 on (the
-    probe, every 64 updates, refused only past the loader's own floor). Every state after every
-    toggle must load, and no toggle is refused (the probe repairs the rounding instead)."""
+    """d = 16, ||phi|| = 5: the old code's first state the loader refused came after toggle
+    2,154 (the probe, every 64 updates, refused only past the loader's own floor). Every state
+    after every toggle must load, and no toggle is refused (the probe repairs the rounding)."""
     phi = _toggle_stream(16, 5.0)
     m = RewardModel(16, solver="cg", dtype="float32")
     for i in range(TOGGLES):
