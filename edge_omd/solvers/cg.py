@@ -274,9 +274,11 @@ class CGSolver(ExplicitTheta):
 
     def invalid(self, arrays):
         """Why a loaded payload cannot be a cg state (None if it can). O(d^2) (blocked): S with
-        headroom, symmetric, and PSD as far as cheap tests can see (its diagonal, every 2 x 2
-        principal minor, Lanczos Ritz values: linalg.symmetric_psd_problem), to -lambda_1 / 8, the
-        threshold at which `step` refuses to go on: cal_H = lambda_t I + S stays >= 3/4 lambda_t."""
+        headroom, its trace within the updates' precision guard (eps trace S <= lambda_{t+1} /
+        10, t read from the header: a larger one refuses every update), symmetric, and PSD as far
+        as cheap tests can see (its diagonal, every 2 x 2 principal minor, Lanczos Ritz values:
+        linalg.symmetric_psd_problem), to -lambda_1 / 8, the threshold at which `step` refuses to
+        go on: cal_H = lambda_t I + S stays >= 3/4 lambda_t."""
         theta, S = arrays[0], arrays[1]
         problem = linalg.theta_problem(theta)
         if problem:
