@@ -381,6 +381,9 @@ def _load_cases(out):
         A = S.copy()
         A[3, 3] = 1e33 if dt == "float32" else 1e303
         add(f"cg_headroom_{dt}", _crafted(m, set_S(A)))
+        A = S.copy()  # within the headroom, PSD: refused by the trace bound (issue 21, item 6)
+        A[3, 3] = 1e30 if dt == "float32" else 1e300
+        add(f"cg_huge_trace_{dt}", _crafted(m, set_S(A)))
 
         def big_theta(a):
             a[0][1] = 1e27 if dt == "float32" else 1e297
@@ -599,13 +602,14 @@ def test_the_cases_trip_every_guard(run):
             assert loads[f"{solver}_valid_{dt}"] == "accepted"
         assert loads[f"cg_slightly_indefinite_{dt}"] == "accepted"
         for name in ("cg_asymmetric", "cg_negative_diagonal", "cg_minor", "cg_indefinite",
-                     "cg_headroom", "cg_theta_limit", "sketch_upper", "sketch_low_pivot",
+                     "cg_headroom", "cg_huge_trace", "cg_theta_limit", "sketch_upper", "sketch_low_pivot",
                      "sketch_not_factor", "sketch_alpha_below_lam", "sketch_headroom",
                      "sketch_theta_limit", "exact_phi", "exact_low_diagonal",
                      "exact_ill_conditioned", "exact_headroom", "exact_theta_limit",
                      "diagonal_below_lam", "diagonal_headroom", "diagonal_theta_limit"):
             assert loads[f"{name}_{dt}"] != "accepted", name
     assert "positive semi-definite" in loads["cg_indefinite_float64"]
+    assert "trace" in loads["cg_huge_trace_float32"] and "trace" in loads["cg_huge_trace_float64"]
     assert "eigenvalue below" in loads["exact_ill_conditioned_float64"]
     probes = [c["verdict"] for c in cases if c["kind"] == "cg_probe"]
     assert probes.count("numerical") == 4 and probes.count("ok") == 2
