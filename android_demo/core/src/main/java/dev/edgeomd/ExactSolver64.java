@@ -103,12 +103,16 @@ final class ExactSolver64 extends Solver {
             theta[i] = (/*F*/double) theta0[i];
         }
         double nrm = 0.0;
+        double[] th = new double[d];
         for (int i = 0; i < d; i++) {
-            double acc = 0.0;
+            th[i] = theta[i];
+        }
+        for (int i = 0; i < d; i++) {  // phi = U theta summed as exact._phi_from_theta (lanes_dot)
+            double[] row = new double[d - i];
             for (int k = i; k < d; k++) {
-                acc += (double) U[i][k] * (double) theta[k];
+                row[k - i] = U[i][k];
             }
-            phi[i] = acc;
+            phi[i] = Num.lanesDot(row, 0, th, i, d - i);
             nrm += (double) theta[i] * (double) theta[i];
         }
         aux[E] = 0.0;

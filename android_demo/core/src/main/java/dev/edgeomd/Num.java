@@ -247,6 +247,33 @@ final class Num {
         return f32 ? (double) (float) x : x;
     }
 
+    /**
+     * sum_{i < n} a[ao + i] b[bo + i] in Python's _numba.lanes_dot order: 16 partial sums (lane
+     * l takes i = l mod 16 over the full blocks, in order), combined by the fixed pairwise tree,
+     * then the tail added in order. Where Python's kernel sums with lanes_dot and Java must give
+     * its bits (a pack's start: phi = U theta).
+     */
+    static double lanesDot(double[] a, int ao, double[] b, int bo, int n) {
+        final int lanes = 16;
+        int nb = n / lanes;
+        double[] p = new double[lanes];
+        for (int k = 0; k < nb; k++) {
+            for (int l = 0; l < lanes; l++) {
+                p[l] += a[ao + k * lanes + l] * b[bo + k * lanes + l];
+            }
+        }
+        for (int width = lanes; width > 1; width /= 2) {
+            for (int k = 0; k < width / 2; k++) {
+                p[k] = p[2 * k] + p[2 * k + 1];
+            }
+        }
+        double tail = 0.0;
+        for (int i = nb * lanes; i < n; i++) {
+            tail += a[ao + i] * b[bo + i];
+        }
+        return p[0] + tail;
+    }
+
     static double dot(double[] a, int ao, double[] b, int bo, int n) {
         double acc = 0.0;
         for (int i = 0; i < n; i++) {
