@@ -130,6 +130,12 @@ def dsigmoid(m):
     return s * (1.0 - s)
 
 
+@kernel(both("f8(F[::1])"))
+def theta_max(theta):
+    """The largest |theta_i| an update may leave in theta's dtype: fmax * THETA_LIMIT."""
+    return (3.4028234663852886e38 if theta.itemsize == 4 else 1.7976931348623157e308) * THETA_LIMIT
+
+
 @kernel(both("b1(F[::1], F[::1], f8)"))
 def move_checked(theta, v, coef):
     """theta <- theta - coef v, only if every new entry is within THETA_LIMIT of the state's
@@ -137,7 +143,7 @@ def move_checked(theta, v, coef):
     products form theta_i z_i in float32, so |theta_i| |z_i| must stay below its range too).
     The work vector v receives the candidate and is consumed. Returns False, theta untouched,
     otherwise."""
-    lim = (3.4028234663852886e38 if theta.itemsize == 4 else 1.7976931348623157e308) * THETA_LIMIT
+    lim = theta_max(theta)
     for i in range(theta.shape[0]):
         v[i] = float(theta[i]) - coef * float(v[i])  # rounded to F on the store
         if not abs(float(v[i])) <= lim:
@@ -593,9 +599,19 @@ def ensure_start_compiled():
     ensure_compiled("float64", __name__, group="start")
 
 
+def kernel_f8(a):
+    """`a` as the start kernels take it: C-contiguous float64 and writable (their signatures
+    name writable arrays, so Numba refuses a read-only one, e.g. a Pack's or np.frombuffer's):
+    a copy where `a` is not already so."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return a if a.flags.writeable else a.copy()
+
+
 def low_rank_extremes(V):
     """(largest, smallest) eigenvalue of V^T V for V: (r, d) float64 (the smallest is 0 when
-    r < d), by `gram_eigen`: the same numbers on every CPU. Allocates O(min(r, d)^2)."""
+    r < d), by `gram_eigen`: the same numbers on every CPU. Allocates O(min(r, d)^2) (and a
+    copy of V if it is read-only or not C-contiguous float64)."""
+    V = kernel_f8(V)
     r, d = V.shape
     if r == 0:
         return 0.0, 0.0
@@ -766,12 +782,12 @@ def lanczos_scaled(S, sc, Q, w, alpha, beta):
 
 
 @calls(lanczos_scaled, sym_eigen)
-def indefinite_direction(S, floor, steps=16):
-    """Does S (symmetric) have an eigenvalue below -floor along a Krylov space of `steps`
-    Lanczos steps (`lanczos_scaled` on S / max|S|, fixed start `probe_start`)? Ritz values lie
-    inside the spectrum, so True is certain; the extreme eigenvalues are what Lanczos finds
-    first. Kernels only (no BLAS, no LAPACK): the same verdict on every CPU. O(steps d^2) time,
-    O(steps d) memory."""
+def lowest_ritz(S, steps=16):
+    """The lowest Ritz value of S (symmetric) along a Krylov space of `steps` Lanczos steps
+    (`lanczos_scaled` on S / max|S|, fixed start `probe_start`), in S's units; +inf when the
+    small eigenproblem does not converge (no verdict). Ritz values lie inside the spectrum, so
+    it is >= lambda_min(S); the extreme eigenvalues are what Lanczos finds first. Kernels only
+    (no BLAS, no LAPACK): the same value on every CPU. O(steps d^2) time, O(steps d) memory."""
     d = S.shape[0]
     k = min(d, steps)
     top = max_abs(S)
@@ -782,8 +798,15 @@ def indefinite_direction(S, floor, steps=16):
     T = np.diag(alpha[:n]) + np.diag(beta[: n - 1], 1) + np.diag(beta[: n - 1], -1)
     ev = np.empty(n)
     if not sym_eigen(T, n, ev, np.empty(n)):
-        return False  # no convergence: no certain verdict
-    return bool(ev[0] < -floor * sc)
+        return math.inf
+    return float(ev[0]) / sc
+
+
+@calls(lowest_ritz)
+def indefinite_direction(S, floor, steps=16):
+    """Does S (symmetric) have an eigenvalue below -floor along `lowest_ritz`'s Krylov space?
+    True is certain (a Ritz value is an eigenvalue bound); no convergence answers False."""
+    return bool(lowest_ritz(S, steps) < -floor)
 
 
 @calls(indefinite_direction)

@@ -504,6 +504,18 @@ class Personalizer:
             return migrate(model, old, new), want
         return self._session.replace(move)
 
+    def to_float64(self, *, budget_bytes=None) -> bool:
+        """Convert this stored user's state to float64 in one store transaction, everything
+        learned kept (RewardModel.astype): the way out when a float32 user's updates keep
+        being refused (NumericalError naming it). budget_bytes: the float64 state's bound
+        (None: none). Returns False (nothing written) when the user has no record or is already
+        float64."""
+        def widen(model, digest):
+            if model.dtype == "float64":
+                return None
+            return model.astype("float64", budget_bytes=budget_bytes), digest
+        return self._session.replace(widen)
+
     def __repr__(self):
         return (f"Personalizer(user_id={self.user_id!r}, store={self.store!r}, "
                 f"updates={self.updates}, beta={self._beta!r})")

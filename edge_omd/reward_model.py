@@ -57,6 +57,10 @@ def _size(cls, d, itemsize, rank, radius):
             + _projection_bytes(cls, d, rank, radius))
 
 
+#: astype's default: keep the model's own budget_bytes
+_KEEP = object()
+
+
 class RewardModel:
     """A per-user reward model r(phi) = theta^T phi with a constant-size state.
 
@@ -106,7 +110,7 @@ class RewardModel:
                               "population")
         config = ModelConfig(dim=dim, solver=solver, rank=sketch_rank, **hyperparameters)
         fp = None if head_fingerprint is None else _checks.fingerprint(head_fingerprint, ConfigError)
-        self._init(_resolve(config), fp, _one_population(population, prior))
+        self._init(_new_config(config), fp, _one_population(population, prior))
 
     @classmethod
     def from_config(cls, config, head_fingerprint=None, population=None):
@@ -116,7 +120,7 @@ class RewardModel:
             raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
         fp = None if head_fingerprint is None else _checks.fingerprint(head_fingerprint, ConfigError)
         model = cls.__new__(cls)
-        model._init(_resolve(config), fp, _one_population(population, None))
+        model._init(_new_config(config), fp, _one_population(population, None))
         return model
 
     def _init(self, config, fingerprint, given=None):
@@ -327,7 +331,7 @@ class RewardModel:
         solver.choice_keep(cw)
         if not solver.choice_step(cw, w, eta):  # steps 1-2
             solver.choice_restore(cw)
-            raise NumericalError(_REFUSED.format("choice"))
+            raise NumericalError(self._refused("choice"))
         if self._config.radius is not None:  # step 3, tilde_H = cal_H + eta X^T X at theta_t
             mnl.rows(cw.Lw, cw.Z, math.sqrt(eta), cw.X)
             if mnl.project(solver, cw.X, solver.choice_lower(), solver.choice_theta0,
@@ -339,8 +343,9 @@ class RewardModel:
         if not solver.choice_absorb(cw, w):  # step 4
             solver.choice_restore(cw)
             raise NumericalError("the choice's curvature is beyond what the state's dtype can "
-                                 "hold next to lam; the state was left unchanged (check the "
-                                 "feature scale)")
+                                 "hold next to lam; the state was left unchanged. Check the "
+                                 "feature scale; if choices keep being refused, "
+                                 + self._way_out())
         self._t[0] = min(self._t[0] + 1, state_format.MAX_T)
 
     @property
@@ -442,7 +447,7 @@ class RewardModel:
             solver.keep(self._proj)  # theta_t, to undo step 2 if step 3 fails
         a = solver.step(self._z, y, w)  # steps 1-2
         if math.isnan(a):  # the kernel checked before moving anything
-            raise NumericalError(_REFUSED.format("update"))
+            raise NumericalError(self._refused("update"))
         if self._proj is not None:                          # step 3
             k = solver.project(self._proj, self._z, a)
             if k < 0:
@@ -493,6 +498,7 @@ class RewardModel:
             model._init(_resolve(config), fingerprint)
         except ConfigError as e:
             raise StateFormatError(f"state holds invalid settings: {e}") from e
+        model._t[0] = t  # (cg's checks read lambda_{t+1})
         problem = model._solver.invalid(model._solver.Payload(*arrays))
         if problem:
             raise StateFormatError(f"inconsistent {model.solver} state: {problem}")
@@ -521,22 +527,71 @@ class RewardModel:
         out._prior, out._pack = self._prior, self._pack
         return out
 
+    def astype(self, dtype, *, budget_bytes=_KEEP):
+        """This model with its arrays in `dtype` ("float64" or "float32"), everything learned
+        kept: theta, the local norm and t as they are (float32 -> float64 is exact; exact
+        re-derives theta = U^{-1} phi in float64). The way out of a float32 refusal
+        (NumericalError: "the state's dtype can no longer hold the local norm"): the float64
+        state holds a condition number 2^29 times larger. `budget_bytes`: the model's own
+        unless given (None: no bound); BudgetError (nothing changed) if the new state does not
+        fit. ConfigError if the result is not a state the loader accepts (float64 -> float32 of
+        a state float32 cannot hold). Returns a new model; this one is unchanged.
+
+            >>> m = RewardModel(4)
+            >>> m.learn_one([1.0, 0.0, 0.0, 0.0], 1.0)
+            >>> m.astype("float64").dtype
+            'float64'
+        """
+        if dtype not in DTYPE_NAMES:
+            raise ConfigError(f"dtype must be one of {sorted(DTYPE_NAMES)}, got {dtype!r}")
+        budget = self._config.budget_bytes if budget_bytes is _KEEP else budget_bytes
+        config = self._config.replace(dtype=dtype, budget_bytes=budget)
+        need = _size(type(self._solver), self._d, config.itemsize, config.rank, config.radius)
+        if budget is not None and need > budget:
+            raise BudgetError(f"the {dtype} {self.solver} state needs {need} bytes, above "
+                              f"budget_bytes={budget}: pass a larger budget_bytes= (None: no "
+                              "bound); the model was left unchanged")
+        out = type(self).__new__(type(self))
+        out._init(config, self._fingerprint)
+        for dst, src in zip(out._solver.payload(), self._solver.payload()):
+            dst[...] = src
+        out._solver.loaded()
+        out._solver.rederive()
+        out._t[0] = self.t
+        try:
+            out = type(self).from_bytes(out.to_bytes())  # the loader's checks, as on a reload
+        except StateFormatError as e:
+            raise ConfigError(f"this {self.solver} state cannot be held in {dtype}: {e}") from None
+        out._prior, out._pack = self._prior, self._pack
+        return out
+
     def __eq__(self, other):
         return isinstance(other, RewardModel) and self.to_bytes() == other.to_bytes()
 
     __hash__ = None
 
+    def _refused(self, what):
+        """The message of a refused step: what the guards refuse and the ways out this model
+        has (docs/ALGORITHM.md, "Numerics in float32")."""
+        return (f"the {what} was refused: it would give a non-finite theta, or the state's dtype "
+                f"can no longer hold the local norm accurately; the state was left unchanged. "
+                f"If it is the feature scale or eta, check them; if updates keep being refused, "
+                f"{self._way_out()}")
+
+    def _way_out(self):
+        """What a user whose updates keep being refused can do, for this model."""
+        if self.dtype == "float32":
+            out = ("convert it to float64, learning kept: model = model.astype('float64') "
+                   "(a stored user: Personalizer.to_float64()); or reset")
+        else:
+            out = "reset"
+        if self._solver.supports_forget and self._config.forget == 1.0:
+            out += "; a new model with forget < 1 bounds the curvature"
+        return out
+
     # ------------------------------------------------------------------ input checks
     def _vector(self, x, name):
         return _checks.vector(x, name, self._d, top=_top)
-
-
-#: A refused step 1-2 (the solver's guards: a non-finite or overflowing theta, or a local norm
-#: the dtype no longer holds accurately: docs/ALGORITHM.md, "Numerics in float32")
-_REFUSED = ("the {} was refused: it would give a non-finite theta, or the state's dtype can no "
-            "longer hold the local norm accurately (its condition number nears 1/eps: use "
-            "dtype='float64', forget < 1, or reset); the state was left unchanged (check the "
-            "feature scale and eta)")
 
 
 def _top_matrix(a):
@@ -603,6 +658,18 @@ def _resolve(config):
                           "factor cannot absorb a full-rank discount in O(d^2)); use 'cg', "
                           "'sketch' or 'diagonal'")
     return config.replace(solver=name, rank=rank)
+
+
+def _new_config(config):
+    """`_resolve` for a NEW model (not a loaded one): also refuses a float32 lam below the
+    solver's MIN_LAM_FLOAT32, where a unit-norm observation is refused from the first update."""
+    config = _resolve(config)
+    low = SOLVERS[config.solver].MIN_LAM_FLOAT32
+    if config.dtype == "float32" and config.lam < low:
+        raise ConfigError(f"lam={config.lam:g} is too small for a float32 {config.solver} state "
+                          f"(its first update would be refused): use lam >= {low:g}, or "
+                          "dtype='float64'")
+    return config
 
 
 def _choose_solver(config):

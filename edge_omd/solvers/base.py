@@ -199,6 +199,11 @@ class Solver(abc.ABC):
         cls.Payload = spec.state_type(f"{cls.__name__.replace('Solver', '')}Payload", True)
         REGISTRY[spec.name] = cls
 
+    #: The smallest lam a NEW float32 model of this solver takes (RewardModel refuses less,
+    #: naming the fix): below it the step's guards refuse a unit-norm observation from the
+    #: first update (measured at d = 16 and 384, docs/ALGORITHM.md "Numerics in float32").
+    MIN_LAM_FLOAT32: ClassVar[float] = 1e-9
+
     def __init__(self, config, counter):
         """config: the model's frozen ModelConfig (edge_omd/config.py); counter: the front's (1,)
         int64 array of updates absorbed (t)."""
@@ -309,8 +314,8 @@ class Solver(abc.ABC):
         trace eps <= damping / 10)."""
         if sign not in (1.0, -1.0):
             return f"sign must be +1 or -1, got {sign!r}"
-        theta0 = np.ascontiguousarray(theta0, np.float64)
-        V = np.ascontiguousarray(V, np.float64).reshape(-1, theta0.shape[0])
+        theta0 = linalg.kernel_f8(theta0)
+        V = linalg.kernel_f8(np.reshape(V, (-1, theta0.shape[0])))
         linalg.ensure_start_compiled()
         problem = self._start_problem(theta0, float(c), V, float(sign))
         if problem:
@@ -357,6 +362,10 @@ class Solver(abc.ABC):
 
     def loaded(self):
         """The payload arrays were just filled from a file (nothing to derive by default)."""
+
+    def rederive(self):
+        """After `loaded`, for a payload cast from another dtype (RewardModel.astype): derive
+        anew, in this dtype, what the saved arrays imply (nothing by default)."""
 
     def invalid(self, arrays):
         """Why a loaded payload cannot be this solver's state with this config (None if it

@@ -40,10 +40,13 @@ def _trace(S):
     return acc
 
 
-@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8, f8)"))
-def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
+@kernel(both("f8(F[::1], F[:, ::1], F[::1], F[::1], F[::1], F[::1], F[::1], f8, f8, f8, f8, i8, f8, f8, "
+              "f8)"))
+def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps, sig_cap):
     """Steps 1-2; returns a, or NaN with nothing moved (non-finite, or beyond the precision of
-    the dtype, see the guard below; the exact solver guards the same way)."""
+    the dtype, see the guards below; the exact solver guards the same way). sig_cap: the
+    sigma' step 4 will use at most (1/4 where step 3 may still move theta), or 0: step 4's
+    own, at the theta this step leaves."""
     m = linalg.dot(theta, z)
     s = linalg.sigmoid(m)
     a = eta * w * s * (1.0 - s)
@@ -51,21 +54,30 @@ def _step(theta, S, z, x, r, p, Ap, y, w, eta, lam_t, steps, tol, eps):
     coef = eta * w * (s - y)
     if not math.isfinite(coef):
         return math.nan  # nothing moved
-    # Precision guard: S + c z z^T (step 4) must stay within 0.1 lam_t / eps in trace, or the
-    # dtype's rounding of S (~eps ||S||) and of the CG vectors swamps the damping lam_t and
-    # the small directions of cal_H become noise (float32: trace 8e5 lam_t, ~3e6 unit-feature
-    # updates at lam = 1 without forgetting; forget < 1 bounds the trace). O(d).
     tr = _trace(S)
     zz = linalg.dot(z, z)
-    if (tr + w * linalg.dsigmoid(m - coef * linalg.dot(x, z)) * zz) * eps > 0.1 * lam_t:
-        return math.nan
     # Drift guard (the sketch's): the CG vectors and S are held in the dtype, so x holds only to
     # ~eps kappa, kappa <= 1 + (trace S + a ||z||^2) / lam_t; a step whose rounding could move
     # theta by more than DRIFT_LIMIT is refused (float32 on the scales stream, d = 6: 0.27 off
     # a stable float64 after 1000 updates, unrefused, with eps kappa ~ 4e-3 under the trace guard)
     if linalg.move_drift(theta, x, coef, 1.0 + (tr + a * zz) / lam_t, eps) > linalg.DRIFT_LIMIT:
         return math.nan
-    return a if linalg.move_checked(theta, x, coef) else math.nan
+    for i in range(theta.shape[0]):
+        p[i] = theta[i]  # theta_t (p is free after the solve), for the guard below
+    if not linalg.move_checked(theta, x, coef):
+        return math.nan
+    # Precision guard: S + c z z^T (step 4) must stay within 0.1 lam_t / eps in trace, or the
+    # dtype's rounding of S (~eps ||S||) and of the CG vectors swamps the damping lam_t and
+    # the small directions of cal_H become noise (float32: trace 8e5 lam_t, ~3e6 unit-feature
+    # updates at lam = 1 without forgetting; forget < 1 bounds the trace). c is step 4's own
+    # (at the rounded theta_{t+1}, or bounded by sig_cap), so every state an update leaves is
+    # inside the loader's trace bound (`CGSolver.invalid`). O(d).
+    sig = sig_cap if sig_cap > 0.0 else linalg.dsigmoid(linalg.dot(theta, z))
+    if not (tr + w * sig * zz) * eps <= 0.1 * lam_t:
+        for i in range(theta.shape[0]):
+            theta[i] = p[i]
+        return math.nan
+    return a
 
 
 @kernel(both("f8(F[::1], F[:, ::1], F[::1], f8, f8)"))
@@ -93,8 +105,14 @@ def _tilde_hv(S, lam, z, a, vec, out):
         out[i] = (lam * vec[i] + azv * float(z[i])) + lanes_dot(S[i], vec)
 
 
+#: Relative slack of the loader's trace bound (eps trace S <= lambda_{t+1} / 10) over the
+#: updates' own guard: the rounding of S's diagonal and of the guard's float64 sum.
+TRACE_SLACK = 1e-4
+
+
 class CGSolver(ExplicitTheta):
     spec = SPEC
+    MIN_LAM_FLOAT32 = 1e-4  # the drift guard (eps kappa) at ||z|| = 1: docs/ALGORITHM.md
     width_tol = 1e-10  # widths are read with CG run to convergence, not K steps
 
     @staticmethod
@@ -105,6 +123,7 @@ class CGSolver(ExplicitTheta):
     def reset(self):
         super().reset()
         self._drift = 0.0  # a bound on S's spectral drift since S was last known PSD (`fantasize`)
+        self._shift = 0.0  # the repair step 4 applies (`_curvature_lost`)
 
     def loaded(self):
         self._drift = math.inf  # only the loader's floor is known: probe before a fantasize
@@ -144,23 +163,46 @@ class CGSolver(ExplicitTheta):
         if self._curvature_lost(lam_t):
             return math.nan
         return _step(st.theta, st.S, z, st.x, st.r, st.p, st.Ap, y, w, cfg.eta, lam_t,
-                     cfg.cg_steps, cfg.cg_tol, self.eps)
+                     cfg.cg_steps, cfg.cg_tol, self.eps, 0.0 if cfg.radius is None else 0.25)
 
     def _curvature_lost(self, lam_t):
         """The PSD probe, run before an update (pair or choice) every linalg.probe_period(d)
-        updates, O(d^2) (amortised O(d)): True (refuse; nothing has moved yet) when float32
-        rounding made the curvature sum indefinite beyond -lam_t / 8 (a stream piling ~2e4
-        updates into one direction does), so cal_H >= 3/4 lam_t holds with room for the drift
-        between two probes."""
+        updates, O(16 d^2) (amortised O(16 d)), on the lowest Ritz value rho of S
+        (linalg.lowest_ritz). Rounding piles up in S when updates repeat a direction (float32,
+        one thumb toggled on the same answer, d = 64, ||z|| = 5: the loader refused the state by
+        toggle 2,800 when this probe only refused). So:
+        - rho < -floor / 4 (floor: the loader's, `_psd_floor` at lambda_1) schedules a repair,
+          S += 2 |rho| I, applied by step 4 (`_repair`) once the update has succeeded: the
+          shift is twice the rounding the probe measured (<= lambda_t / 4), the learned
+          curvature is kept, and S is back above -floor / 4 with the probe period's drift to
+          spare, so every state an update leaves loads;
+        - rho < -`_psd_floor`(lambda_t) (only a state past the loader's floor, never one an
+          update leaves) refuses: True, nothing has moved.
+        Deterministic functions of the state and t, so a replay repairs where the live model
+        did."""
         S = self.state.S
+        self._shift = 0.0
         if not linalg.probe_due(int(self.counter[0]), S.shape[0]):
             return False
-        return linalg.indefinite_direction(S, self._psd_floor(S, lam_t))
+        rho = linalg.lowest_ritz(S)
+        if rho < -self._psd_floor(S, lam_t):
+            return True
+        if rho < -0.25 * self._psd_floor(S, self.lam_at(1)):
+            self._shift = -2.0 * rho
+        return False
+
+    def _repair(self):
+        """Step 4's end: the shift `_curvature_lost` scheduled (0: none)."""
+        if self._shift > 0.0:
+            _shift_diagonal(self.state.S, self._shift)
+            self._shift = 0.0
+            self._drift = math.inf  # rounded anew: probe before a fantasize
 
     def absorb(self, z, w):
         st = self.state
         c = _absorb(st.theta, st.S, z, w, self.config.forget)
         self._drift += _trace(st.S) * self.eps  # `fantasize`
+        self._repair()
         return c
 
     def fantasize(self, z, w):
@@ -232,15 +274,26 @@ class CGSolver(ExplicitTheta):
 
     def invalid(self, arrays):
         """Why a loaded payload cannot be a cg state (None if it can). O(d^2) (blocked): S with
-        headroom, symmetric, and PSD as far as cheap tests can see (its diagonal, every 2 x 2
-        principal minor, Lanczos Ritz values: linalg.symmetric_psd_problem), to -lambda_1 / 8, the
-        threshold at which `step` refuses to go on: cal_H = lambda_t I + S stays >= 3/4 lambda_t."""
+        headroom, its trace within the updates' precision guard (eps trace S <= lambda_{t+1} /
+        10, t read from the header: a larger one refuses every update), symmetric, and PSD as far
+        as cheap tests can see (its diagonal, every 2 x 2 principal minor, Lanczos Ritz values:
+        linalg.symmetric_psd_problem), to -lambda_1 / 8, the threshold at which `step` refuses to
+        go on: cal_H = lambda_t I + S stays >= 3/4 lambda_t."""
         theta, S = arrays[0], arrays[1]
         problem = linalg.theta_problem(theta)
         if problem:
             return problem
         if not linalg.max_abs(S) <= float(np.finfo(S.dtype).max) * linalg.HEADROOM:
             return "the curvature matrix has entries beyond the dtype's headroom"
+        # The step's precision guard keeps trace S eps <= lambda_{t+1} / 10 after every update,
+        # fantasize and start; a larger trace refuses every update and makes widths NaN. The
+        # slack covers the rounding of S's diagonal (relative eps / 2) and of the sum. Exact
+        # sum (fsum): the same verdict on every CPU.
+        lam_next = self.lam_next()
+        tr = math.fsum(np.diagonal(S).tolist())
+        if not tr * self.eps <= 0.1 * lam_next * (1.0 + TRACE_SLACK):
+            return (f"the curvature matrix's trace ({tr:.3g}) is beyond what "
+                    f"{S.dtype.name} holds next to lambda_t = {lam_next:.3g}")
         return linalg.symmetric_psd_problem(S, self._psd_floor(S, self.lam_at(1)))
 
     @staticmethod
@@ -283,6 +336,7 @@ class CGSolver(ExplicitTheta):
         if not trace * self.eps <= 0.1 * self.lam_next():
             return False
         _syr_rows(st.S, self.config.forget, cw.X)
+        self._repair()
         return True
 
     def choice_hv(self, vec, out, tmp):
@@ -321,6 +375,13 @@ def _cg_solve_rows(S, lam, X, b, x, r, p, Ap, xp, max_steps, tol):
         rr = linalg.cg_advance(x, r, p, Ap, rr, pAp)
         steps += 1
     return steps
+
+
+@kernel(both("void(F[:, ::1], f8)"))
+def _shift_diagonal(S, mu):
+    """S <- S + mu I (the probe's repair, `CGSolver._curvature_lost`)."""
+    for i in range(S.shape[0]):
+        S[i, i] = float(S[i, i]) + mu
 
 
 @kernel(both("void(F[:, ::1], f8, F[:, ::1])"), group="choice")

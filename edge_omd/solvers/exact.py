@@ -276,6 +276,7 @@ def _phi_drift(U, theta, phi, tol, tiny):
 
 class ExactSolver(Solver):
     spec = SPEC
+    MIN_LAM_FLOAT32 = 1e-6  # the step's guard (c ||z||^2 eps <= lam / 10) at ||z|| = 1
 
     @staticmethod
     def projection_shape(d, rank=None):
@@ -521,6 +522,13 @@ class ExactSolver(Solver):
         # written back unchanged
         self.theta()
         return super().payload()
+
+    def rederive(self):
+        """theta = U^{-1} phi in this dtype (a float32 theta is only near U^{-1} phi to float32's
+        rounding, beyond the float64 loader's phi tolerance)."""
+        st = self.state
+        _theta_from_phi(st.U, st.phi, st.theta)
+        self.loaded()
 
     def loaded(self):
         """After payload arrays were filled from a file: theta and phi are both current."""

@@ -210,15 +210,17 @@ def combine(V, b, out):
 
 @kernel(both("b1(F[::1], F[:, ::1], f8[::1], f8, F[::1])"), group="choice")
 def move(theta, V, b, eta, cand):
-    """theta <- theta - eta V^T b, only if every new entry is finite in the state's dtype
-    (cand receives the candidate). Returns False, theta untouched, otherwise."""
+    """theta <- theta - eta V^T b, only if every new entry is within THETA_LIMIT of the state's
+    dtype, as the pair's step keeps it (linalg.move_checked; cand receives the candidate).
+    Returns False, theta untouched, otherwise."""
     d = theta.shape[0]
+    lim = linalg.theta_max(theta)
     for c in range(d):
         acc = float(theta[c])
         for j in range(V.shape[0]):
             acc -= eta * b[j] * float(V[j, c])
         cand[c] = acc
-        if not math.isfinite(float(cand[c])):
+        if not abs(float(cand[c])) <= lim:
             return False
     for c in range(d):
         theta[c] = cand[c]

@@ -307,6 +307,7 @@ def _tilde_hv(B, m, alpha, z, a, vec, tmp, out):
 
 class SketchSolver(ExplicitTheta):
     spec = SPEC
+    MIN_LAM_FLOAT32 = 1e-4  # the drift guard (eps kappa) at ||z|| = 1: docs/ALGORITHM.md
     robust = True  # add delta/2 back to alpha at each shrink; False = plain FD (bench/runtime.py only)
 
     @staticmethod

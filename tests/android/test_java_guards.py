@@ -98,7 +98,8 @@ def _theta_limit_cases(out):
     cases = []
     for solver, extra in (("exact", {}), ("cg", {}), ("sketch", dict(sketch_rank=2)),
                           ("diagonal", {})):
-        m = RewardModel(4, solver=solver, dtype="float32", lam=1e-9, eta=1e6, **extra)
+        m = RewardModel(4, solver=solver, dtype="float64", lam=1e-9, eta=1e6,
+                        **extra).astype("float32")
 
         def edit(a, solver=solver):
             a[0][0] = 1e20
@@ -112,6 +113,24 @@ def _theta_limit_cases(out):
         assert c["verdicts"] == ["numerical", "ok", "numerical"], c["verdicts"]
         cases.append(c)
     return cases
+
+
+def _toggle_cases(out):
+    """Issue 21, item 1: one thumb toggled on the same answer (cg float32, d = 8, ||z|| = 5,
+    3,000 updates). Rounding piled into S until the loader refused the state; the probe now
+    repairs it (cg.CGSolver._curvature_lost, Java CgSolver.curvatureLost): no update refused,
+    and every state Java leaves loads (GuardTests.stream loads each)."""
+    rng = np.random.default_rng(21)
+    z = rng.standard_normal(8)
+    z = (z * (5.0 / np.linalg.norm(z))).astype(np.float32).astype(np.float64).tolist()
+    steps = [dict(kind="one", z=z, y=float(k % 2 == 0), w=1.0) for k in range(3_000)]
+    m = RewardModel(8, solver="cg", dtype="float32")
+    c = _stream_case(out, "toggle_cg_float32", m, steps, np.eye(8)[:3].tolist())
+    assert set(c["verdicts"]) == {"ok"}
+    # theta is the small remainder of alternating steps along one z, and each side's repairs
+    # read rho from its own Lanczos sums: Java ended 2.3e-3 off Python (measured)
+    c["tol32"] = 1e-2
+    return [c]
 
 
 def _growing_stream(d, seed, scales, pair=False):
@@ -203,8 +222,8 @@ def _fantasize_guard_cases(out):
     def set_theta(a):
         a[0][:] = theta
         a[2][:] = a[1].astype(np.float64) @ a[0].astype(np.float64)  # phi = U theta
-    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
-                                                    lam=1e-9), set_theta))
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float64",
+                                                    lam=1e-9).astype("float32"), set_theta))
     steps = [dict(kind="fantasize", z=[0.0, 0.3, 0.2, 0.1], w=1.0),  # c |z|^2 eps > lam / 10
              dict(kind="fantasize", z=[0.0, 0.0, 0.0, 1e-6], w=1.0)]
     c = _stream_case(out, "fantasize_exact_lam1e-9", m, steps, np.eye(4).tolist())
@@ -222,8 +241,8 @@ def _fantasize_guard_cases(out):
     # greedy active selection fantasizes on a copy: a refused row is still picked, the next
     # rounds see the widths without it (strategies.greedy_queries); Java's picks must agree
     from edge_omd import strategies
-    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float32",
-                                                    lam=1e-9), set_theta))
+    m = RewardModel.from_bytes(_crafted(RewardModel(4, solver="exact", dtype="float64",
+                                                    lam=1e-9).astype("float32"), set_theta))
     Z = np.array([[0.0, 0.3, 0.2, 0.1], [0.0, 0.0, 0.0, 1e-6], [0.0, 0.31, 0.2, 0.1],
                   [0.0, 0.0, 1e-5, 0.0]])
     with pytest.raises(NumericalError):
@@ -259,8 +278,8 @@ def _choice_guard_cases(out):
     (the trace piles up), every solver x dtype: the curvature guards of choice_absorb (exact, cg),
     cg's trace guard, the sketch's drift guard on the move refuse some (float32 mostly), as in
     Python; and a loaded theta of 1e20 with eta = w = 1e6, lam = 1e-9 (exact: the overflow bound;
-    cg: the theta limit). The sketch's and diagonal's choice move checks finiteness only, as
-    Python's mnl.move does, so they are not in the theta-limit cases."""
+    cg, sketch, diagonal: the theta limit; mnl.move, the sketch's and diagonal's choice move,
+    checked finiteness only before, and took theta to 1e27)."""
     cases = []
     scales = [3e3, 1, 10, 1e4, 2, 100, 3e4, 0.5, 300, 1e3, 3e3, 1] * 2
     u = (np.arange(6.0) - 2.5) / np.sqrt(17.5)
@@ -286,8 +305,9 @@ def _choice_guard_cases(out):
     refused = {c["name"] for c in cases if "numerical" in c["verdicts"]}
     assert {"choice_precision_exact_float32", "choice_precision_cg_float32",
             "choice_precision_sketch_float32"} <= refused, refused
-    for solver in ("exact", "cg"):
-        m = RewardModel(4, solver=solver, dtype="float32", lam=1e-9, eta=1e6)
+    for solver in ("exact", "cg", "sketch", "diagonal"):
+        m = RewardModel(4, solver=solver, dtype="float64", lam=1e-9, eta=1e6,
+                        sketch_rank=2 if solver == "sketch" else None).astype("float32")
 
         def edit(a, solver=solver):
             a[0][0] = 1e20
@@ -361,6 +381,9 @@ def _load_cases(out):
         A = S.copy()
         A[3, 3] = 1e33 if dt == "float32" else 1e303
         add(f"cg_headroom_{dt}", _crafted(m, set_S(A)))
+        A = S.copy()  # within the headroom, PSD: refused by the trace bound (issue 21, item 6)
+        A[3, 3] = 1e30 if dt == "float32" else 1e300
+        add(f"cg_huge_trace_{dt}", _crafted(m, set_S(A)))
 
         def big_theta(a):
             a[0][1] = 1e27 if dt == "float32" else 1e297
@@ -551,7 +574,7 @@ def run(tmp_path_factory):
              + _fantasize_then_refused(cases_dir) + _fantasize_guard_cases(cases_dir)
              + _choice_guard_cases(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
              + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir)
-             + _thumb_shown_cases(cases_dir))
+             + _thumb_shown_cases(cases_dir) + _toggle_cases(cases_dir))
     (cases_dir / "cases.json").write_text(json.dumps(cases))
     files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
              os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]
@@ -579,13 +602,14 @@ def test_the_cases_trip_every_guard(run):
             assert loads[f"{solver}_valid_{dt}"] == "accepted"
         assert loads[f"cg_slightly_indefinite_{dt}"] == "accepted"
         for name in ("cg_asymmetric", "cg_negative_diagonal", "cg_minor", "cg_indefinite",
-                     "cg_headroom", "cg_theta_limit", "sketch_upper", "sketch_low_pivot",
+                     "cg_headroom", "cg_huge_trace", "cg_theta_limit", "sketch_upper", "sketch_low_pivot",
                      "sketch_not_factor", "sketch_alpha_below_lam", "sketch_headroom",
                      "sketch_theta_limit", "exact_phi", "exact_low_diagonal",
                      "exact_ill_conditioned", "exact_headroom", "exact_theta_limit",
                      "diagonal_below_lam", "diagonal_headroom", "diagonal_theta_limit"):
             assert loads[f"{name}_{dt}"] != "accepted", name
     assert "positive semi-definite" in loads["cg_indefinite_float64"]
+    assert "trace" in loads["cg_huge_trace_float32"] and "trace" in loads["cg_huge_trace_float64"]
     assert "eigenvalue below" in loads["exact_ill_conditioned_float64"]
     probes = [c["verdict"] for c in cases if c["kind"] == "cg_probe"]
     assert probes.count("numerical") == 4 and probes.count("ok") == 2

@@ -92,14 +92,15 @@ def test_float32_overflow_is_refused_not_stored(solver, monkeypatch):
     from edge_omd import config
     monkeypatch.setattr(config, "MAX_ETA", 1e30)
     monkeypatch.setattr(config, "MIN_LAM", 1e-30)
-    m = RewardModel(D, **solvers.options(solver, D, rank=2), eta=1e20, lam=1e-10)
+    m = RewardModel(D, **solvers.options(solver, D, rank=2), eta=1e20, lam=1e-10,
+                    dtype="float64").astype("float32")  # (new float32 models refuse it)
     _refused_and_unchanged(m)
 
 
 def test_exact_refuses_curvature_beyond_float32_precision():
     """Within the allowed ranges, one update can add curvature 1e18 times the prior: the float32
     factor cannot hold that; the update is refused instead of silently corrupting theta."""
-    m = RewardModel(D, solver="exact", eta=1e6, lam=1e-9)
+    m = RewardModel(D, solver="exact", eta=1e6, lam=1e-9, dtype="float64").astype("float32")
     _refused_and_unchanged(m)
 
 

@@ -264,3 +264,27 @@ def test_failure_after_the_step_rolls_back(solver, dtype, where, monkeypatch):
         _feed(m, kind, args, w)
         _feed(twin, kind, args, w)
     assert m.to_bytes() == twin.to_bytes()
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_choice_move_keeps_theta_within_the_limit(solver):
+    """A loaded theta of 1e20, eta = w = 1e6, lam = 1e-9: a choice along (1, 1e6, 0, 0) moves
+    theta_2 by ~1e27, finite in float32 but beyond linalg.THETA_LIMIT (3.1e26), so the loader
+    would refuse the result. The sketch's and diagonal's choice move (mnl.move) checked
+    finiteness only and took it; every solver now refuses (NumericalError, nothing changed),
+    and a small choice afterwards is learned."""
+    from edge_omd import state_format
+    m = RewardModel(4, solver=solver, dtype="float64", lam=1e-9, eta=1e6,
+                    sketch_rank=2 if solver == "sketch" else None).astype("float32")
+    config, t, fp, arrays = state_format.decode(m.to_bytes())
+    arrays = [np.array(a) for a in arrays]
+    arrays[0][0] = 1e20
+    if solver == "exact":  # phi = U theta
+        arrays[2][:] = arrays[1].astype(np.float64) @ arrays[0].astype(np.float64)
+    m = RewardModel.from_bytes(state_format.encode(config, t, fp, arrays))
+    before = m.to_bytes()
+    with pytest.raises(NumericalError):
+        m.learn_choice(np.array([[1.0, 1e6, 0, 0], [0.0] * 4, [0, 0, 0, 1.0]]), 1, weight=1e6)
+    assert m.to_bytes() == before
+    m.learn_choice(np.array([[1.0, 1e-3, 0, 0], [0.0] * 4]), 1)
+    RewardModel.from_bytes(m.to_bytes())

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edge_omd import linalg
+from edge_omd import RewardModel, linalg
 from edge_omd._numba import ensure_compiled
 from edge_omd.solvers import exact
 from tests.naive import naive_cg
@@ -73,3 +73,26 @@ def test_sigmoid_is_stable():
     assert linalg.sigmoid(800.0) == 1.0 and linalg.sigmoid(-800.0) == 0.0
     assert abs(linalg.sigmoid(0.3) - 1 / (1 + np.exp(-0.3))) < 1e-15
     assert linalg.dsigmoid(-800.0) == 0.0
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "sketch", "diagonal"])
+def test_start_kernels_take_read_only_arrays(solver):
+    """gram_eigen (and the other start kernels) name writable arrays, so Numba refused a
+    read-only V (a Pack's, np.frombuffer's) with a raw TypeError. The fronts copy such an array:
+    same numbers as for a writable one, and the caller's array is untouched."""
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((3, 6))
+    ro = V.copy()
+    ro.setflags(write=False)
+    assert linalg.low_rank_extremes(ro) == linalg.low_rank_extremes(V)
+    assert linalg.low_rank_extremes(np.asfortranarray(V)) == linalg.low_rank_extremes(V)
+    theta0 = rng.standard_normal(6)
+    th_ro = theta0.copy()
+    th_ro.setflags(write=False)
+    models = []
+    for th, v in ((theta0, V), (th_ro, ro)):
+        m = RewardModel(6, solver=solver, sketch_rank=4 if solver == "sketch" else None)
+        assert m._solver.start(th, 0.5, v, 1.0) is None
+        models.append(m)
+    assert models[0].to_bytes() == models[1].to_bytes()
+    assert np.array_equal(ro, V) and not ro.flags.writeable

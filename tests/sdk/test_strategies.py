@@ -165,7 +165,7 @@ def test_greedy_queries_go_on_when_a_fantasize_is_refused():
     lam (fantasize raises NumericalError, the model unchanged): the selection still returns its
     k picks, by the widths of the unchanged copy, and the caller's model does not move."""
     from edge_omd.errors import NumericalError
-    m = RewardModel(4, solver="exact", dtype="float32", lam=1e-9)
+    m = RewardModel(4, solver="exact", dtype="float64", lam=1e-9).astype("float32")
     with pytest.raises(NumericalError):
         m.copy().fantasize(np.eye(4)[0])
     before = m.to_bytes()

@@ -15,9 +15,16 @@ final class CgSolver extends ExplicitThetaSolver {
     final double[] S, x, r, p, Ap;
     /** A bound on S's spectral drift since S was last known PSD ({@link #fantasize}). */
     private double drift;
+    /** The repair curvatureLost scheduled for step 4 (0: none). */
+    private double shift;
 
-    CgSolver(int d, boolean f32, double lam, int cgSteps, long lamWarmup, double cgTol) {
+    /** sigma' step 4 uses at most, for step 2's precision guard: 1/4 where step 3 may move
+     * theta (a radius), else 0 (step 4's own, at the theta step 2 leaves). */
+    private final double sigCap;
+
+    CgSolver(int d, boolean f32, double lam, int cgSteps, long lamWarmup, double cgTol, boolean projected) {
         super(d, f32, lam);
+        this.sigCap = projected ? 0.25 : 0.0;
         this.cgSteps = cgSteps;
         this.lamWarmup = lamWarmup;
         this.cgTol = cgTol;
@@ -48,6 +55,7 @@ final class CgSolver extends ExplicitThetaSolver {
             java.util.Arrays.fill(a, 0);
         }
         drift = 0.0;
+        shift = 0.0;
     }
 
     /** Only the loader's floor is known of a loaded S: probe before the first fantasize. */
@@ -206,19 +214,50 @@ final class CgSolver extends ExplicitThetaSolver {
         }
         double tr = trace();
         double zz = Num.dot(z, z);
-        if ((tr + w * Num.dsigmoid(m - coef * Num.dot(x, z)) * zz) * Num.eps(f32) > 0.1 * lamT) {
+        System.arraycopy(theta, 0, p, 0, d);  // theta_t (p is free after the solve)
+        if (!Num.moveChecked(theta, x, coef, f32)) {
             return Double.NaN;
         }
-        return Num.moveChecked(theta, x, coef, f32) ? a : Double.NaN;
+        // the trace guard on step 4's own c (cg._step): every state left is inside invalid()'s bound
+        double sig = sigCap > 0.0 ? sigCap : Num.dsigmoid(Num.dot(theta, z));
+        if (!((tr + w * sig * zz) * Num.eps(f32) <= 0.1 * lamT)) {
+            System.arraycopy(p, 0, theta, 0, d);
+            return Double.NaN;
+        }
+        return a;
     }
 
     /**
      * The PSD probe before an update (pair or choice) every Num.probePeriod(d) updates
-     * (cg.CGSolver._curvature_lost): true (refuse; nothing has moved) when rounding made S
-     * indefinite beyond -psdFloor(lambda_{t+1}).
+     * (cg.CGSolver._curvature_lost), on the lowest Ritz value rho: true (refuse; nothing has
+     * moved) when S is indefinite beyond -psdFloor(lambda_{t+1}); below a quarter of the
+     * loader's floor (psdFloor(lambda_1)) it schedules the repair S += 2 |rho| I, applied by
+     * step 4 once the update has succeeded (repair).
      */
     boolean curvatureLost(long t) {
-        return Num.probeDue(t, d) && Num.indefiniteDirection(S, d, psdFloor(lamAt(t + 1)), f32);
+        shift = 0.0;
+        if (!Num.probeDue(t, d)) {
+            return false;
+        }
+        double rho = Num.lowestRitz(S, d, f32);
+        if (rho < -psdFloor(lamAt(t + 1))) {
+            return true;
+        }
+        if (rho < -0.25 * psdFloor(lamAt(1))) {
+            shift = -2.0 * rho;  // the rounding repair step 4 applies (repair)
+        }
+        return false;
+    }
+
+    /** Step 4's end (cg.CGSolver._repair): S += shift I where curvatureLost scheduled it. */
+    void repair() {
+        if (shift > 0.0) {
+            for (int i = 0; i < d; i++) {
+                S[i * d + i] = Num.rd(S[i * d + i] + shift, f32);
+            }
+            shift = 0.0;
+            drift = Double.POSITIVE_INFINITY;
+        }
     }
 
     /** trace S in float64. */
@@ -250,6 +289,7 @@ final class CgSolver extends ExplicitThetaSolver {
     double absorb(double[] z, double w, double forget, long t, boolean fresh) {
         double c = syr(z, w, forget);
         drift += trace() * Num.eps(f32);  // fantasize's drift budget
+        repair();
         return c;
     }
 
@@ -363,6 +403,7 @@ final class CgSolver extends ExplicitThetaSolver {
             }
         }
         mirrorUpper();
+        repair();
         return true;
     }
 
@@ -415,6 +456,12 @@ final class CgSolver extends ExplicitThetaSolver {
      */
     @Override
     String invalid() {
+        return invalid(0);
+    }
+
+    /** invalid() after t updates: also trace S eps <= lambda_{t+1} / 10 (cg.TRACE_SLACK). */
+    @Override
+    String invalid(long t) {
         String problem = Num.thetaProblem(theta, f32);
         if (problem != null) {
             return problem;
@@ -422,8 +469,15 @@ final class CgSolver extends ExplicitThetaSolver {
         if (!(Num.maxAbs(S) <= Num.fmax(f32) * Num.HEADROOM)) {
             return "the curvature matrix has entries beyond the dtype's headroom";
         }
+        double lamNext = lamAt(t + 1);
+        if (!(trace() * Num.eps(f32) <= 0.1 * lamNext * (1.0 + TRACE_SLACK))) {
+            return "the curvature matrix's trace is beyond what the dtype holds next to lambda_t";
+        }
         return symmetricPsdProblem(psdFloor(lamAt(1)));
     }
+
+    /** cg.TRACE_SLACK: the loader's trace bound over the updates' guard (rounding). */
+    static final double TRACE_SLACK = 1e-4;
 
     /** linalg.symmetric_psd_problem on S (the same tests and order, sums in S's dtype). */
     String symmetricPsdProblem(double floor) {

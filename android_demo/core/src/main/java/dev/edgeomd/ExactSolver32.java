@@ -104,40 +104,22 @@ final class ExactSolver32 extends Solver {
             theta[i] = (float) theta0[i];
         }
         double nrm = 0.0;
+        double[] th = new double[d];
         for (int i = 0; i < d; i++) {
-            phi[i] = rowTimesTheta(i);
+            th[i] = theta[i];
+        }
+        for (int i = 0; i < d; i++) {  // phi = U theta summed as exact._phi_from_theta (lanes_dot)
+            double[] row = new double[d - i];
+            for (int k = i; k < d; k++) {
+                row[k - i] = U[i][k];
+            }
+            phi[i] = Num.lanesDot(row, 0, th, i, d - i);
             nrm += (double) theta[i] * (double) theta[i];
         }
         aux[E] = 0.0;
         aux[PENDING] = 0.0;
         aux[THETA_OK] = 1.0;
         aux[BOUND] = Math.sqrt(nrm);
-    }
-
-    /**
-     * sum_{k >= i} U[i][k] theta[k] in the order of Python's lanes_dot (edge_omd/_numba.py):
-     * Num.LANES partial sums (lane l takes k - i = l mod LANES), a fixed pairwise tree, then the
-     * tail in order; so a start's phi is Python's bit for bit on every machine.
-     */
-    private double rowTimesTheta(int i) {
-        final int n = d - i, nb = n / Num.LANES;
-        final double[] p = new double[Num.LANES];
-        for (int b = 0; b < nb; b++) {
-            for (int l = 0; l < Num.LANES; l++) {
-                int k = i + b * Num.LANES + l;
-                p[l] += (double) U[i][k] * (double) theta[k];
-            }
-        }
-        for (int w = Num.LANES; w > 1; w /= 2) {
-            for (int k = 0; k < w / 2; k++) {
-                p[k] = p[2 * k] + p[2 * k + 1];
-            }
-        }
-        double tail = 0.0;
-        for (int k = i + nb * Num.LANES; k < d; k++) {
-            tail += (double) U[i][k] * (double) theta[k];
-        }
-        return p[0] + tail;
     }
 
     /** One top-down pass: the pending update on U and phi, and (if solve) u = U_new^{-T} z. */

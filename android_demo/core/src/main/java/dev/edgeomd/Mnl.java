@@ -248,17 +248,19 @@ final class Mnl {
     }
 
     /**
-     * theta <- theta - eta V^T b, only if every new entry is finite in the state's dtype (cand
-     * receives the candidate). Returns false, theta untouched, otherwise.
+     * theta <- theta - eta V^T b, only if every new entry is within THETA_LIMIT of the state's
+     * dtype, as the pair's step keeps it (mnl.move; cand receives the candidate). Returns
+     * false, theta untouched, otherwise.
      */
     static boolean move(double[] theta, double[][] V, double[] b, double eta, double[] cand, boolean f32) {
+        double lim = Num.thetaLimit(f32);  // as Num.moveChecked: the loader's theta bound
         for (int c = 0; c < theta.length; c++) {
             double acc = theta[c];
             for (int j = 0; j < V.length; j++) {
                 acc -= eta * b[j] * V[j][c];
             }
             cand[c] = Num.rd(acc, f32);
-            if (!Double.isFinite(cand[c])) {
+            if (!(Math.abs(cand[c]) <= lim)) {
                 return false;
             }
         }

@@ -146,6 +146,14 @@ final class Num {
      * lie inside the spectrum, so true is certain. O(16 d^2) time, O(16 d) memory.
      */
     static boolean indefiniteDirection(double[] S, int d, double floor, boolean f32) {
+        return lowestRitz(S, d, f32) < -floor;
+    }
+
+    /**
+     * The lowest Ritz value of S along indefiniteDirection's Krylov space, in S's units
+     * (linalg.lowest_ritz): >= lambda_min(S).
+     */
+    static double lowestRitz(double[] S, int d, boolean f32) {
         int k = Math.min(d, 16);
         double top = maxAbs(S);
         double sc = top > 0.0 ? 1.0 / top : 1.0;
@@ -194,7 +202,7 @@ final class Num {
                 T[(i + 1) * n + i] = beta[i];
             }
         }
-        return new SymEigen(T, n).values[0] < -floor * sc;
+        return new SymEigen(T, n).values[0] / sc;
     }
 
     /**
@@ -239,9 +247,35 @@ final class Num {
         return f32 ? (double) (float) x : x;
     }
 
-    /** Partial sums of Python's lanes_dot (edge_omd/_numba.py LANES): Java sums that must give
-     * Python's bits (a pack start's phi) use its order. */
+    /** Partial sums of Python's lanes_dot (edge_omd/_numba.py LANES; a test holds them equal). */
     static final int LANES = 16;
+
+    /**
+     * sum_{i < n} a[ao + i] b[bo + i] in Python's _numba.lanes_dot order: 16 partial sums (lane
+     * l takes i = l mod 16 over the full blocks, in order), combined by the fixed pairwise tree,
+     * then the tail added in order. Where Python's kernel sums with lanes_dot and Java must give
+     * its bits (a pack's start: phi = U theta).
+     */
+    static double lanesDot(double[] a, int ao, double[] b, int bo, int n) {
+        final int lanes = LANES;
+        int nb = n / lanes;
+        double[] p = new double[lanes];
+        for (int k = 0; k < nb; k++) {
+            for (int l = 0; l < lanes; l++) {
+                p[l] += a[ao + k * lanes + l] * b[bo + k * lanes + l];
+            }
+        }
+        for (int width = lanes; width > 1; width /= 2) {
+            for (int k = 0; k < width / 2; k++) {
+                p[k] = p[2 * k] + p[2 * k + 1];
+            }
+        }
+        double tail = 0.0;
+        for (int i = nb * lanes; i < n; i++) {
+            tail += a[ao + i] * b[bo + i];
+        }
+        return p[0] + tail;
+    }
 
     static double dot(double[] a, int ao, double[] b, int bo, int n) {
         double acc = 0.0;

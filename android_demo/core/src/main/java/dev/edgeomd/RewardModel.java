@@ -181,7 +181,7 @@ public final class RewardModel {
                 solver = f32 ? new ExactSolver32(d, lam) : new ExactSolver64(d, lam);
                 break;
             case "cg":
-                solver = new CgSolver(d, f32, lam, (int) cgSteps, lamWarmup, cgTol);
+                solver = new CgSolver(d, f32, lam, (int) cgSteps, lamWarmup, cgTol, !Double.isNaN(radius));
                 break;
             case "sketch":
                 solver = new SketchSolver(d, f32, lam, rank);
@@ -680,7 +680,7 @@ public final class RewardModel {
         if (!m.solver.finite()) {
             throw new StateFormatException("state holds non-finite values");
         }
-        String problem = m.solver.invalid();
+        String problem = m.solver.invalid(h.t);
         if (problem != null) {
             throw new StateFormatException("inconsistent " + m.solver.name() + " state: " + problem);
         }

@@ -181,6 +181,11 @@ abstract class Solver {
     /** Why the loaded payload cannot be a state of this solver (null if it can). */
     abstract String invalid();
 
+    /** invalid() of a state loaded after t updates (cg's bound reads lambda_{t+1}). */
+    String invalid(long t) {
+        return invalid();
+    }
+
     /** Every float entry finite (checked before invalid()). */
     abstract boolean finite();
 

@@ -331,7 +331,7 @@ public final class GuardTests {
     static void cgProbe(Map<String, Object> c) {
         int d = (int) Json.integer(c.get("d"));
         boolean f32 = "float32".equals(c.get("dtype"));
-        CgSolver s = new CgSolver(d, f32, Json.num(c.get("lam")), 3, 0, 1e-6);
+        CgSolver s = new CgSolver(d, f32, Json.num(c.get("lam")), 3, 0, 1e-6, false);
         double[] S = Json.doubles(c.get("S"));
         System.arraycopy(S, 0, s.S, 0, d * d);
         double[] z = Json.doubles(c.get("z"));
