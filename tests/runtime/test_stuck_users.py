@@ -45,7 +45,7 @@ def test_cg_repair_is_replayed_bit_for_bit():
     replay = RewardModel.from_bytes(live.to_bytes())
     for i in range(1_000, 5_000):
         live.learn_thumb(phi, i % 2 == 0)
-        replay.learn_observation(live.observation, 1.0 if i % 2 == 0 else 0.0)
+        replay._learn_observation(live._observation, 1.0 if i % 2 == 0 else 0.0)
     assert replay.to_bytes() == live.to_bytes()
 
 
@@ -170,11 +170,11 @@ def test_personalizer_to_float64_keeps_the_stored_user(tmp_path):
     head = FakeHead(dim=16)
     p = Personalizer(head, FolderStore(tmp_path), "alice", model_options={"solver": "exact"})
     for k in range(5):
-        p.feedback("q", f"answer {k}", k % 2 == 0)
+        p.thumb("q", f"answer {k}", k % 2 == 0)
     theta = p.model.theta
     assert p.to_float64()
     q = Personalizer(head, FolderStore(tmp_path), "alice")
     assert q.model.dtype == "float64" and q.updates == 5
     np.testing.assert_allclose(q.model.theta, theta, rtol=0, atol=1e-6)
-    q.feedback("q", "answer 9", True)
+    q.thumb("q", "answer 9", True)
     assert not q.to_float64()
