@@ -1,4 +1,5 @@
-"""Suite-wide rules: naive twins importable as `tests.naive`, and no silent skips.
+"""Suite-wide rules: naive twins importable as `tests.naive`, no silent skips, and the tiny
+exported heads shared by tests/head, tests/export, tests/bench and tests/docs.
 
 A skipped test hides a broken install (a missing optional dependency, a data folder not found),
 so every skip is turned into a failure unless its reason is listed in ALLOWED_SKIPS below: the
@@ -47,3 +48,48 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _forbid_skip(outcome.get_result())
+
+
+# ----------------------------------------------------------------------------- tiny heads
+# Tiny checkpoints exported once per session and shared by every folder that needs a real ONNX
+# head (no download: tests/export/_tiny.py builds random-weight models).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """arch -> checkpoint folder (built lazily, once)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tests.export._tiny import make_checkpoint
+    root = tmp_path_factory.mktemp("ckpt")
+    made = {}
+
+    def get(arch):
+        if arch not in made:
+            made[arch] = make_checkpoint(arch, str(root / arch))
+        return made[arch]
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_head(tiny_ckpt, tmp_path_factory):
+    """(arch, variant, normalize) -> exported head folder (exported once per key)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from edge_omd_export import export_model   # ImportError, never a skip, without the install
+    root = tmp_path_factory.mktemp("heads")
+    made = {}
+
+    def get(arch, variant="fp32", normalize=True, **kw):
+        key = (arch, variant, normalize, tuple(sorted(kw.items())))
+        if key not in made:
+            out = root / f"{arch}-{variant}-{int(normalize)}-{len(made)}"
+            if variant == "qdq":
+                from tests.export._tiny import CORPUS
+                kw.setdefault("calibration_texts", CORPUS)
+            made[key] = str(export_model(tiny_ckpt(arch), out, variant=variant,
+                                         normalize=normalize, progress=False, **kw))
+        return made[key]
+    return get
