@@ -202,3 +202,70 @@ def test_a_failed_commit_leaves_the_stored_and_the_cached_state_as_they_were(hea
     assert p.model.t == 1 and p.pending == 0 and p.updates == 1
     p.prefer(PROMPT, PROSE, CODE)
     assert p.updates == 2 and p.model.t == 2
+
+
+# ------------------------------------------------------------------ typed errors for scalars
+
+BAD_VERB_CALLS = {
+    "feedback weight=None": lambda p: p.feedback(PROMPT, CODE, True, weight=None),
+    "feedback weight='abc'": lambda p: p.feedback(PROMPT, CODE, True, weight="abc"),
+    "feedback weight=True": lambda p: p.feedback(PROMPT, CODE, True, weight=True),
+    "prefer weight=[1]": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=[1.0]),
+    "prefer weight=np.True_": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=np.True_),
+    "rank pessimism='1'": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism="1"),
+    "rank pessimism=[]": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=[]),
+    "rank pessimism=inf": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=float("inf")),
+    "choose_pair q='4'": lambda p: p.choose_pair(PROMPT, [CODE, PROSE, "x"],
+                                                 strategy="best_quantile", q="4"),
+    "choose_pair q=None": lambda p: p.choose_pair(PROMPT, [CODE, PROSE, "x"],
+                                                  strategy="best_quantile", q=None),
+    "choose_pair strategy=[]": lambda p: p.choose_pair(PROMPT, [CODE, PROSE], strategy=[]),
+    "select_queries pool=None": lambda p: p.select_queries(None, 2),
+    "select_queries pool=str": lambda p: p.select_queries("abc", 2),
+    "select_queries k=True": lambda p: p.select_queries([(PROMPT, [CODE, PROSE])], True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VERB_CALLS))
+def test_bad_scalar_arguments_raise_typed_errors_and_change_nothing(name, head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    p.feedback(PROMPT, CODE, up=True)
+    before = sqlite_store.get("u")
+    with pytest.raises(InvalidInputError):  # call-time arguments: never ConfigError
+        BAD_VERB_CALLS[name](p)
+    assert sqlite_store.get("u") == before and p.updates == 1 and p.pending == 0
+    assert p.model.t == 1
+
+
+def test_bool_weight_is_refused_in_batch_mode_too(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    with p.batch():
+        with pytest.raises(InvalidInputError):
+            p.feedback(PROMPT, CODE, True, weight=True)
+        p.feedback(PROMPT, CODE, True, weight=2)        # an int weight is fine
+        assert p.pending == 1
+    assert p.updates == 1 and p.model.t == 1
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"beta": None}, {"beta": "1.0"}, {"beta": True}, {"beta": [1.0]}, {"beta": float("nan")},
+    {"beta": "paper", "delta": "x"}, {"beta": "paper", "delta": None}, {"delta": "x"},
+    {"model_options": [1]}, {"model_options": "eta"}, {"model_options": {"bogus": 1}},
+    {"model_options": {"dim": 3}}, {"model_options": {1: 2}}, {"seed": "abc"},
+])
+def test_bad_constructor_arguments_raise_config_error(kwargs, head, sqlite_store):
+    with pytest.raises(ConfigError):
+        Personalizer(head, sqlite_store, "bob", **kwargs)
+    assert sqlite_store.users() == []
+
+
+def test_good_scalar_arguments_still_work(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u", beta=np.float32(0.5), delta=np.float64(0.1),
+                     model_options={"eta": 1}, seed=np.int64(3))
+    p.feedback(PROMPT, CODE, True, weight=np.float32(0.5))
+    p.prefer(PROMPT, CODE, PROSE, weight=3)
+    assert p.updates == 2 and p.beta == 0.5
+    assert len(p.rank(PROMPT, [CODE, PROSE], pessimism=np.int64(2))) == 2
+    assert p.choose_pair(PROMPT, [CODE, PROSE, "x"], strategy="best_quantile", q=2) [0] in (0, 1, 2)
+    assert len(p.select_queries(iter([(PROMPT, [CODE, PROSE])]), np.int64(1))) == 1
+    assert Personalizer(head, sqlite_store, "v", beta="paper", delta=0.1).beta > 0
