@@ -6,6 +6,14 @@ so every skip is turned into a failure unless its reason is listed in ALLOWED_SK
 one place that says which tests may legitimately not run on a given machine. `pytest -rs`
 prints each allowed skip with its reason. Tests that cannot run without compiled kernels are
 marked `jit` and deselected (not skipped) in the NUMBA_DISABLE_JIT pass of scripts/test.sh.
+
+Which tests the NUMBA_DISABLE_JIT pass (pass 2 of scripts/test.sh) runs, by one rule: those
+marked `kernels`. Every test under KERNEL_FOLDERS gets the mark here (tests/runtime: Algorithm
+1, the solvers, MNL, linalg, the projection, numerics, the state format: the code whose bodies
+are Numba kernels, checked against tests/naive.py); a test elsewhere opts in with
+`pytest.mark.kernels` only when its subject is what a kernel computes (tests/property/test_verbs.py
+and test_regressions.py: hostile inputs straight into RewardModel's kernels). Everything else
+runs once, compiled, in pass 1, whose line coverage is combined with pass 2's.
 """
 import os
 import sys
@@ -13,6 +21,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+#: folders of tests/ whose every test is marked `kernels` (see the module docstring)
+KERNEL_FOLDERS = ("runtime",)
 
 #: reason prefix -> why it is allowed. Nothing else may skip.
 ALLOWED_SKIPS = {
@@ -36,6 +47,14 @@ def _forbid_skip(rep) -> None:
     rep.outcome = "failed"
     rep.longrepr = (f"skipped without an allowed reason: {reason}\n(a missing dependency or data "
                     "folder is a failure; allowed skips are listed in tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        rel = os.path.relpath(str(item.path), tests_dir)
+        if rel.split(os.sep)[0] in KERNEL_FOLDERS:
+            item.add_marker(pytest.mark.kernels)
 
 
 @pytest.hookimpl(hookwrapper=True)
