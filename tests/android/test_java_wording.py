@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 from tests.android import JAVA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
