@@ -5,7 +5,7 @@
 #   1. every test with the Numba kernels compiled, under coverage.py;
 #   2. with NUMBA_DISABLE_JIT=1, the pure-Python path of every kernel: only the tests marked
 #      `kernels` (the rule is in tests/conftest.py: tests/runtime plus opt-ins), minus the
-#      jit-only ones, under coverage.py.
+#      jit-only and slow ones (a million pure-Python updates), under coverage.py.
 # The two passes' line coverage of edge_omd/ is combined, printed, and must stay >=
 # COVERAGE_FLOOR. Each pass prints its 25 slowest tests (--durations) and its wall time.
 # Prints one summary line per step and exits non-zero if any failed. Extra arguments go to both
@@ -35,7 +35,7 @@ t1=$((SECONDS - t1))
 echo "[test] pass 2/2: NUMBA_DISABLE_JIT=1 (pure-Python kernels), the tests marked kernels"
 t2=$SECONDS
 NUMBA_DISABLE_JIT=1 "$VENV_PY" -m coverage run --data-file="$LOGDIR/.coverage.pass2" --source=edge_omd \
-  "${PYTEST[@]}" -m "kernels and not jit" "$@" tests 2>&1 | tee "$LOGDIR/pass2.log"
+  "${PYTEST[@]}" -m "kernels and not jit and not slow" "$@" tests 2>&1 | tee "$LOGDIR/pass2.log"
 rc2=${PIPESTATUS[0]}
 t2=$((SECONDS - t2))
 

@@ -13,7 +13,8 @@ marked `kernels`. Every test under KERNEL_FOLDERS gets the mark here (tests/runt
 are Numba kernels, checked against tests/naive.py); a test elsewhere opts in with
 `pytest.mark.kernels` only when its subject is what a kernel computes (tests/property/test_verbs.py
 and test_regressions.py: hostile inputs straight into RewardModel's kernels). Everything else
-runs once, compiled, in pass 1, whose line coverage is combined with pass 2's.
+runs once, compiled, in pass 1, whose line coverage is combined with pass 2's. Tests marked
+`jit` or `slow` stay out of pass 2 whatever their folder.
 """
 import os
 import sys
