@@ -53,7 +53,6 @@ Embeddings are cached in bench/cache/peruser-<features>-<key>.npy.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os

@@ -63,7 +63,6 @@ def embed_torch(pairs: list[tuple[str, str]], log=print, batch: int = 32) -> dic
     src = minilm_dir()
     model = AutoModel.from_pretrained(src, local_files_only=True, attn_implementation="eager").eval()
     enc = _encoder(src)
-    jobs = {"all": [], "response": [], "alone": []}
     rows = []
     for p, r in pairs:
         ids, start, _ = enc.encode_span(p, r)

@@ -560,7 +560,7 @@ def main(argv=None) -> int:
     except ImportError:  # pragma: no cover
         pass
     print(__doc__.splitlines()[0], flush=True)
-    parts = [f"# Population prior on HH-RLHF (bench/prior.py)\n",
+    parts = ["# Population prior on HH-RLHF (bench/prior.py)\n",
              f"`python -m edge_omd_bench.prior {' '.join(args)}`\n"]
     results = []
     for pop in a.populations.split(","):

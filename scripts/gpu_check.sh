@@ -18,7 +18,7 @@ cd "$ROOT"
   "$VENV_PY" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
   "$VENV_PY" -c "from edge_omd.head.runner import choose_providers, PROVIDER_PREFERENCE; print('usable:', choose_providers(PROVIDER_PREFERENCE))"
 } 2>&1 | tee "$OUT/machine.txt"
-"$VENV_PY" -m pytest tests/export/test_providers.py \
+"$VENV_PY" -m pytest tests/head/test_providers.py \
   tests/export/test_export_tiny.py::test_gpu_providers_only_where_present \
   -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/provider-tests.txt"
 "$VENV_PY" -m edge_omd_bench.head --provider CUDAExecutionProvider --clicks 16 --rounds 5 \

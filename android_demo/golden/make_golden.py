@@ -278,7 +278,6 @@ def _write_pack_refusals(folder):
 def _write_pack_store(folder):
     """A pack bound to a head (fingerprint bytes(range(32)), d = 8) and another head's pack, and
     a Python FolderStore user started at the first, with a few observations, for UserStore."""
-    from edge_omd.store import FolderStore
     os.makedirs(folder, exist_ok=True)
     fp = bytes(range(32))
     pack = make_pack(8, "fitted", 0.3, 11, fp)

@@ -36,7 +36,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from edge_omd.errors import ConfigError, HeadError, InvalidInputError
+from edge_omd.errors import ConfigError, HeadError
 from edge_omd import _checks
 from edge_omd.head.binding import bind
 from edge_omd.head.manifest import canonical_json

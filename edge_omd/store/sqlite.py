@@ -334,7 +334,7 @@ class SQLiteStore(Store):
         return b"".join(r[0] if isinstance(r[0], bytes) else b"\0" for r in rows), len(rows)
 
     def _full(self, con, user_id) -> Sync:
-        row = con.execute(f"SELECT u.user_id, u.slot, u.epoch, u.head_fingerprint, u.dim, "
+        row = con.execute("SELECT u.user_id, u.slot, u.epoch, u.head_fingerprint, u.dim, "
                           "u.format_version, u.checkpoint_updates, u.created_at, "
                           "u.checkpointed_at, u.pack_digest, c.state FROM users u JOIN checkpoints c "
                           "ON c.slot = u.slot WHERE u.user_id = ?", (user_id,)).fetchone()

@@ -13,7 +13,6 @@ Python then loads here. Run alone with: pytest -m java tests/android
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -22,15 +21,14 @@ import pytest
 
 from edge_omd import RewardModel
 from tests import solvers
+from tests.android import JAVA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "android_demo", "core", "src")
 GOLDEN = os.path.join(ROOT, "android_demo", "golden", "make_golden.py")
 MIN_CHECKS = 135  # 25 model cases x 4 + refusals + units + journals + 10 store users + tokenizers
 
-pytestmark = [pytest.mark.java,
-              pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
-                                 reason="javac/java not installed")]
+pytestmark = JAVA
 
 
 @pytest.fixture(scope="module")

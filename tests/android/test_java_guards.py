@@ -16,7 +16,6 @@ Run alone with: pytest -m java tests/android/test_java_guards.py
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -25,13 +24,12 @@ import pytest
 from edge_omd import RewardModel, state_format
 from edge_omd.errors import NumericalError, StateFormatError
 from tests.runtime.streams import adversarial_stream
+from tests.android import JAVA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "android_demo", "core", "src")
 
-pytestmark = [pytest.mark.java,
-              pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
-                                 reason="javac/java not installed")]
+pytestmark = JAVA
 
 
 # ------------------------------------------------------------------ case builders

@@ -7,19 +7,16 @@ Run alone with: pytest -m java tests/android/test_java_wording.py
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 
-import pytest
+from tests.android import JAVA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "android_demo", "core", "src")
 GOLDEN = os.path.join(ROOT, "android_demo", "golden", "make_golden_wording.py")
 
-pytestmark = [pytest.mark.java,
-              pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
-                                 reason="javac/java not installed")]
+pytestmark = JAVA
 
 
 def test_java_wording_view_matches_python_bit_for_bit(tmp_path):

@@ -6,6 +6,8 @@ import pytest
 from edge_omd import InvalidInputError, NumericalError, RewardModel
 from tests import solvers
 
+pytestmark = pytest.mark.kernels   # hostile inputs straight into the kernels: pass 2 too
+
 
 @pytest.mark.parametrize("solver,dtype", solvers.grid())
 def test_int64_min_in_a_matrix_is_refused(solver, dtype):

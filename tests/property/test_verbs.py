@@ -22,8 +22,10 @@ from edge_omd import EdgeOMDError, HeadMismatchError, InvalidInputError, Numeric
 from edge_omd import StateFormatError
 from tests import solvers
 from tests.property import oracle
-from tests.property._hyp import REAL_DTYPES, array_args, examples, floats_any, layouts, real_values, scalars
+from tests.property._hyp import REAL_DTYPES, array_args, examples, layouts, real_values, scalars
 from tests.runtime.streams import feed, mixed_stream
+
+pytestmark = pytest.mark.kernels   # hostile inputs straight into the kernels: pass 2 too
 
 D = 5
 #: the models every property runs on: every solver x dtype, with and without step 3

@@ -88,7 +88,6 @@ def test_integer_features_are_not_wrapped(dt):
 @pytest.mark.parametrize("solver", [s for s in solvers.SOLVERS if s != "diagonal"])
 def test_float32_overflow_is_refused_not_stored(solver, monkeypatch):
     """A step finite in float64 but not in float32 raises NumericalError and changes nothing."""
-    from edge_omd import NumericalError
     from edge_omd import config
     monkeypatch.setattr(config, "MAX_ETA", 1e30)
     monkeypatch.setattr(config, "MIN_LAM", 1e-30)

@@ -12,7 +12,6 @@ import pytest
 from edge_omd import store
 from edge_omd.errors import StateFormatError
 from edge_omd.personalizer import Personalizer
-from edge_omd.reward_model import RewardModel
 from edge_omd.store import FolderStore, SQLiteStore, StoreRecord, journal, session
 from tests.sdk.fakes import FakeHead
 

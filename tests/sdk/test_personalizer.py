@@ -202,3 +202,70 @@ def test_a_failed_commit_leaves_the_stored_and_the_cached_state_as_they_were(hea
     assert p.model.t == 1 and p.pending == 0 and p.updates == 1
     p.prefer(PROMPT, PROSE, CODE)
     assert p.updates == 2 and p.model.t == 2
+
+
+# ------------------------------------------------------------------ typed errors for scalars
+
+BAD_VERB_CALLS = {
+    "thumb weight=None": lambda p: p.thumb(PROMPT, CODE, True, weight=None),
+    "thumb weight='abc'": lambda p: p.thumb(PROMPT, CODE, True, weight="abc"),
+    "thumb weight=True": lambda p: p.thumb(PROMPT, CODE, True, weight=True),
+    "prefer weight=[1]": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=[1.0]),
+    "prefer weight=np.True_": lambda p: p.prefer(PROMPT, CODE, PROSE, weight=np.True_),
+    "rank pessimism='1'": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism="1"),
+    "rank pessimism=[]": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=[]),
+    "rank pessimism=inf": lambda p: p.rank(PROMPT, [CODE, PROSE], pessimism=float("inf")),
+    "pair_to_show q='4'": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
+                                                 strategy="best_quantile", q="4"),
+    "pair_to_show q=None": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE, "x"],
+                                                  strategy="best_quantile", q=None),
+    "pair_to_show strategy=[]": lambda p: p.pair_to_show(PROMPT, [CODE, PROSE], strategy=[]),
+    "queries_to_ask pool=None": lambda p: p.queries_to_ask(None, 2),
+    "queries_to_ask pool=str": lambda p: p.queries_to_ask("abc", 2),
+    "queries_to_ask k=True": lambda p: p.queries_to_ask([(PROMPT, [CODE, PROSE])], True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VERB_CALLS))
+def test_bad_scalar_arguments_raise_typed_errors_and_change_nothing(name, head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    p.thumb(PROMPT, CODE, up=True)
+    before = sqlite_store.get("u")
+    with pytest.raises(InvalidInputError):  # call-time arguments: never ConfigError
+        BAD_VERB_CALLS[name](p)
+    assert sqlite_store.get("u") == before and p.updates == 1 and p.pending == 0
+    assert p.model.t == 1
+
+
+def test_bool_weight_is_refused_in_batch_mode_too(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u")
+    with p.batch():
+        with pytest.raises(InvalidInputError):
+            p.thumb(PROMPT, CODE, True, weight=True)
+        p.thumb(PROMPT, CODE, True, weight=2)        # an int weight is fine
+        assert p.pending == 1
+    assert p.updates == 1 and p.model.t == 1
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"beta": None}, {"beta": "1.0"}, {"beta": True}, {"beta": [1.0]}, {"beta": float("nan")},
+    {"beta": "paper", "delta": "x"}, {"beta": "paper", "delta": None}, {"delta": "x"},
+    {"model_options": [1]}, {"model_options": "eta"}, {"model_options": {"bogus": 1}},
+    {"model_options": {"dim": 3}}, {"model_options": {1: 2}}, {"seed": "abc"},
+])
+def test_bad_constructor_arguments_raise_config_error(kwargs, head, sqlite_store):
+    with pytest.raises(ConfigError):
+        Personalizer(head, sqlite_store, "bob", **kwargs)
+    assert sqlite_store.users() == []
+
+
+def test_good_scalar_arguments_still_work(head, sqlite_store):
+    p = Personalizer(head, sqlite_store, "u", beta=np.float32(0.5), delta=np.float64(0.1),
+                     model_options={"eta": 1}, seed=np.int64(3))
+    p.thumb(PROMPT, CODE, True, weight=np.float32(0.5))
+    p.prefer(PROMPT, CODE, PROSE, weight=3)
+    assert p.updates == 2 and p.beta == 0.5
+    assert len(p.rank(PROMPT, [CODE, PROSE], pessimism=np.int64(2))) == 2
+    assert p.pair_to_show(PROMPT, [CODE, PROSE, "x"], strategy="best_quantile", q=2) [0] in (0, 1, 2)
+    assert len(p.queries_to_ask(iter([(PROMPT, [CODE, PROSE])]), np.int64(1))) == 1
+    assert Personalizer(head, sqlite_store, "v", beta="paper", delta=0.1).beta > 0

@@ -172,3 +172,16 @@ def test_greedy_queries_go_on_when_a_fantasize_is_refused():
     picks = greedy_queries(m, np.eye(4) * [1.0, 0.9, 0.8, 0.7], 3)
     assert [j for j, _ in picks] == [0, 1, 2]
     assert m.to_bytes() == before
+
+
+def test_strategies_refuse_non_numeric_scalars():
+    r = np.array([0.1, 0.9, 0.5])
+    for q in ("4", None, [4]):
+        with pytest.raises(InvalidInputError):
+            choose_pair(r, None, strategy="best_quantile", q=q)
+    with pytest.raises(InvalidInputError):
+        choose_pair(r, lambda a: np.zeros(3), strategy="ucb", beta="1")
+    for delta in ("x", None):
+        with pytest.raises(InvalidInputError):
+            paper_beta(8, 0, delta=delta)
+    assert choose_pair(r, None, strategy="best_quantile", q=4) == (1, 2)

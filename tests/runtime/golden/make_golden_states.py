@@ -7,7 +7,7 @@ a refactor of the state format, the solvers or the front is proven to leave them
 
 state_layout.json: the payload layout of every solver for a few sizes, from the solvers' specs
 (edge_omd.solvers.base.layout_golden), which the Java reader's StateFormat.payloadSpec is
-checked against (tests/runtime/test_java_reader.py; test_state_format checks the file is the
+checked against (tests/android/test_java_reader.py; test_state_format checks the file is the
 specs' current output).
 
 Two sets, one per execution mode: `states/jit/` (compiled kernels) and `states/nojit/` (the same

@@ -3,7 +3,7 @@ package dev.edgeomd;
 import java.nio.file.Paths;
 
 /**
- * JVM check driven by tests/runtime/test_java_reader.py: StateTool STATE_FILE prints
+ * JVM check driven by tests/android/test_java_reader.py: StateTool STATE_FILE prints
  * "solver dim rank t", theta one per line, and "reward_ones R"; or "ERROR message" with exit 3
  * when the state is refused.
  */

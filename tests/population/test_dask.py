@@ -8,7 +8,7 @@ from edge_omd.errors import ConfigError
 from edge_omd.population.dask import DaskDriver
 from edge_omd.population.data import ArrayShard
 from edge_omd.population.fit import fit_population
-from tests.runtime.test_population_fit import D, SMALL, _population
+from tests.population.test_fit import D, SMALL, _population
 
 import pytest
 

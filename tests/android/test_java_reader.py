@@ -1,9 +1,8 @@
 """The state format read back from Java (android_demo/core), compiled with javac alone.
 
-The full cross-language suite (updates, tokenizers, goldens) is tests/android/test_java_core.py;
-this file keeps the quick reader check in the runtime suite."""
+The full cross-language suite (updates, tokenizers, goldens) is test_java_core.py; this file is
+the quick check that Java reads every state Python writes."""
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -12,12 +11,12 @@ import pytest
 from edge_omd import RewardModel
 from tests import solvers
 from tests.runtime.streams import feed, mixed_stream
+from tests.android import JAVA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRC = os.path.join(ROOT, "android_demo", "core", "src")
 
-pytestmark = pytest.mark.skipif(not (shutil.which("javac") and shutil.which("java")),
-                                reason="javac/java not installed")
+pytestmark = JAVA
 
 
 @pytest.fixture(scope="module")
