@@ -296,7 +296,7 @@ def main(argv=None) -> int:
             kind, durable, fair = n.split("-")
             vs.append(Variant(kind, durable, fair == "fair", head, root))
         if vs:
-            out(f"\n## stub head (no forward pass), every store variant")
+            out("\n## stub head (no forward pass), every store variant")
             run(vs, args.rounds, args.warmup, args.seed, out)
     finally:
         for v in vs:
