@@ -72,10 +72,11 @@ def length_direction(world: pw.World) -> np.ndarray:
 
 
 def shared_taste(world: pw.World, seed: int, taste: Taste) -> np.ndarray:
-    """v_shared (K + 1,): one peruser user's weights and length taste, drawn from `seed`."""
+    """v_shared (K + 1,): one peruser user's weights on the K hidden properties (its wording
+    weights are zero: `taste.shared` draws from PROPERTIES) and length taste, drawn from `seed`."""
     u = pw.draw_users(world, 50_000 + seed, 1, taste.shared)[0]
     sign = {"none": 0.0, "short": 1.0, "long": -1.0}[u.len_kind]
-    return np.r_[u.w, sign * u.w_len]
+    return np.r_[u.w[:world.S.shape[1]], sign * u.w_len]
 
 
 def draw_population(world: pw.World, seed: int, n: int, taste: Taste, *, first_id: int = 0
