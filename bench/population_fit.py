@@ -13,8 +13,10 @@ Two populations, each fitted with the default Settings (edge_omd/population/fit.
           group), one user at a time, in every pass.
 Figures: wall seconds, passes over the users, users per second (users / wall seconds: the
 whole fit, every pass), user-passes per second, Python's peak traced allocation during the fit
-(tracemalloc: numpy arrays included) and the process's peak resident size. The fit keeps one
-user at a time plus O(d^2) per sum, so the peak should not grow with the number of users.
+(tracemalloc, numpy arrays included; only with --trace, in a second, untimed fit) and the peak
+resident size of this process and of its worker processes (the high-water mark since start:
+compare runs of different sizes in separate processes). The fit keeps one user at a time plus
+O(d^2) per sum, so the peak should not grow with the number of users.
 """
 from __future__ import annotations
 
@@ -66,19 +68,29 @@ class SyntheticUsers:
         return self.hi - self.lo
 
 
-def measure(shards, d: int, users: int, workers: int = 1, log=print) -> dict:
-    """Fit once under tracemalloc; the figures of the module docstring."""
-    tracemalloc.start()
+def peak_rss_bytes() -> tuple[int, int]:
+    """(this process's, its reaped children's) peak resident size so far, bytes (Linux)."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+
+
+def measure(shards, d: int, users: int, workers: int = 1, trace: bool = False) -> dict:
+    """Fit once; the figures of the module docstring. Python's traced peak only with `trace`
+    (tracemalloc slows every allocation, so its run is not the one timed)."""
     t0 = time.perf_counter()
     pack = fit_population(shards, d=d, settings=Settings(), workers=workers)
     wall = time.perf_counter() - t0
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss, children = peak_rss_bytes()
+    traced = None
+    if trace:
+        tracemalloc.start()
+        fit_population(shards, d=d, settings=Settings(), workers=workers)
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     passes = int(pack.fit["passes"])
     return {"users": users, "d": d, "workers": workers, "seconds": wall, "passes": passes,
             "users_per_s": users / wall, "user_passes_per_s": users * passes / wall,
-            "peak_traced_bytes": peak, "peak_rss_bytes": rss,
+            "peak_traced_bytes": traced, "peak_rss_bytes": rss, "children_rss_bytes": children,
             "chosen": {k: pack.fit[k] for k in ("lam_pop", "rho", "firm", "weakest", "K")}}
 
 
@@ -104,19 +116,22 @@ def main(argv=None) -> int:
     ap.add_argument("--d", type=int, default=64, help="synthetic feature dimension")
     ap.add_argument("--no-polis", action="store_true")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--trace", action="store_true", help="also Python's traced peak (a second fit)")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     print(f"# fit_population scale: {' '.join(sys.argv)}; load average at start "
           f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, {os.cpu_count()} CPUs")
     print("| population | users | d | workers | passes | seconds | users/s | user-passes/s | "
-          "peak traced MiB | peak RSS MiB | chosen |")
+          "peak traced MiB | peak RSS MiB (workers) | chosen |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
 
     def row(name, r):
+        traced = r["peak_traced_bytes"]
+        traced = "-" if traced is None else f"{traced / 2**20:.1f}"
         print(f"| {name} | {r['users']} | {r['d']} | {r['workers']} | {r['passes']} | "
               f"{r['seconds']:.1f} | {r['users_per_s']:.1f} | {r['user_passes_per_s']:.0f} | "
-              f"{r['peak_traced_bytes'] / 2**20:.1f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
-              f"{r['chosen']} |", flush=True)
+              f"{traced} | {r['peak_rss_bytes'] / 2**20:.0f} "
+              f"({r['children_rss_bytes'] / 2**20:.0f}) | {r['chosen']} |", flush=True)
 
     if not args.no_polis:
         from edge_omd_bench import polis
@@ -127,12 +142,12 @@ def main(argv=None) -> int:
             users = polis_users(conv, Phi)
             n = max(1, args.workers)
             row(f"Polis {conv.name}", measure([ArrayShard(users[i::n]) for i in range(n)],
-                                              Phi.shape[1], len(users), args.workers))
+                                              Phi.shape[1], len(users), args.workers, args.trace))
     if args.synthetic:
         n = max(1, args.workers)
         cut = np.linspace(0, args.synthetic, n + 1).astype(int)
         shards = [SyntheticUsers(cut[i], cut[i + 1], args.d) for i in range(n)]
-        row("synthetic stream", measure(shards, args.d, args.synthetic, args.workers))
+        row("synthetic stream", measure(shards, args.d, args.synthetic, args.workers, args.trace))
     load1 = os.getloadavg()
     print(f"# load average at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     return 0
