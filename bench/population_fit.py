@@ -11,8 +11,9 @@ Two populations, each fitted with the default Settings (edge_omd/population/fit.
           (a shard that pickles as its arguments) draws user u's taste as a shared theta plus a
           deviation in 4 directions and its n thumbs on items of a seeded catalogue (item =
           group), one user at a time, in every pass.
-Figures: wall seconds, passes over the users, users per second (users / wall seconds: the
-whole fit, every pass), user-passes per second, Python's peak traced allocation during the fit
+Figures: wall seconds (and those of the criterion passes, `TimedDriver`), passes over the
+users, users per second (users / wall seconds: the whole fit, every pass), user-passes per
+second, Python's peak traced allocation during the fit
 (tracemalloc, numpy arrays included; only with --trace, in a second, untimed fit) and the peak
 resident size of this process and of its worker processes (the high-water mark since start:
 compare runs of different sizes in separate processes). The fit keeps one user at a time plus
@@ -30,7 +31,7 @@ import tracemalloc
 import numpy as np
 
 from edge_omd.population.data import UserData
-from edge_omd.population.fit import Settings, fit_population
+from edge_omd.population.fit import LocalDriver, Settings, fit_population
 
 
 class SyntheticUsers:
@@ -74,11 +75,31 @@ def peak_rss_bytes() -> tuple[int, int]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 
 
+class TimedDriver(LocalDriver):
+    """LocalDriver that adds up the seconds of each kind of pass (stats, newton, deviations,
+    criterion): the criterion replays the held-out users (at most CHECK_MAX) once per candidate
+    start, a cost that does not grow with the population beyond that."""
+
+    def __init__(self, workers: int = 1):
+        super().__init__(workers)
+        self.seconds = {}
+
+    def run(self, plan, shards):
+        t = time.perf_counter()
+        out = super().run(plan, shards)
+        self.seconds[plan.kind] = self.seconds.get(plan.kind, 0.0) + time.perf_counter() - t
+        return out
+
+
 def measure(shards, d: int, users: int, workers: int = 1, trace: bool = False) -> dict:
     """Fit once; the figures of the module docstring. Python's traced peak only with `trace`
     (tracemalloc slows every allocation, so its run is not the one timed)."""
+    driver = TimedDriver(workers)
     t0 = time.perf_counter()
-    pack = fit_population(shards, d=d, settings=Settings(), workers=workers)
+    try:
+        pack = fit_population(shards, d=d, settings=Settings(), driver=driver)
+    finally:
+        driver.close()
     wall = time.perf_counter() - t0
     rss, children = peak_rss_bytes()
     traced = None
@@ -90,6 +111,7 @@ def measure(shards, d: int, users: int, workers: int = 1, trace: bool = False) -
     passes = int(pack.fit["passes"])
     return {"users": users, "d": d, "workers": workers, "seconds": wall, "passes": passes,
             "users_per_s": users / wall, "user_passes_per_s": users * passes / wall,
+            "criterion_seconds": driver.seconds.get("criterion", 0.0),
             "peak_traced_bytes": traced, "peak_rss_bytes": rss, "children_rss_bytes": children,
             "chosen": {k: pack.fit[k] for k in ("lam_pop", "rho", "firm", "weakest", "K")}}
 
@@ -121,15 +143,16 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     print(f"# fit_population scale: {' '.join(sys.argv)}; load average at start "
           f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, {os.cpu_count()} CPUs")
-    print("| population | users | d | workers | passes | seconds | users/s | user-passes/s | "
-          "peak traced MiB | peak RSS MiB (workers) | chosen |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| population | users | d | workers | passes | seconds | of which criterion | users/s | "
+          "user-passes/s | peak traced MiB | peak RSS MiB (workers) | chosen |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def row(name, r):
         traced = r["peak_traced_bytes"]
         traced = "-" if traced is None else f"{traced / 2**20:.1f}"
         print(f"| {name} | {r['users']} | {r['d']} | {r['workers']} | {r['passes']} | "
-              f"{r['seconds']:.1f} | {r['users_per_s']:.1f} | {r['user_passes_per_s']:.0f} | "
+              f"{r['seconds']:.1f} | {r['criterion_seconds']:.1f} | {r['users_per_s']:.1f} | "
+              f"{r['user_passes_per_s']:.0f} | "
               f"{traced} | {r['peak_rss_bytes'] / 2**20:.0f} "
               f"({r['children_rss_bytes'] / 2**20:.0f}) | {r['chosen']} |", flush=True)
 
