@@ -39,6 +39,7 @@ The lineup (what main has today, plus references):
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
@@ -437,25 +438,85 @@ def pack_users(pop: Feedback):
     return out
 
 
-def fit_pack(pop: Feedback, **settings):
-    """edge_omd.population.fit_population on pop (default settings unless given)."""
+def fit_pack(pop: Feedback, fingerprint=None, **settings):
+    """edge_omd.population.fit_population on pop (default settings unless given), its scales
+    chosen in the regime the new users are served in, as the population model's lam: items
+    held out (ITEM_SHARE) when they will be scored on items the population never judged
+    (`pop.new_items`), none when they share the population's items (`edge-omd population fit
+    --items seen`); bound to `fingerprint` (a head's) when given."""
     from edge_omd.population.data import ArrayShard
-    from edge_omd.population.fit import Settings, fit_population
+    from edge_omd.population.fit import ITEM_SHARE, Settings, fit_population
+    settings.setdefault("item_share", ITEM_SHARE if pop.new_items else 0.0)
     st = Settings(seed=int(pop.seed) & 0x7FFFFFFF, **settings)
-    return fit_population([ArrayShard(pack_users(pop))], d=pop.dim, settings=st)
+    return fit_population([ArrayShard(pack_users(pop))], d=pop.dim, settings=st,
+                          fingerprint=fingerprint)
 
 
-@contender("pack", "SDK + population pack (fit_population, the default path)")
+def lookup_head(Phi: np.ndarray):
+    """A head (edge_omd.head.protocol.ArrayHead) whose features of the response `item_text(i)`
+    are Phi[i] as given (float32, not renormalised), whatever the prompt: the benchmark's
+    features behind the SDK's public front."""
+    from edge_omd.head.protocol import ArrayHead
+    Phi = np.asarray(Phi, np.float32)
+    return ArrayHead(Phi.shape[1], f"bench lookup of {len(Phi)} items",
+                     lambda prompt, rs: Phi[[int(r.rpartition(" ")[2]) for r in rs]],
+                     normalize=False)
+
+
+def item_text(i: int) -> str:
+    return f"item {int(i)}"
+
+
+class PersonalizerLearner(Learner):
+    """A new user of the SDK through its public front: `Personalizer(head, store, user,
+    population=pack)` with default options, a thumb by `feedback(prompt, item, up)`, a pair by
+    `prefer(prompt, win, lose)`, scores by `score(prompt, items)`, every update committed to
+    the store. The prompt is the item's group (`pop.group`; one prompt for all when None: a
+    Polis conversation's topic)."""
+
+    def __init__(self, personalizer, groups: Optional[np.ndarray]):
+        self.p, self.groups = personalizer, groups
+
+    def _prompt(self, i) -> str:
+        return "topic" if self.groups is None else f"prompt {int(self.groups[i])}"
+
+    def thumb(self, i, up):
+        self.p.feedback(self._prompt(i), item_text(i), bool(up))
+
+    def pair(self, win, lose):
+        self.p.prefer(self._prompt(win), item_text(win), item_text(lose))
+
+    def scores(self, items):
+        items = np.asarray(items)
+        out = np.empty(len(items))
+        prompts = np.array([self._prompt(i) for i in items])
+        for x in np.unique(prompts):
+            idx = np.flatnonzero(prompts == x)
+            out[idx] = self.p.score(x, [item_text(i) for i in items[idx]])
+        return out
+
+
+@contender("pack", "SDK + population pack (Personalizer(population=pack), default options)")
 def population_pack(pop: Feedback) -> NewUser:
-    """The Personalizer's new user with `population=pack`: the default RewardModel (exact at
-    d = 384, float32) started at the pack, with the pack's lam."""
-    pk = fit_pack(pop)
+    """A new user of `Personalizer(head, store, user, population=pack)`, the pack fitted by
+    fit_population on the population (`fit_pack`), the head a lookup of pop.Phi, the store a
+    SQLiteStore in a temporary folder (durable="normal": what is measured does not depend on
+    fsync); a test checks it scores what the RewardModel it drives scores."""
+    import tempfile
+
+    from edge_omd.personalizer import Personalizer
+    from edge_omd.store import SQLiteStore
+    head = lookup_head(pop.Phi)
+    pk = fit_pack(pop, fingerprint=head.fingerprint)
+    folder = tempfile.TemporaryDirectory(prefix="edge-omd-bench-")
+    store = SQLiteStore(os.path.join(folder.name, "users.sqlite"), durable="normal")
+    count = [0]
 
     def make():
-        from edge_omd.personalizer import DEFAULT_BUDGET_BYTES
-        from edge_omd.reward_model import RewardModel
-        return SDKLearner(pop.Phi, RewardModel(pop.dim, population=pk, lam=pk.lam,
-                                               budget_bytes=DEFAULT_BUDGET_BYTES))
+        count[0] += 1
+        return PersonalizerLearner(Personalizer(head, store, f"new-{count[0]}", population=pk),
+                                   pop.group)
+    make.folder = folder                # removed with the factory
     make.info = {k: pk.fit[k] for k in ("lam_pop", "rho", "firm", "weakest", "K",
                                         "held_out_prequential", "held_out_population")}
     return make

@@ -72,11 +72,11 @@ def length_direction(world: pw.World) -> np.ndarray:
 
 
 def shared_taste(world: pw.World, seed: int, taste: Taste) -> np.ndarray:
-    """v_shared (K + 1,): one peruser user's weights on PROPERTIES and length taste, drawn
-    from `seed` (these populations weigh no WORDING property)."""
+    """v_shared (K + 1,): one peruser user's weights on the K hidden properties (its wording
+    weights are zero: `taste.shared` draws from PROPERTIES) and length taste, drawn from `seed`."""
     u = pw.draw_users(world, 50_000 + seed, 1, taste.shared)[0]
     sign = {"none": 0.0, "short": 1.0, "long": -1.0}[u.len_kind]
-    return np.r_[u.w[:len(pw.PROPERTIES)], sign * u.w_len]
+    return np.r_[u.w[:world.S.shape[1]], sign * u.w_len]
 
 
 def draw_population(world: pw.World, seed: int, n: int, taste: Taste, *, first_id: int = 0
@@ -100,8 +100,7 @@ def draw_population(world: pw.World, seed: int, n: int, taste: Taste, *, first_i
         v = v + scale * rng.standard_normal(len(v))
         T = float(rng.uniform(*taste.shared.temperature))
         u = X @ v + taste.shared.idiosyncratic * rng.standard_normal(len(X))
-        w = np.r_[v[:-1], np.zeros(len(pw.WORDING))]
-        users.append(pw.User(uid, w, float(v[-1]), "short", 0.0, T, u,
+        users.append(pw.User(uid, v[:-1], float(v[-1]), "short", 0.0, T, u,
                              float(np.median(u[train_rows]))))
     return users, opposing
 

@@ -146,7 +146,7 @@ def open_head(folder):
 
 def fit(args, log) -> object:
     from edge_omd.population.data import ArrayShard, make_user
-    from edge_omd.population.fit import Settings, fit_population
+    from edge_omd.population.fit import ITEM_SHARE, Settings, fit_population
     from edge_omd.population.pack import Pack
     from edge_omd.prior import fit_prior
     head = open_head(args.head)
@@ -174,7 +174,7 @@ def fit(args, log) -> object:
     data = [make_user(u, obs, groups[u]) for u, obs in users.items()]
     n = max(1, int(args.workers))
     shards = [ArrayShard(data[i::n]) for i in range(n)]
-    st = Settings(K=args.k, seed=args.seed)
+    st = Settings(K=args.k, seed=args.seed, item_share=ITEM_SHARE if args.items == "new" else 0.0)
     return fit_population(shards, d=int(head.dim), settings=st, fingerprint=fp,
                           pack_id=args.pack_id, workers=n, log=log)
 
@@ -198,6 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--workers", type=int, default=1, help="processes of the fit (the same "
                    "pack bytes for any number)")
     f.add_argument("--seed", type=int, default=0, help="which users are held out (by a hash)")
+    f.add_argument("--items", choices=("new", "seen"), default="new", help="what new users will "
+                   "be served: 'new' answers nobody in FEEDBACK judged (an assistant's generated "
+                   "answers: the scales are chosen on held-out prompts; default), or 'seen' items "
+                   "the population judged (a fixed catalogue, e.g. Polis statements)")
     s = sub.add_parser("show", help="print what a pack holds")
     s.add_argument("pack", metavar="PACK")
     return ap

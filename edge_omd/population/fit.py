@@ -236,8 +236,9 @@ def _criterion(shard, plan):
             continue
         out["users"] += 1
         out["W"].add(float(np.sum(u.w[scored])))
-        for i, start in enumerate(starts):
-            out["loss"][i].add(prequential(start.copy(), u, scored))
+        for i, model in enumerate(starts):
+            model.reset()               # back at the candidate's start (its exact bytes)
+            out["loss"][i].add(prequential(model, u, scored))
     return out
 
 

@@ -247,6 +247,46 @@ def test_sdk_contender_scores_what_a_personalizer_scores(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["thumbs", "pairs"])
+def test_pack_contender_is_a_personalizer_scoring_what_its_model_scores(kind):
+    """The pack contender drives Personalizer(population=pack) (feedback / prefer / score, every
+    update committed); a RewardModel started at the same pack and fed the same feedback scores
+    identically after every update, and the pack's scales follow `pop.new_items`."""
+    from edge_omd.personalizer import DEFAULT_BUDGET_BYTES
+    from edge_omd.reward_model import RewardModel
+    rng = np.random.default_rng(3)
+    Phi = np.array(list(statement_features(30, 7).values()), np.float32)
+    n = 40 * 12
+    user = np.repeat(np.arange(40), 12)
+    a = rng.integers(30, size=n)
+    if kind == "thumbs":
+        pop = popm.Feedback.thumbs(Phi, user, a, Phi[a] @ THETA > 0, seed=1)
+    else:
+        group = np.arange(30) // 3
+        b = group[a] * 3 + (a % 3 + 1 + rng.integers(2, size=n)) % 3     # same prompt, other item
+        win = np.where(Phi[a] @ THETA > Phi[b] @ THETA, a, b)
+        pop = popm.Feedback.pairs(Phi, user, win, a + b - win, seed=1, new_items=True, group=group)
+    make = popm.population_pack(pop)
+    learner = make()
+    assert isinstance(learner, popm.PersonalizerLearner)
+    pk = popm.fit_pack(pop, fingerprint=popm.lookup_head(Phi).fingerprint)
+    assert pk.fit["item_share"] == (0.3 if kind == "pairs" else 0.0)
+    assert learner.p.population.digest == pk.digest
+    model = RewardModel(D, population=pk, lam=pk.lam, budget_bytes=DEFAULT_BUDGET_BYTES)
+    held = np.arange(24, 30)
+    for j in range(12):
+        if kind == "thumbs":
+            i, up = int(rng.integers(24)), bool(rng.random() < 0.5)
+            learner.thumb(i, up)
+            model.learn_thumb(Phi[i], up)
+        else:
+            g = int(rng.integers(8))
+            learner.pair(3 * g, 3 * g + 1)
+            model.learn_pair(Phi[3 * g], Phi[3 * g + 1])
+        np.testing.assert_array_equal(learner.scores(held), model.reward(Phi[held]))
+    assert learner.p.updates == 12 and make().p.updates == 0     # a new user starts afresh
+
+
 def test_quick_cli_writes_json(tmp_path, shared_taste, monkeypatch, capsys):
     root, fn = shared_taste
     monkeypatch.setattr(PB, "minilm_features", lambda: fn)

@@ -67,6 +67,20 @@ def test_fit_writes_a_pack_bound_to_the_head_the_same_for_any_workers(tmp_path, 
     np.testing.assert_allclose(u.model.theta, pack.theta0, atol=1e-6)
 
 
+def test_items_says_where_the_scales_are_chosen(tmp_path, head):
+    """--items new (default) holds out prompts' answers while choosing the scales (new users
+    meet answers nobody judged); --items seen holds out users only (a fixed catalogue)."""
+    fb = _write(tmp_path / "fb.jsonl", _feedback())
+    for items, share in (("new", 0.3), ("seen", 0.0)):
+        argv = ["fit", str(fb), str(tmp_path / f"{items}.pack"), "--head", "h", "--k", "4"]
+        assert app.main(argv + (["--items", items] if items == "seen" else [])) == 0
+        fit = load(tmp_path / f"{items}.pack").fit
+        assert fit["item_share"] == share
+        assert (fit["held_out_item_observations"] > 0) == (items == "new")
+    with pytest.raises(SystemExit):
+        app.main(["fit", str(fb), str(tmp_path / "x.pack"), "--head", "h", "--items", "all"])
+
+
 def test_without_user_ids_the_pack_is_todays_prior(tmp_path, head):
     rows = [{"prompt": f"q{i}", "chosen": f"an answer about rain {i}",
              "rejected": f"an answer about taxes {i}"} for i in range(40)]
