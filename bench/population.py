@@ -481,7 +481,7 @@ class PersonalizerLearner(Learner):
         return "topic" if self.groups is None else f"prompt {int(self.groups[i])}"
 
     def thumb(self, i, up):
-        self.p.feedback(self._prompt(i), item_text(i), bool(up))
+        self.p.thumb(self._prompt(i), item_text(i), bool(up))
 
     def pair(self, win, lose):
         self.p.prefer(self._prompt(win), item_text(win), item_text(lose))
