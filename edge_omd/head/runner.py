@@ -205,9 +205,8 @@ class FeatureHead:
 
     def __init__(self, folder: str, manifest: dict, session, encoder: TextEncoder,
                  fingerprint: bytes, batch_size: int):
-        from edge_omd.head.style import StyleBlock
-        self._style = (None if manifest.get("style") is None
-                       else StyleBlock.from_manifest(manifest["style"], folder))
+        from edge_omd.head.views import HeadViews
+        self._views = HeadViews.from_manifest(manifest, folder)
         self._folder = folder
         self._manifest = manifest
         self._session = session
@@ -293,8 +292,9 @@ class FeatureHead:
     # ------------------------------------------------------------------ read-only facts
     @property
     def dim(self) -> int:
-        """Feature dimension: the graph's d, plus the style block's k when the head has one."""
-        return int(self._manifest["d"]) + (0 if self._style is None else self._style.k)
+        """Feature dimension: the graph's d, plus the columns of the head's views (style block,
+        wording view: edge_omd/head/views.py)."""
+        return int(self._manifest["d"]) + self._views.dim
 
     @property
     def fingerprint(self) -> bytes:
@@ -372,8 +372,8 @@ class FeatureHead:
         if not np.all(np.isfinite(out)):
             raise HeadError("the graph returned non-finite features (fp16 overflow or a corrupt "
                             "graph); use the fp32 variant of this head")
-        if self._style is not None:   # the answer-form block, appended (edge_omd/head/style.py)
-            out = np.hstack([out, self._style([r for _, r in items]).astype(np.float32)])
+        if self._views:   # answer form and wording of the response (edge_omd/head/views.py)
+            out = self._views.append(out, [r for _, r in items])
         return out
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
