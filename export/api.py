@@ -264,8 +264,7 @@ def _views(views, style, style_weight, style_texts, wording):
         return HeadViews.from_options(views=views, style=style, style_weight=style_weight,
                                       style_texts=style_texts, wording=wording)
     except (HeadError, TypeError, ValueError) as e:
-        raise ExportError(f"the head's views cannot be built ({e}); see docs/VIEWS.md "
-                          "(style needs >= 2 style_texts and a positive style_weight)") from e
+        raise ExportError(f"the head's views cannot be built ({e}); see docs/VIEWS.md") from e
 
 
 def _calibration_pairs(texts, variant: str) -> list[tuple[str, str]]:
