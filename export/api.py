@@ -234,7 +234,8 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
     hm.write_manifest(out, manifest)
     prog.note(f"parity: max abs err {report['max_abs_err']:.3g}, cosine min "
               f"{report['cosine_min']:.5f}, ranking Spearman {report['ranking_spearman_mean']:.4f}")
-    prog.note(f"wrote {out} (d={d}, {variant}, fingerprint {manifest['fingerprint'][:16]}...)")
+    views = f" + {head_views.dim} view columns" if head_views else ""
+    prog.note(f"wrote {out} (d={d}{views}, {variant}, fingerprint {manifest['fingerprint'][:16]}...)")
     return out
 
 
