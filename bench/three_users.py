@@ -60,8 +60,8 @@ def views_head(base, combo):
 
     def fn(prompt, responses):
         return views.append(base.features(prompt, responses), list(responses))
-    return ArrayHead(int(base.dim) + views.dim, f"{bytes(base.fingerprint).hex()}/views:{combo.id}", fn,
-                     normalize=False)
+    return ArrayHead(int(base.dim) + views.dim, f"{bytes(base.fingerprint).hex()}/views:{combo.id}",
+                     fn, normalize=False)
 
 
 def run_seed(head, kinds: Sequence[str], prompts: list, seed: int, folder: str) -> dict:

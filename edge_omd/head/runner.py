@@ -8,10 +8,10 @@ phi(x, a) is whatever the exporter put inside the graph (see the manifest's "poo
 last-layer hidden state at the last non-padding token ("last_token", decoders' default), the
 masked mean over every token ("mean", encoders' default) or over the response span while
 attention sees the prompt ("response_mean"; the graph's third input pool_mask marks the span,
-edge_omd/head/tokenize.py), optionally L2-normalised, followed by the head's views of the response when its manifest
-records them (answer form, wording: edge_omd/head/views.py, docs/VIEWS.md). The runner only
-tokenizes (`tokenizers`), pads and runs the graph (`onnxruntime`), so Python, Android and
-every execution provider get the same vector.
+edge_omd/head/tokenize.py), optionally L2-normalised, followed by the head's views of the
+response when its manifest records them (answer form, wording: edge_omd/head/views.py,
+docs/VIEWS.md). The runner only tokenizes (`tokenizers`), pads and runs the graph
+(`onnxruntime`), so Python, Android and every execution provider get the same vector.
 
 `head.fingerprint` (32 bytes) identifies the whole feature map: SHA-256 over the graph file
 hashes, the tokenizer.json hash and a canonical JSON of the manifest's feature settings
