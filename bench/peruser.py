@@ -132,12 +132,10 @@ class Config:
 
 # ================================================================ features ===================
 def open_head():
-    """The demo's MiniLM head (exported once into the cache if missing)."""
-    try:
-        from edge_omd.apps.demo import ensure_demo_head
-    except ImportError:          # before the runtime's reorganisation into edge_omd/apps
-        from edge_omd.demo import ensure_demo_head
-    return ensure_demo_head(log=lambda m: print(m, file=sys.stderr))
+    """The MiniLM head without views (exported once into the cache if missing): the embedding
+    the benchmarks measure and append views to (bench/views.py)."""
+    from edge_omd.apps.demo import ensure_demo_head
+    return ensure_demo_head(views="none", log=lambda m: print(m, file=sys.stderr))
 
 
 def minilm(span: str = "prompt_response", head=None) -> FeatureFn:

@@ -1,6 +1,6 @@
 """Issue 20's three-users example: a new developer's first test of the SDK, as a benchmark.
 
-    python -m edge_omd_bench.three_users [--seeds 20] [--combos today,e+style*0.25,...]
+    python -m edge_omd_bench.three_users [--seeds 20] [--combos today,e+style*0.25,...,demo]
 
 Three users of one SQLiteStore: one likes short answers, one answers with code, one bullet
 lists. bench/data/three_users.json (written for this benchmark): 16 prompts x 4 answers (short,
@@ -15,7 +15,8 @@ answer of the user's kind (chance 0.25). Also after 60 feedbacks.
 Heads: today's default head (the demo's MiniLM head) and, for each combination of views
 (bench/views.py `Combo` ids: e+style*F+wDnNT*S), the same head with the views appended by an
 `ArrayHead` wrapper (the style block standardised on the demo corpus' responses, as the
-exporter does by default; the wording view of edge_omd/head/wording.py). Seeds shuffle each
+exporter does by default; the wording view of edge_omd/head/wording.py); "demo": the demo's
+head as exported (`ensure_demo_head`: MiniLM with the default views). Seeds shuffle each
 prompt's answer order, the held-out prompts, the prompts asked and the coin; the mean over
 seeds with a 95% bootstrap interval over seeds, and seed 0 alone.
 """
@@ -45,26 +46,22 @@ def load() -> tuple[list[str], list[dict]]:
 
 
 def views_head(base, combo):
-    """`base` with the views of `combo` appended (an ArrayHead; today's head unchanged)."""
+    """`base` with the views of `combo` appended (an ArrayHead computing edge_omd/head/views.py's
+    HeadViews, the style block standardised on the demo corpus' responses as the exporter does
+    by default; today's head unchanged)."""
     if not (combo.f or combo.D):
         return base
     from edge_omd.head.protocol import ArrayHead
-    from edge_omd.head.style import StyleBlock
-    from edge_omd.head.wording import WordingView
-    from edge_omd.data import __file__ as data_init
-    blocks = []
-    if combo.f:
-        with open(os.path.join(os.path.dirname(data_init), "demo_corpus.json"), encoding="utf-8") as f:
-            texts = [r["text"] for p in json.load(f)["prompts"] for r in p["responses"]]
-        blocks.append(StyleBlock.fit(texts, combo.f))
-    if combo.D:
-        blocks.append(WordingView(int(combo.D).bit_length() - 1, combo.n, combo.t, combo.s))
-    dim = int(base.dim) + sum(b(["x"]).shape[1] for b in blocks)
+    from edge_omd.head.views import HeadViews
+    views = HeadViews.from_options(
+        style=True if combo.f else None, style_weight=combo.f or None,
+        wording=None if not combo.D else {"bits": int(combo.D).bit_length() - 1, "ngrams": combo.n,
+                                          "transform": combo.t, "scale": combo.s})
 
     def fn(prompt, responses):
-        return np.hstack([np.asarray(base.features(prompt, responses), np.float64)]
-                         + [b(list(responses)) for b in blocks])
-    return ArrayHead(dim, f"{bytes(base.fingerprint).hex()}/views:{combo.id}", fn, normalize=False)
+        return views.append(base.features(prompt, responses), list(responses))
+    return ArrayHead(int(base.dim) + views.dim, f"{bytes(base.fingerprint).hex()}/views:{combo.id}",
+                     fn, normalize=False)
 
 
 def run_seed(head, kinds: Sequence[str], prompts: list, seed: int, folder: str) -> dict:
@@ -109,8 +106,9 @@ def main(argv=None) -> int:
     from edge_omd_bench import peruser as P
     ap = argparse.ArgumentParser(prog="python -m edge_omd_bench.three_users", description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--combos", help="comma list of bench/views.py combination ids (default: today, "
-                    "the style block at 0.25, and the decision of bench/results/views-grid.json)")
+    ap.add_argument("--combos", help="comma list of bench/views.py combination ids or 'demo' (the "
+                    "demo's exported head; default: today, the style block at 0.25, the decision of "
+                    "bench/results/views-grid.json, demo)")
     a = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kinds, prompts = load()
@@ -119,14 +117,18 @@ def main(argv=None) -> int:
     else:
         from edge_omd_bench.views import RESULTS
         dec = (_load(os.path.join(RESULTS, "views-grid.json")).get("decision") or {}).get("chosen")
-        ids = list(dict.fromkeys(["today", "e+style*0.25"] + ([dec] if dec else [])))
+        ids = list(dict.fromkeys(["today", "e+style*0.25"] + ([dec] if dec else []) + ["demo"]))
     base = P.open_head()
     print(f"{len(prompts)} prompts x {len(kinds)} answers ({', '.join(kinds)}); users like "
           f"{', '.join(USERS)}; {N_FEEDBACK} feedbacks (15 prefer after choose_pair, 15 thumbs after "
           f"rank), 8 prompts held out; {a.seeds} seeds; chance 0.25")
     idx = np.random.default_rng(7).integers(0, a.seeds, (2000, a.seeds))
     for cid in ids:
-        head = views_head(base, Combo.parse(cid))
+        if cid == "demo":
+            from edge_omd.apps.demo import ensure_demo_head
+            head = ensure_demo_head(log=lambda m: print(m, file=sys.stderr))
+        else:
+            head = views_head(base, Combo.parse(cid))
         t0 = time.perf_counter()
         res = {u: [] for u in USERS}
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ measures and applies it.
     python -m edge_omd_bench.views confirm    # today vs the default on a third population, every group
     python -m edge_omd_bench.views layers     # (d) lower-layer pooling appended to the default
     python -m edge_omd_bench.views dims       # content users vs dimensions added (hashed or noise)
+    python -m edge_omd_bench.views diagnose   # form / wording users: online vs the features' ceiling
     python -m edge_omd_bench.views cost       # feature time per answer, d, solver, update time
     python -m edge_omd_bench.views grid --quick   # tiny world, few users (seconds; tests)
 
@@ -161,10 +162,11 @@ def _cells(groups: Sequence[str], pops: Sequence[tuple]) -> list[tuple[str, int]
 
 
 def measure(setup: Setup, combo: Combo, groups: Sequence[str] = RULE_GROUPS,
-            pops: Sequence[tuple] = POPULATIONS, extra: Sequence[tuple] = ()) -> dict:
+            pops: Sequence[tuple] = POPULATIONS, extra: Sequence[tuple] = (), ceiling: bool = False) -> dict:
     """{cell "group/population": top-1 per user per checkpoint} for one combination (the
     per-user bench's run_task: default learner, default strategy and beta, rank beta 0).
-    `extra`: more contenders [(id, params)] learning from the same streams."""
+    `extra`: more contenders [(id, params)] learning from the same streams; `ceiling`: also
+    "ceiling/<cell>", the per-user bench's feature ceiling (MLE on every noiseless train pair)."""
     world = setup.world
     cells = _cells(groups, pops)
     defaults = P._defaults()
@@ -183,6 +185,9 @@ def measure(setup: Setup, combo: Combo, groups: Sequence[str] = RULE_GROUPS,
         out.setdefault(tk.population, []).append(r["beta"]["0.0"]["top1"])
         for cid, _ in extra:
             out.setdefault(f"{tk.population}@{cid}", []).append(r[cid]["top1"])
+    if ceiling:
+        for cell, c in P.ceilings(cfg).items():
+            out[f"ceiling/{cell}"] = [[v] for v in c["top1"]]
     return out
 
 
@@ -539,6 +544,30 @@ def cmd_dims(a, log) -> int:
     return 0
 
 
+def cmd_diagnose(a, log) -> int:
+    """Wording and form users: online top-1 and the feature ceiling for today, the chosen
+    default (or --combos) and today + the wording users' own hidden properties (an oracle
+    block, norm about 1: what a view that computed their tastes exactly would give)."""
+    res = _load(a.out)
+    ids = (a.combos or (res.get("decision") or {}).get("chosen") or "").split(",")
+    setup = make_setup(a.quick, a.users, a.workers, log)
+    Sw = setup.world.S_wording
+    setup.blocks._wording[(len(pw.WORDING), 0, "oracle")] = Sw / math.sqrt(Sw.shape[1])
+    oracle = Combo(0.0, len(pw.WORDING), 0, "oracle", 1.0)
+    combos = [TODAY] + [Combo.parse(c) for c in ids if c and c != TODAY.id] + [oracle]
+    path = a.out.replace(".json", "-diagnose.json")
+    diag = run_grid(setup, combos, path, log, groups=OBJECTIVE_GROUPS, ceiling=True)
+    for c in combos:
+        parts = []
+        for g in OBJECTIVE_GROUPS:
+            for p, _ in POPULATIONS:
+                cell = f"{g}/{p}"
+                parts.append(f"{cell} online {_f(*single(diag, c.id, cell))}, ceiling "
+                             f"{_f(*P.ci(np.asarray(diag['combos'][c.id]['top1']['ceiling/' + cell])[:, 0], P.boot_indices(setup.users, 2000, 0)))}")
+        log(f"  {c.id} (d={diag['combos'][c.id]['d']}):\n    " + "\n    ".join(parts))
+    return 0
+
+
 def cmd_cost(a, log) -> int:
     """Feature time per answer (head, style block, wording view), d, the solver and state bytes
     the default budget picks, and the update time, today vs the chosen combination."""
@@ -592,7 +621,7 @@ def cmd_cost(a, log) -> int:
 
 
 COMMANDS = {"grid": cmd_grid, "decide": cmd_decide, "confirm": cmd_confirm, "layers": cmd_layers,
-            "dims": cmd_dims, "cost": cmd_cost}
+            "dims": cmd_dims, "diagnose": cmd_diagnose, "cost": cmd_cost}
 
 
 def main(argv=None) -> int:

@@ -70,8 +70,10 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
                  template: str | None = None, progress: bool = True,
                  external_data: bool | None = None,
                  parity_min_cosine: float | None = None,
-                 pooling: str | None = None, style: bool = False, style_weight: float = 1.0,
-                 style_texts=None, exporter: str = exporters.DEFAULT_EXPORTER) -> pathlib.Path:
+                 pooling: str | None = None, style: bool | None = None,
+                 style_weight: float | None = None, style_texts=None, wording=None,
+                 views: str | None = None,
+                 exporter: str = exporters.DEFAULT_EXPORTER) -> pathlib.Path:
     """Export `checkpoint_dir` to a feature head in `output_dir`; returns `output_dir`.
 
     variant: "fp32" | "fp16" | "int8" (dynamic, CPU) | "qdq" (static shapes (1, max_length),
@@ -88,8 +90,14 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "response_mean" (both: mean over the response span while attention sees the prompt). See export/pooling.py; recorded in the manifest and the fingerprint.
     style: append the style block (edge_omd/head/style.py: 12 answer-form features of the
         response) to the features, standardised on `style_texts` (default: the responses of
-        the bundled demo corpus) with block norm `style_weight`; the head's dim becomes d + 12.
-        Off by default (README "Style block": on the measurements here it did not help).
+        the bundled demo corpus) with block norm `style_weight` (default 1.0); the head's dim
+        becomes d + 12.
+    wording: append the hashed wording view of the response (edge_omd/head/wording.py): True
+        (edge_omd/head/views.py DEFAULT_WORDING) or a dict of its bits, ngrams, transform,
+        scale; the head's dim grows by 2^bits.
+    views: a preset instead of style/style_weight/wording: "none", or "default" (the views
+        rule's choice, docs/VIEWS.md: style at weight 0.5 + wording 256 buckets). Without any
+        of these the head appends no view (docs/VIEWS.md says why).
     exporter: "auto" (optimum where it supports the architecture and variant, else torch),
         "optimum" or "torch" (the exporter before optimum: re-makes today's heads byte for
         byte); see export/exporters.py. Recorded in the manifest's `exporter.path`.
@@ -99,7 +107,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         raise ExportError(f"variant {variant!r} is not one of {', '.join(variants.VARIANTS)}")
     if not isinstance(max_length, int) or max_length < 2:
         raise ExportError(f"max_length must be an int >= 2, got {max_length!r}")
-    style_block = _style_block(style, style_weight, style_texts)
+    head_views = _views(views, style, style_weight, style_texts, wording)
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
@@ -207,8 +215,7 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         "quantization": _QUANT_NOTE[variant] | ({"calibration_texts": len(pairs)} if pairs else {}),
         "exporter": _versions() | exporters.versions(path), "parity": None,
     }
-    if style_block is not None:
-        manifest["style"] = style_block.to_manifest()
+    manifest.update(head_views.to_manifest())
     # graph_sha256, tokenizer_sha256 and the fingerprint, computed over the final files and
     # feature settings (the parity report and versions below do not enter it).
     hm.sign_manifest(out, manifest)
@@ -227,7 +234,8 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
     hm.write_manifest(out, manifest)
     prog.note(f"parity: max abs err {report['max_abs_err']:.3g}, cosine min "
               f"{report['cosine_min']:.5f}, ranking Spearman {report['ranking_spearman_mean']:.4f}")
-    prog.note(f"wrote {out} (d={d}, {variant}, fingerprint {manifest['fingerprint'][:16]}...)")
+    views = f" + {head_views.dim} view columns" if head_views else ""
+    prog.note(f"wrote {out} (d={d}{views}, {variant}, fingerprint {manifest['fingerprint'][:16]}...)")
     return out
 
 
@@ -249,26 +257,15 @@ def _example_inputs(tok, batch: int, length: int, n_inputs: int = 2):
     return ids, mask, pool
 
 
-def _style_block(style, weight, texts):
-    """The StyleBlock to record (None without `style`), or ExportError."""
+def _views(views, style, style_weight, style_texts, wording):
+    """The HeadViews to record (edge_omd/head/views.py), or ExportError."""
     from edge_omd.errors import HeadError
-    from edge_omd.head.style import StyleBlock
-    if not isinstance(style, bool):
-        raise ExportError(f"style must be True or False, got {style!r}")
-    if not style:
-        return None
-    if texts is None:
-        import json
-        from edge_omd.data import __file__ as data_init
-        with open(os.path.join(os.path.dirname(data_init), "demo_corpus.json"), encoding="utf-8") as f:
-            texts = [r["text"] for p in json.load(f)["prompts"] for r in p["responses"]]
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ExportError("style_texts must be a list of response texts (str)")
+    from edge_omd.head.views import HeadViews
     try:
-        return StyleBlock.fit(list(texts), float(weight))
+        return HeadViews.from_options(views=views, style=style, style_weight=style_weight,
+                                      style_texts=style_texts, wording=wording)
     except (HeadError, TypeError, ValueError) as e:
-        raise ExportError(f"the style block cannot be fitted ({e}); pass style_texts (>= 2 "
-                          "texts) and a positive style_weight") from e
+        raise ExportError(f"the head's views cannot be built ({e}); see docs/VIEWS.md") from e
 
 
 def _calibration_pairs(texts, variant: str) -> list[tuple[str, str]]:

@@ -59,17 +59,34 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--external-data", action="store_true", help="force ONNX external data")
     ap.add_argument("--pooling", choices=("mean", "last_token", "response_mean"), default=None,
                     help="default: mean for encoders, last_token for decoders")
-    ap.add_argument("--style", action="store_true",
+    ap.add_argument("--views", choices=("none", "default"), default=None,
+                    help="views appended to the embedding (docs/VIEWS.md): default = the views "
+                    "rule's choice (style block at weight 0.5 + wording view, 256 buckets); "
+                    "none (also without any view option) appends nothing")
+    ap.add_argument("--style", action="store_true", default=None,
                     help="append the style block (12 answer-form features, edge_omd/head/style.py)")
-    ap.add_argument("--style-weight", type=float, default=1.0,
-                    help="the style block's norm next to the unit-norm embedding (default 1.0; "
-                    "0.25 cost content-minded users least on the per-user benchmark)")
+    ap.add_argument("--style-weight", type=float, default=None,
+                    help="the style block's norm next to the unit-norm embedding (default 1.0)")
+    ap.add_argument("--wording", action="store_true", default=None,
+                    help="append the wording view (hashed words and punctuation of the response, "
+                    "edge_omd/head/wording.py); the --wording-* options change its parameters")
+    ap.add_argument("--wording-bits", type=int, help="2^bits buckets (default 8)")
+    ap.add_argument("--wording-ngrams", type=int, choices=(1, 2), help="1: words; 2 (default): "
+                    "words and pairs of words")
+    ap.add_argument("--wording-transform", choices=("log1p", "binary", "raw"),
+                    help="count transform (default log1p)")
+    ap.add_argument("--wording-scale", type=float, help="the view's norm (default 0.5)")
     ap.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER,
                     help="auto (default): optimum where it supports the model and variant, else "
                     "torch; torch: the exporter before optimum (re-makes earlier heads, same "
                     "fingerprint; export/exporters.py)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
+    wording = {k: v for k in ("bits", "ngrams", "transform", "scale")
+               if (v := getattr(args, f"wording_{k}")) is not None}
+    if wording and not args.wording:
+        print("edge-omd export: UsageError: the --wording-* options need --wording", file=sys.stderr)
+        return 2
     try:
         from edge_omd_export.api import export_model
         calib = _read_calibration(args.calibration_file) if args.calibration_file else None
@@ -77,7 +94,9 @@ def main(argv: list[str]) -> int:
                            normalize=not args.no_normalize, max_length=args.max_length,
                            calibration_texts=calib, opset=args.opset, template=args.template,
                            progress=not args.quiet, pooling=args.pooling, style=args.style,
-                           style_weight=args.style_weight, exporter=args.exporter,
+                           style_weight=args.style_weight,
+                           wording=(wording or True) if args.wording else None, views=args.views,
+                           exporter=args.exporter,
                            external_data=True if args.external_data else None)
     except (EdgeOMDError, OSError, ValueError) as e:
         print(f"edge-omd export: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)

@@ -112,7 +112,7 @@ def check(out_dir: str, model, spec, hf_tokenizer, variant: str, normalize: bool
             hf = hf_tokenizer(enc.render(p, r), add_special_tokens=enc.add_special_tokens)["input_ids"]
             ids_match &= list(hf) == ids
     ref = reference_features(model, spec, rows, normalize, starts)
-    d = right._manifest["d"]   # the graph's columns (a style block, if any, follows them)
+    d = right._manifest["d"]   # the graph's columns (the head's views, if any, follow them)
     got = {side: h.features_batch(pairs)[:, :d] for side, h in heads.items()}
     err = max(float(np.abs(g - ref).max()) for g in got.values())
     side_gap = float(np.abs(got["right"] - got["left"]).max())

@@ -126,6 +126,11 @@ def heads(root):
     return out
 
 
+def _wording():
+    from edge_omd.head.wording import WordingView
+    return WordingView(8, 2, "log1p", 0.5).to_manifest()
+
+
 def _style():
     from edge_omd.head.style import StyleBlock
     return StyleBlock.fit(["Short.", "A longer answer:\n- one\n- two", "Why? **Because**!"], 1.5).to_manifest()
@@ -172,6 +177,16 @@ def write_manifest_cases(root):
             "style-version": lambda m: m.update(style=dict(_style(), version=2)),
             "style-names": lambda m: m.update(style=dict(_style(), features=["x"] * 12)),
             "style-list": lambda m: m.update(style=[1, 2]),
+            "ok-wording": lambda m: m.update(wording=_wording()),
+            "ok-wording-null": lambda m: m.update(wording=None),
+            "wording-float-scale": lambda m: m.update(wording=dict(_wording(), scale=0.5)),
+            "wording-bits-0": lambda m: m.update(wording=dict(_wording(), bits=0)),
+            "wording-bits-huge": lambda m: m.update(wording=dict(_wording(), bits=2 ** 40)),
+            "wording-ngrams-3": lambda m: m.update(wording=dict(_wording(), ngrams=3)),
+            "wording-transform": lambda m: m.update(wording=dict(_wording(), transform="sqrt")),
+            "wording-hash": lambda m: m.update(wording=dict(_wording(), hash="fnv")),
+            "wording-extra-key": lambda m: m.update(wording=dict(_wording(), extra=1)),
+            "wording-too-wide": lambda m: m.update(wording=dict(_wording(), bits=16)),
             "side": lambda m: m.update(padding_side="middle"),
             "normalize-str": lambda m: m.update(normalize="yes"),
             "template-no-prompt": lambda m: m.update(template="{response}"),
@@ -224,7 +239,7 @@ def _signed_heads(root, base):
     m.update(template="Frage \u00ab{prompt}\u00bb\n\tAntwort \u2713 \"{response}\" \U0001F600 \\ end",
              graph_files=["model.onnx", "model.onnx.data"], static_shape=[1, 256], variant="int8",
              pooling="response_mean", inputs=["input_ids", "attention_mask", "pool_mask"],
-             style=_style())
+             style=_style(), wording=_wording())
     ok = os.path.join(root, "signed_ok")
     os.makedirs(ok, exist_ok=True)
     rng = random.Random(3)

@@ -13,7 +13,8 @@ is the 32 raw bytes). It identifies the whole feature map phi, not only the grap
     features         = {key: manifest.get(key) for key in FINGERPRINT_KEYS} (absent -> null):
                        architecture, kind, d, pooling, normalize, dtype, variant, max_length,
                        template, add_special_tokens, pad_token_id, static_shape, inputs, output;
-                       plus "style" only when the head has a style block (style.py);
+                       plus "style" only when the head has a style block (style.py) and
+                       "wording" only when it has a wording view (wording.py);
     fingerprint      = SHA-256(canonical_json({"scheme": FINGERPRINT_SCHEME,
                                                "graph_sha256": <hex>,
                                                "tokenizer_sha256": <hex>,
@@ -80,7 +81,8 @@ OPTIONAL_KEYS = ("static_shape", "source_checkpoint", "source_sha256", "parity",
                  "variant", "exporter", "model_type",
                  "tokenizer_sha256",      # hex SHA-256 of tokenizer_file (inside the fingerprint)
                  "max_positions",         # the checkpoint's position limit: max_length <= it
-                 "style")                 # null or the style block (edge_omd/head/style.py)
+                 "style",                 # null or the style block (edge_omd/head/style.py)
+                 "wording")               # null or the wording view (edge_omd/head/wording.py)
 
 #: Manifest keys that define the feature map (or how the runner builds the graph's inputs);
 #: they enter the fingerprint. See the module docstring.
@@ -132,14 +134,26 @@ def canonical_json(obj) -> bytes:
                       allow_nan=False).encode("ascii")
 
 
+#: The views a head may append to its graph's d features, in the order they are appended
+#: (edge_omd/head/views.py). Each enters the fingerprint only when the head has it.
+VIEW_KEYS = ("style", "wording")
+
+
 def feature_settings(manifest: dict) -> dict:
     """The manifest keys that enter the fingerprint (`FINGERPRINT_KEYS`; absent -> None), and
-    "style" when the head has a style block (absent or null: not in the record at all, so
-    heads without one keep the fingerprint they had before the block existed)."""
+    each view of `VIEW_KEYS` the head has (absent or null: not in the record at all, so heads
+    without a view keep the fingerprint they had before the view existed)."""
     out = {k: manifest.get(k) for k in FINGERPRINT_KEYS}
-    if manifest.get("style") is not None:
-        out["style"] = manifest["style"]
+    for k in VIEW_KEYS:
+        if manifest.get(k) is not None:
+            out[k] = manifest[k]
     return out
+
+
+def feature_dim(manifest: dict) -> int:
+    """The head's feature dimension: the graph's d plus the columns of its views (views.py)."""
+    from edge_omd.head.views import HeadViews
+    return int(manifest["d"]) + HeadViews.from_manifest(manifest).dim
 
 
 def head_fingerprint(graph_digest: bytes, tok_digest: bytes, manifest: dict) -> bytes:
@@ -220,9 +234,10 @@ def validate_manifest(m: object, where: str = "manifest") -> dict:
             raise HeadError(f"{where}: static_shape {ss} does not match max_length "
                             f"{m['max_length']} (a static graph takes rows of exactly max_length "
                             "tokens); re-export the head")
-    if m.get("style") is not None:
-        from edge_omd.head.style import StyleBlock
-        StyleBlock.from_manifest(m["style"], where)
+    from edge_omd.head.views import HeadViews
+    if m["d"] + HeadViews.from_manifest(m, where).dim > MAX_DIM:
+        raise HeadError(f"{where}: d plus the views' dimensions exceeds {MAX_DIM}; re-export "
+                        "with fewer wording buckets")
     mp = m.get("max_positions")
     if mp is not None:
         if not isinstance(mp, int) or isinstance(mp, bool) or mp < 2:

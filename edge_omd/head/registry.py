@@ -36,7 +36,7 @@ import os
 from typing import Optional
 
 from edge_omd.errors import ConfigError, HeadError, HeadMismatchError
-from edge_omd.head.manifest import load_manifest
+from edge_omd.head.manifest import feature_dim, load_manifest
 
 _PACK_OPTIONS = ("population", "prior")
 
@@ -46,7 +46,7 @@ class _Entry:
         if isinstance(item, (str, os.PathLike)):
             m = load_manifest(item)          # HeadError names a missing or corrupt folder
             self.folder, self.head = os.fspath(item), None
-            self.fingerprint, self.dim = bytes.fromhex(m["fingerprint"]), int(m["d"])
+            self.fingerprint, self.dim = bytes.fromhex(m["fingerprint"]), feature_dim(m)
         else:
             for attr in ("dim", "fingerprint", "features", "check"):
                 if not hasattr(item, attr):

@@ -8,8 +8,10 @@ phi(x, a) is whatever the exporter put inside the graph (see the manifest's "poo
 last-layer hidden state at the last non-padding token ("last_token", decoders' default), the
 masked mean over every token ("mean", encoders' default) or over the response span while
 attention sees the prompt ("response_mean"; the graph's third input pool_mask marks the span,
-edge_omd/head/tokenize.py), optionally L2-normalised. The runner only tokenizes (`tokenizers`),
-pads and runs the graph (`onnxruntime`), so Python, Android and every execution provider get the same vector.
+edge_omd/head/tokenize.py), optionally L2-normalised, followed by the head's views of the
+response when its manifest records them (answer form, wording: edge_omd/head/views.py,
+docs/VIEWS.md). The runner only tokenizes (`tokenizers`), pads and runs the graph
+(`onnxruntime`), so Python, Android and every execution provider get the same vector.
 
 `head.fingerprint` (32 bytes) identifies the whole feature map: SHA-256 over the graph file
 hashes, the tokenizer.json hash and a canonical JSON of the manifest's feature settings
@@ -205,9 +207,8 @@ class FeatureHead:
 
     def __init__(self, folder: str, manifest: dict, session, encoder: TextEncoder,
                  fingerprint: bytes, batch_size: int):
-        from edge_omd.head.style import StyleBlock
-        self._style = (None if manifest.get("style") is None
-                       else StyleBlock.from_manifest(manifest["style"], folder))
+        from edge_omd.head.views import HeadViews
+        self._views = HeadViews.from_manifest(manifest, folder)
         self._folder = folder
         self._manifest = manifest
         self._session = session
@@ -293,8 +294,9 @@ class FeatureHead:
     # ------------------------------------------------------------------ read-only facts
     @property
     def dim(self) -> int:
-        """Feature dimension: the graph's d, plus the style block's k when the head has one."""
-        return int(self._manifest["d"]) + (0 if self._style is None else self._style.k)
+        """Feature dimension: the graph's d, plus the columns of the head's views (style block,
+        wording view: edge_omd/head/views.py)."""
+        return int(self._manifest["d"]) + self._views.dim
 
     @property
     def fingerprint(self) -> bytes:
@@ -372,8 +374,8 @@ class FeatureHead:
         if not np.all(np.isfinite(out)):
             raise HeadError("the graph returned non-finite features (fp16 overflow or a corrupt "
                             "graph); use the fp32 variant of this head")
-        if self._style is not None:   # the answer-form block, appended (edge_omd/head/style.py)
-            out = np.hstack([out, self._style([r for _, r in items]).astype(np.float32)])
+        if self._views:   # answer form and wording of the response (edge_omd/head/views.py)
+            out = self._views.append(out, [r for _, r in items])
         return out
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -10,7 +10,8 @@ the final theta and widths within the goldens' tolerance of Python's. Each case 
 Python that the Java core lacked before (theta beyond THETA_LIMIT accepted while finite, the
 trace and sketch precision guards, the exact solver's eps * kappa guard, the loader checks).
 Also: step 3 (Java's Lanczos projection per solver against Python's next states), and the
-features of a head with a style block (issue 11: HeadManifest.features, what the app calls).
+features of a head with a style block and a wording view (issues 11 and 20: HeadManifest.features,
+what the app calls).
 Run alone with: pytest -m java tests/android/test_java_guards.py
 """
 import json
@@ -510,6 +511,8 @@ def _style_cases(out):
     the graph's values alone. Java's HeadManifest.features (what the app calls) must agree."""
     from edge_omd.head.manifest import validate_manifest
     from edge_omd.head.style import StyleBlock
+    from edge_omd.head.views import _wording
+    from edge_omd.head.wording import WordingView
     base = {"format": "edge-omd-feature-head", "format_version": 1, "architecture": "bert",
             "kind": "encoder", "d": 8, "pooling": "mean", "normalize": True, "dtype": "fp32",
             "opset": 17, "max_length": 256, "template": "{prompt}\n{response}",
@@ -525,11 +528,15 @@ def _style_cases(out):
     rng = np.random.default_rng(4)
     graph = rng.standard_normal((len(responses), 8)).astype(np.float32)
     cases = []
-    for label, weight in (("style_w1.5", 1.5), ("style_w0.25", 0.25), ("no_style", None)):
+    for label, weight, wording in (("style_w1.5", 1.5, None), ("style_w0.25", 0.25, None),
+                                   ("no_style", None, None), ("views_default", 0.5, True),
+                                   ("wording_only", None, {"bits": 5, "ngrams": 1, "transform": "raw"})):
         m = dict(base)
         if weight is not None:
             m["style"] = StyleBlock.fit(["Short.", "A longer answer:\n- one\n- two",
                                          "Why? **Because**!", "1) x\n2) y"], weight).to_manifest()
+        if wording is not None:   # issue 20: the wording view follows the style block
+            m["wording"] = _wording(wording).to_manifest()
         validate_manifest(m)
         folder = out / f"head_{label}"
         folder.mkdir()
@@ -538,6 +545,8 @@ def _style_cases(out):
         if weight is not None:  # runner.py's rule, on the manifest's block
             block = StyleBlock.from_manifest(m["style"])(responses)
             feats = np.hstack([graph, block.astype(np.float32)])
+        if wording is not None:
+            feats = np.hstack([feats, WordingView.from_manifest(m["wording"])(responses).astype(np.float32)])
         cases.append(dict(name=f"head_features_{label}", kind="head_features",
                           folder=f"head_{label}", graph=graph.astype(np.float64).tolist(),
                           responses=responses, features=feats.astype(np.float64).tolist()))

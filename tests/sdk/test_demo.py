@@ -330,3 +330,43 @@ def test_a_new_user_starts_from_the_simulated_populations_pack(tmp_path):
     again = demo.simulate(head, store, rounds=3, every=3, seed=2, out=lines.append,
                           progress=False, population=12, features_dir=tmp_path / "f")
     assert again.pack == res.pack and again.pack_s == 0.0          # kept between runs
+
+
+def test_interactive_keeps_a_person_on_the_earlier_head_until_reset(tmp_path):
+    """Issue 20: the demo's head gained views (another dim and fingerprint). A person stored
+    on the earlier head keeps their state on it (HeadRegistry) and moves to the current head
+    on 'r'; without the earlier head they are told to reset, and nothing is lost."""
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    old, new = FakeHead(dim=32, salt=b"before views"), FakeHead(dim=48, salt=b"with views")
+    answers = iter(["1", "", "q"])
+    assert demo.interactive(old, store, inp=lambda p: next(answers), out=[].append) == 0
+    assert store.get("you").head_fingerprint == old.fingerprint and store.get("you").updates == 1
+    lines = []
+    assert demo.interactive(new, store, inp=lambda p: "q", out=lines.append) == 1
+    assert "--reset" in lines[-1] and store.get("you").updates == 1
+    lines = []
+    answers = iter(["2", "", "r", "1", "", "q"])
+    assert demo.interactive(new, store, older=[old], inp=lambda p: next(answers),
+                            out=lines.append) == 0
+    assert any("earlier head" in line for line in lines)
+    rec = store.get("you")      # one more answer on the old head, then reset, then one on the new
+    assert rec.head_fingerprint == new.fingerprint and rec.updates == 1
+
+
+def test_the_demo_head_has_the_default_views_and_older_heads_are_optional(tmp_path, monkeypatch):
+    export = pytest.importorskip("edge_omd_export")
+    from edge_omd.errors import ExportError
+    asked = {}
+
+    def fake_export(ckpt, out, **kw):
+        asked.update(kw)
+        raise ExportError("stop here")
+    monkeypatch.setattr(export, "export_model", fake_export)
+    monkeypatch.setenv("EDGE_OMD_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ExportError):
+        demo.ensure_demo_head(log=lambda *a: None)
+    assert asked["views"] == demo.HEAD_VIEWS == "default"
+    assert demo.older_demo_heads(log=lambda *a: None) == []        # none cached
+    (tmp_path / "cache" / "heads" / demo.OLDER_HEAD_NAMES[0]).mkdir(parents=True)
+    said = []
+    assert demo.older_demo_heads(log=said.append) == [] and "cannot be opened" in said[0]

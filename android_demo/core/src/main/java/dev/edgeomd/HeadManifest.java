@@ -36,11 +36,13 @@ public final class HeadManifest {
     public final String[] graphFiles, inputs;
     public final int[] staticShape;   // null, or {batch, length}
     public final StyleBlock style;    // null, or the style block appended to the graph's d features
+    public final WordingView wording; // null, or the wording view appended after the style block
     public final byte[] fingerprint;  // 32 bytes
 
-    private HeadManifest(Map<String, Object> m, StyleBlock style) {
+    private HeadManifest(Map<String, Object> m, StyleBlock style, WordingView wording) {
         raw = m;
         this.style = style;
+        this.wording = wording;
         d = (int) Json.integer(m.get("d"));
         maxLength = (int) Json.integer(m.get("max_length"));
         padTokenId = (int) Json.integer(m.get("pad_token_id"));
@@ -59,16 +61,17 @@ public final class HeadManifest {
         fingerprint = hex((String) m.get("fingerprint"));
     }
 
-    /** The head's feature dimension: the graph's d, plus the style block's K when it has one. */
+    /** The head's feature dimension: the graph's d, plus the columns of its views (style, wording). */
     public int featureDim() {
-        return d + (style == null ? 0 : StyleBlock.K);
+        return d + (style == null ? 0 : StyleBlock.K) + (wording == null ? 0 : wording.dim());
     }
 
     /**
      * The head's features of (prompt, response) rows, as Python's FeatureHead.features returns
      * them (edge_omd/head/runner.py): each row of the graph's output (d values, float32) followed,
      * when the manifest has a style block, by the block of that row's RESPONSE (standardised with
-     * the manifest's mean and sd, scaled by its weight / sqrt(K), float32). Rows have
+     * the manifest's mean and sd, scaled by its weight / sqrt(K), float32), then, when it has a
+     * wording view, by the view of the RESPONSE (float32; edge_omd/head/views.py). Rows have
      * {@link #featureDim()} entries: what a RewardModel of that dim learns from.
      *
      * @param graph     the graph's output, one row of d per response
@@ -93,10 +96,17 @@ public final class HeadManifest {
             for (int j = 0; j < d; j++) {
                 row[j] = (float) graph[i][j];
             }
+            int at = d;
             if (style != null) {
                 double[] b = style.apply(responses.get(i));
                 for (int j = 0; j < StyleBlock.K; j++) {
-                    row[d + j] = (float) b[j];
+                    row[at++] = (float) b[j];
+                }
+            }
+            if (wording != null) {
+                double[] w = wording.apply(responses.get(i));
+                for (int j = 0; j < w.length; j++) {
+                    row[at++] = (float) w[j];
                 }
             }
             out[i] = row;
@@ -269,7 +279,13 @@ public final class HeadManifest {
             throw new HeadException(where + ": d=" + d + " is beyond what a reward state can hold");
         }
         StyleBlock style = m.get("style") == null ? null : StyleBlock.fromManifest(m.get("style"), where);
-        return new HeadManifest(new LinkedHashMap<>(m), style);
+        WordingView wording = m.get("wording") == null ? null : WordingView.fromManifest(m.get("wording"), where);
+        long views = (style == null ? 0 : StyleBlock.K) + (wording == null ? 0 : wording.dim());
+        if (d + views > StateFormat.MAX_DIM) {
+            throw new HeadException(where + ": d plus the views' dimensions exceeds " + StateFormat.MAX_DIM
+                    + "; re-export with fewer wording buckets");
+        }
+        return new HeadManifest(new LinkedHashMap<>(m), style, wording);
     }
 
     /** Python's bytes.fromhex(...) of length 32: hex digits, spaces allowed between bytes. */
@@ -303,6 +319,8 @@ public final class HeadManifest {
     static final String[] FINGERPRINT_KEYS = {"architecture", "kind", "d", "pooling", "normalize", "dtype", "variant",
             "max_length", "template", "add_special_tokens", "pad_token_id", "static_shape", "inputs", "output"};
     static final String FINGERPRINT_SCHEME = "edge-omd-head-fingerprint/1";
+    /** Views a head may append, in order (edge_omd/head/manifest.py VIEW_KEYS). */
+    static final String[] VIEW_KEYS = {"style", "wording"};
 
     /**
      * Recompute the head fingerprint from the files in folder (SHA-256 of the graph files in
@@ -318,8 +336,10 @@ public final class HeadManifest {
         for (String k : FINGERPRINT_KEYS) {
             features.put(k, raw.get(k));
         }
-        if (raw.get("style") != null) {   // only heads with a style block (Python feature_settings)
-            features.put("style", raw.get("style"));
+        for (String view : VIEW_KEYS) {   // only the views the head has (Python feature_settings)
+            if (raw.get(view) != null) {
+                features.put(view, raw.get(view));
+            }
         }
         Map<String, Object> record = new java.util.TreeMap<>();
         record.put("scheme", FINGERPRINT_SCHEME);

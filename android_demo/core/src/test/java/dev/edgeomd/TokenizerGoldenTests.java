@@ -155,7 +155,8 @@ final class TokenizerGoldenTests {
                 }
                 TextEncoder enc = ok.textEncoder(folder.resolve("signed_ok"));
                 require(enc.maxLength == 256 && enc.addSpecialTokens, "text encoder settings");
-                require(ok.style != null && ok.featureDim() == ok.d + StyleBlock.K, "style block parsed");
+                require(ok.style != null && ok.wording != null && ok.featureDim() == ok.d + StyleBlock.K + 256,
+                        "style block and wording view parsed");
                 Map<String, Object> sc = Json.obj(Json.parse(new String(Files.readAllBytes(
                         folder.resolve("style_check.json")), StandardCharsets.UTF_8)));
                 List<Object> probe = Json.arr(sc.get("texts")), rows = Json.arr(sc.get("block"));

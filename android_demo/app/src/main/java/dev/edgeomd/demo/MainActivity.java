@@ -75,7 +75,7 @@ public final class MainActivity extends Activity {
         try {
             prompts = readCorpus();
             head = new OnnxFeatureHead(headFolder());
-            // the head's features: the graph's d plus the style block's when it has one
+            // the head's features: the graph's d plus its views (style block, wording view) when it has them
             RewardModel.Config cfg = new RewardModel.Config(head.manifest.featureDim());
             cfg.budgetBytes = java.util.OptionalLong.of(1 << 20);  // exact up to d ~ 500 in float32, a sketch above
             cfg.headFingerprint = head.manifest.fingerprint;

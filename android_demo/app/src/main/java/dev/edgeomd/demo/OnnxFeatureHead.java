@@ -68,8 +68,8 @@ final class OnnxFeatureHead implements AutoCloseable {
 
     /**
      * phi of each response to the prompt, (n, manifest.featureDim()) float64: the graph's d
-     * features followed by the style block when the head has one (HeadManifest.features, as
-     * Python's FeatureHead.features).
+     * features followed by the head's views, style block then wording view, when it has them
+     * (HeadManifest.features, as Python's FeatureHead.features).
      */
     double[][] features(String prompt, List<String> responses) throws Exception {
         return manifest.features(graphFeatures(prompt, responses), responses);
