@@ -22,9 +22,10 @@ Population pack (`--population N`, default 60; 0: none): before the user arrives
 simulated users (tastes scattered around the demo user's shared default, demo_sim.
 simulated_population) answer 20 questions each on the asked prompts; `fit_population` turns
 their answers into a pack (kept in the cache folder, refitted when anything changes) and the
-demo user starts from it (`Personalizer(..., population=pack)`). The table then also shows a
-model started cold and fed the same answers, so the pack's head start and what the user's own
-answers add are side by side.
+demo user starts from it (`Personalizer(..., population=pack)`). The table then also shows the
+same user started cold: a model without the pack, asked the questions ITS model picks (same
+strategy, same taste, its own answers), so the pack's head start and what a user's own answers
+add are side by side.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from edge_omd.errors import HeadError, HeadMismatchError, StateFormatError
 from edge_omd.apps.demo_sim import (DEFAULT_TASTE, FeatureCache, SimulatedUser, chance_top1,
                                     corpus_key, format_taste, load_corpus, parse_taste,
                                     progress_bar, simulated_population, split_prompts)
-from edge_omd.strategies import STRATEGIES
+from edge_omd.strategies import DEFAULT_Q, STRATEGIES, choose_pair
 
 #: the cache folder of the MiniLM head per views preset (edge_omd/head/views.py); "none" is
 #: the demo's head before it had views (and the embedding e the benchmarks append views to)
@@ -148,7 +149,7 @@ class DemoResult:
     n_asked: int = 0
     pack: object = None             # the population pack the user started from (None: cold)
     pack_s: float = 0.0             # seconds to fit it (0: read from the cache folder)
-    accuracy_unseen_cold: list = field(default_factory=list)  # a cold model, the same answers
+    accuracy_unseen_cold: list = field(default_factory=list)  # the same user started cold
 
 
 def _accuracy(p, corpus, user, idx, cache=None) -> float:
@@ -262,7 +263,7 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
                                          users=population, seed=seed, temperature=temperature,
                                          saved=where)
         kw["population"] = res.pack
-        cold = RewardModel(int(cache.dim), **options)   # started cold, fed the same answers
+        cold = RewardModel(int(cache.dim), **options)   # the same user started cold (below)
         options.setdefault("lam", res.pack.lam)
         out(f"[demo] population pack {res.pack.pack_id!r}: {res.pack.fit['users']} simulated "
             f"users, {res.pack.fit['observations']} answers on the asked prompts, "
@@ -271,7 +272,22 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
     store.delete(user_id)   # a fresh simulated user each run
     p = Personalizer(cache, store, user_id, seed=seed, model_options=model_options, **kw)
     twin = RewardModel(int(cache.dim), population=res.pack, **options)
+    # The cold start's own questions and answers: a twin of the simulated user (same taste, its
+    # own draws, so the pack user's stream is the same with or without it).
+    cold_user = SimulatedUser(taste, corpus.attributes, temperature=temperature,
+                              rng=np.random.default_rng([seed, 0xC01D]))
+    cold_rng = np.random.default_rng([seed, 0xC01D, 1])
     bar = progress_bar(rounds, "[demo] rounds", enabled=progress)
+
+    def ask_cold(item, cands, u):
+        """One round of the cold start: its model picks the pair (as Personalizer.pair_to_show
+        does), the user's twin answers, the model learns the answer."""
+        phis = cache.features(item.prompt, cands)
+        r = cold.reward(phis)
+        a, b = choose_pair(r, lambda i: cold.width(phis, phis[i]), strategy=strategy,
+                           beta=p.beta, q=DEFAULT_Q, rng=cold_rng)
+        win, lose = (a, b) if cold_user.prefers_first(u[a], u[b]) else (b, a)
+        cold.learn_pair(phis[win], phis[lose])
 
     def measure(t, show):
         res.rounds.append(t)
@@ -316,7 +332,7 @@ def simulate(head, store, *, rounds: int = 100, strategy: str = "ucb", seed: int
             twin.learn_pair(phi[0], phi[1])
             learn = time.perf_counter() - t0
             if cold is not None:
-                cold.learn_pair(phi[0], phi[1])
+                ask_cold(item, cands, u)
             res.click_s.append(click)
             res.head_s.append(cache.head_s)
             res.learn_s.append(learn)
@@ -353,7 +369,7 @@ def plot(res: DemoResult, path: str, *, title: str) -> str:
              label=f"the {res.n_asked} prompts it was asked about")
     if res.accuracy_unseen_cold:
         ax1.plot(res.rounds, res.accuracy_unseen_cold, "s--", ms=3, lw=1.2, color="C2",
-                 label="held-out prompts, a model started cold\n(fed the same answers)")
+                 label="held-out prompts, the same user started cold\n(asked its own questions)")
     ax1.axhline(res.chance_unseen, color="grey", lw=1.2, ls=":",
                 label=f"chance {res.chance_unseen:.2f}: random top-1\n"
                       "(mean over prompts of #best / #answers)")
@@ -575,11 +591,10 @@ def _main(argv) -> int:
           f"{res.n_asked} asked prompts {res.accuracy_asked[0]:.2f} -> "
           f"{res.accuracy_asked[-1]:.2f}")
     if res.pack is not None:
-        print(f"[demo] the user started from the population pack; a model started cold and fed "
-              f"the same {args.rounds} answers: {res.accuracy_unseen_cold[0]:.2f} -> "
-              f"{res.accuracy_unseen_cold[-1]:.2f} on the held-out prompts (the questions were "
-              "picked for the pack user's model; --population 0 runs the demo cold, asking its "
-              "own)")
+        print(f"[demo] the user started from the population pack; the same user started cold "
+              f"(no pack, {args.rounds} questions its own model picked): "
+              f"{res.accuracy_unseen_cold[0]:.2f} -> {res.accuracy_unseen_cold[-1]:.2f} on the "
+              "held-out prompts")
     print(f"[demo] one click, prefer(prompt, chosen, rejected) from texts in to state committed, "
           f"median of {c['n']}: {c['click']:.1f} ms (p99 {c['click_p99']:.1f} ms); its parts "
           f"(medians): feature head {c['head']:.1f} ms (embedding the 2 answers), learn "
