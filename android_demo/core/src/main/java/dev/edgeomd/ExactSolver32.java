@@ -108,12 +108,12 @@ final class ExactSolver32 extends Solver {
         for (int i = 0; i < d; i++) {
             th[i] = theta[i];
         }
+        double[] row = new double[d];  // row i of U in double, one buffer for every row
         for (int i = 0; i < d; i++) {  // phi = U theta summed as exact._phi_from_theta (lanes_dot)
-            double[] row = new double[d - i];
             for (int k = i; k < d; k++) {
-                row[k - i] = U[i][k];
+                row[k] = U[i][k];
             }
-            phi[i] = Num.lanesDot(row, 0, th, i, d - i);
+            phi[i] = Num.lanesDot(row, i, th, i, d - i);
             nrm += (double) theta[i] * (double) theta[i];
         }
         aux[E] = 0.0;
