@@ -152,28 +152,21 @@ class FairQueue:
     def _wait(self, m: int, slot: int, deadline: locks.Deadline) -> None:
         """Until the writer of ticket m (in `slot`) and, if it died or gave up, the ones
         before it are done (or gone)."""
-        import fcntl
         io = self.io
         for _ in range(MAX_SLOTS):
             try:
                 fd = open_regular(io, self._entry(slot), os.O_RDWR)
             except (OSError, StoreError):
                 return            # never there, or not an entry we can use
+
+            def taken_again(fd=fd, m=m):
+                got = self._read(fd)
+                return got is None or got[0] != m
+
             try:
-                start = time.monotonic()
-                while True:
-                    got = self._read(fd)
-                    if got is None or got[0] != m:
-                        return    # taken again after its writer released it: it is done
-                    try:
-                        io.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        pass
-                    now = time.monotonic()
-                    if now >= deadline.at:
-                        raise deadline.error(self._head(m, slot))
-                    time.sleep(min(locks.nap(now - start), deadline.at - now))
+                if not locks.acquire(io, fd, deadline, lambda: self._head(m, slot),
+                                     give_up=taken_again):
+                    return        # taken again after its writer released it: it is done
                 got = self._read(fd)
                 if got is None or got[0] != m or got[2]:
                     return        # done (or taken again before we looked)

@@ -57,14 +57,18 @@ class Deadline(NamedTuple):
                           "timeout_s")
 
 
-def acquire(io, fd: int, deadline: Deadline, holder: Callable[[], str]) -> None:
-    """flock(fd, LOCK_EX) before `deadline`, else `deadline.error(holder())`."""
+def acquire(io, fd: int, deadline: Deadline, holder: Callable[[], str],
+            give_up: Optional[Callable[[], bool]] = None) -> bool:
+    """flock(fd, LOCK_EX) before `deadline` (True), else `deadline.error(holder())`; False, not
+    locked, as soon as `give_up()` (asked before each try) says the lock is no longer needed."""
     import fcntl   # (POSIX; imported here so that the package imports everywhere)
     start = time.monotonic()
     while True:
+        if give_up is not None and give_up():
+            return False
         try:
             io.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
             pass
         now = time.monotonic()
