@@ -14,6 +14,7 @@ measures and applies it.
     python -m edge_omd_bench.views standins   # (A) the views beside other embeddings: export default?
     python -m edge_omd_bench.views defaults   # (B) rank pessimism, pair strategy, ucb beta on the views
     python -m edge_omd_bench.views fixednorm  # (C) the wording view with a fixed divisor, not the row norm
+    python -m edge_omd_bench.views idf        # (C2) the wording view's buckets weighted by idf
     python -m edge_omd_bench.views grid --quick   # tiny world, few users (seconds; tests)
 
 The users, their streams and the protocol are the per-user benchmark's (bench/peruser.py
@@ -150,20 +151,34 @@ class Blocks:
 
 def wording_block(texts: Sequence[str], D: int, n: int, t: str, reference: Sequence[str]) -> np.ndarray:
     """The wording view of `texts` at scale 1. t = "<transform>": edge_omd/head/wording.py's rows
-    (each divided by its own L2 norm); t = "<transform>fixed" (rule C): the same transformed
-    counts divided by ONE number, their mean row norm over `reference` (nothing user-specific),
-    so how many such words an answer has is kept, not only their proportions."""
+    (each divided by its own L2 norm); fitted on `reference` (nothing user-specific):
+    - "<transform>fixed" (rule C): the same transformed counts divided by ONE number, their mean
+      row norm over `reference`, so how many such words an answer has is kept;
+    - "<transform>idf" (rule C2): the transformed counts times idf_j = ln((1 + N) / (1 + df_j))
+      + 1 per bucket (df_j: reference answers whose bucket j is non-zero), then L2-normalised."""
     from edge_omd.head.wording import WordingView
-    if not t.endswith("fixed"):
+    suffix = next((x for x in WORDING_SUFFIXES if t.endswith(x)), "")
+    if not suffix:
         return WordingView(int(D).bit_length() - 1, n, t, 1.0)(texts)
-    view = WordingView(int(D).bit_length() - 1, n, t[:-len("fixed")], 1.0)
+    view = WordingView(int(D).bit_length() - 1, n, t[:-len(suffix)], 1.0)
 
-    def transformed(xs):
-        C = np.array([view.counts(x) for x in xs], np.float64).reshape(len(xs), view.dim)
+    def counts(xs):
+        return np.array([view.counts(x) for x in xs], np.float64).reshape(len(xs), view.dim)
+
+    def transformed(C):
         if view.transform == "binary":
             return np.sign(C)
         return np.sign(C) * np.log1p(np.abs(C)) if view.transform == "log1p" else C
-    return transformed(texts) / float(np.linalg.norm(transformed(reference), axis=1).mean())
+    R = counts(reference)
+    if suffix == "fixed":
+        return transformed(counts(texts)) / float(np.linalg.norm(transformed(R), axis=1).mean())
+    idf = np.log((1.0 + len(R)) / (1.0 + (R != 0).sum(axis=0))) + 1.0
+    V = transformed(counts(texts)) * idf
+    norms = np.linalg.norm(V, axis=1, keepdims=True)
+    return V / np.where(norms > 0, norms, 1.0)
+
+
+WORDING_SUFFIXES = ("fixed", "idf")
 
 
 # ================================================================ runs =======================
@@ -754,13 +769,14 @@ def cmd_defaults(a, log) -> int:
 FIXED_SCALES = (0.25, 0.5, 1.0)
 
 
-def cmd_fixednorm(a, log) -> int:
-    """Rule C: the wording view divided by one fixed number (its mean row norm over the train
-    answers) instead of each row's norm, beside the style block, against the current default."""
+def cmd_wording_candidate(a, log, suffix: str) -> int:
+    """Rules C ("fixed": the wording view divided by one fixed number, its mean row norm over the
+    train answers, instead of each row's norm) and C2 ("idf": buckets weighted by their idf over
+    the train answers), beside the style block, against the current default."""
     setup = make_setup(a.quick, a.users, a.workers, log)
     base = default_combo()
-    cands = [replace(base, t=base.t + "fixed", s=s) for s in FIXED_SCALES]
-    path = a.out.replace(".json", "-fixednorm.json")
+    cands = [replace(base, t=base.t + suffix, s=s) for s in FIXED_SCALES]
+    path = a.out.replace(".json", f"-{'fixednorm' if suffix == 'fixed' else suffix}.json")
     res = run_grid(setup, [TODAY, base] + cands, path, log)
     table(res, [TODAY.id, base.id] + [c.id for c in cands], log=log)
     cps = res["meta"]["checkpoints"]
@@ -774,7 +790,7 @@ def cmd_fixednorm(a, log) -> int:
         if ok:
             passing.append(c)
     if not passing:
-        log("rule C: no candidate passes (i) and (ii); the wording view stays as it is")
+        log(f"rule C ({suffix}): no candidate passes (i) and (ii); the wording view stays as it is")
         return 0
     third = run_grid(setup, [base] + passing, path.replace(".json", "-third.json"), log,
                      groups=RULE_GROUPS, pops=(THIRD,))
@@ -793,15 +809,17 @@ def cmd_fixednorm(a, log) -> int:
                 + f": (iv) {'pass' if ok4 else 'FAIL'}")
             if not ok4:
                 continue
-        log(f"rule C: accepted {c.id}")
+        log(f"rule C ({suffix}): accepted {c.id}")
         return 0
-    log("rule C: no candidate passes (iii) and (iv); the wording view stays as it is")
+    log(f"rule C ({suffix}): no candidate passes (iii) and (iv); the wording view stays as it is")
     return 0
 
 
 COMMANDS = {"grid": cmd_grid, "decide": cmd_decide, "confirm": cmd_confirm, "layers": cmd_layers,
             "dims": cmd_dims, "diagnose": cmd_diagnose, "cost": cmd_cost, "standins": cmd_standins,
-            "defaults": cmd_defaults, "fixednorm": cmd_fixednorm}
+            "defaults": cmd_defaults,
+            "fixednorm": lambda a, log: cmd_wording_candidate(a, log, "fixed"),
+            "idf": lambda a, log: cmd_wording_candidate(a, log, "idf")}
 
 
 def main(argv=None) -> int:

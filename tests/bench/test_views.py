@@ -92,6 +92,19 @@ def test_wording_block_fixed_divisor_keeps_how_many_words():
     assert V.Combo.parse("e+style*0.5+w256n2log1pfixed*0.25") == V.Combo(0.5, 256, 2, "log1pfixed", 0.25)
 
 
+def test_wording_block_idf_weights_buckets_every_reference_answer_has_least():
+    """Rule C2's candidate: per-bucket idf over the reference answers, then unit rows."""
+    from edge_omd.head.wording import WordingView
+    ref = ["The cat.", "The dog.", "The sorry bird."]
+    I = V.wording_block(["The sorry", ""], 256, 1, "rawidf", ref)
+    np.testing.assert_allclose(np.linalg.norm(I[0]), 1.0)
+    np.testing.assert_array_equal(I[1], 0.0)
+    view = WordingView(8, 1, "raw", 1.0)
+    the, sorry = (int(np.flatnonzero(view.counts(w))[0]) for w in ("the", "sorry"))
+    want = np.array([np.log(4 / 4) + 1, np.log(4 / 2) + 1])      # "the" in 3 of 3, "sorry" in 1
+    np.testing.assert_allclose(np.abs(I[0, [the, sorry]]), want / np.linalg.norm(want))
+
+
 def test_default_combo_is_the_runtime_default_and_measure_takes_other_defaults():
     from edge_omd.head.views import DEFAULT_STYLE_WEIGHT, DEFAULT_WORDING
     c = V.default_combo()
