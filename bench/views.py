@@ -11,6 +11,10 @@ measures and applies it.
     python -m edge_omd_bench.views dims       # content users vs dimensions added (hashed or noise)
     python -m edge_omd_bench.views diagnose   # form / wording users: online vs the features' ceiling
     python -m edge_omd_bench.views cost       # feature time per answer, d, solver, update time
+    python -m edge_omd_bench.views standins   # (A) the views beside other embeddings: export default?
+    python -m edge_omd_bench.views defaults   # (B) rank pessimism, pair strategy, ucb beta on the views
+    python -m edge_omd_bench.views fixednorm  # (C) the wording view with a fixed divisor, not the row norm
+    python -m edge_omd_bench.views idf        # (C2) the wording view's buckets weighted by idf
     python -m edge_omd_bench.views grid --quick   # tiny world, few users (seconds; tests)
 
 The users, their streams and the protocol are the per-user benchmark's (bench/peruser.py
@@ -128,10 +132,10 @@ class Blocks:
         self._wording: dict = {}
 
     def wording(self, D: int, n: int, t: str) -> np.ndarray:
-        from edge_omd.head.wording import WordingView
         key = (D, n, t)
         if key not in self._wording:
-            self._wording[key] = WordingView(int(D).bit_length() - 1, n, t, 1.0)(self.world.texts)
+            train = [self.world.texts[r] for i in self.world.train for r in self.world.rows(i)]
+            self._wording[key] = wording_block(self.world.texts, D, n, t, train)
         return self._wording[key]
 
     def phi(self, c: Combo) -> np.ndarray:
@@ -143,6 +147,38 @@ class Blocks:
         if c.layer:
             parts.append(c.layer_scale * self.layers[c.layer])
         return np.ascontiguousarray(np.hstack(parts), np.float32)
+
+
+def wording_block(texts: Sequence[str], D: int, n: int, t: str, reference: Sequence[str]) -> np.ndarray:
+    """The wording view of `texts` at scale 1. t = "<transform>": edge_omd/head/wording.py's rows
+    (each divided by its own L2 norm); fitted on `reference` (nothing user-specific):
+    - "<transform>fixed" (rule C): the same transformed counts divided by ONE number, their mean
+      row norm over `reference`, so how many such words an answer has is kept;
+    - "<transform>idf" (rule C2): the transformed counts times idf_j = ln((1 + N) / (1 + df_j))
+      + 1 per bucket (df_j: reference answers whose bucket j is non-zero), then L2-normalised."""
+    from edge_omd.head.wording import WordingView
+    suffix = next((x for x in WORDING_SUFFIXES if t.endswith(x)), "")
+    if not suffix:
+        return WordingView(int(D).bit_length() - 1, n, t, 1.0)(texts)
+    view = WordingView(int(D).bit_length() - 1, n, t[:-len(suffix)], 1.0)
+
+    def counts(xs):
+        return np.array([view.counts(x) for x in xs], np.float64).reshape(len(xs), view.dim)
+
+    def transformed(C):
+        if view.transform == "binary":
+            return np.sign(C)
+        return np.sign(C) * np.log1p(np.abs(C)) if view.transform == "log1p" else C
+    R = counts(reference)
+    if suffix == "fixed":
+        return transformed(counts(texts)) / float(np.linalg.norm(transformed(R), axis=1).mean())
+    idf = np.log((1.0 + len(R)) / (1.0 + (R != 0).sum(axis=0))) + 1.0
+    V = transformed(counts(texts)) * idf
+    norms = np.linalg.norm(V, axis=1, keepdims=True)
+    return V / np.where(norms > 0, norms, 1.0)
+
+
+WORDING_SUFFIXES = ("fixed", "idf")
 
 
 # ================================================================ runs =======================
@@ -162,27 +198,35 @@ def _cells(groups: Sequence[str], pops: Sequence[tuple]) -> list[tuple[str, int]
 
 
 def measure(setup: Setup, combo: Combo, groups: Sequence[str] = RULE_GROUPS,
-            pops: Sequence[tuple] = POPULATIONS, extra: Sequence[tuple] = (), ceiling: bool = False) -> dict:
+            pops: Sequence[tuple] = POPULATIONS, extra: Sequence[tuple] = (), ceiling: bool = False,
+            strategy: Optional[str] = None, driver_beta: Optional[float] = None,
+            pessimisms: Sequence[float] = ()) -> dict:
     """{cell "group/population": top-1 per user per checkpoint} for one combination (the
     per-user bench's run_task: default learner, default strategy and beta, rank beta 0).
     `extra`: more contenders [(id, params)] learning from the same streams; `ceiling`: also
-    "ceiling/<cell>", the per-user bench's feature ceiling (MLE on every noiseless train pair)."""
+    "ceiling/<cell>", the per-user bench's feature ceiling (MLE on every noiseless train pair);
+    `strategy` / `driver_beta`: another pair strategy / ucb beta drives the stream;
+    `pessimisms`: also "<cell>@pess<b>", ranked with rank()'s pessimism b on the same stream."""
     world = setup.world
     cells = _cells(groups, pops)
     defaults = P._defaults()
-    cfg = replace(P.Config(), users=setup.users, strategies=(defaults["strategy"],),
-                  contenders=(P.OMD_DEFAULT,), checkpoints=tuple(setup.checkpoints), betas=(0.0,),
+    strategy = strategy or defaults["strategy"]
+    cfg = replace(P.Config(), users=setup.users, strategies=(strategy,),
+                  contenders=(P.OMD_DEFAULT,), checkpoints=tuple(setup.checkpoints),
+                  betas=tuple(dict.fromkeys((0.0,) + tuple(pessimisms))), driver_beta=driver_beta,
                   populations=tuple(cells), ceiling=False, boot=setup.boot, seed=setup.seed,
                   workers=setup.workers)
     users = {cell: pw.draw_users(world, seed + 1000 * setup.seed, setup.users, pw.GROUPS[cell.split("/")[0]])
              for cell, seed in cells}
     P._G.update(world=world, Phi=setup.blocks.phi(combo), cfg=cfg, users=users, defaults=defaults,
                 lineup=[(P.OMD_DEFAULT, {})] + list(extra))
-    tasks = [P.Task(cell, u, defaults["strategy"]) for cell, _ in cells for u in range(setup.users)]
+    tasks = [P.Task(cell, u, strategy) for cell, _ in cells for u in range(setup.users)]
     raw = P._run_tasks(tasks, P._workers(cfg))
     out: dict = {}
     for tk, r in zip(tasks, raw):
         out.setdefault(tk.population, []).append(r["beta"]["0.0"]["top1"])
+        for b in pessimisms:
+            out.setdefault(f"{tk.population}@pess{b:g}", []).append(r["beta"][str(float(b))]["top1"])
         for cid, _ in extra:
             out.setdefault(f"{tk.population}@{cid}", []).append(r[cid]["top1"])
     if ceiling:
@@ -270,7 +314,6 @@ class HH:
 
     def _views(self, sp: dict, c: Combo, chosen: bool) -> np.ndarray:
         from edge_omd.head.style import StyleBlock
-        from edge_omd.head.wording import WordingView
         texts = [r[1] if chosen else r[3] for r in sp["rows"]]
         parts = [sp["e_c" if chosen else "e_r"].astype(np.float64)]
         if c.f:
@@ -281,7 +324,8 @@ class HH:
         if c.D:
             key = ("w", c.D, c.n, c.t, chosen)
             if key not in sp:
-                sp[key] = WordingView(int(c.D).bit_length() - 1, c.n, c.t, 1.0)(texts)
+                ref = [sp["rows"][i][k] for i in sp["train"] for k in (1, 3)]
+                sp[key] = wording_block(texts, c.D, c.n, c.t, ref)
             parts.append(c.s * sp[key])
         if c.layer:
             raise SystemExit("lower layers are not embedded for HH-RLHF here")
@@ -384,16 +428,17 @@ def make_setup(quick: bool, users: Optional[int], workers: int, log=print, layer
     return Setup(world, Blocks(world, e, lay), users=users or 40, workers=workers)
 
 
-def embed_layers(world: pw.World, layers: Sequence[int], log=print) -> dict:
+def embed_layers(world: pw.World, layers: Sequence, log=print) -> dict:
     """(d) MiniLM hidden states of `layers` mean-pooled over the head's tokens (its template
-    "{prompt}\\n{response}", max_length 256, [CLS]/[SEP]), L2-normalised; cached."""
+    "{prompt}\\n{response}", max_length 256, [CLS]/[SEP]), L2-normalised; cached. The layer
+    "last": the last layer at the last real token ([SEP]; `last_token` pooling, rule A)."""
     import hashlib
     from edge_omd_bench import pooling
     key = hashlib.sha1(f"{world.key()}|{tuple(layers)}|{pooling.MAX_LENGTH}".encode()).hexdigest()[:16]
     path = os.path.join(P.CACHE_DIR, f"views-layers-{key}.npz")
     if os.path.exists(path):
         a = np.load(path)
-        return {int(k[1:]): a[k] for k in a.files}
+        return {(k[1:] if k == "Llast" else int(k[1:])): a[k] for k in a.files}
     import torch
     from transformers import AutoModel
     src = pooling.minilm_dir()
@@ -416,7 +461,10 @@ def embed_layers(world: pw.World, layers: Sequence[int], log=print) -> dict:
                        output_hidden_states=True).hidden_states
         w = mask.unsqueeze(-1).float()
         for L in layers:
-            f = (hs[L] * w).sum(1) / w.sum(1).clamp(min=1.0)
+            if L == "last":
+                f = hs[-1][torch.arange(len(idx)), mask.sum(1) - 1]
+            else:
+                f = (hs[L] * w).sum(1) / w.sum(1).clamp(min=1.0)
             out[L][idx] = torch.nn.functional.normalize(f, dim=-1).numpy()
     log(f"  layers {tuple(layers)} of {len(seqs)} texts in {time.perf_counter() - t0:.0f} s")
     os.makedirs(P.CACHE_DIR, exist_ok=True)
@@ -620,8 +668,158 @@ def cmd_cost(a, log) -> int:
     return 0
 
 
+# ================================================================ rules A, B, C (2026-12-08) =
+def default_combo() -> Combo:
+    """The runtime's default views (edge_omd/head/views.py) as a Combo."""
+    from edge_omd.head.views import DEFAULT_STYLE_WEIGHT, DEFAULT_WORDING as W
+    return Combo(DEFAULT_STYLE_WEIGHT, 1 << W["bits"], W["ngrams"], W["transform"], W["scale"])
+
+
+def pooled_j_diff(res: dict, a: str, b: str, pops=POPULATIONS) -> tuple[float, float, float]:
+    """J(a) - J(b) as a paired mean over the users of the cells {form, wording} x pops."""
+    cps = res["meta"]["checkpoints"]
+    x = np.concatenate([at(res["combos"][a], f"{g}/{p}", K50, cps) - at(res["combos"][b], f"{g}/{p}", K50, cps)
+                        for g in OBJECTIVE_GROUPS for p, _ in pops])
+    return P.ci(x, P.boot_indices(len(x), 2000, 0))
+
+
+def cmd_standins(a, log) -> int:
+    """Rule A: today vs the default views beside other unit-norm embeddings of the same answers
+    (MiniLM layers 1-3 mean-pooled, the last layer at the last token)."""
+    setup = make_setup(a.quick, a.users, a.workers, log)
+    names = (1, 2, 3, "last")
+    lay = ({L: setup.blocks.e for L in names} if a.quick
+           else embed_layers(setup.world, (1, 2, 3), log) | embed_layers(setup.world, ("last",), log))
+    chosen = default_combo()
+    verdicts = {}
+    for L in names:
+        setup.blocks.e = np.asarray(lay[L], np.float32)
+        res = run_grid(setup, [TODAY, chosen], a.out.replace(".json", f"-standin-L{L}.json"), log)
+        table(res, [TODAY.id, chosen.id], log=lambda m, L=L: log(f"[L{L}] {m}" if not m.startswith(" ") else m))
+        ok1, g1s = g1(res, chosen.id)
+        dj = pooled_j_diff(res, chosen.id, TODAY.id)
+        verdicts[L] = ok1 and dj[1] > 0
+        log(f"  stand-in L{L}: J {objective(res['combos'][TODAY.id], res['meta']['checkpoints']):.4f} -> "
+            f"{objective(res['combos'][chosen.id], res['meta']['checkpoints']):.4f}, paired {_f(*dj, pts=True)} pts; "
+            f"G1 {'pass' if ok1 else 'FAIL'} (" + ", ".join(_f(*g, pts=True) for g in g1s) + f"): "
+            f"{'PASS' if verdicts[L] else 'FAIL'}")
+    mean_ok = all(verdicts[L] for L in (1, 2, 3))
+    log("rule A: " + ("views by default for every normalised head" if mean_ok and verdicts["last"] else
+                      "views by default for mean-pooled heads only" if mean_ok else "the default stays none"))
+    return 0
+
+
+DEFAULTS_CPS = (0, 10, 25, 50, 100)
+PESSIMISMS = (0.25, 0.5, 1.0)
+UCB_BETAS = (0.25, 0.5, 2.0)
+
+
+def cmd_defaults(a, log) -> int:
+    """Rule B: rank()'s pessimism, the pair strategy and ucb's beta on the default views' features,
+    the per-user benchmark's populations (group "all")."""
+    from edge_omd import strategies as S
+    setup = make_setup(a.quick, a.users, a.workers, log)
+    setup.checkpoints = DEFAULTS_CPS
+    chosen = default_combo()
+    path = a.out.replace(".json", "-defaults.json")
+    res = _load(path)
+    res.setdefault("meta", {"users": setup.users, "checkpoints": list(DEFAULTS_CPS),
+                            "world": setup.world.key(), "combo": chosen.id})
+    if res["meta"]["world"] != setup.world.key() or res["meta"]["users"] != setup.users:
+        raise SystemExit(f"{path} holds another world or user count; move it away")
+    runs = res.setdefault("runs", {})
+    defaults = P._defaults()
+    plan = {s: dict(strategy=s) for s in P.PAIR_STRATEGIES}
+    plan[defaults["strategy"]] = dict(strategy=defaults["strategy"], pessimisms=PESSIMISMS)
+    plan.update({f"ucb@beta{b:g}": dict(strategy="ucb", driver_beta=b) for b in UCB_BETAS})
+    for name, kw in plan.items():
+        if name not in runs:
+            t = time.perf_counter()
+            runs[name] = measure(setup, chosen, groups=("all",), **kw)
+            _save(path, res)
+            log(f"  {name}: {time.perf_counter() - t:.0f} s")
+    cps = list(DEFAULTS_CPS)
+    k50 = cps.index(K50)
+    idx = P.boot_indices(setup.users, 2000, 0)
+    base = defaults["strategy"]
+
+    def arr(name, cell):
+        return np.asarray(runs[name][cell], np.float64)
+    for p, _ in POPULATIONS:
+        cell = f"all/{p}"
+        log(f"--- {cell} ({chosen.id}, {setup.users} users; paired 95% intervals in points) ---")
+        ref = arr(base, cell).mean(axis=1)
+        log(f"  rank pessimism {S.DEFAULT_PESSIMISM:g} (default): mean top-1 over k={cps} {_f(*P.ci(ref, idx))}")
+        for b in PESSIMISMS:
+            x = arr(base, f"{cell}@pess{b:g}").mean(axis=1)
+            log(f"  rank pessimism {b:g}: {_f(*P.ci(x, idx))}, - default {_f(*P.ci(x - ref, idx), pts=True)}")
+        ref = arr(base, cell)[:, k50]
+        log(f"  pair strategy {base} (default), top-1 at 50: {_f(*P.ci(ref, idx))}")
+        for s in P.PAIR_STRATEGIES:
+            if s != base:
+                x = arr(s, cell)[:, k50]
+                log(f"  pair strategy {s}: {_f(*P.ci(x, idx))}, - {base} {_f(*P.ci(x - ref, idx), pts=True)}")
+        log(f"  ucb beta {S.DEFAULT_BETA:g} (default), top-1 at 50: {_f(*P.ci(ref, idx))}")
+        for b in UCB_BETAS:
+            x = arr(f"ucb@beta{b:g}", cell)[:, k50]
+            log(f"  ucb beta {b:g}: {_f(*P.ci(x, idx))}, - default {_f(*P.ci(x - ref, idx), pts=True)}")
+    return 0
+
+
+FIXED_SCALES = (0.25, 0.5, 1.0)
+
+
+def cmd_wording_candidate(a, log, suffix: str) -> int:
+    """Rules C ("fixed": the wording view divided by one fixed number, its mean row norm over the
+    train answers, instead of each row's norm) and C2 ("idf": buckets weighted by their idf over
+    the train answers), beside the style block, against the current default."""
+    setup = make_setup(a.quick, a.users, a.workers, log)
+    base = default_combo()
+    cands = [replace(base, t=base.t + suffix, s=s) for s in FIXED_SCALES]
+    path = a.out.replace(".json", f"-{'fixednorm' if suffix == 'fixed' else suffix}.json")
+    res = run_grid(setup, [TODAY, base] + cands, path, log)
+    table(res, [TODAY.id, base.id] + [c.id for c in cands], log=log)
+    cps = res["meta"]["checkpoints"]
+    passing = []
+    for c in cands:
+        dj = pooled_j_diff(res, c.id, base.id)
+        ok1, g1s = g1(res, c.id)
+        ok = dj[0] >= 0.010 and dj[1] > 0 and ok1
+        log(f"  {c.id}: J {objective(res['combos'][c.id], cps):.4f}, - default {_f(*dj, pts=True)} pts; G1 "
+            f"{'pass' if ok1 else 'FAIL'} (" + ", ".join(_f(*g, pts=True) for g in g1s) + f"): (i)+(ii) {'pass' if ok else 'FAIL'}")
+        if ok:
+            passing.append(c)
+    if not passing:
+        log(f"rule C ({suffix}): no candidate passes (i) and (ii); the wording view stays as it is")
+        return 0
+    third = run_grid(setup, [base] + passing, path.replace(".json", "-third.json"), log,
+                     groups=RULE_GROUPS, pops=(THIRD,))
+    hh = None if a.quick else HH(log=log)
+    for c in sorted(passing, key=lambda c: -objective(res["combos"][c.id], cps)):
+        d = {g: paired(third, c.id, base.id, f"{g}/third") for g in RULE_GROUPS}
+        ok3 = d["wording"][1] > 0 and d["form"][0] > -0.01 and d["content"][0] > -0.01
+        log(f"  {c.id} third population - default: " + "; ".join(f"{g} {_f(*v, pts=True)}" for g, v in d.items())
+            + f": (iii) {'pass' if ok3 else 'FAIL'}")
+        if not ok3:
+            continue
+        if hh is not None:
+            t_acc, c_acc = hh.correct(TODAY), hh.correct(c)
+            ok4 = all(c_acc[n].mean() >= hh.ci(n, t_acc[n])[1] for n in t_acc)
+            log("  G2 " + "; ".join(f"{n} {_f(*hh.ci(n, c_acc[n]))} (today {_f(*hh.ci(n, t_acc[n]))})" for n in t_acc)
+                + f": (iv) {'pass' if ok4 else 'FAIL'}")
+            if not ok4:
+                continue
+        log(f"rule C ({suffix}): accepted {c.id}")
+        return 0
+    log(f"rule C ({suffix}): no candidate passes (iii) and (iv); the wording view stays as it is")
+    return 0
+
+
 COMMANDS = {"grid": cmd_grid, "decide": cmd_decide, "confirm": cmd_confirm, "layers": cmd_layers,
-            "dims": cmd_dims, "diagnose": cmd_diagnose, "cost": cmd_cost}
+            "dims": cmd_dims, "diagnose": cmd_diagnose, "cost": cmd_cost, "standins": cmd_standins,
+            "defaults": cmd_defaults,
+            "fixednorm": lambda a, log: cmd_wording_candidate(a, log, "fixed"),
+            "idf": lambda a, log: cmd_wording_candidate(a, log, "idf")}
 
 
 def main(argv=None) -> int:

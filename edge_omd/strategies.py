@@ -36,7 +36,8 @@ DEFAULT_BETA = 1.0
 # population) mean top-1 over k = 0..100 feedbacks was 0.317 / 0.309 (design / second
 # population) at 0 against 0.291, 0.273, 0.242, 0.205 at 0.25, 0.5, 1, 2; at k = 0 a
 # pessimism of 1 picks the most "average" answer, below chance (0.125 vs 0.167). beta stays the
-# exploration radius of choose_pair("ucb").
+# exploration radius of choose_pair("ucb"). Pessimism, pair strategy and beta were checked again
+# on the default views head's features: docs/BENCHMARKS.md "Views (issue 20)", rule B.
 DEFAULT_PESSIMISM = 0.0
 # best_quantile: the second response is the ceil(n/q)-th best (the official code shows the 4th
 # best of 64 samples, q = 16). With the few candidates an assistant has (4-16), q = 4 keeps the

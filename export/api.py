@@ -97,7 +97,8 @@ def export_model(checkpoint_dir, output_dir, *, variant: str = "fp32", normalize
         scale; the head's dim grows by 2^bits.
     views: a preset instead of style/style_weight/wording: "none", or "default" (the views
         rule's choice, docs/VIEWS.md: style at weight 0.5 + wording 256 buckets). Without any
-        of these the head appends no view (docs/VIEWS.md says why).
+        of these the head appends no view; the `edge-omd export` command passes "default" for
+        a normalised head (export/cli.py `cli_default_views`, docs/VIEWS.md).
     exporter: "auto" (optimum where it supports the architecture and variant, else torch),
         "optimum" or "torch" (the exporter before optimum: re-makes today's heads byte for
         byte); see export/exporters.py. Recorded in the manifest's `exporter.path`.

@@ -39,6 +39,15 @@ def _read_calibration(path: str) -> list:
     return out
 
 
+def cli_default_views(*, normalize: bool) -> str:
+    """The views preset `edge-omd export` applies when no view option is given: the views rule's
+    choice ("default") for a normalised head, nothing for an unnormalised one, whose embedding's
+    norm (the checkpoint's) the views' scales were not set against (docs/VIEWS.md; the rule and
+    its stand-in embeddings: docs/BENCHMARKS.md "Views (issue 20)", rule A). `export_model`
+    itself appends only the views its arguments ask for."""
+    return "default" if normalize else "none"
+
+
 def main(argv: list[str]) -> int:
     from edge_omd_export.exporters import DEFAULT_EXPORTER, EXPORTERS
     from edge_omd_export.variants import VARIANTS
@@ -61,8 +70,9 @@ def main(argv: list[str]) -> int:
                     help="default: mean for encoders, last_token for decoders")
     ap.add_argument("--views", choices=("none", "default"), default=None,
                     help="views appended to the embedding (docs/VIEWS.md): default = the views "
-                    "rule's choice (style block at weight 0.5 + wording view, 256 buckets); "
-                    "none (also without any view option) appends nothing")
+                    "rule's choice (style block at weight 0.5 + wording view, 256 buckets), "
+                    "what a normalised head gets without any view option; none appends nothing "
+                    "(the head before views; also the default with --no-normalize)")
     ap.add_argument("--style", action="store_true", default=None,
                     help="append the style block (12 answer-form features, edge_omd/head/style.py)")
     ap.add_argument("--style-weight", type=float, default=None,
@@ -87,6 +97,9 @@ def main(argv: list[str]) -> int:
     if wording and not args.wording:
         print("edge-omd export: UsageError: the --wording-* options need --wording", file=sys.stderr)
         return 2
+    views = args.views
+    if views is None and args.style is None and args.style_weight is None and args.wording is None:
+        views = cli_default_views(normalize=not args.no_normalize)
     try:
         from edge_omd_export.api import export_model
         calib = _read_calibration(args.calibration_file) if args.calibration_file else None
@@ -95,7 +108,7 @@ def main(argv: list[str]) -> int:
                            calibration_texts=calib, opset=args.opset, template=args.template,
                            progress=not args.quiet, pooling=args.pooling, style=args.style,
                            style_weight=args.style_weight,
-                           wording=(wording or True) if args.wording else None, views=args.views,
+                           wording=(wording or True) if args.wording else None, views=views,
                            exporter=args.exporter,
                            external_data=True if args.external_data else None)
     except (EdgeOMDError, OSError, ValueError) as e:

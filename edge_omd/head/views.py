@@ -13,8 +13,9 @@ in float64 and appended as float32 (the head's dtype), so the features equal ben
 `Blocks.phi` bit for bit for the same parameters.
 
 `DEFAULT_STYLE_WEIGHT` and `DEFAULT_WORDING` are the combination the views rule chose
-(docs/BENCHMARKS.md "Views (issue 20)"): `edge-omd export --views default` and the demo's
-head use it; without views (the export default) a head appends nothing (docs/VIEWS.md).
+(docs/BENCHMARKS.md "Views (issue 20)"): `edge-omd export` (unless told otherwise, for a
+normalised head) and the demo's head use it; a head without views appends nothing
+(docs/VIEWS.md).
 
     >>> v = HeadViews.from_options(views="default", style_texts=["Short.", "- a\\n- b"])
     >>> v.dim, v.append(np.zeros((1, 3), np.float32), ["Yes."]).shape

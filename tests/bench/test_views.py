@@ -73,3 +73,48 @@ def test_quick_grid_runs_and_resumes(tmp_path):
     assert again["combos"]["today"] == res["combos"]["today"]
     with pytest.raises(SystemExit):
         V.run_grid(V.make_setup(True, 4, 1), [V.TODAY], path, log=lambda m: None)
+
+
+def test_wording_block_fixed_divisor_keeps_how_many_words():
+    """Rule C's candidate: the transformed counts over ONE divisor (their mean row norm over the
+    reference texts), so an answer with twice the words has a longer row; "log1p" is the view."""
+    from edge_omd.head.wording import WordingView
+    ref = ["Perhaps so.", "I am sorry, maybe not.", "Definitely!"]
+    texts = ["Perhaps.", "Perhaps. Perhaps. Perhaps. Perhaps.", ""]
+    np.testing.assert_array_equal(V.wording_block(texts, 256, 2, "log1p", ref),
+                                  WordingView(8, 2, "log1p", 1.0)(texts))
+    F = V.wording_block(texts, 256, 2, "log1pfixed", ref)
+    assert np.linalg.norm(V.wording_block(ref, 256, 2, "log1pfixed", ref), axis=1).mean() == pytest.approx(1.0)
+    assert np.linalg.norm(F[1]) > np.linalg.norm(F[0]) > 0 == np.linalg.norm(F[2])
+    c = WordingView(8, 2, "log1p", 1.0).counts(texts[1])
+    np.testing.assert_allclose(F[1] / np.linalg.norm(F[1]), np.sign(c) * np.log1p(np.abs(c))
+                               / np.linalg.norm(np.log1p(np.abs(c))))
+    assert V.Combo.parse("e+style*0.5+w256n2log1pfixed*0.25") == V.Combo(0.5, 256, 2, "log1pfixed", 0.25)
+
+
+def test_wording_block_idf_weights_buckets_every_reference_answer_has_least():
+    """Rule C2's candidate: per-bucket idf over the reference answers, then unit rows."""
+    from edge_omd.head.wording import WordingView
+    ref = ["The cat.", "The dog.", "The sorry bird."]
+    I = V.wording_block(["The sorry", ""], 256, 1, "rawidf", ref)
+    np.testing.assert_allclose(np.linalg.norm(I[0]), 1.0)
+    np.testing.assert_array_equal(I[1], 0.0)
+    view = WordingView(8, 1, "raw", 1.0)
+    the, sorry = (int(np.flatnonzero(view.counts(w))[0]) for w in ("the", "sorry"))
+    want = np.array([np.log(4 / 4) + 1, np.log(4 / 2) + 1])      # "the" in 3 of 3, "sorry" in 1
+    np.testing.assert_allclose(np.abs(I[0, [the, sorry]]), want / np.linalg.norm(want))
+
+
+def test_default_combo_is_the_runtime_default_and_measure_takes_other_defaults():
+    from edge_omd.head.views import DEFAULT_STYLE_WEIGHT, DEFAULT_WORDING
+    c = V.default_combo()
+    assert (c.f, c.D, c.n, c.t, c.s) == (DEFAULT_STYLE_WEIGHT, 1 << DEFAULT_WORDING["bits"],
+                                         DEFAULT_WORDING["ngrams"], DEFAULT_WORDING["transform"],
+                                         DEFAULT_WORDING["scale"])
+    setup = V.make_setup(True, 2, 1)
+    out = V.measure(setup, c, groups=("all",), pops=(("design", 0),), pessimisms=(0.5,))
+    assert set(out) == {"all/design", "all/design@pess0.5"}
+    assert np.asarray(out["all/design@pess0.5"]).shape == (2, len(V.CHECKPOINTS))
+    other = V.measure(setup, c, groups=("all",), pops=(("design", 0),), strategy="best_worst",
+                      driver_beta=0.25)
+    assert set(other) == {"all/design"} and np.asarray(other["all/design"]).shape == (2, len(V.CHECKPOINTS))

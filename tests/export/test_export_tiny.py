@@ -297,8 +297,9 @@ def test_cli_export(tiny_ckpt, tmp_path, capsys):
     rc = main(["export", tiny_ckpt("qwen3"), str(tmp_path / "s"), "--variant", "fp32",
                "--max-length", "64", "--quiet", "--style", "--style-weight", "0.25"])
     assert rc == 0
-    s = json.load(open(tmp_path / "s" / "manifest.json"))["style"]
-    assert float(s["weight"]) == 0.25
+    s = json.load(open(tmp_path / "s" / "manifest.json"))
+    assert float(s["style"]["weight"]) == 0.25
+    assert "wording" not in s and "wording" in m     # a view option replaces the default views
 
 
 def test_gpu_providers_only_where_present(tiny_head):

@@ -172,3 +172,43 @@ def test_runtime_features_are_the_views_bench_features(tiny_head):
     got = viewed.features_batch(world.pairs)
     assert got.dtype == bench.dtype == np.float32
     np.testing.assert_array_equal(got, bench)
+
+
+@pytest.mark.export
+def test_cli_default_is_the_views_and_users_of_the_old_default_keep_their_head(tiny_ckpt, tmp_path):
+    """`edge-omd export` without a view option appends the rule's default views (docs/VIEWS.md);
+    a user stored on a head the old default made (`--views none`, the same graph) is served on
+    it through HeadRegistry, new users get the new head, and a reset moves the old user over."""
+    pytest.importorskip("torch")
+    from edge_omd import Personalizer
+    from edge_omd.errors import HeadMismatchError
+    from edge_omd.head.registry import HeadRegistry
+    from edge_omd.head.runner import FeatureHead
+    from edge_omd.store import SQLiteStore
+    from edge_omd_export.cli import main
+    ckpt = tiny_ckpt("bert")
+    assert main([ckpt, str(tmp_path / "old"), "--views", "none", "--quiet"]) == 0
+    assert main([ckpt, str(tmp_path / "new"), "--quiet"]) == 0
+    assert main([ckpt, str(tmp_path / "raw"), "--no-normalize", "--quiet"]) == 0
+    cpu = ["CPUExecutionProvider"]
+    old, new = FeatureHead.open(tmp_path / "old", cpu), FeatureHead.open(tmp_path / "new", cpu)
+    want = HeadViews.from_options(views="default").to_manifest()
+    assert {k: new.manifest.get(k) for k in want} == want and new.dim == old.dim + 12 + 256
+    assert new.fingerprint != old.fingerprint
+    assert new.manifest["graph_sha256"] == old.manifest["graph_sha256"]
+    raw = json.loads((tmp_path / "raw" / "manifest.json").read_text())
+    assert raw.get("style") is None and raw.get("wording") is None   # unnormalised: no view
+    prompt, answers = "How do I boil an egg ?", ["Put the egg in boiling water .", "No !"]
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    Personalizer(old, store, "ann").prefer(prompt, *answers)
+    with pytest.raises(HeadMismatchError, match="the head it was learned on"):
+        Personalizer(new, store, "ann")
+    reg = HeadRegistry(tmp_path / "new", tmp_path / "old", providers=cpu)
+    p = reg.personalizer(store, "ann")
+    p.prefer(prompt, *answers)                       # ann goes on learning on the old head
+    rec = store.get("ann")
+    assert rec.head_fingerprint == old.fingerprint and rec.updates == 2
+    reg.personalizer(store, "bob").prefer(prompt, *answers)
+    assert store.get("bob").head_fingerprint == new.fingerprint
+    reg.reset(store, "ann").prefer(prompt, *answers)
+    assert store.get("ann").head_fingerprint == new.fingerprint and store.get("ann").updates == 1
