@@ -29,7 +29,7 @@ import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel, lanes_dot
-from edge_omd.solvers import mnl
+from edge_omd.solvers import load_checks, mnl, prior_start
 from edge_omd.solvers.base import F, F8, ArraySpec, Solver, SolverSpec
 
 # aux slots (float64)
@@ -292,14 +292,14 @@ class ExactSolver(Solver):
         """A prior's start (Solver.start): U = the Cholesky factor of (lam + c) I + sign V^T V,
         from sqrt(lam + c) I by r rank-one updates (sign = -1: downdates, pivots floored at
         sqrt(lam), the floor cal_H_0 >= lam I gives) in one float64 pass
-        (linalg.chol_rows_upper, O(r d^2)), rounded to the dtype once; theta = theta0 rounded;
+        (prior_start.chol_rows_upper, O(r d^2)), rounded to the dtype once; theta = theta0 rounded;
         phi = U theta from the rounded arrays (so phi = U theta holds as the loader checks it).
         Nothing of the start is lost."""
         st, d = self.state, self.state.U.shape[0]
         U = np.zeros((d, d))
         np.fill_diagonal(U, math.sqrt(self.lam + c))
         if V.shape[0]:
-            linalg.chol_rows_upper(U, V.copy(), sign, self.lam)
+            prior_start.chol_rows_upper(U, V.copy(), sign, self.lam)
         st.U[...] = U
         st.theta[:] = theta0
         theta = st.theta.astype(np.float64)
@@ -360,12 +360,12 @@ class ExactSolver(Solver):
         """Solver._start_problem, and a start the precision guard would refuse at its first
         probe: eps * lambda_max / lambda_min of cal_H_0 = (lam + c) I + sign V^T V above
         linalg.KAPPA_EPS_LIMIT (exact eigenvalues: lam + c + sign those of V^T V,
-        linalg.low_rank_extremes, O(r^2 d + min(r, d)^3))."""
+        prior_start.low_rank_extremes, O(r^2 d + min(r, d)^3))."""
         problem = super()._start_problem(theta0, c, V, sign)
         if problem:
             return problem
         a = self.lam + c
-        gmax, gmin = linalg.low_rank_extremes(V)
+        gmax, gmin = prior_start.low_rank_extremes(V)
         lmax, lmin = (a + gmax, a + gmin) if sign > 0.0 else (a - gmin, max(a - gmax, self.lam))
         if not self.eps * lmax <= linalg.KAPPA_EPS_LIMIT * lmin:
             return (f"its condition number ({lmax / lmin:.3g}) is beyond what "
@@ -486,14 +486,14 @@ class ExactSolver(Solver):
         theta, U, phi = arrays
         d, F = U.shape[0], U.dtype
         eps, fmax = float(np.finfo(F).eps), float(np.finfo(F).max)
-        problem = linalg.theta_problem(theta)
+        problem = load_checks.theta_problem(theta)
         if problem:
             return problem
-        if linalg.below_diagonal(U):
+        if load_checks.below_diagonal(U):
             return "the Cholesky factor is not upper triangular"
         if not (np.diagonal(U) >= float(F.type(math.sqrt(self.lam))) * (1.0 - 2.0 * eps)).all():
             return "the Cholesky factor's diagonal is below sqrt(lam)"
-        if not linalg.max_abs(U) <= math.sqrt(fmax * linalg.HEADROOM):  # cal_H = U^T U
+        if not load_checks.max_abs(U) <= math.sqrt(fmax * load_checks.HEADROOM):  # cal_H = U^T U
             return "the Cholesky factor has entries beyond the dtype's headroom"
         # theta is re-derived from phi after every step, but a fantasize keeps it while it
         # rotates U and phi (bit-stable scoring): each rotation adds ~eps |U| |theta| (more for
@@ -507,11 +507,11 @@ class ExactSolver(Solver):
         if _phi_drift(st.U, st.theta, st.phi, _phi_tolerance(F, d), _TINY[F.itemsize]):
             return "phi is not U theta"
         st.u.fill(0)
-        x, tmp, out = linalg.probe_start(d).copy(), np.empty(d), np.empty(d)
-        for _ in range(linalg.PROBE_STEPS):
+        x, tmp, out = load_checks.probe_start(d).copy(), np.empty(d), np.empty(d)
+        for _ in range(load_checks.PROBE_STEPS):
             _inv_apply(st.U, st.u, 0.0, x, tmp, out)  # cal_H^{-1} x
             rho = linalg.norm64(out)
-            if not rho * self.lam <= linalg.FLOOR_SLACK:
+            if not rho * self.lam <= load_checks.FLOOR_SLACK:
                 return "cal_H has an eigenvalue below lam / 4"
             x = out / rho
         return None
