@@ -1,7 +1,7 @@
 """The solver contract and the per-solver spec: the one place where a solver's arrays are listed.
 
-A solver is one module (exact.py, cg.py, sketch.py, diagonal.py) holding its Numba kernels and
-one `Solver` subclass whose `spec` lists its arrays in order: name, shape (an expression in d and
+A solver is one module (exact.py, cg.py, sketch.py, diagonal.py) holding its Numba kernels (the
+exact solver's in exact_kernels.py) and one `Solver` subclass whose `spec` lists its arrays in order: name, shape (an expression in d and
 the sketch rank ell), dtype ("F" the state's dtype, "f8" float64, "i8" int64), and whether it is
 saved in the state file (the payload, in spec order) or work memory. From the spec alone come:
 
