@@ -151,7 +151,8 @@ KNOWN_CYCLES: list = []
 
 _STORAGE = ["edge_omd.store", "edge_omd.store.base", "edge_omd.store.journal",
             "edge_omd.store.fair_queue", "edge_omd.store.locks", "edge_omd.store.sqlite",
-            "edge_omd.store.folder", "edge_omd.store.folder_tx"]
+            "edge_omd.store.folder", "edge_omd.store.folder_tx", "edge_omd.store.folder_names",
+            "edge_omd.store.checkpoint_file"]
 _VERBS = ["edge_omd.personalizer", "edge_omd.feature_cache", "edge_omd.strategies",
           "edge_omd.apps", "edge_omd.head.registry", "edge_omd.head.runner"]
 #: module -> modules it must never reach, directly or through what it imports (a name covers
