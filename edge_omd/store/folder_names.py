@@ -24,7 +24,7 @@ from edge_omd.store import locks
 from edge_omd.store.base import open_regular, validate_user_id
 from edge_omd.store.checkpoint_file import decode_checkpoint
 
-_log = logging.getLogger("edge_omd.store.folder")
+_log = logging.getLogger("edge_omd.store.folder")   # the store's logger: one name for a FolderStore
 
 # Per user, named by the keyed hash of the id (FolderStore.name_of): checkpoint, journal, lock,
 # fair-queue ticket (+ ".<n>" entries).
