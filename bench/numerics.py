@@ -266,12 +266,13 @@ def calibrate_drift(solver, d, n, ranks=(2, 4), log=print):
 # ------------------------------------------------------------ cost of the precision probes
 def probe_cost(dims=(384, 4096), updates=30, probes=5, log=print):
     """Per-update cost of the float32 precision probes next to the update's own cost: one probe
-    (exact: flush + linalg.extreme_eigenvalues; cg: the PSD probe linalg.indefinite_direction)
+    (exact: flush + linalg.extreme_eigenvalues; cg: the PSD probe load_checks.indefinite_direction)
     timed `probes` times, divided by linalg.probe_period(d) (it runs once per period), and one
     learn_one timed over `updates` calls (unit features, random labels). Median times; wall
     clock, so a loaded machine inflates both alike."""
     import time
     from edge_omd import linalg
+    from edge_omd.solvers import load_checks
     log(f"{'solver':7s} {'d':>5s} {'update':>10s} {'one probe':>10s} {'period':>6s} "
         f"{'probe/update':>12s} {'share':>6s}")
     for d in dims:
@@ -294,7 +295,7 @@ def probe_cost(dims=(384, 4096), updates=30, probes=5, log=print):
                 if solver == "exact":
                     s.extreme_eigenvalues()
                 else:
-                    linalg.indefinite_direction(s.state.S, s._psd_floor(s.state.S, lam_t))
+                    load_checks.indefinite_direction(s.state.S, s._psd_floor(s.state.S, lam_t))
                 ptimes.append(time.perf_counter() - t0)
             up, pr, per = float(np.median(times)), float(np.median(ptimes)), linalg.probe_period(d)
             log(f"{solver:7s} {d:5d} {up * 1e3:8.3f}ms {pr * 1e3:8.2f}ms {per:6d} "

@@ -4,10 +4,10 @@ rules a reader applies, and the crash-safe file write. docs/FORMATS.md lists the
     format        magic        framing                                         module
     state         EDGEOMD\\0   u16 version, fixed header, u64 payload length   state_format.py
     journal rec.  EOJR         u32 length, fixed header, k d-vectors           journal.py
-    store file    EOMDREC2     u32 header length, JSON header, state bytes     store/folder.py
+    store file    EOMDREC2     u32 header length, JSON header, state bytes     store/checkpoint_file.py
     user export   EOMDUSR1     u32 header length, JSON header, state bytes     store/session.py
     prior file    EOMDPRI1     u32 header length, JSON header, float64 arrays  prior.py
-    folder key    EOMDKEY1     fixed 44 bytes: magic, the 32-byte key          store/folder.py
+    folder key    EOMDKEY1     fixed 44 bytes: magic, the 32-byte key          store/folder_names.py
 
 All little-endian; every one ends with the CRC-32 (zlib / java.util.zip polynomial) of every byte
 before it. A reader refuses, before it allocates or interprets anything: a wrong magic, a length

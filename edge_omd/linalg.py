@@ -1,19 +1,19 @@
 """Small Numba kernels shared by the solvers: dot products, the logistic link, Cholesky
-rank-one updates, triangular solves and a textbook conjugate gradient.
+rank-one updates, triangular solves, a symmetric eigensolver, a textbook conjugate gradient and
+the precision probes the updates run. (A population prior's start: solvers/prior_start.py; the checks
+of a loaded state: solvers/load_checks.py.)
 
 All arrays are C-contiguous and of one float dtype F (float32 or float64); every scalar and
 every reduction is carried in float64 so a float32 state loses no more than its storage
 precision. Every sum runs in a fixed order (long ones by _numba.lanes_dot), with no BLAS or
 LAPACK, so every result has the same bits on every CPU (edge_omd/_numba.py says why). Nothing
-here allocates but the Python helpers of the load checks and the starts.
+here allocates but the Python helpers of the precision probes.
 """
-import functools
 import math
 
 import numpy as np
 
-from edge_omd._numba import both, calls, ensure_compiled, kernel, lanes_dot
-from edge_omd.errors import NumericalError
+from edge_omd._numba import both, calls, kernel, lanes_dot
 
 #: |theta_i| stays below fmax * THETA_LIMIT of the state's dtype (float32: 3.1e26): with inputs
 #: up to 1e6 every product theta_i z_i stays inside float32's range (compiled float32 dot products
@@ -481,148 +481,7 @@ def sym_eigen(A, n, d, e):
     return True
 
 
-# ---------------------------------------------------------------- a population prior's start
-# cal_H_0 = (lam + c) I + sign V^T V (Solver.start) from V: (r, d) float64, every sum in a fixed
-# order in float64 (no BLAS, no LAPACK), so a started state has the same bits on every CPU.
-
-@kernel(["f8(f8[:, ::1])"], group="start")
-def sum_sq64(V):
-    """||V||_F^2, the rows' lanes_dot summed in order."""
-    acc = 0.0
-    for i in range(V.shape[0]):
-        acc += lanes_dot(V[i], V[i])
-    return acc
-
-
-@kernel(["void(f8[:, ::1], f8[:, ::1])"], group="start")
-def gram64(V, G):
-    """G = V V^T (r x r) by lanes_dot, exactly symmetric."""
-    for i in range(V.shape[0]):
-        for k in range(i + 1):
-            acc = lanes_dot(V[i], V[k])
-            G[i, k] = acc
-            G[k, i] = acc
-
-
-@kernel(["void(f8[:, ::1], f8, f8, f8[:, ::1])"], group="start")
-def low_rank_plus(V, c, sign, out):
-    """out = c I + sign V^T V (d x d, sign = +-1), one row at a time: out_ik = sum_j V_ji V_jk
-    over the rows of V in order (the loop over k vectorises element by element), then sign and
-    c applied once. Exactly symmetric without mirroring: V_ji V_jk and V_jk V_ji are the same
-    product, summed in the same order. O(r d^2)."""
-    for i in range(out.shape[0]):
-        row = out[i]
-        for k in range(row.shape[0]):
-            row[k] = 0.0
-        for j in range(V.shape[0]):
-            v = V[j]
-            vi = v[i]
-            for k in range(row.shape[0]):
-                row[k] += vi * v[k]
-        for k in range(row.shape[0]):
-            row[k] = sign * row[k]
-        row[i] = c + row[i]
-
-
-@kernel(["void(f8[:, ::1], f8[::1])"], group="start")
-def col_sum_sq(V, out):
-    """out_i = sum_j V_ji^2 (the diagonal of V^T V), summed over the rows in order."""
-    for i in range(out.shape[0]):
-        out[i] = 0.0
-    for j in range(V.shape[0]):
-        v = V[j]
-        for i in range(out.shape[0]):
-            out[i] += v[i] * v[i]
-
-
-@kernel(["void(f8[:, ::1], f8[:, ::1], f8[:, ::1])"], group="start")
-def combine_rows(C, V, out):
-    """out = C V ((n, r) times (r, d), float64), each entry summed over the rows of V in order."""
-    for i in range(out.shape[0]):
-        o = out[i]
-        for j in range(o.shape[0]):
-            o[j] = 0.0
-        for k in range(V.shape[0]):
-            coef, v = C[i, k], V[k]
-            for j in range(o.shape[0]):
-                o[j] += coef * v[j]
-
-
-@kernel(["void(f8[:, ::1], f8[:, ::1], f8, f8)"], group="start")
-def chol_rows_upper(U, X, sign, floor):
-    """In place: U^T U <- U^T U + sign sum_i x_i x_i^T (sign = +-1) for an upper-triangular
-    float64 U, the r rows of X (destroyed) in ONE top-down pass: at row k each row's rotation
-    is formed from the diagonal the previous one left, then applied to the row's tail (as
-    linalg.chol_update_upper for each x_i in turn). sign = +1: Givens rotations (LINPACK's
-    dchud). sign = -1: the downdate's hyperbolic rotations in mixed form (r = sqrt(u^2 - x^2),
-    u' = (u - s x) / c, x' = c x - s u', s = x / u_kk, c = r / u_kk), stable when every
-    intermediate U^T U - sum x_i x_i^T stays >= floor I, which the caller guarantees; each
-    downdated pivot^2 is floored at `floor` (a Schur complement of such a matrix is >= floor),
-    so the floor only absorbs rounding. O(r d^2)."""
-    d, r = U.shape[0], X.shape[0]
-    for k in range(d):
-        ukk = U[k, k]
-        row = U[k, k + 1:]
-        for i in range(r):
-            xk = X[i, k]
-            if xk == 0.0:
-                continue
-            rr = ukk * ukk + sign * (xk * xk)
-            if sign < 0.0:
-                rr = max(rr, floor)
-            rk = math.sqrt(rr)
-            s, c, inv_c = xk / ukk, rk / ukk, ukk / rk
-            ss = sign * s
-            xt = X[i, k + 1:]
-            for j in range(row.shape[0]):
-                ukj = (row[j] + ss * xt[j]) * inv_c
-                row[j] = ukj
-                xt[j] = c * xt[j] - s * ukj
-            ukk = rk
-        U[k, k] = ukk
-
-
-@kernel(["b1(f8[:, ::1], f8[:, ::1], f8[::1], f8[::1])"], group="start")
-def gram_eigen(V, G, ev, work):
-    """The eigenvalues of V^T V's non-trivial part into ev (ascending): sym_eigen of V V^T
-    (r <= d) or V^T V (r > d), formed in G (n x n, n = min(r, d)). False: no convergence."""
-    r, d = V.shape
-    if r <= d:
-        gram64(V, G)
-    else:
-        low_rank_plus(V, 0.0, 1.0, G)
-    return sym_eigen(G, min(r, d), ev, work)
-
-
-def ensure_start_compiled():
-    """Compile (or load) the start kernels above, once per process (f8 only: any model)."""
-    ensure_compiled("float64", __name__, group="start")
-
-
-def kernel_f8(a):
-    """`a` as the start kernels take it: C-contiguous float64 and writable (their signatures
-    name writable arrays, so Numba refuses a read-only one, e.g. a Pack's or np.frombuffer's):
-    a copy where `a` is not already so."""
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    return a if a.flags.writeable else a.copy()
-
-
-def low_rank_extremes(V):
-    """(largest, smallest) eigenvalue of V^T V for V: (r, d) float64 (the smallest is 0 when
-    r < d), by `gram_eigen`: the same numbers on every CPU. Allocates O(min(r, d)^2) (and a
-    copy of V if it is read-only or not C-contiguous float64)."""
-    V = kernel_f8(V)
-    r, d = V.shape
-    if r == 0:
-        return 0.0, 0.0
-    ensure_start_compiled()
-    n = min(r, d)
-    ev = np.empty(n)
-    if not gram_eigen(V, np.empty((n, n)), ev, np.empty(n)):
-        raise NumericalError("the eigensolver did not converge on V V^T")
-    return max(float(ev[-1]), 0.0), (max(float(ev[0]), 0.0) if r >= d else 0.0)
-
-
+# ---------------------------------------------------------------- conjugate gradient
 @kernel(both("f8(F[::1], F[::1], F[::1], F[::1])"))
 def cg_start(b, x, r, p):
     """The start of a CG solve from x0 = 0: x = 0, r = p = b; returns b.b (float64). The sum
@@ -671,169 +530,6 @@ def cg_solve(S, lam, z, a, b, x, r, p, Ap, max_steps, tol):
         rr = cg_advance(x, r, p, Ap, rr, pAp)
         steps += 1
     return steps
-
-
-# ---------------------------------------------------------------- load checks (numpy)
-# What a loaded state must satisfy before any verb may use it (the solvers' `invalid`). Each is
-# O(d^2) time and O(ROWS d) memory at most (row blocks), never a factorisation of a d x d
-# matrix: a recovery of a d = 4096 user stays cheap.
-
-#: A loaded local norm must have no eigenvalue below lam / FLOOR_SLACK (cg: S none below
-#: -lam_1 / FLOOR_SLACK). States the updates make satisfy it with lam itself up to rounding;
-#: the slack leaves float32 rounding room and is what the exact solver's overflow guard assumes.
-FLOOR_SLACK = 4.0
-#: Curvature entries of a loaded state stay below fmax * HEADROOM (float32: 3e32): the largest
-#: update the front allows (w sigma' ||z||^2 <= 2.5e17) then needs > 10^15 updates to overflow.
-HEADROOM = 2.0 ** -20
-ROWS = 256          # rows per block of the blocked checks (bounds their temporaries)
-PROBE_STEPS = 6     # power-iteration steps of the eigenvalue probes
-
-
-def blocks(n):
-    for i in range(0, n, ROWS):
-        yield i, min(i + ROWS, n)
-
-
-def max_abs(a):
-    """max |a_ij| in float64 (0 for an empty array), blocked."""
-    top = 0.0
-    flat = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
-    for i, j in blocks(flat.shape[0]):
-        if flat[i:j].size:
-            top = max(top, float(np.abs(flat[i:j]).max()))
-    return top
-
-
-def theta_problem(theta):
-    """Why a loaded theta cannot be used (None if it can); finiteness is checked by the format.
-    Its entries stay within THETA_LIMIT of the dtype's range, as every update keeps them."""
-    top = max_abs(theta)
-    if not top <= float(np.finfo(theta.dtype).max) * THETA_LIMIT:
-        return f"theta has entries of {top:.3g}, beyond the dtype's limit"
-    return None
-
-
-def below_diagonal(U):
-    """Is any entry of the square U below its diagonal non-zero?"""
-    for i, j in blocks(U.shape[0]):
-        if np.tril(U[i:j, :j], i - 1).any():
-            return True
-    return False
-
-
-def above_diagonal(L):
-    """Is any entry of the square L above its diagonal non-zero?"""
-    for i, j in blocks(L.shape[0]):
-        if np.triu(L[i:j, i:], 1).any():
-            return True
-    return False
-
-
-@functools.lru_cache(maxsize=8)
-def _probe_start(d, k):
-    x = np.empty(d)
-    s, mask = (0x9E3779B97F4A7C15 + k * 0x632BE59BD9B4E019) & ((1 << 64) - 1), (1 << 64) - 1
-    nn = 0.0
-    for i in range(d):
-        s = (s * 6364136223846793005 + 1442695040888963407) & mask
-        x[i] = (((s >> 11) + 0.5) / 9007199254740992.0 - 0.5) + (1e-3 if i % 2 == 0 else -1e-3)
-        nn += x[i] * x[i]
-    x *= 1.0 / math.sqrt(nn)
-    x.setflags(write=False)
-    return x
-
-
-def probe_start(d, k=0):
-    """The load probes' fixed unit vectors (float64; k = 0, 1, ...: independent ones): x_i =
-    u_i - 1/2 +- 1e-3 (alternating sign) with u_i in (0, 1) from a 64-bit LCG in integer
-    arithmetic, normalised by a sequential sum: the same bits on every CPU, and for k = 0 the
-    Java core's Num.probeStart. Read-only (cached)."""
-    return _probe_start(int(d), int(k))
-
-
-@kernel(both("i8(F[:, ::1], f8, f8[:, ::1], f8[::1], f8[::1], f8[::1])", readonly=(0,)))
-def lanczos_scaled(S, sc, Q, w, alpha, beta):
-    """Lanczos on sc S (symmetric) from the unit Q[0], at most Q.shape[0] steps, float64 with
-    full reorthogonalisation (modified Gram-Schmidt, twice): T's diagonal in alpha, its
-    off-diagonal in beta, the basis in Q; returns the steps n. O(n d^2) (row products of S in
-    its dtype, summed in float64 by lanes_dot)."""
-    k, d = Q.shape
-    n = 0
-    for j in range(k):
-        q = Q[j]
-        for i in range(d):
-            w[i] = lanes_dot(S[i], q) * sc
-        alpha[j] = lanes_dot(q, w)
-        for _ in range(2):
-            for r in range(j + 1):
-                qr = Q[r]
-                c = lanes_dot(qr, w)
-                for i in range(d):
-                    w[i] -= c * qr[i]
-        n = j + 1
-        b = math.sqrt(lanes_dot(w, w))
-        if not b > 1e-12 * (abs(alpha[j]) + 1e-300) or j == k - 1:
-            break
-        beta[j] = b
-        nxt = Q[j + 1]
-        for i in range(d):
-            nxt[i] = w[i] / b
-    return n
-
-
-@calls(lanczos_scaled, sym_eigen)
-def lowest_ritz(S, steps=16):
-    """The lowest Ritz value of S (symmetric) along a Krylov space of `steps` Lanczos steps
-    (`lanczos_scaled` on S / max|S|, fixed start `probe_start`), in S's units; +inf when the
-    small eigenproblem does not converge (no verdict). Ritz values lie inside the spectrum, so
-    it is >= lambda_min(S); the extreme eigenvalues are what Lanczos finds first. Kernels only
-    (no BLAS, no LAPACK): the same value on every CPU. O(steps d^2) time, O(steps d) memory."""
-    d = S.shape[0]
-    k = min(d, steps)
-    top = max_abs(S)
-    sc = 1.0 / top if top > 0.0 else 1.0  # Lanczos on S / max|S|: nothing overflows
-    Q, w, alpha, beta = np.zeros((k, d)), np.empty(d), np.zeros(k), np.zeros(k)
-    Q[0] = probe_start(d)
-    n = lanczos_scaled(S, sc, Q, w, alpha, beta)
-    T = np.diag(alpha[:n]) + np.diag(beta[: n - 1], 1) + np.diag(beta[: n - 1], -1)
-    ev = np.empty(n)
-    if not sym_eigen(T, n, ev, np.empty(n)):
-        return math.inf
-    return float(ev[0]) / sc
-
-
-@calls(lowest_ritz)
-def indefinite_direction(S, floor, steps=16):
-    """Does S (symmetric) have an eigenvalue below -floor along `lowest_ritz`'s Krylov space?
-    True is certain (a Ritz value is an eigenvalue bound); no convergence answers False."""
-    return bool(lowest_ritz(S, steps) < -floor)
-
-
-@calls(indefinite_direction)
-def symmetric_psd_problem(S, floor):
-    """Why the symmetric curvature S cannot be a PSD sum (None if it can): symmetry to 1e-5 of
-    its largest entry, no negative diagonal, every 2 x 2 principal minor and the Ritz values of
-    a 16-step Lanczos run (indefinite_direction) above -floor. Refusals are certain (each is a
-    direction where S < -floor); a PSD S always passes."""
-    d = S.shape[0]
-    top = max_abs(S)
-    diag = np.diagonal(S).astype(np.float64)
-    if (diag < -floor).any():
-        return "the curvature matrix has a negative diagonal"
-    sc = 1.0 / top if top > 1.0 else 1.0  # scaled to max <= 1: the squares cannot overflow
-    f = floor * sc
-    dg = (diag * sc + f).astype(S.dtype)
-    for i, j in blocks(d):
-        rows = S[i:j] * S.dtype.type(sc)  # S's dtype: a float64 copy costs 2x at d = 4096
-        if np.abs(rows - S[:, i:j].T * S.dtype.type(sc)).max(initial=0.0) > 1e-5 * top * sc:
-            return "the curvature matrix is not symmetric"
-        # [[a + f, b], [b, c + f]] PSD: b^2 <= (a + f)(c + f). Rounding in S's dtype is ~eps of
-        # a c, far below the margin f (a + c) that floor >= 8 d eps max|S| leaves
-        if (rows * rows > dg[i:j, None] * dg[None, :]).any():
-            return "the curvature matrix has a 2 x 2 principal minor below zero"
-    if indefinite_direction(S, floor):
-        return "the curvature matrix is not positive semi-definite"
-    return None
 
 
 # ---------------------------------------------------------------- precision probes (updates)

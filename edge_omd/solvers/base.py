@@ -1,7 +1,7 @@
 """The solver contract and the per-solver spec: the one place where a solver's arrays are listed.
 
-A solver is one module (exact.py, cg.py, sketch.py, diagonal.py) holding its Numba kernels and
-one `Solver` subclass whose `spec` lists its arrays in order: name, shape (an expression in d and
+A solver is one module (exact.py, cg.py, sketch.py, diagonal.py) holding its Numba kernels (the
+exact solver's in exact_kernels.py) and one `Solver` subclass whose `spec` lists its arrays in order: name, shape (an expression in d and
 the sketch rank ell), dtype ("F" the state's dtype, "f8" float64, "i8" int64), and whether it is
 saved in the state file (the payload, in spec order) or work memory. From the spec alone come:
 
@@ -58,6 +58,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from edge_omd import linalg
+from edge_omd.solvers import prior_start
 
 #: dtype tags of an array: the state's dtype (float32 or float64), float64, int64
 F, F8, I8 = "F", "f8", "i8"
@@ -303,7 +304,7 @@ class Solver(abc.ABC):
         prior, edge_omd/prior.py: c = strength c_0, V = sqrt(strength) V_0). theta0: (d,)
         float64, c >= 0, V: (r, d) float64, sign = +1 or -1. With sign = -1 the caller
         guarantees every eigenvalue of V^T V is <= c, so cal_H_0 >= lam I (the loaders' floor);
-        it is checked here (lambda_max(V V^T) by linalg.low_rank_extremes, to the rounding of
+        it is checked here (lambda_max(V V^T) by prior_start.low_rank_extremes, to the rounding of
         its own computation). Each solver sets its arrays from these in float64, every sum in a
         fixed order with no BLAS or LAPACK (linalg's start kernels), and rounds them to the
         state's dtype once (`_start`), so a started state is an ordinary one (saved, loaded and
@@ -314,9 +315,9 @@ class Solver(abc.ABC):
         trace eps <= damping / 10)."""
         if sign not in (1.0, -1.0):
             return f"sign must be +1 or -1, got {sign!r}"
-        theta0 = linalg.kernel_f8(theta0)
-        V = linalg.kernel_f8(np.reshape(V, (-1, theta0.shape[0])))
-        linalg.ensure_start_compiled()
+        theta0 = prior_start.kernel_f8(theta0)
+        V = prior_start.kernel_f8(np.reshape(V, (-1, theta0.shape[0])))
+        prior_start.ensure_start_compiled()
         problem = self._start_problem(theta0, float(c), V, float(sign))
         if problem:
             return problem
@@ -332,11 +333,11 @@ class Solver(abc.ABC):
         if not top <= fmax * linalg.THETA_LIMIT:
             return f"theta0 has entries of {top:.3g}, beyond what {dtype.name} holds"
         if sign < 0.0:
-            gmax = linalg.low_rank_extremes(V)[0]
+            gmax = prior_start.low_rank_extremes(V)[0]
             if not gmax <= c + 8.0 * max(V.shape[0], 1) * 2.0 ** -52 * gmax:
                 return (f"the negative part's largest eigenvalue ({gmax:.6g}) exceeds c = {c:.6g}: "
                         "cal_H_0 = (lam + c) I - V^T V would fall below lam I")
-        trace = c * theta0.shape[0] + sign * linalg.sum_sq64(V)
+        trace = c * theta0.shape[0] + sign * prior_start.sum_sq64(V)
         damping = self.start_damping()
         if not trace * eps <= 0.1 * damping:
             return (f"its curvature (trace {trace:.3g}) is beyond what {dtype.name} holds next "

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel, lanes_dot
-from edge_omd.solvers import mnl
+from edge_omd.solvers import load_checks, mnl, prior_start
 from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
 SPEC = SolverSpec("cg", code=2, doc="cal_H = lambda_t I + S (lambda_t from the header's lam, "
@@ -141,14 +141,14 @@ class CGSolver(ExplicitTheta):
 
     def _start(self, theta0, c, V, sign):
         """A prior's start (Solver.start): S = c I + sign V^T V in float64
-        (linalg.low_rank_plus: exactly symmetric, O(r d^2)), rounded to the dtype once;
+        (prior_start.low_rank_plus: exactly symmetric, O(r d^2)), rounded to the dtype once;
         cal_H_0 = lambda_1 I + S (the damping stays lambda_t's, so with a warm-up cal_H_0's
         isotropic part is lambda_1 + c, not lam + c). With sign = -1, S >= 0 as the caller
         guarantees. Nothing is lost."""
         st = self.state
         d = st.S.shape[0]
         S = np.empty((d, d))
-        linalg.low_rank_plus(V, c, sign, S)
+        prior_start.low_rank_plus(V, c, sign, S)
         st.S[...] = S
         st.theta[:] = theta0
         self._drift = math.inf  # rounded to the dtype: probe before a fantasize
@@ -168,7 +168,7 @@ class CGSolver(ExplicitTheta):
     def _curvature_lost(self, lam_t):
         """The PSD probe, run before an update (pair or choice) every linalg.probe_period(d)
         updates, O(16 d^2) (amortised O(16 d)), on the lowest Ritz value rho of S
-        (linalg.lowest_ritz). Rounding piles up in S when updates repeat a direction (float32,
+        (load_checks.lowest_ritz). Rounding piles up in S when updates repeat a direction (float32,
         one thumb toggled on the same answer, d = 64, ||z|| = 5: the loader refused the state by
         toggle 2,800 when this probe only refused). So:
         - rho < -floor / 4 (floor: the loader's, `_psd_floor` at lambda_1) schedules a repair,
@@ -184,7 +184,7 @@ class CGSolver(ExplicitTheta):
         self._shift = 0.0
         if not linalg.probe_due(int(self.counter[0]), S.shape[0]):
             return False
-        rho = linalg.lowest_ritz(S)
+        rho = load_checks.lowest_ritz(S)
         if rho < -self._psd_floor(S, lam_t):
             return True
         if rho < -0.25 * self._psd_floor(S, self.lam_at(1)):
@@ -224,13 +224,13 @@ class CGSolver(ExplicitTheta):
         if not e <= 0.1 * self.lam_next():  # the step's guard
             return math.nan
         lam_1 = self.lam_at(1)
-        floor = lam_1 / (2.0 * linalg.FLOOR_SLACK)  # _psd_floor's first term: max|S| (a pass
+        floor = lam_1 / (2.0 * load_checks.FLOOR_SLACK)  # _psd_floor's first term: max|S| (a pass
         if e > 0.25 * floor or self._drift + e > 0.75 * floor:  # over S) only when needed
             floor = self._psd_floor(S, lam_1)
         if not e <= 0.25 * floor:
             return math.nan
         if not self._drift + e <= 0.75 * floor:
-            if linalg.indefinite_direction(S, 0.25 * floor):
+            if load_checks.indefinite_direction(S, 0.25 * floor):
                 return math.nan
             self._drift = 0.0
         self._drift += e
@@ -277,13 +277,13 @@ class CGSolver(ExplicitTheta):
         headroom, its trace within the updates' precision guard (eps trace S <= lambda_{t+1} /
         10, t read from the header: a larger one refuses every update), symmetric, and PSD as far
         as cheap tests can see (its diagonal, every 2 x 2 principal minor, Lanczos Ritz values:
-        linalg.symmetric_psd_problem), to -lambda_1 / 8, the threshold at which `step` refuses to
+        load_checks.symmetric_psd_problem), to -lambda_1 / 8, the threshold at which `step` refuses to
         go on: cal_H = lambda_t I + S stays >= 3/4 lambda_t."""
         theta, S = arrays[0], arrays[1]
-        problem = linalg.theta_problem(theta)
+        problem = load_checks.theta_problem(theta)
         if problem:
             return problem
-        if not linalg.max_abs(S) <= float(np.finfo(S.dtype).max) * linalg.HEADROOM:
+        if not load_checks.max_abs(S) <= float(np.finfo(S.dtype).max) * load_checks.HEADROOM:
             return "the curvature matrix has entries beyond the dtype's headroom"
         # The step's precision guard keeps trace S eps <= lambda_{t+1} / 10 after every update,
         # fantasize and start; a larger trace refuses every update and makes widths NaN. The
@@ -294,7 +294,7 @@ class CGSolver(ExplicitTheta):
         if not tr * self.eps <= 0.1 * lam_next * (1.0 + TRACE_SLACK):
             return (f"the curvature matrix's trace ({tr:.3g}) is beyond what "
                     f"{S.dtype.name} holds next to lambda_t = {lam_next:.3g}")
-        return linalg.symmetric_psd_problem(S, self._psd_floor(S, self.lam_at(1)))
+        return load_checks.symmetric_psd_problem(S, self._psd_floor(S, self.lam_at(1)))
 
     @staticmethod
     def _psd_floor(S, lam_t):
@@ -302,7 +302,7 @@ class CGSolver(ExplicitTheta):
         drift between two probes), or the dtype's own rounding of S (8 d eps max|S|) where a
         small lam_t (warm-up) is below it."""
         d, eps = S.shape[0], float(np.finfo(S.dtype).eps)
-        return max(lam_t / (2.0 * linalg.FLOOR_SLACK), 8.0 * d * eps * linalg.max_abs(S))
+        return max(lam_t / (2.0 * load_checks.FLOOR_SLACK), 8.0 * d * eps * load_checks.max_abs(S))
 
     # ---- choice among k (edge_omd/solvers/mnl.py): n = k - 1 rank-one terms per observation
     def choice_step(self, cw, w, eta):

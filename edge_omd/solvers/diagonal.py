@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel
-from edge_omd.solvers import mnl
+from edge_omd.solvers import load_checks, mnl, prior_start
 from edge_omd.solvers.base import F, ArraySpec, ExplicitTheta, SolverSpec
 
 SPEC = SolverSpec("diagonal", code=4, doc="cal_H ~ diag(h).", arrays=(
@@ -126,13 +126,13 @@ class DiagonalSolver(ExplicitTheta):
 
     def _start(self, theta0, c, V, sign):
         """A prior's start (Solver.start): h = the diagonal of (lam + c) I + sign V^T V, i.e.
-        lam + c + sign sum_j V_j^2 (linalg.col_sum_sq), rounded to the dtype once. The
+        lam + c + sign sum_j V_j^2 (prior_start.col_sum_sq), rounded to the dtype once. The
         off-diagonal curvature is dropped, as at every update: an APPROXIMATE start (exact
         only for a diagonal V^T V). With sign = -1, h >= lam (the diagonal of the caller's
         c I - V^T V >= 0), floored at lam for rounding."""
         st = self.state
         h = np.empty(st.h.shape[0])
-        linalg.col_sum_sq(V, h)
+        prior_start.col_sum_sq(V, h)
         h = (self.lam + c) + sign * h
         st.h[:] = np.maximum(h, self.lam) if sign < 0.0 else h
         st.theta[:] = theta0
@@ -171,13 +171,13 @@ class DiagonalSolver(ExplicitTheta):
         """Why a loaded payload cannot be a diagonal state (None if it can): h >= lam (up to
         its rounding to the dtype; every update keeps h_i >= lam) with headroom."""
         theta, h = arrays[0], arrays[1]
-        problem = linalg.theta_problem(theta)
+        problem = load_checks.theta_problem(theta)
         if problem:
             return problem
         eps, fmax = float(np.finfo(h.dtype).eps), float(np.finfo(h.dtype).max)
         if not (h >= float(h.dtype.type(self.lam)) * (1.0 - 4.0 * eps)).all():
             return "the diagonal local norm is below lam"
-        if not linalg.max_abs(h) <= fmax * linalg.HEADROOM:
+        if not load_checks.max_abs(h) <= fmax * load_checks.HEADROOM:
             return "the diagonal local norm has entries beyond the dtype's headroom"
         return None
 

@@ -24,7 +24,7 @@ import numpy as np
 from edge_omd import linalg, projection
 from edge_omd._numba import both, kernel, lanes_dot, per_cpu_module
 from edge_omd.errors import NumericalError
-from edge_omd.solvers import mnl
+from edge_omd.solvers import load_checks, mnl, prior_start
 from edge_omd.solvers.base import F, F8, I8, ArraySpec, ExplicitTheta, SolverSpec
 
 CHUNK = 32  # columns per block of the in-place shrink transform (bounds its scratch buffer)
@@ -334,7 +334,7 @@ class SketchSolver(ExplicitTheta):
     def _start(self, theta0, c, V, sign):
         """A prior's start (Solver.start, sign = +1): alpha = lam + c and V's rows as the first
         rows of B when r <= ell; with r > ell, the top ell right singular directions of V (rows
-        s_i v_i = q_i^T V, q_i the eigenvectors of V V^T by linalg.gram_eigen's sym_eigen, in
+        s_i v_i = q_i^T V, q_i the eigenvectors of V V^T by prior_start.gram_eigen's sym_eigen, in
         float64), and the curvature beyond them (s_i^2 for i >= ell) is DROPPED (not added to
         alpha: robust FD's compensation is for directions a stream shrank, and the prior's own
         isotropic part is c). L = chol(alpha I + B B^T) of the rows as stored."""
@@ -342,12 +342,12 @@ class SketchSolver(ExplicitTheta):
         r = V.shape[0]
         if r > ell:
             G, ev = np.empty((r, r)), np.empty(r)
-            linalg.gram64(V, G)
+            prior_start.gram64(V, G)
             if not linalg.sym_eigen(G, r, ev, np.empty(r)):
                 raise NumericalError("the eigensolver did not converge on V V^T")
             top = np.ascontiguousarray(G[::-1][:ell])  # eigenvectors, largest eigenvalue first
             rows = np.empty((ell, V.shape[1]))
-            linalg.combine_rows(top, V, rows)
+            prior_start.combine_rows(top, V, rows)
             V = rows
         m = V.shape[0]
         st.alpha[0] = self.lam + c
@@ -468,19 +468,19 @@ class SketchSolver(ExplicitTheta):
         theta, B, L, alpha, rows = arrays
         m, a = int(rows[0]), float(alpha[0])
         fmax = float(np.finfo(B.dtype).max)
-        problem = linalg.theta_problem(theta)
+        problem = load_checks.theta_problem(theta)
         if problem:
             return problem
         if not 0 <= m <= B.shape[0]:
             return f"{m} rows in use of {B.shape[0]}"
-        if not self.lam * (1.0 - 1e-9) <= a <= fmax * linalg.HEADROOM:
+        if not self.lam * (1.0 - 1e-9) <= a <= fmax * load_checks.HEADROOM:
             return f"alpha {a} is outside [lam, the dtype's headroom]"
-        if not linalg.max_abs(B) <= np.sqrt(fmax * linalg.HEADROOM):
+        if not load_checks.max_abs(B) <= np.sqrt(fmax * load_checks.HEADROOM):
             return "the sketch has entries beyond the dtype's headroom"
         if B[m:].any() or L[m:].any() or L[:, m:].any():
             return "rows beyond those in use are not zero"
         Lm = L[:m, :m]
-        if linalg.above_diagonal(Lm):
+        if load_checks.above_diagonal(Lm):
             return "the small Cholesky factor is not lower triangular"
         if not (np.diagonal(Lm) >= np.sqrt(a) * (1.0 - 1e-9)).all():
             return "the small Cholesky factor's diagonal is below sqrt(alpha)"
@@ -494,8 +494,8 @@ class SketchSolver(ExplicitTheta):
             off = _factor_error(st.B, st.L, m, a)
         else:
             lx, bx = np.empty(m), np.empty(B.shape[1])
-            off = max(_factor_error_along(st.B, st.L, m, a, linalg.probe_start(m, k).copy(),
-                                          lx, bx) for k in range(linalg.PROBE_STEPS))
+            off = max(_factor_error_along(st.B, st.L, m, a, load_checks.probe_start(m, k).copy(),
+                                          lx, bx) for k in range(load_checks.PROBE_STEPS))
         if not off <= 1e-4 * scale:
             return "the small Cholesky factor does not factor alpha I + B B^T"
         return None

@@ -10,7 +10,8 @@ interpreter). The tests import export/ and bench/ by their install names only.
 Inside edge_omd the graph has no circle and keeps its layers (LAYERS): the storage
 (edge_omd/store/ but its session) never reaches the model or the verbs; the session, which
 replays journals onto the model, never reaches the verbs; the feature cache imports nothing of
-edge_omd; only the Personalizer holds a session.
+edge_omd; only the Personalizer holds a session; linalg reaches no solver, the solvers' parts
+(kernels, a prior's start, the load checks, the choice) no solver, and the sizing no model.
 """
 import ast
 import importlib.metadata
@@ -151,9 +152,14 @@ KNOWN_CYCLES: list = []
 
 _STORAGE = ["edge_omd.store", "edge_omd.store.base", "edge_omd.store.journal",
             "edge_omd.store.fair_queue", "edge_omd.store.locks", "edge_omd.store.sqlite",
-            "edge_omd.store.folder", "edge_omd.store.folder_tx"]
+            "edge_omd.store.folder", "edge_omd.store.folder_tx", "edge_omd.store.folder_names",
+            "edge_omd.store.checkpoint_file"]
 _VERBS = ["edge_omd.personalizer", "edge_omd.feature_cache", "edge_omd.strategies",
           "edge_omd.apps", "edge_omd.head.registry", "edge_omd.head.runner"]
+_SOLVERS = ["edge_omd.solvers.base", "edge_omd.solvers.exact", "edge_omd.solvers.cg",
+            "edge_omd.solvers.sketch", "edge_omd.solvers.diagonal"]
+_SOLVER_PARTS = ["edge_omd.solvers.prior_start", "edge_omd.solvers.load_checks",
+                 "edge_omd.solvers.exact_kernels", "edge_omd.solvers.mnl"]
 #: module -> modules it must never reach, directly or through what it imports (a name covers
 #: its submodules)
 LAYERS = {
@@ -161,6 +167,11 @@ LAYERS = {
        for m in _STORAGE},
     "edge_omd.store.session": _VERBS,
     "edge_omd.feature_cache": ["edge_omd"],
+    # the shared kernels sit below every solver; the solvers' helper modules below the solvers
+    # (solvers/base.py imports them), and the sizing below the model it sizes
+    "edge_omd.linalg": ["edge_omd.solvers", "edge_omd.projection", "edge_omd.reward_model"],
+    **{m: [*_SOLVERS, "edge_omd.reward_model"] for m in _SOLVER_PARTS},
+    "edge_omd.sizing": ["edge_omd.reward_model", *_VERBS],
 }
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from edge_omd import RewardModel, linalg
 from edge_omd._numba import ensure_compiled
-from edge_omd.solvers import exact
+from edge_omd.solvers import exact, prior_start
 from tests.naive import naive_cg
 
 # Kernels called directly, without a RewardModel to compile them first.
@@ -84,8 +84,8 @@ def test_start_kernels_take_read_only_arrays(solver):
     V = rng.standard_normal((3, 6))
     ro = V.copy()
     ro.setflags(write=False)
-    assert linalg.low_rank_extremes(ro) == linalg.low_rank_extremes(V)
-    assert linalg.low_rank_extremes(np.asfortranarray(V)) == linalg.low_rank_extremes(V)
+    assert prior_start.low_rank_extremes(ro) == prior_start.low_rank_extremes(V)
+    assert prior_start.low_rank_extremes(np.asfortranarray(V)) == prior_start.low_rank_extremes(V)
     theta0 = rng.standard_normal(6)
     th_ro = theta0.copy()
     th_ro.setflags(write=False)

@@ -6,7 +6,7 @@ float32) in lockstep. Until float32 refuses an update with NumericalError (then 
 made at that point, and the refused call must have changed nothing):
   - theta, rewards and widths are finite;
   - the local norm cal_H is symmetric positive definite with its smallest eigenvalue at least
-    the regulariser's floor (lam; lam_t for cg) times 3/4 in float32 (the slack linalg.FLOOR_SLACK
+    the regulariser's floor (lam; lam_t for cg) times 3/4 in float32 (the slack load_checks.FLOOR_SLACK
     allows rounding: the cg solver refuses to go on from a curvature sum that rounding pushed
     below it) and the floor itself (to 1e-9) in float64;
   - ||theta_32 - theta_64|| <= 1e-2 max(||theta_64||, 1) (features are unit scale: an absolute
