@@ -384,6 +384,9 @@ abstract class ExactState32 extends Solver {
         return H;
     }
 
+    /** The step's guard (c ||z||^2 eps <= lam / 10) at ||z|| = 1 (exact.ExactSolver). */
+    static final double MIN_LAM_FLOAT32 = 1e-6;
+
     static long stateBytes(long d, int itemsize) {
         return (d * d + 3 * d + 3) * itemsize + (d + 4) * 8;
     }

@@ -96,6 +96,20 @@ final class InputChecks {
         return w;
     }
 
+    /** x as Python's f"{x:g}" writes it (6 significant digits, no trailing zeros), for messages. */
+    static String pyG(double x) {
+        if (x == 0.0 || !Double.isFinite(x)) {
+            return x == 0.0 ? (1.0 / x < 0 ? "-0" : "0") : Double.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
+        }
+        java.math.BigDecimal b = new java.math.BigDecimal(x).round(new java.math.MathContext(6));
+        int exp = b.precision() - b.scale() - 1;
+        if (exp < -4 || exp >= 6) {
+            String m = b.movePointLeft(exp).stripTrailingZeros().toPlainString();
+            return m + "e" + (exp < 0 ? "-" : "+") + (Math.abs(exp) < 10 ? "0" : "") + Math.abs(exp);
+        }
+        return b.stripTrailingZeros().toPlainString();
+    }
+
     /** x in [lo, hi] ((lo, hi] when lo is 0), else ConfigException naming the setting. */
     static double rangeParam(String name, double x, double lo, double hi) {
         boolean okLo = lo == 0.0 ? x > lo : x >= lo;

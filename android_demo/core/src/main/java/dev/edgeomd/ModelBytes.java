@@ -76,7 +76,7 @@ final class ModelBytes {
         }
         RewardModel m;
         try {
-            m = new RewardModel(c);
+            m = new RewardModel(c, false);
         } catch (ConfigException | InvalidInputException e) {
             throw new StateFormatException("state holds invalid settings: " + e.getMessage());
         }

@@ -77,6 +77,15 @@ public final class RewardModel {
     private Pack pack;         // where the model starts and resets (null: theta = 0, lam I)
 
     public RewardModel(Config c) {
+        this(c, true);
+    }
+
+    /**
+     * fresh: a new model, whose float32 lam must be at least its solver's MIN_LAM_FLOAT32
+     * (Python's _new_config); false: settings read from a state's header (ModelBytes), held to
+     * the range checks only, as Python's loader is.
+     */
+    RewardModel(Config c, boolean fresh) {
         if (c.dim < 1 || c.dim > StateFormat.MAX_DIM) {
             throw new ConfigException("dim must be in [1, " + StateFormat.MAX_DIM + "], got " + c.dim);
         }
@@ -144,6 +153,12 @@ public final class RewardModel {
         if (need > StateFormat.MAX_ARRAY) {
             throw new ConfigException("a " + name + " state of d=" + d + " does not fit a Java array");
         }
+        double low = minLamFloat32(name);
+        if (fresh && f32 && lam < low) {
+            throw new ConfigException("lam=" + InputChecks.pyG(lam) + " is too small for a float32 " + name
+                    + " state (its first update would be refused): use lam >= " + InputChecks.pyG(low)
+                    + ", or dtype='float64'");
+        }
         switch (name) {
             case "exact":
                 solver = f32 ? new ExactSolver32(d, lam) : new ExactSolver64(d, lam);
@@ -159,6 +174,19 @@ public final class RewardModel {
         }
         z = new double[d];
         t = 0;
+    }
+
+    private static double minLamFloat32(String solver) {
+        switch (solver) {
+            case "exact":
+                return ExactState64.MIN_LAM_FLOAT32;
+            case "cg":
+                return CgSolver.MIN_LAM_FLOAT32;
+            case "sketch":
+                return SketchState.MIN_LAM_FLOAT32;
+            default:
+                return Solver.MIN_LAM_FLOAT32;
+        }
     }
 
     /** A fresh model of these settings started at a population pack ({@link #startAt}). */

@@ -67,29 +67,18 @@ final class SketchSolver extends SketchState {
         if (w * Num.dsigmoid(m - coef * q) * Num.dot(z, z) * Num.eps(f32) > 0.1 * alpha) {
             return Double.NaN;
         }
-        if (stepDrift(coef) > DRIFT_LIMIT) {
+        if (stepDrift(coef) > Num.DRIFT_LIMIT) {
             return Double.NaN;
         }
         return Num.omdMove(theta, v, m, q, y, w, eta, f32);
     }
 
-    /** sketch.DRIFT_LIMIT: a step whose rounding may move theta by more is refused. */
-    static final double DRIFT_LIMIT = 1e-3;
-
     /**
-     * sketch._step_drift: eps kappa ||coef v|| / max(||theta - coef v||, 1) with
-     * kappa = trace(L L^T) / alpha - m + 1 (>= 1 + lambda_max(B B^T) / alpha), v = cal_H^{-1} z.
+     * sketch._step_drift: Num.moveDrift of the step theta - coef v, v = cal_H^{-1} z, with
+     * kappa = trace(L L^T) / alpha - m + 1 (>= 1 + lambda_max(B B^T) / alpha).
      */
     double stepDrift(double coef) {
-        double kappa = kappaBound();
-        double vv = 0.0, tt = 0.0;
-        for (int j = 0; j < d; j++) {
-            double vj = coef * v[j];
-            vv += vj * vj;
-            double tj = theta[j] - vj;
-            tt += tj * tj;
-        }
-        return Num.eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0);
+        return Num.moveDrift(theta, v, coef, kappaBound(), f32);
     }
 
     /**
@@ -329,7 +318,7 @@ final class SketchSolver extends SketchState {
             double tc = theta[c] - acc;
             tt += tc * tc;
         }
-        if (Num.eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0) > DRIFT_LIMIT) {
+        if (Num.eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0) > Num.DRIFT_LIMIT) {
             return false;
         }
         return Mnl.move(theta, cw.V, cw.b, eta, cw.g, f32);

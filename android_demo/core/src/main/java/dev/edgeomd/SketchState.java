@@ -30,6 +30,9 @@ abstract class SketchState extends ExplicitThetaSolver {
         reset();
     }
 
+    /** The drift guard (eps kappa) at ||z|| = 1 (sketch.SketchSolver; docs/ALGORITHM.md). */
+    static final double MIN_LAM_FLOAT32 = 1e-4;
+
     static long stateBytes(long d, int itemsize, long rank) {
         long m = 2 * rank;
         return (d + m * d + d + rank * Math.min(d, CHUNK)) * itemsize + (2 * m * m + 2 * m + 2) * 8;
