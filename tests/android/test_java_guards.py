@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from edge_omd import RewardModel, state_format
-from edge_omd.errors import NumericalError, StateFormatError
+from edge_omd.errors import ConfigError, NumericalError, StateFormatError
 from tests.runtime.streams import adversarial_stream
 from tests.android import JAVA
 
@@ -322,6 +322,60 @@ def _choice_guard_cases(out):
     return cases
 
 
+def _cg_drift_cases(out):
+    """cg float32 at lam = 1e-4 (its MIN_LAM_FLOAT32), unit features: the drift guard (the
+    sketch's, linalg.move_drift > DRIFT_LIMIT in cg._step and CGSolver.choice_step) refuses
+    some pairs and choices that no other guard refuses (with DRIFT_LIMIT = inf, under
+    NUMBA_DISABLE_JIT, Python refuses none of them: measured). Java's CgSolver had no drift
+    guard and took them."""
+    cases = []
+    rng = np.random.default_rng(5)
+    steps = []
+    for k in range(60):
+        z = rng.standard_normal(6)
+        steps.append(dict(kind="one", z=(z / np.linalg.norm(z)).tolist(), y=float(k % 2), w=1.0))
+    m = RewardModel(6, solver="cg", dtype="float32", lam=1e-4)
+    cases.append(_stream_case(out, "cg_drift_float32", m, steps, np.eye(6)[:3].tolist()))
+    rng = np.random.default_rng(5)
+    steps = []
+    for k in range(60):
+        P = rng.standard_normal((2, 6))
+        P /= np.linalg.norm(P, axis=1, keepdims=True)
+        steps.append(dict(kind="choice", P=P.tolist(), c=k % 2, w=1.0))
+    m = RewardModel(6, solver="cg", dtype="float32", lam=1e-4)
+    cases.append(_stream_case(out, "cg_choice_drift_float32", m, steps, np.eye(6)[:3].tolist()))
+    for c in cases:
+        assert "numerical" in c["verdicts"] and "ok" in c["verdicts"][1:], c["verdicts"]
+        # theta grows along the small directions of cal_H (~1/lam): compare relatively loosely
+        c["tol32"] = 1e-3
+    return cases
+
+
+def _new_model_cases():
+    """A NEW float32 model whose lam is below its solver's MIN_LAM_FLOAT32 (exact 1e-6, cg and
+    sketch 1e-4, diagonal 1e-9) is refused with Python's ConfigError message (it names lam and
+    float64); at the floor, in float64, or loaded (the theta-limit cases load float32 states at
+    lam = 1e-9) it is not. Java built such models before and refused their first update."""
+    cases = []
+    for solver in ("auto", "exact", "cg", "sketch", "diagonal"):
+        for dt in ("float32", "float64"):
+            for lam in (1e-9, 5e-7, 1e-6, 5e-5, 1e-4):
+                cfg = dict(solver=solver, dtype=dt, lam=lam)
+                if solver == "sketch":
+                    cfg["sketch_rank"] = 2
+                try:
+                    RewardModel(8, **cfg)
+                    verdict = "ok"
+                except ConfigError as e:
+                    verdict = str(e)
+                cases.append(dict(name=f"new_{solver}_{dt}_{lam:g}", kind="new_model", dim=8,
+                                  config=cfg, verdict=verdict))
+    refused = [c for c in cases if c["verdict"] != "ok"]
+    assert len(refused) == 12 and all("float32" in c["name"] for c in refused), refused
+    assert all("lam=" in c["verdict"] and "float64" in c["verdict"] for c in refused)
+    return cases
+
+
 def _kappa_cases(out):
     """exact: the precision guard before the update after t = 64 (linalg.probe_due, d <= 64):
     eps kappa(cal_H) > linalg.KAPPA_EPS_LIMIT refuses (float32 kappa 1e6, float64 9e12); a mild
@@ -581,7 +635,8 @@ def run(tmp_path_factory):
              + _fantasize_then_refused(cases_dir) + _fantasize_guard_cases(cases_dir)
              + _choice_guard_cases(cases_dir) + _load_cases(cases_dir) + _cg_probe_cases()
              + _projection_cases(cases_dir) + _style_cases(cases_dir) + _kappa_cases(cases_dir)
-             + _thumb_shown_cases(cases_dir) + _toggle_cases(cases_dir))
+             + _thumb_shown_cases(cases_dir) + _toggle_cases(cases_dir)
+             + _cg_drift_cases(cases_dir) + _new_model_cases())
     (cases_dir / "cases.json").write_text(json.dumps(cases))
     files = [os.path.join(dp, f) for sub in ("main", "test") for dp, _, fs in
              os.walk(os.path.join(CORE, sub)) for f in fs if f.endswith(".java")]

@@ -204,7 +204,7 @@ def test_the_check_catches_a_stale_table(edit, expect):
 
 
 def test_java_sums_in_the_lanes_of_python():
-    """A pack start's phi is summed in Java in lanes_dot's order (ExactSolver64.rowTimesTheta):
+    """A pack start's phi is summed in Java in lanes_dot's order (ExactState64.startArrays):
     its partial-sum count is Python's, or float32 starts differ in the last bit."""
     from edge_omd import _numba
     with open(os.path.join(ROOT, PKG.format("main"), "Num.java"), encoding="utf-8") as f:

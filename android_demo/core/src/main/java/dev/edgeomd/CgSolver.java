@@ -35,6 +35,9 @@ final class CgSolver extends ExplicitThetaSolver {
         Ap = new double[d];
     }
 
+    /** The drift guard (eps kappa) at ||z|| = 1 (cg.CGSolver; docs/ALGORITHM.md). */
+    static final double MIN_LAM_FLOAT32 = 1e-4;
+
     static long stateBytes(long d, int itemsize) {
         return (d * d + 5 * d) * itemsize;
     }
@@ -195,8 +198,9 @@ final class CgSolver extends ExplicitThetaSolver {
     /**
      * Steps 1-2 (cg.CGSolver.step and cg._step); NaN with nothing moved when the step is not
      * finite, when S has gone indefinite beyond -lambda_t / 8 (a Lanczos probe every max(d, 64)
-     * updates, amortised O(d)), or when the curvature step 4 would add pushes the trace of S
-     * beyond 0.1 lambda_t / eps (the dtype's rounding of S would swamp the damping).
+     * updates, amortised O(d)), when the step's own rounding may move theta by more than
+     * Num.DRIFT_LIMIT (the drift guard), or when the curvature step 4 would add pushes the trace
+     * of S beyond 0.1 lambda_t / eps (the dtype's rounding of S would swamp the damping).
      */
     @Override
     double step(double[] z, double y, double w, double eta, long t) {
@@ -214,6 +218,11 @@ final class CgSolver extends ExplicitThetaSolver {
         }
         double tr = trace();
         double zz = Num.dot(z, z);
+        // the drift guard (cg._step, the sketch's): the CG vectors and S are held in the dtype,
+        // so x holds only to ~eps kappa, kappa <= 1 + (trace S + a ||z||^2) / lambda_t
+        if (Num.moveDrift(theta, x, coef, 1.0 + (tr + a * zz) / lamT, f32) > Num.DRIFT_LIMIT) {
+            return Double.NaN;
+        }
         System.arraycopy(theta, 0, p, 0, d);  // theta_t (p is free after the solve)
         if (!Num.moveChecked(theta, x, coef, f32)) {
             return Double.NaN;
@@ -363,7 +372,7 @@ final class CgSolver extends ExplicitThetaSolver {
     /**
      * Steps 1-2 (cg.CGSolver.choice_step): K CG steps on (lambda_t I + S + eta X^T X) x = g,
      * g = Z^T a (CG from 0 is linear in the right-hand side: k = 2 is the pair's step), after the
-     * pair's PSD probe; theta -= eta x within the theta limit.
+     * pair's PSD probe; theta -= eta x within the theta limit, refused by the pair's drift guard.
      */
     @Override
     boolean choiceStep(Mnl.Work cw, double w, double eta, long t) {
@@ -377,7 +386,12 @@ final class CgSolver extends ExplicitThetaSolver {
             cw.b[j] = cw.q[j] * -w;
         }
         Mnl.combine(cw.Z, cw.b, cw.g, f32);
-        cgSolveRows(lamAt(t + 1), cw.X, cw.g, cgSteps, cgTol);
+        double lam = lamAt(t + 1);
+        cgSolveRows(lam, cw.X, cw.g, cgSteps, cgTol);
+        double kappa = 1.0 + (trace() + Mnl.sumSq(cw.X)) / lam;  // the pair's drift guard
+        if (Num.moveDrift(theta, x, eta, kappa, f32) > Num.DRIFT_LIMIT) {
+            return false;
+        }
         return Num.moveChecked(theta, x, eta, f32);
     }
 

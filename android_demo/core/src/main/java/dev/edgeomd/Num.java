@@ -12,6 +12,12 @@ final class Num {
     static final int PROBE_STEPS = 6;
     /** The exact solver refuses an update once eps kappa(cal_H) > KAPPA_EPS_LIMIT (linalg). */
     static final double KAPPA_EPS_LIMIT = 1e-3;
+    /**
+     * A step is refused when its own rounding may move theta by more than DRIFT_LIMIT of
+     * max(||theta'||, 1) (linalg.DRIFT_LIMIT, {@link #moveDrift}): the sketch and cg hold their
+     * solves in the dtype, only to ~eps kappa.
+     */
+    static final double DRIFT_LIMIT = 1e-3;
     /** Power-iteration steps on A and on A^{-1} per precision probe (linalg.EIG_STEPS). */
     static final int EIG_STEPS = 4;
 
@@ -350,6 +356,22 @@ final class Num {
         }
         System.arraycopy(v, 0, theta, 0, theta.length);
         return true;
+    }
+
+    /**
+     * eps kappa ||coef v|| / max(||theta - coef v||, 1) (linalg.move_drift): a bound on the
+     * relative move of theta by the dtype's rounding of the solve v (condition number <= kappa)
+     * of the step theta' = theta - coef v. O(d).
+     */
+    static double moveDrift(double[] theta, double[] v, double coef, double kappa, boolean f32) {
+        double vv = 0.0, tt = 0.0;
+        for (int j = 0; j < theta.length; j++) {
+            double vj = coef * v[j];
+            vv += vj * vj;
+            double tj = theta[j] - vj;
+            tt += tj * tj;
+        }
+        return eps(f32) * kappa * Math.sqrt(vv) / Math.max(Math.sqrt(tt), 1.0);
     }
 
     static boolean allFinite(double[] a) {

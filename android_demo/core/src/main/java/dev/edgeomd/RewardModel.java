@@ -1,8 +1,14 @@
 package dev.edgeomd;
 
+import static dev.edgeomd.InputChecks.choiceShape;
+import static dev.edgeomd.InputChecks.chosenIndex;
+import static dev.edgeomd.InputChecks.exact;
+import static dev.edgeomd.InputChecks.label;
+import static dev.edgeomd.InputChecks.rangeParam;
+import static dev.edgeomd.InputChecks.vector;
+import static dev.edgeomd.InputChecks.weight;
+
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.OptionalDouble;
@@ -56,20 +62,30 @@ public final class RewardModel {
         }
     }
 
-    private final int d;
-    private final boolean f32;
-    private final int rank;
-    private final Solver solver;
-    private final double eta, lam, forget, cgTol;
-    private final double radius;  // NaN: no step 3 (Config.radius empty)
-    private final long budget;    // 0: unlimited (Config.budgetBytes empty), as the header stores it
-    private final long cgSteps, lamWarmup;
-    private byte[] fingerprint;
+    // package-private: ModelBytes writes and reads them
+    final int d;
+    final boolean f32;
+    final int rank;
+    final Solver solver;
+    final double eta, lam, forget, cgTol;
+    final double radius;  // NaN: no step 3 (Config.radius empty)
+    final long budget;    // 0: unlimited (Config.budgetBytes empty), as the header stores it
+    final long cgSteps, lamWarmup;
+    byte[] fingerprint;
     private final double[] z;  // the current observation, rounded to the dtype
-    private long t;
+    long t;
     private Pack pack;         // where the model starts and resets (null: theta = 0, lam I)
 
     public RewardModel(Config c) {
+        this(c, true);
+    }
+
+    /**
+     * fresh: a new model, whose float32 lam must be at least its solver's MIN_LAM_FLOAT32
+     * (Python's _new_config); false: settings read from a state's header (ModelBytes), held to
+     * the range checks only, as Python's loader is.
+     */
+    RewardModel(Config c, boolean fresh) {
         if (c.dim < 1 || c.dim > StateFormat.MAX_DIM) {
             throw new ConfigException("dim must be in [1, " + StateFormat.MAX_DIM + "], got " + c.dim);
         }
@@ -126,55 +142,22 @@ public final class RewardModel {
         }
         fingerprint = c.headFingerprint == null ? null : c.headFingerprint.clone();
         int itemsize = f32 ? 4 : 8;
-        String name = c.solver;
-        int r = 0;
-        long front = frontBytes(d, itemsize);
-        switch (name) {
-            case "auto": {
-                String full = forget == 1.0 ? "exact" : "cg";
-                if (fits(full, 0, itemsize)) {
-                    name = full;
-                    break;
-                }
-                r = sketchRankForBudget(forcedRank, itemsize);
-                if (r >= 2) {
-                    name = "sketch";
-                } else if (fits("diagonal", 0, itemsize)) {
-                    name = "diagonal";
-                    r = 0;
-                } else {
-                    throw new ConfigException("budget_bytes=" + budget + " is below the smallest state for d=" + d
-                            + " (diagonal: " + (DiagonalSolver.stateBytes(d, itemsize) + front) + " bytes)");
-                }
-                break;
-            }
-            case "sketch":
-                r = sketchRankForBudget(forcedRank, itemsize);
-                if (r < 1) {
-                    throw new ConfigException("budget_bytes=" + budget + " holds no sketch for d=" + d
-                            + " (rank 1 needs " + (SketchSolver.stateBytes(d, itemsize, 1) + front) + " bytes)");
-                }
-                break;
-            case "exact":
-            case "cg":
-            case "diagonal":
-                if (!fits(name, 0, itemsize)) {
-                    throw new ConfigException("solver '" + name + "' needs " + (solverBytes(name, d, itemsize, 0) + front)
-                            + " bytes for d=" + d + ", budget_bytes=" + budget);
-                }
-                break;
-            default:
-                throw new ConfigException("solver must be 'auto' or one of [cg, diagonal, exact, sketch], got '"
-                        + name + "'");
-        }
-        rank = "sketch".equals(name) ? r : 0;
+        ModelSize.Pick pick = new ModelSize(d, itemsize, budget, radius).pick(c.solver, forcedRank, forget);
+        String name = pick.solver;
+        rank = pick.rank;
         if (forget != 1.0 && "exact".equals(name)) {
             throw new ConfigException("forget < 1 is not available with solver 'exact' (its Cholesky factor "
                     + "cannot absorb a full-rank discount in O(d^2)); use 'cg', 'sketch' or 'diagonal'");
         }
-        long need = solverBytes(name, d, itemsize, rank);
+        long need = ModelSize.solverBytes(name, d, itemsize, rank);
         if (need > StateFormat.MAX_ARRAY) {
             throw new ConfigException("a " + name + " state of d=" + d + " does not fit a Java array");
+        }
+        double low = minLamFloat32(name);
+        if (fresh && f32 && lam < low) {
+            throw new ConfigException("lam=" + InputChecks.pyG(lam) + " is too small for a float32 " + name
+                    + " state (its first update would be refused): use lam >= " + InputChecks.pyG(low)
+                    + ", or dtype='float64'");
         }
         switch (name) {
             case "exact":
@@ -191,6 +174,19 @@ public final class RewardModel {
         }
         z = new double[d];
         t = 0;
+    }
+
+    private static double minLamFloat32(String solver) {
+        switch (solver) {
+            case "exact":
+                return ExactState64.MIN_LAM_FLOAT32;
+            case "cg":
+                return CgSolver.MIN_LAM_FLOAT32;
+            case "sketch":
+                return SketchState.MIN_LAM_FLOAT32;
+            default:
+                return Solver.MIN_LAM_FLOAT32;
+        }
     }
 
     /** A fresh model of these settings started at a population pack ({@link #startAt}). */
@@ -243,75 +239,10 @@ public final class RewardModel {
         return pack;
     }
 
-    private boolean fits(String name, int r, int itemsize) {
-        return budget == 0 || solverBytes(name, d, itemsize, r) + frontBytes(d, itemsize)
-                + projectionBytes(name, d, r, radius) <= budget;
-    }
-
-    /**
-     * Bytes Python's RewardModel counts for step 3's fixed workspace when a radius is set
-     * (edge_omd/projection.py workspace_bytes with each solver's projection_shape): budgets and
-     * nbytes agree with Python, so the same settings pick the same solver and rank.
-     */
-    static long projectionBytes(String name, long d, long rank, double radius) {
-        if (Double.isNaN(radius)) {
-            return 0;
-        }
-        long small = 1, kmax = 24, steps = 512;
-        if ("diagonal".equals(name)) {
-            kmax = 0;
-            steps = 0;
-        } else if ("sketch".equals(name)) {
-            small = 2 * rank;
-            kmax = Math.min(24, 2 * rank + 2);
-            steps = 4 * rank + 12;
-        }
-        kmax = Math.min(kmax, d);
-        steps = Math.min(steps, 4 * d + 8);
-        small = Math.max(small, 1);
-        return 8 * ((kmax + 1) * d + 3 * d + 4 * d + 2 * d + 7 * steps + 8 + 2 * small);
-    }
-
-    private int sketchRankForBudget(int forced, int itemsize) {
-        if (forced > 0) {
-            return fits("sketch", forced, itemsize) ? forced : 0;
-        }
-        if (budget == 0) {
-            return Math.min(d, 64);
-        }
-        int lo = 0, hi = SketchSolver.maxRank(d, itemsize, budget - frontBytes(d, itemsize));
-        while (lo < hi && !Double.isNaN(radius)) {  // the projection's workspace grows with the rank
-            int mid = (lo + hi + 1) / 2;
-            if (fits("sketch", mid, itemsize)) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return hi;
-    }
-
-    static long frontBytes(long d, int itemsize) {
-        return d * itemsize + 8;
-    }
-
-    static long solverBytes(String name, long d, int itemsize, long rank) {
-        switch (name) {
-            case "exact":
-                return ExactSolver64.stateBytes(d, itemsize);
-            case "cg":
-                return CgSolver.stateBytes(d, itemsize);
-            case "sketch":
-                return SketchSolver.stateBytes(d, itemsize, rank);
-            default:
-                return DiagonalSolver.stateBytes(d, itemsize);
-        }
-    }
-
     /** Bytes of the whole state of a model with these settings (as Python's state_bytes / nbytes). */
     public static long stateBytes(int dim, String solver, String dtype, int rank) {
-        return solverBytes(solver, dim, "float32".equals(dtype) ? 4 : 8, rank)
-                + frontBytes(dim, "float32".equals(dtype) ? 4 : 8);
+        return ModelSize.solverBytes(solver, dim, "float32".equals(dtype) ? 4 : 8, rank)
+                + ModelSize.frontBytes(dim, "float32".equals(dtype) ? 4 : 8);
     }
 
     // ------------------------------------------------------------------ properties
@@ -337,7 +268,7 @@ public final class RewardModel {
     }
 
     public long nbytes() {
-        return stateBytes(d, solver.name(), dtype(), rank) + projectionBytes(solver.name(), d, rank, radius);
+        return stateBytes(d, solver.name(), dtype(), rank) + ModelSize.projectionBytes(solver.name(), d, rank, radius);
     }
 
     /** theta_t as a float64 copy. */
@@ -369,7 +300,7 @@ public final class RewardModel {
     // ------------------------------------------------------------------ learning verbs
     /** One logistic-GLM observation: P(y = 1) = sigma(theta^T z); y in [0, 1]. */
     public void learnOne(double[] zIn, double y, double weight) {
-        vector(zIn, "z");
+        vector(zIn, "z", d);
         double yy = label(y);
         double w = weight(weight);
         for (int i = 0; i < d; i++) {
@@ -380,8 +311,8 @@ public final class RewardModel {
 
     /** One preference: phiChosen preferred to phiRejected (z = difference, y = 1). */
     public void learnPair(double[] phiChosen, double[] phiRejected, double weight) {
-        vector(phiChosen, "phi_chosen");
-        vector(phiRejected, "phi_rejected");
+        vector(phiChosen, "phi_chosen", d);
+        vector(phiRejected, "phi_rejected", d);
         double w = weight(weight);
         for (int i = 0; i < d; i++) {
             z[i] = Num.rd(phiChosen[i] - phiRejected[i], f32);
@@ -391,7 +322,7 @@ public final class RewardModel {
 
     /** One thumbs up (up = true) or down on a single response: z = phi, y = up. */
     public void learnThumb(double[] phi, boolean up, double weight) {
-        vector(phi, "phi");
+        vector(phi, "phi", d);
         double w = weight(weight);
         for (int i = 0; i < d; i++) {
             z[i] = Num.rd(phi[i], f32);
@@ -431,7 +362,7 @@ public final class RewardModel {
      * as {@link #observation()} held it after the live learn call).
      */
     public void learnObservation(double[] zIn, double y, double weight) {
-        exact(zIn, "z");
+        exact(zIn, "z", d, f32);
         double yy = label(y);
         double w = weight(weight);
         System.arraycopy(zIn, 0, z, 0, d);
@@ -462,10 +393,10 @@ public final class RewardModel {
      * stores ({@link #learnChoiceObservation}).
      */
     public double[][] choiceInput(double[][] Phi) {
-        choiceShape(Phi);
+        choiceShape(Phi, d);
         double[][] P = new double[Phi.length][d];
         for (int j = 0; j < Phi.length; j++) {
-            vector(Phi[j], "Phi");
+            vector(Phi[j], "Phi", d);
             for (int i = 0; i < d; i++) {
                 P[j][i] = Num.rd(Phi[j][i], f32);
             }
@@ -479,10 +410,10 @@ public final class RewardModel {
      * result); the same steps on the same values as the live call.
      */
     public void learnChoiceObservation(double[][] Phi, int chosen, double weight) {
-        choiceShape(Phi);
+        choiceShape(Phi, d);
         double[][] P = new double[Phi.length][];
         for (int j = 0; j < Phi.length; j++) {
-            exact(Phi[j], "Phi");
+            exact(Phi[j], "Phi", d, f32);
             P[j] = Phi[j].clone();
         }
         int c = chosenIndex(chosen, P.length);
@@ -530,7 +461,7 @@ public final class RewardModel {
      * beyond what the dtype holds next to lam: Python's RewardModel.fantasize).
      */
     public void fantasize(double[] zIn, double weight) {
-        vector(zIn, "z");
+        vector(zIn, "z", d);
         double w = weight(weight);
         for (int i = 0; i < d; i++) {
             z[i] = Num.rd(zIn[i], f32);
@@ -572,7 +503,7 @@ public final class RewardModel {
     // ------------------------------------------------------------------ scoring
     /** r(phi) = theta^T phi. */
     public double reward(double[] phi) {
-        vector(phi, "phi");
+        vector(phi, "phi", d);
         double[] th = solver.theta();
         return Num.dot(phi, th);
     }
@@ -582,7 +513,7 @@ public final class RewardModel {
         double[] th = solver.theta();
         double[] out = new double[Phi.length];
         for (int n = 0; n < Phi.length; n++) {
-            vector(Phi[n], "Phi");
+            vector(Phi[n], "Phi", d);
             out[n] = Num.dot(Phi[n], th);
         }
         return out;
@@ -591,11 +522,11 @@ public final class RewardModel {
     /** ||phi - ref||_{cal_H^{-1}} for each row of Phi (ref may be null). */
     public double[] width(double[][] Phi, double[] ref) {
         if (ref != null) {
-            vector(ref, "ref");
+            vector(ref, "ref", d);
         }
         double[][] V = new double[Phi.length][];
         for (int n = 0; n < Phi.length; n++) {
-            vector(Phi[n], "Phi");
+            vector(Phi[n], "Phi", d);
             double[] row = new double[d];
             for (int i = 0; i < d; i++) {
                 row[i] = Num.rd(ref == null ? Phi[n][i] : Phi[n][i] - ref[i], f32);
@@ -608,85 +539,15 @@ public final class RewardModel {
     }
 
     // ------------------------------------------------------------------ persistence
-    private StateFormat.Header header() {
-        StateFormat.Header h = new StateFormat.Header();
-        h.solverCode = solver.code();
-        h.itemsize = f32 ? 4 : 8;
-        h.dim = d;
-        h.rank = rank;
-        h.cgSteps = cgSteps;
-        h.flags = (Double.isNaN(radius) ? 0 : StateFormat.FLAG_RADIUS)
-                | (fingerprint == null ? 0 : StateFormat.FLAG_FINGERPRINT);
-        h.t = t;
-        h.lamWarmup = lamWarmup;
-        h.budget = budget;
-        h.eta = eta;
-        h.lam = lam;
-        h.radius = Double.isNaN(radius) ? 0.0 : radius;
-        h.forget = forget;
-        h.cgTol = cgTol;
-        if (fingerprint != null) {
-            h.fingerprint = fingerprint.clone();
-        }
-        h.payloadLen = StateFormat.specBytes(StateFormat.payloadSpec(h.solverCode, d, h.itemsize, rank));
-        return h;
-    }
-
     /** Serialise the state (docs/STATE_FORMAT.md); Python's RewardModel.from_bytes reads it. */
     public byte[] toBytes() {
-        StateFormat.Header h = header();
-        byte[] out = new byte[(int) h.totalBytes()];
-        ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
-        StateFormat.encodeHeader(h, b);
-        b.position(StateFormat.HEADER_BYTES);
-        solver.writePayload(b);
-        StateFormat.seal(out);
-        return out;
+        return ModelBytes.encode(this);
     }
 
     /** Rebuild a model from state bytes; StateFormatException if anything is off (nothing allocated
      * from the header before its sizes and the checksum agree). */
     public static RewardModel fromBytes(byte[] data) throws StateFormatException {
-        if (data == null) {
-            throw new InvalidInputException("fromBytes needs bytes, got null");
-        }
-        StateFormat.Header h = StateFormat.checkWhole(data);
-        Config c = new Config(h.dim);
-        c.solver = h.solver();
-        c.dtype = h.itemsize == 4 ? "float32" : "float64";
-        c.budgetBytes = h.budget == 0 ? OptionalLong.empty() : OptionalLong.of(h.budget);
-        c.eta = h.eta;
-        c.lam = h.lam;
-        c.radius = h.hasRadius() ? OptionalDouble.of(h.radius) : OptionalDouble.empty();
-        c.forget = h.forget;
-        c.cgSteps = h.cgSteps;
-        c.lamWarmup = h.lamWarmup;
-        c.cgTol = h.cgTol;
-        c.sketchRank = h.rank == 0 ? OptionalInt.empty() : OptionalInt.of(h.rank);
-        c.headFingerprint = h.hasFingerprint() ? h.fingerprint : null;
-        if (h.budget < 0) {
-            throw new StateFormatException("state holds invalid settings: budget_bytes "
-                    + Long.toUnsignedString(h.budget) + " is out of range");
-        }
-        RewardModel m;
-        try {
-            m = new RewardModel(c);
-        } catch (ConfigException | InvalidInputException e) {
-            throw new StateFormatException("state holds invalid settings: " + e.getMessage());
-        }
-        ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
-        b.position(StateFormat.HEADER_BYTES);
-        m.solver.readPayload(b);
-        if (!m.solver.finite()) {
-            throw new StateFormatException("state holds non-finite values");
-        }
-        String problem = m.solver.invalid(h.t);
-        if (problem != null) {
-            throw new StateFormatException("inconsistent " + m.solver.name() + " state: " + problem);
-        }
-        m.solver.loaded();
-        m.t = h.t;
-        return m;
+        return ModelBytes.decode(data);
     }
 
     /** Write the state to path atomically (temp file + fsync + rename). */
@@ -711,99 +572,5 @@ public final class RewardModel {
     public String toString() {
         return "RewardModel(dim=" + d + ", solver='" + solver() + "'" + (rank > 0 ? ", rank=" + rank : "")
                 + ", dtype='" + dtype() + "', t=" + t + ", nbytes=" + nbytes() + ")";
-    }
-
-    // ------------------------------------------------------------------ input checks
-    private void vector(double[] x, String name) {
-        if (x == null || x.length != d) {
-            throw new InvalidInputException(name + " must have length " + d + ", got "
-                    + (x == null ? "null" : String.valueOf(x.length)));
-        }
-        double top = 0.0;
-        for (double v : x) {
-            double a = Math.abs(v);
-            if (!(a <= Double.MAX_VALUE)) {
-                throw new InvalidInputException(name + " contains NaN or inf");
-            }
-            top = Math.max(top, a);
-        }
-        if (top > MAX_ABS_INPUT) {
-            throw new InvalidInputException(name + " has entries above 1e+06 in magnitude; features are "
-                    + "expected L2-normalised");
-        }
-    }
-
-    /** 2 to MAX_CHOICES rows (each checked by the caller). */
-    private void choiceShape(double[][] Phi) {
-        if (Phi == null) {
-            throw new InvalidInputException("Phi must have shape (k, " + d + "), got null");
-        }
-        if (Phi.length < 2 || Phi.length > MAX_CHOICES) {
-            throw new InvalidInputException("a choice needs 2 to " + MAX_CHOICES + " candidates, got " + Phi.length);
-        }
-        for (double[] row : Phi) {
-            if (row == null || row.length != d) {
-                throw new InvalidInputException("Phi must have shape (k, " + d + "), got a row of length "
-                        + (row == null ? "null" : String.valueOf(row.length)));
-            }
-        }
-    }
-
-    /**
-     * A replayed vector exactly as a live call can have left it (Python's _checks.exact_array):
-     * length d, finite, within 2 MAX_ABS_INPUT (a pair's difference), float32 values for a float32
-     * state.
-     */
-    private void exact(double[] x, String name) {
-        if (x == null || x.length != d) {
-            throw new InvalidInputException(name + " must have length " + d);
-        }
-        for (double v : x) {
-            if (!Double.isFinite(v)) {
-                throw new InvalidInputException(name + " contains NaN or inf");
-            }
-            if (Math.abs(v) > 2 * MAX_ABS_INPUT) {
-                throw new InvalidInputException(name + " has entries above 2e+06 in magnitude; features are "
-                        + "expected L2-normalised");
-            }
-            if (f32 && (double) (float) v != v) {
-                throw new InvalidInputException(name + " must hold float32 values for a float32 state");
-            }
-        }
-    }
-
-    private static int chosenIndex(int chosen, int k) {
-        if (chosen < 0 || chosen >= k) {
-            throw new InvalidInputException("chosen must be in [0, " + (k - 1) + "], got " + chosen);
-        }
-        return chosen;
-    }
-
-    private static double label(double y) {
-        if (!Double.isFinite(y)) {
-            throw new InvalidInputException("y must be finite, got " + y);
-        }
-        if (!(y >= 0.0 && y <= 1.0)) {
-            throw new InvalidInputException("y must be in [0, 1], got " + y);
-        }
-        return y;
-    }
-
-    private static double weight(double w) {
-        if (!Double.isFinite(w)) {
-            throw new InvalidInputException("weight must be finite, got " + w);
-        }
-        if (!(w > 0.0 && w <= MAX_WEIGHT)) {
-            throw new InvalidInputException("weight must be in (0, 1e+06], got " + w);
-        }
-        return w;
-    }
-
-    private static double rangeParam(String name, double x, double lo, double hi) {
-        boolean okLo = lo == 0.0 ? x > lo : x >= lo;
-        if (!Double.isFinite(x) || !okLo || x > hi) {
-            throw new ConfigException(name + " must be in " + (lo == 0.0 ? "(" : "[") + lo + ", " + hi + "], got " + x);
-        }
-        return x;
     }
 }

@@ -10,6 +10,12 @@ abstract class Solver {
     final int d;
     final boolean f32;
     final double lam;
+    /**
+     * The smallest lam a NEW float32 model of this solver takes (solvers/base.py MIN_LAM_FLOAT32;
+     * each solver class hides it with its own): below it the step's guards refuse a unit-norm
+     * observation from the first update. A loaded state is not held to it.
+     */
+    static final double MIN_LAM_FLOAT32 = 1e-9;
 
     Solver(int d, boolean f32, double lam) {
         this.d = d;

@@ -53,6 +53,12 @@ public final class UserStore implements AutoCloseable {
     public static final int RECORD_FORMAT = 2;
     public static final long MAX_UPDATES = (1L << 40) - 1;
     static final Pattern USER_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._@-]{0,127}");
+    static final Pattern KEYED_CHECKPOINT = Pattern.compile("[0-9a-f]{32}\\" + STATE_SUFFIX);
+    /** Keyed checkpoints looked at when a folder opens, among at most KEY_SCAN names (Python's
+     * _KEY_SAMPLE, _KEY_SCAN): a few reads whatever the folder's size. */
+    static final int KEY_SAMPLE = 8, KEY_SCAN = 512;
+    /** The longest checkpoint header JSON a peek reads (envelope.MAX_JSON_HEADER). */
+    static final int MAX_JSON_HEADER = 1 << 16;
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private final Path folder, statePath, journalPath;
@@ -118,6 +124,7 @@ public final class UserStore implements AutoCloseable {
             throw new ConfigException("checkpointEvery must be >= 1, got " + checkpointEvery);
         }
         Files.createDirectories(folder);
+        checkNames(folder);
         FileChannel lc = FileChannel.open(folder.resolve(nameOf(folder, userId) + LOCK_SUFFIX),
                 StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock lock;
@@ -247,13 +254,85 @@ public final class UserStore implements AutoCloseable {
     private static void refuseNewKeyOverUsers(Path folder) throws IOException {
         try (java.util.stream.Stream<Path> names = Files.list(folder)) {
             java.util.Optional<String> named = names.map(f -> f.getFileName().toString())
-                    .filter(n -> n.matches("[0-9a-f]{32}\\" + STATE_SUFFIX)).findFirst();
+                    .filter(n -> KEYED_CHECKPOINT.matcher(n).matches()).findFirst();
             if (named.isPresent()) {
                 throw new java.io.IOException(folder + ": the key file " + KEY_FILE + " is missing, but user "
                         + "checkpoints named with it are there (e.g. " + named.get() + "): a new key would hide "
                         + "them. Restore .omdkey from a backup of this folder, or run Python's "
                         + "FolderStore.recover_key on it (nothing was changed)");
             }
+        }
+    }
+
+    /**
+     * The key must name the users in the folder (Python's FolderStore._check_names): of the first
+     * keyed checkpoints met (at most KEY_SAMPLE among the first KEY_SCAN names), one at least must
+     * carry the name the key gives to the user id inside. A key replaced by another folder's names
+     * none of them: IOException, before any file is made or changed.
+     */
+    static void checkNames(Path folder) throws IOException {
+        java.util.List<String> seen = new java.util.ArrayList<>();
+        try (DirectoryStream<Path> names = Files.newDirectoryStream(folder)) {
+            int i = 0;
+            for (Path f : names) {
+                if (i++ >= KEY_SCAN) {
+                    break;
+                }
+                String name = f.getFileName().toString();
+                if (!KEYED_CHECKPOINT.matcher(name).matches()) {
+                    continue;
+                }
+                String uid = peekUserId(f);
+                if (uid == null) {
+                    continue;
+                }
+                if (nameOf(folder, uid).equals(name.substring(0, name.length() - STATE_SUFFIX.length()))) {
+                    return;
+                }
+                seen.add(name);
+                if (seen.size() >= KEY_SAMPLE) {
+                    break;
+                }
+            }
+        }
+        if (!seen.isEmpty()) {
+            throw new IOException(folder + ": the key file " + KEY_FILE + " does not name the users in this "
+                    + "folder (none of " + seen.subList(0, Math.min(3, seen.size())) + "... carries the name it "
+                    + "gives to the user id inside): it was replaced, e.g. by another folder's key. Restore this "
+                    + "folder's .omdkey from a backup, or run Python's FolderStore.recover_key on it to rename "
+                    + "every user's files after the key that is there now (nothing was changed)");
+        }
+    }
+
+    /** The user id in a checkpoint's header (the header alone; the CRC is checked when the user is
+     * read), or null if it cannot be read (Python's FolderStore._peek_user_id). */
+    static String peekUserId(Path path) {
+        if (!Files.isRegularFile(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return null;
+        }
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            ByteBuffer head = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
+            while (head.hasRemaining() && ch.read(head, head.position()) > 0) {
+                continue;
+            }
+            byte[] h = head.array();
+            if (head.position() < 12 || !(startsWith(h, MAGIC) || startsWith(h, MAGIC_V1))) {
+                return null;
+            }
+            long hlen = Integer.toUnsignedLong(head.getInt(8));
+            if (hlen > MAX_JSON_HEADER) {
+                return null;
+            }
+            ByteBuffer json = ByteBuffer.allocate((int) hlen);
+            while (json.hasRemaining() && ch.read(json, 12 + json.position()) > 0) {
+                continue;
+            }
+            json.flip();
+            Object uid = Json.obj(Json.parse(StandardCharsets.UTF_8.newDecoder().decode(json).toString()))
+                    .get("user_id");
+            return uid instanceof String && USER_ID.matcher((String) uid).matches() ? (String) uid : null;
+        } catch (IOException | RuntimeException e) {
+            return null;
         }
     }
 

@@ -30,6 +30,8 @@ import static dev.edgeomd.TestRunner.require;
  * fantasize is refused on the copy included);</li>
  * <li>head_features: HeadManifest.features (the app's features) equal Python's head rule with
  * and without a style block; guard_start: the precision probes' start vector is Python's.</li>
+ * <li>new_model: a new model of the case's settings is built, or refused (ConfigException) with
+ * Python's ConfigError message (a float32 lam below the solver's MIN_LAM_FLOAT32).</li>
  * </ul>
  */
 public final class GuardTests {
@@ -71,6 +73,9 @@ public final class GuardTests {
                 case "thumb_shown":
                     t.check(name, () -> thumbShown(dir, name, c));
                     break;
+                case "new_model":
+                    t.check(name, () -> newModel(c));
+                    break;
                 case "lanczos_unit":
                     t.check(name, () -> lanczosUnit((int) Json.integer(c.get("d")), Json.integer(c.get("seed"))));
                     break;
@@ -79,6 +84,19 @@ public final class GuardTests {
             }
         }
         System.exit(t.finish());
+    }
+
+    /** A new model of the case's settings is built, or refused with Python's message. */
+    static void newModel(Map<String, Object> c) {
+        RewardModel.Config cfg = ModelGoldenTests.config(c, (int) Json.integer(c.get("dim")));
+        String got;
+        try {
+            new RewardModel(cfg);
+            got = "ok";
+        } catch (ConfigException e) {
+            got = e.getMessage();
+        }
+        require(got.equals(c.get("verdict")), "Java: " + got + "; Python: " + c.get("verdict"));
     }
 
     static void stream(Path dir, String name, Map<String, Object> c) throws Exception {

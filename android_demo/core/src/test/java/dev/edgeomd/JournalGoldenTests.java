@@ -75,8 +75,10 @@ final class JournalGoldenTests {
             });
         }
         userStore(T, out);
+        replacedKey(T, out, null);
         if (Files.exists(root.resolve("users.json"))) {
             folderStore(T, golden, out);
+            replacedKey(T, out, root.resolve("folder_store"));
         }
         T.check("journal: a Java model's records replay to its own bytes exactly (same JVM)", () -> {
             for (String dtype : new String[]{"float32", "float64"}) {
@@ -106,6 +108,77 @@ final class JournalGoldenTests {
                 require(Arrays.equals(r.toBytes(), live.toBytes()), dtype + ": replay bytes");
             }
         });
+    }
+
+    /**
+     * A folder whose .omdkey was replaced by another folder's names none of its users (Python's
+     * FolderStore._check_names): UserStore.open refuses it, for a stored user and a new one,
+     * with every file as it was; with its own key back it opens. from: a Python FolderStore
+     * folder to copy, or null for one Java writes (two users).
+     */
+    static void replacedKey(TestRunner T, Path out, Path from) {
+        String what = from == null ? "Java" : "Python FolderStore";
+        T.check("UserStore refuses a " + what + " folder whose key was replaced by another folder's, "
+                + "nothing changed", () -> {
+            Path dir = Files.createTempDirectory(out, "rekeyed"), other = Files.createTempDirectory(out, "other");
+            RewardModel.Config cfg = new RewardModel.Config(5);
+            String user = "u1";
+            if (from == null) {
+                for (String u : new String[]{"u1", "u2"}) {
+                    try (UserStore s = UserStore.open(dir, u, cfg, 10)) {
+                        s.learnThumb(new double[]{0.1, 0.2, 0.0, -0.1, 0.3}, true, 1.0);
+                    }
+                }
+            } else {
+                try (java.util.stream.Stream<Path> files = Files.list(from)) {
+                    for (Path f : (Iterable<Path>) files::iterator) {
+                        if (Files.isRegularFile(f) && !f.getFileName().toString().endsWith(".omdlk")) {
+                            Files.copy(f, dir.resolve(f.getFileName()));
+                        }
+                    }
+                }
+                Map<String, Object> u = Json.obj(Json.arr(Json.parse(new String(Files.readAllBytes(
+                        from.resolveSibling("users.json")), StandardCharsets.UTF_8))).get(0));
+                user = (String) u.get("user");
+                cfg = new RewardModel.Config((int) Json.integer(u.get("dim")));
+            }
+            UserStore.nameOf(other, "someone");  // makes the other folder's key
+            Path key = dir.resolve(UserStore.KEY_FILE), own = out.resolve(dir.getFileName() + ".key");
+            Files.move(key, own);
+            Files.copy(other.resolve(UserStore.KEY_FILE), key);
+            Map<String, byte[]> before = snapshot(dir);
+            for (String id : new String[]{user, "newcomer"}) {
+                final RewardModel.Config c = cfg;
+                try (UserStore s = UserStore.open(dir, id, c, 10)) {
+                    throw new AssertionError(id + ": opened a folder whose key names none of its users");
+                } catch (java.io.IOException e) {
+                    require(e.getMessage().contains("does not name the users in this folder")
+                            && e.getMessage().contains("recover_key"), id + ": " + e.getMessage());
+                }
+                Map<String, byte[]> after = snapshot(dir);
+                require(after.keySet().equals(before.keySet()), id + ": files made or erased " + after.keySet());
+                for (String n : before.keySet()) {
+                    require(Arrays.equals(before.get(n), after.get(n)), id + ": " + n + " changed");
+                }
+            }
+            Files.copy(own, key, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            try (UserStore s = UserStore.open(dir, user, cfg, 10)) {
+                require(s.updates() > 0, "its own key back: the user opens with what it learned");
+            }
+        });
+    }
+
+    /** Every regular file of a folder: name -> bytes. */
+    static Map<String, byte[]> snapshot(Path dir) throws java.io.IOException {
+        Map<String, byte[]> out = new java.util.TreeMap<>();
+        try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                if (Files.isRegularFile(f)) {
+                    out.put(f.getFileName().toString(), Files.readAllBytes(f));
+                }
+            }
+        }
+        return out;
     }
 
     static void userStore(TestRunner T, Path out) {
