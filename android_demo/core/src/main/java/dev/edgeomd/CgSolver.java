@@ -493,7 +493,7 @@ final class CgSolver extends ExplicitThetaSolver {
     /** cg.TRACE_SLACK: the loader's trace bound over the updates' guard (rounding). */
     static final double TRACE_SLACK = 1e-4;
 
-    /** linalg.symmetric_psd_problem on S (the same tests and order, sums in S's dtype). */
+    /** load_checks.symmetric_psd_problem on S (the same tests and order, sums in S's dtype). */
     String symmetricPsdProblem(double floor) {
         double top = Num.maxAbs(S);
         for (int i = 0; i < d; i++) {
@@ -508,7 +508,7 @@ final class CgSolver extends ExplicitThetaSolver {
             dg[i] = Num.rd(S[i * d + i] * sc + f, f32);
         }
         double symTol = 1e-5 * top * sc;
-        final int rows = 256, tile = 32;  // row blocks as linalg.blocks; tiles: S^T read in cache
+        final int rows = 256, tile = 32;  // row blocks as load_checks.blocks; tiles: S^T read in cache
         for (int i0 = 0; i0 < d; i0 += rows) {
             int i1 = Math.min(d, i0 + rows);
             for (int t0 = i0; t0 < i1; t0 += tile) {

@@ -4,11 +4,11 @@ package dev.edgeomd;
 final class Num {
     /** |theta_i| stays below fmax * THETA_LIMIT of the state's dtype (linalg.THETA_LIMIT). */
     static final double THETA_LIMIT = 0x1p-40;
-    /** Curvature entries of a loaded state stay below fmax * HEADROOM (linalg.HEADROOM). */
+    /** Curvature entries of a loaded state stay below fmax * HEADROOM (load_checks.HEADROOM). */
     static final double HEADROOM = 0x1p-20;
-    /** A loaded local norm has no eigenvalue below lam / FLOOR_SLACK (linalg.FLOOR_SLACK). */
+    /** A loaded local norm has no eigenvalue below lam / FLOOR_SLACK (load_checks.FLOOR_SLACK). */
     static final double FLOOR_SLACK = 4.0;
-    /** Power-iteration steps of the exact loader's eigenvalue probe (linalg.PROBE_STEPS). */
+    /** Power-iteration steps of the exact loader's eigenvalue probe (load_checks.PROBE_STEPS). */
     static final int PROBE_STEPS = 6;
     /** The exact solver refuses an update once eps kappa(cal_H) > KAPPA_EPS_LIMIT (linalg). */
     static final double KAPPA_EPS_LIMIT = 1e-3;
@@ -113,7 +113,7 @@ final class Num {
         return top;
     }
 
-    /** Why a loaded theta cannot be used (linalg.theta_problem), or null. */
+    /** Why a loaded theta cannot be used (load_checks.theta_problem), or null. */
     static String thetaProblem(double[] theta, boolean f32) {
         double top = maxAbs(theta);
         if (!(top <= thetaLimit(f32))) {
@@ -123,7 +123,7 @@ final class Num {
     }
 
     /**
-     * A fixed unit start vector for the load-time eigenvalue probes (linalg.probe_start's role:
+     * A fixed unit start vector for the load-time eigenvalue probes (load_checks.probe_start's role:
      * a load is deterministic). Python draws numpy's PCG64 normals, which are not reproduced
      * here; the probes' refusals are certain from any start, and with d <= 16 the cg probe's
      * Krylov space is the whole space, so its verdict does not depend on the start.
@@ -147,7 +147,7 @@ final class Num {
 
     /**
      * Does the symmetric d x d S (row-major, values in the dtype) have an eigenvalue below
-     * -floor along a Krylov space of min(d, 16) Lanczos steps (linalg.indefinite_direction:
+     * -floor along a Krylov space of min(d, 16) Lanczos steps (load_checks.indefinite_direction:
      * float64, full reorthogonalisation twice, fixed start, S scaled by 1 / max|S|)? Ritz values
      * lie inside the spectrum, so true is certain. O(16 d^2) time, O(16 d) memory.
      */
@@ -157,7 +157,7 @@ final class Num {
 
     /**
      * The lowest Ritz value of S along indefiniteDirection's Krylov space, in S's units
-     * (linalg.lowest_ritz): >= lambda_min(S).
+     * (load_checks.lowest_ritz): >= lambda_min(S).
      */
     static double lowestRitz(double[] S, int d, boolean f32) {
         int k = Math.min(d, 16);

@@ -1,7 +1,7 @@
 package dev.edgeomd;
 
 /**
- * The start kernels of a population pack (edge_omd/linalg.py, "a population prior's start"):
+ * The start kernels of a population pack (edge_omd/solvers/prior_start.py):
  * cal_H_0 = (lam + c) I + sign V^T V from V (r x d, float64), every sum in Python's order in
  * float64, so a Java start rounds to the same state as Python's (the golden tests compare the
  * bytes), and the checks of Python's Solver._start_problem.
@@ -10,7 +10,7 @@ final class PackStart {
     private PackStart() {
     }
 
-    /** ||V||_F^2, summed row by row in order (linalg.sum_sq64). */
+    /** ||V||_F^2, summed row by row in order (prior_start.sum_sq64). */
     static double sumSq(double[][] V) {
         double acc = 0.0;
         for (double[] row : V) {
@@ -21,7 +21,7 @@ final class PackStart {
         return acc;
     }
 
-    /** out (d x d, row-major) = c I + sign V^T V (linalg.low_rank_plus). */
+    /** out (d x d, row-major) = c I + sign V^T V (prior_start.low_rank_plus). */
     static void lowRankPlus(double[][] V, double c, double sign, double[] out, int d) {
         for (int i = 0; i < d; i++) {
             int o = i * d;
@@ -41,7 +41,7 @@ final class PackStart {
         }
     }
 
-    /** out_i = sum_j V_ji^2, over the rows in order (linalg.col_sum_sq). */
+    /** out_i = sum_j V_ji^2, over the rows in order (prior_start.col_sum_sq). */
     static void colSumSq(double[][] V, double[] out) {
         java.util.Arrays.fill(out, 0.0);
         for (double[] v : V) {
@@ -53,7 +53,7 @@ final class PackStart {
 
     /**
      * In place: U^T U += sign sum_i x_i x_i^T for an upper-triangular float64 U (rows as arrays,
-     * U[k][j] for j >= k), X destroyed, in one top-down pass (linalg.chol_rows_upper: Givens
+     * U[k][j] for j >= k), X destroyed, in one top-down pass (prior_start.chol_rows_upper: Givens
      * rotations for sign +1, the downdate's mixed hyperbolic rotations for -1, each downdated
      * pivot^2 floored at {@code floor}).
      */
@@ -85,7 +85,7 @@ final class PackStart {
         }
     }
 
-    /** {largest, smallest} eigenvalue of V^T V (the smallest 0 when r < d), as linalg.low_rank_extremes. */
+    /** {largest, smallest} eigenvalue of V^T V (the smallest 0 when r < d), as prior_start.low_rank_extremes. */
     static double[] lowRankExtremes(double[][] V, int d) {
         int r = V.length;
         if (r == 0) {
