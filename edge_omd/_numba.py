@@ -126,7 +126,8 @@ class Kernel:
     def load(self, dtype):
         """Load from the cache, or compile, every declared signature of `dtype` (a dtype name)
         not loaded yet (`ensure_compiled`: what calls would load one by one)."""
-        self._load(self.declared(dtype))
+        with _LOCK:
+            self._load(self.declared(dtype))
 
     def load_for(self, argtypes):
         """Load the declared signature that a call with `argtypes` (Numba types) runs, as Numba
@@ -135,9 +136,11 @@ class Kernel:
         if self.complete:
             return
         disp = self.dispatcher
-        sig = disp.typingctx.resolve_overload(disp.py_func, self.declared(), list(argtypes), {})
-        if sig is not None:
-            self._load([sig])
+        with _LOCK:  # typing and the lazy parse of the lists, one thread at a time
+            sig = disp.typingctx.resolve_overload(disp.py_func, self.declared(), list(argtypes),
+                                                  {})
+            if sig is not None:
+                self._load([sig])
 
     def _load(self, sigs):
         disp = self.dispatcher
