@@ -194,3 +194,17 @@ def test_every_solver_and_dtype_runs_within_its_lists():
         declared = {tuple(s.args) for s in k.declared()}
         assert set(k.dispatcher.overloads) <= declared, k.name
         assert not k.dispatcher._can_compile, k.name
+
+
+def test_a_call_outside_the_lists_raises_and_loads_nothing():
+    """A kernel called with types none of its declared signatures takes raises TypeError,
+    whether or not it has loaded anything yet, and compiles nothing."""
+    from edge_omd import linalg
+    from edge_omd.solvers import exact
+    bad = [(linalg.max_abs_or_inf, (np.ones(3, np.int64),)),
+           (exact._absorb, (np.zeros(8), *[np.zeros(8, np.float16)] * 3, np.zeros(8), 1.0))]
+    for fn, args in bad:
+        held = set(fn.overloads)
+        with pytest.raises(TypeError, match="No matching definition"):
+            fn(*args)
+        assert set(fn.overloads) == held and not fn._can_compile, fn
