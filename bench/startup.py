@@ -19,8 +19,8 @@ printed too; the targets are on wall time.
 Bytecode: the children read edge_omd's compiled bytecode from a folder of the run
 (PYTHONPYCACHEPREFIX, filled by an untimed first import), as an installed package has it;
 numpy and numba have theirs from their install. With PYTHONDONTWRITEBYTECODE set and an
-editable install, every process would compile edge_omd's sources again (0.3-0.7 s on this
-machine), a cost no installed app pays; `--source-only` measures that way anyway.
+editable install, every process would compile edge_omd's sources again (about 0.1 s CPU on
+this machine), a cost no installed app pays; `--source-only` measures that way anyway.
 `--baseline DIR` measures the cold and warm rows a second time, interleaved in the same run,
 with DIR (a folder holding another revision's `edge_omd` package, e.g. a git worktree) first
 on PYTHONPATH: a before/after comparison under the same load.
