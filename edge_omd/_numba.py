@@ -3,13 +3,14 @@
 Every kernel of the runtime is declared with `kernel(signatures)`: an explicit list of
 signatures, one float32 and one float64 version of each (C-contiguous arrays; `both(...,
 readonly=...)` adds read-only variants of the arguments that may hold a caller's array, as
-pynndescent declares them). Nothing is compiled at import: a kernel's list for one dtype is
-compiled the first time a model of that solver and dtype is built (`ensure_compiled`; the
-kernels of group "choice" at its first `learn_choice`), and new
-compiles are disabled on every kernel at all times otherwise, so a call with types outside the
-list fails loudly (TypeError) instead of compiling silently in the middle of a stream.
-Kernels are compiled in the order they were declared (linalg before the solvers that call it),
-so a kernel's callees are always compiled before it.
+pynndescent declares them). Nothing is compiled or loaded at import, nor when a model is built:
+each declared signature loads from the kernel cache (or compiles, on an empty cache) the first
+time a call needs it, once per process (`_Lazy`), so a first update pays for the three kernels
+it calls from Python, not for the twenty-odd of its solver (a kernel loaded from the cache
+carries its callees' code; compiled, it loads their signatures first, as it types their
+calls). New compiles are disabled on every kernel at all times otherwise, so a call with types
+outside the lists fails loudly (TypeError) instead of compiling silently in the middle of a
+stream. `ensure_compiled` loads a whole plan ahead of use (a population's start kernels).
 
 No fastmath: every kernel rounds as its source reads, operation by operation, so the bits it
 saves or returns are the same on every x86-64 CPU whatever vector width LLVM compiles for, and
@@ -44,11 +45,15 @@ sub-folder named after a hash of every kernel source file: any change starts a f
 """
 import hashlib
 import os
-import threading
 
 import numba
 import numpy as np
 from numba.core import sigutils
+from numba.core import typing as nb_typing
+from numba.core.caching import NullCache
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import CPUDispatcher
+from numba.core.typing import Signature
 
 from edge_omd.paths import numba_cache_dir
 
@@ -90,29 +95,127 @@ def _sources_hash():
 SOURCES_HASH = _sources_hash()
 
 
+#: Numba's own compiler lock, re-entrant: a load nests (compiling a caller types its callees,
+#: which load then) and takes the same lock as every Numba compile, so two locks can never be
+#: taken in opposite orders by two threads.
+_LOCK = global_compiler_lock
+
+
 class Kernel:
     """One declared kernel: its dispatcher and its signature lists keyed by dtype name
-    ('float32', 'float64'; None for signatures without a float array, compiled with either)."""
+    ('float32', 'float64'; None for signatures without a float array, compiled with either).
+    A list holds Signatures or their text, parsed when first needed (`_signature`): parsing
+    every list at import cost more than loading the few kernels a first update runs."""
 
     def __init__(self, dispatcher, lists, group=None, per_cpu=False):
         self.dispatcher, self.lists, self.group, self.per_cpu = dispatcher, lists, group, per_cpu
         self.module = dispatcher.py_func.__module__
         self.fn_name = dispatcher.py_func.__name__
         self.name = f"{self.module}.{self.fn_name}"
-        self.done = set()
+        self.complete = False  # every declared signature loaded
 
     def declared(self, dtype=None):
         """The declared signatures for one dtype name (None: every dtype)."""
+        for key, sigs in self.lists.items():
+            if not all(isinstance(s, Signature) for s in sigs):
+                self.lists[key] = [_signature(s) for s in sigs]
         if dtype is None:
             return [s for sigs in self.lists.values() for s in sigs]
         return self.lists.get(None, []) + self.lists.get(dtype, [])
+
+    def load(self, dtype):
+        """Load from the cache, or compile, every declared signature of `dtype` (a dtype name)
+        not loaded yet (`ensure_compiled`: what calls would load one by one)."""
+        with _LOCK:
+            self._load(self.declared(dtype))
+
+    def load_for(self, argtypes):
+        """Load the declared signature that a call with `argtypes` (Numba types) runs, as Numba
+        would pick it among the lists; nothing if none takes them (the call then fails with
+        Numba's TypeError, as a call outside the lists always has)."""
+        if self.complete:
+            return
+        disp = self.dispatcher
+        with _LOCK:  # typing and the lazy parse of the lists, one thread at a time
+            sig = disp.typingctx.resolve_overload(disp.py_func, self.declared(), list(argtypes),
+                                                  {})
+            if sig is not None:
+                self._load([sig])
+
+    def _load(self, sigs):
+        disp = self.dispatcher
+        with _LOCK:
+            todo = [s for s in sigs if tuple(s.args) not in disp.overloads]
+            if not todo:
+                return
+            if CACHE and isinstance(disp._cache, NullCache):
+                _enable_cache(disp)
+            disp._can_compile = True
+            try:
+                for sig in todo:  # a callee loads while the compiler types its call (_Lazy)
+                    disp.compile(sig)
+            finally:
+                disp._can_compile = False
+            self.complete = all(tuple(s.args) in disp.overloads for s in self.declared())
+
+
+def _signature(spec):
+    """A Signature from a declared entry: a Signature, a string, or `both`'s (string, the
+    argument positions made read-only)."""
+    if isinstance(spec, Signature):
+        return spec
+    text, readonly = (spec, ()) if isinstance(spec, str) else spec
+    args, ret = sigutils.normalize_signature(text)
+    args = [a.copy(readonly=True) if i in readonly else a for i, a in enumerate(args)]
+    return ret(*args)
+
+
+def _enable_cache(disp):
+    # The cache locator reads config.CACHE_DIR when caching is enabled; point it at our salted
+    # folder for exactly that moment (under _LOCK), then give the user's setting back.
+    saved = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = os.path.join(CACHE_ROOT, f"edge_omd-{SOURCES_HASH}")
+    try:
+        disp.enable_caching()
+    finally:
+        numba.config.CACHE_DIR = saved
+
+
+class _Lazy(CPUDispatcher):
+    """The dispatcher of a kernel: compiling is switched off (`_can_compile` False) except while
+    `Kernel._load` runs, so a call outside the declared lists raises TypeError; a declared
+    signature loads (from the cache, or compiles) the first time a call needs it, from Python
+    (Numba calls `_search_new_conversions` when no loaded signature takes the arguments) or
+    from a kernel being compiled (`get_call_template` types the call)."""
+
+    edge_kernel = None  # its Kernel, set by `kernel`
+
+    def _search_new_conversions(self, *args, **kws):
+        self.edge_kernel.load_for([self.typeof_pyval(a) for a in args])
+        return super()._search_new_conversions(*args, **kws)
+
+    def get_call_template(self, args, kws):
+        # Numba's own, except that it loads the declared list instead of compiling `args`
+        pysig, args = self._compiler.fold_argument_types(args, kws)
+        self.edge_kernel.load_for(args)
+        name = self.py_func.__name__
+        template = nb_typing.make_concrete_template(f"CallTemplate({name})", key=name,
+                                                    signatures=self.nopython_signatures)
+        return template, pysig, args, {}
+
+    def _compile_for_args(self, *args, **kws):
+        # Reached only while another thread's `Kernel._load` has compiling switched on and no
+        # loaded signature takes these arguments exactly: wait for that load, then dispatch
+        # again (with compiling off: the declared lists or a TypeError, never a new compile).
+        with _LOCK:
+            pass
+        return self
 
 
 #: Every kernel, in declaration order (callees before callers).
 KERNELS: list = []
 #: The modules holding a kernel declared per_cpu (their states agree across CPUs to a tolerance)
 PER_CPU_MODULES: set = set()
-_LOCK = threading.Lock()
 
 
 def per_cpu_module(name):
@@ -122,18 +225,16 @@ def per_cpu_module(name):
 
 
 def kernel(signatures, group=None, per_cpu=False):
-    """`numba.njit` with the project's flags and an explicit signature list (see `both`).
+    """`numba.njit` with the project's flags and an explicit signature list (see `both`),
+    loaded lazily per dtype (`_Lazy`).
 
     `group`: None for the kernels every model of the module needs; "choice" for those only
-    `learn_choice` runs, compiled at the first choice (`ensure_compiled(..., group="choice")`),
-    so a model that never sees a choice never pays for them. `per_cpu`: compiled with
-    FASTMATH_PER_CPU, its bits the same on one machine only (module docstring)."""
+    `learn_choice` runs, "start" for a population's start: `ensure_compiled` loads a group's
+    plan ahead of use. `per_cpu`: compiled with FASTMATH_PER_CPU, its bits the same on one
+    machine only (module docstring)."""
     lists = {}
     for s in signatures:
         key, sig = s if isinstance(s, tuple) else (None, s)
-        if isinstance(sig, str):
-            args, ret = sigutils.normalize_signature(sig)
-            sig = ret(*args)
         lists.setdefault(key, []).append(sig)
 
     def decorate(fn):
@@ -142,19 +243,10 @@ def kernel(signatures, group=None, per_cpu=False):
         if JIT_DISABLED:
             return fn
         flags = dict(_FLAGS, fastmath=FASTMATH_PER_CPU if per_cpu else FASTMATH)
-        if not CACHE:
-            disp = numba.njit(cache=False, **flags)(fn)
-        else:
-            # The cache locator reads config.CACHE_DIR when the dispatcher is made; point it at
-            # our salted folder for exactly that moment, then give the user's setting back.
-            saved = numba.config.CACHE_DIR
-            numba.config.CACHE_DIR = os.path.join(CACHE_ROOT, f"edge_omd-{SOURCES_HASH}")
-            try:
-                disp = numba.njit(cache=True, **flags)(fn)
-            finally:
-                numba.config.CACHE_DIR = saved
-        disp._can_compile = False  # only ensure_compiled compiles, and only declared signatures
-        KERNELS.append(Kernel(disp, lists, group, per_cpu))
+        disp = _Lazy(py_func=fn, locals={}, targetoptions=dict(nopython=True, **flags))
+        disp._can_compile = False  # only Kernel._load compiles, and only declared signatures
+        disp.edge_kernel = Kernel(disp, lists, group, per_cpu)
+        KERNELS.append(disp.edge_kernel)
         return disp
     return decorate
 
@@ -241,28 +333,20 @@ def plan(*modules, group=None):
     return [k for k in KERNELS if k in wanted]
 
 
-_ENSURED = set()  # (dtype name, modules, group) whose whole plan is compiled
+_ENSURED = set()  # (dtype name, modules, group) whose whole plan is loaded
 
 
 def ensure_compiled(dtype, *modules, group=None):
-    """Compile (or load from the cache) the declared `dtype` signatures of every kernel of
+    """Load now (from the cache, or compile) the declared `dtype` signatures of every kernel of
     `group` that code in `modules` (module names, e.g. "edge_omd.solvers.exact") defines or
-    calls, and of their callees, once per process, callees first. Cheap when done."""
+    calls, and of their callees, once per process, callees first: what their first calls would
+    load one by one. Cheap when done."""
     key = np.dtype(dtype).name  # "float32" / "float64", from a dtype, a type or a name
     if JIT_DISABLED or (key, modules, group) in _ENSURED:
         return  # the plan walks code objects (ms): once per (dtype, modules, group) and process
     with _LOCK:
         for k in plan(*modules, group=group):
-            if key in k.done:
-                continue
-            disp = k.dispatcher
-            disp._can_compile = True
-            try:
-                for sig in k.declared(key):
-                    disp.compile(sig)
-            finally:
-                disp._can_compile = False
-            k.done.add(key)
+            k.load(key)
         _ENSURED.add((key, modules, group))
 
 
@@ -270,14 +354,14 @@ def both(template, readonly=(), any_dtype=False):
     """Expand a signature template with `F` into its float32 and float64 versions; the argument
     positions in `readonly` get an extra read-only variant each (caller-owned arrays). With
     `any_dtype` both versions are compiled whatever the model's dtype (kernels that check a
-    caller's input, whose dtype need not be the state's)."""
+    caller's input, whose dtype need not be the state's). Parsed when first loaded
+    (`_signature`)."""
     out = []
     for F, key in (("f4", "float32"), ("f8", "float64")):
-        args, ret = sigutils.normalize_signature(template.replace("F", F))
-        variants = [tuple(args)]
+        variants = [()]
         for i in readonly:
-            variants += [v[:i] + (v[i].copy(readonly=True),) + v[i + 1:] for v in variants]
-        out += [(None if any_dtype else key, ret(*v)) for v in variants]
+            variants += [v + (i,) for v in variants]
+        out += [(None if any_dtype else key, (template.replace("F", F), v)) for v in variants]
     return out
 
 

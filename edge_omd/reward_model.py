@@ -28,7 +28,6 @@ import numpy as np
 from edge_omd import _checks, _deprecated, linalg, projection, state_format
 from edge_omd.population.pack import Pack
 from edge_omd.prior import Prior
-from edge_omd._numba import ensure_compiled
 from edge_omd.config import DTYPES as DTYPE_NAMES
 from edge_omd.config import HYPERPARAMETERS, ITEMSIZE, MAX_DIM, ModelConfig
 from edge_omd.errors import BudgetError, ConfigError, InvalidInputError, NumericalError, StateFormatError
@@ -112,9 +111,6 @@ class RewardModel:
             fingerprint = _check_pack(pack, config, fingerprint)
         cls = SOLVERS[config.solver]
         d, dtype = config.dim, np.dtype(config.dtype)
-        # Compile (or load from the kernel cache) only what this solver and dtype run, once.
-        ensure_compiled(dtype, __name__, cls.__module__,
-                        *(["edge_omd.projection"] if config.radius is not None else []))
         self._config = config
         self._d, self._dtype = d, dtype
         front = {a.name: np.zeros(a.dims(d, 0, {}), a.np_dtype(dtype.itemsize).newbyteorder("="))
@@ -303,9 +299,6 @@ class RewardModel:
         self._choice(np.ascontiguousarray(P), c, w)
 
     def _choice(self, P, c, w):
-        # the choice kernels (group "choice": solvers/mnl.py and the solver's own) compile at
-        # the first choice of this dtype and solver, not with every model
-        ensure_compiled(self._dtype, mnl.__name__, type(self._solver).__module__, group="choice")
         k, d = P.shape
         cw = mnl.make_work(k - 1, d, self._dtype)  # scratch of this call (solvers/mnl.py)
         mnl.differences(P, c, cw.Z)  # z_j = phi_c - phi_j (j != c), in the state's dtype
