@@ -7,7 +7,7 @@
 #      `kernels` (the rule is in tests/conftest.py: tests/runtime plus opt-ins), minus the
 #      jit-only and slow ones (a million pure-Python updates), under coverage.py.
 # Both passes spread their tests over one worker process per core (pytest-xdist, at most
-# MAX_WORKERS; TEST_WORKERS=N overrides, TEST_WORKERS=0 runs in this process), a whole file per
+# MAX_WORKERS; TEST_WORKERS=N overrides, TEST_WORKERS=1 runs in one process), a whole file per
 # worker (--dist loadfile: a file's module-scoped fixtures, e.g. a Java compile, run once);
 # pytest-cov gathers the workers' coverage.
 # The two passes' line coverage of edge_omd/ is combined, printed, and must stay >=
