@@ -6,6 +6,10 @@
 #   2. with NUMBA_DISABLE_JIT=1, the pure-Python path of every kernel: only the tests marked
 #      `kernels` (the rule is in tests/conftest.py: tests/runtime plus opt-ins), minus the
 #      jit-only and slow ones (a million pure-Python updates), under coverage.py.
+# Both passes spread their tests over one worker process per core (pytest-xdist, at most
+# MAX_WORKERS; TEST_WORKERS=N overrides, TEST_WORKERS=1 runs in one process), a whole file per
+# worker (--dist loadfile: a file's module-scoped fixtures, e.g. a Java compile, run once);
+# pytest-cov gathers the workers' coverage.
 # The two passes' line coverage of edge_omd/ is combined, printed, and must stay >=
 # COVERAGE_FLOOR. Each pass prints its 25 slowest tests (--durations) and its wall time.
 # Prints one summary line per step and exits non-zero if any failed. Extra arguments go to both
@@ -19,23 +23,26 @@ COVERAGE_FLOOR=82  # raise it as coverage grows, never lower it; the figure is p
 LOGDIR="$(mktemp -d)"
 trap 'rm -rf "$LOGDIR"' EXIT
 START=$SECONDS
-PYTEST=(-m pytest -q -rfEs -p no:cacheprovider --durations=25)
+MAX_WORKERS=4  # more workers mostly repeat per-process setup (kernel loads, tiny head exports)
+WORKERS="${TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+[ "$WORKERS" -gt "$MAX_WORKERS" ] && WORKERS=$MAX_WORKERS
+PYTEST=(-m pytest -q -rfEs -p no:cacheprovider --durations=25 --cov=edge_omd --cov-report=)
+if [ "$WORKERS" -gt 1 ]; then PYTEST+=(-n "$WORKERS" --dist loadfile); else PYTEST+=(-p no:xdist); fi
 
 echo "[test] lint: ruff check"
 "$VENV_PY" -m ruff check --no-cache . 2>&1 | tee "$LOGDIR/lint.log"
 rc0=${PIPESTATUS[0]}
 
-echo "[test] pass 1/2: compiled kernels, every test, with line coverage of edge_omd/"
+echo "[test] pass 1/2: compiled kernels, every test, with line coverage of edge_omd/ ($WORKERS workers)"
 t1=$SECONDS
-"$VENV_PY" -m coverage run --data-file="$LOGDIR/.coverage.pass1" --source=edge_omd \
-  "${PYTEST[@]}" "$@" tests 2>&1 | tee "$LOGDIR/pass1.log"
+COVERAGE_FILE="$LOGDIR/.coverage.pass1" "$VENV_PY" "${PYTEST[@]}" "$@" tests 2>&1 | tee "$LOGDIR/pass1.log"
 rc1=${PIPESTATUS[0]}
 t1=$((SECONDS - t1))
 
-echo "[test] pass 2/2: NUMBA_DISABLE_JIT=1 (pure-Python kernels), the tests marked kernels"
+echo "[test] pass 2/2: NUMBA_DISABLE_JIT=1 (pure-Python kernels), the tests marked kernels ($WORKERS workers)"
 t2=$SECONDS
-NUMBA_DISABLE_JIT=1 "$VENV_PY" -m coverage run --data-file="$LOGDIR/.coverage.pass2" --source=edge_omd \
-  "${PYTEST[@]}" -m "kernels and not jit and not slow" "$@" tests 2>&1 | tee "$LOGDIR/pass2.log"
+NUMBA_DISABLE_JIT=1 COVERAGE_FILE="$LOGDIR/.coverage.pass2" "$VENV_PY" "${PYTEST[@]}" \
+  -m "kernels and not jit and not slow" "$@" tests 2>&1 | tee "$LOGDIR/pass2.log"
 rc2=${PIPESTATUS[0]}
 t2=$((SECONDS - t2))
 
