@@ -519,8 +519,9 @@ def population_pack(pop: Feedback) -> NewUser:
         return PersonalizerLearner(Personalizer(head, store, f"new-{count[0]}", population=pk),
                                    pop.group)
     make.folder = folder                # removed with the factory
-    make.info = {k: pk.fit[k] for k in ("lam_pop", "rho", "firm", "weakest", "K", "intercept",
-                                        "held_out_prequential", "held_out_population")}
+    make.info = {k: pk.fit.get(k) for k in ("lam_pop", "rho", "firm", "weakest", "K",
+                                            "intercept", "held_out_prequential",
+                                            "held_out_population")}
     return make
 
 

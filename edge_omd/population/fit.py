@@ -513,11 +513,12 @@ def _fit(shards, d, st, fingerprint, pack_id, driver, log, t0):
            "held_out_users": stats["check"], "sampled_users": stats["sample"],
            "lam_pop": lam_pop, "rho": rho, "firm": p0, "weakest": pw, "K": int(min(k, len(Q))),
            "held_out_prequential": scores[best], "held_out_population": loss_pop,
-           "intercept": float(theta_b[d]) if icpt else None,
            "candidates": len(keys), "passes": passes[0], "seed": st.seed,
            "candidate_losses": [[*key, score] for key, score in zip(keys, scores)],
            "item_share": roles.items, "held_out_item_observations": stats["check_held_obs"],
            "solver": st.solver, "dtype": st.dtype}
+    if icpt:              # (absent otherwise: a fit without bare thumbs keeps its bytes)
+        fit["intercept"] = float(theta_b[d])
     pack = make_pack(theta_all, Q, v, p0, pw, k, pack_id=pack_id, fingerprint=fingerprint,
                      fit=fit)
     log(f"[population] fitted in {time.perf_counter() - t0:.1f} s, {passes[0]} passes")
