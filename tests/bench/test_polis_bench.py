@@ -289,7 +289,7 @@ def test_pack_contender_is_a_personalizer_scoring_what_its_model_scores(kind):
 
 def test_quick_cli_writes_json(tmp_path, shared_taste, monkeypatch, capsys):
     root, fn = shared_taste
-    monkeypatch.setattr(PB, "minilm_features", lambda: fn)
+    monkeypatch.setattr(PB, "minilm_features", lambda head="minilm": fn)
     out = tmp_path / "o.json"
     assert PB.main(["--quick", "--data", root, "--json", str(out), "--contenders",
                     "sdk_cold,population,agree_rate"]) == 0
@@ -459,3 +459,15 @@ def test_population_lam_is_chosen_on_population_users_in_the_evaluated_regime(ne
     assert bool(groups_fit & groups_check) == (not new_items)
     lam, losses = popm.choose_lam(pop)
     assert lam in popm.POP_LAMS and len(losses) == len(popm.POP_LAMS)
+
+
+def test_head_views_measures_the_demos_head(monkeypatch):
+    """--head views embeds with the demo's head (issue 20: the MiniLM embedding and its views),
+    the default the MiniLM embedding alone; any other name is refused."""
+    import edge_omd.apps.demo as demo
+    asked = []
+    monkeypatch.setattr(demo, "ensure_demo_head", lambda views, log=None: asked.append(views) or "h")
+    PB.minilm_features("views")
+    assert asked == ["default"] and PB.HEADS["minilm"] == "none"
+    with pytest.raises(SystemExit, match="--head"):
+        PB.minilm_features("other")
