@@ -471,3 +471,25 @@ def test_head_views_measures_the_demos_head(monkeypatch):
     assert asked == ["default"] and PB.HEADS["minilm"] == "none"
     with pytest.raises(SystemExit, match="--head"):
         PB.minilm_features("other")
+
+
+@pytest.mark.parametrize("new_items", [False, True])
+def test_pack_start_is_the_population_models_fit_at_the_packs_lam(new_items):
+    """The pack fitted on thumbs (bench `fit_pack`: bare thumbs) starts at the population
+    model's beta (intercept fitted, then left out) at the lam the pack's own held-out split
+    picks, which bench/population_intercept.py's `one` rule reproduces."""
+    from edge_omd.population.fit import LAMS
+    from edge_omd_bench import population_intercept as PI
+    rng = np.random.default_rng(5)
+    Phi = np.array(list(statement_features(30, 8).values()), np.float32)
+    user = np.repeat(np.arange(50), 12)
+    a = rng.integers(30, size=len(user))
+    up = rng.random(len(user)) < 1 / (1 + np.exp(-(1.0 + 3.0 * Phi[a] @ THETA)))
+    pop = popm.Feedback.thumbs(Phi, user, a, up, seed=2, new_items=new_items)
+    pk = popm.fit_pack(pop)
+    lam = PI.pick(pop, [PI.one_split(pop)], LAMS, True)
+    assert pk.fit["lam_pop"] == lam
+    X, y, w, _ = popm.design(pop)
+    beta, b = popm.fit_logistic(X, y, w, lam, intercept=True)
+    np.testing.assert_allclose(pk.theta0, beta, atol=1e-6)
+    assert pk.fit["intercept"] == pytest.approx(b, abs=1e-6) and b > 0.3
