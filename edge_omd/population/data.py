@@ -213,7 +213,8 @@ class FeatureCacheShard:
     """Users [lo, hi) of a feature cache written by edge_omd/apps/population.py: a folder
     with rows.f32 (all rows, float32, (R, d)), obs.i64 (observation starts, n_obs + 1), y.f64,
     w.f64, users.i64 (each user's first observation, U + 1) and keys.txt (one user id a line).
-    The arrays are memory-mapped: only the user being read is in memory."""
+    The arrays are memory-mapped: only the user being read is in memory. The cache keeps no
+    bare-thumb marks, so a fit over it has no intercept (`UserData.bare`)."""
 
     def __init__(self, folder: str, lo: int, hi: int, d: int):
         self.folder, self.lo, self.hi, self.d = str(folder), int(lo), int(hi), int(d)
