@@ -154,10 +154,21 @@ def conversation_dirs(root: str) -> list[str]:
 
 
 # ================================================================ features ===================
-def minilm_features() -> FeatureFn:
-    """The project's default head (the demo's all-MiniLM-L6-v2, bench/peruser.py's `minilm`)."""
+#: `--head`: the MiniLM embedding alone (the benchmark's head since issue 19, d = 384) or the
+#: demo's head since issue 20 (the embedding and its views, `ensure_demo_head()`)
+HEADS = {"minilm": "none", "views": "default"}
+
+
+def minilm_features(head: str = "minilm") -> FeatureFn:
+    """The all-MiniLM-L6-v2 head of `HEADS` (bench/peruser.py's `minilm`)."""
     from edge_omd_bench.peruser import minilm
-    return minilm("prompt_response")
+    if head not in HEADS:
+        raise SystemExit(f"--head must be one of {', '.join(HEADS)}, got {head!r}")
+    if HEADS[head] == "none":
+        return minilm("prompt_response")
+    from edge_omd.apps.demo import ensure_demo_head
+    return minilm("prompt_response", ensure_demo_head(views=HEADS[head],
+                                                      log=lambda m: print(m, file=sys.stderr)))
 
 
 class _Statements:
@@ -307,6 +318,7 @@ class Config:
     boot: int = 2000
     max_new: Optional[int] = None             # new users evaluated per conversation and seed
     data: str = DEFAULT_DIR
+    head: str = "minilm"                      # a key of HEADS
 
     @classmethod
     def quick(cls, **kw) -> "Config":
@@ -325,7 +337,7 @@ def load(cfg: Config, features: Optional[FeatureFn] = None, log=print):
     if not dirs:
         raise SystemExit(f"no Polis conversation under {cfg.data} (see ../shared/data/polis/README.md; "
                          "--data or EDGE_OMD_POLIS_DIR)")
-    fn = features or minilm_features()
+    fn = features or minilm_features(cfg.head)
     out = []
     for d in dirs:
         conv = load_conversation(d)
@@ -551,6 +563,8 @@ def main(argv=None) -> int:
     ap.add_argument("--boot", type=int)
     ap.add_argument("--max-new", type=int, help="new users evaluated per conversation and seed")
     ap.add_argument("--data", default=DEFAULT_DIR)
+    ap.add_argument("--head", choices=tuple(HEADS), default="minilm", help="the MiniLM "
+                    "embedding alone (default, d = 384) or the demo's head with its views")
     ap.add_argument("--json", help="write results (every per-user AUC) and the summary here")
     a = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -559,7 +573,7 @@ def main(argv=None) -> int:
         threadpool_limits(1)         # a shared machine; every fit here is small
     except ImportError:  # pragma: no cover
         pass
-    kw = {"data": a.data}
+    kw = {"data": a.data, "head": a.head}
     if a.split != "both":
         kw["splits"] = (a.split,)
     if a.seeds:

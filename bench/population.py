@@ -424,8 +424,9 @@ def agree_rate(pop: Feedback) -> NewUser:
 
 def pack_users(pop: Feedback):
     """pop's records as the fit reads them (edge_omd.population.data.UserData), one user each,
-    in record order: a thumb (phi_i, up), a pair (phi_win - phi_lose, 1): what the SDK learns;
-    an observation's item group is its item's `pop.groups()` (a pair's: the preferred one's)."""
+    in record order: a thumb (phi_i, up; a bare thumb), a pair (phi_win - phi_lose, 1): what the
+    SDK learns; an observation's item group is its item's `pop.groups()` (a pair's: the
+    preferred one's)."""
     from edge_omd.population.data import make_user
     Phi = pop.Phi.astype(np.float64)
     groups = pop.groups()
@@ -434,7 +435,8 @@ def pack_users(pop: Feedback):
         idx = np.flatnonzero(pop.user == u)
         obs = [(Phi[pop.first[i]] - Phi[pop.second[i]], 1.0) if pop.second[i] >= 0
                else (Phi[pop.first[i]], float(pop.up[i])) for i in idx]
-        out.append(make_user(f"user-{int(u)}", obs, groups[pop.first[idx]]))
+        out.append(make_user(f"user-{int(u)}", obs, groups[pop.first[idx]],
+                             [bool(pop.second[i] < 0) for i in idx]))
     return out
 
 
@@ -517,8 +519,9 @@ def population_pack(pop: Feedback) -> NewUser:
         return PersonalizerLearner(Personalizer(head, store, f"new-{count[0]}", population=pk),
                                    pop.group)
     make.folder = folder                # removed with the factory
-    make.info = {k: pk.fit[k] for k in ("lam_pop", "rho", "firm", "weakest", "K",
-                                        "held_out_prequential", "held_out_population")}
+    make.info = {k: pk.fit.get(k) for k in ("lam_pop", "rho", "firm", "weakest", "K",
+                                            "intercept", "held_out_prequential",
+                                            "held_out_population")}
     return make
 
 

@@ -120,11 +120,13 @@ def item_group(kind, r) -> int:
 
 
 def observations(records, table):
-    """{user: [(rows, label, weight)]} in file order (what the SDK's model learns), and
-    {user: [item group]} (`item_group`)."""
-    users, groups = {}, {}
+    """{user: [(rows, label, weight)]} in file order (what the SDK's model learns),
+    {user: [item group]} (`item_group`) and {user: [bare thumb?]} (a thumb on one response
+    with no `shown`: z = phi, against reward 0)."""
+    users, groups, bare = {}, {}, {}
     for user, kind, r in records:
         groups.setdefault(user, []).append(item_group(kind, r))
+        bare.setdefault(user, []).append(kind == "thumb" and not r.get("shown"))
         phi = np.stack([table[(r["prompt"], t)] for t in _texts(kind, r)])
         w = float(r.get("weight", 1.0))
         if kind == "pair":
@@ -135,7 +137,7 @@ def observations(records, table):
         else:
             o = (phi, float(r["chosen"]), w)
         users.setdefault(user, []).append(o)
-    return users, groups
+    return users, groups, bare
 
 
 def open_head(folder):
@@ -159,7 +161,7 @@ def fit(args, log) -> object:
                                 "records have no 'user': give every record a user id, or none")
     table, truncated = embed(head, records, log)
     fp = None if head.fingerprint is None else bytes(head.fingerprint)
-    users, groups = observations(records, table)
+    users, groups, bare = observations(records, table)
     log(f"[population] {len(records)} records of {len(users)} users, {len(table)} texts "
         f"embedded ({truncated} truncated by the head)")
     if with_user == 0:       # no user ids: today's prior, as a pack (K = 0)
@@ -171,7 +173,7 @@ def fit(args, log) -> object:
         pack = Pack.from_prior(prior)
         return Pack(pack.theta0, pack.lam, pack.c, pack.V, pack.sign, args.pack_id or "prior",
                     fp, pack.fit)
-    data = [make_user(u, obs, groups[u]) for u, obs in users.items()]
+    data = [make_user(u, obs, groups[u], bare[u]) for u, obs in users.items()]
     n = max(1, int(args.workers))
     shards = [ArrayShard(data[i::n]) for i in range(n)]
     st = Settings(K=args.k, seed=args.seed, item_share=ITEM_SHARE if args.items == "new" else 0.0)

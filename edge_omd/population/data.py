@@ -16,7 +16,7 @@ writes (edge_omd/apps/population.py); bench/ has a synthetic shard that regenera
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -36,6 +36,9 @@ class UserData(NamedTuple):
     g: np.ndarray        # (n,) int64: the item group of each observation (what it was about:
                          # a prompt, an answer); the fit holds groups out to choose its scales
                          # for items nobody in the population saw (`item_hash`)
+    bare: Optional[np.ndarray] = None   # (n,) bool: a bare thumb (z = phi against reward 0),
+                         # whose share of ups the population fit explains by an intercept
+                         # (fit.py, step 2); None: none is
 
     @property
     def n(self) -> int:
@@ -47,7 +50,16 @@ class UserData(NamedTuple):
         sizes = np.diff(self.obs)[keep]
         rows = np.repeat(keep, np.diff(self.obs))
         return UserData(self.key, self.Z[rows], np.concatenate([[0], np.cumsum(sizes)]),
-                        self.y[keep], self.w[keep], self.g[keep])
+                        self.y[keep], self.w[keep], self.g[keep],
+                        None if self.bare is None else self.bare[keep])
+
+    def with_intercept(self) -> "UserData":
+        """The user with one more feature, 1 on the rows of bare thumbs and 0 elsewhere: a
+        model over it has an intercept on bare thumbs (fit.py, step 2)."""
+        col = np.zeros((len(self.Z), 1))
+        if self.bare is not None:
+            col[self.obs[:-1][self.bare], 0] = 1.0
+        return self._replace(Z=np.hstack([self.Z, col]))
 
 
 def text_group(*texts: str) -> int:
@@ -62,10 +74,12 @@ def _rows_group(Z: np.ndarray) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
-def make_user(key, observations, groups=None) -> UserData:
+def make_user(key, observations, groups=None, bare=None) -> UserData:
     """UserData from [(rows (k, d) or (d,), label), ...] or [(rows, label, weight), ...] in time
     order, and each observation's item group (ints, e.g. `text_group(prompt)`; None: a hash of
-    its rows, so an item is its own group). InvalidInputError for anything else."""
+    its rows, so an item is its own group) and whether it is a bare thumb (bools: z = phi, a
+    thumb on one response against reward 0; None: none is). InvalidInputError for anything
+    else."""
     if not isinstance(key, str) or not key:
         raise InvalidInputError(f"a user key must be a non-empty string, got {key!r:.40}")
     rows, obs, ys, ws = [], [0], [], []
@@ -103,8 +117,15 @@ def make_user(key, observations, groups=None) -> UserData:
         if g.shape != (len(rows),):
             raise InvalidInputError(f"user {key!r}: {len(g)} groups for {len(rows)} "
                                     "observations")
+    if bare is not None:
+        bare = list(bare)
+        if len(bare) != len(rows) or not all(isinstance(x, (bool, np.bool_)) for x in bare):
+            raise InvalidInputError(f"user {key!r}: bare must be one bool per observation")
+        bare = np.array(bare, bool)
+        if (bare & (np.diff(obs) != 1)).any():
+            raise InvalidInputError(f"user {key!r}: a bare thumb is one row, not a choice")
     return UserData(key, np.concatenate(rows), np.asarray(obs, np.int64),
-                    np.asarray(ys, np.float64), np.asarray(ws, np.float64), g)
+                    np.asarray(ys, np.float64), np.asarray(ws, np.float64), g, bare)
 
 
 def user_hash(key: str, seed: int) -> float:
@@ -192,7 +213,8 @@ class FeatureCacheShard:
     """Users [lo, hi) of a feature cache written by edge_omd/apps/population.py: a folder
     with rows.f32 (all rows, float32, (R, d)), obs.i64 (observation starts, n_obs + 1), y.f64,
     w.f64, users.i64 (each user's first observation, U + 1) and keys.txt (one user id a line).
-    The arrays are memory-mapped: only the user being read is in memory."""
+    The arrays are memory-mapped: only the user being read is in memory. The cache keeps no
+    bare-thumb marks, so a fit over it has no intercept (`UserData.bare`)."""
 
     def __init__(self, folder: str, lo: int, hi: int, d: int):
         self.folder, self.lo, self.hi, self.d = str(folder), int(lo), int(hi), int(d)

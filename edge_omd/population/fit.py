@@ -17,6 +17,12 @@ The pack (edge_omd/population/pack.py) is theta ~ N(theta_pop, cal_H_0^{-1}) wit
    the Hessian over the sample (scaled to the whole weight: with the sample = everyone it is
    Newton's method, else a sub-sampled Newton step, converging to the same minimiser). lam_pop
    is chosen from LAMS by the log-loss of the held-out users' observations under theta_pop.
+   Bare thumbs (`UserData.bare`: z = phi against reward 0) are fitted with an unpenalised
+   intercept b, as the population model is: without it their share of ups (0.57-0.72 agree
+   on Polis) must be explained by the penalised theta, along the features' common mean, and
+   theta_pop ranks unseen items worse (docs/POPULATION.md, "What it buys"). The user's model
+   has no intercept, so the pack starts it at theta_pop alone (b goes to the fit record);
+   everything from step 3 on sees the model the user has.
 3. The directions: each sampled user's deviation delta_u = argmin L_u(theta_pop + delta) +
    rho/2 ||delta||^2, solved in the user's n_u-dimensional row space (delta = Z_u^T a, Newton on
    a: O(n_u^2 d) a user), summed as S = sum_u delta_u delta_u^T; Q = S's top K eigenvectors,
@@ -135,6 +141,8 @@ class Plan:
     d: int
     theta: Optional[np.ndarray] = None
     include_check: bool = False        # newton / deviations: held-out users count too
+    intercept: bool = False            # newton: theta has one more entry, the intercept of
+                                       # bare thumbs (`UserData.with_intercept`), unpenalised
     rhos: tuple = ()
     E: dict = field(default_factory=dict)     # FixedSum scales by name
     candidates: tuple = ()             # criterion: (Pack, ...)
@@ -143,8 +151,11 @@ class Plan:
 
 def _stats(shard, plan):
     out = {"users": 0, "obs": 0, "W": ExactScalar(), "w_user": 0.0, "zmax": 0.0, "check": 0,
-           "sample": 0, "check_held_obs": 0, "held_obs": 0}
+           "sample": 0, "check_held_obs": 0, "held_obs": 0, "bare": 0, "bare_up": 0}
     for u in shard:
+        if u.bare is not None:
+            out["bare"] += int(u.bare.sum())
+            out["bare_up"] += int((u.y[u.bare] > 0).sum())
         check, sample = plan.roles.of(u.key)
         held = int(plan.roles.held(u).sum())
         out["check_held_obs"] += held if check else 0
@@ -161,7 +172,7 @@ def _stats(shard, plan):
 
 
 def _newton(shard, plan):
-    d = plan.d
+    d = plan.d + plan.intercept
     out = {"loss": ExactScalar(), "W": ExactScalar(), "g": FixedSum((d,), plan.E["g"]),
            "H": FixedSum((d, d), plan.E["H"]), "Wh": ExactScalar(),
            "check_loss": ExactScalar(), "check_W": ExactScalar()}
@@ -172,12 +183,14 @@ def _newton(shard, plan):
                 u = u.take(plan.roles.held(u))
                 if not u.n:
                     continue
+            u = u.with_intercept() if plan.intercept else u
             out["check_loss"].add(terms(u, plan.theta)[0])
             out["check_W"].add(float(np.sum(u.w)))
             continue
         u = plan.roles.fitted(u, check, plan.include_check)
         if u is None:
             continue
+        u = u.with_intercept() if plan.intercept else u
         loss, gm, diag, blocks = terms(u, plan.theta)
         out["loss"].add(loss)
         out["W"].add(float(np.sum(u.w)))
@@ -332,23 +345,26 @@ class LocalDriver:
 
 # ================================================================ the driver's side
 def _newton_fit(run, plan: Plan, lam: float, theta: np.ndarray, log) -> tuple:
-    """(theta, check loss per weight, passes): Newton on sum loss + lam/2 ||theta||^2 from
-    `theta`; each pass one map (gradient over everyone, Hessian over the sample, scaled)."""
-    d = plan.d
+    """(theta, check loss per weight, passes): Newton on sum loss + lam/2 ||theta[:d]||^2 from
+    `theta` (with plan.intercept, theta[d] is the intercept, not penalised); each pass one map
+    (gradient over everyone, Hessian over the sample, scaled)."""
+    d = plan.d + plan.intercept
+    pen = np.full(d, float(lam))
+    pen[plan.d:] = 0.0
     prev = None
     for p in range(1, NEWTON_MAX_PASSES + 1):
         plan.theta = theta
         r = run(plan)
         W, Wh = r["W"].value(), r["Wh"].value()
-        f = r["loss"].value() + 0.5 * lam * float(theta @ theta)
+        f = r["loss"].value() + 0.5 * float(pen @ (theta * theta))
         if prev is not None and f > prev[0] + 1e-12 * max(1.0, abs(prev[0])):
             # the step overshot (far from the optimum): halve it and measure again
             theta = prev[1] - 0.5 * prev[2]
             prev = (prev[0], prev[1], 0.5 * prev[2])
             continue
-        g = r["g"].value() + lam * theta
+        g = r["g"].value() + pen * theta
         H = r["H"].value() * (W / Wh if Wh > 0 else 1.0)
-        H.flat[:: d + 1] += lam
+        H.flat[:: d + 1] += pen
         step = np.linalg.solve(H, g)
         dec = float(g @ step)
         check = r["check_loss"].value() / max(r["check_W"].value(), 1e-300)
@@ -439,19 +455,23 @@ def _fit(shards, d, st, fingerprint, pack_id, driver, log, t0):
             "held-out users' feedback on every item")
         roles.items = 0.0
     W, wu, zmax = stats["W"].value(), stats["w_user"], stats["zmax"]
-    E = {"g": scale_for(2 * wu * zmax), "H": scale_for(2 * wu * zmax * zmax)}
+    # bare thumbs of both kinds: theta_pop is fitted with their intercept (module docstring)
+    icpt = 0 < stats["bare_up"] < stats["bare"]
+    za = float(np.hypot(zmax, 1.0)) if icpt else zmax
+    E = {"g": scale_for(2 * wu * za), "H": scale_for(2 * wu * za * za)}
     log(f"[population] {U} users ({stats['check']} held out, {stats['sample']} sampled), "
         f"{stats['obs']} observations, d = {d}")
 
     # step 2: theta_pop on the fitted users, lam_pop by the held-out log-loss
-    newton = Plan("newton", roles, d, E=E)
-    theta, found = np.zeros(d), []
+    newton = Plan("newton", roles, d, E=E, intercept=icpt)
+    theta, found = np.zeros(d + icpt), []
     for lam in sorted(st.lams, reverse=True):
         theta, loss, p = _newton_fit(run, newton, lam, theta, log)
         found.append((loss, -lam, theta))
         log(f"[population] lam_pop {lam:g}: held-out log-loss {loss:.5f} ({p} passes)")
-    loss_pop, neg_lam, theta_fit = min(found, key=lambda x: (x[0], x[1]))
+    loss_pop, neg_lam, theta_b = min(found, key=lambda x: (x[0], x[1]))
     lam_pop = -neg_lam
+    theta_fit = theta_b[:d]          # the user's model has no intercept: it starts here
 
     # steps 3-4: directions around theta_fit, scales on the held-out users
     K = min(st.K, d)
@@ -481,8 +501,9 @@ def _fit(shards, d, st, fingerprint, pack_id, driver, log, t0):
         f"{len(keys)} candidates")
 
     # step 5: everything again on every user with the chosen settings
-    allp = Plan("newton", roles, d, E=E, include_check=True)
-    theta_all, _, _ = _newton_fit(run, allp, lam_pop, theta_fit, log)
+    allp = Plan("newton", roles, d, E=E, include_check=True, intercept=icpt)
+    theta_b, _, _ = _newton_fit(run, allp, lam_pop, theta_b, log)
+    theta_all = theta_b[:d]
     Q, v = np.zeros((0, d)), np.zeros(0)
     if k:
         dev = run(Plan("deviations", roles, d, theta=theta_all, rhos=(rho,),
@@ -496,6 +517,8 @@ def _fit(shards, d, st, fingerprint, pack_id, driver, log, t0):
            "candidate_losses": [[*key, score] for key, score in zip(keys, scores)],
            "item_share": roles.items, "held_out_item_observations": stats["check_held_obs"],
            "solver": st.solver, "dtype": st.dtype}
+    if icpt:              # (absent otherwise: a fit without bare thumbs keeps its bytes)
+        fit["intercept"] = float(theta_b[d])
     pack = make_pack(theta_all, Q, v, p0, pw, k, pack_id=pack_id, fingerprint=fingerprint,
                      fit=fit)
     log(f"[population] fitted in {time.perf_counter() - t0:.1f} s, {passes[0]} passes")

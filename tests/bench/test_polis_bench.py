@@ -289,7 +289,7 @@ def test_pack_contender_is_a_personalizer_scoring_what_its_model_scores(kind):
 
 def test_quick_cli_writes_json(tmp_path, shared_taste, monkeypatch, capsys):
     root, fn = shared_taste
-    monkeypatch.setattr(PB, "minilm_features", lambda: fn)
+    monkeypatch.setattr(PB, "minilm_features", lambda head="minilm": fn)
     out = tmp_path / "o.json"
     assert PB.main(["--quick", "--data", root, "--json", str(out), "--contenders",
                     "sdk_cold,population,agree_rate"]) == 0
@@ -459,3 +459,37 @@ def test_population_lam_is_chosen_on_population_users_in_the_evaluated_regime(ne
     assert bool(groups_fit & groups_check) == (not new_items)
     lam, losses = popm.choose_lam(pop)
     assert lam in popm.POP_LAMS and len(losses) == len(popm.POP_LAMS)
+
+
+def test_head_views_measures_the_demos_head(monkeypatch):
+    """--head views embeds with the demo's head (issue 20: the MiniLM embedding and its views),
+    the default the MiniLM embedding alone; any other name is refused."""
+    import edge_omd.apps.demo as demo
+    asked = []
+    monkeypatch.setattr(demo, "ensure_demo_head", lambda views, log=None: asked.append(views) or "h")
+    PB.minilm_features("views")
+    assert asked == ["default"] and PB.HEADS["minilm"] == "none"
+    with pytest.raises(SystemExit, match="--head"):
+        PB.minilm_features("other")
+
+
+@pytest.mark.parametrize("new_items", [False, True])
+def test_pack_start_is_the_population_models_fit_at_the_packs_lam(new_items):
+    """The pack fitted on thumbs (bench `fit_pack`: bare thumbs) starts at the population
+    model's beta (intercept fitted, then left out) at the lam the pack's own held-out split
+    picks, which bench/population_intercept.py's `one` rule reproduces."""
+    from edge_omd.population.fit import LAMS
+    from edge_omd_bench import population_intercept as PI
+    rng = np.random.default_rng(5)
+    Phi = np.array(list(statement_features(30, 8).values()), np.float32)
+    user = np.repeat(np.arange(50), 12)
+    a = rng.integers(30, size=len(user))
+    up = rng.random(len(user)) < 1 / (1 + np.exp(-(1.0 + 3.0 * Phi[a] @ THETA)))
+    pop = popm.Feedback.thumbs(Phi, user, a, up, seed=2, new_items=new_items)
+    pk = popm.fit_pack(pop)
+    lam = PI.pick(pop, [PI.one_split(pop)], LAMS, True)
+    assert pk.fit["lam_pop"] == lam
+    X, y, w, _ = popm.design(pop)
+    beta, b = popm.fit_logistic(X, y, w, lam, intercept=True)
+    np.testing.assert_allclose(pk.theta0, beta, atol=1e-6)
+    assert pk.fit["intercept"] == pytest.approx(b, abs=1e-6) and b > 0.3

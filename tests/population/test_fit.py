@@ -133,3 +133,60 @@ def test_item_groups_are_held_out_together_and_the_fit_records_it():
     assert full.to_bytes() == part.to_bytes() and 0 < b < a
     pack = fit_population([ArrayShard(_population()[0])], d=D, settings=SMALL)
     assert pack.fit["item_share"] == 0.3 and pack.fit["held_out_item_observations"] > 0
+
+
+def _thumb_population(bare: bool, n=80, d=D, seed=0):
+    """Items that share a mean feature (as a head's embeddings of one topic do), voted up 85 %
+    of the time, ranked by a direction w orthogonal to that mean: bare thumbs (z = phi)."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros(d)
+    m[0] = 1.0
+    w = np.zeros(d)
+    w[1] = 1.0
+    items = m + 0.3 * rng.normal(size=(40, d))
+    users = []
+    for u in range(n):
+        idx = rng.integers(40, size=15)
+        p = 1 / (1 + np.exp(-(2.5 + 3.0 * items[idx] @ w)))
+        obs = [(items[i], float(rng.random() < q)) for i, q in zip(idx, p)]
+        users.append(make_user(f"user-{u}", obs, [int(i) for i in idx],
+                               [True] * len(obs) if bare else None))
+    return users, items, w
+
+
+def test_bare_thumbs_fit_theta_pop_with_their_intercept():
+    """theta_pop of bare thumbs is the optimum of the loss WITH an unpenalised intercept (the
+    population model's), so their share of ups does not lean theta_pop along the items' mean
+    feature: theta_pop ranks by what tells items apart. Without the bare marks: no intercept."""
+    st = Settings(K=0, ks=(0,), lams=(30.0,), rhos=(1.0,), firm=(10.0,), weak=(10.0,),
+                  dtype="float64", item_share=0.0)
+    users, items, w = _thumb_population(bare=True)
+    pack = fit_population([ArrayShard(users)], d=D, settings=st)
+    b = pack.fit["intercept"]
+    assert b is not None and b > 1.0
+    g, gb = 30.0 * pack.theta0, 0.0
+    for u in users:
+        _l, gm, _d, _b = terms(u.with_intercept(), np.r_[pack.theta0, b])
+        g += u.Z.T @ gm
+        gb += gm.sum()
+    assert np.abs(g).max() < 1e-6 * len(users) and abs(gb) < 1e-6 * len(users)
+    cos = float(pack.theta0 @ w) / np.linalg.norm(pack.theta0)
+    unmarked = fit_population([ArrayShard(_thumb_population(bare=False)[0])], d=D, settings=st)
+    assert "intercept" not in unmarked.fit
+    cos_without = float(unmarked.theta0 @ w) / np.linalg.norm(unmarked.theta0)
+    assert cos > 0.9 and cos_without < 0.5
+
+
+def test_bare_marks_are_checked():
+    from edge_omd.errors import InvalidInputError
+    z = np.ones(D)
+    assert make_user("a", [(z, 1.0), (z, 0.0)], bare=[True, False]).bare.tolist() == [True, False]
+    with pytest.raises(InvalidInputError, match="one bool per observation"):
+        make_user("a", [(z, 1.0)], bare=[True, False])
+    with pytest.raises(InvalidInputError, match="one bool per observation"):
+        make_user("a", [(z, 1.0)], bare=[1])
+    with pytest.raises(InvalidInputError, match="not a choice"):
+        make_user("a", [(np.ones((2, D)), 1)], bare=[True])
+    u = make_user("a", [(z, 1.0), (np.ones((2, D)), 1), (z, 0.0)], bare=[True, False, True])
+    assert u.take(np.array([False, True, True])).bare.tolist() == [False, True]
+    assert u.with_intercept().Z[:, -1].tolist() == [1.0, 0.0, 0.0, 1.0]
