@@ -324,20 +324,23 @@ def validation_split(pop: Feedback, repeat: int = 0) -> tuple[np.ndarray, np.nda
     return fit, check
 
 
-def choose_lam(pop: Feedback, lams=POP_LAMS) -> tuple[float, list]:
-    """The population model's lam: for each of POP_VALIDATION_REPEATS `validation_split`s and
-    each lam, fitted on the split's fit records and scored by the log-loss of its checked
-    records; the smallest mean log-loss per checked record (pooled over the splits) wins (a
-    tie: the larger lam). Returns (lam, losses per lam)."""
+def choose_lam(pop: Feedback, lams=POP_LAMS, splits=None,
+               intercept: Optional[bool] = None) -> tuple[float, list]:
+    """The population model's lam: for each (fit, check) record split (default: the
+    POP_VALIDATION_REPEATS `validation_split`s) and each lam, fitted on the split's fit records
+    (with an intercept where there are thumbs, unless `intercept` says) and scored by the
+    log-loss of its checked records; the smallest mean log-loss per checked record (pooled over
+    the splits) wins (a tie: the larger lam). Returns (lam, losses per lam)."""
+    if splits is None:
+        splits = (validation_split(pop, r) for r in range(POP_VALIDATION_REPEATS))
     total, count = np.zeros(len(lams)), 0.0
-    for r in range(POP_VALIDATION_REPEATS):
-        fit, check = validation_split(pop, r)
+    for fit, check in splits:
         if not fit.any() or not check.any():
             continue
         X, y, w, thumbs = design(pop, fit)
         Xv, yv, wv, _ = design(pop, check)
         for j, lam in enumerate(lams):
-            beta, b = fit_logistic(X, y, w, lam, intercept=thumbs)
+            beta, b = fit_logistic(X, y, w, lam, intercept=thumbs if intercept is None else intercept)
             m = Xv @ beta + b
             total[j] += float(wv @ (np.logaddexp(0.0, m) - yv * m))
         count += float(wv.sum())

@@ -43,17 +43,7 @@ def one_split(pop: popm.Feedback):
 
 def pick(pop, splits, lams, intercept: bool) -> float:
     """The lam of `lams` with the smallest held-out log-loss per record over `splits`."""
-    total, count = np.zeros(len(lams)), 0.0
-    for fit, check in splits:
-        X, y, w, _ = popm.design(pop, fit)
-        Xv, yv, wv, _ = popm.design(pop, check)
-        for j, lam in enumerate(lams):
-            beta, b = popm.fit_logistic(X, y, w, lam, intercept=intercept)
-            m = Xv @ beta + b
-            total[j] += float(wv @ (np.logaddexp(0.0, m) - yv * m))
-        count += float(wv.sum())
-    losses = total / count
-    return float(lams[min(range(len(lams)), key=lambda j: (round(losses[j], 12), -lams[j]))])
+    return popm.choose_lam(pop, lams, splits, intercept)[0]
 
 
 def variants(pop: popm.Feedback) -> dict:
