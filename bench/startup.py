@@ -72,16 +72,20 @@ def _child(argv, cache, env):
     return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def _median(samples):
-    return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
+def _summary(samples):
+    """(median wall, max peak RSS, min wall, max wall, median CPU) of one row's processes."""
+    walls = [s[0] for s in samples]
+    return (statistics.median(walls), max(s[1] for s in samples), min(walls), max(walls),
+            statistics.median(s[2] for s in samples))
 
 
-def _spread(samples):
-    return min(s[0] for s in samples), max(s[0] for s in samples)
-
-
-def _cpu(samples):
-    return statistics.median(s[2] for s in samples)
+def _line(name, row, floor=None):
+    """A printed row: wall, its difference to the floor's, [min, max], CPU, its difference to
+    the floor's, peak RSS (no differences on the floor's own row)."""
+    wall, rss, lo, hi, cpu = row
+    dw, dc = (f"{'':>8}",) * 2 if floor is None else (f"{wall - floor[0]:+8.3f}",
+                                                      f"{cpu - floor[4]:+8.3f}")
+    return f"{name:<38} {wall:7.3f} {dw} {lo:7.3f} {hi:7.3f} {cpu:7.3f} {dc} {rss:8.0f}"
 
 
 def _env(root, tag, source_only, path=None):
@@ -146,7 +150,8 @@ def main(argv=None) -> int:
                 rows[rev + "warm first update"].append(_child([py, "-c", first], warm_cache, e))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    floor, floor_rss = _median(rows["floor"])
+    fl = _summary(rows["floor"])
+    floor = fl[0]
     targets = {"cold import": ("floor + 0.6 s", floor + 0.6),
                "cold first update": ("8 s", 8.0),
                "warm first update": ("floor + 0.2 s", floor + 0.2),
@@ -158,25 +163,15 @@ def main(argv=None) -> int:
           + f"; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'what':<38} {'wall s':>7} {'- floor':>8} {'min':>7} {'max':>7} {'cpu s':>7} "
           f"{'- floor':>8} {'RSS MiB':>8}  target (wall)")
-    lo, hi = _spread(rows["floor"])
-    cpu_floor = _cpu(rows["floor"])
-    print(f"{'floor: ' + FLOOR:<38} {floor:7.3f} {'':>8} {lo:7.3f} {hi:7.3f} {cpu_floor:7.3f} "
-          f"{'':>8} {floor_rss:8.0f}")
-    bare, bare_rss = _median(rows["bare"])
-    lo, hi = _spread(rows["bare"])
-    cpu = _cpu(rows["bare"])
-    print(f"{BARE:<38} {bare:7.3f} {bare - floor:+8.3f} {lo:7.3f} {hi:7.3f} {cpu:7.3f} "
-          f"{cpu - cpu_floor:+8.3f} {bare_rss:8.0f}  (reference)")
+    print(_line("floor: " + FLOOR, fl))
+    print(_line(BARE, _summary(rows["bare"]), fl) + "  (reference)")
     ok = True
     for rev in revs:
         for name, (label, limit) in targets.items():
-            wall, rss = _median(rows[rev + name])
-            lo, hi = _spread(rows[rev + name])
-            cpu = _cpu(rows[rev + name])
-            met = wall <= limit
+            row = _summary(rows[rev + name])
+            met = row[0] <= limit
             ok &= met or bool(rev)
-            print(f"{rev + name:<38} {wall:7.3f} {wall - floor:+8.3f} {lo:7.3f} {hi:7.3f} "
-                  f"{cpu:7.3f} {cpu - cpu_floor:+8.3f} {rss:8.0f}  <= {label} ({limit:.2f} s): "
+            print(_line(rev + name, row, fl) + f"  <= {label} ({limit:.2f} s): "
                   f"{'met' if met else 'MISSED'}")
     if args.baseline:  # paired within a round: the load of that round hits both alike
         for name in ("warm first update", "cold first update"):
